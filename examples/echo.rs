@@ -1,0 +1,78 @@
+//! TCP echo server.
+//!
+//! `cargo run --release --example echo -- --addr 127.0.0.1:7000 --workers 1 [--sqpoll] [--backend epoll]`
+//!
+//! Prints its counters on exit (Ctrl-C).
+
+use anyhow::Context;
+use clap::Parser;
+use ringcore::{BackendKind, Conn, ConnInfo, Handler, Listeners, Runtime, Serve, SocketOptions};
+use std::time::Duration;
+
+/// ringcore echo server: every byte received is sent back.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Address to listen on (IPv4 or IPv6, e.g. [::1]:7000).
+    #[arg(long, default_value = "127.0.0.1:7000")]
+    addr: String,
+    /// Worker threads, one per core (default: every allowed CPU).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Backend: auto (io_uring, falling back to epoll), uring or epoll.
+    #[arg(long, default_value = "auto")]
+    backend: BackendKind,
+    /// Enable SQPOLL (a kernel thread polls the submission queue).
+    #[arg(long)]
+    sqpoll: bool,
+    /// Pin workers to these CPUs (comma-separated), e.g. --cpus 0.
+    #[arg(long, value_delimiter = ',')]
+    cpus: Vec<usize>,
+    /// Close connections idle for this many seconds (0: never).
+    #[arg(long, default_value_t = 0)]
+    idle_timeout: u64,
+}
+
+struct Echo {
+    idle: Option<Duration>,
+}
+
+impl Handler for Echo {
+    fn on_open(&mut self, conn: &mut Conn<'_>) {
+        conn.set_idle_timeout(self.idle);
+    }
+
+    fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) -> usize {
+        conn.send(data);
+        data.len()
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let mut b = Runtime::builder().backend(args.backend);
+    if let Some(w) = args.workers {
+        b = b.workers(w);
+    }
+    if args.sqpoll {
+        b = b.sqpoll(Duration::from_millis(100), None);
+    }
+    if !args.cpus.is_empty() {
+        b = b.cpus(args.cpus.clone());
+    }
+    let rt = b.build().context("invalid runtime configuration")?;
+    let listeners = Listeners::bind(&args.addr[..], rt.config().workers, &SocketOptions::default())
+        .with_context(|| format!("cannot listen on {}", args.addr))?;
+    eprintln!(
+        "echo: listening on {} with {} worker(s), backend {}",
+        listeners.local_addr(),
+        rt.config().workers,
+        ringcore::runtime::probe_backend(rt.config()).map(|b| b.name()).unwrap_or("unavailable"),
+    );
+    let handle = rt.handle();
+    let idle = (args.idle_timeout > 0).then(|| Duration::from_secs(args.idle_timeout));
+    rt.serve(listeners, move |_: &ConnInfo| Echo { idle })
+        .context("server failed")?;
+    eprint!("{}", handle.metrics().to_prometheus());
+    Ok(())
+}

@@ -1,0 +1,177 @@
+//! Connection state: what a slot holds besides the user's handler, and the worker
+//! context callbacks reach through [`Conn`](crate::Conn).
+//!
+//! A connection's life, as flags:
+//!
+//! ```text
+//! accepted -> on_open -> [RECV_ARMED] <-> on_data ... -> close requested (CLOSING)
+//!   -> queue drained (or ABORT) -> cancel in-flight ops + close fd (CLOSE_SENT)
+//!   -> every op's final completion -> slot released -> on_close
+//! ```
+//!
+//! Requests from callbacks only set flags and mark the connection dirty; the server's
+//! `flush` turns dirty connections into ops once per loop turn.
+
+use crate::handler::CloseReason;
+use crate::wqueue::{Spare, WriteQueue};
+use ringcore_runtime::{OpKind, TimerWheel, Token};
+use std::os::fd::RawFd;
+use std::time::{Duration, Instant};
+
+pub(crate) const RECV_ARMED: u16 = 1 << 0;
+pub(crate) const PAUSED: u16 = 1 << 1;
+pub(crate) const EOF: u16 = 1 << 2;
+pub(crate) const CLOSING: u16 = 1 << 3;
+pub(crate) const ABORT: u16 = 1 << 4;
+pub(crate) const SHUT_WANT: u16 = 1 << 5;
+pub(crate) const SHUT_SENT: u16 = 1 << 6;
+pub(crate) const CLOSE_SENT: u16 = 1 << 7;
+pub(crate) const DIRTY: u16 = 1 << 8;
+pub(crate) const TIMER: u16 = 1 << 9;
+
+/// Default most unconsumed input bytes kept for a handler.
+pub const DEFAULT_MAX_PENDING: u32 = 1 << 20;
+
+/// A connection's state, apart from its handler.
+pub struct ConnCore {
+    pub(crate) fd: RawFd,
+    /// Token of this slot (kind `Recv`); other ops use `with_kind`.
+    pub(crate) token: Token,
+    pub(crate) flags: u16,
+    pub(crate) max_pending: u32,
+    /// Idle timeout in ms (0: none).
+    pub(crate) idle_ms: u32,
+    /// When the idle timeout fires if nothing happens.
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) out: WriteQueue,
+    /// Unconsumed input (empty, without allocation, while idle).
+    pub(crate) pending: Vec<u8>,
+    pub(crate) reason: Option<CloseReason>,
+}
+
+impl ConnCore {
+    pub(crate) fn new(fd: RawFd, token: Token) -> ConnCore {
+        ConnCore {
+            fd,
+            token,
+            flags: 0,
+            max_pending: DEFAULT_MAX_PENDING,
+            idle_ms: 0,
+            deadline: None,
+            out: WriteQueue::default(),
+            pending: Vec::new(),
+            reason: None,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn has(&self, f: u16) -> bool {
+        self.flags & f != 0
+    }
+
+    #[inline]
+    pub(crate) fn set(&mut self, f: u16) {
+        self.flags |= f;
+    }
+
+    #[inline]
+    pub(crate) fn clear(&mut self, f: u16) {
+        self.flags &= !f;
+    }
+
+    /// No more sends are accepted (closing, aborting or write side shut down).
+    pub(crate) fn write_closed(&self) -> bool {
+        self.has(CLOSING | ABORT | SHUT_WANT | CLOSE_SENT)
+    }
+
+    pub(crate) fn want_shutdown_write(&mut self) {
+        self.set(SHUT_WANT);
+    }
+
+    pub(crate) fn want_close(&mut self, reason: CloseReason) {
+        if !self.has(CLOSING) {
+            self.reason.get_or_insert(reason);
+            self.set(CLOSING);
+        }
+    }
+
+    pub(crate) fn want_abort(&mut self) {
+        self.reason.get_or_insert(CloseReason::Local);
+        self.set(CLOSING | ABORT);
+    }
+
+    /// Abort with a specific reason (errors, panics, shutdown).
+    pub(crate) fn fail(&mut self, reason: CloseReason) {
+        if self.reason.is_none() || !self.has(CLOSING) {
+            self.reason = Some(reason);
+        }
+        self.set(CLOSING | ABORT);
+    }
+
+    pub(crate) fn set_paused(&mut self, on: bool) {
+        if on {
+            self.set(PAUSED);
+        } else {
+            self.clear(PAUSED);
+        }
+    }
+
+    /// Activity: push the idle deadline back.
+    #[inline]
+    pub(crate) fn touch(&mut self, now: Instant) {
+        if self.idle_ms != 0 {
+            self.deadline = Some(now + Duration::from_millis(self.idle_ms as u64));
+        }
+    }
+}
+
+/// Per-worker state shared by every connection's callbacks.
+pub struct WorkerCtx {
+    pub(crate) worker: usize,
+    pub(crate) now: Instant,
+    pub(crate) draining: bool,
+    /// Slots with requests to turn into ops at the end of the turn.
+    pub(crate) dirty: Vec<u32>,
+    pub(crate) spare: Spare,
+    pub(crate) timers: TimerWheel,
+}
+
+impl WorkerCtx {
+    pub(crate) fn new(worker: usize, now: Instant) -> WorkerCtx {
+        WorkerCtx {
+            worker,
+            now,
+            draining: false,
+            dirty: Vec::with_capacity(256),
+            spare: Spare::default(),
+            timers: TimerWheel::new(now),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn mark_dirty(&mut self, core: &mut ConnCore) {
+        if !core.has(DIRTY) {
+            core.set(DIRTY);
+            self.dirty.push(core.token.slot());
+        }
+    }
+
+    pub(crate) fn set_idle_timeout(&mut self, core: &mut ConnCore, timeout: Option<Duration>) {
+        match timeout {
+            Some(t) if !t.is_zero() => {
+                core.idle_ms = t.as_millis().clamp(1, u32::MAX as u128) as u32;
+                let d = self.now + Duration::from_millis(core.idle_ms as u64);
+                core.deadline = Some(d);
+                if !core.has(TIMER) {
+                    core.set(TIMER);
+                    self.timers
+                        .insert(d, core.token.with_kind(OpKind::Timeout).raw());
+                }
+            }
+            _ => {
+                core.idle_ms = 0;
+                core.deadline = None;
+            }
+        }
+    }
+}

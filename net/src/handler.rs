@@ -1,0 +1,223 @@
+//! The callback handler API: [`Factory`] makes one [`Handler`] per connection; the
+//! handler's callbacks get a [`Conn`] to ask for work.
+//!
+//! Callbacks run on the connection's worker thread, one at a time, never re-entrantly.
+//! Everything a callback asks for (sends, close, pause) is queued and submitted at the
+//! end of the worker's loop turn, so all sends of one turn leave in one send op.
+
+use crate::conn::{ConnCore, WorkerCtx};
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Why a connection closed; passed to [`Handler::on_close`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The handler called [`Conn::close`] (or the default `on_eof`/`on_timeout` did).
+    Local,
+    /// The peer closed its side and everything queued was sent.
+    PeerClosed,
+    /// A socket error: reset by peer, broken pipe, timeout from the kernel, ...
+    Error(io::Error),
+    /// The idle timeout fired and the handler did not keep the connection.
+    IdleTimeout,
+    /// The runtime is shutting down and the drain deadline passed.
+    Shutdown,
+    /// A callback panicked; the panic message was logged.
+    Panic,
+}
+
+/// Per-connection callbacks. The value lives in the connection's slot and dies on its
+/// worker; it need not be `Send`.
+pub trait Handler: 'static {
+    /// The connection is accepted and registered; reading starts after this returns.
+    fn on_open(&mut self, conn: &mut Conn<'_>) {
+        let _ = conn;
+    }
+
+    /// Bytes arrived. `data` is everything unconsumed so far (earlier leftovers first).
+    /// Return how many bytes were consumed; the rest is kept and offered again with the
+    /// next bytes. Returning 0 with a full buffer of leftovers (see
+    /// [`Conn::set_max_pending`]) closes the connection with an error.
+    fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) -> usize;
+
+    /// The write queue drained (every queued byte was handed to the kernel).
+    fn on_sent(&mut self, conn: &mut Conn<'_>) {
+        let _ = conn;
+    }
+
+    /// The peer shut down its sending side (read returned end of stream). The default
+    /// closes the connection once everything queued has been sent.
+    fn on_eof(&mut self, conn: &mut Conn<'_>) {
+        conn.close();
+    }
+
+    /// The idle timeout ([`Conn::set_idle_timeout`]) fired. The default closes. A
+    /// handler that wants to keep the connection sets a new timeout.
+    fn on_timeout(&mut self, conn: &mut Conn<'_>) {
+        conn.close_with(CloseReason::IdleTimeout);
+    }
+
+    /// The connection is gone: the fd is closed and no op is in flight.
+    fn on_close(&mut self, reason: CloseReason) {
+        let _ = reason;
+    }
+}
+
+/// What a factory knows about a new connection. Addresses are looked up on demand
+/// (one `getpeername`/`getsockname` each), so a factory that does not ask pays nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    pub(crate) fd: std::os::fd::RawFd,
+    pub(crate) worker: usize,
+}
+
+impl ConnInfo {
+    /// The peer's address.
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        crate::addr::peer_addr(self.fd)
+    }
+
+    /// Our address.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        crate::addr::local_addr(self.fd)
+    }
+
+    /// The worker that owns the connection.
+    pub fn worker(&self) -> usize {
+        self.worker
+    }
+}
+
+/// Makes one handler per accepted connection. Shared by every worker.
+pub trait Factory: Send + Sync + 'static {
+    /// The per-connection handler type.
+    type Handler: Handler;
+    /// A handler for a new connection.
+    fn make(&self, info: &ConnInfo) -> Self::Handler;
+}
+
+impl<F, H> Factory for F
+where
+    F: Fn(&ConnInfo) -> H + Send + Sync + 'static,
+    H: Handler,
+{
+    type Handler = H;
+    fn make(&self, info: &ConnInfo) -> H {
+        self(info)
+    }
+}
+
+/// A callback's view of its connection.
+pub struct Conn<'a> {
+    pub(crate) core: &'a mut ConnCore,
+    pub(crate) ctx: &'a mut WorkerCtx,
+}
+
+impl Conn<'_> {
+    /// Queues a copy of `data` for sending. Sends of one loop turn leave together in one
+    /// vectored send; order is preserved. Ignored after `close`.
+    pub fn send(&mut self, data: &[u8]) {
+        if data.is_empty() || self.core.write_closed() {
+            return;
+        }
+        self.core.out.push_copy(data, &mut self.ctx.spare);
+        self.ctx.mark_dirty(self.core);
+    }
+
+    /// Queues `data` without copying it.
+    pub fn send_owned(&mut self, data: Vec<u8>) {
+        if data.is_empty() || self.core.write_closed() {
+            return;
+        }
+        self.core.out.push_owned(data);
+        self.ctx.mark_dirty(self.core);
+    }
+
+    /// Bytes queued and not yet handed to the kernel (for backpressure).
+    pub fn pending_write(&self) -> usize {
+        self.core.out.len()
+    }
+
+    /// After everything queued is sent, shut down our sending side (FIN). Reading goes on.
+    pub fn shutdown_write(&mut self) {
+        self.core.want_shutdown_write();
+        self.ctx.mark_dirty(self.core);
+    }
+
+    /// Closes gracefully: stop reading, send everything queued, then close. `on_close`
+    /// follows with [`CloseReason::Local`].
+    pub fn close(&mut self) {
+        self.close_with(CloseReason::Local);
+    }
+
+    /// Like [`close`](Self::close) with the reason `on_close` will see.
+    pub fn close_with(&mut self, reason: CloseReason) {
+        self.core.want_close(reason);
+        self.ctx.mark_dirty(self.core);
+    }
+
+    /// Closes now, dropping anything unsent (the peer may see a reset).
+    pub fn abort(&mut self) {
+        self.core.want_abort();
+        self.ctx.mark_dirty(self.core);
+    }
+
+    /// Sets (or with `None` clears) the idle timeout: `on_timeout` runs when no bytes
+    /// arrived or left for this long. Re-armed by activity.
+    pub fn set_idle_timeout(&mut self, timeout: Option<Duration>) {
+        self.ctx.set_idle_timeout(self.core, timeout);
+    }
+
+    /// Stops delivering `on_data` until [`resume_reading`](Self::resume_reading); the
+    /// kernel's receive buffer fills and the peer is slowed down.
+    pub fn pause_reading(&mut self) {
+        self.core.set_paused(true);
+        self.ctx.mark_dirty(self.core);
+    }
+
+    /// Undoes [`pause_reading`](Self::pause_reading).
+    pub fn resume_reading(&mut self) {
+        self.core.set_paused(false);
+        self.ctx.mark_dirty(self.core);
+    }
+
+    /// Most unconsumed bytes kept for the handler (default 1 MiB). When `on_data`
+    /// consumes nothing and this much is pending, the connection closes with an error.
+    pub fn set_max_pending(&mut self, bytes: usize) {
+        self.core.max_pending = bytes as u32;
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        crate::addr::peer_addr(self.core.fd)
+    }
+
+    /// Our address.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        crate::addr::local_addr(self.core.fd)
+    }
+
+    /// The worker that owns this connection.
+    pub fn worker_id(&self) -> usize {
+        self.ctx.worker
+    }
+
+    /// The loop turn's clock.
+    pub fn now(&self) -> Instant {
+        self.ctx.now
+    }
+
+    /// True once the runtime started a graceful shutdown: finish the current exchange
+    /// and close (an HTTP server answers with `Connection: close`).
+    pub fn is_draining(&self) -> bool {
+        self.ctx.draining
+    }
+
+    /// The raw socket, for options this API does not cover. Do not close it or read or
+    /// write it directly.
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.core.fd
+    }
+}

@@ -1,0 +1,24 @@
+//! # ringcore-net
+//!
+//! Sockets, per-worker `SO_REUSEPORT` listeners, the connection state machine and the
+//! callback handler API of ringcore, on top of `ringcore-runtime`'s workers.
+//!
+//! A [`Factory`] makes one [`Handler`] per accepted connection; the handler's callbacks
+//! (`on_open`, `on_data`, `on_sent`, `on_eof`, `on_timeout`, `on_close`) get a [`Conn`]
+//! through which they send, shut down, close, pause reading and set timers.
+
+#![warn(missing_docs)]
+
+pub mod addr;
+mod conn;
+mod handler;
+#[cfg(feature = "http")]
+pub mod http;
+mod server;
+pub mod socket;
+mod wqueue;
+
+pub use conn::DEFAULT_MAX_PENDING;
+pub use handler::{CloseReason, Conn, ConnInfo, Factory, Handler};
+pub use server::{IntoListeners, Serve};
+pub use socket::{Keepalive, Listeners, SocketOptions};

@@ -1,0 +1,270 @@
+//! The per-connection write queue and its in-flight send.
+//!
+//! Sends are queued as chunks. One send op at a time carries up to [`MAX_IOV`] chunks
+//! as a vectored `sendmsg`; the `msghdr` and iovecs live in a boxed [`SendBuf`] owned
+//! by the queue. While a send is in flight:
+//!
+//! * INVARIANT: the first `inflight_chunks` chunks are neither modified, grown nor
+//!   dropped (the kernel reads their heap bytes); new bytes go to later chunks;
+//! * INVARIANT: `msg` is not touched (the kernel reads the msghdr and iovecs).
+//!
+//! Chunk buffers and the `SendBuf` come from and return to a per-worker [`Spare`]
+//! pool, so an idle connection holds no buffer and a busy one allocates nothing.
+
+use std::collections::VecDeque;
+
+/// Most iovecs per send.
+pub const MAX_IOV: usize = 32;
+/// Small sends are appended to the last chunk until it holds this much.
+const COALESCE: usize = 16 * 1024;
+/// Buffers larger than this are not kept in the spare pool.
+const SPARE_MAX_CAP: usize = 64 * 1024;
+/// Most buffers kept in the spare pool.
+const SPARE_MAX: usize = 1024;
+
+/// The memory one send op references.
+pub struct SendBuf {
+    msg: libc::msghdr,
+    iov: [libc::iovec; MAX_IOV],
+}
+
+/// Per-worker pool of reusable chunk buffers and send headers.
+#[derive(Default)]
+pub struct Spare {
+    bufs: Vec<Vec<u8>>,
+    sends: Vec<Box<SendBuf>>,
+}
+
+impl Spare {
+    fn buf(&mut self, min: usize) -> Vec<u8> {
+        match self.bufs.pop() {
+            Some(mut b) => {
+                b.reserve(min);
+                b
+            }
+            None => Vec::with_capacity(min.max(4096)),
+        }
+    }
+
+    fn give(&mut self, mut b: Vec<u8>) {
+        if b.capacity() <= SPARE_MAX_CAP && self.bufs.len() < SPARE_MAX {
+            b.clear();
+            self.bufs.push(b);
+        }
+    }
+
+    fn send_buf(&mut self) -> Box<SendBuf> {
+        self.sends.pop().unwrap_or_else(|| {
+            // SAFETY: msghdr and iovec are plain data; all-zero is valid (null pointers,
+            // zero lengths) and every field we use is set before submission.
+            Box::new(unsafe { std::mem::zeroed::<SendBuf>() })
+        })
+    }
+}
+
+/// A connection's queued output.
+#[derive(Default)]
+pub struct WriteQueue {
+    chunks: VecDeque<Vec<u8>>,
+    /// Bytes of `chunks[0]` already sent.
+    head: usize,
+    /// Unsent bytes, in flight or not.
+    len: usize,
+    inflight_chunks: usize,
+    inflight_bytes: usize,
+    msg: Option<Box<SendBuf>>,
+}
+
+impl WriteQueue {
+    /// Unsent bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// True while a send op is in flight.
+    pub fn in_flight(&self) -> bool {
+        self.inflight_bytes > 0
+    }
+
+    /// Appends a copy of `data`, coalescing into the last chunk when it is not in flight.
+    pub fn push_copy(&mut self, data: &[u8], spare: &mut Spare) {
+        let n = self.chunks.len();
+        if n > self.inflight_chunks {
+            let last = &mut self.chunks[n - 1];
+            if last.len() + data.len() <= COALESCE.max(last.capacity()) {
+                last.extend_from_slice(data);
+                self.len += data.len();
+                return;
+            }
+        }
+        let mut b = spare.buf(data.len());
+        b.extend_from_slice(data);
+        self.chunks.push_back(b);
+        self.len += data.len();
+    }
+
+    /// Appends `data` without copying.
+    pub fn push_owned(&mut self, data: Vec<u8>) {
+        self.len += data.len();
+        self.chunks.push_back(data);
+    }
+
+    /// Fills the send header for everything queued (up to [`MAX_IOV`] chunks) and returns
+    /// it. The returned pointer is valid until [`complete`](Self::complete).
+    ///
+    /// # Panics
+    /// If a send is already in flight or the queue is empty.
+    pub fn prepare(&mut self, spare: &mut Spare) -> *const libc::msghdr {
+        assert!(!self.in_flight() && self.len > 0, "prepare: bad state");
+        let mut sb = self.msg.take().unwrap_or_else(|| spare.send_buf());
+        let mut n = 0;
+        let mut bytes = 0;
+        for (i, c) in self.chunks.iter().enumerate().take(MAX_IOV) {
+            let off = if i == 0 { self.head } else { 0 };
+            sb.iov[i] = libc::iovec {
+                iov_base: c[off..].as_ptr() as *mut libc::c_void,
+                iov_len: c.len() - off,
+            };
+            bytes += c.len() - off;
+            n += 1;
+        }
+        sb.msg.msg_name = std::ptr::null_mut();
+        sb.msg.msg_namelen = 0;
+        sb.msg.msg_control = std::ptr::null_mut();
+        sb.msg.msg_controllen = 0;
+        sb.msg.msg_flags = 0;
+        sb.msg.msg_iov = sb.iov.as_mut_ptr();
+        sb.msg.msg_iovlen = n as _;
+        self.inflight_chunks = n;
+        self.inflight_bytes = bytes;
+        let p = &sb.msg as *const libc::msghdr;
+        self.msg = Some(sb);
+        p
+    }
+
+    /// True if the prepared send covers every queued byte.
+    pub fn prepared_all(&self) -> bool {
+        self.inflight_bytes == self.len
+    }
+
+    /// Records that the in-flight send finished after moving `sent` bytes (0 on error).
+    /// Returns true if it was short.
+    pub fn complete(&mut self, sent: usize, spare: &mut Spare) -> bool {
+        let short = sent < self.inflight_bytes;
+        let mut left = sent.min(self.inflight_bytes);
+        self.len -= left;
+        while left > 0 {
+            let avail = self.chunks[0].len() - self.head;
+            if left >= avail {
+                left -= avail;
+                self.head = 0;
+                if let Some(c) = self.chunks.pop_front() {
+                    spare.give(c);
+                }
+            } else {
+                self.head += left;
+                left = 0;
+            }
+        }
+        self.inflight_chunks = 0;
+        self.inflight_bytes = 0;
+        if self.len == 0 {
+            if let Some(sb) = self.msg.take() {
+                spare.sends.push(sb);
+            }
+            if self.chunks.capacity() > 8 {
+                self.chunks = VecDeque::new();
+            }
+        }
+        short
+    }
+
+    /// Drops everything not in flight (abort). Bytes in flight stay until completion.
+    pub fn discard_unsent(&mut self, spare: &mut Spare) {
+        while self.chunks.len() > self.inflight_chunks {
+            let Some(c) = self.chunks.pop_back() else { break };
+            let unsent = if self.chunks.is_empty() { c.len() - self.head } else { c.len() };
+            self.len -= unsent;
+            spare.give(c);
+        }
+        if self.chunks.is_empty() {
+            self.head = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn iov_bytes(p: *const libc::msghdr) -> Vec<u8> {
+        // SAFETY: `p` comes from `prepare` and the queue is not modified meanwhile.
+        let m = unsafe { &*p };
+        let mut out = vec![];
+        for i in 0..m.msg_iovlen {
+            // SAFETY: as above; each iovec points into a live chunk.
+            let v = unsafe { &*m.msg_iov.add(i) };
+            // SAFETY: as above.
+            out.extend_from_slice(unsafe { std::slice::from_raw_parts(v.iov_base as *const u8, v.iov_len) });
+        }
+        out
+    }
+
+    #[test]
+    fn short_sends_resume_in_order() {
+        let mut sp = Spare::default();
+        let mut q = WriteQueue::default();
+        q.push_copy(b"hello ", &mut sp);
+        q.push_owned(b"big world".to_vec());
+        q.push_copy(b"!", &mut sp);
+        let p = q.prepare(&mut sp);
+        assert_eq!(iov_bytes(p), b"hello big world!");
+        // New bytes while in flight go after, never into in-flight chunks.
+        q.push_copy(b"?", &mut sp);
+        assert!(q.complete(8, &mut sp));
+        let p = q.prepare(&mut sp);
+        assert_eq!(iov_bytes(p), b"g world!?");
+        assert!(!q.complete(9, &mut sp));
+        assert!(q.is_empty());
+        assert!(!q.in_flight());
+    }
+
+    #[test]
+    fn more_chunks_than_iovecs() {
+        let mut sp = Spare::default();
+        let mut q = WriteQueue::default();
+        let mut want = vec![];
+        for i in 0..(MAX_IOV * 3) {
+            let v = vec![i as u8; 10];
+            want.extend_from_slice(&v);
+            q.push_owned(v);
+        }
+        let mut got = vec![];
+        while !q.is_empty() {
+            let p = q.prepare(&mut sp);
+            let b = iov_bytes(p);
+            let take = (b.len() / 2).max(1);
+            got.extend_from_slice(&b[..take]);
+            q.complete(take, &mut sp);
+        }
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn discard_keeps_in_flight() {
+        let mut sp = Spare::default();
+        let mut q = WriteQueue::default();
+        q.push_owned(vec![1; 10]);
+        let _ = q.prepare(&mut sp);
+        q.push_owned(vec![2; 10]);
+        q.discard_unsent(&mut sp);
+        assert_eq!(q.len(), 10);
+        q.complete(10, &mut sp);
+        assert!(q.is_empty());
+    }
+}

@@ -1,0 +1,202 @@
+//! Backend choice (once, at worker start) and the `Driver` that dispatches to it.
+
+use crate::completion::Completion;
+use crate::config::Config;
+use crate::epoll::Poller;
+use crate::metrics::Counters;
+use crate::op::Op;
+use crate::token::Token;
+use crate::uring::Ring;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// Which I/O backend a runtime uses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BackendKind {
+    /// io_uring, falling back to epoll (with one log line) when io_uring is blocked,
+    /// missing or lacks an opcode.
+    #[default]
+    Auto,
+    /// io_uring only; start-up fails with the reason if it is unavailable.
+    Uring,
+    /// Edge-triggered epoll.
+    Epoll,
+}
+
+impl BackendKind {
+    /// Parses `uring`, `io_uring`, `epoll` or `auto`.
+    pub fn parse(s: &str) -> Option<BackendKind> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Some(BackendKind::Auto),
+            "uring" | "io_uring" | "io-uring" => Some(BackendKind::Uring),
+            "epoll" => Some(BackendKind::Epoll),
+            _ => None,
+        }
+    }
+
+    /// The value of `RINGCORE_BACKEND`, if set.
+    ///
+    /// # Errors
+    /// `InvalidInput` if the variable is set to something else.
+    pub fn from_env() -> io::Result<Option<BackendKind>> {
+        match std::env::var("RINGCORE_BACKEND") {
+            Ok(v) if v.is_empty() => Ok(None),
+            Ok(v) => BackendKind::parse(&v).map(Some).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("RINGCORE_BACKEND={v:?} is not one of uring, epoll, auto"),
+                )
+            }),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// `"io_uring"`, `"epoll"` or `"auto"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Auto => "auto",
+            BackendKind::Uring => "io_uring",
+            BackendKind::Epoll => "epoll",
+        }
+    }
+}
+
+impl std::str::FromStr for BackendKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        BackendKind::parse(s).ok_or_else(|| format!("{s:?} is not one of uring, epoll, auto"))
+    }
+}
+
+impl std::fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+static FALLBACK_LOGGED: AtomicBool = AtomicBool::new(false);
+
+/// True when an io_uring set-up error means "io_uring is not available here" (as
+/// opposed to a bad configuration), so `Auto` should fall back.
+fn is_unavailable(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EPERM) | Some(libc::ENOSYS) | Some(libc::EINVAL) | Some(libc::ENOMEM)
+            | Some(libc::EACCES) | Some(libc::EOPNOTSUPP)
+    ) || e.kind() == io::ErrorKind::Unsupported
+        || e.kind() == io::ErrorKind::PermissionDenied
+}
+
+/// The backend of one worker.
+pub(crate) enum Driver {
+    Uring(Box<Ring>),
+    Epoll(Box<Poller>),
+}
+
+impl Driver {
+    /// Opens the configured backend on the calling thread.
+    pub(crate) fn open(cfg: &Config) -> io::Result<Driver> {
+        match cfg.backend {
+            BackendKind::Epoll => Ok(Driver::Epoll(Box::new(Poller::new(cfg)?))),
+            BackendKind::Uring => Ok(Driver::Uring(Box::new(Ring::new(cfg).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("backend io_uring requested but unavailable: {e}"),
+                )
+            })?))),
+            BackendKind::Auto => match Ring::new(cfg) {
+                Ok(r) => Ok(Driver::Uring(Box::new(r))),
+                Err(e) if is_unavailable(&e) => {
+                    if !FALLBACK_LOGGED.swap(true, Ordering::Relaxed) {
+                        eprintln!(
+                            "ringcore: io_uring unavailable ({e}); running on the epoll backend. \
+                             Set RINGCORE_BACKEND=epoll to silence this, or allow io_uring to use it."
+                        );
+                    }
+                    Ok(Driver::Epoll(Box::new(Poller::new(cfg)?)))
+                }
+                Err(e) => Err(e),
+            },
+        }
+    }
+
+    pub(crate) fn kind(&self) -> BackendKind {
+        match self {
+            Driver::Uring(_) => BackendKind::Uring,
+            Driver::Epoll(_) => BackendKind::Epoll,
+        }
+    }
+
+    /// # Safety
+    /// Pointers in `op` stay valid until its final completion.
+    #[inline]
+    pub(crate) unsafe fn push(
+        &mut self,
+        token: Token,
+        op: Op,
+        link: bool,
+        c: &mut Counters,
+    ) -> io::Result<()> {
+        match self {
+            // SAFETY: forwarded caller contract.
+            Driver::Uring(r) => unsafe { r.push(token, op, link, c) },
+            // SAFETY: forwarded caller contract.
+            Driver::Epoll(p) => unsafe { p.push(token, op, link, c) },
+        }
+    }
+
+    #[inline]
+    pub(crate) fn wait(&mut self, timeout: Option<Duration>, c: &mut Counters) -> io::Result<()> {
+        match self {
+            Driver::Uring(r) => r.wait(timeout, c),
+            Driver::Epoll(p) => p.wait(timeout, c),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn next(&mut self, c: &mut Counters) -> Option<Completion> {
+        match self {
+            Driver::Uring(r) => r.next(c),
+            Driver::Epoll(p) => p.next(c),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn has_ready(&self) -> bool {
+        match self {
+            Driver::Uring(r) => r.has_ready(),
+            Driver::Epoll(p) => p.has_ready(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn buffer(&self, bid: u16, len: usize) -> &[u8] {
+        match self {
+            Driver::Uring(r) => r.buffer(bid, len),
+            Driver::Epoll(p) => p.buffer(bid, len),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn recycle(&mut self, bid: u16) {
+        match self {
+            Driver::Uring(r) => r.recycle(bid),
+            Driver::Epoll(p) => p.recycle(bid),
+        }
+    }
+
+    pub(crate) fn buffer_size(&self) -> usize {
+        match self {
+            Driver::Uring(r) => r.buffer_size(),
+            Driver::Epoll(p) => p.buffer_size(),
+        }
+    }
+
+    pub(crate) fn sq_space(&mut self) -> usize {
+        match self {
+            Driver::Uring(r) => r.sq_space(),
+            Driver::Epoll(_) => usize::MAX,
+        }
+    }
+}

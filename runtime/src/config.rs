@@ -1,0 +1,200 @@
+//! Runtime configuration: [`Builder`] setters over a `#[non_exhaustive]` [`Config`].
+
+use crate::backend::BackendKind;
+use std::io;
+use std::time::Duration;
+
+/// SQPOLL settings (a kernel thread polls the SQ, so submits need no syscall).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SqPoll {
+    /// How long the kernel thread spins without work before it sleeps.
+    pub idle: Duration,
+    /// CPU to pin the kernel thread to (`None`: let the kernel choose).
+    pub cpu: Option<u32>,
+}
+
+/// Everything a runtime is built from. Build one with [`Builder`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Config {
+    /// Worker threads (default: every CPU this process may run on).
+    pub workers: usize,
+    /// Pin worker `i` to the `i`-th allowed CPU (default `true`).
+    pub pin: bool,
+    /// Explicit CPU list for pinning; overrides the allowed-CPU order.
+    pub cpus: Option<Vec<usize>>,
+    /// SQ entries per ring (default 1024; rounded up to a power of two by the kernel).
+    pub ring_entries: u32,
+    /// CQ entries per ring (default: kernel's choice, twice the SQ).
+    pub cq_entries: Option<u32>,
+    /// SQPOLL (default off).
+    pub sqpoll: Option<SqPoll>,
+    /// Which backend to run (default [`BackendKind::Auto`]; `RINGCORE_BACKEND` overrides).
+    pub backend: BackendKind,
+    /// Size of one receive buffer in bytes (default 16 KiB).
+    pub buf_size: u32,
+    /// Receive buffers per worker, a power of two (default 256).
+    pub buf_count: u16,
+    /// How long connections may finish after shutdown starts (default 5 s).
+    pub drain_timeout: Duration,
+    /// Install SIGINT/SIGTERM handlers that start a graceful shutdown (default `true`).
+    pub handle_signals: bool,
+    /// Raise `RLIMIT_NOFILE` to its hard limit at start-up (default `true`).
+    pub raise_nofile: bool,
+    /// How long to stop accepting after `EMFILE`/`ENFILE` (default 100 ms).
+    pub emfile_backoff: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            workers: crate::affinity::allowed_cpus().len().max(1),
+            pin: true,
+            cpus: None,
+            ring_entries: 1024,
+            cq_entries: None,
+            sqpoll: None,
+            backend: BackendKind::Auto,
+            buf_size: 16 * 1024,
+            buf_count: 256,
+            drain_timeout: Duration::from_secs(5),
+            handle_signals: true,
+            raise_nofile: true,
+            emfile_backoff: Duration::from_millis(100),
+        }
+    }
+}
+
+impl Config {
+    /// Checks the values and applies `RINGCORE_BACKEND`.
+    ///
+    /// # Errors
+    /// `InvalidInput` naming the bad setting.
+    pub fn validate(mut self) -> io::Result<Config> {
+        let bad = |m: String| Err(io::Error::new(io::ErrorKind::InvalidInput, m));
+        if self.workers == 0 {
+            return bad("workers must be at least 1".into());
+        }
+        if self.ring_entries == 0 || self.ring_entries > 32768 {
+            return bad(format!("ring_entries must be in 1..=32768, got {}", self.ring_entries));
+        }
+        if !self.buf_count.is_power_of_two() || self.buf_count > 32768 {
+            return bad(format!(
+                "buf_count must be a power of two up to 32768, got {}",
+                self.buf_count
+            ));
+        }
+        if self.buf_size < 64 {
+            return bad(format!("buf_size must be at least 64 bytes, got {}", self.buf_size));
+        }
+        if let Some(b) = BackendKind::from_env()? {
+            self.backend = b;
+        }
+        Ok(self)
+    }
+}
+
+/// Builder for a [`Runtime`](crate::Runtime).
+#[derive(Clone, Debug, Default)]
+pub struct Builder {
+    cfg: Config,
+}
+
+impl Builder {
+    /// Starts from the defaults of [`Config`].
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Number of worker threads.
+    pub fn workers(mut self, n: usize) -> Self {
+        self.cfg.workers = n;
+        self
+    }
+
+    /// Pin workers to CPUs (default `true`).
+    pub fn pin(mut self, pin: bool) -> Self {
+        self.cfg.pin = pin;
+        self
+    }
+
+    /// Pin worker `i` to `cpus[i % len]`.
+    pub fn cpus(mut self, cpus: Vec<usize>) -> Self {
+        self.cfg.cpus = Some(cpus);
+        self
+    }
+
+    /// SQ entries per ring.
+    pub fn ring_entries(mut self, n: u32) -> Self {
+        self.cfg.ring_entries = n;
+        self
+    }
+
+    /// CQ entries per ring.
+    pub fn cq_entries(mut self, n: u32) -> Self {
+        self.cfg.cq_entries = Some(n);
+        self
+    }
+
+    /// Enable SQPOLL with this idle time, optionally pinning the poller thread.
+    pub fn sqpoll(mut self, idle: Duration, cpu: Option<u32>) -> Self {
+        self.cfg.sqpoll = Some(SqPoll { idle, cpu });
+        self
+    }
+
+    /// Backend choice (overridden by `RINGCORE_BACKEND`).
+    pub fn backend(mut self, b: BackendKind) -> Self {
+        self.cfg.backend = b;
+        self
+    }
+
+    /// Size of one receive buffer.
+    pub fn buf_size(mut self, bytes: u32) -> Self {
+        self.cfg.buf_size = bytes;
+        self
+    }
+
+    /// Receive buffers per worker (power of two).
+    pub fn buf_count(mut self, n: u16) -> Self {
+        self.cfg.buf_count = n;
+        self
+    }
+
+    /// Drain deadline after shutdown starts.
+    pub fn drain_timeout(mut self, d: Duration) -> Self {
+        self.cfg.drain_timeout = d;
+        self
+    }
+
+    /// Install SIGINT/SIGTERM handlers (default `true`).
+    pub fn handle_signals(mut self, on: bool) -> Self {
+        self.cfg.handle_signals = on;
+        self
+    }
+
+    /// Raise `RLIMIT_NOFILE` to the hard limit (default `true`).
+    pub fn raise_nofile(mut self, on: bool) -> Self {
+        self.cfg.raise_nofile = on;
+        self
+    }
+
+    /// Accept pause after `EMFILE`/`ENFILE`.
+    pub fn emfile_backoff(mut self, d: Duration) -> Self {
+        self.cfg.emfile_backoff = d;
+        self
+    }
+
+    /// The configuration as it stands.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Validates the configuration and builds the runtime (no threads start yet).
+    ///
+    /// # Errors
+    /// A bad setting or a bad `RINGCORE_BACKEND` value.
+    pub fn build(self) -> io::Result<crate::Runtime> {
+        crate::Runtime::from_config(self.cfg.validate()?)
+    }
+}

@@ -1,0 +1,155 @@
+//! Per-worker counters and the snapshot that sums them.
+//!
+//! Each worker counts into a plain [`Counters`] value on its own thread (no atomics
+//! on the hot path) and publishes a copy into its [`Shared`] cell once per loop turn
+//! with relaxed stores. [`Snapshot`] sums the published cells of every worker.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+macro_rules! counters {
+    ($( $(#[$doc:meta])* $name:ident ),* $(,)?) => {
+        /// Counters of one worker (or, in a [`Snapshot`], of all workers summed).
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        #[non_exhaustive]
+        pub struct Counters {
+            $( $(#[$doc])* pub $name: u64, )*
+        }
+
+        /// A worker's published counters.
+        #[derive(Debug, Default)]
+        pub struct Shared {
+            $( $name: AtomicU64, )*
+        }
+
+        impl Shared {
+            /// Publishes `c` (relaxed stores; readers may see a torn mix of two turns).
+            pub fn publish(&self, c: &Counters) {
+                $( self.$name.store(c.$name, Relaxed); )*
+            }
+
+            /// Reads the last published counters.
+            pub fn load(&self) -> Counters {
+                Counters { $( $name: self.$name.load(Relaxed), )* }
+            }
+        }
+
+        impl Counters {
+            /// Adds `other` field by field.
+            pub fn add(&mut self, other: &Counters) {
+                $( self.$name += other.$name; )*
+            }
+
+            /// `(name, value)` for every counter, in declaration order.
+            pub fn fields(&self) -> Vec<(&'static str, u64)> {
+                vec![ $( (stringify!($name), self.$name), )* ]
+            }
+        }
+    };
+}
+
+counters! {
+    /// Connections accepted.
+    accepts,
+    /// Connections closed (for any reason).
+    closes,
+    /// Outbound connections established.
+    connects,
+    /// Bytes received from sockets.
+    bytes_in,
+    /// Bytes sent to sockets (send and splice).
+    bytes_out,
+    /// SQEs pushed (io_uring) / ops issued (epoll).
+    sqes,
+    /// Completions handled.
+    cqes,
+    /// `io_uring_enter` calls (io_uring only).
+    enters,
+    /// Syscalls issued by the backend (io_uring: equals `enters` plus set-up calls;
+    /// epoll: every epoll_wait, read, sendmsg, accept4, epoll_ctl, splice, close, ...).
+    syscalls,
+    /// Sends that completed with fewer bytes than asked.
+    short_sends,
+    /// Multishot receives ended by an empty buffer pool (`ENOBUFS`).
+    enobufs,
+    /// Times accepting was paused because of `EMFILE`/`ENFILE`.
+    emfile_pauses,
+    /// Completions whose generation did not match their slot.
+    stale,
+    /// Times the submission queue was full and had to be flushed early.
+    sq_full,
+    /// Times the completion queue had overflowed and was flushed.
+    cq_overflow,
+    /// Loop turns (waits).
+    turns,
+    /// Callbacks that panicked (their connection was closed).
+    panics,
+    /// Connections closed by their idle timeout.
+    timeouts,
+    /// Connections open right now (a gauge).
+    open_conns,
+}
+
+/// The summed counters of all workers at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Number of workers summed.
+    pub workers: usize,
+    /// The sums.
+    pub total: Counters,
+}
+
+impl Snapshot {
+    /// Sums the published counters of `cells`.
+    pub fn from_shared<'a>(cells: impl IntoIterator<Item = &'a Shared>) -> Snapshot {
+        let mut s = Snapshot::default();
+        for c in cells {
+            s.workers += 1;
+            s.total.add(&c.load());
+        }
+        s
+    }
+
+    /// The counters in Prometheus text exposition format, prefixed `ringcore_`.
+    pub fn to_prometheus(&self) -> String {
+        let mut out = String::with_capacity(1024);
+        for (name, v) in self.total.fields() {
+            let kind = if name == "open_conns" { "gauge" } else { "counter" };
+            let suffix = if kind == "counter" { "_total" } else { "" };
+            out.push_str(&format!(
+                "# TYPE ringcore_{name}{suffix} {kind}\nringcore_{name}{suffix} {v}\n"
+            ));
+        }
+        out.push_str(&format!(
+            "# TYPE ringcore_workers gauge\nringcore_workers {}\n",
+            self.workers
+        ));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_sums_workers() {
+        let a = Shared::default();
+        let b = Shared::default();
+        a.publish(&Counters {
+            accepts: 2,
+            bytes_in: 10,
+            ..Default::default()
+        });
+        b.publish(&Counters {
+            accepts: 3,
+            ..Default::default()
+        });
+        let s = Snapshot::from_shared([&a, &b]);
+        assert_eq!(s.workers, 2);
+        assert_eq!(s.total.accepts, 5);
+        assert_eq!(s.total.bytes_in, 10);
+        let text = s.to_prometheus();
+        assert!(text.contains("ringcore_accepts_total 5\n"));
+        assert!(text.contains("ringcore_open_conns 0\n"));
+    }
+}

@@ -1,0 +1,10 @@
+//! Cancel every op on an fd. io_uring: `IORING_OP_ASYNC_CANCEL` with
+//! `IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL` (kernel 5.19).
+
+use io_uring::{opcode, squeue, types};
+use std::os::fd::RawFd;
+
+/// The SQE.
+pub(crate) fn sqe(fd: RawFd) -> squeue::Entry {
+    opcode::AsyncCancel2::new(types::CancelBuilder::fd(types::Fd(fd)).all()).build()
+}

@@ -1,0 +1,154 @@
+//! The backend-neutral op set.
+//!
+//! An [`Op`] is what a worker asks a backend to do. The io_uring backend turns it
+//! into one SQE; the epoll backend performs the matching syscall when the fd is
+//! ready. Both report the outcome as a [`Completion`](crate::Completion) carrying the
+//! token the op was submitted with, and with the same result convention.
+//!
+//! One file per op holds its SQE builder and its epoll syscall side by side.
+//!
+//! # Pointers in ops
+//! Ops that reference memory (iovecs, addresses, read buffers) carry raw pointers.
+//! Submitting them is `unsafe` ([`Io::submit`](crate::Io::submit)): the caller
+//! promises that the memory stays valid and unmoved until the op's final completion
+//! (for multishot ops: the completion without [`F_MORE`](crate::completion::F_MORE)).
+//! In ringcore that memory is owned by the registry slot named in the token.
+
+pub(crate) mod accept;
+pub(crate) mod cancel;
+pub(crate) mod close;
+pub(crate) mod connect;
+pub(crate) mod nop;
+pub(crate) mod poll;
+pub(crate) mod read;
+pub(crate) mod recv;
+pub(crate) mod send;
+pub(crate) mod shutdown;
+pub(crate) mod splice;
+
+use std::os::fd::RawFd;
+
+/// One operation on a file descriptor.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub enum Op {
+    /// Multishot `accept4(2)`: one completion per accepted connection (`result` is the
+    /// new fd, opened `SOCK_NONBLOCK | SOCK_CLOEXEC`), each with `F_MORE` while the op
+    /// stays armed. An error ends the op (no `F_MORE`).
+    AcceptMulti {
+        /// The listening socket.
+        fd: RawFd,
+    },
+    /// Multishot `recv(2)` into the worker's buffer pool: each completion names a pool
+    /// buffer (`F_BUFFER`) holding `result` bytes; `result == 0` is end of stream and
+    /// ends the op; `-ENOBUFS` (io_uring only) means the pool ran dry and ends the op.
+    RecvMulti {
+        /// The connected socket.
+        fd: RawFd,
+    },
+    /// `sendmsg(2)` with `MSG_NOSIGNAL`. `result` is the number of bytes sent
+    /// (possibly fewer than asked unless `waitall`).
+    Send {
+        /// The connected socket.
+        fd: RawFd,
+        /// The message header (no address, no control data); it and the iovecs it
+        /// points at must stay valid and unmodified until completion.
+        msg: *const libc::msghdr,
+        /// Keep sending until everything is sent or an error occurs (`MSG_WAITALL`).
+        waitall: bool,
+    },
+    /// `shutdown(2)` one or both directions.
+    Shutdown {
+        /// The socket.
+        fd: RawFd,
+        /// `libc::SHUT_WR`, `SHUT_RD` or `SHUT_RDWR`.
+        how: i32,
+    },
+    /// `close(2)`.
+    Close {
+        /// The descriptor to close.
+        fd: RawFd,
+    },
+    /// Cancel every op in flight on `fd` (`IORING_ASYNC_CANCEL_FD | _ALL`). Each
+    /// cancelled op completes with `-ECANCELED`; the cancel itself completes with
+    /// the number of ops cancelled or `-ENOENT`.
+    CancelFd {
+        /// The descriptor whose ops to cancel.
+        fd: RawFd,
+    },
+    /// `read(2)` into a caller-owned buffer (eventfds, pipes, files).
+    Read {
+        /// The descriptor.
+        fd: RawFd,
+        /// Destination; must stay valid until completion.
+        buf: *mut u8,
+        /// Capacity of `buf`.
+        len: u32,
+    },
+    /// `splice(2)` between a pipe and a socket or file. Offsets of `-1` mean "the
+    /// current position / a pipe".
+    Splice {
+        /// Source.
+        fd_in: RawFd,
+        /// Offset in the source (`-1` for pipes and sockets).
+        off_in: i64,
+        /// Destination.
+        fd_out: RawFd,
+        /// Offset in the destination (`-1` for pipes and sockets).
+        off_out: i64,
+        /// Most bytes to move.
+        len: u32,
+    },
+    /// `connect(2)` a nonblocking socket.
+    Connect {
+        /// The socket.
+        fd: RawFd,
+        /// Peer address; must stay valid until completion.
+        addr: *const libc::sockaddr,
+        /// Length of `*addr`.
+        addrlen: libc::socklen_t,
+    },
+    /// One-shot poll for writability (`POLLOUT`); `result` is the ready mask.
+    PollWritable {
+        /// The descriptor.
+        fd: RawFd,
+    },
+    /// Does nothing; completes with 0.
+    Nop,
+}
+
+impl Op {
+    /// The fd the op acts on (`-1` for [`Op::Nop`]).
+    pub fn fd(&self) -> RawFd {
+        match *self {
+            Op::AcceptMulti { fd }
+            | Op::RecvMulti { fd }
+            | Op::Send { fd, .. }
+            | Op::Shutdown { fd, .. }
+            | Op::Close { fd }
+            | Op::CancelFd { fd }
+            | Op::Read { fd, .. }
+            | Op::Connect { fd, .. }
+            | Op::PollWritable { fd } => fd,
+            Op::Splice { fd_out, .. } => fd_out,
+            Op::Nop => -1,
+        }
+    }
+
+    /// A short name for logs and errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::AcceptMulti { .. } => "accept",
+            Op::RecvMulti { .. } => "recv",
+            Op::Send { .. } => "send",
+            Op::Shutdown { .. } => "shutdown",
+            Op::Close { .. } => "close",
+            Op::CancelFd { .. } => "cancel",
+            Op::Read { .. } => "read",
+            Op::Splice { .. } => "splice",
+            Op::Connect { .. } => "connect",
+            Op::PollWritable { .. } => "poll",
+            Op::Nop => "nop",
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! No-op. io_uring: `IORING_OP_NOP` (kernel 5.1).
+
+use io_uring::{opcode, squeue};
+
+/// The SQE.
+pub(crate) fn sqe() -> squeue::Entry {
+    opcode::Nop::new().build()
+}

@@ -1,0 +1,9 @@
+//! One-shot poll for writability. io_uring: `IORING_OP_POLL_ADD` (kernel 5.1).
+
+use io_uring::{opcode, squeue, types};
+use std::os::fd::RawFd;
+
+/// The SQE.
+pub(crate) fn sqe(fd: RawFd) -> squeue::Entry {
+    opcode::PollAdd::new(types::Fd(fd), libc::POLLOUT as u32).build()
+}

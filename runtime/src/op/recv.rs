@@ -1,0 +1,11 @@
+//! Multishot receive into the provided buffer ring. io_uring: `IORING_OP_RECV` with
+//! `IORING_RECV_MULTISHOT` and `IOSQE_BUFFER_SELECT` (kernel 6.0). epoll: `read(2)`
+//! into the worker's scratch buffer on each readable edge.
+
+use io_uring::{opcode, squeue, types};
+use std::os::fd::RawFd;
+
+/// The SQE, selecting buffers from group `bgid`.
+pub(crate) fn sqe(fd: RawFd, bgid: u16) -> squeue::Entry {
+    opcode::RecvMulti::new(types::Fd(fd), bgid).build()
+}

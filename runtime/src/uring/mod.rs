@@ -1,0 +1,232 @@
+//! The io_uring backend: ring set-up, the one unsafe push, one enter per loop turn.
+//!
+//! * Set-up: `SINGLE_ISSUER | DEFER_TASKRUN | COOP_TASKRUN | SUBMIT_ALL` without SQPOLL
+//!   (completions are produced only when this worker enters, so nothing interrupts it);
+//!   `SQPOLL` with the configured idle time and CPU otherwise. Every opcode the runtime
+//!   uses is probed; a missing one is an error naming the opcode and kernel.
+//! * Submit: [`Ring::push`] writes one SQE; a full SQ is submitted (one enter) and the
+//!   push retried, never dropped.
+//! * Wait: [`Ring::wait`] is the single `io_uring_enter` of a loop turn: it submits
+//!   everything pushed since the last turn and waits for at least one completion or the
+//!   timeout. Then every CQE is copied into a batch before any callback runs, so
+//!   callbacks may push new SQEs freely.
+
+mod bufring;
+pub(crate) mod probe;
+
+use crate::completion::Completion;
+use crate::config::Config;
+use crate::metrics::Counters;
+use crate::op::{self, Op};
+use crate::token::Token;
+use bufring::BufRing;
+use io_uring::{cqueue, squeue, types, IoUring};
+use std::collections::VecDeque;
+use std::io;
+use std::time::Duration;
+
+pub(crate) struct Ring {
+    ring: IoUring<squeue::Entry, cqueue::Entry>,
+    bufs: BufRing,
+    batch: VecDeque<Completion>,
+    sqpoll: bool,
+}
+
+impl Ring {
+    /// Builds the ring and its buffer ring on the calling (worker) thread.
+    pub(crate) fn new(cfg: &Config) -> io::Result<Ring> {
+        let mut b = IoUring::builder();
+        b.setup_submit_all();
+        if let Some(sq) = &cfg.sqpoll {
+            b.setup_sqpoll(sq.idle.as_millis().min(u32::MAX as u128) as u32);
+            if let Some(cpu) = sq.cpu {
+                b.setup_sqpoll_cpu(cpu);
+            }
+        } else {
+            b.setup_single_issuer()
+                .setup_defer_taskrun()
+                .setup_coop_taskrun();
+        }
+        if let Some(cq) = cfg.cq_entries {
+            b.setup_cqsize(cq);
+        }
+        let ring = b.build(cfg.ring_entries).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "io_uring_setup({} entries) failed: {e}{}",
+                    cfg.ring_entries,
+                    probe::setup_hint(&e)
+                ),
+            )
+        })?;
+        probe::check(&ring)?;
+        let bufs = BufRing::new(&ring, cfg.buf_count, cfg.buf_size).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "registering the provided buffer ring ({} x {} B) failed: {e} \
+                     (provided buffer rings need Linux 5.19; ENOMEM means RLIMIT_MEMLOCK \
+                     is too low for this kernel: raise `ulimit -l` or lower buf_count)",
+                    cfg.buf_count, cfg.buf_size
+                ),
+            )
+        })?;
+        Ok(Ring {
+            ring,
+            bufs,
+            batch: VecDeque::with_capacity(1024),
+            sqpoll: cfg.sqpoll.is_some(),
+        })
+    }
+
+    fn sqe(token: Token, op: &Op) -> squeue::Entry {
+        let e = match *op {
+            Op::AcceptMulti { fd } => op::accept::sqe(fd),
+            Op::RecvMulti { fd } => op::recv::sqe(fd, bufring::BGID),
+            Op::Send { fd, msg, waitall } => op::send::sqe(fd, msg, waitall),
+            Op::Shutdown { fd, how } => op::shutdown::sqe(fd, how),
+            Op::Close { fd } => op::close::sqe(fd),
+            Op::CancelFd { fd } => op::cancel::sqe(fd),
+            Op::Read { fd, buf, len } => op::read::sqe(fd, buf, len),
+            Op::Splice {
+                fd_in,
+                off_in,
+                fd_out,
+                off_out,
+                len,
+            } => op::splice::sqe(fd_in, off_in, fd_out, off_out, len),
+            Op::Connect { fd, addr, addrlen } => op::connect::sqe(fd, addr, addrlen),
+            Op::PollWritable { fd } => op::poll::sqe(fd),
+            Op::Nop => op::nop::sqe(),
+        };
+        e.user_data(token.raw())
+    }
+
+    /// Queues one op. A full SQ is submitted first.
+    ///
+    /// # Safety
+    /// Every pointer inside `op` must stay valid (and the memory unmoved) until the op's
+    /// final completion has been returned by [`Ring::next`].
+    pub(crate) unsafe fn push(
+        &mut self,
+        token: Token,
+        op: Op,
+        link: bool,
+        c: &mut Counters,
+    ) -> io::Result<()> {
+        let mut e = Self::sqe(token, &op);
+        if link {
+            e = e.flags(squeue::Flags::IO_LINK);
+        }
+        loop {
+            // SAFETY: the caller guarantees the op's memory outlives the op (see above).
+            let pushed = unsafe { self.ring.submission().push(&e) };
+            match pushed {
+                Ok(()) => {
+                    c.sqes += 1;
+                    return Ok(());
+                }
+                Err(_) => {
+                    // SQ full: hand what we have to the kernel and try again. Links are
+                    // only broken if this op was linked to the previous SQE; callers push
+                    // linked pairs right after a check of `sq_space`.
+                    c.sq_full += 1;
+                    self.enter(0, None, c)?;
+                }
+            }
+        }
+    }
+
+    /// Free SQ entries right now.
+    pub(crate) fn sq_space(&mut self) -> usize {
+        let sq = self.ring.submission();
+        sq.capacity() - sq.len()
+    }
+
+    fn enter(&mut self, want: usize, timeout: Option<Duration>, c: &mut Counters) -> io::Result<()> {
+        if !self.sqpoll || want > 0 {
+            c.enters += 1;
+            c.syscalls += 1;
+        }
+        let r = match timeout {
+            Some(t) => {
+                let ts = types::Timespec::new()
+                    .sec(t.as_secs())
+                    .nsec(t.subsec_nanos());
+                let args = types::SubmitArgs::new().timespec(&ts);
+                self.ring.submitter().submit_with_args(want, &args)
+            }
+            None => self.ring.submitter().submit_and_wait(want),
+        };
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) => match e.raw_os_error() {
+                // Timed out, interrupted by a signal, or completions are backed up
+                // (CQ overflow): all mean "go drain the CQ", none is fatal.
+                Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY) | Some(libc::EAGAIN) => {
+                    Ok(())
+                }
+                _ => Err(io::Error::new(e.kind(), format!("io_uring_enter: {e}"))),
+            },
+        }
+    }
+
+    /// The loop turn's single enter: submit, wait for one completion (or `timeout`),
+    /// then copy every CQE into the batch.
+    pub(crate) fn wait(&mut self, timeout: Option<Duration>, c: &mut Counters) -> io::Result<()> {
+        let want = if self.batch.is_empty() { 1 } else { 0 };
+        let timeout = if want == 0 { Some(Duration::ZERO) } else { timeout };
+        if want == 0 && self.ring.submission().is_empty() && !self.ring.submission().cq_overflow() {
+            // Completions are already waiting and nothing needs submitting.
+        } else {
+            self.enter(want, timeout, c)?;
+        }
+        if self.ring.submission().cq_overflow() {
+            c.cq_overflow += 1;
+        }
+        let mut cq = self.ring.completion();
+        cq.sync();
+        for e in &mut cq {
+            self.batch.push_back(Completion {
+                token: Token::from_raw(e.user_data()),
+                result: e.result(),
+                flags: e.flags(),
+            });
+        }
+        Ok(())
+    }
+
+    /// True when completions are waiting in the batch.
+    pub(crate) fn has_ready(&self) -> bool {
+        !self.batch.is_empty()
+    }
+
+    /// The next completion of this turn's batch.
+    pub(crate) fn next(&mut self, c: &mut Counters) -> Option<Completion> {
+        let cqe = self.batch.pop_front()?;
+        c.cqes += 1;
+        Some(cqe)
+    }
+
+    /// The received bytes of pool buffer `bid`.
+    pub(crate) fn buffer(&self, bid: u16, len: usize) -> &[u8] {
+        self.bufs.slice(bid, len)
+    }
+
+    /// Size of one pool buffer.
+    pub(crate) fn buffer_size(&self) -> usize {
+        self.bufs.size() as usize
+    }
+
+    /// Returns pool buffer `bid` to the kernel.
+    pub(crate) fn recycle(&mut self, bid: u16) {
+        self.bufs.recycle(bid);
+    }
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        self.bufs.unregister(&self.ring);
+    }
+}

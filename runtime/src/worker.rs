@@ -1,0 +1,369 @@
+//! The per-core loop: wait (one enter) -> drain completions -> dispatch -> flush.
+//!
+//! [`Runtime::run`] starts one pinned thread per worker; each opens its own backend
+//! and builds its own [`Service`] (for `ringcore-net`: a listener and a slab of
+//! connections). Workers share nothing on the hot path; the [`Handle`] talks to them
+//! through a crossbeam channel plus a write to each worker's wake eventfd.
+
+use crate::backend::{BackendKind, Driver};
+use crate::completion::Completion;
+use crate::config::Config;
+use crate::io::Io;
+use crate::metrics::{Shared as SharedCounters, Snapshot};
+use crate::op::Op;
+use crate::signals;
+use crate::token::{OpKind, Token};
+use crossbeam_channel::{Receiver, Sender};
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What runs on a worker: the owner of its sockets and connections.
+///
+/// The worker calls these in a fixed order each loop turn: `complete` for every
+/// completion of the turn's batch, then `expire`, then `flush`. No call re-enters
+/// another.
+pub trait Service {
+    /// Called once on the worker thread before the first wait (open listeners, arm ops).
+    ///
+    /// # Errors
+    /// Aborts this worker and makes [`Runtime::run`] return the error.
+    fn start(&mut self, io: &mut Io) -> io::Result<()>;
+    /// One completion of one of this service's ops.
+    fn complete(&mut self, io: &mut Io, c: Completion);
+    /// Timers: handle whatever is due at `io.now()`.
+    fn expire(&mut self, io: &mut Io);
+    /// End of a batch: submit whatever the callbacks queued (sends, re-arms).
+    fn flush(&mut self, io: &mut Io);
+    /// When [`expire`](Self::expire) next has work, if ever.
+    fn next_deadline(&self) -> Option<Instant>;
+    /// Shutdown started: stop accepting; let open connections finish.
+    fn drain(&mut self, io: &mut Io);
+    /// The drain deadline passed: cancel and close everything still open.
+    fn abort(&mut self, io: &mut Io);
+    /// True when nothing is open and no op of this service is in flight.
+    fn is_done(&self) -> bool;
+}
+
+#[derive(Debug)]
+enum Control {
+    Shutdown,
+}
+
+struct WorkerSlot {
+    tx: Sender<Control>,
+    /// The worker's wake eventfd, `-1` once it exited.
+    wake_fd: Mutex<RawFd>,
+    counters: Arc<SharedCounters>,
+}
+
+struct Shared {
+    workers: Mutex<Vec<Arc<WorkerSlot>>>,
+    shutdown: std::sync::atomic::AtomicBool,
+}
+
+/// A runtime: configuration plus the control plane of its workers.
+pub struct Runtime {
+    cfg: Arc<Config>,
+    shared: Arc<Shared>,
+}
+
+/// A cloneable, `Send` handle to a running runtime: shutdown and metrics.
+#[derive(Clone)]
+pub struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl Handle {
+    /// Starts a graceful shutdown: workers stop accepting, connections get the drain
+    /// timeout to finish, then the rest are cancelled and closed. Safe to call more
+    /// than once, before or during [`Runtime::run`].
+    pub fn shutdown(&self) {
+        self.shared
+            .shutdown
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        for w in self.shared.workers.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            let _ = w.tx.send(Control::Shutdown);
+            wake(&w.wake_fd);
+        }
+    }
+
+    /// Counters of every worker, summed (each worker publishes once per loop turn).
+    pub fn metrics(&self) -> Snapshot {
+        let ws = self.shared.workers.lock().unwrap_or_else(|e| e.into_inner());
+        Snapshot::from_shared(ws.iter().map(|w| &*w.counters))
+    }
+}
+
+fn wake(fd: &Mutex<RawFd>) {
+    let fd = fd.lock().unwrap_or_else(|e| e.into_inner());
+    if *fd >= 0 {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a live u64 to an eventfd we own (guarded by the
+        // mutex, which the worker holds while closing it).
+        unsafe { libc::write(*fd, (&one as *const u64).cast(), 8) };
+    }
+}
+
+impl Runtime {
+    /// A builder with default settings.
+    pub fn builder() -> crate::config::Builder {
+        crate::config::Builder::new()
+    }
+
+    pub(crate) fn from_config(cfg: Config) -> io::Result<Runtime> {
+        Ok(Runtime {
+            cfg: Arc::new(cfg),
+            shared: Arc::new(Shared {
+                workers: Mutex::new(Vec::new()),
+                shutdown: std::sync::atomic::AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// The validated configuration.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// A handle for shutdown and metrics, usable from any thread.
+    pub fn handle(&self) -> Handle {
+        Handle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Runs one worker per configured CPU, each with the service `make(worker_id)`
+    /// builds on that worker's thread, until shutdown completes on every worker.
+    ///
+    /// # Errors
+    /// The first worker start-up error (backend unavailable, bind failure, ...); the
+    /// other workers are shut down before it is returned.
+    pub fn run<S, F>(&self, make: F) -> io::Result<()>
+    where
+        S: Service,
+        F: Fn(usize, &Io) -> io::Result<S> + Send + Sync + 'static,
+    {
+        if self.cfg.raise_nofile {
+            match crate::affinity::raise_nofile_limit() {
+                Ok(n) => eprintln!("ringcore: RLIMIT_NOFILE is {n}"),
+                Err(e) => eprintln!("ringcore: could not raise RLIMIT_NOFILE: {e}"),
+            }
+        }
+        let cpus = match &self.cfg.cpus {
+            Some(c) if !c.is_empty() => c.clone(),
+            _ => crate::affinity::allowed_cpus(),
+        };
+        let make = Arc::new(make);
+        let mut slots: Vec<Arc<WorkerSlot>> = Vec::new();
+        let mut rxs = Vec::new();
+        for _ in 0..self.cfg.workers {
+            // SAFETY: plain eventfd creation; the result is checked.
+            let efd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+            if efd < 0 {
+                let e = io::Error::last_os_error();
+                for s in &slots {
+                    close_wake(s);
+                }
+                return Err(e);
+            }
+            let (tx, rx) = crossbeam_channel::unbounded();
+            slots.push(Arc::new(WorkerSlot {
+                tx,
+                wake_fd: Mutex::new(efd),
+                counters: Arc::new(SharedCounters::default()),
+            }));
+            rxs.push(rx);
+        }
+        *self.shared.workers.lock().unwrap_or_else(|e| e.into_inner()) = slots.clone();
+        let _sig = if self.cfg.handle_signals {
+            Some(signals::install(self.handle()))
+        } else {
+            None
+        };
+        // A shutdown requested before run started still applies.
+        if self.shared.shutdown.load(std::sync::atomic::Ordering::SeqCst) {
+            for s in &slots {
+                let _ = s.tx.send(Control::Shutdown);
+            }
+        }
+        let mut threads = Vec::new();
+        for (i, (slot, rx)) in slots.iter().cloned().zip(rxs).enumerate() {
+            let cfg = self.cfg.clone();
+            let make = make.clone();
+            let handle = self.handle();
+            let cpu = if self.cfg.pin { Some(cpus[i % cpus.len()]) } else { None };
+            let t = std::thread::Builder::new()
+                .name(format!("ringcore-w{i}"))
+                .spawn(move || {
+                    let r = run_worker(i, cpu, cfg, &slot, rx, &*make);
+                    close_wake(&slot);
+                    if r.is_err() {
+                        handle.shutdown();
+                    }
+                    r
+                })?;
+            threads.push(t);
+        }
+        let mut first_err = None;
+        for t in threads {
+            let r = t
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("worker thread panicked")));
+            if let Err(e) = r {
+                first_err.get_or_insert(e);
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+fn close_wake(slot: &WorkerSlot) {
+    let mut fd = slot.wake_fd.lock().unwrap_or_else(|e| e.into_inner());
+    if *fd >= 0 {
+        signals::forget_wake_fd(*fd);
+        // SAFETY: we own this eventfd; after this the slot says -1 so nobody writes it.
+        unsafe { libc::close(*fd) };
+        *fd = -1;
+    }
+}
+
+const WAKE_TOKEN: Token = Token::internal(crate::token::WORKER_INTERNAL_ID, OpKind::Wake);
+const WAKE_CANCEL_TOKEN: Token = Token::internal(crate::token::WORKER_INTERNAL_ID, OpKind::Cancel);
+
+#[derive(PartialEq, Eq, Clone, Copy, Debug)]
+enum Phase {
+    Running,
+    Draining(Instant),
+    Aborted,
+}
+
+fn run_worker<S, F>(
+    id: usize,
+    cpu: Option<usize>,
+    cfg: Arc<Config>,
+    slot: &WorkerSlot,
+    rx: Receiver<Control>,
+    make: &F,
+) -> io::Result<()>
+where
+    S: Service,
+    F: Fn(usize, &Io) -> io::Result<S>,
+{
+    if let Some(cpu) = cpu {
+        if let Err(e) = crate::affinity::pin_current_thread(cpu) {
+            eprintln!("ringcore: worker {id}: could not pin to CPU {cpu}: {e}; running unpinned");
+        }
+    }
+    let driver = Driver::open(&cfg)?;
+    let wake_fd = *slot.wake_fd.lock().unwrap_or_else(|e| e.into_inner());
+    signals::remember_wake_fd(wake_fd);
+    let mut io = Io::new(driver, id, cfg.clone());
+    let mut service = make(id, &io)?;
+    service.start(&mut io)?;
+
+    // The wake read's 8-byte buffer lives on this stack frame until the loop below
+    // has seen the read's final completion.
+    let mut wake_buf = Box::new(0u64);
+    let wake_op = Op::Read {
+        fd: wake_fd,
+        buf: (&mut *wake_buf as *mut u64).cast(),
+        len: 8,
+    };
+    // SAFETY: `wake_buf` outlives the op: we return only after `wake_armed` is false.
+    unsafe { io.submit(WAKE_TOKEN, wake_op)? };
+    let mut wake_armed = true;
+    let mut wake_cancelled = false;
+    let mut phase = Phase::Running;
+    let result = loop {
+        let now = Instant::now();
+        let mut deadline = service.next_deadline();
+        if let Phase::Draining(d) = phase {
+            deadline = Some(deadline.map_or(d, |x| x.min(d)));
+        }
+        let timeout = if io.driver.has_ready() {
+            Some(Duration::ZERO)
+        } else {
+            deadline.map(|d| d.saturating_duration_since(now))
+        };
+        if let Err(e) = io.driver.wait(timeout, &mut io.counters) {
+            break Err(e);
+        }
+        io.counters.turns += 1;
+        io.now = Instant::now();
+        let mut woke = false;
+        while let Some(c) = io.driver.next(&mut io.counters) {
+            if c.token.is_internal() && c.token.generation() == crate::token::WORKER_INTERNAL_ID {
+                // The worker's own ops: the wake read (re-armed below), its cancel,
+                // and flush no-ops.
+                if c.token == WAKE_TOKEN {
+                    wake_armed = false;
+                    woke = true;
+                }
+            } else {
+                service.complete(&mut io, c);
+            }
+        }
+        if woke || phase == Phase::Running {
+            let requested = rx.try_recv().is_ok() || signals::requested();
+            if requested && phase == Phase::Running {
+                io.draining = true;
+                phase = Phase::Draining(io.now + cfg.drain_timeout);
+                service.drain(&mut io);
+            }
+        }
+        if let Phase::Draining(d) = phase {
+            if io.now >= d {
+                phase = Phase::Aborted;
+                service.abort(&mut io);
+            }
+        }
+        service.expire(&mut io);
+        service.flush(&mut io);
+        slot.counters.publish(&io.counters);
+        if phase != Phase::Running && service.is_done() {
+            if !wake_armed {
+                break Ok(());
+            }
+            if !wake_cancelled {
+                wake_cancelled = true;
+                // SAFETY: a cancel references no memory.
+                if let Err(e) = unsafe { io.submit(WAKE_CANCEL_TOKEN, Op::CancelFd { fd: wake_fd }) } {
+                    break Err(e);
+                }
+            }
+        } else if !wake_armed {
+            // SAFETY: as for the first wake read: `wake_buf` outlives the op.
+            if let Err(e) = unsafe { io.submit(WAKE_TOKEN, wake_op) } {
+                break Err(e);
+            }
+            wake_armed = true;
+        }
+    };
+    slot.counters.publish(&io.counters);
+    if wake_armed {
+        // Fatal backend error with the read still in flight: the kernel may write the
+        // buffer later, so it must never be freed.
+        std::mem::forget(wake_buf);
+    }
+    drop(service);
+    result
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").field("config", &self.cfg).finish()
+    }
+}
+
+/// The backend a worker would pick with this configuration (opens and closes it).
+///
+/// # Errors
+/// As worker start-up: the backend is unavailable.
+pub fn probe_backend(cfg: &Config) -> io::Result<BackendKind> {
+    Driver::open(cfg).map(|d| d.kind())
+}
