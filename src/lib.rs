@@ -33,7 +33,8 @@ pub use ringcore_net as net;
 pub use ringcore_runtime as runtime;
 
 pub use ringcore_net::{
-    CloseReason, Conn, ConnInfo, Factory, Handler, IntoListeners, Keepalive, Listeners, Serve,
+    CloseReason, Conn, ConnInfo, Connect, ConnectOptions, Factory, Handler, IntoListeners,
+    Keepalive, Listeners, Serve,
     SocketOptions,
 };
 #[cfg(feature = "http")]

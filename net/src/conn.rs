@@ -28,6 +28,8 @@ pub(crate) const SHUT_SENT: u16 = 1 << 6;
 pub(crate) const CLOSE_SENT: u16 = 1 << 7;
 pub(crate) const DIRTY: u16 = 1 << 8;
 pub(crate) const TIMER: u16 = 1 << 9;
+pub(crate) const USER_TIMER: u16 = 1 << 10;
+pub(crate) const CONNECTING: u16 = 1 << 11;
 
 /// Default most unconsumed input bytes kept for a handler.
 pub const DEFAULT_MAX_PENDING: u32 = 1 << 20;
@@ -43,6 +45,10 @@ pub struct ConnCore {
     pub(crate) idle_ms: u32,
     /// When the idle timeout fires if nothing happens.
     pub(crate) deadline: Option<Instant>,
+    /// When `on_timer` is due.
+    pub(crate) timer_at: Option<Instant>,
+    /// The peer address of an outbound connect in flight (the kernel reads it).
+    pub(crate) connect_addr: Option<Box<crate::addr::RawAddr>>,
     pub(crate) out: WriteQueue,
     /// Unconsumed input (empty, without allocation, while idle).
     pub(crate) pending: Vec<u8>,
@@ -58,6 +64,8 @@ impl ConnCore {
             max_pending: DEFAULT_MAX_PENDING,
             idle_ms: 0,
             deadline: None,
+            timer_at: None,
+            connect_addr: None,
             out: WriteQueue::default(),
             pending: Vec::new(),
             reason: None,
@@ -156,13 +164,25 @@ impl WorkerCtx {
         }
     }
 
+    pub(crate) fn set_user_timer(&mut self, core: &mut ConnCore, at: Option<Instant>) {
+        let old = core.timer_at;
+        core.timer_at = at;
+        if let Some(t) = at {
+            // A new entry unless one already fires at or before `t` (it re-arms itself).
+            if !core.has(USER_TIMER) || old.is_none_or(|o| t < o) {
+                core.set(USER_TIMER);
+                self.timers.insert(t, core.token.with_kind(OpKind::Timer).raw());
+            }
+        }
+    }
+
     pub(crate) fn set_idle_timeout(&mut self, core: &mut ConnCore, timeout: Option<Duration>) {
         match timeout {
             Some(t) if !t.is_zero() => {
                 core.idle_ms = t.as_millis().clamp(1, u32::MAX as u128) as u32;
                 let d = self.now + Duration::from_millis(core.idle_ms as u64);
-                core.deadline = Some(d);
-                if !core.has(TIMER) {
+                let old = core.deadline.replace(d);
+                if !core.has(TIMER) || old.is_none_or(|o| d < o) {
                     core.set(TIMER);
                     self.timers
                         .insert(d, core.token.with_kind(OpKind::Timeout).raw());

@@ -59,6 +59,11 @@ pub trait Handler: 'static {
         conn.close_with(CloseReason::IdleTimeout);
     }
 
+    /// The timer set with [`Conn::set_timer`] is due.
+    fn on_timer(&mut self, conn: &mut Conn<'_>) {
+        let _ = conn;
+    }
+
     /// The connection is gone: the fd is closed and no op is in flight.
     fn on_close(&mut self, reason: CloseReason) {
         let _ = reason;
@@ -168,6 +173,12 @@ impl Conn<'_> {
     /// arrived or left for this long. Re-armed by activity.
     pub fn set_idle_timeout(&mut self, timeout: Option<Duration>) {
         self.ctx.set_idle_timeout(self.core, timeout);
+    }
+
+    /// Calls [`Handler::on_timer`] at (or within one 10 ms tick after) `at`; `None`
+    /// cancels. One timer per connection: setting it again replaces it.
+    pub fn set_timer(&mut self, at: Option<Instant>) {
+        self.ctx.set_user_timer(self.core, at);
     }
 
     /// Stops delivering `on_data` until [`resume_reading`](Self::resume_reading); the

@@ -20,5 +20,5 @@ mod wqueue;
 
 pub use conn::DEFAULT_MAX_PENDING;
 pub use handler::{CloseReason, Conn, ConnInfo, Factory, Handler};
-pub use server::{IntoListeners, Serve};
+pub use server::{Connect, ConnectOptions, IntoListeners, Serve};
 pub use socket::{Keepalive, Listeners, SocketOptions};

@@ -9,7 +9,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Timer key of the listener's accept back-off.
 const ACCEPT_BACKOFF_KEY: u64 = u64::MAX - 1;
@@ -34,6 +34,15 @@ pub(crate) struct Server<F: Factory> {
     ctx: WorkerCtx,
     listener: Listener,
     expired: Vec<u64>,
+    outbound: Option<Outbound>,
+}
+
+/// Outbound connections a client-mode worker opens at start.
+#[derive(Clone)]
+pub(crate) struct Outbound {
+    addr: std::net::SocketAddr,
+    count: usize,
+    opts: ConnectOptions,
 }
 
 fn log_panic(worker: usize, what: &str) {
@@ -80,6 +89,7 @@ impl<F: Factory> Server<F> {
                 paused_until: None,
             },
             expired: Vec::new(),
+            outbound: None,
         }
     }
 
@@ -412,24 +422,121 @@ impl<F: Factory> Server<F> {
         }
         let slot = &mut s.value;
         let now = self.ctx.now;
-        match slot.core.deadline {
-            Some(d) if !slot.core.has(CLOSE_SENT) && slot.core.idle_ms != 0 => {
-                if d > now {
-                    self.ctx.timers.insert(d, key);
-                    return;
+        if slot.core.has(CLOSE_SENT) {
+            return;
+        }
+        match t.kind() {
+            Some(OpKind::Timer) => match slot.core.timer_at {
+                Some(at) if at > now => self.ctx.timers.insert(at, key),
+                Some(_) => {
+                    slot.core.clear(USER_TIMER);
+                    slot.core.timer_at = None;
+                    call(slot, &mut self.ctx, io, "on_timer", |h, conn| h.on_timer(conn));
                 }
-                slot.core.clear(TIMER);
-                slot.core.deadline = None;
-                io.counters().timeouts += 1;
-                call(slot, &mut self.ctx, io, "on_timeout", |h, conn| h.on_timeout(conn));
-                if slot.core.deadline.is_none() && slot.core.idle_ms != 0 && !slot.core.has(CLOSING) {
-                    let idle = std::time::Duration::from_millis(slot.core.idle_ms as u64);
-                    let idle = Some(idle);
-                    self.ctx.set_idle_timeout(&mut slot.core, idle);
+                None => slot.core.clear(USER_TIMER),
+            },
+            Some(OpKind::Connect) => {
+                if slot.core.has(CONNECTING) {
+                    slot.core.fail(CloseReason::Error(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "connect timed out",
+                    )));
+                    self.ctx.mark_dirty(&mut slot.core);
                 }
             }
-            _ => slot.core.clear(TIMER),
+            _ => match slot.core.deadline {
+                Some(d) if slot.core.idle_ms != 0 => {
+                    if d > now {
+                        self.ctx.timers.insert(d, key);
+                        return;
+                    }
+                    slot.core.clear(TIMER);
+                    slot.core.deadline = None;
+                    io.counters().timeouts += 1;
+                    call(slot, &mut self.ctx, io, "on_timeout", |h, conn| h.on_timeout(conn));
+                    if slot.core.deadline.is_none()
+                        && slot.core.idle_ms != 0
+                        && !slot.core.has(CLOSING)
+                    {
+                        let idle = Duration::from_millis(slot.core.idle_ms as u64);
+                        self.ctx.set_idle_timeout(&mut slot.core, Some(idle));
+                    }
+                }
+                _ => slot.core.clear(TIMER),
+            },
         }
+    }
+
+    /// Opens one outbound connection: socket, optional source bind, connect op.
+    fn open_outbound(&mut self, io: &mut Io, target: &Outbound, n: usize) {
+        let fail = |io: &mut Io, e: io::Error| {
+            eprintln!("ringcore: worker {}: outbound connect to {} failed: {e}", io.worker_id(), target.addr);
+            io.counters().closes += 1;
+        };
+        let fd = match crate::socket::tcp_socket(&target.addr) {
+            Ok(fd) => fd,
+            Err(e) => return fail(io, e),
+        };
+        let setup = || -> io::Result<()> {
+            target.opts.socket.apply(fd)?;
+            if !target.opts.sources.is_empty() {
+                let src = target.opts.sources[n % target.opts.sources.len()];
+                if src.is_ipv4() {
+                    crate::socket::setopt(fd, libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT, 1, "IP_BIND_ADDRESS_NO_PORT")?;
+                }
+                let raw = crate::addr::from_std(&std::net::SocketAddr::new(src, 0));
+                crate::socket::syscall!(bind(fd, raw.as_ptr(), raw.len))
+                    .map_err(|e| io::Error::new(e.kind(), format!("bind source {src}: {e}")))?;
+            }
+            Ok(())
+        };
+        if let Err(e) = setup() {
+            close_fd(fd);
+            return fail(io, e);
+        }
+        let info = ConnInfo { fd, worker: self.ctx.worker };
+        let factory = &self.factory;
+        let Ok(handler) = catch_unwind(AssertUnwindSafe(|| factory.make(&info))) else {
+            io.counters().panics += 1;
+            log_panic(self.ctx.worker, "factory");
+            close_fd(fd);
+            return;
+        };
+        let idx = self.conns.insert(ConnSlot { core: ConnCore::new(fd, Token::NONE), handler });
+        let token = self.conns.token(idx, OpKind::Recv);
+        io.counters().open_conns += 1;
+        let Some(s) = self.conns.get_mut(idx) else { return };
+        let core = &mut s.value.core;
+        core.token = token;
+        core.set(CONNECTING);
+        let addr = Box::new(crate::addr::from_std(&target.addr));
+        let (ptr, len) = (addr.as_ptr(), addr.len);
+        core.connect_addr = Some(addr);
+        let timeout_at = self.ctx.now + target.opts.timeout;
+        self.ctx.timers.insert(timeout_at, token.with_kind(OpKind::Connect).raw());
+        // SAFETY: `addr` is boxed in the slot's `connect_addr` and dropped only after the
+        // connect's completion (or with the slot, which outlives every op).
+        if unsafe { io.submit(token.with_kind(OpKind::Connect), Op::Connect { fd, addr: ptr, addrlen: len }) }.is_ok() {
+            self.conns.op_submitted(idx);
+        }
+    }
+
+    fn on_connect(&mut self, io: &mut Io, c: Completion, idx: u32) {
+        let Some(s) = self.conns.get_mut(idx) else { return };
+        let slot = &mut s.value;
+        slot.core.clear(CONNECTING);
+        slot.core.connect_addr = None;
+        if slot.core.has(CLOSING) {
+            return;
+        }
+        if c.result < 0 {
+            slot.core.fail(CloseReason::Error(io::Error::from_raw_os_error(-c.result)));
+            self.ctx.mark_dirty(&mut slot.core);
+            return;
+        }
+        io.counters().connects += 1;
+        call(slot, &mut self.ctx, io, "on_open", |h, c| h.on_open(c));
+        self.ctx.mark_dirty(&mut slot.core);
     }
 }
 
@@ -447,8 +554,18 @@ fn unsafe_free_slice(d: &[u8]) -> &'static [u8] {
 impl<F: Factory> Service for Server<F> {
     fn start(&mut self, io: &mut Io) -> io::Result<()> {
         self.ctx.now = io.now();
-        self.arm_accept(io);
+        if let Some(out) = self.outbound.clone() {
+            for n in 0..out.count {
+                self.open_outbound(io, &out, n * 1000 + self.ctx.worker);
+            }
+        } else {
+            self.arm_accept(io);
+        }
         Ok(())
+    }
+
+    fn wants_exit(&self) -> bool {
+        self.outbound.is_some() && self.conns.is_empty()
     }
 
     fn complete(&mut self, io: &mut Io, c: Completion) {
@@ -471,6 +588,7 @@ impl<F: Factory> Service for Server<F> {
         match c.token.kind() {
             Some(OpKind::Recv) => self.on_recv(io, c, idx),
             Some(OpKind::Send) => self.on_send(io, c, idx),
+            Some(OpKind::Connect) => self.on_connect(io, c, idx),
             Some(OpKind::Close) => {
                 if c.result == -libc::ECANCELED {
                     // A linked close whose send failed: close for real.
@@ -518,6 +636,10 @@ impl<F: Factory> Service for Server<F> {
 
     fn drain(&mut self, io: &mut Io) {
         self.ctx.draining = true;
+        if self.outbound.is_some() {
+            self.listener.closing = true;
+            return;
+        }
         if self.listener.fd >= 0 && !self.listener.closing {
             self.listener.closing = true;
             if self.listener.armed {
@@ -617,5 +739,103 @@ impl Serve for Runtime {
             close_fd(*fd);
         }
         r
+    }
+}
+
+/// Options for outbound connections ([`Connect::connect`]).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ConnectOptions {
+    /// Source addresses to bind, round-robin (empty: the kernel picks). Spread clients
+    /// over 127.0.0.x to open more than ~28k connections to one server port.
+    pub sources: Vec<std::net::IpAddr>,
+    /// Connect timeout (default 10 s).
+    pub timeout: Duration,
+    /// Socket options (nodelay, buffers, keepalive) for the new sockets.
+    pub socket: SocketOptions,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            sources: Vec::new(),
+            timeout: Duration::from_secs(10),
+            socket: SocketOptions::default().keepalive(None),
+        }
+    }
+}
+
+impl ConnectOptions {
+    /// Sets the source addresses.
+    pub fn sources(mut self, s: Vec<std::net::IpAddr>) -> Self {
+        self.sources = s;
+        self
+    }
+    /// Sets the connect timeout.
+    pub fn timeout(mut self, t: Duration) -> Self {
+        self.timeout = t;
+        self
+    }
+    /// Sets the socket options.
+    pub fn socket(mut self, o: SocketOptions) -> Self {
+        self.socket = o;
+        self
+    }
+}
+
+/// Outbound connections on a [`Runtime`]: the client side (load generators, proxies).
+pub trait Connect {
+    /// Opens `per_worker` connections to `addr` on every worker and runs a handler per
+    /// connection. `on_open` follows a successful connect; a failed or timed-out
+    /// connect gets `on_close(CloseReason::Error)` without `on_open`. Returns when every
+    /// connection has closed, or after shutdown.
+    ///
+    /// # Errors
+    /// Backend start-up errors.
+    fn connect<F: Factory>(
+        &self,
+        addr: std::net::SocketAddr,
+        per_worker: usize,
+        opts: ConnectOptions,
+        factory: F,
+    ) -> io::Result<()>;
+}
+
+impl Connect for Runtime {
+    fn connect<F: Factory>(
+        &self,
+        addr: std::net::SocketAddr,
+        per_worker: usize,
+        opts: ConnectOptions,
+        factory: F,
+    ) -> io::Result<()> {
+        let factory = Arc::new(factory);
+        let out = Outbound { addr, count: per_worker, opts };
+        self.run(move |id, io| {
+            let mut s = Server::new(id, -1, factory.clone(), io.now());
+            s.listener.closing = true;
+            s.outbound = Some(out.clone());
+            Ok(s)
+        })
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    #[test]
+    fn print_slot_size() {
+        struct Z;
+        impl crate::Handler for Z {
+            fn on_data(&mut self, _: &mut crate::Conn<'_>, d: &[u8]) -> usize {
+                d.len()
+            }
+        }
+        eprintln!(
+            "slot {} core {} wq {} reason {}",
+            std::mem::size_of::<ringcore_runtime::registry::Slot<super::ConnSlot<Z>>>(),
+            std::mem::size_of::<crate::conn::ConnCore>(),
+            std::mem::size_of::<crate::wqueue::WriteQueue>(),
+            std::mem::size_of::<Option<crate::CloseReason>>()
+        );
     }
 }

@@ -70,6 +70,8 @@ pub enum OpKind {
     Nop = 12,
     /// Poll for readiness (used for "wait until writable").
     Poll = 13,
+    /// A user timer (timer wheel key; never submitted as an op).
+    Timer = 14,
 }
 
 impl OpKind {
@@ -89,6 +91,7 @@ impl OpKind {
             11 => OpKind::SpliceOut,
             12 => OpKind::Nop,
             13 => OpKind::Poll,
+            14 => OpKind::Timer,
             _ => return None,
         })
     }
@@ -175,7 +178,7 @@ impl std::fmt::Debug for Token {
 mod tests {
     use super::*;
 
-    const KINDS: [OpKind; 13] = [
+    const KINDS: [OpKind; 14] = [
         OpKind::Accept,
         OpKind::Recv,
         OpKind::Send,
@@ -189,6 +192,7 @@ mod tests {
         OpKind::SpliceOut,
         OpKind::Nop,
         OpKind::Poll,
+        OpKind::Timer,
     ];
 
     #[test]

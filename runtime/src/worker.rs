@@ -44,6 +44,11 @@ pub trait Service {
     fn abort(&mut self, io: &mut Io);
     /// True when nothing is open and no op of this service is in flight.
     fn is_done(&self) -> bool;
+    /// True when the service has finished its work on its own (a client whose
+    /// connections all closed): the worker then shuts down as if asked to.
+    fn wants_exit(&self) -> bool {
+        false
+    }
 }
 
 #[derive(Debug)]
@@ -309,7 +314,7 @@ where
             }
         }
         if woke || phase == Phase::Running {
-            let requested = rx.try_recv().is_ok() || signals::requested();
+            let requested = rx.try_recv().is_ok() || signals::requested() || service.wants_exit();
             if requested && phase == Phase::Running {
                 io.draining = true;
                 phase = Phase::Draining(io.now + cfg.drain_timeout);
