@@ -53,7 +53,33 @@ pub struct ConnCore {
     /// Unconsumed input (empty, without allocation, while idle).
     pub(crate) pending: Vec<u8>,
     pub(crate) reason: Option<CloseReason>,
+    /// The pipe and progress of a file being spliced out (only while one is).
+    pub(crate) splice: Option<Box<SpliceState>>,
 }
+
+/// A file leaving by splice: file -> pipe -> socket.
+pub(crate) struct SpliceState {
+    /// INVARIANT: a nonblocking pipe (read end, write end) owned by this state.
+    pub(crate) pipe: (RawFd, RawFd),
+    /// Bytes in the pipe not yet spliced to the socket.
+    pub(crate) in_pipe: u64,
+    /// Splice/poll ops in flight.
+    pub(crate) ops: u8,
+    /// The socket was full: a writability poll is in flight.
+    pub(crate) polling: bool,
+}
+
+impl Drop for SpliceState {
+    fn drop(&mut self) {
+        crate::socket::close_fd(self.pipe.0);
+        crate::socket::close_fd(self.pipe.1);
+    }
+}
+
+/// Bytes moved per splice pair (the pipe is sized to hold this much).
+pub(crate) const PIPE_CHUNK: u64 = 256 * 1024;
+/// Pipes kept for reuse per worker.
+const PIPE_POOL_MAX: usize = 64;
 
 impl ConnCore {
     pub(crate) fn new(fd: RawFd, token: Token) -> ConnCore {
@@ -69,6 +95,7 @@ impl ConnCore {
             out: WriteQueue::default(),
             pending: Vec::new(),
             reason: None,
+            splice: None,
         }
     }
 
@@ -142,6 +169,8 @@ pub struct WorkerCtx {
     pub(crate) dirty: Vec<u32>,
     pub(crate) spare: Spare,
     pub(crate) timers: TimerWheel,
+    /// Empty pipes ready for reuse by splices.
+    pub(crate) pipes: Vec<Box<SpliceState>>,
 }
 
 impl WorkerCtx {
@@ -153,6 +182,32 @@ impl WorkerCtx {
             dirty: Vec::with_capacity(256),
             spare: Spare::default(),
             timers: TimerWheel::new(now),
+            pipes: Vec::new(),
+        }
+    }
+
+    /// An empty pipe from the pool, or a new one.
+    pub(crate) fn take_pipe(&mut self) -> std::io::Result<Box<SpliceState>> {
+        if let Some(p) = self.pipes.pop() {
+            return Ok(p);
+        }
+        let mut fds = [0 as libc::c_int; 2];
+        crate::socket::syscall!(pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC))?;
+        // Best effort: a bigger pipe means fewer splices per file.
+        // SAFETY: fcntl on the pipe we just created.
+        unsafe { libc::fcntl(fds[1], libc::F_SETPIPE_SZ, PIPE_CHUNK as libc::c_int) };
+        Ok(Box::new(SpliceState {
+            pipe: (fds[0], fds[1]),
+            in_pipe: 0,
+            ops: 0,
+            polling: false,
+        }))
+    }
+
+    /// Returns an empty pipe to the pool (closing it if the pool is full).
+    pub(crate) fn give_pipe(&mut self, p: Box<SpliceState>) {
+        if p.in_pipe == 0 && p.ops == 0 && self.pipes.len() < PIPE_POOL_MAX {
+            self.pipes.push(p);
         }
     }
 

@@ -140,6 +140,24 @@ impl Conn<'_> {
         self.ctx.mark_dirty(self.core);
     }
 
+    /// Queues `len` bytes of `file` from `offset`, sent after everything queued before
+    /// it and before anything queued after it. The bytes leave by splice (file -> pipe
+    /// -> socket) without passing through user space. The file is closed when done.
+    /// If the file turns out shorter than `len`, the connection is aborted (the peer
+    /// was promised `len` bytes).
+    pub fn send_file(&mut self, file: std::fs::File, offset: u64, len: u64) {
+        use std::os::fd::IntoRawFd;
+        if len == 0 || self.core.write_closed() {
+            return;
+        }
+        self.core.out.push_file(crate::wqueue::FileSeg {
+            fd: file.into_raw_fd(),
+            offset,
+            remaining: len,
+        });
+        self.ctx.mark_dirty(self.core);
+    }
+
     /// Bytes queued and not yet handed to the kernel (for backpressure).
     pub fn pending_write(&self) -> usize {
         self.core.out.len()

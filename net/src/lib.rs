@@ -14,11 +14,15 @@ mod conn;
 mod handler;
 #[cfg(feature = "http")]
 pub mod http;
+mod dataflow;
+mod outbound;
 mod server;
+mod splice;
 pub mod socket;
 mod wqueue;
 
 pub use conn::DEFAULT_MAX_PENDING;
 pub use handler::{CloseReason, Conn, ConnInfo, Factory, Handler};
-pub use server::{Connect, ConnectOptions, IntoListeners, Serve};
+pub use outbound::{Connect, ConnectOptions};
+pub use server::{IntoListeners, Serve};
 pub use socket::{Keepalive, Listeners, SocketOptions};

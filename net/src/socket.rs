@@ -12,7 +12,7 @@ macro_rules! syscall {
         // SAFETY: each call site passes valid arguments for this libc function; the
         // pointers involved point at live locals for the duration of the call.
         let res = unsafe { libc::$fn($($arg),*) };
-        if res == -1 { Err(io::Error::last_os_error()) } else { Ok(res) }
+        if res == -1 { Err(std::io::Error::last_os_error()) } else { Ok(res) }
     }};
 }
 #[allow(unused_imports)]

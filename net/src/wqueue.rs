@@ -22,6 +22,36 @@ const SPARE_MAX_CAP: usize = 64 * 1024;
 /// Most buffers kept in the spare pool.
 const SPARE_MAX: usize = 1024;
 
+/// A file region queued with [`WriteQueue::push_file`]; it leaves by splice.
+pub struct FileSeg {
+    /// The file (owned: closed when the segment is done or dropped).
+    pub fd: std::os::fd::RawFd,
+    /// Next offset to send.
+    pub offset: u64,
+    /// Bytes left to send.
+    pub remaining: u64,
+}
+
+impl Drop for FileSeg {
+    fn drop(&mut self) {
+        crate::socket::close_fd(self.fd);
+    }
+}
+
+enum Item {
+    Bytes(Vec<u8>),
+    File(FileSeg),
+}
+
+impl Item {
+    fn bytes(&self) -> Option<&Vec<u8>> {
+        match self {
+            Item::Bytes(b) => Some(b),
+            Item::File(_) => None,
+        }
+    }
+}
+
 /// The memory one send op references.
 pub struct SendBuf {
     msg: libc::msghdr,
@@ -65,10 +95,10 @@ impl Spare {
 /// A connection's queued output.
 #[derive(Default)]
 pub struct WriteQueue {
-    chunks: VecDeque<Vec<u8>>,
+    chunks: VecDeque<Item>,
     /// Bytes of `chunks[0]` already sent.
     head: usize,
-    /// Unsent bytes, in flight or not.
+    /// Unsent bytes, in flight or not (file segments included).
     len: usize,
     inflight_chunks: usize,
     inflight_bytes: usize,
@@ -95,23 +125,63 @@ impl WriteQueue {
     pub fn push_copy(&mut self, data: &[u8], spare: &mut Spare) {
         let n = self.chunks.len();
         if n > self.inflight_chunks {
-            let last = &mut self.chunks[n - 1];
-            if last.len() + data.len() <= COALESCE.max(last.capacity()) {
-                last.extend_from_slice(data);
-                self.len += data.len();
-                return;
+            if let Item::Bytes(last) = &mut self.chunks[n - 1] {
+                if last.len() + data.len() <= COALESCE.max(last.capacity()) {
+                    last.extend_from_slice(data);
+                    self.len += data.len();
+                    return;
+                }
             }
         }
         let mut b = spare.buf(data.len());
         b.extend_from_slice(data);
-        self.chunks.push_back(b);
+        self.chunks.push_back(Item::Bytes(b));
         self.len += data.len();
     }
 
     /// Appends `data` without copying.
     pub fn push_owned(&mut self, data: Vec<u8>) {
         self.len += data.len();
-        self.chunks.push_back(data);
+        self.chunks.push_back(Item::Bytes(data));
+    }
+
+    /// Appends a file region; it is sent after everything queued before it.
+    pub fn push_file(&mut self, seg: FileSeg) {
+        self.len += seg.remaining as usize;
+        self.chunks.push_back(Item::File(seg));
+    }
+
+    /// True when the next thing to send is bytes (a send op can be prepared).
+    pub fn bytes_ready(&self) -> bool {
+        matches!(self.chunks.front(), Some(Item::Bytes(_)))
+    }
+
+    /// The file segment at the head of the queue, if the head is a file.
+    pub fn head_file(&mut self) -> Option<&mut FileSeg> {
+        match self.chunks.front_mut() {
+            Some(Item::File(f)) => Some(f),
+            _ => None,
+        }
+    }
+
+    /// Records `n` bytes of the head file segment as sent; pops it when finished.
+    pub fn file_sent(&mut self, n: u64) {
+        self.len -= n as usize;
+        if let Some(Item::File(f)) = self.chunks.front_mut() {
+            f.offset += n;
+            f.remaining -= n.min(f.remaining);
+            if f.remaining == 0 {
+                self.chunks.pop_front();
+            }
+        }
+    }
+
+    /// Drops the head file segment (its file could not be read), with its bytes.
+    pub fn drop_head_file(&mut self) {
+        if let Some(Item::File(f)) = self.chunks.front() {
+            self.len -= f.remaining as usize;
+            self.chunks.pop_front();
+        }
     }
 
     /// Fills the send header for everything queued (up to [`MAX_IOV`] chunks) and returns
@@ -120,11 +190,12 @@ impl WriteQueue {
     /// # Panics
     /// If a send is already in flight or the queue is empty.
     pub fn prepare(&mut self, spare: &mut Spare) -> *const libc::msghdr {
-        assert!(!self.in_flight() && self.len > 0, "prepare: bad state");
+        assert!(!self.in_flight() && self.bytes_ready(), "prepare: bad state");
         let mut sb = self.msg.take().unwrap_or_else(|| spare.send_buf());
         let mut n = 0;
         let mut bytes = 0;
-        for (i, c) in self.chunks.iter().enumerate().take(MAX_IOV) {
+        let leading = self.chunks.iter().map_while(Item::bytes);
+        for (i, c) in leading.enumerate().take(MAX_IOV) {
             let off = if i == 0 { self.head } else { 0 };
             sb.iov[i] = libc::iovec {
                 iov_base: c[off..].as_ptr() as *mut libc::c_void,
@@ -159,11 +230,11 @@ impl WriteQueue {
         let mut left = sent.min(self.inflight_bytes);
         self.len -= left;
         while left > 0 {
-            let avail = self.chunks[0].len() - self.head;
+            let avail = self.chunks[0].bytes().map_or(0, |c| c.len()) - self.head;
             if left >= avail {
                 left -= avail;
                 self.head = 0;
-                if let Some(c) = self.chunks.pop_front() {
+                if let Some(Item::Bytes(c)) = self.chunks.pop_front() {
                     spare.give(c);
                 }
             } else {
@@ -173,11 +244,11 @@ impl WriteQueue {
         }
         self.inflight_chunks = 0;
         self.inflight_bytes = 0;
-        if self.len == 0 {
+        if !self.bytes_ready() {
             if let Some(sb) = self.msg.take() {
                 spare.sends.push(sb);
             }
-            if self.chunks.capacity() > 8 {
+            if self.chunks.is_empty() && self.chunks.capacity() > 8 {
                 self.chunks = VecDeque::new();
             }
         }
@@ -187,10 +258,15 @@ impl WriteQueue {
     /// Drops everything not in flight (abort). Bytes in flight stay until completion.
     pub fn discard_unsent(&mut self, spare: &mut Spare) {
         while self.chunks.len() > self.inflight_chunks {
-            let Some(c) = self.chunks.pop_back() else { break };
-            let unsent = if self.chunks.is_empty() { c.len() - self.head } else { c.len() };
-            self.len -= unsent;
-            spare.give(c);
+            let Some(item) = self.chunks.pop_back() else { break };
+            match item {
+                Item::Bytes(c) => {
+                    let unsent = if self.chunks.is_empty() { c.len() - self.head } else { c.len() };
+                    self.len -= unsent;
+                    spare.give(c);
+                }
+                Item::File(f) => self.len -= f.remaining as usize,
+            }
         }
         if self.chunks.is_empty() {
             self.head = 0;

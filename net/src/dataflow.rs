@@ -1,0 +1,319 @@
+//! The data path of one connection: receive completions into `on_data`, send
+//! completions into `on_sent`, and `drive`, which turns a dirty connection's requests
+//! into ops at the end of a loop turn (arm receive, send, shutdown, close), plus the
+//! close sequence and per-connection timers.
+
+use crate::conn::*;
+use crate::handler::{CloseReason, Factory, Handler};
+use crate::server::{call, log_panic, Server, ACCEPT_BACKOFF_KEY};
+use ringcore_runtime::{Completion, Io, Op, OpKind, Token};
+use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
+
+impl<F: Factory> Server<F> {
+    pub(crate) fn on_recv(&mut self, io: &mut Io, c: Completion, idx: u32) {
+        let Some(s) = self.conns.get_mut(idx) else { return };
+        let slot = &mut s.value;
+        if !c.more() {
+            slot.core.clear(RECV_ARMED);
+            self.ctx.mark_dirty(&mut slot.core);
+        }
+        if c.result > 0 {
+            let n = c.result as usize;
+            io.counters().bytes_in += n as u64;
+            slot.core.touch(self.ctx.now);
+            if slot.core.has(CLOSING) {
+                io.recycle(&c);
+                return;
+            }
+            if slot.core.has(PAUSED) || !slot.core.pending.is_empty() {
+                slot.core.pending.extend_from_slice(io.received(&c));
+                io.recycle(&c);
+                if !slot.core.has(PAUSED) {
+                    self.deliver_pending(io, idx);
+                } else if slot.core.pending.len() > slot.core.max_pending as usize {
+                    slot.core.fail(CloseReason::Error(io::Error::new(
+                        io::ErrorKind::OutOfMemory,
+                        "input buffered while paused exceeded max_pending",
+                    )));
+                    self.ctx.mark_dirty(&mut slot.core);
+                }
+                return;
+            }
+            // Fast path: hand the pool buffer straight to the handler.
+            let data = io.received(&c);
+            // SAFETY-free trick avoided: copy the slice bounds so `io` can be borrowed
+            // mutably inside the callback (counters); the buffer stays untouched until
+            // `recycle` below.
+            let data: &[u8] = unsafe_free_slice(data);
+            let consumed = call(slot, &mut self.ctx, io, "on_data", |h, conn| h.on_data(conn, data));
+            if let Some(used) = consumed {
+                let used = used.min(n);
+                if used < n && !slot.core.has(CLOSING) {
+                    slot.core.pending.extend_from_slice(&data[used..]);
+                    self.check_pending_limit(idx, used);
+                }
+            }
+            io.recycle(&c);
+        } else if c.result == 0 {
+            slot.core.set(EOF);
+            slot.core.clear(RECV_ARMED);
+            if !slot.core.has(CLOSING) {
+                call(slot, &mut self.ctx, io, "on_eof", |h, conn| h.on_eof(conn));
+            }
+        } else {
+            io.recycle(&c);
+            match -c.result {
+                libc::ENOBUFS => io.counters().enobufs += 1,
+                libc::ECANCELED => {}
+                e => {
+                    slot.core.fail(CloseReason::Error(io::Error::from_raw_os_error(e)));
+                    self.ctx.mark_dirty(&mut slot.core);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn deliver_pending(&mut self, io: &mut Io, idx: u32) {
+        let Some(s) = self.conns.get_mut(idx) else { return };
+        let slot = &mut s.value;
+        let pending = std::mem::take(&mut slot.core.pending);
+        let consumed = call(slot, &mut self.ctx, io, "on_data", |h, conn| h.on_data(conn, &pending));
+        let mut pending = pending;
+        if let Some(used) = consumed {
+            pending.drain(..used.min(pending.len()));
+        }
+        if pending.is_empty() {
+            pending = Vec::new();
+        }
+        slot.core.pending = pending;
+        self.check_pending_limit(idx, consumed.unwrap_or(0));
+    }
+
+    pub(crate) fn check_pending_limit(&mut self, idx: u32, used: usize) {
+        let Some(s) = self.conns.get_mut(idx) else { return };
+        let core = &mut s.value.core;
+        if used == 0 && core.pending.len() >= core.max_pending as usize {
+            core.fail(CloseReason::Error(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "on_data consumed nothing with {} bytes pending (max_pending); closing",
+                    core.pending.len()
+                ),
+            )));
+            self.ctx.mark_dirty(core);
+        }
+    }
+
+    pub(crate) fn on_send(&mut self, io: &mut Io, c: Completion, idx: u32) {
+        let Some(s) = self.conns.get_mut(idx) else { return };
+        let slot = &mut s.value;
+        let sent = c.result.max(0) as usize;
+        if slot.core.out.complete(sent, &mut self.ctx.spare) {
+            io.counters().short_sends += u64::from(c.result >= 0);
+        }
+        io.counters().bytes_out += sent as u64;
+        self.ctx.mark_dirty(&mut slot.core);
+        if c.result < 0 {
+            if c.result != -libc::ECANCELED {
+                slot.core
+                    .fail(CloseReason::Error(io::Error::from_raw_os_error(-c.result)));
+            }
+            return;
+        }
+        slot.core.touch(self.ctx.now);
+        if slot.core.out.is_empty() && !slot.core.has(CLOSING) {
+            call(slot, &mut self.ctx, io, "on_sent", |h, conn| h.on_sent(conn));
+        }
+    }
+
+    /// Turns one dirty connection's requests into ops.
+    pub(crate) fn drive(&mut self, io: &mut Io, idx: u32) {
+        let Some(s) = self.conns.get_mut(idx) else { return };
+        let core = &mut s.value.core;
+        core.clear(DIRTY);
+        if core.has(CLOSE_SENT) {
+            return;
+        }
+        let fd = core.fd;
+        if core.has(ABORT) {
+            core.out.discard_unsent(&mut self.ctx.spare);
+            return self.begin_close(io, idx);
+        }
+        if !core.has(PAUSED | RECV_ARMED | EOF | CLOSING) {
+            // SAFETY: a multishot recv references only the worker's buffer pool.
+            if unsafe { io.submit(core.token, Op::RecvMulti { fd }) }.is_ok() {
+                core.set(RECV_ARMED);
+                self.conns.op_submitted(idx);
+            }
+        }
+        let Some(s) = self.conns.get_mut(idx) else { return };
+        let core = &mut s.value.core;
+        if let Some(st) = &core.splice {
+            if st.ops > 0 {
+                return; // a splice is moving the head of the queue
+            }
+            if st.in_pipe > 0 || core.out.head_file().is_some() {
+                return self.drive_splice(io, idx);
+            }
+        } else if !core.out.in_flight() && core.out.head_file().is_some() {
+            return self.drive_splice(io, idx);
+        }
+        if !core.out.in_flight() && core.out.bytes_ready() {
+            let msg = core.out.prepare(&mut self.ctx.spare);
+            let send_tok = core.token.with_kind(OpKind::Send);
+            if core.has(CLOSING) && core.out.prepared_all() {
+                // Last bytes of a closing connection: send then close, linked.
+                let armed = core.has(RECV_ARMED);
+                core.set(CLOSE_SENT);
+                let close_tok = core.token.with_kind(OpKind::Close);
+                if armed {
+                    // SAFETY: cancel references no memory.
+                    let _ = unsafe { io.submit(core.token.with_kind(OpKind::Cancel), Op::CancelFd { fd }) };
+                    self.conns.op_submitted(idx);
+                }
+                // SAFETY: `msg` and the iovecs/chunks it points at are owned by this
+                // slot's write queue and stay untouched until the send's completion
+                // (write queue invariants); the slot is not freed before then because
+                // in_flight counts the op.
+                let r = unsafe {
+                    io.submit_linked(
+                        (send_tok, Op::Send { fd, msg, waitall: true }),
+                        (close_tok, Op::Close { fd }),
+                    )
+                };
+                if r.is_ok() {
+                    self.conns.op_submitted(idx);
+                    self.conns.op_submitted(idx);
+                }
+                self.conns.mark_closed(idx);
+                return;
+            }
+            // SAFETY: as above: the write queue owns msg/iovecs/bytes until completion.
+            if unsafe { io.submit(send_tok, Op::Send { fd, msg, waitall: false }) }.is_ok() {
+                self.conns.op_submitted(idx);
+            }
+            return;
+        }
+        if core.out.is_empty() && !core.out.in_flight() && core.splice.is_none() {
+            if core.has(SHUT_WANT) && !core.has(SHUT_SENT) {
+                core.set(SHUT_SENT);
+                let tok = core.token.with_kind(OpKind::Shutdown);
+                // SAFETY: shutdown references no memory.
+                if unsafe { io.submit(tok, Op::Shutdown { fd, how: libc::SHUT_WR }) }.is_ok() {
+                    self.conns.op_submitted(idx);
+                }
+            }
+            if self.conns.get(idx).is_some_and(|s| s.value.core.has(CLOSING)) {
+                self.begin_close(io, idx);
+            }
+        }
+    }
+
+    /// Cancel whatever is in flight, then close the fd. The slot goes when the last
+    /// completion arrives.
+    pub(crate) fn begin_close(&mut self, io: &mut Io, idx: u32) {
+        let Some(s) = self.conns.get_mut(idx) else { return };
+        let busy = s.in_flight() > 0;
+        let core = &mut s.value.core;
+        core.set(CLOSE_SENT | CLOSING);
+        let fd = core.fd;
+        let tok = core.token;
+        if busy {
+            // SAFETY: cancel references no memory.
+            if unsafe { io.submit(tok.with_kind(OpKind::Cancel), Op::CancelFd { fd }) }.is_ok() {
+                self.conns.op_submitted(idx);
+            }
+        }
+        // SAFETY: close references no memory.
+        if unsafe { io.submit(tok.with_kind(OpKind::Close), Op::Close { fd }) }.is_ok() {
+            self.conns.op_submitted(idx);
+        }
+        self.conns.mark_closed(idx);
+    }
+
+    pub(crate) fn maybe_release(&mut self, io: &mut Io, idx: u32) {
+        if let Some(mut slot) = self.conns.release_if_done(idx) {
+            io.counters().closes += 1;
+            io.counters().open_conns = io.counters().open_conns.saturating_sub(1);
+            let reason = slot.core.reason.take().unwrap_or(CloseReason::PeerClosed);
+            let h = &mut slot.handler;
+            if catch_unwind(AssertUnwindSafe(|| h.on_close(reason))).is_err() {
+                io.counters().panics += 1;
+                log_panic(self.ctx.worker, "on_close");
+            }
+        }
+    }
+
+    pub(crate) fn on_timer(&mut self, io: &mut Io, key: u64) {
+        if key == ACCEPT_BACKOFF_KEY {
+            self.listener.paused_until = None;
+            self.arm_accept(io);
+            return;
+        }
+        let t = Token::from_raw(key);
+        let idx = t.slot();
+        let Some(s) = self.conns.get_mut(idx) else { return };
+        if s.generation() != t.generation() {
+            return;
+        }
+        let slot = &mut s.value;
+        let now = self.ctx.now;
+        if slot.core.has(CLOSE_SENT) {
+            return;
+        }
+        match t.kind() {
+            Some(OpKind::Timer) => match slot.core.timer_at {
+                Some(at) if at > now => self.ctx.timers.insert(at, key),
+                Some(_) => {
+                    slot.core.clear(USER_TIMER);
+                    slot.core.timer_at = None;
+                    call(slot, &mut self.ctx, io, "on_timer", |h, conn| h.on_timer(conn));
+                }
+                None => slot.core.clear(USER_TIMER),
+            },
+            Some(OpKind::Connect) => {
+                if slot.core.has(CONNECTING) {
+                    slot.core.fail(CloseReason::Error(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "connect timed out",
+                    )));
+                    self.ctx.mark_dirty(&mut slot.core);
+                }
+            }
+            _ => match slot.core.deadline {
+                Some(d) if slot.core.idle_ms != 0 => {
+                    if d > now {
+                        self.ctx.timers.insert(d, key);
+                        return;
+                    }
+                    slot.core.clear(TIMER);
+                    slot.core.deadline = None;
+                    io.counters().timeouts += 1;
+                    call(slot, &mut self.ctx, io, "on_timeout", |h, conn| h.on_timeout(conn));
+                    if slot.core.deadline.is_none()
+                        && slot.core.idle_ms != 0
+                        && !slot.core.has(CLOSING)
+                    {
+                        let idle = Duration::from_millis(slot.core.idle_ms as u64);
+                        self.ctx.set_idle_timeout(&mut slot.core, Some(idle));
+                    }
+                }
+                _ => slot.core.clear(TIMER),
+            },
+        }
+    }
+
+}
+
+/// Identity on a slice; exists so the borrow of the pool buffer is visibly detached
+/// from `io` (the runtime guarantees the buffer is untouched until `recycle`).
+#[inline]
+fn unsafe_free_slice(d: &[u8]) -> &'static [u8] {
+    // SAFETY: the pool buffer behind `d` is owned by the worker's backend, which
+    // outlives this call, and is neither reused nor freed until `Io::recycle` for this
+    // completion, which runs after the callback returns. The 'static lifetime never
+    // escapes `on_recv`.
+    unsafe { std::slice::from_raw_parts(d.as_ptr(), d.len()) }
+}

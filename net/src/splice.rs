@@ -1,0 +1,124 @@
+//! `send_file`: a file region leaves by splice, file -> pipe -> socket, as a linked
+//! pair of splice SQEs (io_uring) or `splice(2)` on readiness (epoll), through a pipe
+//! from the worker's pool. A full socket (`EAGAIN`) waits on a writability poll.
+
+use crate::conn::*;
+use crate::handler::{CloseReason, Factory, Handler};
+use crate::server::{call, Server};
+use ringcore_runtime::{Completion, Io, Op, OpKind};
+use std::io;
+use std::time::Duration;
+
+impl<F: Factory> Server<F> {
+    /// Moves the head file segment: file -> pipe and pipe -> socket as a linked pair,
+    /// or flushes what is left in the pipe.
+    pub(crate) fn drive_splice(&mut self, io: &mut Io, idx: u32) {
+        let Some(s) = self.conns.get_mut(idx) else { return };
+        let core = &mut s.value.core;
+        if core.splice.is_none() {
+            match self.ctx.take_pipe() {
+                Ok(p) => core.splice = Some(p),
+                Err(e) => {
+                    core.fail(CloseReason::Error(io::Error::new(e.kind(), format!("pipe for splice: {e}"))));
+                    self.ctx.mark_dirty(core);
+                    return;
+                }
+            }
+        }
+        let fd = core.fd;
+        let tok = core.token;
+        let Some(st) = core.splice.as_mut() else { return };
+        if st.polling || st.ops > 0 {
+            return;
+        }
+        let (pr, pw) = st.pipe;
+        if st.in_pipe > 0 {
+            let len = st.in_pipe.min(u32::MAX as u64) as u32;
+            let out = Op::Splice { fd_in: pr, off_in: -1, fd_out: fd, off_out: -1, len };
+            // SAFETY: splice references no user memory.
+            if unsafe { io.submit(tok.with_kind(OpKind::SpliceOut), out) }.is_ok() {
+                st.ops += 1;
+                self.conns.op_submitted(idx);
+            }
+            return;
+        }
+        let Some(f) = core.out.head_file() else { return };
+        let len = f.remaining.min(PIPE_CHUNK) as u32;
+        let fill = Op::Splice { fd_in: f.fd, off_in: f.offset as i64, fd_out: pw, off_out: -1, len };
+        let drain = Op::Splice { fd_in: pr, off_in: -1, fd_out: fd, off_out: -1, len };
+        // SAFETY: splices reference no user memory; the fds live in the slot until the
+        // slot is released, which waits for both completions.
+        let r = unsafe {
+            io.submit_linked((tok.with_kind(OpKind::Splice), fill), (tok.with_kind(OpKind::SpliceOut), drain))
+        };
+        if r.is_ok() {
+            st.ops += 2;
+            self.conns.op_submitted(idx);
+            self.conns.op_submitted(idx);
+        }
+    }
+
+    pub(crate) fn on_splice(&mut self, io: &mut Io, c: Completion, idx: u32) {
+        let Some(s) = self.conns.get_mut(idx) else { return };
+        let slot = &mut s.value;
+        let core = &mut slot.core;
+        self.ctx.mark_dirty(core);
+        let Some(st) = core.splice.as_mut() else { return };
+        st.ops = st.ops.saturating_sub(1);
+        match c.token.kind() {
+            Some(OpKind::Splice) => {
+                if c.result > 0 {
+                    st.in_pipe += c.result as u64;
+                    core.out.file_sent(c.result as u64);
+                } else if c.result == 0 {
+                    core.out.drop_head_file();
+                    core.fail(CloseReason::Error(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "file ended before the length given to send_file",
+                    )));
+                } else if c.result != -libc::ECANCELED {
+                    core.out.drop_head_file();
+                    core.fail(CloseReason::Error(io::Error::from_raw_os_error(-c.result)));
+                }
+                return;
+            }
+            Some(OpKind::Poll) => {
+                st.polling = false;
+                if c.result < 0 && c.result != -libc::ECANCELED {
+                    core.fail(CloseReason::Error(io::Error::from_raw_os_error(-c.result)));
+                }
+                return;
+            }
+            _ => {}
+        }
+        // Pipe -> socket.
+        if c.result > 0 {
+            st.in_pipe -= (c.result as u64).min(st.in_pipe);
+            io.counters().bytes_out += c.result as u64;
+            if core.idle_ms != 0 {
+                core.deadline = Some(self.ctx.now + Duration::from_millis(core.idle_ms as u64));
+            }
+        } else if c.result == -libc::EAGAIN {
+            // Socket full: wait for writability, then splice again.
+            // SAFETY: poll references no memory.
+            if unsafe { io.submit(core.token.with_kind(OpKind::Poll), Op::PollWritable { fd: core.fd }) }.is_ok() {
+                st.polling = true;
+                st.ops += 1;
+                self.conns.op_submitted(idx);
+            }
+            return;
+        } else if c.result < 0 && c.result != -libc::ECANCELED {
+            core.fail(CloseReason::Error(io::Error::from_raw_os_error(-c.result)));
+            return;
+        }
+        if st.ops == 0 && st.in_pipe == 0 && core.out.head_file().is_none() {
+            if let Some(p) = core.splice.take() {
+                self.ctx.give_pipe(p);
+            }
+            if core.out.is_empty() && !core.has(CLOSING) {
+                call(slot, &mut self.ctx, io, "on_sent", |h, conn| h.on_sent(conn));
+            }
+        }
+    }
+
+}
