@@ -1,0 +1,109 @@
+//! Per-connection limits of the HTTP codec, with nginx-like defaults.
+
+use std::time::Duration;
+
+/// Limits applied to every request on a connection.
+///
+/// The defaults follow nginx (`large_client_header_buffers 4 8k`,
+/// `client_max_body_size 1m`, `client_header_timeout 10s`, `keepalive_timeout 75s`,
+/// `keepalive_requests 1000`). Build a custom set with the setters:
+///
+/// ```
+/// # use ringcore_net::http::Limits;
+/// let limits = Limits::default().max_body_bytes(64 * 1024).max_headers(32);
+/// assert_eq!(limits.max_body_bytes, 65536);
+/// ```
+///
+/// The two timeouts are enforced by the caller (the codec has no clock); they live
+/// here so that one value describes a connection's whole policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Largest request head (request line, headers and the blank line that ends
+    /// them), in bytes. A longer head is answered `431`, or `414` when the request
+    /// line alone does not fit. Default 8 KiB. Chunked trailers get the same budget.
+    pub max_head_bytes: usize,
+    /// Longest request target (`/path?query`), in bytes; longer is `414`.
+    /// Default 8 KiB (so in practice [`Limits::max_head_bytes`] binds first).
+    pub max_target_bytes: usize,
+    /// Most header fields in one request head; more is `431`. Default 100.
+    /// Values above 256 are treated as 256 (the parser's fixed header table).
+    pub max_headers: usize,
+    /// Largest request body, after chunked decoding, in bytes; larger is `413`.
+    /// Default 1 MiB.
+    pub max_body_bytes: usize,
+    /// Header deadline: the whole request head must arrive within this time,
+    /// measured from the first byte of the request (absolute, not reset by each
+    /// read, so a client trickling one byte a second is still cut off). Enforced by
+    /// the caller: arm it when the unconsumed buffer becomes non-empty, disarm it
+    /// when a request completes; on expiry answer [`Error::header_timeout`]
+    /// (`408`) or simply close. Default 10 s.
+    ///
+    /// [`Error::header_timeout`]: super::Error::header_timeout
+    pub header_timeout: Duration,
+    /// Keep-alive idle timeout: how long a connection may sit with no partial
+    /// request before the caller closes it. Default 75 s.
+    pub keep_alive_timeout: Duration,
+    /// Most requests served on one connection. The request that reaches the limit
+    /// reports `keep_alive() == false`, so its response carries
+    /// `Connection: close`. Default 1000.
+    pub max_requests_per_connection: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_head_bytes: 8 * 1024,
+            max_target_bytes: 8 * 1024,
+            max_headers: 100,
+            max_body_bytes: 1024 * 1024,
+            header_timeout: Duration::from_secs(10),
+            keep_alive_timeout: Duration::from_secs(75),
+            max_requests_per_connection: 1000,
+        }
+    }
+}
+
+impl Limits {
+    /// Sets [`Limits::max_head_bytes`].
+    pub fn max_head_bytes(mut self, bytes: usize) -> Self {
+        self.max_head_bytes = bytes;
+        self
+    }
+
+    /// Sets [`Limits::max_target_bytes`].
+    pub fn max_target_bytes(mut self, bytes: usize) -> Self {
+        self.max_target_bytes = bytes;
+        self
+    }
+
+    /// Sets [`Limits::max_headers`].
+    pub fn max_headers(mut self, count: usize) -> Self {
+        self.max_headers = count;
+        self
+    }
+
+    /// Sets [`Limits::max_body_bytes`].
+    pub fn max_body_bytes(mut self, bytes: usize) -> Self {
+        self.max_body_bytes = bytes;
+        self
+    }
+
+    /// Sets [`Limits::header_timeout`].
+    pub fn header_timeout(mut self, timeout: Duration) -> Self {
+        self.header_timeout = timeout;
+        self
+    }
+
+    /// Sets [`Limits::keep_alive_timeout`].
+    pub fn keep_alive_timeout(mut self, timeout: Duration) -> Self {
+        self.keep_alive_timeout = timeout;
+        self
+    }
+
+    /// Sets [`Limits::max_requests_per_connection`].
+    pub fn max_requests_per_connection(mut self, count: u32) -> Self {
+        self.max_requests_per_connection = count;
+        self
+    }
+}

@@ -1,0 +1,129 @@
+//! The parsed request: borrowed views into the connection's bytes.
+
+use super::response::Reply;
+
+/// Where one header field sits in the request head, as byte offsets.
+///
+/// INVARIANT: both ranges lie inside the head they were parsed from; the name is an
+/// HTTP token (ASCII), checked by `httparse`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HeaderSpan {
+    pub(crate) name: (usize, usize),
+    pub(crate) value: (usize, usize),
+}
+
+/// One complete request, borrowed from the bytes given to
+/// [`RequestParser::parse`](super::RequestParser::parse) (method, target, headers and a
+/// `Content-Length` body) and from the parser (the header index and a decoded chunked
+/// body). Building one allocates nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub(crate) method: &'a str,
+    pub(crate) target: &'a str,
+    pub(crate) minor: u8,
+    pub(crate) head: &'a [u8],
+    pub(crate) spans: &'a [HeaderSpan],
+    pub(crate) body: &'a [u8],
+    pub(crate) keep_alive: bool,
+}
+
+impl<'a> Request<'a> {
+    /// The method token, case preserved (`GET`, `POST`, ...).
+    pub fn method(&self) -> &'a str {
+        self.method
+    }
+
+    /// The request target as sent (`/path?query`, or absolute-form / `*`).
+    pub fn target(&self) -> &'a str {
+        self.target
+    }
+
+    /// The target up to (not including) the first `?`.
+    pub fn path(&self) -> &'a str {
+        self.target
+            .split_once('?')
+            .map_or(self.target, |(path, _)| path)
+    }
+
+    /// The query string after the first `?`, if any.
+    pub fn query(&self) -> Option<&'a str> {
+        self.target.split_once('?').map(|(_, query)| query)
+    }
+
+    /// The minor HTTP version: `0` for HTTP/1.0, `1` for HTTP/1.1.
+    pub fn version_minor(&self) -> u8 {
+        self.minor
+    }
+
+    /// Whether this is a `HEAD` request (its response carries no body).
+    pub fn is_head(&self) -> bool {
+        self.method == "HEAD"
+    }
+
+    /// The value of the first header field called `name` (ASCII case-insensitive),
+    /// with surrounding whitespace removed.
+    pub fn header(&self, name: &str) -> Option<&'a [u8]> {
+        self.headers()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    /// All header fields in order of arrival, as `(name, value)`.
+    pub fn headers(&self) -> Headers<'a> {
+        Headers {
+            head: self.head,
+            spans: self.spans.iter(),
+        }
+    }
+
+    /// The request body: the `Content-Length` bytes, or the decoded chunked data
+    /// (trailers dropped). Empty when the request has no body.
+    pub fn body(&self) -> &'a [u8] {
+        self.body
+    }
+
+    /// Whether the connection stays open after this request's response.
+    ///
+    /// HTTP/1.1 keeps the connection unless a `Connection` header lists `close`;
+    /// HTTP/1.0 closes it unless a `Connection` header lists `keep-alive` (and not
+    /// `close`). The request that reaches
+    /// [`Limits::max_requests_per_connection`](super::Limits::max_requests_per_connection)
+    /// is never kept alive.
+    pub fn keep_alive(&self) -> bool {
+        self.keep_alive
+    }
+
+    /// What a response to this request needs to know (HEAD, keep-alive, version).
+    pub fn reply(&self) -> Reply {
+        Reply {
+            head: self.is_head(),
+            keep_alive: self.keep_alive,
+            minor: self.minor,
+        }
+    }
+}
+
+/// Iterator over a request's header fields, from [`Request::headers`].
+#[derive(Debug, Clone)]
+pub struct Headers<'a> {
+    head: &'a [u8],
+    spans: std::slice::Iter<'a, HeaderSpan>,
+}
+
+impl<'a> Iterator for Headers<'a> {
+    type Item = (&'a str, &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let span = self.spans.next()?;
+        let range = |(start, end): (usize, usize)| &self.head[start..end];
+        // Names are tokens (ASCII), so this never falls back to "".
+        let name = std::str::from_utf8(range(span.name)).unwrap_or("");
+        Some((name, range(span.value)))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.spans.size_hint()
+    }
+}
+
+impl ExactSizeIterator for Headers<'_> {}
