@@ -55,6 +55,8 @@ pub struct ConnCore {
     pub(crate) reason: Option<CloseReason>,
     /// The pipe and progress of a file being spliced out (only while one is).
     pub(crate) splice: Option<Box<SpliceState>>,
+    /// Set by `pipe_to`: the connection is a splice tunnel to an upstream.
+    pub(crate) tunnel: Option<Box<crate::tunnel::Tunnel>>,
 }
 
 /// A file leaving by splice: file -> pipe -> socket.
@@ -96,6 +98,7 @@ impl ConnCore {
             pending: Vec::new(),
             reason: None,
             splice: None,
+            tunnel: None,
         }
     }
 

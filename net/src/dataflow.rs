@@ -141,6 +141,12 @@ impl<F: Factory> Server<F> {
             core.out.discard_unsent(&mut self.ctx.spare);
             return self.begin_close(io, idx);
         }
+        if core.tunnel.is_some() {
+            if core.has(CLOSING) {
+                return self.begin_close(io, idx);
+            }
+            return self.drive_tunnel(io, idx);
+        }
         if !core.has(PAUSED | RECV_ARMED | EOF | CLOSING) {
             // SAFETY: a multishot recv references only the worker's buffer pool.
             if unsafe { io.submit(core.token, Op::RecvMulti { fd }) }.is_ok() {
@@ -230,6 +236,7 @@ impl<F: Factory> Server<F> {
         if unsafe { io.submit(tok.with_kind(OpKind::Close), Op::Close { fd }) }.is_ok() {
             self.conns.op_submitted(idx);
         }
+        self.close_tunnel_upstream(io, idx);
         self.conns.mark_closed(idx);
     }
 
@@ -274,7 +281,8 @@ impl<F: Factory> Server<F> {
                 None => slot.core.clear(USER_TIMER),
             },
             Some(OpKind::Connect) => {
-                if slot.core.has(CONNECTING) {
+                let tunnel_connecting = slot.core.tunnel.as_ref().is_some_and(|t| t.connecting);
+                if slot.core.has(CONNECTING) || tunnel_connecting {
                     slot.core.fail(CloseReason::Error(io::Error::new(
                         io::ErrorKind::TimedOut,
                         "connect timed out",

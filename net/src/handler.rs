@@ -158,9 +158,39 @@ impl Conn<'_> {
         self.ctx.mark_dirty(self.core);
     }
 
+    /// Turns this connection into a splice tunnel to `upstream`: after the connect
+    /// succeeds, bytes flow client <-> upstream through pipes by splice, never through
+    /// user space, with at most one pipe (256 KiB) buffered per direction. A FIN on
+    /// either side is propagated as `shutdown(SHUT_WR)` on the other; when both
+    /// directions are done, or on any error (refused, reset, `connect_timeout`), both
+    /// sockets close and `on_close` reports why. No further `on_data` is delivered.
+    ///
+    /// # Errors
+    /// `InvalidInput` if reading already started (call it from `on_open`) or bytes are
+    /// queued; the connection is unchanged.
+    pub fn pipe_to(&mut self, upstream: SocketAddr, connect_timeout: Duration) -> io::Result<()> {
+        let c = &mut *self.core;
+        if c.has(crate::conn::RECV_ARMED | crate::conn::EOF)
+            || !c.pending.is_empty()
+            || !c.out.is_empty()
+            || c.tunnel.is_some()
+            || c.write_closed()
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "pipe_to must be called from on_open, before any byte is read or queued",
+            ));
+        }
+        c.tunnel = Some(crate::tunnel::Tunnel::new(upstream, connect_timeout));
+        self.ctx.mark_dirty(self.core);
+        Ok(())
+    }
+
     /// Bytes queued and not yet handed to the kernel (for backpressure).
     pub fn pending_write(&self) -> usize {
-        self.core.out.len()
+        let piped = self.core.splice.as_ref().map_or(0, |s| s.in_pipe)
+            + self.core.tunnel.as_ref().map_or(0, |t| t.buffered());
+        self.core.out.len() + piped as usize
     }
 
     /// After everything queued is sent, shut down our sending side (FIN). Reading goes on.

@@ -18,6 +18,7 @@ mod dataflow;
 mod outbound;
 mod server;
 mod splice;
+mod tunnel;
 pub mod socket;
 mod wqueue;
 

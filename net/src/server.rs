@@ -206,12 +206,19 @@ impl<F: Factory> Service for Server<F> {
         if !live {
             io.counters().stale += 1;
             io.recycle(&c);
-            debug_assert!(c.token.kind().is_some(), "completion with unknown token {c:?}");
+            debug_assert!(
+                c.token.kind().is_some() || crate::tunnel::is_tunnel_kind(c.token.raw_kind()),
+                "completion with unknown token {c:?}"
+            );
             return;
         }
         let final_cqe = !(c.token.kind() == Some(OpKind::Recv) && c.more());
         if final_cqe {
             self.conns.op_finished(idx);
+        }
+        if crate::tunnel::is_tunnel_kind(c.token.raw_kind()) {
+            self.on_tunnel(io, c, idx);
+            return self.maybe_release(io, idx);
         }
         match c.token.kind() {
             Some(OpKind::Recv) => self.on_recv(io, c, idx),

@@ -29,6 +29,10 @@ pub const INTERNAL_SLOT: u32 = u32::MAX;
 /// services use other ids with [`Token::internal`].
 pub const WORKER_INTERNAL_ID: u32 = GENERATION_MASK;
 
+/// First op-kind byte free for services' own kinds ([`Token::with_raw_kind`]); kinds
+/// from here up are never decoded by [`Token::kind`].
+pub const SERVICE_KIND_BASE: u8 = 32;
+
 /// Number of generation bits in a token.
 pub const GENERATION_BITS: u32 = 24;
 
@@ -151,6 +155,18 @@ impl Token {
         OpKind::from_u8((self.0 >> KIND_SHIFT) as u8)
     }
 
+    /// The raw op-kind byte (service-defined kinds are `>=` [`SERVICE_KIND_BASE`]).
+    #[inline]
+    pub const fn raw_kind(self) -> u8 {
+        (self.0 >> KIND_SHIFT) as u8
+    }
+
+    /// The same slot and generation with a raw op-kind byte.
+    #[inline]
+    pub const fn with_raw_kind(self, kind: u8) -> Token {
+        Token((self.0 & !(0xff << KIND_SHIFT)) | ((kind as u64) << KIND_SHIFT))
+    }
+
     /// True for the worker's own ops.
     #[inline]
     pub const fn is_internal(self) -> bool {
@@ -227,6 +243,14 @@ mod tests {
         assert_eq!(a.slot(), b.slot());
         assert_eq!(a.generation(), b.generation());
         assert_eq!(b.kind(), Some(OpKind::Send));
+    }
+
+    #[test]
+    fn raw_kinds_round_trip_and_do_not_decode() {
+        let t = Token::new(7, 99, OpKind::Recv).with_raw_kind(SERVICE_KIND_BASE + 5);
+        assert_eq!(t.raw_kind(), SERVICE_KIND_BASE + 5);
+        assert_eq!(t.kind(), None);
+        assert_eq!((t.slot(), t.generation()), (7, 99));
     }
 
     #[test]

@@ -28,6 +28,7 @@
 //! the position of the next request in the stream is unknown.
 
 mod chunked;
+mod conn;
 mod date;
 mod fields;
 mod limits;
@@ -40,6 +41,7 @@ mod session;
 #[cfg(test)]
 mod tests;
 
+pub use conn::HttpConn;
 pub use date::{format_http_date, DateCache, HTTP_DATE_LEN};
 pub use limits::Limits;
 pub use parse::{RequestParser, Status};

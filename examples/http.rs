@@ -1,0 +1,92 @@
+//! HTTP/1.1 server: TechEmpower `/plaintext` and `/json`, plus `/metrics`.
+//!
+//! `cargo run --release --example http -- --addr 127.0.0.1:8080 --workers 1 [--backend epoll] [--sqpoll]`
+//!
+//! `/metrics` prints the runtime's counters in Prometheus text format.
+
+use anyhow::Context;
+use clap::Parser;
+use ringcore::http::{HttpConn, Limits, Request, Response, Router};
+use ringcore::{BackendKind, Handle, Listeners, Runtime, Serve, SocketOptions};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// ringcore HTTP/1.1 example server.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: String,
+    /// Worker threads, one per core (default: every allowed CPU).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Backend: auto (io_uring, falling back to epoll), uring or epoll.
+    #[arg(long, default_value = "auto")]
+    backend: BackendKind,
+    /// Enable SQPOLL.
+    #[arg(long)]
+    sqpoll: bool,
+    /// Pin workers to these CPUs (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    cpus: Vec<usize>,
+}
+
+static HANDLE: OnceLock<Handle> = OnceLock::new();
+
+fn plaintext(_: &Request<'_>, res: &mut Response) {
+    res.set_content_type("text/plain").set_body(b"Hello, World!");
+}
+
+/// Serializes `{"message": msg}` per request, escaping as JSON requires.
+fn json(_: &Request<'_>, res: &mut Response) {
+    let msg = "Hello, World!";
+    let body = res.body_mut();
+    body.extend_from_slice(b"{\"message\":\"");
+    for c in msg.chars() {
+        match c {
+            '"' => body.extend_from_slice(b"\\\""),
+            '\\' => body.extend_from_slice(b"\\\\"),
+            c if (c as u32) < 0x20 => body.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes()),
+            c => body.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+        }
+    }
+    body.extend_from_slice(b"\"}");
+    res.set_content_type("application/json");
+}
+
+fn metrics(_: &Request<'_>, res: &mut Response) {
+    let text = HANDLE.get().map(|h| h.metrics().to_prometheus()).unwrap_or_default();
+    res.set_content_type("text/plain; version=0.0.4").set_body(text.as_bytes());
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let mut b = Runtime::builder().backend(args.backend);
+    if let Some(w) = args.workers {
+        b = b.workers(w);
+    }
+    if args.sqpoll {
+        b = b.sqpoll(Duration::from_millis(100), None);
+    }
+    if !args.cpus.is_empty() {
+        b = b.cpus(args.cpus.clone());
+    }
+    let rt = b.build().context("invalid runtime configuration")?;
+    let _ = HANDLE.set(rt.handle());
+    let listeners = Listeners::bind(&args.addr[..], rt.config().workers, &SocketOptions::default())
+        .with_context(|| format!("cannot listen on {}", args.addr))?;
+    eprintln!(
+        "http: listening on http://{} with {} worker(s), backend {}",
+        listeners.local_addr(),
+        rt.config().workers,
+        ringcore::runtime::probe_backend(rt.config()).map(|b| b.name()).unwrap_or("unavailable"),
+    );
+    let router = Router::new()
+        .get("/plaintext", plaintext)
+        .get("/json", json)
+        .get("/metrics", metrics);
+    rt.serve(listeners, HttpConn::factory(router, Limits::default()))
+        .context("server failed")?;
+    Ok(())
+}

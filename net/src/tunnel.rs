@@ -1,0 +1,289 @@
+//! `pipe_to`: a connection becomes a splice tunnel to an upstream address.
+//!
+//! Both directions move socket -> pipe -> socket by splice, never through user space:
+//!
+//! ```text
+//! dir 0: client --fill--> pipe0 --drain--> upstream
+//! dir 1: upstream --fill--> pipe1 --drain--> client
+//! ```
+//!
+//! A direction fills only when its pipe is empty, so at most one pipe's worth
+//! ([`PIPE_CHUNK`]) is buffered per direction: a slow reader slows the writer and memory
+//! stays flat. `EAGAIN` (no data / socket full) waits on a readiness poll, never spins.
+//! End of stream on one side is propagated as `shutdown(SHUT_WR)` on the other once the
+//! pipe is drained; when both directions are done, both sockets close. An error on
+//! either side (refused, reset, connect timeout) closes both.
+//!
+//! All of the tunnel's ops carry the client slot's token with service-defined kinds, so
+//! the slot (which owns the upstream fd, the pipes and the connect address) outlives
+//! every one of them.
+
+use crate::addr::RawAddr;
+use crate::conn::*;
+use crate::handler::{CloseReason, Factory};
+use crate::server::Server;
+use crate::socket::close_fd;
+use ringcore_runtime::token::SERVICE_KIND_BASE;
+use ringcore_runtime::{Completion, Io, Op, OpKind, Token};
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+const FILL: u8 = 0;
+const DRAIN: u8 = 1;
+const POLL_IN: u8 = 2;
+const POLL_OUT: u8 = 3;
+const SHUT: u8 = 4;
+/// Raw kind of the upstream connect.
+const K_CONNECT: u8 = SERVICE_KIND_BASE + 16;
+/// Raw kind of the upstream cancel.
+const K_UP_CANCEL: u8 = SERVICE_KIND_BASE + 17;
+/// Raw kind of the upstream close.
+const K_UP_CLOSE: u8 = SERVICE_KIND_BASE + 18;
+
+fn kind(dir: usize, what: u8) -> u8 {
+    SERVICE_KIND_BASE + dir as u8 * 8 + what
+}
+
+/// True for a raw kind that belongs to a tunnel.
+pub(crate) fn is_tunnel_kind(k: u8) -> bool {
+    (SERVICE_KIND_BASE..=K_UP_CLOSE).contains(&k)
+}
+
+#[derive(Default)]
+struct Dir {
+    /// INVARIANT: nonblocking pipe (read, write) owned by this direction, or (-1, -1).
+    pipe: (RawFd, RawFd),
+    in_pipe: u64,
+    fill: bool,
+    drain: bool,
+    poll_in: bool,
+    poll_out: bool,
+    eof: bool,
+    shut: bool,
+}
+
+/// The tunnel state a client slot owns while it pipes to an upstream.
+pub(crate) struct Tunnel {
+    /// Upstream socket, `-1` until created.
+    pub(crate) up: RawFd,
+    up_closing: bool,
+    target: SocketAddr,
+    timeout: Duration,
+    /// The connect op's address (the kernel reads it until the connect completes).
+    addr: Box<RawAddr>,
+    pub(crate) connecting: bool,
+    connected: bool,
+    dirs: [Dir; 2],
+}
+
+impl Tunnel {
+    pub(crate) fn new(target: SocketAddr, timeout: Duration) -> Box<Tunnel> {
+        Box::new(Tunnel {
+            up: -1,
+            up_closing: false,
+            target,
+            timeout,
+            addr: Box::new(crate::addr::from_std(&target)),
+            connecting: false,
+            connected: false,
+            dirs: [Dir::default(), Dir::default()],
+        })
+    }
+
+    /// Bytes buffered in the pipes.
+    pub(crate) fn buffered(&self) -> u64 {
+        self.dirs[0].in_pipe + self.dirs[1].in_pipe
+    }
+}
+
+impl Drop for Tunnel {
+    fn drop(&mut self) {
+        for d in &self.dirs {
+            if d.pipe.0 >= 0 {
+                close_fd(d.pipe.0);
+                close_fd(d.pipe.1);
+            }
+        }
+        if self.up >= 0 && !self.up_closing {
+            close_fd(self.up);
+        }
+    }
+}
+
+fn new_pipe() -> io::Result<(RawFd, RawFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    crate::socket::syscall!(pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC))?;
+    // SAFETY: fcntl on the pipe just created; failure only keeps the default size.
+    unsafe { libc::fcntl(fds[1], libc::F_SETPIPE_SZ, PIPE_CHUNK as libc::c_int) };
+    Ok((fds[0], fds[1]))
+}
+
+impl<F: Factory> Server<F> {
+    /// Submits `op` with a tunnel kind and counts it in flight.
+    fn tsubmit(&mut self, io: &mut Io, idx: u32, tok: Token, k: u8, op: Op) -> bool {
+        // SAFETY: tunnel ops reference the connect address boxed in the tunnel (owned by
+        // the slot until release, which waits for every op) or no memory at all.
+        let ok = unsafe { io.submit(tok.with_raw_kind(k), op) }.is_ok();
+        if ok {
+            self.conns.op_submitted(idx);
+        }
+        ok
+    }
+
+    /// Starts or advances a tunnel: connect, then fill/drain both directions.
+    pub(crate) fn drive_tunnel(&mut self, io: &mut Io, idx: u32) {
+        let Some(s) = self.conns.get_mut(idx) else { return };
+        let core = &mut s.value.core;
+        let client = core.fd;
+        let tok = core.token;
+        let Some(t) = core.tunnel.as_mut() else { return };
+        if t.up < 0 {
+            match crate::socket::tcp_socket(&t.target).and_then(|fd| {
+                crate::socket::setopt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1, "TCP_NODELAY")
+                    .map(|_| fd)
+                    .inspect_err(|_| close_fd(fd))
+            }) {
+                Ok(fd) => t.up = fd,
+                Err(e) => {
+                    core.fail(CloseReason::Error(io::Error::new(e.kind(), format!("upstream socket: {e}"))));
+                    self.ctx.mark_dirty(core);
+                    return;
+                }
+            }
+            t.connecting = true;
+            let (fd, addr, len) = (t.up, t.addr.as_ptr(), t.addr.len);
+            let deadline = self.ctx.now + t.timeout;
+            self.ctx.timers.insert(deadline, tok.with_kind(OpKind::Connect).raw());
+            self.tsubmit(io, idx, tok, K_CONNECT, Op::Connect { fd, addr, addrlen: len });
+            return;
+        }
+        if !t.connected {
+            return;
+        }
+        let up = t.up;
+        let mut ops: Vec<(u8, Op)> = Vec::new();
+        for (d, dir) in t.dirs.iter_mut().enumerate() {
+            let (src, dst) = if d == 0 { (client, up) } else { (up, client) };
+            let (pr, pw) = dir.pipe;
+            if dir.in_pipe > 0 && !dir.drain && !dir.poll_out {
+                let len = dir.in_pipe.min(u32::MAX as u64) as u32;
+                dir.drain = true;
+                ops.push((kind(d, DRAIN), Op::Splice { fd_in: pr, off_in: -1, fd_out: dst, off_out: -1, len }));
+            }
+            if dir.in_pipe == 0 && !dir.fill && !dir.poll_in && !dir.eof {
+                dir.fill = true;
+                let len = PIPE_CHUNK as u32;
+                ops.push((kind(d, FILL), Op::Splice { fd_in: src, off_in: -1, fd_out: pw, off_out: -1, len }));
+            }
+            if dir.eof && dir.in_pipe == 0 && !dir.drain && !dir.shut {
+                dir.shut = true;
+                ops.push((kind(d, SHUT), Op::Shutdown { fd: dst, how: libc::SHUT_WR }));
+            }
+        }
+        let done = t.dirs.iter().all(|d| d.shut);
+        if done {
+            core.want_close(CloseReason::PeerClosed);
+            self.ctx.mark_dirty(core);
+        }
+        for (k, op) in ops {
+            self.tsubmit(io, idx, tok, k, op);
+        }
+    }
+
+    /// A completion of one of the tunnel's ops.
+    pub(crate) fn on_tunnel(&mut self, io: &mut Io, c: Completion, idx: u32) {
+        let Some(s) = self.conns.get_mut(idx) else { return };
+        let core = &mut s.value.core;
+        self.ctx.mark_dirty(core);
+        let closing = core.has(CLOSING);
+        let Some(t) = core.tunnel.as_mut() else { return };
+        let k = c.token.raw_kind();
+        let err = |e: i32, what: &str| {
+            let e = io::Error::from_raw_os_error(e);
+            CloseReason::Error(io::Error::new(e.kind(), format!("{what}: {e}")))
+        };
+        match k {
+            K_CONNECT => {
+                t.connecting = false;
+                if c.result < 0 {
+                    let target = t.target;
+                    core.fail(err(-c.result, &format!("connect upstream {target}")));
+                    return;
+                }
+                if closing {
+                    return;
+                }
+                for d in &mut t.dirs {
+                    match new_pipe() {
+                        Ok(p) => d.pipe = p,
+                        Err(e) => {
+                            core.fail(CloseReason::Error(io::Error::new(e.kind(), format!("pipe: {e}"))));
+                            return;
+                        }
+                    }
+                }
+                t.connected = true;
+                io.counters().connects += 1;
+            }
+            K_UP_CANCEL | K_UP_CLOSE => {}
+            _ => {
+                let d = ((k - SERVICE_KIND_BASE) / 8) as usize;
+                let what = (k - SERVICE_KIND_BASE) % 8;
+                let dir = &mut t.dirs[d.min(1)];
+                let r = c.result;
+                match what {
+                    FILL => {
+                        dir.fill = false;
+                        if r > 0 {
+                            dir.in_pipe += r as u64;
+                            io.counters().bytes_in += r as u64;
+                        } else if r == 0 {
+                            dir.eof = true;
+                        } else if r == -libc::EAGAIN {
+                            dir.poll_in = true;
+                            let src = if d == 0 { core.fd } else { t.up };
+                            let tok = core.token;
+                            self.tsubmit(io, idx, tok, kind(d, POLL_IN), Op::PollWritable { fd: src });
+                        } else if r != -libc::ECANCELED {
+                            core.fail(err(-r, if d == 0 { "read client" } else { "read upstream" }));
+                        }
+                    }
+                    DRAIN => {
+                        dir.drain = false;
+                        if r > 0 {
+                            dir.in_pipe -= (r as u64).min(dir.in_pipe);
+                            io.counters().bytes_out += r as u64;
+                        } else if r == -libc::EAGAIN {
+                            dir.poll_out = true;
+                            let dst = if d == 0 { t.up } else { core.fd };
+                            let tok = core.token;
+                            self.tsubmit(io, idx, tok, kind(d, POLL_OUT), Op::PollWritable { fd: dst });
+                        } else if r < 0 && r != -libc::ECANCELED {
+                            core.fail(err(-r, if d == 0 { "write upstream" } else { "write client" }));
+                        }
+                    }
+                    POLL_IN => dir.poll_in = false,
+                    POLL_OUT => dir.poll_out = false,
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Close sequence for a tunnel's upstream side (called from `begin_close`).
+    pub(crate) fn close_tunnel_upstream(&mut self, io: &mut Io, idx: u32) {
+        let Some(s) = self.conns.get_mut(idx) else { return };
+        let core = &mut s.value.core;
+        let tok = core.token;
+        let Some(t) = core.tunnel.as_mut() else { return };
+        if t.up < 0 || t.up_closing {
+            return;
+        }
+        t.up_closing = true;
+        let up = t.up;
+        self.tsubmit(io, idx, tok, K_UP_CANCEL, Op::CancelFd { fd: up });
+        self.tsubmit(io, idx, tok, K_UP_CLOSE, Op::Close { fd: up });
+    }
+}
