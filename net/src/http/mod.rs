@@ -31,6 +31,7 @@ mod chunked;
 mod conn;
 mod date;
 mod fields;
+pub mod files;
 mod limits;
 mod parse;
 mod request;
@@ -42,6 +43,7 @@ mod session;
 mod tests;
 
 pub use conn::HttpConn;
+pub use files::StaticFiles;
 pub use date::{format_http_date, DateCache, HTTP_DATE_LEN};
 pub use limits::Limits;
 pub use parse::{RequestParser, Status};

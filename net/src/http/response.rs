@@ -300,6 +300,7 @@ pub fn reason_phrase(status: u16) -> &'static str {
         413 => "Content Too Large",
         414 => "URI Too Long",
         415 => "Unsupported Media Type",
+        416 => "Range Not Satisfiable",
         417 => "Expectation Failed",
         426 => "Upgrade Required",
         429 => "Too Many Requests",

@@ -1,0 +1,401 @@
+//! [`StaticFiles`]: serves a directory over HTTP/1.1, bodies by splice.
+//!
+//! The head is rendered into the connection's write queue and the body follows as a
+//! [`Conn::send_file`] segment: file -> pipe -> socket by splice (linked SQEs on
+//! io_uring, `splice(2)` on epoll), never through user space.
+//!
+//! Supported: `GET`/`HEAD`, `Content-Type` by extension, `Content-Length`,
+//! `Last-Modified` / `If-Modified-Since` (304), one `Range` (206, or 416 when
+//! unsatisfiable; several ranges are answered with the whole file), `index.html` for
+//! directories, 404 / 403 / 405.
+//!
+//! Path safety: the target is percent-decoded; a decoded NUL, backslash or any `..`
+//! segment is refused (403); the joined path is canonicalised (resolving symlinks) and
+//! must stay under the canonical root, so a symlink pointing outside is refused too.
+//!
+//! Opening and `stat`ing a file are blocking syscalls made on the worker thread; on a
+//! local disk with a warm page cache they take microseconds.
+
+use super::{format_http_date, reason_phrase, write_error, DateCache, Limits, Request, RequestParser, Status};
+use crate::{CloseReason, Conn, ConnInfo, Handler};
+use std::cell::RefCell;
+use std::fs::File;
+use std::io::Write as _;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+thread_local! {
+    static DATE: RefCell<DateCache> = RefCell::new(DateCache::new(SystemTime::now()));
+}
+
+/// A connection of a static file server.
+pub struct StaticFiles {
+    root: Arc<PathBuf>,
+    parser: RequestParser,
+    head: Vec<u8>,
+    header_deadline: Option<Instant>,
+}
+
+impl StaticFiles {
+    /// A [`Factory`](crate::Factory) closure serving `root` (canonicalised here).
+    ///
+    /// # Errors
+    /// `root` does not exist or is not a directory.
+    pub fn factory(
+        root: impl AsRef<Path>,
+        limits: Limits,
+    ) -> std::io::Result<impl Fn(&ConnInfo) -> StaticFiles + Send + Sync + 'static> {
+        let root = root.as_ref().canonicalize()?;
+        if !root.is_dir() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{} is not a directory", root.display()),
+            ));
+        }
+        let root = Arc::new(root);
+        Ok(move |_: &ConnInfo| StaticFiles {
+            root: root.clone(),
+            parser: RequestParser::new(limits.clone()),
+            head: Vec::new(),
+            header_deadline: None,
+        })
+    }
+}
+
+/// Content-Type by file extension.
+pub fn content_type(path: &Path) -> &'static str {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    match ext.as_str() {
+        "html" | "htm" => "text/html; charset=utf-8",
+        "css" => "text/css",
+        "js" | "mjs" => "text/javascript",
+        "json" => "application/json",
+        "txt" | "md" => "text/plain; charset=utf-8",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "ico" => "image/x-icon",
+        "wasm" => "application/wasm",
+        "pdf" => "application/pdf",
+        "xml" => "application/xml",
+        "woff2" => "font/woff2",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Percent-decodes a request path; `None` for bad escapes, NUL or backslash.
+pub fn decode_path(p: &str) -> Option<String> {
+    let b = p.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = |c: u8| (c as char).to_digit(16);
+            let hi = hex(*b.get(i + 1)?)?;
+            let lo = hex(*b.get(i + 2)?)?;
+            out.push((hi * 16 + lo) as u8);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    if out.contains(&0) || out.contains(&b'\\') {
+        return None;
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Resolves a request path under `root`: `Err(403)` for escapes, `Err(404)` if missing.
+pub fn resolve(root: &Path, target_path: &str) -> Result<PathBuf, u16> {
+    let decoded = decode_path(target_path).ok_or(403u16)?;
+    let rel = Path::new(decoded.trim_start_matches('/'));
+    for c in rel.components() {
+        match c {
+            Component::Normal(_) | Component::CurDir => {}
+            _ => return Err(403),
+        }
+    }
+    let joined = root.join(rel);
+    let canon = joined.canonicalize().map_err(|_| 404u16)?;
+    if !canon.starts_with(root) {
+        return Err(403);
+    }
+    if canon.is_dir() {
+        let index = canon.join("index.html");
+        return if index.is_file() { Ok(index) } else { Err(403) };
+    }
+    Ok(canon)
+}
+
+/// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) to Unix seconds.
+pub fn parse_http_date(s: &[u8]) -> Option<u64> {
+    let s = std::str::from_utf8(s).ok()?.trim();
+    let mut it = s.split_ascii_whitespace();
+    let _wd = it.next()?;
+    let day: u64 = it.next()?.parse().ok()?;
+    let mname = it.next()?;
+    let mon = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        .iter()
+        .position(|m| *m == mname)? as u64
+        + 1;
+    let year: i64 = it.next()?.parse().ok()?;
+    let mut hms = it.next()?.split(':').map(|x| x.parse::<u64>().ok());
+    let (h, m, sec) = (hms.next()??, hms.next()??, hms.next()??);
+    if it.next()? != "GMT" || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if mon <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (mon as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days).ok().map(|d| d * 86_400 + h * 3600 + m * 60 + sec)
+}
+
+/// A parsed single `Range: bytes=...` against a file of `len` bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RangeReq {
+    /// No usable single range: send the whole file.
+    Full,
+    /// Send `start..end` (end exclusive).
+    Part(u64, u64),
+    /// 416.
+    Unsatisfiable,
+}
+
+/// Interprets a `Range` header value.
+pub fn parse_range(v: &[u8], len: u64) -> RangeReq {
+    let Ok(s) = std::str::from_utf8(v) else { return RangeReq::Full };
+    let Some(spec) = s.trim().strip_prefix("bytes=") else { return RangeReq::Full };
+    if spec.contains(',') {
+        return RangeReq::Full;
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else { return RangeReq::Full };
+    let num = |x: &str| -> Option<u64> {
+        if x.is_empty() || !x.bytes().all(|c| c.is_ascii_digit()) {
+            None
+        } else {
+            x.parse().ok()
+        }
+    };
+    match (a.trim(), b.trim()) {
+        ("", suffix) => match num(suffix) {
+            Some(0) => RangeReq::Unsatisfiable,
+            Some(n) if len > 0 => RangeReq::Part(len.saturating_sub(n), len),
+            Some(_) => RangeReq::Unsatisfiable,
+            None => RangeReq::Full,
+        },
+        (start, "") => match num(start) {
+            Some(s) if s < len => RangeReq::Part(s, len),
+            Some(_) => RangeReq::Unsatisfiable,
+            None => RangeReq::Full,
+        },
+        (start, end) => match (num(start), num(end)) {
+            (Some(s), Some(e)) if s <= e && s < len => RangeReq::Part(s, (e + 1).min(len)),
+            (Some(s), Some(e)) if s <= e => RangeReq::Unsatisfiable,
+            _ => RangeReq::Full,
+        },
+    }
+}
+
+fn head(h: &mut Vec<u8>, date: &DateCache, status: u16, keep: bool, fields: &[(&str, &[u8])], len: u64) {
+    let _ = write!(h, "HTTP/1.1 {status} {}\r\nServer: ringcore\r\nDate: ", reason_phrase(status));
+    h.extend_from_slice(date.as_bytes());
+    h.extend_from_slice(b"\r\n");
+    for (k, v) in fields {
+        h.extend_from_slice(k.as_bytes());
+        h.extend_from_slice(b": ");
+        h.extend_from_slice(v);
+        h.extend_from_slice(b"\r\n");
+    }
+    let _ = write!(h, "Content-Length: {len}\r\n");
+    if !keep {
+        h.extend_from_slice(b"Connection: close\r\n");
+    }
+    h.extend_from_slice(b"\r\n");
+}
+
+/// Answers one request; returns the file segment to send after the head, if any.
+fn answer(root: &Path, out: &mut Vec<u8>, req: &Request<'_>, date: &DateCache) -> (bool, Option<(File, u64, u64)>) {
+    let keep = req.keep_alive();
+    let simple = |out: &mut Vec<u8>, status: u16, extra: &[(&str, &[u8])]| {
+        let body = reason_phrase(status).as_bytes();
+        let mut f: Vec<(&str, &[u8])> = vec![("Content-Type", b"text/plain")];
+        f.extend_from_slice(extra);
+        head(out, date, status, keep, &f, body.len() as u64);
+        if !req.is_head() {
+            out.extend_from_slice(body);
+        }
+    };
+    if req.method() != "GET" && req.method() != "HEAD" {
+        simple(out, 405, &[("Allow", b"GET, HEAD")]);
+        return (keep, None);
+    }
+    let path = match resolve(root, req.path()) {
+        Ok(p) => p,
+        Err(status) => {
+            simple(out, status, &[]);
+            return (keep, None);
+        }
+    };
+    let opened = File::open(&path).and_then(|f| f.metadata().map(|m| (f, m)));
+    let Ok((file, meta)) = opened else {
+        simple(out, 404, &[]);
+        return (keep, None);
+    };
+    let len = meta.len();
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    let lm = format_http_date(mtime);
+    let ctype = content_type(&path);
+    if let Some(ims) = req.header("if-modified-since").and_then(parse_http_date) {
+        if mtime <= ims {
+            head(out, date, 304, keep, &[("Last-Modified", &lm)], 0);
+            // 304 carries no body and its Content-Length must not mislead: strip it.
+            if let Some(pos) = find(out, b"Content-Length: 0\r\n") {
+                out.drain(pos..pos + 19);
+            }
+            return (keep, None);
+        }
+    }
+    let range = req.header("range").map_or(RangeReq::Full, |v| parse_range(v, len));
+    let (status, start, end) = match range {
+        RangeReq::Full => (200, 0, len),
+        RangeReq::Part(s, e) => (206, s, e),
+        RangeReq::Unsatisfiable => {
+            let cr = format!("bytes */{len}");
+            simple(out, 416, &[("Content-Range", cr.as_bytes())]);
+            return (keep, None);
+        }
+    };
+    let cr = format!("bytes {start}-{}/{len}", end.saturating_sub(1));
+    let mut fields: Vec<(&str, &[u8])> = vec![
+        ("Content-Type", ctype.as_bytes()),
+        ("Last-Modified", &lm),
+        ("Accept-Ranges", b"bytes"),
+    ];
+    if status == 206 {
+        fields.push(("Content-Range", cr.as_bytes()));
+    }
+    head(out, date, status, keep, &fields, end - start);
+    if req.is_head() || end == start {
+        return (keep, None);
+    }
+    (keep, Some((file, start, end - start)))
+}
+
+fn find(h: &[u8], needle: &[u8]) -> Option<usize> {
+    h.windows(needle.len()).position(|w| w == needle)
+}
+
+impl Handler for StaticFiles {
+    fn on_open(&mut self, conn: &mut Conn<'_>) {
+        conn.set_idle_timeout(Some(self.parser.limits().keep_alive_timeout));
+    }
+
+    fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) -> usize {
+        let mut consumed = 0;
+        DATE.with(|d| d.borrow_mut().update(SystemTime::now()));
+        loop {
+            let date = DATE.with(|d| d.borrow().clone());
+            self.head.clear();
+            match self.parser.parse(&data[consumed..]) {
+                Ok(Status::Partial) => break,
+                Ok(Status::Complete { request, consumed: n }) => {
+                    consumed += n;
+                    let (keep, body) = answer(&self.root, &mut self.head, &request, &date);
+                    conn.send(&self.head);
+                    if let Some((file, off, len)) = body {
+                        conn.send_file(file, off, len);
+                    }
+                    if !keep || conn.is_draining() {
+                        conn.close();
+                        return data.len();
+                    }
+                }
+                Err(e) => {
+                    write_error(&mut self.head, &date, &e);
+                    conn.send(&self.head);
+                    conn.close_with(CloseReason::Error(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        e.reason(),
+                    )));
+                    return data.len();
+                }
+            }
+        }
+        if consumed < data.len() && !self.parser.in_body() {
+            if self.header_deadline.is_none() {
+                let at = conn.now() + self.parser.limits().header_timeout;
+                self.header_deadline = Some(at);
+                conn.set_timer(Some(at));
+            }
+        } else if self.header_deadline.take().is_some() {
+            conn.set_timer(None);
+        }
+        consumed
+    }
+
+    fn on_timer(&mut self, conn: &mut Conn<'_>) {
+        if self.header_deadline.take().is_some() {
+            conn.close_with(CloseReason::IdleTimeout);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range(b"bytes=0-9", 100), RangeReq::Part(0, 10));
+        assert_eq!(parse_range(b"bytes=90-", 100), RangeReq::Part(90, 100));
+        assert_eq!(parse_range(b"bytes=-5", 100), RangeReq::Part(95, 100));
+        assert_eq!(parse_range(b"bytes=-500", 100), RangeReq::Part(0, 100));
+        assert_eq!(parse_range(b"bytes=50-1000", 100), RangeReq::Part(50, 100));
+        assert_eq!(parse_range(b"bytes=100-", 100), RangeReq::Unsatisfiable);
+        assert_eq!(parse_range(b"bytes=200-300", 100), RangeReq::Unsatisfiable);
+        assert_eq!(parse_range(b"bytes=0-1,5-6", 100), RangeReq::Full);
+        assert_eq!(parse_range(b"items=0-1", 100), RangeReq::Full);
+        assert_eq!(parse_range(b"bytes=9-1", 100), RangeReq::Full);
+        assert_eq!(parse_range(b"bytes=-0", 100), RangeReq::Unsatisfiable);
+    }
+
+    #[test]
+    fn dates_round_trip() {
+        for secs in [0u64, 784_111_777, 1_700_000_000, 4_102_444_800] {
+            assert_eq!(parse_http_date(&format_http_date(secs)), Some(secs));
+        }
+        assert_eq!(parse_http_date(b"Sun, 06 Nov 1994 08:49:37 GMT"), Some(784_111_777));
+        assert_eq!(parse_http_date(b"garbage"), None);
+    }
+
+    #[test]
+    fn traversal_is_refused() {
+        let dir = std::env::temp_dir().join(format!("ringcore-files-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        std::fs::write(dir.join("sub/a.txt"), b"a").unwrap();
+        let root = dir.join("sub").canonicalize().unwrap();
+        std::fs::write(dir.join("secret"), b"s").unwrap();
+        let _ = std::os::unix::fs::symlink(dir.join("secret"), root.join("link"));
+        assert!(resolve(&root, "/a.txt").is_ok());
+        assert_eq!(resolve(&root, "/../secret"), Err(403));
+        assert_eq!(resolve(&root, "/%2e%2e/secret"), Err(403));
+        assert_eq!(resolve(&root, "/%2E%2E%2Fsecret"), Err(403));
+        assert_eq!(resolve(&root, "/link"), Err(403));
+        assert_eq!(resolve(&root, "/a.txt%00"), Err(403));
+        assert_eq!(resolve(&root, "/missing"), Err(404));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
