@@ -5,7 +5,9 @@
 //! ready. Both report the outcome as a [`Completion`](crate::Completion) carrying the
 //! token the op was submitted with, and with the same result convention.
 //!
-//! One file per op holds its SQE builder and its epoll syscall side by side.
+//! One file per op holds its SQE builder and its epoll syscall side by side. The epoll
+//! functions issue exactly one syscall each (the backend counts them) and report
+//! failure as `io::Error`; the backend turns that into the `-errno` of a completion.
 //!
 //! # Pointers in ops
 //! Ops that reference memory (iovecs, addresses, read buffers) carry raw pointers.
@@ -13,6 +15,21 @@
 //! promises that the memory stays valid and unmoved until the op's final completion
 //! (for multishot ops: the completion without [`F_MORE`](crate::completion::F_MORE)).
 //! In ringcore that memory is owned by the registry slot named in the token.
+
+/// Calls the libc function `$fn`, turning its `-1` failure value into
+/// [`io::Error::last_os_error`](std::io::Error::last_os_error). The call site wraps it
+/// in `unsafe` and states why the arguments are valid.
+macro_rules! syscall {
+    ($fn:ident ( $($arg:expr),* $(,)? )) => {{
+        let res = libc::$fn($($arg),*);
+        if res == -1 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(res)
+        }
+    }};
+}
+pub(crate) use syscall;
 
 pub(crate) mod accept;
 pub(crate) mod cancel;

@@ -1,4 +1,5 @@
-//! No-op. io_uring: `IORING_OP_NOP` (kernel 5.1).
+//! No-op. io_uring: `IORING_OP_NOP` (kernel 5.1). epoll: completes with 0 at once,
+//! no syscall.
 
 use io_uring::{opcode, squeue};
 

@@ -1,4 +1,5 @@
-//! One-shot poll for writability. io_uring: `IORING_OP_POLL_ADD` (kernel 5.1).
+//! One-shot poll for writability. io_uring: `IORING_OP_POLL_ADD` (kernel 5.1). epoll: no
+//! syscall of its own: completes with [`WRITABLE`] once the fd's `EPOLLOUT` is seen.
 
 use io_uring::{opcode, squeue, types};
 use std::os::fd::RawFd;
@@ -7,3 +8,6 @@ use std::os::fd::RawFd;
 pub(crate) fn sqe(fd: RawFd) -> squeue::Entry {
     opcode::PollAdd::new(types::Fd(fd), libc::POLLOUT as u32).build()
 }
+
+/// epoll: the result of a completed writability poll (the `POLLOUT` mask).
+pub(crate) const WRITABLE: i32 = libc::POLLOUT as i32;

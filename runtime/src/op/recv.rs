@@ -3,9 +3,17 @@
 //! into the worker's scratch buffer on each readable edge.
 
 use io_uring::{opcode, squeue, types};
+use std::io;
 use std::os::fd::RawFd;
 
 /// The SQE, selecting buffers from group `bgid`.
 pub(crate) fn sqe(fd: RawFd, bgid: u16) -> squeue::Entry {
     opcode::RecvMulti::new(types::Fd(fd), bgid).build()
+}
+
+/// epoll: one `recv(2)` into `buf` (the worker's scratch buffer). `Ok(0)` is end of
+/// stream.
+pub(crate) fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is an exclusive, live slice of `buf.len()` writable bytes.
+    unsafe { syscall!(recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0)) }.map(|n| n as usize)
 }

@@ -1,8 +1,12 @@
 //! Vectored send. io_uring: `IORING_OP_SENDMSG` (kernel 5.3). epoll: `sendmsg(2)`
-//! when writable, parked until `EPOLLOUT` on `EAGAIN`.
+//! when writable, parked until `EPOLLOUT` on `EAGAIN`; `waitall` (or a link) resumes a
+//! short write from a private copy of the iovecs ([`Rest`]).
 
 use io_uring::{opcode, squeue, types};
+use std::io;
+use std::mem;
 use std::os::fd::RawFd;
+use std::slice;
 
 /// The SQE. `msg` must point at a `msghdr` that, with its iovecs, outlives the op.
 pub(crate) fn sqe(fd: RawFd, msg: *const libc::msghdr, waitall: bool) -> squeue::Entry {
@@ -10,5 +14,94 @@ pub(crate) fn sqe(fd: RawFd, msg: *const libc::msghdr, waitall: bool) -> squeue:
     if waitall {
         flags |= libc::MSG_WAITALL as u32;
     }
-    opcode::SendMsg::new(types::Fd(fd), msg).flags(flags).build()
+    opcode::SendMsg::new(types::Fd(fd), msg)
+        .flags(flags)
+        .build()
+}
+
+/// epoll: one `sendmsg(2)` with `MSG_NOSIGNAL` (a closed peer is `EPIPE`, never SIGPIPE).
+///
+/// # Safety
+/// `msg` points at a valid `msghdr` whose iovecs point at readable memory.
+pub(crate) unsafe fn sendmsg(fd: RawFd, msg: *const libc::msghdr) -> io::Result<usize> {
+    // SAFETY: the caller guarantees `msg` and its iovecs are valid; sendmsg only reads.
+    unsafe { syscall!(sendmsg(fd, msg, libc::MSG_NOSIGNAL)) }.map(|n| n as usize)
+}
+
+/// The caller's iovecs as a slice (empty when there are none).
+///
+/// # Safety
+/// `msg` points at a valid `msghdr` whose `msg_iov` holds `msg_iovlen` iovecs.
+unsafe fn iovecs<'a>(msg: *const libc::msghdr) -> &'a [libc::iovec] {
+    // SAFETY: the caller guarantees `msg` is valid.
+    let m = unsafe { &*msg };
+    if m.msg_iovlen == 0 || m.msg_iov.is_null() {
+        return &[];
+    }
+    // SAFETY: non-null, and the caller guarantees `msg_iovlen` iovecs live there.
+    unsafe { slice::from_raw_parts(m.msg_iov, m.msg_iovlen as _) }
+}
+
+/// Bytes a message asks to send: the sum of its iovec lengths.
+///
+/// # Safety
+/// As [`sendmsg`].
+pub(crate) unsafe fn total_len(msg: *const libc::msghdr) -> usize {
+    // SAFETY: forwarded caller contract.
+    unsafe { iovecs(msg) }.iter().map(|v| v.iov_len).sum()
+}
+
+/// What is left of a message after a short write (epoll, `waitall` or linked send): a
+/// private copy of the caller's iovecs, advanced past the bytes already sent. The
+/// caller's `msghdr` and iovecs are never written.
+pub(crate) struct Rest {
+    /// INVARIANT: `iov[first..]` describe exactly the unsent bytes, each inside the
+    /// caller's iovec of the same index (so valid as long as the op is in flight).
+    iov: Box<[libc::iovec]>,
+    first: usize,
+}
+
+impl Rest {
+    /// The tail of `msg` after its first `sent` bytes.
+    ///
+    /// # Safety
+    /// As [`sendmsg`]; the iovecs' memory must stay valid while the `Rest` is used.
+    pub(crate) unsafe fn new(msg: *const libc::msghdr, sent: usize) -> Rest {
+        // SAFETY: forwarded caller contract.
+        let iov: Box<[libc::iovec]> = unsafe { iovecs(msg) }.into();
+        let mut rest = Rest { iov, first: 0 };
+        rest.advance(sent);
+        rest
+    }
+
+    /// Drops the first `n` unsent bytes (they were sent).
+    pub(crate) fn advance(&mut self, mut n: usize) {
+        while let Some(v) = self.iov.get_mut(self.first) {
+            if n < v.iov_len {
+                v.iov_base = v.iov_base.cast::<u8>().wrapping_add(n).cast();
+                v.iov_len -= n;
+                return;
+            }
+            n -= v.iov_len;
+            self.first += 1;
+        }
+        debug_assert_eq!(n, 0, "advanced past the end of the message");
+    }
+
+    /// Bytes still to send.
+    pub(crate) fn remaining(&self) -> usize {
+        self.iov[self.first..].iter().map(|v| v.iov_len).sum()
+    }
+
+    /// One `sendmsg(2)` of the unsent bytes; the caller then [`advance`](Self::advance)s.
+    pub(crate) fn send(&mut self, fd: RawFd) -> io::Result<usize> {
+        let iov = &mut self.iov[self.first..];
+        // SAFETY: an all-zero msghdr is valid: no name, no control data, no iovecs.
+        let mut m: libc::msghdr = unsafe { mem::zeroed() };
+        m.msg_iov = iov.as_mut_ptr();
+        m.msg_iovlen = iov.len() as _;
+        // SAFETY: `m` is a live msghdr over our iovec copy, whose entries point inside the
+        // caller's buffers (valid while the op is in flight, see the field invariant).
+        unsafe { sendmsg(fd, &m) }
+    }
 }
