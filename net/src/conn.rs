@@ -30,6 +30,8 @@ pub(crate) const DIRTY: u16 = 1 << 8;
 pub(crate) const TIMER: u16 = 1 << 9;
 pub(crate) const USER_TIMER: u16 = 1 << 10;
 pub(crate) const CONNECTING: u16 = 1 << 11;
+/// A send came back `EAGAIN`: a writability poll is in flight; no send until it fires.
+pub(crate) const WAIT_WRITABLE: u16 = 1 << 12;
 
 /// Default most unconsumed input bytes kept for a handler.
 pub const DEFAULT_MAX_PENDING: u32 = 1 << 20;
@@ -71,10 +73,21 @@ pub(crate) struct SpliceState {
     pub(crate) polling: bool,
 }
 
+impl SpliceState {
+    /// Closes the pipe through `io`, so the backend forgets it.
+    pub(crate) fn release(&mut self, io: &mut ringcore_runtime::Io) {
+        io.close_now(self.pipe.0);
+        io.close_now(self.pipe.1);
+        self.pipe = (-1, -1);
+    }
+}
+
 impl Drop for SpliceState {
     fn drop(&mut self) {
-        crate::socket::close_fd(self.pipe.0);
-        crate::socket::close_fd(self.pipe.1);
+        if self.pipe.0 >= 0 {
+            crate::socket::close_fd(self.pipe.0);
+            crate::socket::close_fd(self.pipe.1);
+        }
     }
 }
 

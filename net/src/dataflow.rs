@@ -66,7 +66,9 @@ impl<F: Factory> Server<F> {
             io.recycle(&c);
             match -c.result {
                 libc::ENOBUFS => io.counters().enobufs += 1,
-                libc::ECANCELED => {}
+                // Cancelled (pause, close) or given up after a poll retry: flush re-arms
+                // if the connection still wants to read.
+                libc::ECANCELED | libc::EAGAIN => {}
                 e => {
                     slot.core.fail(CloseReason::Error(io::Error::from_raw_os_error(e)));
                     self.ctx.mark_dirty(&mut slot.core);
@@ -115,6 +117,17 @@ impl<F: Factory> Server<F> {
         }
         io.counters().bytes_out += sent as u64;
         self.ctx.mark_dirty(&mut slot.core);
+        if c.result == -libc::EAGAIN {
+            // io_uring gives up on a nonblocking socket after its internal poll retry
+            // (seen after the peer's FIN): wait for writability, then send again.
+            let (fd, tok) = (slot.core.fd, slot.core.token.with_kind(OpKind::Poll));
+            // SAFETY: a poll references no memory.
+            if unsafe { io.submit(tok, Op::PollWritable { fd }) }.is_ok() {
+                slot.core.set(WAIT_WRITABLE);
+                self.conns.op_submitted(idx);
+            }
+            return;
+        }
         if c.result < 0 {
             if c.result != -libc::ECANCELED {
                 slot.core
@@ -166,6 +179,9 @@ impl<F: Factory> Server<F> {
         } else if !core.out.in_flight() && core.out.head_file().is_some() {
             return self.drive_splice(io, idx);
         }
+        if core.has(WAIT_WRITABLE) {
+            return;
+        }
         if !core.out.in_flight() && core.out.bytes_ready() {
             let msg = core.out.prepare(&mut self.ctx.spare);
             let send_tok = core.token.with_kind(OpKind::Send);
@@ -193,7 +209,8 @@ impl<F: Factory> Server<F> {
                     self.conns.op_submitted(idx);
                     self.conns.op_submitted(idx);
                 }
-                self.conns.mark_closed(idx);
+                // Marked closed when the close completes: if the send falls short the
+                // close is cancelled and the rest of the queue is sent first.
                 return;
             }
             // SAFETY: as above: the write queue owns msg/iovecs/bytes until completion.
@@ -242,6 +259,12 @@ impl<F: Factory> Server<F> {
 
     pub(crate) fn maybe_release(&mut self, io: &mut Io, idx: u32) {
         if let Some(mut slot) = self.conns.release_if_done(idx) {
+            if let Some(mut st) = slot.core.splice.take() {
+                st.release(io);
+            }
+            if let Some(mut t) = slot.core.tunnel.take() {
+                t.release(io);
+            }
             io.counters().closes += 1;
             io.counters().open_conns = io.counters().open_conns.saturating_sub(1);
             let reason = slot.core.reason.take().unwrap_or(CloseReason::PeerClosed);

@@ -224,20 +224,31 @@ impl<F: Factory> Service for Server<F> {
             Some(OpKind::Recv) => self.on_recv(io, c, idx),
             Some(OpKind::Send) => self.on_send(io, c, idx),
             Some(OpKind::Connect) => self.on_connect(io, c, idx),
+            Some(OpKind::Poll)
+                if self
+                    .conns
+                    .get(idx)
+                    .is_some_and(|s| s.value.core.has(WAIT_WRITABLE)) =>
+            {
+                if let Some(s) = self.conns.get_mut(idx) {
+                    s.value.core.clear(WAIT_WRITABLE);
+                    self.ctx.mark_dirty(&mut s.value.core);
+                }
+            }
             Some(OpKind::Splice) | Some(OpKind::SpliceOut) | Some(OpKind::Poll) => {
                 self.on_splice(io, c, idx)
             }
             Some(OpKind::Close) => {
                 if c.result == -libc::ECANCELED {
-                    // A linked close whose send failed: close for real.
+                    // A linked close whose send fell short or failed: the fd is still
+                    // open. Reopen the send path; drive sends the rest (or, after a
+                    // send error, aborts) and closes again.
                     if let Some(s) = self.conns.get_mut(idx) {
-                        let fd = s.value.core.fd;
-                        let tok = s.value.core.token.with_kind(OpKind::Close);
-                        // SAFETY: close references no memory.
-                        if unsafe { io.submit(tok, Op::Close { fd }) }.is_ok() {
-                            self.conns.op_submitted(idx);
-                        }
+                        s.value.core.clear(CLOSE_SENT);
+                        self.ctx.mark_dirty(&mut s.value.core);
                     }
+                } else {
+                    self.conns.mark_closed(idx);
                 }
             }
             Some(OpKind::Shutdown) | Some(OpKind::Cancel) => {}

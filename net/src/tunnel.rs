@@ -98,6 +98,22 @@ impl Tunnel {
     }
 }
 
+impl Tunnel {
+    /// Closes the pipes (and the upstream, if it never got its close op) through `io`,
+    /// so the backend forgets them; called when the slot is released.
+    pub(crate) fn release(&mut self, io: &mut Io) {
+        for d in &mut self.dirs {
+            io.close_now(d.pipe.0);
+            io.close_now(d.pipe.1);
+            d.pipe = (-1, -1);
+        }
+        if self.up >= 0 && !self.up_closing {
+            io.close_now(self.up);
+            self.up = -1;
+        }
+    }
+}
+
 impl Drop for Tunnel {
     fn drop(&mut self) {
         for d in &self.dirs {
@@ -245,7 +261,7 @@ impl<F: Factory> Server<F> {
                             dir.poll_in = true;
                             let src = if d == 0 { core.fd } else { t.up };
                             let tok = core.token;
-                            self.tsubmit(io, idx, tok, kind(d, POLL_IN), Op::PollWritable { fd: src });
+                            self.tsubmit(io, idx, tok, kind(d, POLL_IN), Op::PollReadable { fd: src });
                         } else if r != -libc::ECANCELED {
                             core.fail(err(-r, if d == 0 { "read client" } else { "read upstream" }));
                         }

@@ -193,6 +193,12 @@ impl Driver {
         }
     }
 
+    pub(crate) fn forget(&mut self, fd: std::os::fd::RawFd) {
+        if let Driver::Epoll(p) = self {
+            p.forget(fd);
+        }
+    }
+
     pub(crate) fn sq_space(&mut self) -> usize {
         match self {
             Driver::Uring(r) => r.sq_space(),

@@ -73,6 +73,19 @@ impl Io {
         }
     }
 
+    /// Closes `fd` right now with `close(2)`, outside the op path. Only for fds with no
+    /// op in flight (e.g. a pipe whose splices all completed); the backend forgets
+    /// what it knew about the fd first.
+    pub fn close_now(&mut self, fd: std::os::fd::RawFd) {
+        if fd < 0 {
+            return;
+        }
+        self.driver.forget(fd);
+        self.counters.syscalls += 1;
+        // SAFETY: the caller owns `fd` and no op references it any more.
+        unsafe { libc::close(fd) };
+    }
+
     /// The bytes of a receive completion (empty if it carries no buffer).
     #[inline]
     pub fn received(&self, c: &Completion) -> &[u8] {

@@ -95,6 +95,22 @@ pub(super) fn attempt(fds: &mut Fds, p: &mut Pending, c: &mut Counters) -> Attem
             }
         }
         Op::Connect { fd, addr, addrlen } => connect(fds, fd, addr, addrlen, &mut p.progress, c),
+        Op::PollReadable { fd } => {
+            if let Err(e) = fds.register(fd, c) {
+                return Attempt::Done {
+                    result: neg(&e),
+                    ok: false,
+                };
+            }
+            if fds.get(fd).flags & (READABLE | NOPOLL) != 0 {
+                Attempt::Done {
+                    result: op::poll::READABLE,
+                    ok: true,
+                }
+            } else {
+                Attempt::Wait
+            }
+        }
         Op::PollWritable { fd } => {
             if let Err(e) = fds.register(fd, c) {
                 return Attempt::Done {

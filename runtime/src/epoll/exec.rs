@@ -78,6 +78,10 @@ impl Poller {
                 0 => self.done(token, -libc::ENOENT),
                 n => self.done(token, n),
             },
+            Op::Cancel { fd, target } => match self.cancel_token(fd, target) {
+                0 => self.done(token, -libc::ENOENT),
+                _ => self.done(token, 0),
+            },
             _ => {
                 let mut p = Pending::new(token, op, link);
                 let retry = match attempt(&mut self.fds, &mut p, c) {
@@ -188,6 +192,38 @@ impl Poller {
         ids.clear();
         self.ids = ids;
         n
+    }
+
+    /// Completes the one op armed or parked on `fd` with `target` with `-ECANCELED`;
+    /// returns how many (0 or 1).
+    pub(super) fn cancel_token(&mut self, fd: RawFd, target: Token) -> i32 {
+        let Some(st) = self.fds.find_mut(fd) else {
+            return 0;
+        };
+        if st.multi == target {
+            st.multi = Token::NONE;
+            st.flags &= !MULTI_ACCEPT;
+            self.emit(Completion::new(target, -libc::ECANCELED));
+            return 1;
+        }
+        let mut ids = mem::take(&mut self.ids);
+        self.collect_parked(fd, &mut ids);
+        let found = ids.iter().copied().find(|&id| self.ops[id as usize].token == target);
+        ids.clear();
+        self.ids = ids;
+        match found {
+            Some(id) => {
+                self.complete_parked(id, -libc::ECANCELED, false);
+                1
+            }
+            None => 0,
+        }
+    }
+
+    /// Forgets everything known about `fd` (it is about to be closed outside `Op::Close`).
+    pub(super) fn forget_fd(&mut self, fd: RawFd) {
+        self.cancel_fd(fd);
+        self.fds.reset(fd);
     }
 
     /// The work of one queued fd: retry its parked ops, then one multishot step.

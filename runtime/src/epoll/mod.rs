@@ -278,6 +278,12 @@ impl Poller {
     pub(crate) fn recycle(&mut self, _bid: u16) {}
 
     /// Size of the scratch buffer.
+    /// Forgets `fd` before it is closed directly (not through `Op::Close`), so a new
+    /// fd with the same number starts unregistered.
+    pub(crate) fn forget(&mut self, fd: RawFd) {
+        self.forget_fd(fd);
+    }
+
     pub(crate) fn buffer_size(&self) -> usize {
         self.scratch.len()
     }

@@ -10,3 +10,8 @@ use std::os::fd::RawFd;
 pub(crate) fn sqe(fd: RawFd) -> squeue::Entry {
     opcode::AsyncCancel2::new(types::CancelBuilder::fd(types::Fd(fd)).all()).build()
 }
+
+/// The SQE cancelling the one op submitted with `target`.
+pub(crate) fn sqe_token(target: crate::token::Token) -> squeue::Entry {
+    opcode::AsyncCancel::new(target.raw()).build()
+}

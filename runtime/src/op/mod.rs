@@ -125,6 +125,21 @@ pub enum Op {
         /// Length of `*addr`.
         addrlen: libc::socklen_t,
     },
+    /// One-shot poll for readability (`POLLIN`); `result` is the ready mask.
+    PollReadable {
+        /// The descriptor.
+        fd: RawFd,
+    },
+    /// Cancel the one op submitted with `target` (`IORING_OP_ASYNC_CANCEL` by
+    /// user_data). The cancelled op completes with `-ECANCELED`; the cancel itself with
+    /// 0, or `-ENOENT` if no such op is in flight (it may have just completed), or
+    /// `-EALREADY` if it is running and cannot be stopped.
+    Cancel {
+        /// The fd the target op acts on (the epoll backend looks it up there).
+        fd: RawFd,
+        /// The token the target op was submitted with.
+        target: crate::token::Token,
+    },
     /// One-shot poll for writability (`POLLOUT`); `result` is the ready mask.
     PollWritable {
         /// The descriptor.
@@ -146,6 +161,8 @@ impl Op {
             | Op::CancelFd { fd }
             | Op::Read { fd, .. }
             | Op::Connect { fd, .. }
+            | Op::PollReadable { fd }
+            | Op::Cancel { fd, .. }
             | Op::PollWritable { fd } => fd,
             Op::Splice { fd_out, .. } => fd_out,
             Op::Nop => -1,
@@ -165,6 +182,8 @@ impl Op {
             Op::Splice { .. } => "splice",
             Op::Connect { .. } => "connect",
             Op::PollWritable { .. } => "poll",
+            Op::PollReadable { .. } => "poll-in",
+            Op::Cancel { .. } => "cancel-op",
             Op::Nop => "nop",
         }
     }

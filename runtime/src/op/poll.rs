@@ -4,10 +4,18 @@
 use io_uring::{opcode, squeue, types};
 use std::os::fd::RawFd;
 
-/// The SQE.
+/// The SQE (writability).
 pub(crate) fn sqe(fd: RawFd) -> squeue::Entry {
     opcode::PollAdd::new(types::Fd(fd), libc::POLLOUT as u32).build()
 }
+
+/// The SQE (readability).
+pub(crate) fn sqe_readable(fd: RawFd) -> squeue::Entry {
+    opcode::PollAdd::new(types::Fd(fd), libc::POLLIN as u32).build()
+}
+
+/// epoll: the result of a completed readability poll (the `POLLIN` mask).
+pub(crate) const READABLE: i32 = libc::POLLIN as i32;
 
 /// epoll: the result of a completed writability poll (the `POLLOUT` mask).
 pub(crate) const WRITABLE: i32 = libc::POLLOUT as i32;

@@ -98,6 +98,8 @@ impl Ring {
             } => op::splice::sqe(fd_in, off_in, fd_out, off_out, len),
             Op::Connect { fd, addr, addrlen } => op::connect::sqe(fd, addr, addrlen),
             Op::PollWritable { fd } => op::poll::sqe(fd),
+            Op::PollReadable { fd } => op::poll::sqe_readable(fd),
+            Op::Cancel { target, .. } => op::cancel::sqe_token(target),
             Op::Nop => op::nop::sqe(),
         };
         e.user_data(token.raw())
