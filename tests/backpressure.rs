@@ -85,7 +85,10 @@ fn pause_on_backpressure_resume_on_sent() {
         let stats = Arc::new(PauseStats::default());
         let st = stats.clone();
         let limit = 64 * 1024;
-        let server = start_server(backend, |b| b, move |_: &ConnInfo| Backpressure {
+        // A small server send buffer makes the slow reader's backpressure reach the
+        // write queue on both backends (loopback autotuning would absorb 8 MiB).
+        let opts = SocketOptions::default().send_buffer(8 * 1024);
+        let server = start_server_opts(backend, |b| b, &opts, move |_: &ConnInfo| Backpressure {
             limit,
             paused: false,
             stats: st.clone(),

@@ -32,6 +32,12 @@ pub(crate) const USER_TIMER: u16 = 1 << 10;
 pub(crate) const CONNECTING: u16 = 1 << 11;
 /// A send came back `EAGAIN`: a writability poll is in flight; no send until it fires.
 pub(crate) const WAIT_WRITABLE: u16 = 1 << 12;
+/// A cancel of the armed receive is in flight (reading paused).
+pub(crate) const RECV_CANCEL: u16 = 1 << 13;
+/// Bytes arrived while paused: deliver them on resume.
+pub(crate) const PENDING_NEW: u16 = 1 << 14;
+/// End of stream arrived while paused or with undelivered input: `on_eof` after it.
+pub(crate) const EOF_PENDING: u16 = 1 << 15;
 
 /// Default most unconsumed input bytes kept for a handler.
 pub const DEFAULT_MAX_PENDING: u32 = 1 << 20;

@@ -16,7 +16,7 @@ impl<F: Factory> Server<F> {
         let Some(s) = self.conns.get_mut(idx) else { return };
         let slot = &mut s.value;
         if !c.more() {
-            slot.core.clear(RECV_ARMED);
+            slot.core.clear(RECV_ARMED | RECV_CANCEL);
             self.ctx.mark_dirty(&mut slot.core);
         }
         if c.result > 0 {
@@ -30,23 +30,19 @@ impl<F: Factory> Server<F> {
             if slot.core.has(PAUSED) || !slot.core.pending.is_empty() {
                 slot.core.pending.extend_from_slice(io.received(&c));
                 io.recycle(&c);
+                if slot.core.has(PAUSED) {
+                    slot.core.set(PENDING_NEW);
+                }
+                // While paused, only bytes already in flight when the receive was
+                // cancelled land here: at most one buffer pool's worth.
                 if !slot.core.has(PAUSED) {
                     self.deliver_pending(io, idx);
-                } else if slot.core.pending.len() > slot.core.max_pending as usize {
-                    slot.core.fail(CloseReason::Error(io::Error::new(
-                        io::ErrorKind::OutOfMemory,
-                        "input buffered while paused exceeded max_pending",
-                    )));
-                    self.ctx.mark_dirty(&mut slot.core);
                 }
                 return;
             }
-            // Fast path: hand the pool buffer straight to the handler.
-            let data = io.received(&c);
-            // SAFETY-free trick avoided: copy the slice bounds so `io` can be borrowed
-            // mutably inside the callback (counters); the buffer stays untouched until
-            // `recycle` below.
-            let data: &[u8] = unsafe_free_slice(data);
+            // Fast path: hand the pool buffer straight to the handler, no copy. The
+            // slice is detached from `io` so the callback can use `io` mutably.
+            let data: &[u8] = detach(io.received(&c));
             let consumed = call(slot, &mut self.ctx, io, "on_data", |h, conn| h.on_data(conn, data));
             if let Some(used) = consumed {
                 let used = used.min(n);
@@ -59,7 +55,10 @@ impl<F: Factory> Server<F> {
         } else if c.result == 0 {
             slot.core.set(EOF);
             slot.core.clear(RECV_ARMED);
-            if !slot.core.has(CLOSING) {
+            if slot.core.has(PAUSED) || !slot.core.pending.is_empty() && slot.core.has(PENDING_NEW) {
+                // Undelivered input first: on_eof follows it after resume.
+                slot.core.set(EOF_PENDING);
+            } else if !slot.core.has(CLOSING) {
                 call(slot, &mut self.ctx, io, "on_eof", |h, conn| h.on_eof(conn));
             }
         } else {
@@ -160,6 +159,39 @@ impl<F: Factory> Server<F> {
             }
             return self.drive_tunnel(io, idx);
         }
+        if core.has(PENDING_NEW | EOF_PENDING) && !core.has(PAUSED | CLOSING) {
+            // Resumed: hand over what arrived while paused, then a deferred EOF.
+            let eof = core.has(EOF_PENDING);
+            core.clear(PENDING_NEW | EOF_PENDING);
+            if !core.pending.is_empty() {
+                self.deliver_pending(io, idx);
+            }
+            if eof {
+                if let Some(s) = self.conns.get_mut(idx) {
+                    if !s.value.core.has(CLOSING) {
+                        call(&mut s.value, &mut self.ctx, io, "on_eof", |h, conn| h.on_eof(conn));
+                    }
+                }
+            }
+            let Some(s) = self.conns.get_mut(idx) else { return };
+            if s.value.core.has(PAUSED) {
+                return self.drive(io, idx);
+            }
+        }
+        let Some(s) = self.conns.get_mut(idx) else { return };
+        let core = &mut s.value.core;
+        if core.has(PAUSED) && core.has(RECV_ARMED) && !core.has(RECV_CANCEL) {
+            // Stop the armed receive so the kernel buffer fills and the peer slows down.
+            let target = core.token;
+            let tok = core.token.with_kind(OpKind::Cancel);
+            // SAFETY: a cancel references no memory.
+            if unsafe { io.submit(tok, Op::Cancel { fd, target }) }.is_ok() {
+                core.set(RECV_CANCEL);
+                self.conns.op_submitted(idx);
+            }
+        }
+        let Some(s) = self.conns.get_mut(idx) else { return };
+        let core = &mut s.value.core;
         if !core.has(PAUSED | RECV_ARMED | EOF | CLOSING) {
             // SAFETY: a multishot recv references only the worker's buffer pool.
             if unsafe { io.submit(core.token, Op::RecvMulti { fd }) }.is_ok() {
@@ -338,10 +370,9 @@ impl<F: Factory> Server<F> {
 
 }
 
-/// Identity on a slice; exists so the borrow of the pool buffer is visibly detached
-/// from `io` (the runtime guarantees the buffer is untouched until `recycle`).
+/// Detaches a received pool buffer's slice from the borrow of `io`.
 #[inline]
-fn unsafe_free_slice(d: &[u8]) -> &'static [u8] {
+fn detach(d: &[u8]) -> &'static [u8] {
     // SAFETY: the pool buffer behind `d` is owned by the worker's backend, which
     // outlives this call, and is neither reused nor freed until `Io::recycle` for this
     // completion, which runs after the callback returns. The 'static lifetime never
