@@ -61,13 +61,19 @@ fn main() -> anyhow::Result<()> {
         b = b.cpus(args.cpus.clone());
     }
     let rt = b.build().context("invalid runtime configuration")?;
-    let listeners = Listeners::bind(&args.addr[..], rt.config().workers, &SocketOptions::default())
-        .with_context(|| format!("cannot listen on {}", args.addr))?;
+    let listeners = Listeners::bind(
+        &args.addr[..],
+        rt.config().workers,
+        &SocketOptions::default(),
+    )
+    .with_context(|| format!("cannot listen on {}", args.addr))?;
     eprintln!(
         "echo: listening on {} with {} worker(s), backend {}",
         listeners.local_addr(),
         rt.config().workers,
-        ringcore::runtime::probe_backend(rt.config()).map(|b| b.name()).unwrap_or("unavailable"),
+        ringcore::runtime::probe_backend(rt.config())
+            .map(|b| b.name())
+            .unwrap_or("unavailable"),
     );
     let handle = rt.handle();
     let idle = (args.idle_timeout > 0).then(|| Duration::from_secs(args.idle_timeout));

@@ -50,9 +50,17 @@ fn main() -> anyhow::Result<()> {
     let rt = b.build().context("invalid runtime configuration")?;
     let factory = StaticFiles::factory(&args.root, Limits::default())
         .with_context(|| format!("cannot serve {}", args.root))?;
-    let listeners = Listeners::bind(&args.addr[..], rt.config().workers, &SocketOptions::default())
-        .with_context(|| format!("cannot listen on {}", args.addr))?;
-    eprintln!("fileserver: serving {} on http://{}", args.root, listeners.local_addr());
+    let listeners = Listeners::bind(
+        &args.addr[..],
+        rt.config().workers,
+        &SocketOptions::default(),
+    )
+    .with_context(|| format!("cannot listen on {}", args.addr))?;
+    eprintln!(
+        "fileserver: serving {} on http://{}",
+        args.root,
+        listeners.local_addr()
+    );
     rt.serve(listeners, factory).context("server failed")?;
     Ok(())
 }

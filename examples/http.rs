@@ -35,7 +35,8 @@ struct Args {
 static HANDLE: OnceLock<Handle> = OnceLock::new();
 
 fn plaintext(_: &Request<'_>, res: &mut Response) {
-    res.set_content_type("text/plain").set_body(b"Hello, World!");
+    res.set_content_type("text/plain")
+        .set_body(b"Hello, World!");
 }
 
 /// Serializes `{"message": msg}` per request, escaping as JSON requires.
@@ -47,7 +48,9 @@ fn json(_: &Request<'_>, res: &mut Response) {
         match c {
             '"' => body.extend_from_slice(b"\\\""),
             '\\' => body.extend_from_slice(b"\\\\"),
-            c if (c as u32) < 0x20 => body.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes()),
+            c if (c as u32) < 0x20 => {
+                body.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes())
+            }
             c => body.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
         }
     }
@@ -56,8 +59,12 @@ fn json(_: &Request<'_>, res: &mut Response) {
 }
 
 fn metrics(_: &Request<'_>, res: &mut Response) {
-    let text = HANDLE.get().map(|h| h.metrics().to_prometheus()).unwrap_or_default();
-    res.set_content_type("text/plain; version=0.0.4").set_body(text.as_bytes());
+    let text = HANDLE
+        .get()
+        .map(|h| h.metrics().to_prometheus())
+        .unwrap_or_default();
+    res.set_content_type("text/plain; version=0.0.4")
+        .set_body(text.as_bytes());
 }
 
 fn main() -> anyhow::Result<()> {
@@ -74,13 +81,19 @@ fn main() -> anyhow::Result<()> {
     }
     let rt = b.build().context("invalid runtime configuration")?;
     let _ = HANDLE.set(rt.handle());
-    let listeners = Listeners::bind(&args.addr[..], rt.config().workers, &SocketOptions::default())
-        .with_context(|| format!("cannot listen on {}", args.addr))?;
+    let listeners = Listeners::bind(
+        &args.addr[..],
+        rt.config().workers,
+        &SocketOptions::default(),
+    )
+    .with_context(|| format!("cannot listen on {}", args.addr))?;
     eprintln!(
         "http: listening on http://{} with {} worker(s), backend {}",
         listeners.local_addr(),
         rt.config().workers,
-        ringcore::runtime::probe_backend(rt.config()).map(|b| b.name()).unwrap_or("unavailable"),
+        ringcore::runtime::probe_backend(rt.config())
+            .map(|b| b.name())
+            .unwrap_or("unavailable"),
     );
     let router = Router::new()
         .get("/plaintext", plaintext)

@@ -9,7 +9,9 @@
 
 use anyhow::Context;
 use clap::Parser;
-use ringcore::{BackendKind, CloseReason, Conn, ConnInfo, Handler, Listeners, Runtime, Serve, SocketOptions};
+use ringcore::{
+    BackendKind, CloseReason, Conn, ConnInfo, Handler, Listeners, Runtime, Serve, SocketOptions,
+};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
@@ -87,12 +89,20 @@ fn main() -> anyhow::Result<()> {
         b = b.cpus(args.cpus.clone());
     }
     let rt = b.build().context("invalid runtime configuration")?;
-    let listeners = Listeners::bind(&args.listen[..], rt.config().workers, &SocketOptions::default())
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let listeners = Listeners::bind(
+        &args.listen[..],
+        rt.config().workers,
+        &SocketOptions::default(),
+    )
+    .with_context(|| format!("cannot listen on {}", args.listen))?;
     eprintln!("proxy: {} -> {upstream}", listeners.local_addr());
     let timeout = Duration::from_millis(args.connect_timeout);
     let verbose = args.verbose;
-    rt.serve(listeners, move |_: &ConnInfo| Proxy { upstream, timeout, verbose })
-        .context("server failed")?;
+    rt.serve(listeners, move |_: &ConnInfo| Proxy {
+        upstream,
+        timeout,
+        verbose,
+    })
+    .context("server failed")?;
     Ok(())
 }

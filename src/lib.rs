@@ -32,11 +32,10 @@
 pub use ringcore_net as net;
 pub use ringcore_runtime as runtime;
 
-pub use ringcore_net::{
-    CloseReason, Conn, ConnInfo, Connect, ConnectOptions, Factory, Handler, IntoListeners,
-    Keepalive, Listeners, Serve,
-    SocketOptions,
-};
 #[cfg(feature = "http")]
 pub use ringcore_net::http;
+pub use ringcore_net::{
+    CloseReason, Conn, ConnInfo, Connect, ConnectOptions, Factory, Handler, IntoListeners,
+    Keepalive, Listeners, Serve, SocketOptions,
+};
 pub use ringcore_runtime::{BackendKind, Builder, Config, Counters, Handle, Runtime, Snapshot};

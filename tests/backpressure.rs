@@ -25,7 +25,10 @@ fn slow_reader_gets_every_byte_and_sends_resume() {
         drop(s);
         let c = server.wait_counters("the slow connection to close", |c| c.open_conns == 0);
         assert_eq!(c.bytes_out, BIG as u64);
-        assert!(c.short_sends > 0, "a slow reader must cause short sends (resumed): {c:?}");
+        assert!(
+            c.short_sends > 0,
+            "a slow reader must cause short sends (resumed): {c:?}"
+        );
         server.stop();
     });
 }
@@ -53,7 +56,9 @@ struct PauseStats {
 impl Handler for Backpressure {
     fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) -> usize {
         if self.paused {
-            self.stats.while_paused.fetch_add(data.len() as u64, Relaxed);
+            self.stats
+                .while_paused
+                .fetch_add(data.len() as u64, Relaxed);
         }
         conn.send(data);
         let pending = conn.pending_write();
@@ -88,11 +93,16 @@ fn pause_on_backpressure_resume_on_sent() {
         // A small server send buffer makes the slow reader's backpressure reach the
         // write queue on both backends (loopback autotuning would absorb 8 MiB).
         let opts = SocketOptions::default().send_buffer(8 * 1024);
-        let server = start_server_opts(backend, |b| b, &opts, move |_: &ConnInfo| Backpressure {
-            limit,
-            paused: false,
-            stats: st.clone(),
-        });
+        let server = start_server_opts(
+            backend,
+            |b| b,
+            &opts,
+            move |_: &ConnInfo| Backpressure {
+                limit,
+                paused: false,
+                stats: st.clone(),
+            },
+        );
         let payload = Rng::new(12).bytes(BIG);
         let mut s = connect_small_rcvbuf(server.addr, 4096);
         let echoed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -111,7 +121,10 @@ fn pause_on_backpressure_resume_on_sent() {
         assert_eq!(c.bytes_out, BIG as u64);
         let (pauses, resumes) = (stats.pauses.load(Relaxed), stats.resumes.load(Relaxed));
         assert!(pauses > 0, "the slow reader must trigger backpressure");
-        assert!(resumes >= pauses - 1, "every pause but the last is resumed ({pauses} / {resumes})");
+        assert!(
+            resumes >= pauses - 1,
+            "every pause but the last is resumed ({pauses} / {resumes})"
+        );
         assert_eq!(
             stats.while_paused.load(Relaxed),
             0,
@@ -132,7 +145,10 @@ fn two_buffer_pool_with_200_bursting_clients() {
         assert_eq!(c.bytes_in, echoed);
         assert_eq!(c.bytes_out, echoed);
         if backend == BackendKind::Uring {
-            assert!(c.enobufs > 0, "two 64 B buffers for 200 clients must run dry: {c:?}");
+            assert!(
+                c.enobufs > 0,
+                "two 64 B buffers for 200 clients must run dry: {c:?}"
+            );
         }
         server.stop();
     });
@@ -153,9 +169,15 @@ fn tiny_submission_and_completion_queues() {
         let c = server.wait_counters("all connections closed", |c| c.open_conns == 0);
         assert_eq!(c.bytes_in, echoed + payload.len() as u64);
         assert_eq!(c.bytes_out, echoed + payload.len() as u64);
-        eprintln!("tiny rings on {backend}: sq_full={} cq_overflow={}", c.sq_full, c.cq_overflow);
+        eprintln!(
+            "tiny rings on {backend}: sq_full={} cq_overflow={}",
+            c.sq_full, c.cq_overflow
+        );
         if backend == BackendKind::Uring {
-            assert!(c.sq_full > 0, "a 4-entry SQ under 200 clients must fill: {c:?}");
+            assert!(
+                c.sq_full > 0,
+                "a 4-entry SQ under 200 clients must fill: {c:?}"
+            );
         }
         server.stop();
     });
@@ -187,10 +209,15 @@ impl Handler for PauseThenResume {
 #[test]
 fn resume_delivers_bytes_that_arrived_while_paused() {
     for_each_backend(|backend| {
-        let server = start_server(backend, |b| b, |_: &ConnInfo| PauseThenResume { paused_once: false });
+        let server = start_server(
+            backend,
+            |b| b,
+            |_: &ConnInfo| PauseThenResume { paused_once: false },
+        );
         let mut s = support::client::connect(server.addr);
         // Shorter than the default: this is the time the resume gets to deliver.
-        s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
         echo_check(&mut s, b"first", 64);
         // The server paused after "first": "second" lands while it is paused (within
         // the 200 ms before the resume), and must be echoed once it resumes.

@@ -3,9 +3,11 @@
 
 mod support;
 
-use support::client::{connect, echo_check, echo_many, read_expect, read_to_eof, shutdown_write, Rng};
-use support::{for_each_backend, start_echo};
 use std::io::Write;
+use support::client::{
+    connect, echo_check, echo_many, read_expect, read_to_eof, shutdown_write, Rng,
+};
+use support::{for_each_backend, start_echo};
 
 /// Sizes around the interesting edges: one byte, one receive buffer (16 KiB default)
 /// and one past it, a send's iovec budget, and up to 4 MiB.
@@ -126,7 +128,10 @@ fn client_half_close_gets_all_echo_then_eof() {
                 read_to_eof(&mut s)
             });
             let got = got.unwrap_or_else(|(got, e)| {
-                panic!("{n} B half-close: expected echo then EOF, got {} B then {e}", got.len())
+                panic!(
+                    "{n} B half-close: expected echo then EOF, got {} B then {e}",
+                    got.len()
+                )
             });
             assert_eq!(got.len(), n, "echo length before EOF");
             assert!(got == payload, "echo of {n} B before EOF differs");

@@ -14,7 +14,9 @@ use support::{echo_factory, for_each_backend};
 
 /// Child side of a fault test: apply the role's process settings, then serve echo.
 fn run_child() -> bool {
-    let Some((role, backend)) = child_role() else { return false };
+    let Some((role, backend)) = child_role() else {
+        return false;
+    };
     match role.as_str() {
         "sigpipe" => {
             // SAFETY: restoring the default disposition; no handler runs.
@@ -22,7 +24,10 @@ fn run_child() -> bool {
             child_serve(backend, |b| b, echo_factory);
         }
         "emfile" => {
-            let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            let mut rl = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
             // SAFETY: `rl` is a valid rlimit to fill, then to pass back.
             unsafe {
                 assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl), 0);
@@ -66,13 +71,16 @@ fn client_reset_mid_transfer() {
                 .iter_mut()
                 .enumerate()
                 .map(|(i, s)| {
-                    sc.spawn(move || echo_check(s, &Rng::new(30 + i as u64).bytes(2 << 20), 16 * 1024))
+                    sc.spawn(move || {
+                        echo_check(s, &Rng::new(30 + i as u64).bytes(2 << 20), 16 * 1024)
+                    })
                 })
                 .collect();
             set_linger_zero(&victim);
             drop(victim);
             for w in workers {
-                w.join().expect("another connection was disturbed by the reset");
+                w.join()
+                    .expect("another connection was disturbed by the reset");
             }
         });
         let c = child.wait_counters("the reset connection to close", |c| c.get("closes") >= 1);
@@ -112,9 +120,14 @@ fn emfile_pauses_accepting_then_recovers() {
         // More clients than the child has descriptors: the kernel completes every
         // handshake (backlog), the server can accept only some.
         let mut clients: Vec<TcpStream> = (0..CLIENTS).map(|_| connect(addr)).collect();
-        let c = child.wait_counters("accepting to pause on EMFILE", |c| c.get("emfile_pauses") > 0);
+        let c = child.wait_counters("accepting to pause on EMFILE", |c| {
+            c.get("emfile_pauses") > 0
+        });
         let served = c.get("open_conns");
-        assert!(served > 0 && served < CLIENTS as u64, "{served} of {CLIENTS} accepted");
+        assert!(
+            served > 0 && served < CLIENTS as u64,
+            "{served} of {CLIENTS} accepted"
+        );
         assert!(c.get("accepts") < CLIENTS as u64);
         // Accepted connections are served while accepting is paused (the accept queue
         // is FIFO, so the first client is one of them).

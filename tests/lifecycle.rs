@@ -44,7 +44,10 @@ fn idle_connection_times_out_active_one_stays() {
             }
             let (ended, after) = idle_end.join().unwrap();
             assert_eq!(ended, Ended::Eof(0), "the idle client sees a clean EOF");
-            assert!(after >= IDLE, "closed after {after:?}, before the {IDLE:?} timeout");
+            assert!(
+                after >= IDLE,
+                "closed after {after:?}, before the {IDLE:?} timeout"
+            );
         });
         // The active connection outlived five timeouts and still echoes.
         echo_check(&mut active, b"still here", 64);
@@ -53,7 +56,9 @@ fn idle_connection_times_out_active_one_stays() {
         assert_eq!(c.open_conns, 1, "the active connection is still open");
         // Now idle too: it times out as well.
         assert_eq!(wait_closed(&mut active), Ended::Eof(0));
-        let c = server.wait_counters("both timeouts counted", |c| c.timeouts == 2 && c.open_conns == 0);
+        let c = server.wait_counters("both timeouts counted", |c| {
+            c.timeouts == 2 && c.open_conns == 0
+        });
         assert_eq!(c.closes, 2);
         server.stop();
     });
@@ -83,7 +88,11 @@ fn panicking_callback_closes_only_its_connection() {
     for_each_backend(|backend| {
         let reasons = Arc::new(Mutex::new(Vec::new()));
         let r = reasons.clone();
-        let server = start_server(backend, |b| b, move |_: &ConnInfo| Panicky { reasons: r.clone() });
+        let server = start_server(
+            backend,
+            |b| b,
+            move |_: &ConnInfo| Panicky { reasons: r.clone() },
+        );
         let mut others: Vec<_> = (0..4).map(|_| connect(server.addr)).collect();
         let mut rng = Rng::new(4);
         for s in &mut others {
@@ -110,7 +119,11 @@ fn panicking_callback_closes_only_its_connection() {
         assert_eq!(c.panics, 1, "exactly one callback panicked");
         let reasons = reasons.lock().unwrap();
         assert_eq!(reasons.len(), 6);
-        assert_eq!(reasons.iter().filter(|r| *r == "Panic").count(), 1, "{reasons:?}");
+        assert_eq!(
+            reasons.iter().filter(|r| *r == "Panic").count(),
+            1,
+            "{reasons:?}"
+        );
         drop(reasons);
         server.stop();
     });

@@ -28,18 +28,25 @@ fn shutdown_drains_then_closes_without_fd_leak() {
         let shutdown_at = Instant::now();
         server.begin_shutdown();
         // The listener closes: new connections are refused.
-        wait_until("new connections to be refused", || {
-            match TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
+        wait_until(
+            "new connections to be refused",
+            || match TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
                 Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => true,
                 Err(e) => panic!("connect during shutdown: expected refused, got {e}"),
                 Ok(_) => false,
-            }
-        });
+            },
+        );
         // The open connection was left alone until the drain deadline, then closed.
         let ended = wait_closed(&mut idle);
         let after = shutdown_at.elapsed();
-        assert!(matches!(ended, Ended::Eof(0) | Ended::Reset(0)), "{ended:?}");
-        assert!(after >= DRAIN, "closed {after:?} after shutdown, before the {DRAIN:?} drain deadline");
+        assert!(
+            matches!(ended, Ended::Eof(0) | Ended::Reset(0)),
+            "{ended:?}"
+        );
+        assert!(
+            after >= DRAIN,
+            "closed {after:?} after shutdown, before the {DRAIN:?} drain deadline"
+        );
 
         let c = server.join();
         assert_eq!(c.open_conns, 0);

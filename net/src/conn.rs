@@ -192,6 +192,8 @@ pub struct WorkerCtx {
     pub(crate) spare: Spare,
     pub(crate) timers: TimerWheel,
     /// Empty pipes ready for reuse by splices.
+    // Boxed: pool entries move into and out of connections' `Option<Box<_>>` slots.
+    #[allow(clippy::vec_box)]
     pub(crate) pipes: Vec<Box<SpliceState>>,
 }
 
@@ -248,7 +250,8 @@ impl WorkerCtx {
             // A new entry unless one already fires at or before `t` (it re-arms itself).
             if !core.has(USER_TIMER) || old.is_none_or(|o| t < o) {
                 core.set(USER_TIMER);
-                self.timers.insert(t, core.token.with_kind(OpKind::Timer).raw());
+                self.timers
+                    .insert(t, core.token.with_kind(OpKind::Timer).raw());
             }
         }
     }

@@ -13,7 +13,9 @@ use std::time::Duration;
 
 impl<F: Factory> Server<F> {
     pub(crate) fn on_recv(&mut self, io: &mut Io, c: Completion, idx: u32) {
-        let Some(s) = self.conns.get_mut(idx) else { return };
+        let Some(s) = self.conns.get_mut(idx) else {
+            return;
+        };
         let slot = &mut s.value;
         if !c.more() {
             slot.core.clear(RECV_ARMED | RECV_CANCEL);
@@ -43,7 +45,9 @@ impl<F: Factory> Server<F> {
             // Fast path: hand the pool buffer straight to the handler, no copy. The
             // slice is detached from `io` so the callback can use `io` mutably.
             let data: &[u8] = detach(io.received(&c));
-            let consumed = call(slot, &mut self.ctx, io, "on_data", |h, conn| h.on_data(conn, data));
+            let consumed = call(slot, &mut self.ctx, io, "on_data", |h, conn| {
+                h.on_data(conn, data)
+            });
             if let Some(used) = consumed {
                 let used = used.min(n);
                 if used < n && !slot.core.has(CLOSING) {
@@ -55,7 +59,8 @@ impl<F: Factory> Server<F> {
         } else if c.result == 0 {
             slot.core.set(EOF);
             slot.core.clear(RECV_ARMED);
-            if slot.core.has(PAUSED) || !slot.core.pending.is_empty() && slot.core.has(PENDING_NEW) {
+            if slot.core.has(PAUSED) || !slot.core.pending.is_empty() && slot.core.has(PENDING_NEW)
+            {
                 // Undelivered input first: on_eof follows it after resume.
                 slot.core.set(EOF_PENDING);
             } else if !slot.core.has(CLOSING) {
@@ -69,7 +74,8 @@ impl<F: Factory> Server<F> {
                 // if the connection still wants to read.
                 libc::ECANCELED | libc::EAGAIN => {}
                 e => {
-                    slot.core.fail(CloseReason::Error(io::Error::from_raw_os_error(e)));
+                    slot.core
+                        .fail(CloseReason::Error(io::Error::from_raw_os_error(e)));
                     self.ctx.mark_dirty(&mut slot.core);
                 }
             }
@@ -77,10 +83,14 @@ impl<F: Factory> Server<F> {
     }
 
     pub(crate) fn deliver_pending(&mut self, io: &mut Io, idx: u32) {
-        let Some(s) = self.conns.get_mut(idx) else { return };
+        let Some(s) = self.conns.get_mut(idx) else {
+            return;
+        };
         let slot = &mut s.value;
         let pending = std::mem::take(&mut slot.core.pending);
-        let consumed = call(slot, &mut self.ctx, io, "on_data", |h, conn| h.on_data(conn, &pending));
+        let consumed = call(slot, &mut self.ctx, io, "on_data", |h, conn| {
+            h.on_data(conn, &pending)
+        });
         let mut pending = pending;
         if let Some(used) = consumed {
             pending.drain(..used.min(pending.len()));
@@ -93,7 +103,9 @@ impl<F: Factory> Server<F> {
     }
 
     pub(crate) fn check_pending_limit(&mut self, idx: u32, used: usize) {
-        let Some(s) = self.conns.get_mut(idx) else { return };
+        let Some(s) = self.conns.get_mut(idx) else {
+            return;
+        };
         let core = &mut s.value.core;
         if used == 0 && core.pending.len() >= core.max_pending as usize {
             core.fail(CloseReason::Error(io::Error::new(
@@ -108,7 +120,9 @@ impl<F: Factory> Server<F> {
     }
 
     pub(crate) fn on_send(&mut self, io: &mut Io, c: Completion, idx: u32) {
-        let Some(s) = self.conns.get_mut(idx) else { return };
+        let Some(s) = self.conns.get_mut(idx) else {
+            return;
+        };
         let slot = &mut s.value;
         let sent = c.result.max(0) as usize;
         if slot.core.out.complete(sent, &mut self.ctx.spare) {
@@ -136,13 +150,17 @@ impl<F: Factory> Server<F> {
         }
         slot.core.touch(self.ctx.now);
         if slot.core.out.is_empty() && !slot.core.has(CLOSING) {
-            call(slot, &mut self.ctx, io, "on_sent", |h, conn| h.on_sent(conn));
+            call(slot, &mut self.ctx, io, "on_sent", |h, conn| {
+                h.on_sent(conn)
+            });
         }
     }
 
     /// Turns one dirty connection's requests into ops.
     pub(crate) fn drive(&mut self, io: &mut Io, idx: u32) {
-        let Some(s) = self.conns.get_mut(idx) else { return };
+        let Some(s) = self.conns.get_mut(idx) else {
+            return;
+        };
         let core = &mut s.value.core;
         core.clear(DIRTY);
         if core.has(CLOSE_SENT) {
@@ -169,16 +187,22 @@ impl<F: Factory> Server<F> {
             if eof {
                 if let Some(s) = self.conns.get_mut(idx) {
                     if !s.value.core.has(CLOSING) {
-                        call(&mut s.value, &mut self.ctx, io, "on_eof", |h, conn| h.on_eof(conn));
+                        call(&mut s.value, &mut self.ctx, io, "on_eof", |h, conn| {
+                            h.on_eof(conn)
+                        });
                     }
                 }
             }
-            let Some(s) = self.conns.get_mut(idx) else { return };
+            let Some(s) = self.conns.get_mut(idx) else {
+                return;
+            };
             if s.value.core.has(PAUSED) {
                 return self.drive(io, idx);
             }
         }
-        let Some(s) = self.conns.get_mut(idx) else { return };
+        let Some(s) = self.conns.get_mut(idx) else {
+            return;
+        };
         let core = &mut s.value.core;
         if core.has(PAUSED) && core.has(RECV_ARMED) && !core.has(RECV_CANCEL) {
             // Stop the armed receive so the kernel buffer fills and the peer slows down.
@@ -190,7 +214,9 @@ impl<F: Factory> Server<F> {
                 self.conns.op_submitted(idx);
             }
         }
-        let Some(s) = self.conns.get_mut(idx) else { return };
+        let Some(s) = self.conns.get_mut(idx) else {
+            return;
+        };
         let core = &mut s.value.core;
         if !core.has(PAUSED | RECV_ARMED | EOF | CLOSING) {
             // SAFETY: a multishot recv references only the worker's buffer pool.
@@ -199,7 +225,9 @@ impl<F: Factory> Server<F> {
                 self.conns.op_submitted(idx);
             }
         }
-        let Some(s) = self.conns.get_mut(idx) else { return };
+        let Some(s) = self.conns.get_mut(idx) else {
+            return;
+        };
         let core = &mut s.value.core;
         if let Some(st) = &core.splice {
             if st.ops > 0 {
@@ -224,7 +252,9 @@ impl<F: Factory> Server<F> {
                 let close_tok = core.token.with_kind(OpKind::Close);
                 if armed {
                     // SAFETY: cancel references no memory.
-                    let _ = unsafe { io.submit(core.token.with_kind(OpKind::Cancel), Op::CancelFd { fd }) };
+                    let _ = unsafe {
+                        io.submit(core.token.with_kind(OpKind::Cancel), Op::CancelFd { fd })
+                    };
                     self.conns.op_submitted(idx);
                 }
                 // SAFETY: `msg` and the iovecs/chunks it points at are owned by this
@@ -233,7 +263,14 @@ impl<F: Factory> Server<F> {
                 // in_flight counts the op.
                 let r = unsafe {
                     io.submit_linked(
-                        (send_tok, Op::Send { fd, msg, waitall: true }),
+                        (
+                            send_tok,
+                            Op::Send {
+                                fd,
+                                msg,
+                                waitall: true,
+                            },
+                        ),
                         (close_tok, Op::Close { fd }),
                     )
                 };
@@ -246,7 +283,18 @@ impl<F: Factory> Server<F> {
                 return;
             }
             // SAFETY: as above: the write queue owns msg/iovecs/bytes until completion.
-            if unsafe { io.submit(send_tok, Op::Send { fd, msg, waitall: false }) }.is_ok() {
+            if unsafe {
+                io.submit(
+                    send_tok,
+                    Op::Send {
+                        fd,
+                        msg,
+                        waitall: false,
+                    },
+                )
+            }
+            .is_ok()
+            {
                 self.conns.op_submitted(idx);
             }
             return;
@@ -256,11 +304,25 @@ impl<F: Factory> Server<F> {
                 core.set(SHUT_SENT);
                 let tok = core.token.with_kind(OpKind::Shutdown);
                 // SAFETY: shutdown references no memory.
-                if unsafe { io.submit(tok, Op::Shutdown { fd, how: libc::SHUT_WR }) }.is_ok() {
+                if unsafe {
+                    io.submit(
+                        tok,
+                        Op::Shutdown {
+                            fd,
+                            how: libc::SHUT_WR,
+                        },
+                    )
+                }
+                .is_ok()
+                {
                     self.conns.op_submitted(idx);
                 }
             }
-            if self.conns.get(idx).is_some_and(|s| s.value.core.has(CLOSING)) {
+            if self
+                .conns
+                .get(idx)
+                .is_some_and(|s| s.value.core.has(CLOSING))
+            {
                 self.begin_close(io, idx);
             }
         }
@@ -269,7 +331,9 @@ impl<F: Factory> Server<F> {
     /// Cancel whatever is in flight, then close the fd. The slot goes when the last
     /// completion arrives.
     pub(crate) fn begin_close(&mut self, io: &mut Io, idx: u32) {
-        let Some(s) = self.conns.get_mut(idx) else { return };
+        let Some(s) = self.conns.get_mut(idx) else {
+            return;
+        };
         let busy = s.in_flight() > 0;
         let core = &mut s.value.core;
         core.set(CLOSE_SENT | CLOSING);
@@ -316,7 +380,9 @@ impl<F: Factory> Server<F> {
         }
         let t = Token::from_raw(key);
         let idx = t.slot();
-        let Some(s) = self.conns.get_mut(idx) else { return };
+        let Some(s) = self.conns.get_mut(idx) else {
+            return;
+        };
         if s.generation() != t.generation() {
             return;
         }
@@ -331,7 +397,9 @@ impl<F: Factory> Server<F> {
                 Some(_) => {
                     slot.core.clear(USER_TIMER);
                     slot.core.timer_at = None;
-                    call(slot, &mut self.ctx, io, "on_timer", |h, conn| h.on_timer(conn));
+                    call(slot, &mut self.ctx, io, "on_timer", |h, conn| {
+                        h.on_timer(conn)
+                    });
                 }
                 None => slot.core.clear(USER_TIMER),
             },
@@ -354,7 +422,9 @@ impl<F: Factory> Server<F> {
                     slot.core.clear(TIMER);
                     slot.core.deadline = None;
                     io.counters().timeouts += 1;
-                    call(slot, &mut self.ctx, io, "on_timeout", |h, conn| h.on_timeout(conn));
+                    call(slot, &mut self.ctx, io, "on_timeout", |h, conn| {
+                        h.on_timeout(conn)
+                    });
                     if slot.core.deadline.is_none()
                         && slot.core.idle_ms != 0
                         && !slot.core.has(CLOSING)
@@ -367,7 +437,6 @@ impl<F: Factory> Server<F> {
             },
         }
     }
-
 }
 
 /// Detaches a received pool buffer's slice from the borrow of `io`.

@@ -11,15 +11,15 @@
 
 pub mod addr;
 mod conn;
+mod dataflow;
 mod handler;
 #[cfg(feature = "http")]
 pub mod http;
-mod dataflow;
 mod outbound;
 mod server;
+pub mod socket;
 mod splice;
 mod tunnel;
-pub mod socket;
 mod wqueue;
 
 pub use conn::DEFAULT_MAX_PENDING;

@@ -24,7 +24,11 @@ impl<F: Factory> Server<F> {
     /// Opens one outbound connection: socket, optional source bind, connect op.
     pub(crate) fn open_outbound(&mut self, io: &mut Io, target: &Outbound, n: usize) {
         let fail = |io: &mut Io, e: io::Error| {
-            eprintln!("ringcore: worker {}: outbound connect to {} failed: {e}", io.worker_id(), target.addr);
+            eprintln!(
+                "ringcore: worker {}: outbound connect to {} failed: {e}",
+                io.worker_id(),
+                target.addr
+            );
             io.counters().closes += 1;
         };
         let fd = match crate::socket::tcp_socket(&target.addr) {
@@ -36,7 +40,13 @@ impl<F: Factory> Server<F> {
             if !target.opts.sources.is_empty() {
                 let src = target.opts.sources[n % target.opts.sources.len()];
                 if src.is_ipv4() {
-                    crate::socket::setopt(fd, libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT, 1, "IP_BIND_ADDRESS_NO_PORT")?;
+                    crate::socket::setopt(
+                        fd,
+                        libc::IPPROTO_IP,
+                        libc::IP_BIND_ADDRESS_NO_PORT,
+                        1,
+                        "IP_BIND_ADDRESS_NO_PORT",
+                    )?;
                 }
                 let raw = crate::addr::from_std(&std::net::SocketAddr::new(src, 0));
                 crate::socket::syscall!(bind(fd, raw.as_ptr(), raw.len))
@@ -48,7 +58,10 @@ impl<F: Factory> Server<F> {
             close_fd(fd);
             return fail(io, e);
         }
-        let info = ConnInfo { fd, worker: self.ctx.worker };
+        let info = ConnInfo {
+            fd,
+            worker: self.ctx.worker,
+        };
         let factory = &self.factory;
         let Ok(handler) = catch_unwind(AssertUnwindSafe(|| factory.make(&info))) else {
             io.counters().panics += 1;
@@ -56,10 +69,15 @@ impl<F: Factory> Server<F> {
             close_fd(fd);
             return;
         };
-        let idx = self.conns.insert(ConnSlot { core: ConnCore::new(fd, Token::NONE), handler });
+        let idx = self.conns.insert(ConnSlot {
+            core: ConnCore::new(fd, Token::NONE),
+            handler,
+        });
         let token = self.conns.token(idx, OpKind::Recv);
         io.counters().open_conns += 1;
-        let Some(s) = self.conns.get_mut(idx) else { return };
+        let Some(s) = self.conns.get_mut(idx) else {
+            return;
+        };
         let core = &mut s.value.core;
         core.token = token;
         core.set(CONNECTING);
@@ -67,16 +85,31 @@ impl<F: Factory> Server<F> {
         let (ptr, len) = (addr.as_ptr(), addr.len);
         core.connect_addr = Some(addr);
         let timeout_at = self.ctx.now + target.opts.timeout;
-        self.ctx.timers.insert(timeout_at, token.with_kind(OpKind::Connect).raw());
+        self.ctx
+            .timers
+            .insert(timeout_at, token.with_kind(OpKind::Connect).raw());
         // SAFETY: `addr` is boxed in the slot's `connect_addr` and dropped only after the
         // connect's completion (or with the slot, which outlives every op).
-        if unsafe { io.submit(token.with_kind(OpKind::Connect), Op::Connect { fd, addr: ptr, addrlen: len }) }.is_ok() {
+        if unsafe {
+            io.submit(
+                token.with_kind(OpKind::Connect),
+                Op::Connect {
+                    fd,
+                    addr: ptr,
+                    addrlen: len,
+                },
+            )
+        }
+        .is_ok()
+        {
             self.conns.op_submitted(idx);
         }
     }
 
     pub(crate) fn on_connect(&mut self, io: &mut Io, c: Completion, idx: u32) {
-        let Some(s) = self.conns.get_mut(idx) else { return };
+        let Some(s) = self.conns.get_mut(idx) else {
+            return;
+        };
         let slot = &mut s.value;
         slot.core.clear(CONNECTING);
         slot.core.connect_addr = None;
@@ -84,7 +117,8 @@ impl<F: Factory> Server<F> {
             return;
         }
         if c.result < 0 {
-            slot.core.fail(CloseReason::Error(io::Error::from_raw_os_error(-c.result)));
+            slot.core
+                .fail(CloseReason::Error(io::Error::from_raw_os_error(-c.result)));
             self.ctx.mark_dirty(&mut slot.core);
             return;
         }
@@ -162,7 +196,11 @@ impl Connect for Runtime {
         factory: F,
     ) -> io::Result<()> {
         let factory = Arc::new(factory);
-        let out = Outbound { addr, count: per_worker, opts };
+        let out = Outbound {
+            addr,
+            count: per_worker,
+            opts,
+        };
         self.run(move |id, io| {
             let mut s = Server::new(id, -1, factory.clone(), io.now());
             s.listener.closing = true;

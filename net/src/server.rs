@@ -37,7 +37,6 @@ pub(crate) struct Server<F: Factory> {
     pub(crate) outbound: Option<crate::outbound::Outbound>,
 }
 
-
 pub(crate) fn log_panic(worker: usize, what: &str) {
     eprintln!("ringcore: worker {worker}: a {what} callback panicked; its connection is closed");
 }
@@ -92,7 +91,14 @@ impl<F: Factory> Server<F> {
             return;
         }
         // SAFETY: accept references no memory.
-        if unsafe { io.submit(Token::internal(0, OpKind::Accept), Op::AcceptMulti { fd: l.fd }) }.is_ok() {
+        if unsafe {
+            io.submit(
+                Token::internal(0, OpKind::Accept),
+                Op::AcceptMulti { fd: l.fd },
+            )
+        }
+        .is_ok()
+        {
             l.armed = true;
             l.in_flight += 1;
         }
@@ -170,13 +176,14 @@ impl<F: Factory> Server<F> {
         });
         let token = self.conns.token(idx, OpKind::Recv);
         io.counters().open_conns += 1;
-        let Some(slot) = self.conns.get_mut(idx) else { return };
+        let Some(slot) = self.conns.get_mut(idx) else {
+            return;
+        };
         let slot = &mut slot.value;
         slot.core.token = token;
         call(slot, &mut self.ctx, io, "on_open", |h, c| h.on_open(c));
         self.ctx.mark_dirty(&mut slot.core);
     }
-
 }
 
 impl<F: Factory> Service for Server<F> {
@@ -371,7 +378,10 @@ impl Serve for Runtime {
         if l.len() != workers {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("{} listeners for {workers} workers: bind one per worker", l.len()),
+                format!(
+                    "{} listeners for {workers} workers: bind one per worker",
+                    l.len()
+                ),
             ));
         }
         let fds: Arc<Mutex<Vec<Option<RawFd>>>> =
@@ -384,7 +394,12 @@ impl Serve for Runtime {
                 .ok_or_else(|| io::Error::other("listener already taken"))?;
             Ok(Server::new(id, fd, factory.clone(), io.now()))
         });
-        for fd in fds.lock().unwrap_or_else(|e| e.into_inner()).iter().flatten() {
+        for fd in fds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .flatten()
+        {
             close_fd(*fd);
         }
         r

@@ -121,9 +121,27 @@ impl SocketOptions {
         if let Some(k) = self.keepalive {
             setopt(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1, "SO_KEEPALIVE")?;
             let secs = |d: Duration| d.as_secs().clamp(1, i32::MAX as u64) as i32;
-            setopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, secs(k.idle), "TCP_KEEPIDLE")?;
-            setopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, secs(k.interval), "TCP_KEEPINTVL")?;
-            setopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPCNT, k.count.max(1) as i32, "TCP_KEEPCNT")?;
+            setopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_KEEPIDLE,
+                secs(k.idle),
+                "TCP_KEEPIDLE",
+            )?;
+            setopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_KEEPINTVL,
+                secs(k.interval),
+                "TCP_KEEPINTVL",
+            )?;
+            setopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_KEEPCNT,
+                k.count.max(1) as i32,
+                "TCP_KEEPCNT",
+            )?;
         }
         Ok(())
     }
@@ -152,7 +170,11 @@ pub fn setopt(fd: RawFd, level: i32, name: i32, value: i32, what: &str) -> io::R
 /// # Errors
 /// `socket(2)`'s error (EMFILE when out of descriptors).
 pub fn tcp_socket(addr: &SocketAddr) -> io::Result<RawFd> {
-    let family = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+    let family = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
     syscall!(socket(
         family,
         libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
@@ -174,7 +196,13 @@ fn bind_one(addr: &SocketAddr, opts: &SocketOptions) -> io::Result<RawFd> {
             setopt(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1, "SO_REUSEPORT")?;
         }
         if addr.is_ipv6() {
-            setopt(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, opts.v6only as i32, "IPV6_V6ONLY")?;
+            setopt(
+                fd,
+                libc::IPPROTO_IPV6,
+                libc::IPV6_V6ONLY,
+                opts.v6only as i32,
+                "IPV6_V6ONLY",
+            )?;
         }
         opts.apply(fd)?;
         let raw = addr::from_std(addr);
@@ -220,12 +248,22 @@ impl Listeners {
     /// # Errors
     /// Resolution failure, port in use, permission denied, bad address: the message
     /// names the address and what to do. Nothing stays open on error.
-    pub fn bind<A: ToSocketAddrs>(addr: A, count: usize, opts: &SocketOptions) -> io::Result<Listeners> {
+    pub fn bind<A: ToSocketAddrs>(
+        addr: A,
+        count: usize,
+        opts: &SocketOptions,
+    ) -> io::Result<Listeners> {
         let mut resolved = addr.to_socket_addrs().map_err(|e| {
-            io::Error::new(io::ErrorKind::InvalidInput, format!("bad listen address: {e}"))
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("bad listen address: {e}"),
+            )
         })?;
         let mut want = resolved.next().ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, "listen address resolved to nothing")
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "listen address resolved to nothing",
+            )
         })?;
         if count > 1 && !opts.reuseport {
             return Err(io::Error::new(

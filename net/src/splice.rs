@@ -13,13 +13,18 @@ impl<F: Factory> Server<F> {
     /// Moves the head file segment: file -> pipe and pipe -> socket as a linked pair,
     /// or flushes what is left in the pipe.
     pub(crate) fn drive_splice(&mut self, io: &mut Io, idx: u32) {
-        let Some(s) = self.conns.get_mut(idx) else { return };
+        let Some(s) = self.conns.get_mut(idx) else {
+            return;
+        };
         let core = &mut s.value.core;
         if core.splice.is_none() {
             match self.ctx.take_pipe() {
                 Ok(p) => core.splice = Some(p),
                 Err(e) => {
-                    core.fail(CloseReason::Error(io::Error::new(e.kind(), format!("pipe for splice: {e}"))));
+                    core.fail(CloseReason::Error(io::Error::new(
+                        e.kind(),
+                        format!("pipe for splice: {e}"),
+                    )));
                     self.ctx.mark_dirty(core);
                     return;
                 }
@@ -27,14 +32,22 @@ impl<F: Factory> Server<F> {
         }
         let fd = core.fd;
         let tok = core.token;
-        let Some(st) = core.splice.as_mut() else { return };
+        let Some(st) = core.splice.as_mut() else {
+            return;
+        };
         if st.polling || st.ops > 0 {
             return;
         }
         let (pr, pw) = st.pipe;
         if st.in_pipe > 0 {
             let len = st.in_pipe.min(u32::MAX as u64) as u32;
-            let out = Op::Splice { fd_in: pr, off_in: -1, fd_out: fd, off_out: -1, len };
+            let out = Op::Splice {
+                fd_in: pr,
+                off_in: -1,
+                fd_out: fd,
+                off_out: -1,
+                len,
+            };
             // SAFETY: splice references no user memory.
             if unsafe { io.submit(tok.with_kind(OpKind::SpliceOut), out) }.is_ok() {
                 st.ops += 1;
@@ -42,14 +55,31 @@ impl<F: Factory> Server<F> {
             }
             return;
         }
-        let Some(f) = core.out.head_file() else { return };
+        let Some(f) = core.out.head_file() else {
+            return;
+        };
         let len = f.remaining.min(PIPE_CHUNK) as u32;
-        let fill = Op::Splice { fd_in: f.fd, off_in: f.offset as i64, fd_out: pw, off_out: -1, len };
-        let drain = Op::Splice { fd_in: pr, off_in: -1, fd_out: fd, off_out: -1, len };
+        let fill = Op::Splice {
+            fd_in: f.fd,
+            off_in: f.offset as i64,
+            fd_out: pw,
+            off_out: -1,
+            len,
+        };
+        let drain = Op::Splice {
+            fd_in: pr,
+            off_in: -1,
+            fd_out: fd,
+            off_out: -1,
+            len,
+        };
         // SAFETY: splices reference no user memory; the fds live in the slot until the
         // slot is released, which waits for both completions.
         let r = unsafe {
-            io.submit_linked((tok.with_kind(OpKind::Splice), fill), (tok.with_kind(OpKind::SpliceOut), drain))
+            io.submit_linked(
+                (tok.with_kind(OpKind::Splice), fill),
+                (tok.with_kind(OpKind::SpliceOut), drain),
+            )
         };
         if r.is_ok() {
             st.ops += 2;
@@ -59,11 +89,15 @@ impl<F: Factory> Server<F> {
     }
 
     pub(crate) fn on_splice(&mut self, io: &mut Io, c: Completion, idx: u32) {
-        let Some(s) = self.conns.get_mut(idx) else { return };
+        let Some(s) = self.conns.get_mut(idx) else {
+            return;
+        };
         let slot = &mut s.value;
         let core = &mut slot.core;
         self.ctx.mark_dirty(core);
-        let Some(st) = core.splice.as_mut() else { return };
+        let Some(st) = core.splice.as_mut() else {
+            return;
+        };
         st.ops = st.ops.saturating_sub(1);
         match c.token.kind() {
             Some(OpKind::Splice) => {
@@ -101,7 +135,14 @@ impl<F: Factory> Server<F> {
         } else if c.result == -libc::EAGAIN {
             // Socket full: wait for writability, then splice again.
             // SAFETY: poll references no memory.
-            if unsafe { io.submit(core.token.with_kind(OpKind::Poll), Op::PollWritable { fd: core.fd }) }.is_ok() {
+            if unsafe {
+                io.submit(
+                    core.token.with_kind(OpKind::Poll),
+                    Op::PollWritable { fd: core.fd },
+                )
+            }
+            .is_ok()
+            {
                 st.polling = true;
                 st.ops += 1;
                 self.conns.op_submitted(idx);
@@ -116,9 +157,10 @@ impl<F: Factory> Server<F> {
                 self.ctx.give_pipe(p);
             }
             if core.out.is_empty() && !core.has(CLOSING) {
-                call(slot, &mut self.ctx, io, "on_sent", |h, conn| h.on_sent(conn));
+                call(slot, &mut self.ctx, io, "on_sent", |h, conn| {
+                    h.on_sent(conn)
+                });
             }
         }
     }
-
 }

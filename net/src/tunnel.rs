@@ -150,11 +150,15 @@ impl<F: Factory> Server<F> {
 
     /// Starts or advances a tunnel: connect, then fill/drain both directions.
     pub(crate) fn drive_tunnel(&mut self, io: &mut Io, idx: u32) {
-        let Some(s) = self.conns.get_mut(idx) else { return };
+        let Some(s) = self.conns.get_mut(idx) else {
+            return;
+        };
         let core = &mut s.value.core;
         let client = core.fd;
         let tok = core.token;
-        let Some(t) = core.tunnel.as_mut() else { return };
+        let Some(t) = core.tunnel.as_mut() else {
+            return;
+        };
         if t.up < 0 {
             match crate::socket::tcp_socket(&t.target).and_then(|fd| {
                 crate::socket::setopt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1, "TCP_NODELAY")
@@ -163,7 +167,10 @@ impl<F: Factory> Server<F> {
             }) {
                 Ok(fd) => t.up = fd,
                 Err(e) => {
-                    core.fail(CloseReason::Error(io::Error::new(e.kind(), format!("upstream socket: {e}"))));
+                    core.fail(CloseReason::Error(io::Error::new(
+                        e.kind(),
+                        format!("upstream socket: {e}"),
+                    )));
                     self.ctx.mark_dirty(core);
                     return;
                 }
@@ -171,8 +178,20 @@ impl<F: Factory> Server<F> {
             t.connecting = true;
             let (fd, addr, len) = (t.up, t.addr.as_ptr(), t.addr.len);
             let deadline = self.ctx.now + t.timeout;
-            self.ctx.timers.insert(deadline, tok.with_kind(OpKind::Connect).raw());
-            self.tsubmit(io, idx, tok, K_CONNECT, Op::Connect { fd, addr, addrlen: len });
+            self.ctx
+                .timers
+                .insert(deadline, tok.with_kind(OpKind::Connect).raw());
+            self.tsubmit(
+                io,
+                idx,
+                tok,
+                K_CONNECT,
+                Op::Connect {
+                    fd,
+                    addr,
+                    addrlen: len,
+                },
+            );
             return;
         }
         if !t.connected {
@@ -186,16 +205,40 @@ impl<F: Factory> Server<F> {
             if dir.in_pipe > 0 && !dir.drain && !dir.poll_out {
                 let len = dir.in_pipe.min(u32::MAX as u64) as u32;
                 dir.drain = true;
-                ops.push((kind(d, DRAIN), Op::Splice { fd_in: pr, off_in: -1, fd_out: dst, off_out: -1, len }));
+                ops.push((
+                    kind(d, DRAIN),
+                    Op::Splice {
+                        fd_in: pr,
+                        off_in: -1,
+                        fd_out: dst,
+                        off_out: -1,
+                        len,
+                    },
+                ));
             }
             if dir.in_pipe == 0 && !dir.fill && !dir.poll_in && !dir.eof {
                 dir.fill = true;
                 let len = PIPE_CHUNK as u32;
-                ops.push((kind(d, FILL), Op::Splice { fd_in: src, off_in: -1, fd_out: pw, off_out: -1, len }));
+                ops.push((
+                    kind(d, FILL),
+                    Op::Splice {
+                        fd_in: src,
+                        off_in: -1,
+                        fd_out: pw,
+                        off_out: -1,
+                        len,
+                    },
+                ));
             }
             if dir.eof && dir.in_pipe == 0 && !dir.drain && !dir.shut {
                 dir.shut = true;
-                ops.push((kind(d, SHUT), Op::Shutdown { fd: dst, how: libc::SHUT_WR }));
+                ops.push((
+                    kind(d, SHUT),
+                    Op::Shutdown {
+                        fd: dst,
+                        how: libc::SHUT_WR,
+                    },
+                ));
             }
         }
         let done = t.dirs.iter().all(|d| d.shut);
@@ -210,11 +253,15 @@ impl<F: Factory> Server<F> {
 
     /// A completion of one of the tunnel's ops.
     pub(crate) fn on_tunnel(&mut self, io: &mut Io, c: Completion, idx: u32) {
-        let Some(s) = self.conns.get_mut(idx) else { return };
+        let Some(s) = self.conns.get_mut(idx) else {
+            return;
+        };
         let core = &mut s.value.core;
         self.ctx.mark_dirty(core);
         let closing = core.has(CLOSING);
-        let Some(t) = core.tunnel.as_mut() else { return };
+        let Some(t) = core.tunnel.as_mut() else {
+            return;
+        };
         let k = c.token.raw_kind();
         let err = |e: i32, what: &str| {
             let e = io::Error::from_raw_os_error(e);
@@ -235,7 +282,10 @@ impl<F: Factory> Server<F> {
                     match new_pipe() {
                         Ok(p) => d.pipe = p,
                         Err(e) => {
-                            core.fail(CloseReason::Error(io::Error::new(e.kind(), format!("pipe: {e}"))));
+                            core.fail(CloseReason::Error(io::Error::new(
+                                e.kind(),
+                                format!("pipe: {e}"),
+                            )));
                             return;
                         }
                     }
@@ -261,9 +311,22 @@ impl<F: Factory> Server<F> {
                             dir.poll_in = true;
                             let src = if d == 0 { core.fd } else { t.up };
                             let tok = core.token;
-                            self.tsubmit(io, idx, tok, kind(d, POLL_IN), Op::PollReadable { fd: src });
+                            self.tsubmit(
+                                io,
+                                idx,
+                                tok,
+                                kind(d, POLL_IN),
+                                Op::PollReadable { fd: src },
+                            );
                         } else if r != -libc::ECANCELED {
-                            core.fail(err(-r, if d == 0 { "read client" } else { "read upstream" }));
+                            core.fail(err(
+                                -r,
+                                if d == 0 {
+                                    "read client"
+                                } else {
+                                    "read upstream"
+                                },
+                            ));
                         }
                     }
                     DRAIN => {
@@ -275,9 +338,22 @@ impl<F: Factory> Server<F> {
                             dir.poll_out = true;
                             let dst = if d == 0 { t.up } else { core.fd };
                             let tok = core.token;
-                            self.tsubmit(io, idx, tok, kind(d, POLL_OUT), Op::PollWritable { fd: dst });
+                            self.tsubmit(
+                                io,
+                                idx,
+                                tok,
+                                kind(d, POLL_OUT),
+                                Op::PollWritable { fd: dst },
+                            );
                         } else if r < 0 && r != -libc::ECANCELED {
-                            core.fail(err(-r, if d == 0 { "write upstream" } else { "write client" }));
+                            core.fail(err(
+                                -r,
+                                if d == 0 {
+                                    "write upstream"
+                                } else {
+                                    "write client"
+                                },
+                            ));
                         }
                     }
                     POLL_IN => dir.poll_in = false,
@@ -290,10 +366,14 @@ impl<F: Factory> Server<F> {
 
     /// Close sequence for a tunnel's upstream side (called from `begin_close`).
     pub(crate) fn close_tunnel_upstream(&mut self, io: &mut Io, idx: u32) {
-        let Some(s) = self.conns.get_mut(idx) else { return };
+        let Some(s) = self.conns.get_mut(idx) else {
+            return;
+        };
         let core = &mut s.value.core;
         let tok = core.token;
-        let Some(t) = core.tunnel.as_mut() else { return };
+        let Some(t) = core.tunnel.as_mut() else {
+            return;
+        };
         if t.up < 0 || t.up_closing {
             return;
         }

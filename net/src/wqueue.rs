@@ -62,6 +62,9 @@ pub struct SendBuf {
 #[derive(Default)]
 pub struct Spare {
     bufs: Vec<Vec<u8>>,
+    // Boxed: the kernel holds the address of a SendBuf while its send is in flight,
+    // so each must keep a stable heap address while it moves between queue and pool.
+    #[allow(clippy::vec_box)]
     sends: Vec<Box<SendBuf>>,
 }
 
@@ -190,7 +193,10 @@ impl WriteQueue {
     /// # Panics
     /// If a send is already in flight or the queue is empty.
     pub fn prepare(&mut self, spare: &mut Spare) -> *const libc::msghdr {
-        assert!(!self.in_flight() && self.bytes_ready(), "prepare: bad state");
+        assert!(
+            !self.in_flight() && self.bytes_ready(),
+            "prepare: bad state"
+        );
         let mut sb = self.msg.take().unwrap_or_else(|| spare.send_buf());
         let mut n = 0;
         let mut bytes = 0;
@@ -258,10 +264,16 @@ impl WriteQueue {
     /// Drops everything not in flight (abort). Bytes in flight stay until completion.
     pub fn discard_unsent(&mut self, spare: &mut Spare) {
         while self.chunks.len() > self.inflight_chunks {
-            let Some(item) = self.chunks.pop_back() else { break };
+            let Some(item) = self.chunks.pop_back() else {
+                break;
+            };
             match item {
                 Item::Bytes(c) => {
-                    let unsent = if self.chunks.is_empty() { c.len() - self.head } else { c.len() };
+                    let unsent = if self.chunks.is_empty() {
+                        c.len() - self.head
+                    } else {
+                        c.len()
+                    };
                     self.len -= unsent;
                     spare.give(c);
                 }
@@ -286,7 +298,9 @@ mod tests {
             // SAFETY: as above; each iovec points into a live chunk.
             let v = unsafe { &*m.msg_iov.add(i) };
             // SAFETY: as above.
-            out.extend_from_slice(unsafe { std::slice::from_raw_parts(v.iov_base as *const u8, v.iov_len) });
+            out.extend_from_slice(unsafe {
+                std::slice::from_raw_parts(v.iov_base as *const u8, v.iov_len)
+            });
         }
         out
     }

@@ -82,8 +82,12 @@ static FALLBACK_LOGGED: AtomicBool = AtomicBool::new(false);
 fn is_unavailable(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
-        Some(libc::EPERM) | Some(libc::ENOSYS) | Some(libc::EINVAL) | Some(libc::ENOMEM)
-            | Some(libc::EACCES) | Some(libc::EOPNOTSUPP)
+        Some(libc::EPERM)
+            | Some(libc::ENOSYS)
+            | Some(libc::EINVAL)
+            | Some(libc::ENOMEM)
+            | Some(libc::EACCES)
+            | Some(libc::EOPNOTSUPP)
     ) || e.kind() == io::ErrorKind::Unsupported
         || e.kind() == io::ErrorKind::PermissionDenied
 }

@@ -77,7 +77,10 @@ impl Config {
             return bad("workers must be at least 1".into());
         }
         if self.ring_entries == 0 || self.ring_entries > 32768 {
-            return bad(format!("ring_entries must be in 1..=32768, got {}", self.ring_entries));
+            return bad(format!(
+                "ring_entries must be in 1..=32768, got {}",
+                self.ring_entries
+            ));
         }
         if !self.buf_count.is_power_of_two() || self.buf_count > 32768 {
             return bad(format!(
@@ -86,7 +89,10 @@ impl Config {
             ));
         }
         if self.buf_size < 64 {
-            return bad(format!("buf_size must be at least 64 bytes, got {}", self.buf_size));
+            return bad(format!(
+                "buf_size must be at least 64 bytes, got {}",
+                self.buf_size
+            ));
         }
         if let Some(b) = BackendKind::from_env()? {
             self.backend = b;

@@ -60,16 +60,29 @@ impl Io {
     ///
     /// # Errors
     /// As [`submit`](Self::submit).
-    pub unsafe fn submit_linked(&mut self, first: (Token, Op), second: (Token, Op)) -> io::Result<()> {
+    pub unsafe fn submit_linked(
+        &mut self,
+        first: (Token, Op),
+        second: (Token, Op),
+    ) -> io::Result<()> {
         if self.driver.sq_space() < 2 {
             // Keep the pair in one submission batch: flush first.
             // SAFETY: a Nop references no memory.
-            unsafe { self.driver.push(Token::internal(crate::token::WORKER_INTERNAL_ID, crate::token::OpKind::Nop), Op::Nop, false, &mut self.counters)? };
+            unsafe {
+                self.driver.push(
+                    Token::internal(crate::token::WORKER_INTERNAL_ID, crate::token::OpKind::Nop),
+                    Op::Nop,
+                    false,
+                    &mut self.counters,
+                )?
+            };
         }
         // SAFETY: forwarded caller contract.
         unsafe {
-            self.driver.push(first.0, first.1, true, &mut self.counters)?;
-            self.driver.push(second.0, second.1, false, &mut self.counters)
+            self.driver
+                .push(first.0, first.1, true, &mut self.counters)?;
+            self.driver
+                .push(second.0, second.1, false, &mut self.counters)
         }
     }
 

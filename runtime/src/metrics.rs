@@ -113,7 +113,11 @@ impl Snapshot {
     pub fn to_prometheus(&self) -> String {
         let mut out = String::with_capacity(1024);
         for (name, v) in self.total.fields() {
-            let kind = if name == "open_conns" { "gauge" } else { "counter" };
+            let kind = if name == "open_conns" {
+                "gauge"
+            } else {
+                "counter"
+            };
             let suffix = if kind == "counter" { "_total" } else { "" };
             out.push_str(&format!(
                 "# TYPE ringcore_{name}{suffix} {kind}\nringcore_{name}{suffix} {v}\n"

@@ -257,7 +257,10 @@ mod tests {
     fn none_is_not_a_valid_token() {
         assert_eq!(Token::NONE.kind(), None);
         for &kind in &KINDS {
-            assert_ne!(Token::new(INTERNAL_SLOT, GENERATION_MASK, kind), Token::NONE);
+            assert_ne!(
+                Token::new(INTERNAL_SLOT, GENERATION_MASK, kind),
+                Token::NONE
+            );
         }
     }
 

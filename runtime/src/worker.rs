@@ -88,7 +88,13 @@ impl Handle {
         self.shared
             .shutdown
             .store(true, std::sync::atomic::Ordering::SeqCst);
-        for w in self.shared.workers.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        for w in self
+            .shared
+            .workers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
             let _ = w.tx.send(Control::Shutdown);
             wake(&w.wake_fd);
         }
@@ -96,7 +102,11 @@ impl Handle {
 
     /// Counters of every worker, summed (each worker publishes once per loop turn).
     pub fn metrics(&self) -> Snapshot {
-        let ws = self.shared.workers.lock().unwrap_or_else(|e| e.into_inner());
+        let ws = self
+            .shared
+            .workers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         Snapshot::from_shared(ws.iter().map(|w| &*w.counters))
     }
 }
@@ -181,14 +191,22 @@ impl Runtime {
             }));
             rxs.push(rx);
         }
-        *self.shared.workers.lock().unwrap_or_else(|e| e.into_inner()) = slots.clone();
+        *self
+            .shared
+            .workers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = slots.clone();
         let _sig = if self.cfg.handle_signals {
             Some(signals::install(self.handle()))
         } else {
             None
         };
         // A shutdown requested before run started still applies.
-        if self.shared.shutdown.load(std::sync::atomic::Ordering::SeqCst) {
+        if self
+            .shared
+            .shutdown
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
             for s in &slots {
                 let _ = s.tx.send(Control::Shutdown);
             }
@@ -198,7 +216,11 @@ impl Runtime {
             let cfg = self.cfg.clone();
             let make = make.clone();
             let handle = self.handle();
-            let cpu = if self.cfg.pin { Some(cpus[i % cpus.len()]) } else { None };
+            let cpu = if self.cfg.pin {
+                Some(cpus[i % cpus.len()])
+            } else {
+                None
+            };
             let t = std::thread::Builder::new()
                 .name(format!("ringcore-w{i}"))
                 .spawn(move || {
@@ -336,8 +358,10 @@ where
             }
             if !wake_cancelled {
                 wake_cancelled = true;
+                let cancel = Op::CancelFd { fd: wake_fd };
                 // SAFETY: a cancel references no memory.
-                if let Err(e) = unsafe { io.submit(WAKE_CANCEL_TOKEN, Op::CancelFd { fd: wake_fd }) } {
+                let r = unsafe { io.submit(WAKE_CANCEL_TOKEN, cancel) };
+                if let Err(e) = r {
                     break Err(e);
                 }
             }
@@ -361,7 +385,9 @@ where
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Runtime").field("config", &self.cfg).finish()
+        f.debug_struct("Runtime")
+            .field("config", &self.cfg)
+            .finish()
     }
 }
 

@@ -21,12 +21,21 @@ pub const CHILD_ENV: &str = "RINGCORE_TEST_CHILD";
 /// In a child process: its role and backend.
 pub fn child_role() -> Option<(String, BackendKind)> {
     let v = std::env::var(CHILD_ENV).ok()?;
-    let (role, backend) = v.split_once(':').expect("RINGCORE_TEST_CHILD is role:backend");
-    Some((role.to_string(), BackendKind::parse(backend).expect("backend name")))
+    let (role, backend) = v
+        .split_once(':')
+        .expect("RINGCORE_TEST_CHILD is role:backend");
+    Some((
+        role.to_string(),
+        BackendKind::parse(backend).expect("backend name"),
+    ))
 }
 
 fn format_counters(c: &Counters) -> String {
-    c.fields().iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+    c.fields()
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Counters parsed from a child's line, by name.
@@ -36,7 +45,10 @@ pub struct ChildCounters(HashMap<String, u64>);
 impl ChildCounters {
     /// The counter `name` (panics if the child did not report it).
     pub fn get(&self, name: &str) -> u64 {
-        *self.0.get(name).unwrap_or_else(|| panic!("child reported no counter {name}"))
+        *self
+            .0
+            .get(name)
+            .unwrap_or_else(|| panic!("child reported no counter {name}"))
     }
 
     fn parse(s: &str) -> ChildCounters {
@@ -50,7 +62,11 @@ impl ChildCounters {
 }
 
 /// Child side: serve `factory` and follow the protocol on stdin/stdout until `quit`.
-pub fn child_serve<F: Factory>(backend: BackendKind, tweak: impl FnOnce(Builder) -> Builder, factory: F) {
+pub fn child_serve<F: Factory>(
+    backend: BackendKind,
+    tweak: impl FnOnce(Builder) -> Builder,
+    factory: F,
+) {
     let server: TestServer = start_server(backend, tweak, factory);
     // The harness printed "test name ... " without a newline: start a fresh line.
     println!("\nPORT {}", server.addr.port());
@@ -124,7 +140,10 @@ impl ChildServer {
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {
-                    panic!("child server printed no {prefix:?} line within {:?}", super::DEADLINE)
+                    panic!(
+                        "child server printed no {prefix:?} line within {:?}",
+                        super::DEADLINE
+                    )
                 }
                 Err(RecvTimeoutError::Disconnected) => {
                     let status = self.proc.wait().expect("wait for the child");
@@ -141,7 +160,11 @@ impl ChildServer {
     }
 
     /// Polls the child's counters until `cond` holds (see [`super::wait_until`]).
-    pub fn wait_counters(&mut self, what: &str, mut cond: impl FnMut(&ChildCounters) -> bool) -> ChildCounters {
+    pub fn wait_counters(
+        &mut self,
+        what: &str,
+        mut cond: impl FnMut(&ChildCounters) -> bool,
+    ) -> ChildCounters {
         let mut last = None;
         super::wait_until(what, || {
             let c = self.counters();

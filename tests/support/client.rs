@@ -49,7 +49,8 @@ impl Rng {
 
 fn configure(s: &TcpStream) {
     s.set_read_timeout(Some(IO_TIMEOUT)).expect("read timeout");
-    s.set_write_timeout(Some(IO_TIMEOUT)).expect("write timeout");
+    s.set_write_timeout(Some(IO_TIMEOUT))
+        .expect("write timeout");
     s.set_nodelay(true).expect("nodelay");
 }
 
@@ -76,7 +77,12 @@ fn setsockopt<T>(fd: i32, level: i32, name: i32, value: &T) {
             std::mem::size_of::<T>() as libc::socklen_t,
         )
     };
-    assert_eq!(r, 0, "setsockopt({level}, {name}): {}", io::Error::last_os_error());
+    assert_eq!(
+        r,
+        0,
+        "setsockopt({level}, {name}): {}",
+        io::Error::last_os_error()
+    );
 }
 
 /// A client whose `SO_RCVBUF` is set to `bytes` before connecting (so the TCP window
@@ -89,7 +95,9 @@ pub fn connect_small_rcvbuf(addr: SocketAddr, bytes: i32) -> TcpStream {
     // SAFETY: `fd` is a fresh socket nobody else owns; the stream closes it.
     let s = unsafe { TcpStream::from_raw_fd(fd) };
     setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &bytes);
-    let SocketAddr::V4(v4) = addr else { unreachable!() };
+    let SocketAddr::V4(v4) = addr else {
+        unreachable!()
+    };
     let sin = libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
         sin_port: v4.port().to_be(),
@@ -131,8 +139,16 @@ pub fn read_expect(s: &mut TcpStream, expected: &[u8], piece: usize) {
             Ok(0) => panic!("EOF after {off} of {} echoed bytes", expected.len()),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                panic!("read timed out (server stalled) after {off} of {} echoed bytes", expected.len())
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                panic!(
+                    "read timed out (server stalled) after {off} of {} echoed bytes",
+                    expected.len()
+                )
             }
             Err(e) => panic!("read after {off} of {} echoed bytes: {e}", expected.len()),
         };
@@ -219,10 +235,11 @@ pub fn echo_many(
             .map(|t| {
                 let barrier = &barrier;
                 sc.spawn(move || {
-                    let mut rng = Rng::new(seed ^ (t as u64 + 1) * 0x1000_0001);
+                    let mut rng = Rng::new(seed ^ ((t as u64 + 1) * 0x1000_0001));
                     // Connect errors are raised after the barriers, so a failure
                     // cannot leave the other threads waiting forever.
-                    let socks: io::Result<Vec<TcpStream>> = (0..per).map(|_| try_connect(addr)).collect();
+                    let socks: io::Result<Vec<TcpStream>> =
+                        (0..per).map(|_| try_connect(addr)).collect();
                     barrier.wait();
                     barrier.wait();
                     let mut socks = socks.unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
@@ -249,7 +266,10 @@ pub fn echo_many(
         barrier.wait();
         let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(all_connected));
         barrier.wait();
-        let total = workers.into_iter().map(|w| w.join().expect("client thread")).sum();
+        let total = workers
+            .into_iter()
+            .map(|w| w.join().expect("client thread"))
+            .sum();
         if let Err(p) = checked {
             std::panic::resume_unwind(p);
         }

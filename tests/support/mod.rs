@@ -39,7 +39,9 @@ pub fn backend_unavailable(backend: BackendKind) -> Option<String> {
         .raise_nofile(false)
         .build()
         .expect("default configuration is valid");
-    ringcore::runtime::probe_backend(rt.config()).err().map(|e| e.to_string())
+    ringcore::runtime::probe_backend(rt.config())
+        .err()
+        .map(|e| e.to_string())
 }
 
 /// The backends this run covers: both, or the one `RINGCORE_BACKEND` forces.
@@ -51,7 +53,10 @@ pub fn backends() -> Vec<BackendKind> {
     let mut out = Vec::new();
     for b in [BackendKind::Uring, BackendKind::Epoll] {
         if forced.is_some_and(|f| f != b) {
-            eprintln!("skipping backend {b}: RINGCORE_BACKEND forces {}", forced.unwrap());
+            eprintln!(
+                "skipping backend {b}: RINGCORE_BACKEND forces {}",
+                forced.unwrap()
+            );
             continue;
         }
         match backend_unavailable(b) {
@@ -125,10 +130,16 @@ pub fn start_server_opts<F: Factory>(
     opts: &SocketOptions,
     factory: F,
 ) -> TestServer {
-    let rt = tweak(base_builder(backend)).build().expect("runtime configuration");
-    assert_eq!(rt.config().backend, backend, "the runtime must run the backend under test");
-    let listeners = Listeners::bind("127.0.0.1:0", rt.config().workers, opts)
-        .expect("bind a test listener");
+    let rt = tweak(base_builder(backend))
+        .build()
+        .expect("runtime configuration");
+    assert_eq!(
+        rt.config().backend,
+        backend,
+        "the runtime must run the backend under test"
+    );
+    let listeners =
+        Listeners::bind("127.0.0.1:0", rt.config().workers, opts).expect("bind a test listener");
     let addr = listeners.local_addr();
     let handle = rt.handle();
     let join = std::thread::Builder::new()
@@ -208,7 +219,10 @@ pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
         if cond() {
             return;
         }
-        assert!(Instant::now() < end, "timed out after {DEADLINE:?} waiting for {what}");
+        assert!(
+            Instant::now() < end,
+            "timed out after {DEADLINE:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
 }
@@ -218,7 +232,9 @@ pub fn fd_table() -> BTreeMap<i32, String> {
     let mut out = BTreeMap::new();
     let dir = std::fs::read_dir("/proc/self/fd").expect("read /proc/self/fd");
     for e in dir.flatten() {
-        let Ok(fd) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(fd) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
         let target = std::fs::read_link(e.path())
             .map(|p| p.to_string_lossy().into_owned())
             .unwrap_or_default();
@@ -240,8 +256,14 @@ pub fn fd_count() -> usize {
 pub fn assert_no_fd_leak(before: &BTreeMap<i32, String>) {
     let now = fd_table();
     if &now != before {
-        let leaked: Vec<_> = now.iter().filter(|(fd, t)| before.get(fd) != Some(t)).collect();
-        let lost: Vec<_> = before.iter().filter(|(fd, t)| now.get(fd) != Some(t)).collect();
+        let leaked: Vec<_> = now
+            .iter()
+            .filter(|(fd, t)| before.get(fd) != Some(t))
+            .collect();
+        let lost: Vec<_> = before
+            .iter()
+            .filter(|(fd, t)| now.get(fd) != Some(t))
+            .collect();
         panic!(
             "fd leak: {} open before, {} now; new or changed: {leaked:?}; gone: {lost:?}",
             before.len(),

@@ -34,7 +34,10 @@ impl HttpConn {
     }
 
     /// A [`Factory`](crate::Factory) closure serving `router` under `limits`.
-    pub fn factory(router: Router, limits: Limits) -> impl Fn(&ConnInfo) -> HttpConn + Send + Sync + 'static {
+    pub fn factory(
+        router: Router,
+        limits: Limits,
+    ) -> impl Fn(&ConnInfo) -> HttpConn + Send + Sync + 'static {
         let router = Arc::new(router);
         move |_: &ConnInfo| HttpConn::new(router.clone(), limits.clone())
     }

@@ -16,7 +16,9 @@
 //! Opening and `stat`ing a file are blocking syscalls made on the worker thread; on a
 //! local disk with a warm page cache they take microseconds.
 
-use super::{format_http_date, reason_phrase, write_error, DateCache, Limits, Request, RequestParser, Status};
+use super::{
+    format_http_date, reason_phrase, write_error, DateCache, Limits, Request, RequestParser, Status,
+};
 use crate::{CloseReason, Conn, ConnInfo, Handler};
 use std::cell::RefCell;
 use std::fs::File;
@@ -65,7 +67,11 @@ impl StaticFiles {
 
 /// Content-Type by file extension.
 pub fn content_type(path: &Path) -> &'static str {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     match ext.as_str() {
         "html" | "htm" => "text/html; charset=utf-8",
         "css" => "text/css",
@@ -138,9 +144,11 @@ pub fn parse_http_date(s: &[u8]) -> Option<u64> {
     let _wd = it.next()?;
     let day: u64 = it.next()?.parse().ok()?;
     let mname = it.next()?;
-    let mon = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-        .iter()
-        .position(|m| *m == mname)? as u64
+    let mon = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|m| *m == mname)? as u64
         + 1;
     let year: i64 = it.next()?.parse().ok()?;
     let mut hms = it.next()?.split(':').map(|x| x.parse::<u64>().ok());
@@ -156,7 +164,9 @@ pub fn parse_http_date(s: &[u8]) -> Option<u64> {
     let doy = (153 * mp + 2) / 5 + day as i64 - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
-    u64::try_from(days).ok().map(|d| d * 86_400 + h * 3600 + m * 60 + sec)
+    u64::try_from(days)
+        .ok()
+        .map(|d| d * 86_400 + h * 3600 + m * 60 + sec)
 }
 
 /// A parsed single `Range: bytes=...` against a file of `len` bytes.
@@ -172,12 +182,18 @@ pub enum RangeReq {
 
 /// Interprets a `Range` header value.
 pub fn parse_range(v: &[u8], len: u64) -> RangeReq {
-    let Ok(s) = std::str::from_utf8(v) else { return RangeReq::Full };
-    let Some(spec) = s.trim().strip_prefix("bytes=") else { return RangeReq::Full };
+    let Ok(s) = std::str::from_utf8(v) else {
+        return RangeReq::Full;
+    };
+    let Some(spec) = s.trim().strip_prefix("bytes=") else {
+        return RangeReq::Full;
+    };
     if spec.contains(',') {
         return RangeReq::Full;
     }
-    let Some((a, b)) = spec.trim().split_once('-') else { return RangeReq::Full };
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return RangeReq::Full;
+    };
     let num = |x: &str| -> Option<u64> {
         if x.is_empty() || !x.bytes().all(|c| c.is_ascii_digit()) {
             None
@@ -205,8 +221,19 @@ pub fn parse_range(v: &[u8], len: u64) -> RangeReq {
     }
 }
 
-fn head(h: &mut Vec<u8>, date: &DateCache, status: u16, keep: bool, fields: &[(&str, &[u8])], len: u64) {
-    let _ = write!(h, "HTTP/1.1 {status} {}\r\nServer: ringcore\r\nDate: ", reason_phrase(status));
+fn head(
+    h: &mut Vec<u8>,
+    date: &DateCache,
+    status: u16,
+    keep: bool,
+    fields: &[(&str, &[u8])],
+    len: u64,
+) {
+    let _ = write!(
+        h,
+        "HTTP/1.1 {status} {}\r\nServer: ringcore\r\nDate: ",
+        reason_phrase(status)
+    );
     h.extend_from_slice(date.as_bytes());
     h.extend_from_slice(b"\r\n");
     for (k, v) in fields {
@@ -223,7 +250,12 @@ fn head(h: &mut Vec<u8>, date: &DateCache, status: u16, keep: bool, fields: &[(&
 }
 
 /// Answers one request; returns the file segment to send after the head, if any.
-fn answer(root: &Path, out: &mut Vec<u8>, req: &Request<'_>, date: &DateCache) -> (bool, Option<(File, u64, u64)>) {
+fn answer(
+    root: &Path,
+    out: &mut Vec<u8>,
+    req: &Request<'_>,
+    date: &DateCache,
+) -> (bool, Option<(File, u64, u64)>) {
     let keep = req.keep_alive();
     let simple = |out: &mut Vec<u8>, status: u16, extra: &[(&str, &[u8])]| {
         let body = reason_phrase(status).as_bytes();
@@ -268,7 +300,9 @@ fn answer(root: &Path, out: &mut Vec<u8>, req: &Request<'_>, date: &DateCache) -
             return (keep, None);
         }
     }
-    let range = req.header("range").map_or(RangeReq::Full, |v| parse_range(v, len));
+    let range = req
+        .header("range")
+        .map_or(RangeReq::Full, |v| parse_range(v, len));
     let (status, start, end) = match range {
         RangeReq::Full => (200, 0, len),
         RangeReq::Part(s, e) => (206, s, e),
@@ -311,7 +345,10 @@ impl Handler for StaticFiles {
             self.head.clear();
             match self.parser.parse(&data[consumed..]) {
                 Ok(Status::Partial) => break,
-                Ok(Status::Complete { request, consumed: n }) => {
+                Ok(Status::Complete {
+                    request,
+                    consumed: n,
+                }) => {
                     consumed += n;
                     let (keep, body) = answer(&self.root, &mut self.head, &request, &date);
                     conn.send(&self.head);
@@ -377,7 +414,10 @@ mod tests {
         for secs in [0u64, 784_111_777, 1_700_000_000, 4_102_444_800] {
             assert_eq!(parse_http_date(&format_http_date(secs)), Some(secs));
         }
-        assert_eq!(parse_http_date(b"Sun, 06 Nov 1994 08:49:37 GMT"), Some(784_111_777));
+        assert_eq!(
+            parse_http_date(b"Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777)
+        );
         assert_eq!(parse_http_date(b"garbage"), None);
     }
 

@@ -43,8 +43,8 @@ mod session;
 mod tests;
 
 pub use conn::HttpConn;
-pub use files::StaticFiles;
 pub use date::{format_http_date, DateCache, HTTP_DATE_LEN};
+pub use files::StaticFiles;
 pub use limits::Limits;
 pub use parse::{RequestParser, Status};
 pub use request::{Headers, Request};

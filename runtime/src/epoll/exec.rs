@@ -208,7 +208,10 @@ impl Poller {
         }
         let mut ids = mem::take(&mut self.ids);
         self.collect_parked(fd, &mut ids);
-        let found = ids.iter().copied().find(|&id| self.ops[id as usize].token == target);
+        let found = ids
+            .iter()
+            .copied()
+            .find(|&id| self.ops[id as usize].token == target);
         ids.clear();
         self.ids = ids;
         match found {

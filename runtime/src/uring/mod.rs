@@ -146,7 +146,12 @@ impl Ring {
         sq.capacity() - sq.len()
     }
 
-    fn enter(&mut self, want: usize, timeout: Option<Duration>, c: &mut Counters) -> io::Result<()> {
+    fn enter(
+        &mut self,
+        want: usize,
+        timeout: Option<Duration>,
+        c: &mut Counters,
+    ) -> io::Result<()> {
         if !self.sqpoll || want > 0 {
             c.enters += 1;
             c.syscalls += 1;
@@ -178,7 +183,11 @@ impl Ring {
     /// then copy every CQE into the batch.
     pub(crate) fn wait(&mut self, timeout: Option<Duration>, c: &mut Counters) -> io::Result<()> {
         let want = if self.batch.is_empty() { 1 } else { 0 };
-        let timeout = if want == 0 { Some(Duration::ZERO) } else { timeout };
+        let timeout = if want == 0 {
+            Some(Duration::ZERO)
+        } else {
+            timeout
+        };
         if want == 0 && self.ring.submission().is_empty() && !self.ring.submission().cq_overflow() {
             // Completions are already waiting and nothing needs submitting.
         } else {

@@ -49,7 +49,9 @@ pub(crate) fn check(ring: &IoUring) -> io::Result<()> {
         if !probe.is_supported(code) {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
-                format!("io_uring opcode {name} is not supported by this kernel (needs Linux {kernel})"),
+                format!(
+                    "io_uring opcode {name} is not supported by this kernel (needs Linux {kernel})"
+                ),
             ));
         }
     }
