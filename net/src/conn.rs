@@ -51,10 +51,10 @@ pub struct ConnCore {
     pub(crate) max_pending: u32,
     /// Idle timeout in ms (0: none).
     pub(crate) idle_ms: u32,
-    /// When the idle timeout fires if nothing happens.
-    pub(crate) deadline: Option<Instant>,
-    /// When `on_timer` is due.
-    pub(crate) timer_at: Option<Instant>,
+    /// When the idle timeout fires if nothing happens ([`WorkerCtx::ms`] units, 0: none).
+    pub(crate) deadline: u64,
+    /// When `on_timer` is due ([`WorkerCtx::ms`] units, 0: none).
+    pub(crate) timer_at: u64,
     /// The peer address of an outbound connect in flight (the kernel reads it).
     pub(crate) connect_addr: Option<Box<crate::addr::RawAddr>>,
     pub(crate) out: WriteQueue,
@@ -110,8 +110,8 @@ impl ConnCore {
             flags: 0,
             max_pending: DEFAULT_MAX_PENDING,
             idle_ms: 0,
-            deadline: None,
-            timer_at: None,
+            deadline: 0,
+            timer_at: 0,
             connect_addr: None,
             out: WriteQueue::default(),
             pending: Vec::new(),
@@ -175,9 +175,9 @@ impl ConnCore {
 
     /// Activity: push the idle deadline back.
     #[inline]
-    pub(crate) fn touch(&mut self, now: Instant) {
+    pub(crate) fn touch(&mut self, now_ms: u64) {
         if self.idle_ms != 0 {
-            self.deadline = Some(now + Duration::from_millis(self.idle_ms as u64));
+            self.deadline = now_ms + self.idle_ms as u64;
         }
     }
 }
@@ -186,6 +186,8 @@ impl ConnCore {
 pub struct WorkerCtx {
     pub(crate) worker: usize,
     pub(crate) now: Instant,
+    /// Origin of the compact millisecond times stored in connections.
+    pub(crate) epoch: Instant,
     pub(crate) draining: bool,
     /// Slots with requests to turn into ops at the end of the turn.
     pub(crate) dirty: Vec<u32>,
@@ -202,6 +204,7 @@ impl WorkerCtx {
         WorkerCtx {
             worker,
             now,
+            epoch: now,
             draining: false,
             dirty: Vec::with_capacity(256),
             spare: Spare::default(),
@@ -243,12 +246,30 @@ impl WorkerCtx {
         }
     }
 
+    /// `t` as milliseconds since the epoch, plus one (so 0 can mean "none").
+    #[inline]
+    pub(crate) fn ms(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.epoch).as_millis() as u64 + 1
+    }
+
+    /// The current loop-turn time in [`ms`](Self::ms) units.
+    #[inline]
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.ms(self.now)
+    }
+
+    /// The instant of a non-zero [`ms`](Self::ms) value.
+    #[inline]
+    pub(crate) fn at(&self, ms: u64) -> Instant {
+        self.epoch + Duration::from_millis(ms.saturating_sub(1))
+    }
+
     pub(crate) fn set_user_timer(&mut self, core: &mut ConnCore, at: Option<Instant>) {
-        let old = core.timer_at;
-        core.timer_at = at;
+        let new = at.map_or(0, |t| self.ms(t));
+        let old = std::mem::replace(&mut core.timer_at, new);
         if let Some(t) = at {
             // A new entry unless one already fires at or before `t` (it re-arms itself).
-            if !core.has(USER_TIMER) || old.is_none_or(|o| t < o) {
+            if !core.has(USER_TIMER) || old == 0 || new < old {
                 core.set(USER_TIMER);
                 self.timers
                     .insert(t, core.token.with_kind(OpKind::Timer).raw());
@@ -260,17 +281,17 @@ impl WorkerCtx {
         match timeout {
             Some(t) if !t.is_zero() => {
                 core.idle_ms = t.as_millis().clamp(1, u32::MAX as u128) as u32;
-                let d = self.now + Duration::from_millis(core.idle_ms as u64);
-                let old = core.deadline.replace(d);
-                if !core.has(TIMER) || old.is_none_or(|o| d < o) {
+                let d = self.now_ms() + core.idle_ms as u64;
+                let old = std::mem::replace(&mut core.deadline, d);
+                if !core.has(TIMER) || old == 0 || d < old {
                     core.set(TIMER);
                     self.timers
-                        .insert(d, core.token.with_kind(OpKind::Timeout).raw());
+                        .insert(self.at(d), core.token.with_kind(OpKind::Timeout).raw());
                 }
             }
             _ => {
                 core.idle_ms = 0;
-                core.deadline = None;
+                core.deadline = 0;
             }
         }
     }

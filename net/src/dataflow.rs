@@ -24,7 +24,7 @@ impl<F: Factory> Server<F> {
         if c.result > 0 {
             let n = c.result as usize;
             io.counters().bytes_in += n as u64;
-            slot.core.touch(self.ctx.now);
+            slot.core.touch(self.ctx.now_ms());
             if slot.core.has(CLOSING) {
                 io.recycle(&c);
                 return;
@@ -148,7 +148,7 @@ impl<F: Factory> Server<F> {
             }
             return;
         }
-        slot.core.touch(self.ctx.now);
+        slot.core.touch(self.ctx.now_ms());
         if slot.core.out.is_empty() && !slot.core.has(CLOSING) {
             call(slot, &mut self.ctx, io, "on_sent", |h, conn| {
                 h.on_sent(conn)
@@ -387,21 +387,21 @@ impl<F: Factory> Server<F> {
             return;
         }
         let slot = &mut s.value;
-        let now = self.ctx.now;
+        let now_ms = self.ctx.now_ms();
         if slot.core.has(CLOSE_SENT) {
             return;
         }
         match t.kind() {
             Some(OpKind::Timer) => match slot.core.timer_at {
-                Some(at) if at > now => self.ctx.timers.insert(at, key),
-                Some(_) => {
+                0 => slot.core.clear(USER_TIMER),
+                at if at > now_ms => self.ctx.timers.insert(self.ctx.at(at), key),
+                _ => {
                     slot.core.clear(USER_TIMER);
-                    slot.core.timer_at = None;
+                    slot.core.timer_at = 0;
                     call(slot, &mut self.ctx, io, "on_timer", |h, conn| {
                         h.on_timer(conn)
                     });
                 }
-                None => slot.core.clear(USER_TIMER),
             },
             Some(OpKind::Connect) => {
                 let tunnel_connecting = slot.core.tunnel.as_ref().is_some_and(|t| t.connecting);
@@ -413,28 +413,27 @@ impl<F: Factory> Server<F> {
                     self.ctx.mark_dirty(&mut slot.core);
                 }
             }
-            _ => match slot.core.deadline {
-                Some(d) if slot.core.idle_ms != 0 => {
-                    if d > now {
-                        self.ctx.timers.insert(d, key);
-                        return;
-                    }
+            _ => {
+                let d = slot.core.deadline;
+                if d == 0 || slot.core.idle_ms == 0 {
                     slot.core.clear(TIMER);
-                    slot.core.deadline = None;
-                    io.counters().timeouts += 1;
-                    call(slot, &mut self.ctx, io, "on_timeout", |h, conn| {
-                        h.on_timeout(conn)
-                    });
-                    if slot.core.deadline.is_none()
-                        && slot.core.idle_ms != 0
-                        && !slot.core.has(CLOSING)
-                    {
-                        let idle = Duration::from_millis(slot.core.idle_ms as u64);
-                        self.ctx.set_idle_timeout(&mut slot.core, Some(idle));
-                    }
+                    return;
                 }
-                _ => slot.core.clear(TIMER),
-            },
+                if d > now_ms {
+                    self.ctx.timers.insert(self.ctx.at(d), key);
+                    return;
+                }
+                slot.core.clear(TIMER);
+                slot.core.deadline = 0;
+                io.counters().timeouts += 1;
+                call(slot, &mut self.ctx, io, "on_timeout", |h, conn| {
+                    h.on_timeout(conn)
+                });
+                if slot.core.deadline == 0 && slot.core.idle_ms != 0 && !slot.core.has(CLOSING) {
+                    let idle = Duration::from_millis(slot.core.idle_ms as u64);
+                    self.ctx.set_idle_timeout(&mut slot.core, Some(idle));
+                }
+            }
         }
     }
 }

@@ -405,23 +405,3 @@ impl Serve for Runtime {
         r
     }
 }
-
-#[cfg(test)]
-mod size_tests {
-    #[test]
-    fn print_slot_size() {
-        struct Z;
-        impl crate::Handler for Z {
-            fn on_data(&mut self, _: &mut crate::Conn<'_>, d: &[u8]) -> usize {
-                d.len()
-            }
-        }
-        eprintln!(
-            "slot {} core {} wq {} reason {}",
-            std::mem::size_of::<ringcore_runtime::registry::Slot<super::ConnSlot<Z>>>(),
-            std::mem::size_of::<crate::conn::ConnCore>(),
-            std::mem::size_of::<crate::wqueue::WriteQueue>(),
-            std::mem::size_of::<Option<crate::CloseReason>>()
-        );
-    }
-}

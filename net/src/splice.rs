@@ -7,7 +7,6 @@ use crate::handler::{CloseReason, Factory, Handler};
 use crate::server::{call, Server};
 use ringcore_runtime::{Completion, Io, Op, OpKind};
 use std::io;
-use std::time::Duration;
 
 impl<F: Factory> Server<F> {
     /// Moves the head file segment: file -> pipe and pipe -> socket as a linked pair,
@@ -130,7 +129,7 @@ impl<F: Factory> Server<F> {
             st.in_pipe -= (c.result as u64).min(st.in_pipe);
             io.counters().bytes_out += c.result as u64;
             if core.idle_ms != 0 {
-                core.deadline = Some(self.ctx.now + Duration::from_millis(core.idle_ms as u64));
+                core.deadline = self.ctx.now_ms() + core.idle_ms as u64;
             }
         } else if c.result == -libc::EAGAIN {
             // Socket full: wait for writability, then splice again.

@@ -18,8 +18,9 @@ use crate::token::{OpKind, Token, GENERATION_MASK};
 #[derive(Debug)]
 pub struct Slot<T> {
     generation: u32,
-    in_flight: u32,
-    closed: bool,
+    /// Ops in flight (low 31 bits) and the closed mark (bit 31), packed to keep an
+    /// idle connection's slot small.
+    state: u32,
     /// The owner's value (a connection, an outbound connect, ...).
     pub value: T,
 }
@@ -27,12 +28,12 @@ pub struct Slot<T> {
 impl<T> Slot<T> {
     /// Ops the kernel still holds for this slot.
     pub fn in_flight(&self) -> u32 {
-        self.in_flight
+        self.state & !CLOSED
     }
 
     /// True once [`Registry::mark_closed`] was called.
     pub fn is_closed(&self) -> bool {
-        self.closed
+        self.state & CLOSED != 0
     }
 
     /// The slot's current generation.
@@ -40,6 +41,8 @@ impl<T> Slot<T> {
         self.generation
     }
 }
+
+const CLOSED: u32 = 1 << 31;
 
 /// A slab of [`Slot`]s keyed by token.
 #[derive(Debug)]
@@ -75,8 +78,7 @@ impl<T> Registry<T> {
         self.next_generation = (self.next_generation + 1) & GENERATION_MASK;
         let key = self.slab.insert(Slot {
             generation,
-            in_flight: 0,
-            closed: false,
+            state: 0,
             value,
         });
         assert!(key < crate::token::INTERNAL_SLOT as usize, "registry full");
@@ -95,15 +97,19 @@ impl<T> Registry<T> {
     /// Counts one more op in flight on `index` (call right before submitting it).
     #[inline]
     pub fn op_submitted(&mut self, index: u32) {
-        self.slab[index as usize].in_flight += 1;
+        let s = &mut self.slab[index as usize];
+        debug_assert!(s.in_flight() < CLOSED - 1, "in-flight count overflow");
+        s.state += 1;
     }
 
     /// Counts one op as finished on `index` (its final completion arrived).
     #[inline]
     pub fn op_finished(&mut self, index: u32) {
         let s = &mut self.slab[index as usize];
-        debug_assert!(s.in_flight > 0, "op_finished without op in flight");
-        s.in_flight = s.in_flight.saturating_sub(1);
+        debug_assert!(s.in_flight() > 0, "op_finished without op in flight");
+        if s.in_flight() > 0 {
+            s.state -= 1;
+        }
     }
 
     /// The slot a completion belongs to, or `None` if the token is stale (vacant slot
@@ -133,13 +139,13 @@ impl<T> Registry<T> {
 
     /// Marks a slot closed: no new ops should be submitted for it.
     pub fn mark_closed(&mut self, index: u32) {
-        self.slab[index as usize].closed = true;
+        self.slab[index as usize].state |= CLOSED;
     }
 
     /// Removes and returns the slot's value if it is closed and has no op in flight.
     pub fn release_if_done(&mut self, index: u32) -> Option<T> {
         let s = self.slab.get(index as usize)?;
-        if s.closed && s.in_flight == 0 {
+        if s.state == CLOSED {
             Some(self.slab.remove(index as usize).value)
         } else {
             None
