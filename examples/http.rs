@@ -30,6 +30,11 @@ struct Args {
     /// Pin workers to these CPUs (comma-separated).
     #[arg(long, value_delimiter = ',')]
     cpus: Vec<usize>,
+    /// Requests per keep-alive connection before `Connection: close` (0: unlimited,
+    /// the default here so load generators that do not reconnect can be used; nginx's
+    /// default is 1000).
+    #[arg(long, default_value_t = 0)]
+    max_requests: u32,
 }
 
 static HANDLE: OnceLock<Handle> = OnceLock::new();
@@ -99,7 +104,13 @@ fn main() -> anyhow::Result<()> {
         .get("/plaintext", plaintext)
         .get("/json", json)
         .get("/metrics", metrics);
-    rt.serve(listeners, HttpConn::factory(router, Limits::default()))
+    let max = if args.max_requests == 0 {
+        u32::MAX
+    } else {
+        args.max_requests
+    };
+    let limits = Limits::default().max_requests_per_connection(max);
+    rt.serve(listeners, HttpConn::factory(router, limits))
         .context("server failed")?;
     Ok(())
 }

@@ -223,7 +223,7 @@ impl Conn<'_> {
         self.ctx.set_idle_timeout(self.core, timeout);
     }
 
-    /// Calls [`Handler::on_timer`] at (or within one 10 ms tick after) `at`; `None`
+    /// Calls [`Handler::on_timer`] at (or within one 1 ms tick after) `at`; `None`
     /// cancels. One timer per connection: setting it again replaces it.
     pub fn set_timer(&mut self, at: Option<Instant>) {
         self.ctx.set_user_timer(self.core, at);

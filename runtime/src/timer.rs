@@ -9,8 +9,8 @@
 use std::time::{Duration, Instant};
 
 /// Wheel resolution.
-pub const TICK: Duration = Duration::from_millis(10);
-const SLOTS: usize = 512;
+pub const TICK: Duration = Duration::from_millis(1);
+const SLOTS: usize = 1024;
 
 /// An entry handed back when it fires: the key given to [`TimerWheel::insert`].
 pub type TimerKey = u64;
