@@ -8,11 +8,26 @@ use std::mem;
 use std::os::fd::RawFd;
 use std::slice;
 
-/// The SQE. `msg` must point at a `msghdr` that, with its iovecs, outlives the op.
-pub(crate) fn sqe(fd: RawFd, msg: *const libc::msghdr, waitall: bool) -> squeue::Entry {
+/// The SQE: `IORING_OP_SEND` (kernel 5.6) when the message is one buffer, which spares
+/// the kernel importing a `msghdr` and an iovec array per send; `IORING_OP_SENDMSG`
+/// otherwise.
+///
+/// # Safety
+/// `msg` points at a valid `msghdr` whose iovecs, and the memory they describe, outlive
+/// the op (the push contract).
+pub(crate) unsafe fn sqe(fd: RawFd, msg: *const libc::msghdr, waitall: bool) -> squeue::Entry {
     let mut flags = libc::MSG_NOSIGNAL as u32;
     if waitall {
         flags |= libc::MSG_WAITALL as u32;
+    }
+    // SAFETY: forwarded caller contract: `msg` and its iovecs are valid.
+    let iov = unsafe { iovecs(msg) };
+    if let [one] = iov {
+        if let Ok(len) = u32::try_from(one.iov_len) {
+            return opcode::Send::new(types::Fd(fd), one.iov_base as *const u8, len)
+                .flags(flags as i32)
+                .build();
+        }
     }
     opcode::SendMsg::new(types::Fd(fd), msg)
         .flags(flags)
@@ -24,6 +39,13 @@ pub(crate) fn sqe(fd: RawFd, msg: *const libc::msghdr, waitall: bool) -> squeue:
 /// # Safety
 /// `msg` points at a valid `msghdr` whose iovecs point at readable memory.
 pub(crate) unsafe fn sendmsg(fd: RawFd, msg: *const libc::msghdr) -> io::Result<usize> {
+    // SAFETY: the caller guarantees `msg` and its iovecs are valid.
+    if let [one] = unsafe { iovecs(msg) } {
+        // One buffer: plain send(2), no iovec import.
+        // SAFETY: the iovec describes readable memory (caller contract); send only reads.
+        return unsafe { syscall!(send(fd, one.iov_base, one.iov_len, libc::MSG_NOSIGNAL)) }
+            .map(|n| n as usize);
+    }
     // SAFETY: the caller guarantees `msg` and its iovecs are valid; sendmsg only reads.
     unsafe { syscall!(sendmsg(fd, msg, libc::MSG_NOSIGNAL)) }.map(|n| n as usize)
 }

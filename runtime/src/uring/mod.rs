@@ -80,11 +80,14 @@ impl Ring {
         })
     }
 
-    fn sqe(token: Token, op: &Op) -> squeue::Entry {
+    /// # Safety
+    /// Pointers in `op` are valid (the push contract).
+    unsafe fn sqe(token: Token, op: &Op) -> squeue::Entry {
         let e = match *op {
             Op::AcceptMulti { fd } => op::accept::sqe(fd),
             Op::RecvMulti { fd } => op::recv::sqe(fd, bufring::BGID),
-            Op::Send { fd, msg, waitall } => op::send::sqe(fd, msg, waitall),
+            // SAFETY: forwarded push contract: `msg` and its iovecs are valid.
+            Op::Send { fd, msg, waitall } => unsafe { op::send::sqe(fd, msg, waitall) },
             Op::Shutdown { fd, how } => op::shutdown::sqe(fd, how),
             Op::Close { fd } => op::close::sqe(fd),
             Op::CancelFd { fd } => op::cancel::sqe(fd),
@@ -117,7 +120,8 @@ impl Ring {
         link: bool,
         c: &mut Counters,
     ) -> io::Result<()> {
-        let mut e = Self::sqe(token, &op);
+        // SAFETY: forwarded caller contract.
+        let mut e = unsafe { Self::sqe(token, &op) };
         if link {
             e = e.flags(squeue::Flags::IO_LINK);
         }
