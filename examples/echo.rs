@@ -4,6 +4,8 @@
 //!
 //! Prints its counters on exit (Ctrl-C).
 
+mod common;
+
 use anyhow::Context;
 use clap::Parser;
 use ringcore::{BackendKind, Conn, ConnInfo, Handler, Listeners, Runtime, Serve, SocketOptions};
@@ -16,18 +18,8 @@ struct Args {
     /// Address to listen on (IPv4 or IPv6, e.g. [::1]:7000).
     #[arg(long, default_value = "127.0.0.1:7000")]
     addr: String,
-    /// Worker threads, one per core (default: every allowed CPU).
-    #[arg(long)]
-    workers: Option<usize>,
-    /// Backend: auto (io_uring, falling back to epoll), uring or epoll.
-    #[arg(long, default_value = "auto")]
-    backend: BackendKind,
-    /// Enable SQPOLL (a kernel thread polls the submission queue).
-    #[arg(long)]
-    sqpoll: bool,
-    /// Pin workers to these CPUs (comma-separated), e.g. --cpus 0.
-    #[arg(long, value_delimiter = ',')]
-    cpus: Vec<usize>,
+    #[command(flatten)]
+    rt: common::RuntimeArgs,
     /// Close connections idle for this many seconds (0: never).
     #[arg(long, default_value_t = 0)]
     idle_timeout: u64,
@@ -50,17 +42,7 @@ impl Handler for Echo {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let mut b = Runtime::builder().backend(args.backend);
-    if let Some(w) = args.workers {
-        b = b.workers(w);
-    }
-    if args.sqpoll {
-        b = b.sqpoll(Duration::from_millis(100), None);
-    }
-    if !args.cpus.is_empty() {
-        b = b.cpus(args.cpus.clone());
-    }
-    let rt = b.build().context("invalid runtime configuration")?;
+    let rt = args.rt.runtime()?;
     let listeners = Listeners::bind(
         &args.addr[..],
         rt.config().workers,

@@ -4,6 +4,8 @@
 //!
 //! `/metrics` prints the runtime's counters in Prometheus text format.
 
+mod common;
+
 use anyhow::Context;
 use clap::Parser;
 use ringcore::http::{HttpConn, Limits, Request, Response, Router};
@@ -18,18 +20,8 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: String,
-    /// Worker threads, one per core (default: every allowed CPU).
-    #[arg(long)]
-    workers: Option<usize>,
-    /// Backend: auto (io_uring, falling back to epoll), uring or epoll.
-    #[arg(long, default_value = "auto")]
-    backend: BackendKind,
-    /// Enable SQPOLL.
-    #[arg(long)]
-    sqpoll: bool,
-    /// Pin workers to these CPUs (comma-separated).
-    #[arg(long, value_delimiter = ',')]
-    cpus: Vec<usize>,
+    #[command(flatten)]
+    rt: common::RuntimeArgs,
     /// Requests per keep-alive connection before `Connection: close` (0: unlimited,
     /// the default here so load generators that do not reconnect can be used; nginx's
     /// default is 1000).
@@ -74,17 +66,7 @@ fn metrics(_: &Request<'_>, res: &mut Response) {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let mut b = Runtime::builder().backend(args.backend);
-    if let Some(w) = args.workers {
-        b = b.workers(w);
-    }
-    if args.sqpoll {
-        b = b.sqpoll(Duration::from_millis(100), None);
-    }
-    if !args.cpus.is_empty() {
-        b = b.cpus(args.cpus.clone());
-    }
-    let rt = b.build().context("invalid runtime configuration")?;
+    let rt = args.rt.runtime()?;
     let _ = HANDLE.set(rt.handle());
     let listeners = Listeners::bind(
         &args.addr[..],

@@ -7,6 +7,8 @@
 //! Half-close is propagated; an upstream that refuses, resets or does not answer within
 //! `--connect-timeout` closes the client side.
 
+mod common;
+
 use anyhow::Context;
 use clap::Parser;
 use ringcore::{
@@ -28,18 +30,8 @@ struct Args {
     /// Upstream connect timeout in milliseconds.
     #[arg(long, default_value_t = 5000)]
     connect_timeout: u64,
-    /// Worker threads (default: every allowed CPU).
-    #[arg(long)]
-    workers: Option<usize>,
-    /// Backend: auto, uring or epoll.
-    #[arg(long, default_value = "auto")]
-    backend: BackendKind,
-    /// Enable SQPOLL.
-    #[arg(long)]
-    sqpoll: bool,
-    /// Pin workers to these CPUs (comma-separated).
-    #[arg(long, value_delimiter = ',')]
-    cpus: Vec<usize>,
+    #[command(flatten)]
+    rt: common::RuntimeArgs,
     /// Log every closed connection's reason.
     #[arg(long)]
     verbose: bool,
@@ -78,17 +70,7 @@ fn main() -> anyhow::Result<()> {
         .with_context(|| format!("bad upstream {}", args.upstream))?
         .next()
         .context("upstream resolved to nothing")?;
-    let mut b = Runtime::builder().backend(args.backend);
-    if let Some(w) = args.workers {
-        b = b.workers(w);
-    }
-    if args.sqpoll {
-        b = b.sqpoll(Duration::from_millis(100), None);
-    }
-    if !args.cpus.is_empty() {
-        b = b.cpus(args.cpus.clone());
-    }
-    let rt = b.build().context("invalid runtime configuration")?;
+    let rt = args.rt.runtime()?;
     let listeners = Listeners::bind(
         &args.listen[..],
         rt.config().workers,

@@ -81,7 +81,7 @@ static FALLBACK_LOGGED: AtomicBool = AtomicBool::new(false);
 /// opposed to a bad configuration), so `Auto` should fall back.
 fn is_unavailable(e: &io::Error) -> bool {
     matches!(
-        e.raw_os_error(),
+        crate::error::errno(e),
         Some(libc::EPERM)
             | Some(libc::ENOSYS)
             | Some(libc::EINVAL)
@@ -104,10 +104,8 @@ impl Driver {
         match cfg.backend {
             BackendKind::Epoll => Ok(Driver::Epoll(Box::new(Poller::new(cfg)?))),
             BackendKind::Uring => Ok(Driver::Uring(Box::new(Ring::new(cfg).map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("backend io_uring requested but unavailable: {e}"),
-                )
+                let msg = format!("backend io_uring requested but unavailable: {e}");
+                crate::error::context(&e, msg)
             })?))),
             BackendKind::Auto => match Ring::new(cfg) {
                 Ok(r) => Ok(Driver::Uring(Box::new(r))),

@@ -24,6 +24,7 @@ pub mod backend;
 pub mod completion;
 pub mod config;
 mod epoll;
+pub mod error;
 mod io;
 pub mod metrics;
 pub mod op;

@@ -51,26 +51,23 @@ impl Ring {
             b.setup_cqsize(cq);
         }
         let ring = b.build(cfg.ring_entries).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!(
-                    "io_uring_setup({} entries) failed: {e}{}",
-                    cfg.ring_entries,
-                    probe::setup_hint(&e)
-                ),
-            )
+            let msg = format!(
+                "io_uring_setup({} entries) failed: {e}{}",
+                cfg.ring_entries,
+                probe::setup_hint(&e)
+            );
+            crate::error::context(&e, msg)
         })?;
         probe::check(&ring)?;
         let bufs = BufRing::new(&ring, cfg.buf_count, cfg.buf_size).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!(
-                    "registering the provided buffer ring ({} x {} B) failed: {e} \
-                     (provided buffer rings need Linux 5.19; ENOMEM means RLIMIT_MEMLOCK \
-                     is too low for this kernel: raise `ulimit -l` or lower buf_count)",
-                    cfg.buf_count, cfg.buf_size
-                ),
-            )
+            let msg = format!(
+                "registering the provided buffer ring ({} x {} B) failed: {e} \
+                 (provided buffer rings need Linux 5.19; ENOMEM means RLIMIT_MEMLOCK \
+                 is too low for this kernel: raise `ulimit -l`, lower buf_count, or use \
+                 the epoll backend)",
+                cfg.buf_count, cfg.buf_size
+            );
+            crate::error::context(&e, msg)
         })?;
         Ok(Ring {
             ring,

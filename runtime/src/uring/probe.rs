@@ -101,10 +101,12 @@ pub(crate) fn setup_hint(e: &io::Error) -> &'static str {
         }
         Some(libc::ENOSYS) => " (this kernel or sandbox has no io_uring; use the epoll backend)",
         Some(libc::ENOMEM) => {
-            " (locked-memory limit too low for the ring: raise `ulimit -l` or use fewer entries)"
+            " (locked-memory limit too low for the ring: raise `ulimit -l`, use fewer entries, \
+             or use the epoll backend)"
         }
         Some(libc::EINVAL) => {
-            " (a set-up flag is unknown to this kernel: SINGLE_ISSUER/DEFER_TASKRUN need 6.1)"
+            " (a set-up flag is unknown to this kernel: SINGLE_ISSUER/DEFER_TASKRUN need 6.1; \
+             use a newer kernel or the epoll backend)"
         }
         _ => "",
     }
