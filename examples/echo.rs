@@ -8,7 +8,7 @@ mod common;
 
 use anyhow::Context;
 use clap::Parser;
-use ringcore::{BackendKind, Conn, ConnInfo, Handler, Listeners, Runtime, Serve, SocketOptions};
+use ringcore::{Conn, ConnInfo, Handler, Listeners, Serve, SocketOptions};
 use std::time::Duration;
 
 /// ringcore echo server: every byte received is sent back.
@@ -53,9 +53,7 @@ fn main() -> anyhow::Result<()> {
         "echo: listening on {} with {} worker(s), backend {}",
         listeners.local_addr(),
         rt.config().workers,
-        ringcore::runtime::probe_backend(rt.config())
-            .map(|b| b.name())
-            .unwrap_or("unavailable"),
+        common::backend_name(&rt),
     );
     let handle = rt.handle();
     let idle = (args.idle_timeout > 0).then(|| Duration::from_secs(args.idle_timeout));

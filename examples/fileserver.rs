@@ -10,8 +10,7 @@ mod common;
 use anyhow::Context;
 use clap::Parser;
 use ringcore::http::{Limits, StaticFiles};
-use ringcore::{BackendKind, Listeners, Runtime, Serve, SocketOptions};
-use std::time::Duration;
+use ringcore::{Listeners, Serve, SocketOptions};
 
 /// ringcore static file server.
 #[derive(Parser, Debug)]

@@ -9,9 +9,8 @@ mod common;
 use anyhow::Context;
 use clap::Parser;
 use ringcore::http::{HttpConn, Limits, Request, Response, Router};
-use ringcore::{BackendKind, Handle, Listeners, Runtime, Serve, SocketOptions};
+use ringcore::{Handle, Listeners, Serve, SocketOptions};
 use std::sync::OnceLock;
-use std::time::Duration;
 
 /// ringcore HTTP/1.1 example server.
 #[derive(Parser, Debug)]
@@ -78,9 +77,7 @@ fn main() -> anyhow::Result<()> {
         "http: listening on http://{} with {} worker(s), backend {}",
         listeners.local_addr(),
         rt.config().workers,
-        ringcore::runtime::probe_backend(rt.config())
-            .map(|b| b.name())
-            .unwrap_or("unavailable"),
+        common::backend_name(&rt),
     );
     let router = Router::new()
         .get("/plaintext", plaintext)

@@ -12,7 +12,7 @@ mod common;
 use anyhow::Context;
 use clap::Parser;
 use ringcore::{
-    BackendKind, CloseReason, Conn, ConnInfo, Handler, Listeners, Runtime, Serve, SocketOptions,
+    CloseReason, Conn, ConnInfo, Handler, Listeners, Serve, SocketOptions,
 };
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
@@ -77,7 +77,11 @@ fn main() -> anyhow::Result<()> {
         &SocketOptions::default(),
     )
     .with_context(|| format!("cannot listen on {}", args.listen))?;
-    eprintln!("proxy: {} -> {upstream}", listeners.local_addr());
+    eprintln!(
+        "proxy: {} -> {upstream}, backend {}",
+        listeners.local_addr(),
+        common::backend_name(&rt)
+    );
     let timeout = Duration::from_millis(args.connect_timeout);
     let verbose = args.verbose;
     rt.serve(listeners, move |_: &ConnInfo| Proxy {
