@@ -38,9 +38,10 @@ fn main() -> anyhow::Result<()> {
     )
     .with_context(|| format!("cannot listen on {}", args.addr))?;
     eprintln!(
-        "fileserver: serving {} on http://{}",
+        "fileserver: serving {} on http://{}, backend {}",
         args.root,
-        listeners.local_addr()
+        listeners.local_addr(),
+        common::backend_name(&rt)
     );
     rt.serve(listeners, factory).context("server failed")?;
     Ok(())
