@@ -30,10 +30,12 @@ impl Handler for IdleEcho {
 fn idle_connection_times_out_active_one_stays() {
     for_each_backend(|backend| {
         let server = start_server(backend, |b| b, |_: &ConnInfo| IdleEcho);
+        // Taken before connecting: the server's idle clock starts at accept, which is
+        // earlier than anything the client sees after connect returns.
+        let started = Instant::now();
         let mut idle = connect(server.addr);
         let mut active = connect(server.addr);
         server.wait_counters("both connections open", |c| c.open_conns == 2);
-        let started = Instant::now();
         std::thread::scope(|sc| {
             let idle_end = sc.spawn(|| (wait_closed(&mut idle), started.elapsed()));
             // Keep talking for five idle periods, without pause, on the other one.

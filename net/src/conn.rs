@@ -18,26 +18,31 @@ use ringcore_runtime::{OpKind, TimerWheel, Token};
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
-pub(crate) const RECV_ARMED: u16 = 1 << 0;
-pub(crate) const PAUSED: u16 = 1 << 1;
-pub(crate) const EOF: u16 = 1 << 2;
-pub(crate) const CLOSING: u16 = 1 << 3;
-pub(crate) const ABORT: u16 = 1 << 4;
-pub(crate) const SHUT_WANT: u16 = 1 << 5;
-pub(crate) const SHUT_SENT: u16 = 1 << 6;
-pub(crate) const CLOSE_SENT: u16 = 1 << 7;
-pub(crate) const DIRTY: u16 = 1 << 8;
-pub(crate) const TIMER: u16 = 1 << 9;
-pub(crate) const USER_TIMER: u16 = 1 << 10;
-pub(crate) const CONNECTING: u16 = 1 << 11;
+pub(crate) const RECV_ARMED: u32 = 1 << 0;
+pub(crate) const PAUSED: u32 = 1 << 1;
+pub(crate) const EOF: u32 = 1 << 2;
+pub(crate) const CLOSING: u32 = 1 << 3;
+pub(crate) const ABORT: u32 = 1 << 4;
+pub(crate) const SHUT_WANT: u32 = 1 << 5;
+pub(crate) const SHUT_SENT: u32 = 1 << 6;
+pub(crate) const CLOSE_SENT: u32 = 1 << 7;
+pub(crate) const DIRTY: u32 = 1 << 8;
+pub(crate) const TIMER: u32 = 1 << 9;
+pub(crate) const USER_TIMER: u32 = 1 << 10;
+pub(crate) const CONNECTING: u32 = 1 << 11;
 /// A send came back `EAGAIN`: a writability poll is in flight; no send until it fires.
-pub(crate) const WAIT_WRITABLE: u16 = 1 << 12;
+pub(crate) const WAIT_WRITABLE: u32 = 1 << 12;
 /// A cancel of the armed receive is in flight (reading paused).
-pub(crate) const RECV_CANCEL: u16 = 1 << 13;
+pub(crate) const RECV_CANCEL: u32 = 1 << 13;
 /// Bytes arrived while paused: deliver them on resume.
-pub(crate) const PENDING_NEW: u16 = 1 << 14;
+pub(crate) const PENDING_NEW: u32 = 1 << 14;
 /// End of stream arrived while paused or with undelivered input: `on_eof` after it.
-pub(crate) const EOF_PENDING: u16 = 1 << 15;
+pub(crate) const EOF_PENDING: u32 = 1 << 15;
+/// Closing: the cancel is out; the fd(s) are closed once no other op is in flight.
+/// (io_uring resolves the fd of work queued to its worker pool, such as shutdown and
+/// splice, only when it runs, and cancel-by-fd cannot match such work; closing the fd
+/// before it ran would let it act on whatever socket reuses the number.)
+pub(crate) const CLOSE_WAIT: u32 = 1 << 16;
 
 /// Default most unconsumed input bytes kept for a handler.
 pub const DEFAULT_MAX_PENDING: u32 = 1 << 20;
@@ -47,7 +52,7 @@ pub struct ConnCore {
     pub(crate) fd: RawFd,
     /// Token of this slot (kind `Recv`); other ops use `with_kind`.
     pub(crate) token: Token,
-    pub(crate) flags: u16,
+    pub(crate) flags: u32,
     pub(crate) max_pending: u32,
     /// Idle timeout in ms (0: none).
     pub(crate) idle_ms: u32,
@@ -122,17 +127,17 @@ impl ConnCore {
     }
 
     #[inline]
-    pub(crate) fn has(&self, f: u16) -> bool {
+    pub(crate) fn has(&self, f: u32) -> bool {
         self.flags & f != 0
     }
 
     #[inline]
-    pub(crate) fn set(&mut self, f: u16) {
+    pub(crate) fn set(&mut self, f: u32) {
         self.flags |= f;
     }
 
     #[inline]
-    pub(crate) fn clear(&mut self, f: u16) {
+    pub(crate) fn clear(&mut self, f: u32) {
         self.flags &= !f;
     }
 

@@ -301,6 +301,8 @@ impl<F: Factory> Server<F> {
         }
         if core.out.is_empty() && !core.out.in_flight() && core.splice.is_none() {
             if core.has(SHUT_WANT) && !core.has(SHUT_SENT) {
+                // A close requested in the same turn waits for this shutdown's
+                // completion: `finish_close` runs only with nothing in flight.
                 core.set(SHUT_SENT);
                 let tok = core.token.with_kind(OpKind::Shutdown);
                 // SAFETY: shutdown references no memory.
@@ -328,25 +330,42 @@ impl<F: Factory> Server<F> {
         }
     }
 
-    /// Cancel whatever is in flight, then close the fd. The slot goes when the last
-    /// completion arrives.
+    /// Starts closing: cancel whatever is in flight; the fd is closed by
+    /// [`finish_close`](Self::finish_close) once nothing else is in flight. The slot goes
+    /// when the close completes.
     pub(crate) fn begin_close(&mut self, io: &mut Io, idx: u32) {
         let Some(s) = self.conns.get_mut(idx) else {
             return;
         };
         let busy = s.in_flight() > 0;
         let core = &mut s.value.core;
-        core.set(CLOSE_SENT | CLOSING);
-        let fd = core.fd;
-        let tok = core.token;
+        core.set(CLOSE_SENT | CLOSING | CLOSE_WAIT);
         if busy {
+            let fd = core.fd;
+            let tok = core.token.with_kind(OpKind::Cancel);
             // SAFETY: cancel references no memory.
-            if unsafe { io.submit(tok.with_kind(OpKind::Cancel), Op::CancelFd { fd }) }.is_ok() {
+            if unsafe { io.submit(tok, Op::CancelFd { fd }) }.is_ok() {
                 self.conns.op_submitted(idx);
             }
+            self.cancel_tunnel_upstream(io, idx);
         }
+        self.finish_close(io, idx);
+    }
+
+    /// Submits the close of the fd (and a tunnel's upstream) once no other op is in
+    /// flight; marks the slot closed so it is released after the close completes.
+    pub(crate) fn finish_close(&mut self, io: &mut Io, idx: u32) {
+        let Some(s) = self.conns.get_mut(idx) else {
+            return;
+        };
+        if !s.value.core.has(CLOSE_WAIT) || s.in_flight() > 0 {
+            return;
+        }
+        let core = &mut s.value.core;
+        core.clear(CLOSE_WAIT);
+        let (fd, tok) = (core.fd, core.token.with_kind(OpKind::Close));
         // SAFETY: close references no memory.
-        if unsafe { io.submit(tok.with_kind(OpKind::Close), Op::Close { fd }) }.is_ok() {
+        if unsafe { io.submit(tok, Op::Close { fd }) }.is_ok() {
             self.conns.op_submitted(idx);
         }
         self.close_tunnel_upstream(io, idx);

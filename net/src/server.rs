@@ -225,6 +225,7 @@ impl<F: Factory> Service for Server<F> {
         }
         if crate::tunnel::is_tunnel_kind(c.token.raw_kind()) {
             self.on_tunnel(io, c, idx);
+            self.finish_close(io, idx);
             return self.maybe_release(io, idx);
         }
         match c.token.kind() {
@@ -258,9 +259,14 @@ impl<F: Factory> Service for Server<F> {
                     self.conns.mark_closed(idx);
                 }
             }
-            Some(OpKind::Shutdown) | Some(OpKind::Cancel) => {}
+            Some(OpKind::Shutdown) | Some(OpKind::Cancel) => {
+                if let Some(s) = self.conns.get_mut(idx) {
+                    self.ctx.mark_dirty(&mut s.value.core);
+                }
+            }
             _ => debug_assert!(false, "unexpected completion {c:?}"),
         }
+        self.finish_close(io, idx);
         self.maybe_release(io, idx);
     }
 

@@ -51,7 +51,6 @@ pub(crate) fn is_tunnel_kind(k: u8) -> bool {
     (SERVICE_KIND_BASE..=K_UP_CLOSE).contains(&k)
 }
 
-#[derive(Default)]
 struct Dir {
     /// INVARIANT: nonblocking pipe (read, write) owned by this direction, or (-1, -1).
     pipe: (RawFd, RawFd),
@@ -62,6 +61,24 @@ struct Dir {
     poll_out: bool,
     eof: bool,
     shut: bool,
+    /// The shutdown completed (the tunnel is done only then: see `CLOSE_WAIT`).
+    shut_done: bool,
+}
+
+impl Default for Dir {
+    fn default() -> Self {
+        Dir {
+            pipe: (-1, -1),
+            in_pipe: 0,
+            fill: false,
+            drain: false,
+            poll_in: false,
+            poll_out: false,
+            eof: false,
+            shut: false,
+            shut_done: false,
+        }
+    }
 }
 
 /// The tunnel state a client slot owns while it pipes to an upstream.
@@ -241,7 +258,7 @@ impl<F: Factory> Server<F> {
                 ));
             }
         }
-        let done = t.dirs.iter().all(|d| d.shut);
+        let done = t.dirs.iter().all(|d| d.shut_done);
         if done {
             core.want_close(CloseReason::PeerClosed);
             self.ctx.mark_dirty(core);
@@ -358,13 +375,31 @@ impl<F: Factory> Server<F> {
                     }
                     POLL_IN => dir.poll_in = false,
                     POLL_OUT => dir.poll_out = false,
+                    SHUT => dir.shut_done = true,
                     _ => {}
                 }
             }
         }
     }
 
-    /// Close sequence for a tunnel's upstream side (called from `begin_close`).
+    /// Cancels the ops on a tunnel's upstream fd (from `begin_close`).
+    pub(crate) fn cancel_tunnel_upstream(&mut self, io: &mut Io, idx: u32) {
+        let Some(s) = self.conns.get_mut(idx) else {
+            return;
+        };
+        let core = &mut s.value.core;
+        let tok = core.token;
+        let Some(t) = core.tunnel.as_mut() else {
+            return;
+        };
+        if t.up < 0 || t.up_closing {
+            return;
+        }
+        let up = t.up;
+        self.tsubmit(io, idx, tok, K_UP_CANCEL, Op::CancelFd { fd: up });
+    }
+
+    /// Closes a tunnel's upstream fd (from `finish_close`, with nothing in flight).
     pub(crate) fn close_tunnel_upstream(&mut self, io: &mut Io, idx: u32) {
         let Some(s) = self.conns.get_mut(idx) else {
             return;
@@ -379,7 +414,6 @@ impl<F: Factory> Server<F> {
         }
         t.up_closing = true;
         let up = t.up;
-        self.tsubmit(io, idx, tok, K_UP_CANCEL, Op::CancelFd { fd: up });
         self.tsubmit(io, idx, tok, K_UP_CLOSE, Op::Close { fd: up });
     }
 }

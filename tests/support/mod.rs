@@ -13,6 +13,7 @@
 
 pub mod child;
 pub mod client;
+pub mod http;
 
 use ringcore::{
     BackendKind, Builder, Conn, ConnInfo, Counters, Factory, Handle, Handler, Listeners, Runtime,
