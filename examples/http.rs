@@ -30,11 +30,6 @@ struct Args {
 
 static HANDLE: OnceLock<Handle> = OnceLock::new();
 
-fn plaintext(_: &Request<'_>, res: &mut Response) {
-    res.set_content_type("text/plain")
-        .set_body(b"Hello, World!");
-}
-
 /// Serializes `{"message": msg}` per request, escaping as JSON requires.
 fn json(_: &Request<'_>, res: &mut Response) {
     let msg = "Hello, World!";
@@ -80,7 +75,8 @@ fn main() -> anyhow::Result<()> {
         common::backend_name(&rt),
     );
     let router = Router::new()
-        .get("/plaintext", plaintext)
+        // The same bytes every time but for the Date: rendered once, Date patched in.
+        .fixed("GET", "/plaintext", 200, "text/plain", b"Hello, World!")
         .get("/json", json)
         .get("/metrics", metrics);
     let max = if args.max_requests == 0 {

@@ -11,9 +11,7 @@ mod common;
 
 use anyhow::Context;
 use clap::Parser;
-use ringcore::{
-    CloseReason, Conn, ConnInfo, Handler, Listeners, Serve, SocketOptions,
-};
+use ringcore::{CloseReason, Conn, ConnInfo, Handler, Listeners, Serve, SocketOptions};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 

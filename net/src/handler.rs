@@ -131,6 +131,30 @@ impl Conn<'_> {
         self.ctx.mark_dirty(self.core);
     }
 
+    /// Lets `f` write bytes for sending straight into the write queue, saving the copy
+    /// [`send`](Self::send) makes: `f` gets a buffer to append to (it may already hold
+    /// earlier unsent bytes of this connection; leave them alone) and its result is
+    /// passed back. Same ordering as `send`. After `close`, `f` still runs but what it
+    /// writes is dropped.
+    ///
+    /// ```no_run
+    /// # fn f(conn: &mut ringcore_net::Conn<'_>) {
+    /// conn.send_with(|out| out.extend_from_slice(b"+OK\r\n"));
+    /// # }
+    /// ```
+    pub fn send_with<R>(&mut self, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+        if self.core.write_closed() {
+            let mut scratch = Vec::new();
+            return f(&mut scratch);
+        }
+        let before = self.core.out.len();
+        let r = self.core.out.push_with(&mut self.ctx.spare, f);
+        if self.core.out.len() != before {
+            self.ctx.mark_dirty(self.core);
+        }
+        r
+    }
+
     /// Queues `data` without copying it.
     pub fn send_owned(&mut self, data: Vec<u8>) {
         if data.is_empty() || self.core.write_closed() {

@@ -52,6 +52,20 @@ impl Item {
     }
 }
 
+/// Keeps [`WriteQueue::len`] right across [`WriteQueue::push_with`]'s closure, even
+/// if it unwinds.
+struct Appended<'a> {
+    buf: &'a mut Vec<u8>,
+    before: usize,
+    len: &'a mut usize,
+}
+
+impl Drop for Appended<'_> {
+    fn drop(&mut self) {
+        *self.len = *self.len - self.before + self.buf.len();
+    }
+}
+
 /// The memory one send op references.
 pub struct SendBuf {
     msg: libc::msghdr,
@@ -140,6 +154,39 @@ impl WriteQueue {
         b.extend_from_slice(data);
         self.chunks.push_back(Item::Bytes(b));
         self.len += data.len();
+    }
+
+    /// Lets `f` append bytes straight into the queue, without an intermediate buffer:
+    /// `f` gets the last chunk when it is bytes, not in flight, not partly sent and
+    /// under the coalescing size, else an empty spare buffer (queued if `f` wrote
+    /// into it). `f` must only append; the queue counts whatever length change it
+    /// makes, so a misbehaving `f` can garble its own unsent bytes but never bytes in
+    /// flight or the queue's accounting.
+    pub fn push_with<R>(&mut self, spare: &mut Spare, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+        let n = self.chunks.len();
+        // Chunk 0 with `head > 0` is partly sent: `head` indexes into it, so `f`
+        // must not be able to shrink it below that.
+        if n > self.inflight_chunks && !(n == 1 && self.head > 0) {
+            if let Some(Item::Bytes(last)) = self.chunks.back_mut() {
+                if last.len() < COALESCE {
+                    let acct = Appended {
+                        before: last.len(),
+                        buf: last,
+                        len: &mut self.len,
+                    };
+                    return f(acct.buf);
+                }
+            }
+        }
+        let mut b = spare.buf(0);
+        let r = f(&mut b);
+        if b.is_empty() {
+            spare.give(b);
+        } else {
+            self.len += b.len();
+            self.chunks.push_back(Item::Bytes(b));
+        }
+        r
     }
 
     /// Appends `data` without copying.
@@ -322,6 +369,47 @@ mod tests {
         assert!(!q.complete(9, &mut sp));
         assert!(q.is_empty());
         assert!(!q.in_flight());
+    }
+
+    #[test]
+    fn push_with_appends_after_in_flight() {
+        let mut sp = Spare::default();
+        let mut q = WriteQueue::default();
+        q.push_with(&mut sp, |b| b.extend_from_slice(b"ab"));
+        q.push_with(&mut sp, |b| b.extend_from_slice(b"cd"));
+        assert_eq!((q.len(), q.chunks.len()), (4, 1));
+        let p = q.prepare(&mut sp);
+        assert_eq!(iov_bytes(p), b"abcd");
+        // In flight: a new chunk, and nothing written leaves nothing queued.
+        q.push_with(&mut sp, |_| ());
+        assert_eq!(q.chunks.len(), 1);
+        q.push_with(&mut sp, |b| {
+            assert!(b.is_empty());
+            b.extend_from_slice(b"ef")
+        });
+        assert_eq!((q.len(), q.chunks.len()), (6, 2));
+        // Short send: chunk 0 partly sent, the new bytes go to chunk 1.
+        assert!(q.complete(1, &mut sp));
+        q.push_with(&mut sp, |b| {
+            assert_eq!(b, b"ef");
+            b.push(b'g')
+        });
+        let p = q.prepare(&mut sp);
+        assert_eq!(iov_bytes(p), b"bcdefg");
+        assert!(!q.complete(6, &mut sp));
+        assert!(q.is_empty());
+        // A partly sent lone chunk is never handed out.
+        q.push_copy(b"xyz", &mut sp);
+        let _ = q.prepare(&mut sp);
+        q.complete(1, &mut sp);
+        q.push_with(&mut sp, |b| {
+            assert!(b.is_empty());
+            b.push(b'!')
+        });
+        let p = q.prepare(&mut sp);
+        assert_eq!(iov_bytes(p), b"yz!");
+        q.complete(3, &mut sp);
+        assert!(q.is_empty());
     }
 
     #[test]

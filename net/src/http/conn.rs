@@ -10,9 +10,17 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 thread_local! {
-    /// Per worker: the rendered `Date` and a reusable output buffer.
-    static SCRATCH: RefCell<(DateCache, Vec<u8>)> =
-        RefCell::new((DateCache::new(SystemTime::now()), Vec::with_capacity(16 * 1024)));
+    /// Per worker: the rendered `Date`.
+    static DATE: RefCell<DateCache> = RefCell::new(DateCache::new(SystemTime::now()));
+}
+
+/// The current `Date` (a copy, so no borrow is held while handlers run).
+fn date_now() -> DateCache {
+    DATE.with(|d| {
+        let mut d = d.borrow_mut();
+        d.update(SystemTime::now());
+        d.clone()
+    })
 }
 
 /// A routed HTTP/1.1 connection.
@@ -49,25 +57,20 @@ impl Handler for HttpConn {
     }
 
     fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) -> usize {
-        let (p, sent) = SCRATCH.with(|s| {
-            let mut s = s.borrow_mut();
-            let (date, out) = &mut *s;
-            date.update(SystemTime::now());
-            out.clear();
-            let p = self.session.on_data(data, &self.router, date, out);
-            if !out.is_empty() {
-                conn.send(out); // every response of this batch leaves in one send
-            }
-            (p, !out.is_empty())
-        });
-        let _ = sent;
+        let date = date_now();
+        // Every response of this batch is rendered straight into the write queue and
+        // leaves in one send.
+        let (session, router) = (&mut self.session, &*self.router);
+        let p = conn.send_with(|out| session.on_data(data, router, &date, out));
         if p.close || conn.is_draining() {
             conn.close();
             return data.len();
         }
         let rest = data.len() - p.consumed;
         if rest > 0 && !self.session.parser().in_body() {
-            if self.header_deadline.is_none() {
+            // The rest starts a request; if a request completed in this call, the rest
+            // is a new request whose first byte just arrived: its own deadline.
+            if self.header_deadline.is_none() || p.consumed > 0 {
                 let at = conn.now() + self.session.parser().limits().header_timeout;
                 self.header_deadline = Some(at);
                 conn.set_timer(Some(at));
@@ -80,13 +83,8 @@ impl Handler for HttpConn {
 
     fn on_timer(&mut self, conn: &mut Conn<'_>) {
         if self.header_deadline.take().is_some() {
-            SCRATCH.with(|s| {
-                let mut s = s.borrow_mut();
-                let (date, out) = &mut *s;
-                out.clear();
-                write_error(out, date, &Error::header_timeout());
-                conn.send(out);
-            });
+            let date = date_now();
+            conn.send_with(|out| write_error(out, &date, &Error::header_timeout()));
             conn.close_with(CloseReason::IdleTimeout);
         }
     }

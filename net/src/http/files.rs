@@ -372,7 +372,9 @@ impl Handler for StaticFiles {
             }
         }
         if consumed < data.len() && !self.parser.in_body() {
-            if self.header_deadline.is_none() {
+            // A request completed in this call: the rest is a new request whose first
+            // byte just arrived, with its own deadline.
+            if self.header_deadline.is_none() || consumed > 0 {
                 let at = conn.now() + self.parser.limits().header_timeout;
                 self.header_deadline = Some(at);
                 conn.set_timer(Some(at));

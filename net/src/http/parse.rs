@@ -138,15 +138,21 @@ impl RequestParser {
         // A buffer shorter than at the last `Partial` breaks the contract; start this
         // request over rather than index past the end.
         let resume = self.head.filter(|_| buf.len() >= self.partial_len);
-        let head = match resume {
-            Some(head) => head,
+        // `(method, target)`: from httparse (which checked both are UTF-8) when the
+        // head is parsed by this call, else `None`: re-sliced from the head below.
+        let (head, line) = match resume {
+            Some(head) => (head, None),
             None => match self.parse_head(buf)? {
-                Some(head) => {
+                Some((head, line)) => {
+                    if head.framing == Framing::None {
+                        // Fast path: no body, so nothing to remember across calls.
+                        return Ok(self.complete(buf, head, Some(line), Some(&[]), 0));
+                    }
                     self.body.clear();
                     self.chunked = ChunkedDecoder::new();
                     self.head = Some(head);
                     self.continue_pending = head.expect_continue;
-                    head
+                    (head, Some(line))
                 }
                 None => {
                     self.head = None;
@@ -169,32 +175,56 @@ impl RequestParser {
                 }
             },
         };
+        let body = match head.framing {
+            Framing::Chunked => None,
+            _ => Some(&rest[..body_len]),
+        };
+        Ok(self.complete(buf, head, line, body, body_len))
+    }
+
+    /// The request `head` is complete, its body (`wire_len` bytes after the head in
+    /// `buf`; `body`, or the decoded chunked body when `None`) too: reset for the next request and borrow it. `line` is the
+    /// method and target as httparse returned them, if this call parsed the head.
+    fn complete<'a>(
+        &'a mut self,
+        buf: &'a [u8],
+        head: Head,
+        line: Option<(&'a str, &'a str)>,
+        body: Option<&'a [u8]>,
+        wire_len: usize,
+    ) -> Status<'a> {
         self.head = None;
         self.continue_pending = false;
         self.served = self.served.saturating_add(1);
-        let body = match head.framing {
-            Framing::Chunked => &self.body[..],
-            _ => &rest[..body_len],
-        };
-        let text =
-            |(start, end): (usize, usize)| std::str::from_utf8(&buf[start..end]).unwrap_or("");
+        let (method, target) = line.unwrap_or_else(|| {
+            // A head parsed by an earlier call: httparse accepted both parts as UTF-8
+            // then, so this never falls back to "".
+            let text =
+                |(start, end): (usize, usize)| std::str::from_utf8(&buf[start..end]).unwrap_or("");
+            (text(head.method), text(head.target))
+        });
         let request = Request {
-            method: text(head.method),
-            target: text(head.target),
+            method,
+            target,
             minor: head.minor,
             head: &buf[..head.len],
             spans: &self.spans,
-            body,
+            body: body.unwrap_or(&self.body),
             keep_alive: head.keep_alive && self.served < self.limits.max_requests_per_connection,
         };
-        Ok(Status::Complete {
+        Status::Complete {
             request,
-            consumed: head.len + body_len,
-        })
+            consumed: head.len + wire_len,
+        }
     }
 
-    /// Parses and checks the head; `Ok(None)` means it is not complete yet.
-    fn parse_head(&mut self, buf: &[u8]) -> Result<Option<Head>, Error> {
+    /// Parses and checks the head; `Ok(None)` means it is not complete yet. With the
+    /// head come its method and target, borrowed from `buf`.
+    #[allow(clippy::type_complexity)]
+    fn parse_head<'a>(
+        &mut self,
+        buf: &'a [u8],
+    ) -> Result<Option<(Head, (&'a str, &'a str))>, Error> {
         // Only the first max_head_bytes are ever looked at, so the verdict does not
         // depend on how the stream was split into reads.
         let window = &buf[..buf.len().min(self.limits.max_head_bytes)];
@@ -265,7 +295,7 @@ impl RequestParser {
             // n <= max_body_bytes, a usize.
             (false, Some(n)) => Framing::Length(n as usize),
         };
-        Ok(Some(Head {
+        let head = Head {
             len,
             method: span(buf, method.as_bytes()),
             target: span(buf, target.as_bytes()),
@@ -273,7 +303,8 @@ impl RequestParser {
             framing,
             keep_alive: if minor == 1 { !close } else { keep && !close },
             expect_continue: expect_continue && minor == 1 && framing != Framing::None,
-        }))
+        };
+        Ok(Some((head, (method, target))))
     }
 }
 
@@ -295,11 +326,24 @@ fn check_raw_head(head: &[u8]) -> Result<(), Error> {
     let Some((&first, _)) = head.split_first() else {
         return Ok(());
     };
+    // Byte pairs (a, b) = (head[i], head[i + 1]), 16 at a time so the loop body is
+    // a fixed-width vector compare, then the rest one by one.
+    let bad_pair = |a: u8, b: u8| {
+        (a == 0) | ((a == b'\r') ^ (b == b'\n')) | ((a == b'\n') & ((b == b' ') | (b == b'\t')))
+    };
+    let (a, b) = (&head[..head.len() - 1], &head[1..]);
     let mut bad = first == b'\n';
-    for (&a, &b) in head.iter().zip(&head[1..]) {
-        bad |= (a == 0)
-            | ((a == b'\r') ^ (b == b'\n'))
-            | ((a == b'\n') & ((b == b' ') | (b == b'\t')));
+    let (mut a16, mut b16) = (a.chunks_exact(16), b.chunks_exact(16));
+    for (a, b) in (&mut a16).zip(&mut b16) {
+        let (a, b): (&[u8; 16], &[u8; 16]) = (a.try_into().unwrap(), b.try_into().unwrap());
+        let mut any = false;
+        for i in 0..16 {
+            any |= bad_pair(a[i], b[i]);
+        }
+        bad |= any;
+    }
+    for (&a, &b) in a16.remainder().iter().zip(b16.remainder()) {
+        bad |= bad_pair(a, b);
     }
     if !bad && head.last() == Some(&b'\n') {
         return Ok(());

@@ -208,7 +208,8 @@ pub fn write_error(out: &mut Vec<u8>, date: &DateCache, error: &Error) {
     );
 }
 
-fn render(
+/// Appends the response; returns the offset in `out` of its `Date` value.
+pub(super) fn render(
     out: &mut Vec<u8>,
     date: &DateCache,
     reply: Reply,
@@ -216,22 +217,35 @@ fn render(
     content_type: Option<&str>,
     fields: &[u8],
     body: &[u8],
-) {
+) -> usize {
     // 1xx, 204 and 304 never carry a body, nor (here) a Content-Length.
     let bodiless = status < 200 || status == 204 || status == 304;
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(itoa(u64::from(status)).as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(reason_phrase(status).as_bytes());
-    out.extend_from_slice(b"\r\nServer: ringcore\r\nDate: ");
+    let content_type = content_type.map(str::as_bytes);
+    let length = body.len();
+    let body = if reply.head || bodiless {
+        &[][..]
+    } else {
+        body
+    };
+    // One reservation for the whole response: the fixed parts take < 160 bytes.
+    out.reserve(160 + content_type.map_or(0, <[u8]>::len) + fields.len() + body.len());
+    match status_head(status) {
+        Some(line) => out.extend_from_slice(line),
+        None => {
+            out.extend_from_slice(b"HTTP/1.1 ");
+            out.extend_from_slice(itoa(u64::from(status)).as_bytes());
+            out.extend_from_slice(b" Unknown\r\nServer: ringcore\r\nDate: ");
+        }
+    }
+    let date_at = out.len();
     out.extend_from_slice(date.as_bytes());
     if let Some(content_type) = content_type {
         out.extend_from_slice(b"\r\nContent-Type: ");
-        out.extend_from_slice(content_type.as_bytes());
+        out.extend_from_slice(content_type);
     }
     if !bodiless {
         out.extend_from_slice(b"\r\nContent-Length: ");
-        out.extend_from_slice(itoa(body.len() as u64).as_bytes());
+        out.extend_from_slice(itoa(length as u64).as_bytes());
     }
     if !reply.keep_alive {
         out.extend_from_slice(b"\r\nConnection: close");
@@ -239,11 +253,14 @@ fn render(
         out.extend_from_slice(b"\r\nConnection: keep-alive");
     }
     out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(fields);
+    if !fields.is_empty() {
+        out.extend_from_slice(fields);
+    }
     out.extend_from_slice(b"\r\n");
-    if !reply.head && !bodiless {
+    if !body.is_empty() {
         out.extend_from_slice(body);
     }
+    date_at
 }
 
 /// Decimal digits of `n` without allocating (a 20-byte stack buffer).
@@ -273,46 +290,66 @@ fn itoa(mut n: u64) -> Itoa {
     }
 }
 
-/// The reason phrase for `status` ("Unknown" for codes not listed).
-pub fn reason_phrase(status: u16) -> &'static str {
-    match status {
-        100 => "Continue",
-        101 => "Switching Protocols",
-        200 => "OK",
-        201 => "Created",
-        202 => "Accepted",
-        204 => "No Content",
-        206 => "Partial Content",
-        301 => "Moved Permanently",
-        302 => "Found",
-        303 => "See Other",
-        304 => "Not Modified",
-        307 => "Temporary Redirect",
-        308 => "Permanent Redirect",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        409 => "Conflict",
-        411 => "Length Required",
-        413 => "Content Too Large",
-        414 => "URI Too Long",
-        415 => "Unsupported Media Type",
-        416 => "Range Not Satisfiable",
-        417 => "Expectation Failed",
-        426 => "Upgrade Required",
-        429 => "Too Many Requests",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        501 => "Not Implemented",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        505 => "HTTP Version Not Supported",
-        _ => "Unknown",
-    }
+/// The status table: [`reason_phrase`] and, for the same codes, [`status_head`].
+macro_rules! statuses {
+    ($($code:literal => $reason:literal,)*) => {
+        /// The reason phrase for `status` ("Unknown" for codes not listed).
+        pub fn reason_phrase(status: u16) -> &'static str {
+            match status {
+                $($code => $reason,)*
+                _ => "Unknown",
+            }
+        }
+
+        /// The status line, `Server` field and `Date` name for a listed `status`:
+        /// everything before the date, in one copy.
+        fn status_head(status: u16) -> Option<&'static [u8]> {
+            match status {
+                $($code => Some(concat!(
+                    "HTTP/1.1 ", $code, " ", $reason, "\r\nServer: ringcore\r\nDate: "
+                ).as_bytes()),)*
+                _ => None,
+            }
+        }
+    };
+}
+
+statuses! {
+    100 => "Continue",
+    101 => "Switching Protocols",
+    200 => "OK",
+    201 => "Created",
+    202 => "Accepted",
+    204 => "No Content",
+    206 => "Partial Content",
+    301 => "Moved Permanently",
+    302 => "Found",
+    303 => "See Other",
+    304 => "Not Modified",
+    307 => "Temporary Redirect",
+    308 => "Permanent Redirect",
+    400 => "Bad Request",
+    401 => "Unauthorized",
+    403 => "Forbidden",
+    404 => "Not Found",
+    405 => "Method Not Allowed",
+    408 => "Request Timeout",
+    409 => "Conflict",
+    411 => "Length Required",
+    413 => "Content Too Large",
+    414 => "URI Too Long",
+    415 => "Unsupported Media Type",
+    416 => "Range Not Satisfiable",
+    417 => "Expectation Failed",
+    426 => "Upgrade Required",
+    429 => "Too Many Requests",
+    431 => "Request Header Fields Too Large",
+    500 => "Internal Server Error",
+    501 => "Not Implemented",
+    502 => "Bad Gateway",
+    503 => "Service Unavailable",
+    504 => "Gateway Timeout",
+    505 => "HTTP Version Not Supported",
 }
 
 #[cfg(test)]
@@ -321,6 +358,21 @@ mod itoa_tests {
     fn itoa_renders_decimal() {
         for n in [0u64, 7, 10, 99, 100, 65535, u64::MAX] {
             assert_eq!(super::itoa(n).as_bytes(), n.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn status_heads_match_reason_phrases() {
+        for status in 100..600 {
+            if let Some(head) = super::status_head(status) {
+                let want = format!(
+                    "HTTP/1.1 {status} {}\r\nServer: ringcore\r\nDate: ",
+                    super::reason_phrase(status)
+                );
+                assert_eq!(head, want.as_bytes());
+            } else {
+                assert_eq!(super::reason_phrase(status), "Unknown");
+            }
         }
     }
 }

@@ -50,7 +50,9 @@ impl Session {
         date: &DateCache,
         out: &mut Vec<u8>,
     ) -> Progress {
-        self.on_data_with(data, date, out, |req, res| router.handle(req, res))
+        self.serve(data, date, out, |req, res, date, out| {
+            router.serve(req, res, date, out)
+        })
     }
 
     /// Like [`Session::on_data`], with any function as the handler. It gets a
@@ -64,6 +66,26 @@ impl Session {
     ) -> Progress
     where
         F: FnMut(&Request<'_>, &mut Response),
+    {
+        self.serve(data, date, out, |req, res, date, out| {
+            res.clear();
+            handler(req, res);
+            res.write_to(out, date, req.reply())
+        })
+    }
+
+    /// The loop behind both: `respond` appends the response to a request to `out`
+    /// (using the session's `Response` if it likes) and returns whether the
+    /// connection stays open.
+    fn serve<F>(
+        &mut self,
+        data: &[u8],
+        date: &DateCache,
+        out: &mut Vec<u8>,
+        mut respond: F,
+    ) -> Progress
+    where
+        F: FnMut(&Request<'_>, &mut Response, &DateCache, &mut Vec<u8>) -> bool,
     {
         let mut consumed = 0;
         loop {
@@ -82,9 +104,7 @@ impl Session {
                     consumed: used,
                 }) => {
                     consumed += used;
-                    self.response.clear();
-                    handler(&request, &mut self.response);
-                    if !self.response.write_to(out, date, request.reply()) {
+                    if !respond(&request, &mut self.response, date, out) {
                         return Progress {
                             consumed,
                             close: true,
