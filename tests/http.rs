@@ -286,6 +286,41 @@ fn head_has_length_and_no_body() {
 }
 
 #[test]
+fn shutdown_closes_idle_keep_alive_connections_and_finishes_partial_ones() {
+    for_each_backend(|backend| {
+        // A drain deadline far beyond the test's patience: idle keep-alive connections
+        // must close at once (on_drain), not when the deadline aborts them.
+        let drain = Duration::from_secs(60);
+        let server = start_server(
+            backend,
+            |b| b.drain_timeout(drain),
+            HttpConn::factory(router(), Limits::default()),
+        );
+        let mut idle = HttpClient::connect(server.addr);
+        idle.send(&get("GET", "/plaintext", ""));
+        assert_eq!(idle.read_response(false).status, 200);
+        // This one has sent half a request head when shutdown starts.
+        let mut busy = HttpClient::connect(server.addr);
+        busy.send(b"GET /plaintext HTTP/1.1\r\nHost: x\r\n");
+        server.wait_counters("both open", |c| c.open_conns == 2);
+        let started = Instant::now();
+        server.begin_shutdown();
+        assert!(matches!(idle.expect_closed(), Closed::Eof | Closed::Reset));
+        // The partial request still gets its answer, then the connection closes.
+        busy.send(b"\r\n");
+        let r = busy.read_response(false);
+        assert_eq!(r.status, 200);
+        assert!(matches!(busy.expect_closed(), Closed::Eof | Closed::Reset));
+        let c = server.join();
+        assert!(
+            started.elapsed() < drain,
+            "shutdown waited for the drain deadline"
+        );
+        assert_eq!(c.open_conns, 0);
+    });
+}
+
+#[test]
 fn connection_close_and_http10_rules() {
     for_each_backend(|backend| {
         let server = start(backend, Limits::default());

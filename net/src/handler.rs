@@ -59,6 +59,14 @@ pub trait Handler: 'static {
         conn.close_with(CloseReason::IdleTimeout);
     }
 
+    /// The runtime started a graceful shutdown. A connection between exchanges should
+    /// close now (everything queued is still sent); one in the middle of an exchange
+    /// can finish it and close then ([`Conn::is_draining`] tells). The default does
+    /// nothing: the connection stays until it closes or the drain deadline aborts it.
+    fn on_drain(&mut self, conn: &mut Conn<'_>) {
+        let _ = conn;
+    }
+
     /// The timer set with [`Conn::set_timer`] is due.
     fn on_timer(&mut self, conn: &mut Conn<'_>) {
         let _ = conn;

@@ -313,6 +313,15 @@ impl<F: Factory> Service for Server<F> {
                 self.listener.in_flight += 1;
             }
         }
+        for idx in self.conns.indices() {
+            if let Some(s) = self.conns.get_mut(idx) {
+                if !s.value.core.has(CLOSING) && !s.value.core.has(CONNECTING) {
+                    call(&mut s.value, &mut self.ctx, io, "on_drain", |h, c| {
+                        h.on_drain(c)
+                    });
+                }
+            }
+        }
     }
 
     fn abort(&mut self, io: &mut Io) {

@@ -81,6 +81,13 @@ impl Handler for HttpConn {
         p.consumed
     }
 
+    fn on_drain(&mut self, conn: &mut Conn<'_>) {
+        // Between requests (nothing partial buffered): close once the queue is sent.
+        if self.header_deadline.is_none() && !self.session.parser().in_body() {
+            conn.close();
+        }
+    }
+
     fn on_timer(&mut self, conn: &mut Conn<'_>) {
         if self.header_deadline.take().is_some() {
             let date = date_now();

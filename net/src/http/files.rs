@@ -385,6 +385,13 @@ impl Handler for StaticFiles {
         consumed
     }
 
+    fn on_drain(&mut self, conn: &mut Conn<'_>) {
+        // Between requests (nothing partial buffered): close once the queue is sent.
+        if self.header_deadline.is_none() && !self.parser.in_body() {
+            conn.close();
+        }
+    }
+
     fn on_timer(&mut self, conn: &mut Conn<'_>) {
         if self.header_deadline.take().is_some() {
             conn.close_with(CloseReason::IdleTimeout);
