@@ -141,3 +141,30 @@ fn client_half_close_gets_all_echo_then_eof() {
         server.stop();
     });
 }
+
+/// SQPOLL (io_uring only; a kernel thread polls the submission queue): the same
+/// byte-exact echo over many connections, and submissions cost fewer enters than
+/// completions.
+#[test]
+fn sqpoll_echo() {
+    for_each_backend(|backend| {
+        if backend != ringcore::BackendKind::Uring {
+            eprintln!("sqpoll_echo: SQPOLL is an io_uring feature; nothing to test on {backend}");
+            return;
+        }
+        let server = start_echo(backend, |b| {
+            b.sqpoll(std::time::Duration::from_millis(50), None)
+        });
+        let echoed = echo_many(server.addr, 50, 10, 3, 64 * 1024, 50, || {
+            server.wait_counters("50 open connections", |c| c.open_conns == 50);
+        });
+        let c = server.wait_counters("all connections closed", |c| c.open_conns == 0);
+        assert_eq!(c.bytes_in, echoed);
+        assert_eq!(c.bytes_out, echoed);
+        assert!(
+            c.enters < c.cqes,
+            "SQPOLL submits without an enter per op: {c:?}"
+        );
+        server.stop();
+    });
+}
