@@ -3,12 +3,11 @@
 //! in the slot until the connect completes.
 
 use crate::conn::*;
-use crate::handler::{CloseReason, ConnInfo, Factory, Handler};
-use crate::server::{call, log_panic, ConnSlot, Server};
+use crate::handler::{CloseReason, Factory, Handler};
+use crate::server::{call, Server};
 use crate::socket::{close_fd, SocketOptions};
-use ringcore_runtime::{Completion, Io, Op, OpKind, Runtime, Token};
+use ringcore_runtime::{Completion, Io, Op, OpKind, Runtime};
 use std::io;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,28 +57,14 @@ impl<F: Factory> Server<F> {
             close_fd(fd);
             return fail(io, e);
         }
-        let info = ConnInfo {
-            fd,
-            worker: self.ctx.worker,
-        };
-        let factory = &self.factory;
-        let Ok(handler) = catch_unwind(AssertUnwindSafe(|| factory.make(&info))) else {
-            io.counters().panics += 1;
-            log_panic(self.ctx.worker, "factory");
-            close_fd(fd);
+        let Some(idx) = self.new_conn(io, fd) else {
             return;
         };
-        let idx = self.conns.insert(ConnSlot {
-            core: ConnCore::new(fd, Token::NONE),
-            handler,
-        });
-        let token = self.conns.token(idx, OpKind::Recv);
-        io.counters().open_conns += 1;
         let Some(s) = self.conns.get_mut(idx) else {
             return;
         };
         let core = &mut s.value.core;
-        core.token = token;
+        let token = core.token;
         core.set(CONNECTING);
         let addr = Box::new(crate::addr::from_std(&target.addr));
         let (ptr, len) = (addr.as_ptr(), addr.len);

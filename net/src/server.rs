@@ -148,27 +148,20 @@ impl<F: Factory> Server<F> {
         }
     }
 
-    fn accepted(&mut self, io: &mut Io, fd: RawFd) {
-        io.counters().accepts += 1;
-        if io.is_draining() {
-            close_fd(fd);
-            io.counters().closes += 1;
-            return;
-        }
+    /// Makes the handler for a new connection on `fd` (a panicking factory closes the
+    /// fd) and inserts its slot; returns the slot index.
+    pub(crate) fn new_conn(&mut self, io: &mut Io, fd: RawFd) -> Option<u32> {
         let info = ConnInfo {
             fd,
             worker: self.ctx.worker,
         };
         let factory = &self.factory;
-        let handler = match catch_unwind(AssertUnwindSafe(|| factory.make(&info))) {
-            Ok(h) => h,
-            Err(_) => {
-                io.counters().panics += 1;
-                log_panic(self.ctx.worker, "factory");
-                close_fd(fd);
-                io.counters().closes += 1;
-                return;
-            }
+        let Ok(handler) = catch_unwind(AssertUnwindSafe(|| factory.make(&info))) else {
+            io.counters().panics += 1;
+            log_panic(self.ctx.worker, "factory");
+            close_fd(fd);
+            io.counters().closes += 1;
+            return None;
         };
         let idx = self.conns.insert(ConnSlot {
             core: ConnCore::new(fd, Token::NONE),
@@ -176,11 +169,26 @@ impl<F: Factory> Server<F> {
         });
         let token = self.conns.token(idx, OpKind::Recv);
         io.counters().open_conns += 1;
+        if let Some(s) = self.conns.get_mut(idx) {
+            s.value.core.token = token;
+        }
+        Some(idx)
+    }
+
+    fn accepted(&mut self, io: &mut Io, fd: RawFd) {
+        io.counters().accepts += 1;
+        if io.is_draining() {
+            close_fd(fd);
+            io.counters().closes += 1;
+            return;
+        }
+        let Some(idx) = self.new_conn(io, fd) else {
+            return;
+        };
         let Some(slot) = self.conns.get_mut(idx) else {
             return;
         };
         let slot = &mut slot.value;
-        slot.core.token = token;
         call(slot, &mut self.ctx, io, "on_open", |h, c| h.on_open(c));
         self.ctx.mark_dirty(&mut slot.core);
     }
