@@ -13,7 +13,7 @@ secs=${1:-5}; shift || true
 backends=${*:-"uring epoll tokio"}
 port=7301
 tck=$(getconf CLK_TCK)
-for conns in 1 50 500; do
+for conns in ${CONNS:-1 50 500}; do
   for b in $backends; do
     case $b in
       tokio) taskset -c 0 ./target/release/peer-tokio --addr 127.0.0.1:$port --mode echo >/tmp/srv.log 2>&1 & ;;

@@ -30,6 +30,11 @@ pub(crate) struct Ring {
     bufs: BufRing,
     batch: VecDeque<Completion>,
     sqpoll: bool,
+    /// Sends pushed since the last enter. They almost always complete inline while
+    /// being submitted, so the turn's wait asks for one completion more per send (and
+    /// caps the wait, in case one goes async): a request/response turn then costs one
+    /// enter, not one to submit and one to wait.
+    inline_sends: usize,
 }
 
 impl Ring {
@@ -74,6 +79,7 @@ impl Ring {
             bufs,
             batch: VecDeque::with_capacity(1024),
             sqpoll: cfg.sqpoll.is_some(),
+            inline_sends: 0,
         })
     }
 
@@ -119,6 +125,9 @@ impl Ring {
     ) -> io::Result<()> {
         // SAFETY: forwarded caller contract.
         let mut e = unsafe { Self::sqe(token, &op) };
+        if matches!(op, Op::Send { .. }) && !link {
+            self.inline_sends += 1;
+        }
         if link {
             e = e.flags(squeue::Flags::IO_LINK);
         }
@@ -183,12 +192,20 @@ impl Ring {
     /// The loop turn's single enter: submit, wait for one completion (or `timeout`),
     /// then copy every CQE into the batch.
     pub(crate) fn wait(&mut self, timeout: Option<Duration>, c: &mut Counters) -> io::Result<()> {
-        let want = if self.batch.is_empty() { 1 } else { 0 };
-        let timeout = if want == 0 {
+        let sends = std::mem::take(&mut self.inline_sends);
+        let mut want = if self.batch.is_empty() { 1 } else { 0 };
+        let mut timeout = if want == 0 {
             Some(Duration::ZERO)
         } else {
             timeout
         };
+        if want == 1 && sends > 0 && !self.sqpoll {
+            // Count the sends' own (inline) completions in, but never wait long for
+            // them: a send that had to go async costs at most one extra wake-up.
+            want += sends;
+            let cap = Duration::from_millis(1);
+            timeout = Some(timeout.map_or(cap, |t| t.min(cap)));
+        }
         if want == 0 && self.ring.submission().is_empty() && !self.ring.submission().cq_overflow() {
             // Completions are already waiting and nothing needs submitting.
         } else {
