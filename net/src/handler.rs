@@ -277,7 +277,7 @@ impl Conn<'_> {
     /// Most unconsumed bytes kept for the handler (default 1 MiB). When `on_data`
     /// consumes nothing and this much is pending, the connection closes with an error.
     pub fn set_max_pending(&mut self, bytes: usize) {
-        self.core.max_pending = bytes as u32;
+        self.core.max_pending = bytes.min(u32::MAX as usize) as u32;
     }
 
     /// The peer's address.

@@ -54,6 +54,7 @@ impl HttpConn {
 impl Handler for HttpConn {
     fn on_open(&mut self, conn: &mut Conn<'_>) {
         conn.set_idle_timeout(Some(self.session.parser().limits().keep_alive_timeout));
+        conn.set_max_pending(self.session.parser().limits().max_buffered_input());
     }
 
     fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) -> usize {

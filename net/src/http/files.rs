@@ -335,6 +335,7 @@ fn find(h: &[u8], needle: &[u8]) -> Option<usize> {
 impl Handler for StaticFiles {
     fn on_open(&mut self, conn: &mut Conn<'_>) {
         conn.set_idle_timeout(Some(self.parser.limits().keep_alive_timeout));
+        conn.set_max_pending(self.parser.limits().max_buffered_input());
     }
 
     fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) -> usize {

@@ -65,6 +65,17 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// The most unconsumed input a connection must be able to hold before the parser
+    /// can answer: a full head plus a body in its largest legal encoding (chunk
+    /// framing included), with room for one receive buffer. Connection handlers pass
+    /// it to [`Conn::set_max_pending`](crate::Conn::set_max_pending), so the codec's
+    /// own limits (413, 431) always speak first.
+    pub fn max_buffered_input(&self) -> usize {
+        self.max_head_bytes
+            .saturating_add(self.max_body_bytes.saturating_mul(2))
+            .saturating_add(64 * 1024)
+    }
+
     /// Sets [`Limits::max_head_bytes`].
     pub fn max_head_bytes(mut self, bytes: usize) -> Self {
         self.max_head_bytes = bytes;
