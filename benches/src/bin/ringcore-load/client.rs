@@ -159,6 +159,9 @@ impl<P: Protocol> Client<P> {
 
 impl<P: Protocol> Handler for Client<P> {
     fn on_open(&mut self, conn: &mut Conn<'_>) {
+        // Responses (e.g. a 1 MiB static file) may exceed the runtime's default 1 MiB
+        // cap on unconsumed input before a whole one has arrived.
+        conn.set_max_pending(64 << 20);
         self.opened = true;
         self.shared.open.fetch_add(1, Ordering::Relaxed);
         self.shared.opened.fetch_add(1, Ordering::Relaxed);
