@@ -13,7 +13,7 @@ use std::time::Duration;
 
 /// ringcore echo server: every byte received is sent back.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Address to listen on (IPv4 or IPv6, e.g. [::1]:7000).
     #[arg(long, default_value = "127.0.0.1:7000")]

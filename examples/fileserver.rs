@@ -14,7 +14,7 @@ use ringcore::{Listeners, Serve, SocketOptions};
 
 /// ringcore static file server.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Directory to serve.
     #[arg(long, default_value = ".")]

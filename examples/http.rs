@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 
 /// ringcore HTTP/1.1 example server.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 /// ringcore splice proxy.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:9000")]
