@@ -382,38 +382,33 @@ impl<F: Factory> Server<F> {
         }
     }
 
+    /// The client token and upstream fd of slot `idx`'s tunnel, if it has an upstream
+    /// that is not closing yet.
+    fn live_upstream(&mut self, idx: u32) -> Option<(Token, RawFd)> {
+        let core = &self.conns.get(idx)?.value.core;
+        let t = core.tunnel.as_ref()?;
+        (t.up >= 0 && !t.up_closing).then_some((core.token, t.up))
+    }
+
     /// Cancels the ops on a tunnel's upstream fd (from `begin_close`).
     pub(crate) fn cancel_tunnel_upstream(&mut self, io: &mut Io, idx: u32) {
-        let Some(s) = self.conns.get_mut(idx) else {
-            return;
-        };
-        let core = &mut s.value.core;
-        let tok = core.token;
-        let Some(t) = core.tunnel.as_mut() else {
-            return;
-        };
-        if t.up < 0 || t.up_closing {
-            return;
+        if let Some((tok, up)) = self.live_upstream(idx) {
+            self.tsubmit(io, idx, tok, K_UP_CANCEL, Op::CancelFd { fd: up });
         }
-        let up = t.up;
-        self.tsubmit(io, idx, tok, K_UP_CANCEL, Op::CancelFd { fd: up });
     }
 
     /// Closes a tunnel's upstream fd (from `finish_close`, with nothing in flight).
     pub(crate) fn close_tunnel_upstream(&mut self, io: &mut Io, idx: u32) {
-        let Some(s) = self.conns.get_mut(idx) else {
+        let Some((tok, up)) = self.live_upstream(idx) else {
             return;
         };
-        let core = &mut s.value.core;
-        let tok = core.token;
-        let Some(t) = core.tunnel.as_mut() else {
-            return;
-        };
-        if t.up < 0 || t.up_closing {
-            return;
+        if let Some(t) = self
+            .conns
+            .get_mut(idx)
+            .and_then(|s| s.value.core.tunnel.as_mut())
+        {
+            t.up_closing = true;
         }
-        t.up_closing = true;
-        let up = t.up;
         self.tsubmit(io, idx, tok, K_UP_CLOSE, Op::Close { fd: up });
     }
 }
