@@ -14,24 +14,16 @@ mod soak;
 mod support;
 
 use ringcore::http::{HttpConn, Limits, Request, Response, Router, StaticFiles};
-use ringcore::{BackendKind, Conn, ConnInfo, Handler};
+use ringcore::{BackendKind, ConnInfo};
+use soak::hash;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::client::{connect, echo_check, read_to_eof, shutdown_write, Rng};
 use support::http::{get, HttpClient, Resp};
 
 /// Drain deadline of every soak server.
 const DRAIN: Duration = Duration::from_secs(3);
-
-/// FNV-1a, to name a byte stream in messages.
-fn hash(b: &[u8]) -> u64 {
-    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| {
-        (h ^ u64::from(x)).wrapping_mul(0x100_0000_01b3)
-    })
-}
 
 fn check_body(what: &str, got: &[u8], want: &[u8]) -> Result<(), String> {
     if got == want {
@@ -178,28 +170,13 @@ fn http(backend: BackendKind, seed: u64, rng: &mut Rng) -> Result<(), String> {
     no_panics("http", &counters)
 }
 
-/// The proxy handler of examples/proxy.rs.
-struct Proxy {
-    upstream: SocketAddr,
-}
-
-impl Handler for Proxy {
-    fn on_open(&mut self, conn: &mut Conn<'_>) {
-        if conn.pipe_to(self.upstream, Duration::from_secs(5)).is_err() {
-            conn.abort();
-        }
-    }
-
-    fn on_data(&mut self, _conn: &mut Conn<'_>, data: &[u8]) -> usize {
-        data.len()
-    }
-}
-
 /// Echo through a splice tunnel, both servers under faults.
 fn proxy(backend: BackendKind, seed: u64, rng: &mut Rng) -> Result<(), String> {
     let echo = soak::start(backend, seed ^ 0xECC0, DRAIN, support::echo_factory);
     let upstream = echo.addr;
-    let proxy = soak::start(backend, seed, DRAIN, move |_: &ConnInfo| Proxy { upstream });
+    let proxy = soak::start(backend, seed, DRAIN, move |_: &ConnInfo| soak::Proxy {
+        upstream,
+    });
     let clients: Vec<(Vec<u8>, usize)> = (0..rng.range(1, 2))
         .map(|_| {
             let n = rng.range(1, 64 << 10);
@@ -215,41 +192,8 @@ fn proxy(backend: BackendKind, seed: u64, rng: &mut Rng) -> Result<(), String> {
     no_panics("proxy upstream", &e)
 }
 
-/// The files the file-server workload serves (created once per run).
-struct Tree {
-    root: PathBuf,
-    files: Vec<(String, Vec<u8>)>,
-}
-
-impl Tree {
-    fn new() -> Tree {
-        let root = std::env::temp_dir().join(format!("ringcore-soak-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(&root).expect("create the soak root");
-        let mut rng = Rng::new(0x50A4);
-        let mut files = Vec::new();
-        for (name, n) in [
-            ("one.bin", 1),
-            ("page.bin", 4097),
-            ("mid.bin", 65_539),
-            ("big.bin", 300_001),
-        ] {
-            let data = rng.bytes(n);
-            std::fs::write(root.join(name), &data).expect("write a soak file");
-            files.push((name.to_string(), data));
-        }
-        Tree { root, files }
-    }
-}
-
-impl Drop for Tree {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.root);
-    }
-}
-
 /// Pipelined GETs of whole files and single ranges.
-fn files(backend: BackendKind, seed: u64, rng: &mut Rng, tree: &Tree) -> Result<(), String> {
+fn files(backend: BackendKind, seed: u64, rng: &mut Rng, tree: &soak::Tree) -> Result<(), String> {
     let factory = StaticFiles::factory(&tree.root, Limits::default())
         .map_err(|e| format!("StaticFiles::factory: {e}"))?;
     let srv = soak::start(backend, seed, DRAIN, factory);
@@ -293,98 +237,17 @@ fn files(backend: BackendKind, seed: u64, rng: &mut Rng, tree: &Tree) -> Result<
     no_panics("files", &counters)
 }
 
-/// One seed on one backend: every workload, then the fd table as it was.
-fn run_seed(backend: BackendKind, seed: u64, tree: &Tree) -> Result<(), String> {
-    let fds = support::fd_table();
+/// One seed on one backend: every workload in turn.
+fn run_seed(backend: BackendKind, seed: u64, tree: &soak::Tree) -> Result<(), String> {
     let mut rng = Rng::new(seed);
     echo(backend, seed, &mut rng).map_err(|e| format!("echo: {e}"))?;
     http(backend, seed, &mut rng).map_err(|e| format!("http: {e}"))?;
     proxy(backend, seed, &mut rng).map_err(|e| format!("proxy: {e}"))?;
-    files(backend, seed, &mut rng, tree).map_err(|e| format!("files: {e}"))?;
-    let now = support::fd_table();
-    if now != fds {
-        let leaked: Vec<_> = now
-            .iter()
-            .filter(|(fd, t)| fds.get(fd) != Some(t))
-            .collect();
-        let lost: Vec<_> = fds
-            .iter()
-            .filter(|(fd, t)| now.get(fd) != Some(t))
-            .collect();
-        return Err(format!(
-            "fd leak: {} open before, {} after; new or changed: {leaked:?}; gone: {lost:?}",
-            fds.len(),
-            now.len()
-        ));
-    }
-    Ok(())
-}
-
-fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
-    p.downcast_ref::<String>()
-        .cloned()
-        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "panic".into())
+    files(backend, seed, &mut rng, tree).map_err(|e| format!("files: {e}"))
 }
 
 #[test]
 fn soak_under_faults() {
-    let seeds = soak::seeds();
-    let tree = Tree::new();
-    let stats_before = ringcore_runtime::fault::stats();
-    let mut failures = Vec::new();
-    for backend in support::backends() {
-        let started = Instant::now();
-        let mut ok = 0;
-        for &seed in &seeds {
-            let r = catch_unwind(AssertUnwindSafe(|| run_seed(backend, seed, &tree)));
-            let msg = match r {
-                Ok(Ok(())) => {
-                    ok += 1;
-                    continue;
-                }
-                Ok(Err(m)) => m,
-                Err(p) => panic_text(p),
-            };
-            eprintln!(
-                "SOAK FAILURE seed={seed} backend={backend}: {msg}\n  replay: \
-                 RINGCORE_SOAK_SEED={seed} RINGCORE_BACKEND={} cargo test --release --test soak",
-                if backend == BackendKind::Uring {
-                    "uring"
-                } else {
-                    "epoll"
-                }
-            );
-            failures.push(format!("seed {seed} on {backend}: {msg}"));
-            if !soak::keep_going() {
-                break;
-            }
-        }
-        eprintln!(
-            "soak: {backend}: {ok}/{} seeds passed in {:.1?}",
-            seeds.len(),
-            started.elapsed()
-        );
-        if !failures.is_empty() && !soak::keep_going() {
-            break;
-        }
-    }
-    let s = ringcore_runtime::fault::stats();
-    eprintln!(
-        "soak: faults injected: {} short sends, {} send EAGAIN, {} recv ENOBUFS, {} accept \
-         EMFILE, {} multishot cuts, {} delayed, {} stale duplicates",
-        s.short_sends - stats_before.short_sends,
-        s.send_eagains - stats_before.send_eagains,
-        s.recv_enobufs - stats_before.recv_enobufs,
-        s.accept_emfiles - stats_before.accept_emfiles,
-        s.multishot_cuts - stats_before.multishot_cuts,
-        s.delayed - stats_before.delayed,
-        s.stale_duplicates - stats_before.stale_duplicates,
-    );
-    assert!(
-        failures.is_empty(),
-        "{} soak failures:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    let tree = soak::Tree::new();
+    soak::run_seeds("soak", |backend, seed| run_seed(backend, seed, &tree));
 }

@@ -10,11 +10,16 @@
 
 #![allow(dead_code)]
 
+use crate::support::client::Rng;
 use crate::support::{base_builder, wait_until};
-use ringcore::{BackendKind, Builder, Counters, Factory, Handle, Listeners, SocketOptions};
+use ringcore::{
+    BackendKind, Builder, Conn, Counters, Factory, Handle, Handler, Listeners, SocketOptions,
+};
 use ringcore_runtime::fault::FaultPlan;
 use std::io;
 use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -126,6 +131,14 @@ impl SoakServer {
         });
     }
 
+    /// Waits until the server has received bytes (a client is in the middle of
+    /// something).
+    pub fn wait_busy(&self) {
+        wait_until("the server to receive bytes", || {
+            self.counters().bytes_in > 0
+        });
+    }
+
     /// Shuts down and waits (at most drain timeout + [`JOIN_SLACK`]) for `serve` to
     /// return `Ok`. A hung server thread is leaked, not joined, so the run goes on.
     pub fn stop(mut self) -> Result<Counters, String> {
@@ -167,4 +180,158 @@ impl Drop for SoakServer {
             }
         }
     }
+}
+
+fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "panic".into())
+}
+
+/// Runs `one(backend, seed)` for every seed of [`seeds`] on every backend, each seed
+/// with the process's fd table checked against what it was before the seed. A failure
+/// (an `Err` or a panic) prints its seed and replay line; the test panics at the end
+/// (or at the first failure without `RINGCORE_SOAK_KEEP_GOING=1`), listing them all.
+pub fn run_seeds(test: &str, one: impl Fn(BackendKind, u64) -> Result<(), String>) {
+    let seeds = seeds();
+    let stats_before = ringcore_runtime::fault::stats();
+    let mut failures = Vec::new();
+    'backends: for backend in crate::support::backends() {
+        let started = Instant::now();
+        let mut ok = 0;
+        for &seed in &seeds {
+            let fds = crate::support::fd_table();
+            let r = catch_unwind(AssertUnwindSafe(|| one(backend, seed)));
+            let msg = match r {
+                Ok(Ok(())) => match fd_diff(&fds) {
+                    None => {
+                        ok += 1;
+                        continue;
+                    }
+                    Some(leak) => leak,
+                },
+                Ok(Err(m)) => m,
+                Err(p) => panic_text(p),
+            };
+            let name = if backend == BackendKind::Uring {
+                "uring"
+            } else {
+                "epoll"
+            };
+            eprintln!(
+                "SOAK FAILURE {test} seed={seed} backend={backend}: {msg}\n  replay: \
+                 RINGCORE_SOAK_SEED={seed} RINGCORE_BACKEND={name} cargo test --release --test {test}"
+            );
+            failures.push(format!("seed {seed} on {backend}: {msg}"));
+            if !keep_going() {
+                break 'backends;
+            }
+        }
+        eprintln!(
+            "{test}: {backend}: {ok}/{} seeds passed in {:.1?}",
+            seeds.len(),
+            started.elapsed()
+        );
+    }
+    let s = ringcore_runtime::fault::stats();
+    eprintln!(
+        "{test}: faults injected: {} short sends, {} send EAGAIN, {} recv ENOBUFS, {} accept \
+         EMFILE, {} multishot cuts, {} delayed, {} stale duplicates",
+        s.short_sends - stats_before.short_sends,
+        s.send_eagains - stats_before.send_eagains,
+        s.recv_enobufs - stats_before.recv_enobufs,
+        s.accept_emfiles - stats_before.accept_emfiles,
+        s.multishot_cuts - stats_before.multishot_cuts,
+        s.delayed - stats_before.delayed,
+        s.stale_duplicates - stats_before.stale_duplicates,
+    );
+    assert!(
+        failures.is_empty(),
+        "{} soak failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// The difference between the fd table now and `before`, if any.
+fn fd_diff(before: &std::collections::BTreeMap<i32, String>) -> Option<String> {
+    let now = crate::support::fd_table();
+    if &now == before {
+        return None;
+    }
+    let leaked: Vec<_> = now
+        .iter()
+        .filter(|(fd, t)| before.get(fd) != Some(t))
+        .collect();
+    let lost: Vec<_> = before
+        .iter()
+        .filter(|(fd, t)| now.get(fd) != Some(t))
+        .collect();
+    Some(format!(
+        "fd leak: {} open before, {} after; new or changed: {leaked:?}; gone: {lost:?}",
+        before.len(),
+        now.len()
+    ))
+}
+
+/// The proxy handler of examples/proxy.rs.
+pub struct Proxy {
+    /// Where every tunnel goes.
+    pub upstream: SocketAddr,
+}
+
+impl Handler for Proxy {
+    fn on_open(&mut self, conn: &mut Conn<'_>) {
+        if conn.pipe_to(self.upstream, Duration::from_secs(5)).is_err() {
+            conn.abort();
+        }
+    }
+
+    fn on_data(&mut self, _conn: &mut Conn<'_>, data: &[u8]) -> usize {
+        data.len()
+    }
+}
+
+/// The files the file-server workload serves (created once per run).
+pub struct Tree {
+    /// The directory served.
+    pub root: PathBuf,
+    /// Each file's name and contents.
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
+impl Tree {
+    /// Writes the files.
+    pub fn new() -> Tree {
+        let root = std::env::temp_dir().join(format!("ringcore-soak-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).expect("create the soak root");
+        let mut rng = Rng::new(0x50A4);
+        let mut files = Vec::new();
+        for (name, n) in [
+            ("one.bin", 1),
+            ("page.bin", 4097),
+            ("mid.bin", 65_539),
+            ("big.bin", 300_001),
+        ] {
+            let data = rng.bytes(n);
+            std::fs::write(root.join(name), &data).expect("write a soak file");
+            files.push((name.to_string(), data));
+        }
+        Tree { root, files }
+    }
+}
+
+impl Drop for Tree {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// FNV-1a, to name a byte stream in messages.
+pub fn hash(b: &[u8]) -> u64 {
+    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| {
+        (h ^ u64::from(x)).wrapping_mul(0x100_0000_01b3)
+    })
 }
