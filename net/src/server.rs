@@ -38,7 +38,9 @@ pub(crate) struct Server<F: Factory> {
 }
 
 pub(crate) fn log_panic(worker: usize, what: &str) {
-    eprintln!("ringcore: worker {worker}: a {what} callback panicked; its connection is closed");
+    tracing::error!(
+        "ringcore: worker {worker}: a {what} callback panicked; its connection is closed"
+    );
 }
 
 /// Runs `f` on the handler with a `Conn`, turning a panic into an aborted connection.

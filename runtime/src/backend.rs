@@ -111,7 +111,7 @@ impl Driver {
                 Ok(r) => Ok(Driver::Uring(Box::new(r))),
                 Err(e) if is_unavailable(&e) => {
                     if !FALLBACK_LOGGED.swap(true, Ordering::Relaxed) {
-                        eprintln!(
+                        tracing::warn!(
                             "ringcore: io_uring unavailable ({e}); running on the epoll backend. \
                              Set RINGCORE_BACKEND=epoll to silence this, or allow io_uring to use it."
                         );

@@ -162,8 +162,8 @@ impl Runtime {
     {
         if self.cfg.raise_nofile {
             match crate::affinity::raise_nofile_limit() {
-                Ok(n) => eprintln!("ringcore: RLIMIT_NOFILE is {n}"),
-                Err(e) => eprintln!("ringcore: could not raise RLIMIT_NOFILE: {e}"),
+                Ok(n) => tracing::debug!("ringcore: RLIMIT_NOFILE is {n}"),
+                Err(e) => tracing::warn!("ringcore: could not raise RLIMIT_NOFILE: {e}"),
             }
         }
         let cpus = match &self.cfg.cpus {
@@ -283,7 +283,9 @@ where
 {
     if let Some(cpu) = cpu {
         if let Err(e) = crate::affinity::pin_current_thread(cpu) {
-            eprintln!("ringcore: worker {id}: could not pin to CPU {cpu}: {e}; running unpinned");
+            tracing::warn!(
+                "ringcore: worker {id}: could not pin to CPU {cpu}: {e}; running unpinned"
+            );
         }
     }
     let driver = Driver::open(&cfg)?;
