@@ -298,6 +298,7 @@ impl<F: Factory> Service for Server<F> {
         }
         self.ctx.dirty.clear();
         self.arm_accept(io);
+        io.counters().timers_pending = self.ctx.timers.len() as u64;
     }
 
     fn next_deadline(&self) -> Option<Instant> {

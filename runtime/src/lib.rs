@@ -42,7 +42,7 @@ pub use io::Io;
 pub use metrics::{Counters, Snapshot};
 pub use op::Op;
 pub use registry::Registry;
-pub use timer::TimerWheel;
+pub use timer::{TimerHandle, TimerWheel};
 pub use token::{OpKind, Token};
 pub use uring::probe::kernel_version;
 pub use worker::{probe_backend, Handle, Runtime, Service};
