@@ -5,9 +5,16 @@
 //! (a header deadline) and asks for the next deadline, as the worker does. The
 //! connections' close cancelled their timers.
 //!
-//! Before the fix (hashed wheel, no cancellation: the 100k entries stayed, and every
-//! expiry made `next_deadline` rescan them all) this measured ~215 µs per turn; see
-//! the commit message for both runs.
+//! Measured on the 2-core dev VM (shared, so noisy), median per turn:
+//!
+//! | case                          | before (hashed wheel) | after (heap + cancel) |
+//! | ----------------------------- | --------------------- | --------------------- |
+//! | 100k closed, 100 open         | 242 µs                | 0.18 µs               |
+//! | 100k closed, 10,000 open      | 46 µs                 | 0.24 µs               |
+//! | `next_deadline` alone         | 3.7 ns (cached)       | 5.9 ns (peek)         |
+//!
+//! "Before" had no cancellation, so the closed connections' 100k entries stayed, and
+//! every expiry made `next_deadline` rescan all of them.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use ringcore::runtime::timer::TimerWheel;
