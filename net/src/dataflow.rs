@@ -374,6 +374,7 @@ impl<F: Factory> Server<F> {
 
     pub(crate) fn maybe_release(&mut self, io: &mut Io, idx: u32) {
         if let Some(mut slot) = self.conns.release_if_done(idx) {
+            self.ctx.cancel_timers(&mut slot.core);
             if let Some(mut st) = slot.core.splice.take() {
                 st.release(io);
             }
@@ -407,13 +408,21 @@ impl<F: Factory> Server<F> {
         }
         let slot = &mut s.value;
         let now_ms = self.ctx.now_ms();
+        // The entry that fired is gone from the timer set: forget its handle.
+        match t.kind() {
+            Some(OpKind::Timer) => slot.core.user_timer = None,
+            Some(OpKind::Timeout) => slot.core.idle_timer = None,
+            _ => {}
+        }
         if slot.core.has(CLOSE_SENT) {
             return;
         }
         match t.kind() {
             Some(OpKind::Timer) => match slot.core.timer_at {
                 0 => slot.core.clear(USER_TIMER),
-                at if at > now_ms => self.ctx.timers.insert(self.ctx.at(at), key),
+                at if at > now_ms => {
+                    slot.core.user_timer = Some(self.ctx.timers.insert(self.ctx.at(at), key));
+                }
                 _ => {
                     slot.core.clear(USER_TIMER);
                     slot.core.timer_at = 0;
@@ -439,7 +448,7 @@ impl<F: Factory> Server<F> {
                     return;
                 }
                 if d > now_ms {
-                    self.ctx.timers.insert(self.ctx.at(d), key);
+                    slot.core.idle_timer = Some(self.ctx.timers.insert(self.ctx.at(d), key));
                     return;
                 }
                 slot.core.clear(TIMER);

@@ -133,18 +133,35 @@ impl Driver {
     /// # Safety
     /// Pointers in `op` stay valid until its final completion.
     #[inline]
-    pub(crate) unsafe fn push(
+    pub(crate) unsafe fn push(&mut self, token: Token, op: Op, c: &mut Counters) -> io::Result<()> {
+        match self {
+            // SAFETY: forwarded caller contract.
+            Driver::Uring(r) => unsafe { r.push(token, op, c) },
+            // SAFETY: forwarded caller contract.
+            Driver::Epoll(p) => unsafe { p.push(token, op, false, c) },
+        }
+    }
+
+    /// Pushes `first` linked to `second`, as one unit.
+    ///
+    /// # Safety
+    /// Pointers in both ops stay valid until their final completions.
+    pub(crate) unsafe fn push_linked(
         &mut self,
-        token: Token,
-        op: Op,
-        link: bool,
+        first: (Token, Op),
+        second: (Token, Op),
         c: &mut Counters,
     ) -> io::Result<()> {
         match self {
             // SAFETY: forwarded caller contract.
-            Driver::Uring(r) => unsafe { r.push(token, op, link, c) },
-            // SAFETY: forwarded caller contract.
-            Driver::Epoll(p) => unsafe { p.push(token, op, link, c) },
+            Driver::Uring(r) => unsafe { r.push_linked(first, second, c) },
+            // SAFETY: forwarded caller contract. The poller carries the link from one
+            // push to the next (it never fails a push), so two pushes in a row are the
+            // pair.
+            Driver::Epoll(p) => unsafe {
+                p.push(first.0, first.1, true, c)?;
+                p.push(second.0, second.1, false, c)
+            },
         }
     }
 
@@ -198,13 +215,6 @@ impl Driver {
     pub(crate) fn forget(&mut self, fd: std::os::fd::RawFd) {
         if let Driver::Epoll(p) = self {
             p.forget(fd);
-        }
-    }
-
-    pub(crate) fn sq_space(&mut self) -> usize {
-        match self {
-            Driver::Uring(r) => r.sq_space(),
-            Driver::Epoll(_) => usize::MAX,
         }
     }
 }

@@ -201,7 +201,10 @@ impl Runtime {
         } else {
             None
         };
-        // A shutdown requested before run started still applies.
+        // A shutdown requested before run started still applies. The message alone is
+        // not enough: a worker reads its channel after a wait, and with nothing else
+        // to wake it (no connection, no signal) its first wait would never end; the
+        // eventfd write completes its wake read at once.
         if self
             .shared
             .shutdown
@@ -209,6 +212,7 @@ impl Runtime {
         {
             for s in &slots {
                 let _ = s.tx.send(Control::Shutdown);
+                wake(&s.wake_fd);
             }
         }
         let mut threads = Vec::new();
