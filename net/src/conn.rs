@@ -43,9 +43,19 @@ pub(crate) const EOF_PENDING: u32 = 1 << 15;
 /// splice, only when it runs, and cancel-by-fd cannot match such work; closing the fd
 /// before it ran would let it act on whatever socket reuses the number.)
 pub(crate) const CLOSE_WAIT: u32 = 1 << 16;
+/// The output queue reached the high-water mark: reading is stopped until it drains
+/// below the low-water mark (set and cleared by `drive`, see [`ConnCore::backed_up`]).
+pub(crate) const BACKED_UP: u32 = 1 << 17;
+/// Reading is stopped, by the handler ([`PAUSED`]) or by output backpressure.
+pub(crate) const READ_STOP: u32 = PAUSED | BACKED_UP;
 
 /// Default most unconsumed input bytes kept for a handler.
 pub const DEFAULT_MAX_PENDING: u32 = 1 << 20;
+
+/// Default output high-water mark: once this many bytes are queued and not yet handed
+/// to the kernel, the runtime stops reading from the connection until the queue drains
+/// below a quarter of it ([`Conn::set_output_limit`](crate::Conn::set_output_limit)).
+pub const DEFAULT_OUTPUT_HIGH_WATER: usize = 1 << 20;
 
 /// A connection's state, apart from its handler.
 pub struct ConnCore {
@@ -54,6 +64,8 @@ pub struct ConnCore {
     pub(crate) token: Token,
     pub(crate) flags: u32,
     pub(crate) max_pending: u32,
+    /// Output high-water mark in bytes (0: no limit); the low-water mark is a quarter.
+    pub(crate) high_water: u32,
     /// Idle timeout in ms (0: none).
     pub(crate) idle_ms: u32,
     /// When the idle timeout fires if nothing happens ([`WorkerCtx::ms`] units, 0: none).
@@ -118,6 +130,7 @@ impl ConnCore {
             token,
             flags: 0,
             max_pending: DEFAULT_MAX_PENDING,
+            high_water: DEFAULT_OUTPUT_HIGH_WATER as u32,
             idle_ms: 0,
             deadline: 0,
             timer_at: 0,
@@ -181,6 +194,44 @@ impl ConnCore {
             self.set(PAUSED);
         } else {
             self.clear(PAUSED);
+        }
+    }
+
+    /// Output bytes queued and not yet handed to the kernel: the write queue (file
+    /// segments included) plus bytes sitting in a splice pipe.
+    pub(crate) fn queued_bytes(&self) -> usize {
+        let piped = self.splice.as_ref().map_or(0, |s| s.in_pipe)
+            + self.tunnel.as_ref().map_or(0, |t| t.buffered());
+        self.out.len() + piped as usize
+    }
+
+    /// True while output is backed up: from the moment the queue reaches the high-water
+    /// mark until it drains to the low-water mark (a quarter of it).
+    pub(crate) fn backed_up(&self) -> bool {
+        let hw = self.high_water as usize;
+        if hw == 0 {
+            return false;
+        }
+        let q = self.queued_bytes();
+        q >= hw || (self.has(BACKED_UP) && q > hw / 4)
+    }
+
+    /// Brings [`BACKED_UP`] in line with the queue; true if it changed.
+    pub(crate) fn update_backed_up(&mut self) -> bool {
+        let on = self.backed_up();
+        if on != self.has(BACKED_UP) {
+            self.flags ^= BACKED_UP;
+            return true;
+        }
+        false
+    }
+
+    /// `on_data` left bytes unconsumed: if reading is stopped (the handler paused, or
+    /// output is backed up), they are offered again on resume without waiting for new
+    /// input, and an end of stream waits for them.
+    pub(crate) fn note_leftovers(&mut self) {
+        if !self.pending.is_empty() && (self.has(PAUSED) || self.backed_up()) {
+            self.set(PENDING_NEW);
         }
     }
 
