@@ -107,9 +107,7 @@ impl Driver {
         let d = Self::open_backend(cfg)?;
         #[cfg(feature = "fault-injection")]
         if let Some(plan) = &cfg.fault {
-            return Ok(Driver::Fault(Box::new(crate::fault::FaultDriver::new(
-                d, plan,
-            ))));
+            return Ok(Driver::Fault(Box::new(crate::fault::FaultDriver::new(d, plan))));
         }
         Ok(d)
     }
@@ -125,7 +123,7 @@ impl Driver {
                 Ok(r) => Ok(Driver::Uring(Box::new(r))),
                 Err(e) if is_unavailable(&e) => {
                     if !FALLBACK_LOGGED.swap(true, Ordering::Relaxed) {
-                        eprintln!(
+                        tracing::warn!(
                             "ringcore: io_uring unavailable ({e}); running on the epoll backend. \
                              Set RINGCORE_BACKEND=epoll to silence this, or allow io_uring to use it."
                         );
@@ -149,21 +147,41 @@ impl Driver {
     /// # Safety
     /// Pointers in `op` stay valid until its final completion.
     #[inline]
-    pub(crate) unsafe fn push(
+    pub(crate) unsafe fn push(&mut self, token: Token, op: Op, c: &mut Counters) -> io::Result<()> {
+        match self {
+            #[cfg(feature = "fault-injection")]
+            // SAFETY: forwarded caller contract.
+            Driver::Fault(f) => unsafe { f.push(token, op, c) },
+            // SAFETY: forwarded caller contract.
+            Driver::Uring(r) => unsafe { r.push(token, op, c) },
+            // SAFETY: forwarded caller contract.
+            Driver::Epoll(p) => unsafe { p.push(token, op, false, c) },
+        }
+    }
+
+    /// Pushes `first` linked to `second`, as one unit.
+    ///
+    /// # Safety
+    /// Pointers in both ops stay valid until their final completions.
+    pub(crate) unsafe fn push_linked(
         &mut self,
-        token: Token,
-        op: Op,
-        link: bool,
+        first: (Token, Op),
+        second: (Token, Op),
         c: &mut Counters,
     ) -> io::Result<()> {
         match self {
             #[cfg(feature = "fault-injection")]
             // SAFETY: forwarded caller contract.
-            Driver::Fault(f) => unsafe { f.push(token, op, link, c) },
+            Driver::Fault(f) => unsafe { f.push_linked(first, second, c) },
             // SAFETY: forwarded caller contract.
-            Driver::Uring(r) => unsafe { r.push(token, op, link, c) },
-            // SAFETY: forwarded caller contract.
-            Driver::Epoll(p) => unsafe { p.push(token, op, link, c) },
+            Driver::Uring(r) => unsafe { r.push_linked(first, second, c) },
+            // SAFETY: forwarded caller contract. The poller carries the link from one
+            // push to the next (it never fails a push), so two pushes in a row are the
+            // pair.
+            Driver::Epoll(p) => unsafe {
+                p.push(first.0, first.1, true, c)?;
+                p.push(second.0, second.1, false, c)
+            },
         }
     }
 
@@ -232,15 +250,6 @@ impl Driver {
             #[cfg(feature = "fault-injection")]
             Driver::Fault(f) => f.inner_mut().forget(fd),
             Driver::Uring(_) => {}
-        }
-    }
-
-    pub(crate) fn sq_space(&mut self) -> usize {
-        match self {
-            #[cfg(feature = "fault-injection")]
-            Driver::Fault(f) => f.inner_mut().sq_space(),
-            Driver::Uring(r) => r.sq_space(),
-            Driver::Epoll(_) => usize::MAX,
         }
     }
 }

@@ -268,8 +268,6 @@ pub(crate) struct FaultDriver {
     multi: HashMap<u64, Multi>,
     /// Linked ops in flight, per token: never held.
     linked: HashMap<u64, u32>,
-    /// The previous push asked for a link (this one is its tail).
-    link_tail: bool,
 }
 
 impl FaultDriver {
@@ -287,7 +285,6 @@ impl FaultDriver {
             copies: HashMap::new(),
             multi: HashMap::new(),
             linked: HashMap::new(),
-            link_tail: false,
         }
     }
 
@@ -315,22 +312,10 @@ impl FaultDriver {
 
     /// # Safety
     /// As [`Driver::push`].
-    pub(crate) unsafe fn push(
-        &mut self,
-        token: Token,
-        op: Op,
-        link: bool,
-        c: &mut Counters,
-    ) -> io::Result<()> {
-        let tail = std::mem::replace(&mut self.link_tail, link);
-        let in_link = link || tail;
+    pub(crate) unsafe fn push(&mut self, token: Token, op: Op, c: &mut Counters) -> io::Result<()> {
         let mut op = op;
         let mut copy = None;
-        if in_link {
-            // Nothing held may overtake or be overtaken by a link's completions.
-            self.release_all();
-            *self.linked.entry(token.raw()).or_default() += 1;
-        } else if !Self::is_worker_op(token) {
+        if !Self::is_worker_op(token) {
             match op {
                 Op::Send {
                     fd,
@@ -377,29 +362,50 @@ impl FaultDriver {
         }
         // SAFETY: forwarded caller contract; a shortened copy points inside the
         // caller's buffers and is kept until the token has no op in flight.
-        let r = unsafe { self.inner.push(token, op, link, c) };
-        if r.is_err() {
-            return r;
-        }
-        *self.in_flight.entry(token.raw()).or_default() += 1;
+        unsafe { self.inner.push(token, op, c) }?;
+        self.submitted(token, &op);
         if let Some(m) = copy {
             self.copies.entry(token.raw()).or_default().push(m);
         }
-        match op {
-            Op::RecvMulti { fd } | Op::AcceptMulti { fd } => {
-                self.multi.insert(
-                    token.raw(),
-                    Multi {
-                        fd,
-                        accept: matches!(op, Op::AcceptMulti { .. }),
-                        armed_turn: self.turn,
-                        cut: false,
-                    },
-                );
-            }
-            _ => {}
+        Ok(())
+    }
+
+    /// A linked pair goes through untouched, and nothing held may overtake or be
+    /// overtaken by its completions: everything held is released first, and the
+    /// pair's completions are never held.
+    ///
+    /// # Safety
+    /// As [`Driver::push_linked`].
+    pub(crate) unsafe fn push_linked(
+        &mut self,
+        first: (Token, Op),
+        second: (Token, Op),
+        c: &mut Counters,
+    ) -> io::Result<()> {
+        self.release_all();
+        // SAFETY: forwarded caller contract.
+        unsafe { self.inner.push_linked(first, second, c) }?;
+        for (t, op) in [first, second] {
+            *self.linked.entry(t.raw()).or_default() += 1;
+            self.submitted(t, &op);
         }
         Ok(())
+    }
+
+    /// Bookkeeping for an op handed to the real backend.
+    fn submitted(&mut self, token: Token, op: &Op) {
+        *self.in_flight.entry(token.raw()).or_default() += 1;
+        if let Op::RecvMulti { fd } | Op::AcceptMulti { fd } = *op {
+            self.multi.insert(
+                token.raw(),
+                Multi {
+                    fd,
+                    accept: matches!(op, Op::AcceptMulti { .. }),
+                    armed_turn: self.turn,
+                    cut: false,
+                },
+            );
+        }
     }
 
     pub(crate) fn wait(&mut self, timeout: Option<Duration>, c: &mut Counters) -> io::Result<()> {
@@ -433,7 +439,7 @@ impl FaultDriver {
                 target: Token::from_raw(raw),
             };
             // SAFETY: a cancel references no memory.
-            unsafe { self.inner.push(FAULT_CANCEL, op, false, c) }?;
+            unsafe { self.inner.push(FAULT_CANCEL, op, c) }?;
         }
         Ok(())
     }

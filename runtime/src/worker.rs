@@ -162,8 +162,8 @@ impl Runtime {
     {
         if self.cfg.raise_nofile {
             match crate::affinity::raise_nofile_limit() {
-                Ok(n) => eprintln!("ringcore: RLIMIT_NOFILE is {n}"),
-                Err(e) => eprintln!("ringcore: could not raise RLIMIT_NOFILE: {e}"),
+                Ok(n) => tracing::debug!("ringcore: RLIMIT_NOFILE is {n}"),
+                Err(e) => tracing::warn!("ringcore: could not raise RLIMIT_NOFILE: {e}"),
             }
         }
         let cpus = match &self.cfg.cpus {
@@ -201,7 +201,10 @@ impl Runtime {
         } else {
             None
         };
-        // A shutdown requested before run started still applies.
+        // A shutdown requested before run started still applies. The message alone is
+        // not enough: a worker reads its channel after a wait, and with nothing else
+        // to wake it (no connection, no signal) its first wait would never end; the
+        // eventfd write completes its wake read at once.
         if self
             .shared
             .shutdown
@@ -209,6 +212,7 @@ impl Runtime {
         {
             for s in &slots {
                 let _ = s.tx.send(Control::Shutdown);
+                wake(&s.wake_fd);
             }
         }
         let mut threads = Vec::new();
@@ -283,7 +287,9 @@ where
 {
     if let Some(cpu) = cpu {
         if let Err(e) = crate::affinity::pin_current_thread(cpu) {
-            eprintln!("ringcore: worker {id}: could not pin to CPU {cpu}: {e}; running unpinned");
+            tracing::warn!(
+                "ringcore: worker {id}: could not pin to CPU {cpu}: {e}; running unpinned"
+            );
         }
     }
     let driver = Driver::open(&cfg)?;

@@ -46,7 +46,7 @@ pub use conn::HttpConn;
 pub use date::{format_http_date, DateCache, HTTP_DATE_LEN};
 pub use files::StaticFiles;
 pub use limits::Limits;
-pub use parse::{RequestParser, Status};
+pub use parse::{RequestParser, Status, MAX_METHOD_BYTES};
 pub use request::{Headers, Request};
 pub use response::{reason_phrase, write_error, write_response, Reply, Response};
 pub use router::{Route, Router};
