@@ -57,7 +57,7 @@ fn echo(backend: BackendKind, seed: u64, rng: &mut Rng) -> Result<(), String> {
         })
         .collect();
     run_echo_clients(addr, &clients);
-    srv.wait_idle("echo connections closed");
+    srv.wait_idle("echo connections closed")?;
     let c = srv.stop()?;
     no_panics("echo", &c)
 }
@@ -165,7 +165,7 @@ fn http(backend: BackendKind, seed: u64, rng: &mut Rng) -> Result<(), String> {
         c.expect_closed();
     }
     drop(c);
-    srv.wait_idle("http connections closed");
+    srv.wait_idle("http connections closed")?;
     let counters = srv.stop()?;
     no_panics("http", &counters)
 }
@@ -184,8 +184,8 @@ fn proxy(backend: BackendKind, seed: u64, rng: &mut Rng) -> Result<(), String> {
         })
         .collect();
     run_echo_clients(proxy.addr, &clients);
-    proxy.wait_idle("proxy connections closed");
-    echo.wait_idle("upstream connections closed");
+    proxy.wait_idle("proxy connections closed")?;
+    echo.wait_idle("upstream connections closed")?;
     let p = proxy.stop()?;
     let e = echo.stop()?;
     no_panics("proxy", &p)?;
@@ -232,7 +232,7 @@ fn files(backend: BackendKind, seed: u64, rng: &mut Rng, tree: &soak::Tree) -> R
     }
     writer.join().map_err(|_| "request writer panicked")?;
     drop(c);
-    srv.wait_idle("file connections closed");
+    srv.wait_idle("file connections closed")?;
     let counters = srv.stop()?;
     no_panics("files", &counters)
 }

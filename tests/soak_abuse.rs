@@ -74,7 +74,7 @@ fn stutter(backend: BackendKind, seed: u64, rng: &mut Rng) -> Result<(), String>
         Err((_, e)) => return Err(format!("stutter: reading to EOF after the echo: {e}")),
     }
     drop(s);
-    srv.wait_idle("stutter connections closed");
+    srv.wait_idle("stutter connections closed")?;
     no_panics("stutter", &srv.stop()?)
 }
 
@@ -102,7 +102,7 @@ fn resets(backend: BackendKind, seed: u64, rng: &mut Rng, tree: &soak::Tree) -> 
     let out = rng.bytes(len);
     let read = rng.range(0, len);
     reset_after(srv.addr, &out, read);
-    srv.wait_idle("reset echo connections closed");
+    srv.wait_idle("reset echo connections closed")?;
     no_panics("echo reset", &srv.stop()?)?;
 
     let factory = ringcore::http::StaticFiles::factory(&tree.root, Default::default())
@@ -110,7 +110,7 @@ fn resets(backend: BackendKind, seed: u64, rng: &mut Rng, tree: &soak::Tree) -> 
     let srv = soak::start(backend, seed, DRAIN, factory);
     let read = rng.range(0, 200_000);
     reset_after(srv.addr, &get("GET", "/big.bin", ""), read);
-    srv.wait_idle("reset downloads closed");
+    srv.wait_idle("reset downloads closed")?;
     no_panics("download reset", &srv.stop()?)
 }
 
@@ -149,8 +149,8 @@ fn tunnel_resets(backend: BackendKind, seed: u64, rng: &mut Rng) -> Result<(), S
     let len = rng.range(1, 64 << 10);
     let out = rng.bytes(len);
     reset_after(proxy.addr, &out, rng.range(0, len));
-    proxy.wait_idle("tunnels closed after the client reset");
-    echo.wait_idle("upstream connections closed after the client reset");
+    proxy.wait_idle("tunnels closed after the client reset")?;
+    echo.wait_idle("upstream connections closed after the client reset")?;
     no_panics("tunnel client reset", &proxy.stop()?)?;
     no_panics("tunnel upstream", &echo.stop()?)?;
 
@@ -164,7 +164,7 @@ fn tunnel_resets(backend: BackendKind, seed: u64, rng: &mut Rng) -> Result<(), S
     let _ = read_to_eof(&mut s);
     drop(s);
     let _ = up.join();
-    proxy.wait_idle("tunnels closed after the upstream reset");
+    proxy.wait_idle("tunnels closed after the upstream reset")?;
     no_panics("tunnel upstream reset", &proxy.stop()?)
 }
 
@@ -220,7 +220,7 @@ fn shutdown_under_load(
     let c = r.map_err(|e| format!("shutdown under load (case {which}, {took:?}): {e}"))?;
     no_panics("shutdown under load", &c)?;
     if let Some(u) = upstream_srv {
-        u.wait_idle("upstream connections closed after the proxy shut down");
+        u.wait_idle("upstream connections closed after the proxy shut down")?;
         no_panics("upstream", &u.stop()?)?;
     }
     Ok(())

@@ -107,7 +107,9 @@ impl Driver {
         let d = Self::open_backend(cfg)?;
         #[cfg(feature = "fault-injection")]
         if let Some(plan) = &cfg.fault {
-            return Ok(Driver::Fault(Box::new(crate::fault::FaultDriver::new(d, plan))));
+            return Ok(Driver::Fault(Box::new(crate::fault::FaultDriver::new(
+                d, plan,
+            ))));
         }
         Ok(d)
     }

@@ -5,6 +5,8 @@
 //! * `RINGCORE_SOAK_SEED=<n>` runs that one seed (replay of a failure);
 //! * `RINGCORE_SOAK_SEEDS=<count>` runs seeds `0..count` (default [`DEFAULT_SEEDS`]);
 //! * `RINGCORE_SOAK_FIRST=<n>` starts the range at `n`;
+//! * `RINGCORE_SOAK_ONLY=delay,short_send` keeps only those faults (`none`: no fault;
+//!   the seed still picks rings, pool and workload);
 //! * `RINGCORE_SOAK_KEEP_GOING=1` records failures and goes on (long runs); the test
 //!   still fails at the end, listing every failing seed.
 
@@ -56,7 +58,7 @@ pub fn keep_going() -> bool {
 /// on io_uring).
 pub fn soak_builder(backend: BackendKind, seed: u64, drain: Duration) -> Builder {
     let mut b = base_builder(backend)
-        .fault_injection(FaultPlan::random(seed))
+        .fault_injection(plan(seed))
         .emfile_backoff(Duration::from_millis(1))
         .drain_timeout(drain)
         .raise_nofile(false);
@@ -69,6 +71,64 @@ pub fn soak_builder(backend: BackendKind, seed: u64, drain: Duration) -> Builder
         _ => b = b.buf_count(64),
     }
     b
+}
+
+/// The seed's fault plan: [`FaultPlan::random`], narrowed for diagnosis by
+/// `RINGCORE_SOAK_ONLY=<fault>[,<fault>...]` (names as the `FaultRates` fields;
+/// `none` for no fault at all).
+pub fn plan(seed: u64) -> FaultPlan {
+    let mut p = FaultPlan::random(seed);
+    let Ok(only) = std::env::var("RINGCORE_SOAK_ONLY") else {
+        return p;
+    };
+    let keep = |name: &str| only.split(',').any(|o| o.trim() == name);
+    let r = &mut p.rates;
+    for (name, rate) in [
+        ("short_send", &mut r.short_send),
+        ("send_eagain", &mut r.send_eagain),
+        ("recv_enobufs", &mut r.recv_enobufs),
+        ("accept_emfile", &mut r.accept_emfile),
+        ("multishot_cut", &mut r.multishot_cut),
+        ("delay", &mut r.delay),
+        ("stale_duplicate", &mut r.stale_duplicate),
+    ] {
+        if !keep(name) {
+            *rate = 0;
+        }
+    }
+    p
+}
+
+/// How long a seed waits for connections to close (`RINGCORE_SOAK_DEADLINE_MS`,
+/// default 10 s: far beyond what a seed needs, short enough for long runs).
+pub fn idle_deadline() -> Duration {
+    let ms = std::env::var("RINGCORE_SOAK_DEADLINE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    Duration::from_millis(ms)
+}
+
+/// The fdinfo of every io_uring instance of this process (what the kernel still
+/// holds: SQEs, CQEs, overflow, polls), for failure messages.
+pub fn ring_fdinfo() -> String {
+    let mut out = String::new();
+    for (fd, target) in crate::support::fd_table() {
+        if target.contains("io_uring") {
+            let info =
+                std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).unwrap_or_default();
+            let lines: Vec<&str> = info
+                .lines()
+                .filter(|l| !l.starts_with("UserBufs"))
+                .take(60)
+                .collect();
+            out.push_str(&format!(
+                "fdinfo of io_uring fd {fd}:\n{}\n",
+                lines.join("\n")
+            ));
+        }
+    }
+    out
 }
 
 /// A server under faults on its own thread.
@@ -121,14 +181,27 @@ impl SoakServer {
         self.handle.metrics().total
     }
 
-    /// Waits until every connection slot is free again.
-    pub fn wait_idle(&self, what: &str) {
-        wait_until(what, || {
+    /// Waits until every connection slot is free again (at most [`idle_deadline`]);
+    /// on timeout the error carries the counters and every io_uring's fdinfo.
+    pub fn wait_idle(&self, what: &str) -> Result<(), String> {
+        let end = Instant::now() + idle_deadline();
+        loop {
             if self.join.as_ref().is_some_and(|j| j.is_finished()) {
-                panic!("server ended while waiting for {what}");
+                return Err(format!("server ended while waiting for {what}"));
             }
-            self.counters().open_conns == 0
-        });
+            let c = self.counters();
+            if c.open_conns == 0 {
+                return Ok(());
+            }
+            if Instant::now() > end {
+                return Err(format!(
+                    "timed out after {:?} waiting for {what}: counters {c:?}\n{}",
+                    idle_deadline(),
+                    ring_fdinfo()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// Waits until the server has received bytes (a client is in the middle of
