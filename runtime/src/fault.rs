@@ -263,6 +263,9 @@ pub(crate) struct FaultDriver {
     /// Ops pushed and not finished, per token.
     in_flight: HashMap<u64, u32>,
     /// Shortened send messages, per token, freed when the token has no op in flight.
+    /// Boxed: the backend holds a pointer to each `msghdr` (epoll uses it when the
+    /// socket becomes writable), so they must not move when the `Vec` grows.
+    #[allow(clippy::vec_box)]
     copies: HashMap<u64, Vec<Box<ShortMsg>>>,
     /// Armed multishot ops by token.
     multi: HashMap<u64, Multi>,
@@ -545,7 +548,7 @@ impl FaultDriver {
             let holdable = !scratch
                 && !Self::is_worker_op(x.token)
                 && !self.linked.contains_key(&raw)
-                && !(self.epoll && x.token.kind() == Some(OpKind::Recv));
+                && (!self.epoll || x.token.kind() != Some(OpKind::Recv));
             if holdable && self.rng.hit(self.rates.delay) {
                 bump(Stat::Delayed);
                 let release = self.turn + 1 + self.rng.below(u64::from(self.rates.max_delay_turns));
