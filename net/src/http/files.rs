@@ -13,8 +13,12 @@
 //! segment is refused (403); the joined path is canonicalised (resolving symlinks) and
 //! must stay under the canonical root, so a symlink pointing outside is refused too.
 //!
-//! Opening and `stat`ing a file are blocking syscalls made on the worker thread; on a
-//! local disk with a warm page cache they take microseconds.
+//! Only regular files are served: a FIFO, socket or device under the root is 404 (see
+//! [`open_regular`]). Path resolution (`realpath`), open and `fstat` are synchronous
+//! syscalls on the worker thread: on a local file system they are bounded (no wait on
+//! another process, thanks to `O_NONBLOCK` and the regular-file check) and take
+//! microseconds with a warm cache; docs/design.md ("What may block a worker") says
+//! when that stops being true.
 
 use super::{
     format_http_date, reason_phrase, write_error, DateCache, Limits, Request, RequestParser, Status,
@@ -277,8 +281,7 @@ fn answer(
             return (keep, None);
         }
     };
-    let opened = File::open(&path).and_then(|f| f.metadata().map(|m| (f, m)));
-    let Ok((file, meta)) = opened else {
+    let Some((file, meta)) = open_regular(&path) else {
         simple(out, 404, &[]);
         return (keep, None);
     };
@@ -326,6 +329,26 @@ fn answer(
         return (keep, None);
     }
     (keep, Some((file, start, end - start)))
+}
+
+/// Opens `path` for reading if it is a regular file; `None` otherwise (missing,
+/// unreadable, or not a regular file: nginx answers 404 to those too).
+///
+/// `O_NONBLOCK` keeps the open itself from blocking on a FIFO (a blocking open of a
+/// FIFO waits for a writer, forever, holding the worker); the type is then checked on
+/// the opened fd with `fstat`, so there is no window between the check and the use.
+/// `O_NOFOLLOW`: `path` is canonical (no symlink in it), so a symlink found here was
+/// swapped in after [`resolve`] checked the path and is refused. `O_CLOEXEC` is added
+/// by the standard library. On a regular file `O_NONBLOCK` changes nothing.
+pub fn open_regular(path: &Path) -> Option<(File, std::fs::Metadata)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .open(path)
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    meta.file_type().is_file().then_some((file, meta))
 }
 
 fn find(h: &[u8], needle: &[u8]) -> Option<usize> {
