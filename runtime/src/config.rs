@@ -45,6 +45,9 @@ pub struct Config {
     pub raise_nofile: bool,
     /// How long to stop accepting after `EMFILE`/`ENFILE` (default 100 ms).
     pub emfile_backoff: Duration,
+    /// Faults to inject at the backend seam (default none; tests only).
+    #[cfg(feature = "fault-injection")]
+    pub fault: Option<crate::fault::FaultPlan>,
 }
 
 impl Default for Config {
@@ -63,6 +66,8 @@ impl Default for Config {
             handle_signals: true,
             raise_nofile: true,
             emfile_backoff: Duration::from_millis(100),
+            #[cfg(feature = "fault-injection")]
+            fault: None,
         }
     }
 }
@@ -192,6 +197,15 @@ impl Builder {
     /// Accept pause after `EMFILE`/`ENFILE`.
     pub fn emfile_backoff(mut self, d: Duration) -> Self {
         self.cfg.emfile_backoff = d;
+        self
+    }
+
+    /// Inject faults from `plan` on every worker (short sends, `EAGAIN`, `ENOBUFS`,
+    /// `EMFILE`, delayed and reordered completions, stale duplicates); see
+    /// [`fault`](crate::fault). Test-only: needs the `fault-injection` feature.
+    #[cfg(feature = "fault-injection")]
+    pub fn fault_injection(mut self, plan: crate::fault::FaultPlan) -> Self {
+        self.cfg.fault = Some(plan);
         self
     }
 

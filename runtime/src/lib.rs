@@ -25,6 +25,8 @@ pub mod completion;
 pub mod config;
 mod epoll;
 pub mod error;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
 mod io;
 pub mod metrics;
 pub mod op;
