@@ -442,6 +442,37 @@ mod tests {
         assert_eq!(parse_range(b"bytes=-0", 100), RangeReq::Unsatisfiable);
     }
 
+    /// Found by `fuzz/fuzz_targets/static_files.rs`: `e + 1` overflows (a panic with
+    /// debug assertions; in release `Part(5, 0)`, then `end - start` wraps into a huge
+    /// `Content-Length`). Ignored until parse_range is fixed (net/src/http is not the
+    /// fuzzing helper's to change); run with `--ignored`.
+    #[test]
+    #[ignore = "parse_range overflows on a u64::MAX range end (files.rs:217)"]
+    fn range_end_at_u64_max() {
+        let max = u64::MAX;
+        assert_eq!(
+            parse_range(format!("bytes=5-{max}").as_bytes(), 100),
+            RangeReq::Part(5, 100)
+        );
+        assert_eq!(
+            parse_range(format!("bytes=0-{max}").as_bytes(), 0),
+            RangeReq::Unsatisfiable
+        );
+    }
+
+    /// Found by `fuzz/fuzz_targets/static_files.rs`: an If-Modified-Since year near
+    /// `i64::MAX` overflows `era * 146_097` (files.rs:166), a smaller huge year
+    /// `d * 86_400` (files.rs:170): a panic with debug assertions, a wrapped time in
+    /// release. Such a date is not a valid IMF-fixdate (four-digit year): `None`.
+    #[test]
+    #[ignore = "parse_http_date overflows on huge years (files.rs:166, 170)"]
+    fn date_with_huge_year() {
+        for year in ["9223372036854775807", "100000000000000"] {
+            let date = format!("Sun, 06 Nov {year} 08:49:37 GMT");
+            assert_eq!(parse_http_date(date.as_bytes()), None, "{date}");
+        }
+    }
+
     #[test]
     fn dates_round_trip() {
         for secs in [0u64, 784_111_777, 1_700_000_000, 4_102_444_800] {
@@ -455,6 +486,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // mkdir, symlink, realpath: syscalls
     fn traversal_is_refused() {
         let dir = std::env::temp_dir().join(format!("ringcore-files-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("sub")).unwrap();
