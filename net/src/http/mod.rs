@@ -32,6 +32,7 @@ mod conn;
 mod date;
 mod fields;
 pub mod files;
+mod harness;
 mod limits;
 mod parse;
 mod request;
@@ -45,6 +46,8 @@ mod tests;
 pub use conn::HttpConn;
 pub use date::{format_http_date, DateCache, HTTP_DATE_LEN};
 pub use files::StaticFiles;
+#[doc(hidden)]
+pub use harness::run_without_socket;
 pub use limits::Limits;
 pub use parse::{RequestParser, Status, MAX_METHOD_BYTES};
 pub use request::{Headers, Request};
