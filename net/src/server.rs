@@ -13,6 +13,8 @@ use std::time::Instant;
 
 /// Timer key of the listener's accept back-off.
 pub(crate) const ACCEPT_BACKOFF_KEY: u64 = u64::MAX - 1;
+/// Timer key of the periodic pool trim ([`WorkerCtx::trim_pools`]).
+pub(crate) const POOL_TRIM_KEY: u64 = u64::MAX - 2;
 
 pub(crate) struct ConnSlot<H> {
     pub(crate) core: ConnCore,
@@ -197,6 +199,9 @@ impl<F: Factory> Server<F> {
 impl<F: Factory> Service for Server<F> {
     fn start(&mut self, io: &mut Io) -> io::Result<()> {
         self.ctx.now = io.now();
+        self.ctx
+            .timers
+            .insert(self.ctx.now + POOL_IDLE, POOL_TRIM_KEY);
         if let Some(out) = self.outbound.clone() {
             for n in 0..out.count {
                 self.open_outbound(io, &out, n * 1000 + self.ctx.worker);
@@ -252,7 +257,9 @@ impl<F: Factory> Service for Server<F> {
                 }
             }
             Some(OpKind::Splice) | Some(OpKind::SpliceOut) | Some(OpKind::Poll) => {
-                self.on_splice(io, c, idx)
+                self.on_splice(io, c, idx);
+                // A fill completed: a finished file is referenced by no op any more.
+                self.close_retired(io, idx);
             }
             Some(OpKind::Close) => {
                 if c.result == -libc::ECANCELED {
@@ -264,6 +271,10 @@ impl<F: Factory> Service for Server<F> {
                         self.ctx.mark_dirty(&mut s.value.core);
                     }
                 } else {
+                    // The linked close of a fully sent queue: nothing may be armed now.
+                    if let Some(s) = self.conns.get_mut(idx) {
+                        s.value.core.set(CANCELLED);
+                    }
                     self.conns.mark_closed(idx);
                 }
             }
@@ -297,6 +308,10 @@ impl<F: Factory> Service for Server<F> {
             i += 1;
         }
         self.ctx.dirty.clear();
+        if self.ctx.draining {
+            // Nothing pooled outlives the worker: close pooled pipes through `io` now.
+            self.ctx.trim_pools(io);
+        }
         self.arm_accept(io);
     }
 
