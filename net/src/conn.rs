@@ -15,7 +15,7 @@
 use crate::handler::CloseReason;
 use crate::lifecycle::IoFd;
 use crate::wqueue::{Spare, WriteQueue};
-use ringcore_runtime::{Io, OpKind, TimerWheel, Token};
+use ringcore_runtime::{Io, OpKind, TimerHandle, TimerWheel, Token};
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
@@ -75,6 +75,10 @@ pub struct ConnCore {
     pub(crate) deadline: u64,
     /// When `on_timer` is due ([`WorkerCtx::ms`] units, 0: none).
     pub(crate) timer_at: u64,
+    /// The idle timeout's entry in the worker's timer set (set with `TIMER`).
+    pub(crate) idle_timer: Option<TimerHandle>,
+    /// The user timer's entry in the worker's timer set (set with `USER_TIMER`).
+    pub(crate) user_timer: Option<TimerHandle>,
     /// The peer address of an outbound connect in flight (the kernel reads it).
     pub(crate) connect_addr: Option<Box<crate::addr::RawAddr>>,
     pub(crate) out: WriteQueue,
@@ -129,6 +133,8 @@ impl ConnCore {
             idle_ms: 0,
             deadline: 0,
             timer_at: 0,
+            idle_timer: None,
+            user_timer: None,
             connect_addr: None,
             out: WriteQueue::default(),
             pending: Vec::new(),
@@ -350,12 +356,18 @@ impl WorkerCtx {
     pub(crate) fn set_user_timer(&mut self, core: &mut ConnCore, at: Option<Instant>) {
         let new = at.map_or(0, |t| self.ms(t));
         let old = std::mem::replace(&mut core.timer_at, new);
-        if let Some(t) = at {
+        match at {
             // A new entry unless one already fires at or before `t` (it re-arms itself).
-            if !core.has(USER_TIMER) || old == 0 || new < old {
+            Some(t) if !core.has(USER_TIMER) || old == 0 || new < old => {
+                self.cancel_timer(&mut core.user_timer);
                 core.set(USER_TIMER);
-                self.timers
-                    .insert(t, core.token.with_kind(OpKind::Timer).raw());
+                let key = core.token.with_kind(OpKind::Timer).raw();
+                core.user_timer = Some(self.timers.insert(t, key));
+            }
+            Some(_) => {}
+            None => {
+                self.cancel_timer(&mut core.user_timer);
+                core.clear(USER_TIMER);
             }
         }
     }
@@ -367,15 +379,33 @@ impl WorkerCtx {
                 let d = self.now_ms() + core.idle_ms as u64;
                 let old = std::mem::replace(&mut core.deadline, d);
                 if !core.has(TIMER) || old == 0 || d < old {
+                    self.cancel_timer(&mut core.idle_timer);
                     core.set(TIMER);
-                    self.timers
-                        .insert(self.at(d), core.token.with_kind(OpKind::Timeout).raw());
+                    let key = core.token.with_kind(OpKind::Timeout).raw();
+                    core.idle_timer = Some(self.timers.insert(self.at(d), key));
                 }
             }
             _ => {
                 core.idle_ms = 0;
                 core.deadline = 0;
+                self.cancel_timer(&mut core.idle_timer);
+                core.clear(TIMER);
             }
         }
+    }
+
+    /// Removes the entry of `h` (if any) from the timer set.
+    pub(crate) fn cancel_timer(&mut self, h: &mut Option<TimerHandle>) {
+        if let Some(h) = h.take() {
+            self.timers.cancel(h);
+        }
+    }
+
+    /// The slot is being released: its timers go with it (they would otherwise stay in
+    /// the timer set until they fire, up to the idle timeout later).
+    pub(crate) fn cancel_timers(&mut self, core: &mut ConnCore) {
+        self.cancel_timer(&mut core.idle_timer);
+        self.cancel_timer(&mut core.user_timer);
+        core.clear(TIMER | USER_TIMER);
     }
 }

@@ -347,13 +347,21 @@ impl<F: Factory> Server<F> {
         }
         let slot = &mut s.value;
         let now_ms = self.ctx.now_ms();
+        // The entry that fired is gone from the timer set: forget its handle.
+        match t.kind() {
+            Some(OpKind::Timer) => slot.core.user_timer = None,
+            Some(OpKind::Timeout) => slot.core.idle_timer = None,
+            _ => {}
+        }
         if slot.core.has(CLOSE_SENT) {
             return;
         }
         match t.kind() {
             Some(OpKind::Timer) => match slot.core.timer_at {
                 0 => slot.core.clear(USER_TIMER),
-                at if at > now_ms => self.ctx.timers.insert(self.ctx.at(at), key),
+                at if at > now_ms => {
+                    slot.core.user_timer = Some(self.ctx.timers.insert(self.ctx.at(at), key));
+                }
                 _ => {
                     slot.core.clear(USER_TIMER);
                     slot.core.timer_at = 0;
@@ -379,7 +387,7 @@ impl<F: Factory> Server<F> {
                     return;
                 }
                 if d > now_ms {
-                    self.ctx.timers.insert(self.ctx.at(d), key);
+                    slot.core.idle_timer = Some(self.ctx.timers.insert(self.ctx.at(d), key));
                     return;
                 }
                 slot.core.clear(TIMER);

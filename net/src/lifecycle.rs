@@ -229,6 +229,7 @@ impl<F: Factory> Server<F> {
     /// Releases the slot if it is closed and nothing is in flight, then `on_close`.
     pub(crate) fn maybe_release(&mut self, io: &mut Io, idx: u32) {
         if let Some(mut slot) = self.conns.release_if_done(idx) {
+            self.ctx.cancel_timers(&mut slot.core);
             if let Some(st) = slot.core.splice.take() {
                 self.ctx.give_pipe(io, st);
             }

@@ -11,6 +11,12 @@ use super::{Error, Limits};
 /// Size of the parser's stack header table; `Limits::max_headers` is capped to it.
 const HEADER_SLOTS: usize = 256;
 
+/// Longest method token accepted (the longest registered method, `UPDATEREDIRECTREF`,
+/// has 17 bytes). A longer one is answered `501`, as RFC 9112 section 3 asks of "a
+/// method longer than any that it implements"; a shorter unknown method reaches the
+/// router, which answers `405` with `Allow`.
+pub const MAX_METHOD_BYTES: usize = 32;
+
 /// Result of [`RequestParser::parse`] when the bytes are not (yet) an error.
 #[derive(Debug)]
 pub enum Status<'a> {
@@ -245,6 +251,9 @@ impl RequestParser {
         let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
             return Err(Error::bad_request("incomplete request line"));
         };
+        if method.len() > MAX_METHOD_BYTES {
+            return Err(Error::new(501, "method longer than any implemented"));
+        }
         if target.len() > self.limits.max_target_bytes {
             return Err(Error::new(
                 414,
@@ -256,6 +265,7 @@ impl RequestParser {
         let mut content_length = None;
         let mut codings = Codings::default();
         let (mut close, mut keep, mut expect_continue) = (false, false, false);
+        let mut hosts = 0u32;
         for h in req.headers.iter() {
             self.spans.push(HeaderSpan {
                 name: span(buf, h.name.as_bytes()),
@@ -268,6 +278,8 @@ impl RequestParser {
                 content_length = Some(parse_content_length(h.value)?);
             } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
                 codings.add(h.value);
+            } else if h.name.eq_ignore_ascii_case("host") {
+                hosts += 1;
             } else if h.name.eq_ignore_ascii_case("expect") {
                 expect_continue = trim_ows(h.value).eq_ignore_ascii_case(b"100-continue");
             } else if h.name.eq_ignore_ascii_case("connection") {
@@ -276,6 +288,14 @@ impl RequestParser {
                     keep |= token.eq_ignore_ascii_case(b"keep-alive");
                 }
             }
+        }
+        // RFC 9112 section 3.2: a server MUST answer 400 to an HTTP/1.1 request
+        // without Host and to any request with more than one Host field.
+        if hosts > 1 {
+            return Err(Error::bad_request("more than one Host field"));
+        }
+        if hosts == 0 && minor == 1 {
+            return Err(Error::bad_request("HTTP/1.1 request without Host"));
         }
 
         let framing = match (codings.present, content_length) {

@@ -122,22 +122,24 @@ fn serve(bytes: &[u8]) -> (String, Progress) {
 
 #[test]
 fn router_statuses() {
-    assert!(serve(b"GET /plaintext?x=1 HTTP/1.1\r\n\r\n")
+    assert!(serve(b"GET /plaintext?x=1 HTTP/1.1\r\nHost: t\r\n\r\n")
         .0
         .ends_with("\r\n\r\nHello, World!"));
-    assert!(serve(b"GET /nope HTTP/1.1\r\n\r\n")
+    assert!(serve(b"GET /nope HTTP/1.1\r\nHost: t\r\n\r\n")
         .0
         .starts_with("HTTP/1.1 404 Not Found\r\n"));
-    let (text, _) = serve(b"DELETE /echo HTTP/1.1\r\n\r\n");
+    let (text, _) = serve(b"DELETE /echo HTTP/1.1\r\nHost: t\r\n\r\n");
     assert!(
         text.starts_with("HTTP/1.1 405 Method Not Allowed\r\n") && text.contains("Allow: POST\r\n"),
         "{text}"
     );
-    let (text, _) = serve(b"HEAD /plaintext HTTP/1.1\r\n\r\n");
+    let (text, _) = serve(b"HEAD /plaintext HTTP/1.1\r\nHost: t\r\n\r\n");
     assert!(text.ends_with("Content-Length: 13\r\n\r\n"), "{text}");
-    assert!(serve(b"POST /echo HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi")
-        .0
-        .ends_with("\r\n\r\nhi"));
+    assert!(
+        serve(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi")
+            .0
+            .ends_with("\r\n\r\nhi")
+    );
 }
 
 #[test]
@@ -157,7 +159,7 @@ fn session_pipelined_plaintext() {
 
 #[test]
 fn session_stops_at_close_and_errors() {
-    let mut stream = b"GET /plaintext HTTP/1.1\r\nConnection: close\r\n\r\n".to_vec();
+    let mut stream = b"GET /plaintext HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".to_vec();
     let first = stream.len();
     stream.extend_from_slice(GET);
     let (text, progress) = serve(&stream);
@@ -172,7 +174,9 @@ fn session_stops_at_close_and_errors() {
     assert!(text.contains("Connection: close\r\n"));
 
     let mut stream = GET.to_vec();
-    stream.extend_from_slice(b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx");
+    stream.extend_from_slice(
+        b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx",
+    );
     let (text, progress) = serve(&stream);
     assert_eq!(
         progress,
@@ -188,7 +192,8 @@ fn session_stops_at_close_and_errors() {
 fn expect_continue_answered_once() {
     let mut session = Session::new(Limits::default());
     let mut out = Vec::new();
-    let head = b"POST /echo HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
+    let head =
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
     let progress = session.on_data(head, &router(), &date(), &mut out);
     assert_eq!(
         progress,
