@@ -260,6 +260,8 @@ pub struct WorkerCtx {
     pub(crate) pipes: Vec<Box<SpliceState>>,
     /// Fewest pipes the pool held since the last trim: that many sat unused all along.
     pub(crate) pipes_low: usize,
+    /// When the pools are trimmed next (only while they hold something).
+    pub(crate) next_trim: Option<Instant>,
 }
 
 impl WorkerCtx {
@@ -274,6 +276,7 @@ impl WorkerCtx {
             timers: TimerWheel::new(now),
             pipes: Vec::new(),
             pipes_low: 0,
+            next_trim: None,
         }
     }
 
@@ -306,6 +309,11 @@ impl WorkerCtx {
         } else {
             p.release(io);
         }
+    }
+
+    /// True if a pool holds a pipe or buffer (a trim is then scheduled).
+    pub(crate) fn pools_hold_something(&self) -> bool {
+        !self.pipes.is_empty() || self.spare.held() > 0
     }
 
     /// Shrinks the pools (every [`POOL_IDLE`]): the pipes and spare buffers that sat

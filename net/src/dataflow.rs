@@ -6,7 +6,7 @@
 use crate::conn::*;
 use crate::handler::{CloseReason, Factory, Handler};
 use crate::lifecycle::Use;
-use crate::server::{call, Server, ACCEPT_BACKOFF_KEY, POOL_TRIM_KEY};
+use crate::server::{call, Server, ACCEPT_BACKOFF_KEY};
 use ringcore_runtime::{Completion, Io, Op, OpKind, Token};
 use std::io;
 use std::time::Duration;
@@ -323,15 +323,6 @@ impl<F: Factory> Server<F> {
     }
 
     pub(crate) fn on_timer(&mut self, io: &mut Io, key: u64) {
-        if key == POOL_TRIM_KEY {
-            self.ctx.trim_pools(io);
-            if !self.ctx.draining {
-                self.ctx
-                    .timers
-                    .insert(self.ctx.now + POOL_IDLE, POOL_TRIM_KEY);
-            }
-            return;
-        }
         if key == ACCEPT_BACKOFF_KEY {
             self.listener.paused_until = None;
             self.arm_accept(io);

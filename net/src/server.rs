@@ -16,8 +16,6 @@ const LOG_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Timer key of the listener's accept back-off.
 pub(crate) const ACCEPT_BACKOFF_KEY: u64 = u64::MAX - 1;
-/// Timer key of the periodic pool trim ([`WorkerCtx::trim_pools`]).
-pub(crate) const POOL_TRIM_KEY: u64 = u64::MAX - 2;
 
 pub(crate) struct ConnSlot<H> {
     pub(crate) core: ConnCore,
@@ -220,9 +218,6 @@ impl<F: Factory> Server<F> {
 impl<F: Factory> Service for Server<F> {
     fn start(&mut self, io: &mut Io) -> io::Result<()> {
         self.ctx.now = io.now();
-        self.ctx
-            .timers
-            .insert(self.ctx.now + POOL_IDLE, POOL_TRIM_KEY);
         if let Some(out) = self.outbound.clone() {
             for n in 0..out.count {
                 self.open_outbound(io, &out, n * 1000 + self.ctx.worker);
@@ -318,6 +313,10 @@ impl<F: Factory> Service for Server<F> {
             self.on_timer(io, key);
         }
         self.expired = keys;
+        if self.ctx.next_trim.is_some_and(|t| t <= self.ctx.now) {
+            self.ctx.next_trim = None;
+            self.ctx.trim_pools(io);
+        }
     }
 
     fn flush(&mut self, io: &mut Io) {
@@ -332,13 +331,19 @@ impl<F: Factory> Service for Server<F> {
         if self.ctx.draining {
             // Nothing pooled outlives the worker: close pooled pipes through `io` now.
             self.ctx.trim_pools(io);
+        } else if self.ctx.next_trim.is_none() && self.ctx.pools_hold_something() {
+            self.ctx.next_trim = Some(self.ctx.now + POOL_IDLE);
         }
         self.arm_accept(io);
         io.counters().timers_pending = self.ctx.timers.len() as u64;
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        self.ctx.timers.next_deadline()
+        // The pool trim is not in the wheel: it runs only while the pools hold something.
+        match (self.ctx.timers.next_deadline(), self.ctx.next_trim) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn drain(&mut self, io: &mut Io) {

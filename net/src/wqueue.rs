@@ -119,8 +119,7 @@ impl Spare {
     }
 
     /// Buffers and send headers held.
-    #[cfg(test)]
-    fn held(&self) -> usize {
+    pub(crate) fn held(&self) -> usize {
         self.bufs.len() + self.sends.len()
     }
 
