@@ -457,6 +457,24 @@ fn pipelined_requests_sent_at_once_are_all_answered_after_a_pause() {
         }
         writer.join().unwrap().expect("write");
         drop(c);
+        // The same with the client's FIN right after its burst: every request sent
+        // before the FIN is still answered, then the server closes.
+        let mut c = HttpClient::connect(server.addr);
+        let req: Vec<u8> = (0..n).flat_map(|_| get("GET", "/plaintext", "")).collect();
+        let mut w = c.s.try_clone().unwrap();
+        let writer = std::thread::spawn(move || {
+            w.write_all(&req)?;
+            w.shutdown(std::net::Shutdown::Write)
+        });
+        for i in 0..n {
+            let r = c
+                .try_read_response(false)
+                .unwrap_or_else(|e| panic!("half-closed: response {i} of {n}: {e}"));
+            assert_eq!(r.status, 200);
+        }
+        writer.join().unwrap().expect("write and shut down");
+        c.expect_closed();
+        drop(c);
         server.wait_counters("every connection closed", |c| c.open_conns == 0);
         assert_eq!(server.stop().panics, 0);
     });

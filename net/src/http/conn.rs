@@ -181,7 +181,9 @@ impl HttpConn {
         }
         stash.drain(..used.min(stash.len()));
         self.stash = stash;
-        if self.stash.is_empty() && self.eof && !self.paused {
+        if self.eof && !self.paused {
+            // Everything the peer sent before its FIN is served (a partial request
+            // left in the stash can never complete).
             conn.close();
         }
     }

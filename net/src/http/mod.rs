@@ -23,9 +23,16 @@
 //!
 //! # Errors
 //!
-//! Every [`Error`] carries the status to answer (400, 408, 413, 414, 431, 501 or 505);
-//! after any error the caller writes [`write_error`] and closes the connection, since
-//! the position of the next request in the stream is unknown.
+//! Every [`Error`] carries the status to answer (400, 408, 413, 414, 431, 501, 503 or
+//! 505); after any error the caller writes [`write_error`] and closes the connection
+//! ([`HttpConn`] with a lingering close), since the position of the next request in
+//! the stream is unknown.
+//!
+//! # Bodies
+//!
+//! [`RequestParser::parse_event`] yields a request body in pieces; [`Session`] streams
+//! them to a [`BodyHandler`] ([`Router::stream`]) or collects them, capped, for a
+//! buffered route. See [`BodyHandler`] for the two ways a route can take a body.
 
 mod body;
 mod chunked;
