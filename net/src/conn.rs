@@ -14,7 +14,7 @@
 
 use crate::handler::CloseReason;
 use crate::wqueue::{Spare, WriteQueue};
-use ringcore_runtime::{OpKind, TimerWheel, Token};
+use ringcore_runtime::{OpKind, TimerHandle, TimerWheel, Token};
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
@@ -43,9 +43,19 @@ pub(crate) const EOF_PENDING: u32 = 1 << 15;
 /// splice, only when it runs, and cancel-by-fd cannot match such work; closing the fd
 /// before it ran would let it act on whatever socket reuses the number.)
 pub(crate) const CLOSE_WAIT: u32 = 1 << 16;
+/// The output queue reached the high-water mark: reading is stopped until it drains
+/// below the low-water mark (set and cleared by `drive`, see [`ConnCore::backed_up`]).
+pub(crate) const BACKED_UP: u32 = 1 << 17;
+/// Reading is stopped, by the handler ([`PAUSED`]) or by output backpressure.
+pub(crate) const READ_STOP: u32 = PAUSED | BACKED_UP;
 
 /// Default most unconsumed input bytes kept for a handler.
 pub const DEFAULT_MAX_PENDING: u32 = 1 << 20;
+
+/// Default output high-water mark: once this many bytes are queued and not yet handed
+/// to the kernel, the runtime stops reading from the connection until the queue drains
+/// below a quarter of it ([`Conn::set_output_limit`](crate::Conn::set_output_limit)).
+pub const DEFAULT_OUTPUT_HIGH_WATER: usize = 1 << 20;
 
 /// A connection's state, apart from its handler.
 pub struct ConnCore {
@@ -54,12 +64,18 @@ pub struct ConnCore {
     pub(crate) token: Token,
     pub(crate) flags: u32,
     pub(crate) max_pending: u32,
+    /// Output high-water mark in bytes (0: no limit); the low-water mark is a quarter.
+    pub(crate) high_water: u32,
     /// Idle timeout in ms (0: none).
     pub(crate) idle_ms: u32,
     /// When the idle timeout fires if nothing happens ([`WorkerCtx::ms`] units, 0: none).
     pub(crate) deadline: u64,
     /// When `on_timer` is due ([`WorkerCtx::ms`] units, 0: none).
     pub(crate) timer_at: u64,
+    /// The idle timeout's entry in the worker's timer set (set with `TIMER`).
+    pub(crate) idle_timer: Option<TimerHandle>,
+    /// The user timer's entry in the worker's timer set (set with `USER_TIMER`).
+    pub(crate) user_timer: Option<TimerHandle>,
     /// The peer address of an outbound connect in flight (the kernel reads it).
     pub(crate) connect_addr: Option<Box<crate::addr::RawAddr>>,
     pub(crate) out: WriteQueue,
@@ -114,9 +130,12 @@ impl ConnCore {
             token,
             flags: 0,
             max_pending: DEFAULT_MAX_PENDING,
+            high_water: DEFAULT_OUTPUT_HIGH_WATER as u32,
             idle_ms: 0,
             deadline: 0,
             timer_at: 0,
+            idle_timer: None,
+            user_timer: None,
             connect_addr: None,
             out: WriteQueue::default(),
             pending: Vec::new(),
@@ -175,6 +194,44 @@ impl ConnCore {
             self.set(PAUSED);
         } else {
             self.clear(PAUSED);
+        }
+    }
+
+    /// Output bytes queued and not yet handed to the kernel: the write queue (file
+    /// segments included) plus bytes sitting in a splice pipe.
+    pub(crate) fn queued_bytes(&self) -> usize {
+        let piped = self.splice.as_ref().map_or(0, |s| s.in_pipe)
+            + self.tunnel.as_ref().map_or(0, |t| t.buffered());
+        self.out.len() + piped as usize
+    }
+
+    /// True while output is backed up: from the moment the queue reaches the high-water
+    /// mark until it drains to the low-water mark (a quarter of it).
+    pub(crate) fn backed_up(&self) -> bool {
+        let hw = self.high_water as usize;
+        if hw == 0 {
+            return false;
+        }
+        let q = self.queued_bytes();
+        q >= hw || (self.has(BACKED_UP) && q > hw / 4)
+    }
+
+    /// Brings [`BACKED_UP`] in line with the queue; true if it changed.
+    pub(crate) fn update_backed_up(&mut self) -> bool {
+        let on = self.backed_up();
+        if on != self.has(BACKED_UP) {
+            self.flags ^= BACKED_UP;
+            return true;
+        }
+        false
+    }
+
+    /// `on_data` left bytes unconsumed: if reading is stopped (the handler paused, or
+    /// output is backed up), they are offered again on resume without waiting for new
+    /// input, and an end of stream waits for them.
+    pub(crate) fn note_leftovers(&mut self) {
+        if !self.pending.is_empty() && (self.has(PAUSED) || self.backed_up()) {
+            self.set(PENDING_NEW);
         }
     }
 
@@ -272,12 +329,18 @@ impl WorkerCtx {
     pub(crate) fn set_user_timer(&mut self, core: &mut ConnCore, at: Option<Instant>) {
         let new = at.map_or(0, |t| self.ms(t));
         let old = std::mem::replace(&mut core.timer_at, new);
-        if let Some(t) = at {
+        match at {
             // A new entry unless one already fires at or before `t` (it re-arms itself).
-            if !core.has(USER_TIMER) || old == 0 || new < old {
+            Some(t) if !core.has(USER_TIMER) || old == 0 || new < old => {
+                self.cancel_timer(&mut core.user_timer);
                 core.set(USER_TIMER);
-                self.timers
-                    .insert(t, core.token.with_kind(OpKind::Timer).raw());
+                let key = core.token.with_kind(OpKind::Timer).raw();
+                core.user_timer = Some(self.timers.insert(t, key));
+            }
+            Some(_) => {}
+            None => {
+                self.cancel_timer(&mut core.user_timer);
+                core.clear(USER_TIMER);
             }
         }
     }
@@ -289,15 +352,33 @@ impl WorkerCtx {
                 let d = self.now_ms() + core.idle_ms as u64;
                 let old = std::mem::replace(&mut core.deadline, d);
                 if !core.has(TIMER) || old == 0 || d < old {
+                    self.cancel_timer(&mut core.idle_timer);
                     core.set(TIMER);
-                    self.timers
-                        .insert(self.at(d), core.token.with_kind(OpKind::Timeout).raw());
+                    let key = core.token.with_kind(OpKind::Timeout).raw();
+                    core.idle_timer = Some(self.timers.insert(self.at(d), key));
                 }
             }
             _ => {
                 core.idle_ms = 0;
                 core.deadline = 0;
+                self.cancel_timer(&mut core.idle_timer);
+                core.clear(TIMER);
             }
         }
+    }
+
+    /// Removes the entry of `h` (if any) from the timer set.
+    pub(crate) fn cancel_timer(&mut self, h: &mut Option<TimerHandle>) {
+        if let Some(h) = h.take() {
+            self.timers.cancel(h);
+        }
+    }
+
+    /// The slot is being released: its timers go with it (they would otherwise stay in
+    /// the timer set until they fire, up to the idle timeout later).
+    pub(crate) fn cancel_timers(&mut self, core: &mut ConnCore) {
+        self.cancel_timer(&mut core.idle_timer);
+        self.cancel_timer(&mut core.user_timer);
+        core.clear(TIMER | USER_TIMER);
     }
 }

@@ -29,15 +29,20 @@ impl<F: Factory> Server<F> {
                 io.recycle(&c);
                 return;
             }
-            if slot.core.has(PAUSED) || !slot.core.pending.is_empty() {
+            if !slot.core.has(BACKED_UP) && slot.core.update_backed_up() {
+                // Output reached the high-water mark this turn: stop delivering now;
+                // `drive` cancels the receive.
+                self.ctx.mark_dirty(&mut slot.core);
+            }
+            if slot.core.has(READ_STOP) || !slot.core.pending.is_empty() {
                 slot.core.pending.extend_from_slice(io.received(&c));
                 io.recycle(&c);
-                if slot.core.has(PAUSED) {
+                if slot.core.has(READ_STOP) {
                     slot.core.set(PENDING_NEW);
                 }
-                // While paused, only bytes already in flight when the receive was
+                // While stopped, only bytes already in flight when the receive was
                 // cancelled land here: at most one buffer pool's worth.
-                if !slot.core.has(PAUSED) {
+                if !slot.core.has(READ_STOP) {
                     self.deliver_pending(io, idx);
                 }
                 return;
@@ -52,6 +57,7 @@ impl<F: Factory> Server<F> {
                 let used = used.min(n);
                 if used < n && !slot.core.has(CLOSING) {
                     slot.core.pending.extend_from_slice(&data[used..]);
+                    slot.core.note_leftovers();
                     self.check_pending_limit(idx, used);
                 }
             }
@@ -59,7 +65,8 @@ impl<F: Factory> Server<F> {
         } else if c.result == 0 {
             slot.core.set(EOF);
             slot.core.clear(RECV_ARMED);
-            if slot.core.has(PAUSED) || !slot.core.pending.is_empty() && slot.core.has(PENDING_NEW)
+            if slot.core.has(READ_STOP)
+                || !slot.core.pending.is_empty() && slot.core.has(PENDING_NEW)
             {
                 // Undelivered input first: on_eof follows it after resume.
                 slot.core.set(EOF_PENDING);
@@ -99,6 +106,7 @@ impl<F: Factory> Server<F> {
             pending = Vec::new();
         }
         slot.core.pending = pending;
+        slot.core.note_leftovers();
         self.check_pending_limit(idx, consumed.unwrap_or(0));
     }
 
@@ -177,7 +185,9 @@ impl<F: Factory> Server<F> {
             }
             return self.drive_tunnel(io, idx);
         }
-        if core.has(PENDING_NEW | EOF_PENDING) && !core.has(PAUSED | CLOSING) {
+        // Output backpressure: stop reading at the high-water mark, resume below the low.
+        core.update_backed_up();
+        if core.has(PENDING_NEW | EOF_PENDING) && !core.has(READ_STOP | CLOSING) {
             // Resumed: hand over what arrived while paused, then a deferred EOF.
             let eof = core.has(EOF_PENDING);
             core.clear(PENDING_NEW | EOF_PENDING);
@@ -196,7 +206,7 @@ impl<F: Factory> Server<F> {
             let Some(s) = self.conns.get_mut(idx) else {
                 return;
             };
-            if s.value.core.has(PAUSED) {
+            if s.value.core.has(READ_STOP) {
                 return self.drive(io, idx);
             }
         }
@@ -204,7 +214,7 @@ impl<F: Factory> Server<F> {
             return;
         };
         let core = &mut s.value.core;
-        if core.has(PAUSED) && core.has(RECV_ARMED) && !core.has(RECV_CANCEL) {
+        if core.has(READ_STOP) && core.has(RECV_ARMED) && !core.has(RECV_CANCEL) {
             // Stop the armed receive so the kernel buffer fills and the peer slows down.
             let target = core.token;
             let tok = core.token.with_kind(OpKind::Cancel);
@@ -218,7 +228,7 @@ impl<F: Factory> Server<F> {
             return;
         };
         let core = &mut s.value.core;
-        if !core.has(PAUSED | RECV_ARMED | EOF | CLOSING) {
+        if !core.has(READ_STOP | RECV_ARMED | EOF | CLOSING) {
             // SAFETY: a multishot recv references only the worker's buffer pool.
             if unsafe { io.submit(core.token, Op::RecvMulti { fd }) }.is_ok() {
                 core.set(RECV_ARMED);
@@ -374,6 +384,7 @@ impl<F: Factory> Server<F> {
 
     pub(crate) fn maybe_release(&mut self, io: &mut Io, idx: u32) {
         if let Some(mut slot) = self.conns.release_if_done(idx) {
+            self.ctx.cancel_timers(&mut slot.core);
             if let Some(mut st) = slot.core.splice.take() {
                 st.release(io);
             }
@@ -407,13 +418,21 @@ impl<F: Factory> Server<F> {
         }
         let slot = &mut s.value;
         let now_ms = self.ctx.now_ms();
+        // The entry that fired is gone from the timer set: forget its handle.
+        match t.kind() {
+            Some(OpKind::Timer) => slot.core.user_timer = None,
+            Some(OpKind::Timeout) => slot.core.idle_timer = None,
+            _ => {}
+        }
         if slot.core.has(CLOSE_SENT) {
             return;
         }
         match t.kind() {
             Some(OpKind::Timer) => match slot.core.timer_at {
                 0 => slot.core.clear(USER_TIMER),
-                at if at > now_ms => self.ctx.timers.insert(self.ctx.at(at), key),
+                at if at > now_ms => {
+                    slot.core.user_timer = Some(self.ctx.timers.insert(self.ctx.at(at), key));
+                }
                 _ => {
                     slot.core.clear(USER_TIMER);
                     slot.core.timer_at = 0;
@@ -439,7 +458,7 @@ impl<F: Factory> Server<F> {
                     return;
                 }
                 if d > now_ms {
-                    self.ctx.timers.insert(self.ctx.at(d), key);
+                    slot.core.idle_timer = Some(self.ctx.timers.insert(self.ctx.at(d), key));
                     return;
                 }
                 slot.core.clear(TIMER);

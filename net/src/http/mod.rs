@@ -41,6 +41,7 @@ mod date;
 mod events;
 mod fields;
 pub mod files;
+mod harness;
 mod limits;
 mod parse;
 mod request;
@@ -56,6 +57,8 @@ pub use conn::HttpConn;
 pub use date::{format_http_date, DateCache, HTTP_DATE_LEN};
 pub use events::Event;
 pub use files::StaticFiles;
+#[doc(hidden)]
+pub use harness::run_without_socket;
 pub use limits::Limits;
 pub use parse::{RequestParser, Status, MAX_METHOD_BYTES};
 pub use request::{Headers, Request};
