@@ -13,8 +13,9 @@
 //! `flush` turns dirty connections into ops once per loop turn.
 
 use crate::handler::CloseReason;
+use crate::lifecycle::IoFd;
 use crate::wqueue::{Spare, WriteQueue};
-use ringcore_runtime::{OpKind, TimerHandle, TimerWheel, Token};
+use ringcore_runtime::{Io, OpKind, TimerHandle, TimerWheel, Token};
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
@@ -48,6 +49,8 @@ pub(crate) const CLOSE_WAIT: u32 = 1 << 16;
 pub(crate) const BACKED_UP: u32 = 1 << 17;
 /// Reading is stopped, by the handler ([`PAUSED`]) or by output backpressure.
 pub(crate) const READ_STOP: u32 = PAUSED | BACKED_UP;
+/// The closing cancel went out: no op may be armed any more (lifecycle.rs).
+pub(crate) const CANCELLED: u32 = 1 << 18;
 
 /// Default most unconsumed input bytes kept for a handler.
 pub const DEFAULT_MAX_PENDING: u32 = 1 << 20;
@@ -90,31 +93,25 @@ pub struct ConnCore {
 
 /// A file leaving by splice: file -> pipe -> socket.
 pub(crate) struct SpliceState {
-    /// INVARIANT: a nonblocking pipe (read end, write end) owned by this state.
-    pub(crate) pipe: (RawFd, RawFd),
+    /// INVARIANT: a nonblocking pipe (read end, write end) owned by this state; closed
+    /// only through `Io` ([`WorkerCtx::give_pipe`]).
+    pub(crate) pipe: (IoFd, IoFd),
     /// Bytes in the pipe not yet spliced to the socket.
     pub(crate) in_pipe: u64,
     /// Splice/poll ops in flight.
     pub(crate) ops: u8,
+    /// A file -> pipe splice is in flight (it references the head file segment).
+    pub(crate) filling: bool,
     /// The socket was full: a writability poll is in flight.
     pub(crate) polling: bool,
 }
 
 impl SpliceState {
     /// Closes the pipe through `io`, so the backend forgets it.
-    pub(crate) fn release(&mut self, io: &mut ringcore_runtime::Io) {
-        io.close_now(self.pipe.0);
-        io.close_now(self.pipe.1);
-        self.pipe = (-1, -1);
-    }
-}
-
-impl Drop for SpliceState {
-    fn drop(&mut self) {
-        if self.pipe.0 >= 0 {
-            crate::socket::close_fd(self.pipe.0);
-            crate::socket::close_fd(self.pipe.1);
-        }
+    pub(crate) fn release(self, io: &mut Io) {
+        let (r, w) = self.pipe;
+        r.close(io);
+        w.close(io);
     }
 }
 
@@ -122,6 +119,8 @@ impl Drop for SpliceState {
 pub(crate) const PIPE_CHUNK: u64 = 256 * 1024;
 /// Pipes kept for reuse per worker.
 const PIPE_POOL_MAX: usize = 64;
+/// Pools (pipes, spare buffers) not used for this long are shrunk.
+pub(crate) const POOL_IDLE: Duration = Duration::from_secs(5);
 
 impl ConnCore {
     pub(crate) fn new(fd: RawFd, token: Token) -> ConnCore {
@@ -259,6 +258,10 @@ pub struct WorkerCtx {
     // Boxed: pool entries move into and out of connections' `Option<Box<_>>` slots.
     #[allow(clippy::vec_box)]
     pub(crate) pipes: Vec<Box<SpliceState>>,
+    /// Fewest pipes the pool held since the last trim: that many sat unused all along.
+    pub(crate) pipes_low: usize,
+    /// When the pools are trimmed next (only while they hold something).
+    pub(crate) next_trim: Option<Instant>,
 }
 
 impl WorkerCtx {
@@ -272,12 +275,15 @@ impl WorkerCtx {
             spare: Spare::default(),
             timers: TimerWheel::new(now),
             pipes: Vec::new(),
+            pipes_low: 0,
+            next_trim: None,
         }
     }
 
     /// An empty pipe from the pool, or a new one.
     pub(crate) fn take_pipe(&mut self) -> std::io::Result<Box<SpliceState>> {
         if let Some(p) = self.pipes.pop() {
+            self.pipes_low = self.pipes_low.min(self.pipes.len());
             return Ok(p);
         }
         let mut fds = [0 as libc::c_int; 2];
@@ -286,18 +292,47 @@ impl WorkerCtx {
         // SAFETY: fcntl on the pipe we just created.
         unsafe { libc::fcntl(fds[1], libc::F_SETPIPE_SZ, PIPE_CHUNK as libc::c_int) };
         Ok(Box::new(SpliceState {
-            pipe: (fds[0], fds[1]),
+            pipe: (IoFd::new(fds[0]), IoFd::new(fds[1])),
             in_pipe: 0,
             ops: 0,
+            filling: false,
             polling: false,
         }))
     }
 
-    /// Returns an empty pipe to the pool (closing it if the pool is full).
-    pub(crate) fn give_pipe(&mut self, p: Box<SpliceState>) {
-        if p.in_pipe == 0 && p.ops == 0 && self.pipes.len() < PIPE_POOL_MAX {
+    /// Returns a pipe with no op in flight to the pool, or closes it through `io` (the
+    /// pool is full, the pipe holds bytes, or the worker is draining).
+    pub(crate) fn give_pipe(&mut self, io: &mut Io, p: Box<SpliceState>) {
+        debug_assert_eq!(p.ops, 0, "a pipe with ops in flight given back");
+        if p.in_pipe == 0 && p.ops == 0 && self.pipes.len() < PIPE_POOL_MAX && !self.draining {
             self.pipes.push(p);
+        } else {
+            p.release(io);
         }
+    }
+
+    /// True if a pool holds a pipe or buffer (a trim is then scheduled).
+    pub(crate) fn pools_hold_something(&self) -> bool {
+        !self.pipes.is_empty() || self.spare.held() > 0
+    }
+
+    /// Shrinks the pools (every [`POOL_IDLE`]): the pipes and spare buffers that sat
+    /// unused for the whole interval are closed or freed (all of them while draining),
+    /// so fds and memory return after a burst.
+    pub(crate) fn trim_pools(&mut self, io: &mut Io) {
+        let unused = if self.draining {
+            self.pipes.len()
+        } else {
+            self.pipes_low.min(self.pipes.len())
+        };
+        for p in self.pipes.drain(..unused) {
+            p.release(io);
+        }
+        if self.pipes.is_empty() {
+            self.pipes = Vec::new();
+        }
+        self.pipes_low = self.pipes.len();
+        self.spare.trim_idle(self.draining);
     }
 
     #[inline]

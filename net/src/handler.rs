@@ -183,7 +183,7 @@ impl Conn<'_> {
             return;
         }
         self.core.out.push_file(crate::wqueue::FileSeg {
-            fd: file.into_raw_fd(),
+            fd: crate::lifecycle::IoFd::new(file.into_raw_fd()),
             offset,
             remaining: len,
         });

@@ -15,6 +15,7 @@ mod dataflow;
 mod handler;
 #[cfg(feature = "http")]
 pub mod http;
+mod lifecycle;
 mod outbound;
 mod server;
 pub mod socket;
