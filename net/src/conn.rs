@@ -60,6 +60,13 @@ pub const DEFAULT_MAX_PENDING: u32 = 1 << 20;
 /// below a quarter of it ([`Conn::set_output_limit`](crate::Conn::set_output_limit)).
 pub const DEFAULT_OUTPUT_HIGH_WATER: usize = 1 << 20;
 
+/// Default close (linger) deadline: a graceful close that has not sent everything
+/// queued within this time is aborted
+/// ([`Conn::set_close_timeout`](crate::Conn::set_close_timeout)). 30 s, as nginx's
+/// `lingering_time`: long enough for a slow but live reader to take a large response,
+/// short enough that a peer that stopped reading does not hold its slot and queue.
+pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A connection's state, apart from its handler.
 pub struct ConnCore {
     pub(crate) fd: RawFd,
@@ -69,6 +76,10 @@ pub struct ConnCore {
     pub(crate) max_pending: u32,
     /// Output high-water mark in bytes (0: no limit); the low-water mark is a quarter.
     pub(crate) high_water: u32,
+    /// Close (linger) deadline in ms after a graceful close began (0: none).
+    pub(crate) linger_ms: u32,
+    /// The close deadline's timer entry, while armed.
+    pub(crate) close_timer: Option<TimerHandle>,
     /// Idle timeout in ms (0: none).
     pub(crate) idle_ms: u32,
     /// When the idle timeout fires if nothing happens ([`WorkerCtx::ms`] units, 0: none).
@@ -130,6 +141,8 @@ impl ConnCore {
             flags: 0,
             max_pending: DEFAULT_MAX_PENDING,
             high_water: DEFAULT_OUTPUT_HIGH_WATER as u32,
+            linger_ms: DEFAULT_CLOSE_TIMEOUT.as_millis() as u32,
+            close_timer: None,
             idle_ms: 0,
             deadline: 0,
             timer_at: 0,

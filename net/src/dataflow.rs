@@ -172,7 +172,10 @@ impl<F: Factory> Server<F> {
         };
         let core = &mut s.value.core;
         core.clear(DIRTY);
-        if core.has(CLOSE_SENT) {
+        // After the close went out nothing is driven, except an abort (close deadline,
+        // shutdown) of a linked send+close still waiting for its send.
+        let abort_pending = core.has(ABORT) && !core.has(CANCELLED);
+        if core.has(CLOSE_SENT) && !abort_pending {
             return;
         }
         let fd = core.fd;
@@ -182,6 +185,13 @@ impl<F: Factory> Server<F> {
             self.close_retired(io, idx);
             return self.begin_close(io, idx);
         }
+        if core.has(CLOSING) && core.close_timer.is_none() && core.linger_ms != 0 {
+            self.arm_close_deadline(idx);
+        }
+        let Some(s) = self.conns.get_mut(idx) else {
+            return;
+        };
+        let core = &mut s.value.core;
         if core.tunnel.is_some() {
             if core.has(CLOSING) {
                 return self.begin_close(io, idx);
@@ -343,6 +353,10 @@ impl<F: Factory> Server<F> {
             Some(OpKind::Timer) => slot.core.user_timer = None,
             Some(OpKind::Timeout) => slot.core.idle_timer = None,
             _ => {}
+        }
+        if t.kind() == Some(OpKind::Close) {
+            slot.core.close_timer = None;
+            return self.close_deadline_passed(io, idx);
         }
         if slot.core.has(CLOSE_SENT) {
             return;

@@ -244,6 +244,17 @@ impl Conn<'_> {
         self.core.backed_up()
     }
 
+    /// Sets the close (linger) deadline (default
+    /// [`DEFAULT_CLOSE_TIMEOUT`](crate::DEFAULT_CLOSE_TIMEOUT), 30 s): once a graceful
+    /// [`close`](Self::close) began, a connection that has not sent everything queued
+    /// within this time (a peer that stopped reading) is aborted, and `on_close` gets a
+    /// [`CloseReason::Error`] of kind `TimedOut`. `None` disables it. Takes effect for
+    /// a close that starts after the call.
+    pub fn set_close_timeout(&mut self, timeout: Option<Duration>) {
+        self.core.linger_ms =
+            timeout.map_or(0, |t| t.as_millis().clamp(1, u32::MAX as u128) as u32);
+    }
+
     /// Sets the output high-water mark in bytes (default 1 MiB): at this many queued
     /// bytes reading stops until the queue drains to a quarter of it. `0` disables the
     /// limit (the handler then bounds its own output, e.g. with

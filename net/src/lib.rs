@@ -23,7 +23,7 @@ mod splice;
 mod tunnel;
 mod wqueue;
 
-pub use conn::{DEFAULT_MAX_PENDING, DEFAULT_OUTPUT_HIGH_WATER};
+pub use conn::{DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_PENDING, DEFAULT_OUTPUT_HIGH_WATER};
 pub use handler::{CloseReason, Conn, ConnInfo, Factory, Handler};
 pub use outbound::{Connect, ConnectOptions};
 pub use server::{IntoListeners, Serve};

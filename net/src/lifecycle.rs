@@ -8,8 +8,8 @@
 //! Connecting | CONNECTING                   | Connect, Cancel           | connect CQE -> Open / Aborting
 //! Open       | -                            | Read, Write, Connect,     | close() -> Closing
 //!            |                              | Cancel                    | abort/error/panic -> Aborting
-//! Closing    | CLOSING                      | Write, Cancel             | queue sent -> Cancelling
-//!            |                              | (send, splice, shutdown,  | (or linked send+close)
+//! Closing    | CLOSING (close deadline      | Write, Cancel             | queue sent -> Cancelling
+//!            |  armed: close_timer)         | (send, splice, shutdown,  | (or linked send+close)
 //!            |                              |  writability poll)        | close deadline -> Aborting
 //! Aborting   | CLOSING | ABORT              | Cancel                    | next flush -> Cancelling
 //! Cancelling | CANCELLED | CLOSE_WAIT       | nothing                   | last in-flight CQE -> Closed
@@ -226,10 +226,46 @@ impl<F: Factory> Server<F> {
         }
     }
 
+    /// A graceful close began with output left: abort it if it has not finished by
+    /// the close deadline.
+    pub(crate) fn arm_close_deadline(&mut self, idx: u32) {
+        let Some(s) = self.conns.get_mut(idx) else {
+            return;
+        };
+        let core = &mut s.value.core;
+        if core.has(CANCELLED) || core.close_timer.is_some() || core.linger_ms == 0 {
+            return;
+        }
+        let at = self.ctx.now + std::time::Duration::from_millis(core.linger_ms as u64);
+        let key = core.token.with_kind(OpKind::Close).raw();
+        core.close_timer = Some(self.ctx.timers.insert(at, key));
+    }
+
+    /// The close deadline passed: a connection still closing is aborted.
+    pub(crate) fn close_deadline_passed(&mut self, io: &mut Io, idx: u32) {
+        let Some(s) = self.conns.get_mut(idx) else {
+            return;
+        };
+        let core = &mut s.value.core;
+        if core.has(CANCELLED) || !core.has(CLOSING) {
+            return;
+        }
+        io.counters().timeouts += 1;
+        let unsent = core.queued_bytes();
+        // The close did not complete as asked: say why instead of the close's reason.
+        core.reason = Some(CloseReason::Error(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("close deadline passed with {unsent} bytes unsent; aborted"),
+        )));
+        core.want_abort();
+        self.ctx.mark_dirty(core);
+    }
+
     /// Releases the slot if it is closed and nothing is in flight, then `on_close`.
     pub(crate) fn maybe_release(&mut self, io: &mut Io, idx: u32) {
         if let Some(mut slot) = self.conns.release_if_done(idx) {
             self.ctx.cancel_timers(&mut slot.core);
+            self.ctx.cancel_timer(&mut slot.core.close_timer);
             if let Some(st) = slot.core.splice.take() {
                 self.ctx.give_pipe(io, st);
             }

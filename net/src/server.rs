@@ -289,7 +289,9 @@ impl<F: Factory> Service for Server<F> {
                 } else {
                     // The linked close of a fully sent queue: nothing may be armed now.
                     if let Some(s) = self.conns.get_mut(idx) {
+                        // Closed: no second close from `finish_close` either.
                         s.value.core.set(CANCELLED);
+                        s.value.core.clear(CLOSE_WAIT);
                     }
                     self.conns.mark_closed(idx);
                 }
