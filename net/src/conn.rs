@@ -51,6 +51,9 @@ pub(crate) const BACKED_UP: u32 = 1 << 17;
 pub(crate) const READ_STOP: u32 = PAUSED | BACKED_UP;
 /// The closing cancel went out: no op may be armed any more (lifecycle.rs).
 pub(crate) const CANCELLED: u32 = 1 << 18;
+/// The receive ended with `ENOBUFS`: it is re-armed from [`WorkerCtx::nobuf`], a few
+/// connections per turn, rather than all at once.
+pub(crate) const NOBUF_WAIT: u32 = 1 << 19;
 
 /// Default most unconsumed input bytes kept for a handler.
 pub const DEFAULT_MAX_PENDING: u32 = 1 << 20;
@@ -275,6 +278,8 @@ pub struct WorkerCtx {
     pub(crate) pipes_low: usize,
     /// When the pools are trimmed next (only while they hold something).
     pub(crate) next_trim: Option<Instant>,
+    /// Connections whose receive ended with `ENOBUFS`, oldest first.
+    pub(crate) nobuf: std::collections::VecDeque<Token>,
 }
 
 impl WorkerCtx {
@@ -290,6 +295,7 @@ impl WorkerCtx {
             pipes: Vec::new(),
             pipes_low: 0,
             next_trim: None,
+            nobuf: std::collections::VecDeque::new(),
         }
     }
 

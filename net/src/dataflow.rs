@@ -76,7 +76,14 @@ impl<F: Factory> Server<F> {
         } else {
             io.recycle(&c);
             match -c.result {
-                libc::ENOBUFS => io.counters().enobufs += 1,
+                libc::ENOBUFS => {
+                    // The pool is empty: re-arm only once buffers come back, a few
+                    // connections per turn (re-arming every one at once only makes
+                    // them all fail again).
+                    io.counters().enobufs += 1;
+                    slot.core.set(NOBUF_WAIT);
+                    self.ctx.nobuf.push_back(slot.core.token);
+                }
                 // Cancelled (pause, close) or given up after a poll retry: flush re-arms
                 // if the connection still wants to read.
                 libc::ECANCELED | libc::EAGAIN => {}
@@ -242,7 +249,7 @@ impl<F: Factory> Server<F> {
             return;
         };
         let core = &mut s.value.core;
-        if !core.has(READ_STOP | RECV_ARMED | EOF) {
+        if !core.has(READ_STOP | RECV_ARMED | EOF | NOBUF_WAIT) {
             let tok = core.token;
             // SAFETY: a multishot recv references only the worker's buffer pool.
             if unsafe { self.arm(io, idx, tok, Op::RecvMulti { fd }, Use::Read) } {
