@@ -382,6 +382,7 @@ impl<F: Factory> Server<F> {
                     });
                 }
             },
+            Some(crate::tunnel_timer::TUNNEL_TIMER) => self.tunnel_timer_fired(io, idx),
             Some(OpKind::Connect) => {
                 let tunnel_connecting = slot.core.tunnel.as_ref().is_some_and(|t| t.connecting);
                 if slot.core.has(CONNECTING) || tunnel_connecting {

@@ -196,11 +196,29 @@ impl Conn<'_> {
     /// either side is propagated as `shutdown(SHUT_WR)` on the other; when both
     /// directions are done, or on any error (refused, reset, `connect_timeout`), both
     /// sockets close and `on_close` reports why. No further `on_data` is delivered.
+    /// The tunnel closes after [`DEFAULT_TUNNEL_IDLE_TIMEOUT`](crate::DEFAULT_TUNNEL_IDLE_TIMEOUT)
+    /// (600 s) without traffic, or
+    /// [`DEFAULT_TUNNEL_HALF_CLOSE_TIMEOUT`](crate::DEFAULT_TUNNEL_HALF_CLOSE_TIMEOUT)
+    /// (60 s) after the first FIN; [`pipe_to_with`](Self::pipe_to_with) sets them.
     ///
     /// # Errors
     /// `InvalidInput` if reading already started (call it from `on_open`) or bytes are
     /// queued; the connection is unchanged.
     pub fn pipe_to(&mut self, upstream: SocketAddr, connect_timeout: Duration) -> io::Result<()> {
+        let opts = crate::TunnelOptions::default().connect_timeout(connect_timeout);
+        self.pipe_to_with(upstream, &opts)
+    }
+
+    /// [`pipe_to`](Self::pipe_to) with every tunnel option: connect, idle and
+    /// half-close timeouts.
+    ///
+    /// # Errors
+    /// As [`pipe_to`](Self::pipe_to).
+    pub fn pipe_to_with(
+        &mut self,
+        upstream: SocketAddr,
+        opts: &crate::TunnelOptions,
+    ) -> io::Result<()> {
         let c = &mut *self.core;
         if c.has(crate::conn::RECV_ARMED | crate::conn::EOF)
             || !c.pending.is_empty()
@@ -213,7 +231,7 @@ impl Conn<'_> {
                 "pipe_to must be called from on_open, before any byte is read or queued",
             ));
         }
-        c.tunnel = Some(crate::tunnel::Tunnel::new(upstream, connect_timeout));
+        c.tunnel = Some(crate::tunnel::Tunnel::new(upstream, opts));
         self.ctx.mark_dirty(self.core);
         Ok(())
     }

@@ -270,6 +270,7 @@ impl<F: Factory> Server<F> {
                 self.ctx.give_pipe(io, st);
             }
             if let Some(mut t) = slot.core.tunnel.take() {
+                self.ctx.cancel_timer(&mut t.clock.timer);
                 t.release(io);
             }
             slot.core.out.discard_all(&mut self.ctx.spare);
