@@ -12,8 +12,8 @@
 //! Requests from callbacks only set flags and mark the connection dirty; the server's
 //! `flush` turns dirty connections into ops once per loop turn.
 
-use crate::handler::CloseReason;
-use crate::lifecycle::IoFd;
+use crate::iofd::IoFd;
+use crate::reason::CloseReason;
 use crate::wqueue::{Spare, WriteQueue};
 use ringcore_runtime::{Io, OpKind, TimerHandle, TimerWheel, Token};
 use std::os::fd::RawFd;

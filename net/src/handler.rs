@@ -10,23 +10,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-/// Why a connection closed; passed to [`Handler::on_close`].
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum CloseReason {
-    /// The handler called [`Conn::close`] (or the default `on_eof`/`on_timeout` did).
-    Local,
-    /// The peer closed its side and everything queued was sent.
-    PeerClosed,
-    /// A socket error: reset by peer, broken pipe, timeout from the kernel, ...
-    Error(io::Error),
-    /// The idle timeout fired and the handler did not keep the connection.
-    IdleTimeout,
-    /// The runtime is shutting down and the drain deadline passed.
-    Shutdown,
-    /// A callback panicked; the panic message was logged.
-    Panic,
-}
+pub use crate::reason::CloseReason;
 
 /// Per-connection callbacks. The value lives in the connection's slot and dies on its
 /// worker; it need not be `Send`.
@@ -183,7 +167,7 @@ impl Conn<'_> {
             return;
         }
         self.core.out.push_file(crate::wqueue::FileSeg {
-            fd: crate::lifecycle::IoFd::new(file.into_raw_fd()),
+            fd: crate::iofd::IoFd::new(file.into_raw_fd()),
             offset,
             remaining: len,
         });

@@ -15,8 +15,10 @@ mod dataflow;
 mod handler;
 #[cfg(feature = "http")]
 pub mod http;
+mod iofd;
 mod lifecycle;
 mod outbound;
+mod reason;
 mod server;
 pub mod socket;
 mod splice;

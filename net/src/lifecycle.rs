@@ -28,7 +28,7 @@
 //! submitted only once nothing else of the slot is in flight ([`Server::finish_close`]),
 //! because io_uring resolves the fd of work queued to its worker pool only when that
 //! work runs. Every other fd the backend may know (pipes, files being spliced) is an
-//! [`IoFd`]: it has no closing `Drop`; it is closed with [`IoFd::close`] through the
+//! [`IoFd`](crate::iofd::IoFd): it has no closing `Drop`; it is closed with [`IoFd::close`](crate::iofd::IoFd::close) through the
 //! worker's `Io`, which makes the backend forget the fd first (the epoll backend keeps
 //! a registration per fd number), and only when no op referencing it is in flight.
 
@@ -36,7 +36,6 @@ use crate::conn::*;
 use crate::handler::{CloseReason, Factory, Handler};
 use crate::server::{log_panic, Server};
 use ringcore_runtime::{Io, Op, OpKind, Token};
-use std::os::fd::RawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// What an op does, as far as the lifecycle is concerned.
@@ -63,41 +62,6 @@ impl ConnCore {
             Use::Write => !self.has(ABORT),
             Use::Read | Use::Connect => !self.has(CLOSING),
         }
-    }
-}
-
-/// An fd the backend may know (a pipe, a file being spliced). It has no closing
-/// `Drop`: it is closed with [`close`](Self::close) through the worker's `Io`, once no
-/// op referencing it is in flight. Dropping one unclosed leaks the fd, which is only
-/// right on fatal paths (ops may still be in flight there).
-#[derive(Debug)]
-pub(crate) struct IoFd(RawFd);
-
-impl IoFd {
-    /// Takes ownership of `fd`.
-    pub(crate) fn new(fd: RawFd) -> IoFd {
-        IoFd(fd)
-    }
-
-    /// The fd number.
-    pub(crate) fn raw(&self) -> RawFd {
-        self.0
-    }
-
-    /// Closes the fd through `io` (the backend forgets it first).
-    pub(crate) fn close(mut self, io: &mut Io) {
-        io.close_now(self.0);
-        self.0 = -1;
-    }
-}
-
-impl Drop for IoFd {
-    fn drop(&mut self) {
-        debug_assert!(
-            self.0 < 0 || std::thread::panicking(),
-            "fd {} dropped without IoFd::close: leaked",
-            self.0
-        );
     }
 }
 

@@ -21,7 +21,8 @@
 use crate::addr::RawAddr;
 use crate::conn::*;
 use crate::handler::{CloseReason, Factory};
-use crate::lifecycle::{IoFd, Use};
+use crate::iofd::IoFd;
+use crate::lifecycle::Use;
 use crate::server::Server;
 use crate::socket::close_fd;
 use crate::tunnel_timer::{TunnelClock, TunnelOptions};
