@@ -8,6 +8,7 @@
 //! | fault | how it is realised |
 //! | --- | --- |
 //! | short send | the send is submitted with a private copy of its iovecs cut to `1..len` bytes, so the kernel really sends fewer; the copy lives until the token's last op completes |
+//! | short splice | an unlinked splice is submitted with a smaller `len` (splice may always move fewer bytes) |
 //! | `EAGAIN` on send | the send is not submitted; a final `-EAGAIN` is synthesised |
 //! | `ENOBUFS` on receive | at arm time: the multishot recv is not submitted, a final `-ENOBUFS` is synthesised; mid-stream: the armed recv is cancelled by token and its real final `-ECANCELED` is rewritten to `-ENOBUFS` (data completions before it pass unchanged) |
 //! | `EMFILE` on accept | as `ENOBUFS`, for the multishot accept |
@@ -40,6 +41,8 @@ const FAULT_CANCEL: Token = Token::internal(FAULT_ID, OpKind::Cancel);
 pub struct FaultRates {
     /// Per send: submit only a prefix of it.
     pub short_send: u16,
+    /// Per unlinked splice: submit it with a smaller length.
+    pub short_splice: u16,
     /// Per send: complete it with `-EAGAIN` without submitting it.
     pub send_eagain: u16,
     /// Per multishot recv arm: complete it with `-ENOBUFS` without submitting it.
@@ -61,6 +64,7 @@ impl Default for FaultRates {
     fn default() -> Self {
         FaultRates {
             short_send: 200,
+            short_splice: 200,
             send_eagain: 50,
             recv_enobufs: 50,
             accept_emfile: 100,
@@ -77,6 +81,7 @@ impl FaultRates {
     pub fn none() -> FaultRates {
         FaultRates {
             short_send: 0,
+            short_splice: 0,
             send_eagain: 0,
             recv_enobufs: 0,
             accept_emfile: 0,
@@ -98,6 +103,7 @@ impl FaultRates {
         };
         FaultRates {
             short_send: pick(150, 600),
+            short_splice: pick(150, 600),
             send_eagain: pick(50, 300),
             recv_enobufs: pick(50, 400),
             accept_emfile: pick(100, 500),
@@ -150,6 +156,8 @@ impl FaultPlan {
 pub struct FaultStats {
     /// Sends submitted shortened.
     pub short_sends: u64,
+    /// Splices submitted shortened.
+    pub short_splices: u64,
     /// Sends answered `-EAGAIN` unsubmitted.
     pub send_eagains: u64,
     /// Recv arms answered `-ENOBUFS` unsubmitted.
@@ -164,11 +172,12 @@ pub struct FaultStats {
     pub stale_duplicates: u64,
 }
 
-static STATS: [AtomicU64; 7] = [const { AtomicU64::new(0) }; 7];
+static STATS: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
 
 #[derive(Clone, Copy)]
 enum Stat {
     ShortSend,
+    ShortSplice,
     SendEagain,
     RecvEnobufs,
     AcceptEmfile,
@@ -186,6 +195,7 @@ pub fn stats() -> FaultStats {
     let g = |s: Stat| STATS[s as usize].load(Ordering::Relaxed);
     FaultStats {
         short_sends: g(Stat::ShortSend),
+        short_splices: g(Stat::ShortSplice),
         send_eagains: g(Stat::SendEagain),
         recv_enobufs: g(Stat::RecvEnobufs),
         accept_emfiles: g(Stat::AcceptEmfile),
@@ -347,6 +357,22 @@ impl FaultDriver {
                             bump(Stat::ShortSend);
                         }
                     }
+                }
+                Op::Splice {
+                    fd_in,
+                    off_in,
+                    fd_out,
+                    off_out,
+                    len,
+                } if len >= 2 && self.rng.hit(self.rates.short_splice) => {
+                    bump(Stat::ShortSplice);
+                    op = Op::Splice {
+                        fd_in,
+                        off_in,
+                        fd_out,
+                        off_out,
+                        len: 1 + self.rng.below(u64::from(len) - 1) as u32,
+                    };
                 }
                 Op::RecvMulti { .. } if self.rng.hit(self.rates.recv_enobufs) => {
                     bump(Stat::RecvEnobufs);
@@ -659,53 +685,4 @@ unsafe fn shorten(msg: *const libc::msghdr, keep: usize) -> Box<ShortMsg> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn splitmix_is_deterministic_and_spread() {
-        let mut a = SplitMix64::new(7);
-        let mut b = SplitMix64::new(7);
-        let xs: Vec<u64> = (0..100).map(|_| a.next()).collect();
-        let ys: Vec<u64> = (0..100).map(|_| b.next()).collect();
-        assert_eq!(xs, ys);
-        let hits = (0..10_000).filter(|_| a.hit(250)).count();
-        assert!((2_000..3_000).contains(&hits), "{hits}");
-        assert!(!a.hit(0));
-    }
-
-    #[test]
-    fn shorten_keeps_a_prefix_across_iovecs() {
-        let a = [1u8; 5];
-        let b = [2u8; 7];
-        let mut iov = [
-            libc::iovec {
-                iov_base: a.as_ptr() as *mut _,
-                iov_len: a.len(),
-            },
-            libc::iovec {
-                iov_base: b.as_ptr() as *mut _,
-                iov_len: b.len(),
-            },
-        ];
-        // SAFETY: an all-zero msghdr is valid.
-        let mut m: libc::msghdr = unsafe { std::mem::zeroed() };
-        m.msg_iov = iov.as_mut_ptr();
-        m.msg_iovlen = 2;
-        for keep in 1..12 {
-            // SAFETY: `m` and its iovecs are live.
-            let s = unsafe { shorten(&m, keep) };
-            // SAFETY: `s.hdr` points at `s.iov`, inside `a` and `b`.
-            assert_eq!(unsafe { crate::op::send::total_len(&s.hdr) }, keep);
-            assert_eq!(s.hdr.msg_iov as *const _, s.iov.as_ptr());
-        }
-    }
-
-    #[test]
-    fn random_rates_vary_with_the_seed() {
-        let distinct: std::collections::HashSet<_> = (0..64)
-            .map(|s| format!("{:?}", FaultRates::random(s)))
-            .collect();
-        assert!(distinct.len() > 16);
-    }
-}
+mod tests;
