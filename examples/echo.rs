@@ -41,6 +41,7 @@ impl Handler for Echo {
 }
 
 fn main() -> anyhow::Result<()> {
+    common::init_logging();
     let args = Args::parse();
     let rt = args.rt.runtime()?;
     let listeners = Listeners::bind(

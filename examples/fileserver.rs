@@ -27,6 +27,7 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
+    common::init_logging();
     let args = Args::parse();
     let rt = args.rt.runtime()?;
     let factory = StaticFiles::factory(&args.root, Limits::default())

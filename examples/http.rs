@@ -59,6 +59,7 @@ fn metrics(_: &Request<'_>, res: &mut Response) {
 }
 
 fn main() -> anyhow::Result<()> {
+    common::init_logging();
     let args = Args::parse();
     let rt = args.rt.runtime()?;
     let _ = HANDLE.set(rt.handle());

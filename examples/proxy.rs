@@ -61,6 +61,7 @@ impl Handler for Proxy {
 }
 
 fn main() -> anyhow::Result<()> {
+    common::init_logging();
     let args = Args::parse();
     let upstream = args
         .upstream

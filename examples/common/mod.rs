@@ -39,6 +39,18 @@ impl RuntimeArgs {
     }
 }
 
+/// Installs the log subscriber every example uses: human-readable lines on stderr,
+/// filtered by `RUST_LOG` (default `info`, e.g. `RUST_LOG=ringcore_net=debug`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
 /// The backend a runtime's workers will run on, for the start-up line.
 pub fn backend_name(rt: &Runtime) -> &'static str {
     ringcore::runtime::probe_backend(rt.config())

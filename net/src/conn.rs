@@ -13,8 +13,9 @@
 //! `flush` turns dirty connections into ops once per loop turn.
 
 use crate::handler::CloseReason;
+use crate::lifecycle::IoFd;
 use crate::wqueue::{Spare, WriteQueue};
-use ringcore_runtime::{OpKind, TimerWheel, Token};
+use ringcore_runtime::{Io, OpKind, TimerHandle, TimerWheel, Token};
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
@@ -43,9 +44,21 @@ pub(crate) const EOF_PENDING: u32 = 1 << 15;
 /// splice, only when it runs, and cancel-by-fd cannot match such work; closing the fd
 /// before it ran would let it act on whatever socket reuses the number.)
 pub(crate) const CLOSE_WAIT: u32 = 1 << 16;
+/// The output queue reached the high-water mark: reading is stopped until it drains
+/// below the low-water mark (set and cleared by `drive`, see [`ConnCore::backed_up`]).
+pub(crate) const BACKED_UP: u32 = 1 << 17;
+/// Reading is stopped, by the handler ([`PAUSED`]) or by output backpressure.
+pub(crate) const READ_STOP: u32 = PAUSED | BACKED_UP;
+/// The closing cancel went out: no op may be armed any more (lifecycle.rs).
+pub(crate) const CANCELLED: u32 = 1 << 18;
 
 /// Default most unconsumed input bytes kept for a handler.
 pub const DEFAULT_MAX_PENDING: u32 = 1 << 20;
+
+/// Default output high-water mark: once this many bytes are queued and not yet handed
+/// to the kernel, the runtime stops reading from the connection until the queue drains
+/// below a quarter of it ([`Conn::set_output_limit`](crate::Conn::set_output_limit)).
+pub const DEFAULT_OUTPUT_HIGH_WATER: usize = 1 << 20;
 
 /// A connection's state, apart from its handler.
 pub struct ConnCore {
@@ -54,12 +67,18 @@ pub struct ConnCore {
     pub(crate) token: Token,
     pub(crate) flags: u32,
     pub(crate) max_pending: u32,
+    /// Output high-water mark in bytes (0: no limit); the low-water mark is a quarter.
+    pub(crate) high_water: u32,
     /// Idle timeout in ms (0: none).
     pub(crate) idle_ms: u32,
     /// When the idle timeout fires if nothing happens ([`WorkerCtx::ms`] units, 0: none).
     pub(crate) deadline: u64,
     /// When `on_timer` is due ([`WorkerCtx::ms`] units, 0: none).
     pub(crate) timer_at: u64,
+    /// The idle timeout's entry in the worker's timer set (set with `TIMER`).
+    pub(crate) idle_timer: Option<TimerHandle>,
+    /// The user timer's entry in the worker's timer set (set with `USER_TIMER`).
+    pub(crate) user_timer: Option<TimerHandle>,
     /// The peer address of an outbound connect in flight (the kernel reads it).
     pub(crate) connect_addr: Option<Box<crate::addr::RawAddr>>,
     pub(crate) out: WriteQueue,
@@ -74,31 +93,25 @@ pub struct ConnCore {
 
 /// A file leaving by splice: file -> pipe -> socket.
 pub(crate) struct SpliceState {
-    /// INVARIANT: a nonblocking pipe (read end, write end) owned by this state.
-    pub(crate) pipe: (RawFd, RawFd),
+    /// INVARIANT: a nonblocking pipe (read end, write end) owned by this state; closed
+    /// only through `Io` ([`WorkerCtx::give_pipe`]).
+    pub(crate) pipe: (IoFd, IoFd),
     /// Bytes in the pipe not yet spliced to the socket.
     pub(crate) in_pipe: u64,
     /// Splice/poll ops in flight.
     pub(crate) ops: u8,
+    /// A file -> pipe splice is in flight (it references the head file segment).
+    pub(crate) filling: bool,
     /// The socket was full: a writability poll is in flight.
     pub(crate) polling: bool,
 }
 
 impl SpliceState {
     /// Closes the pipe through `io`, so the backend forgets it.
-    pub(crate) fn release(&mut self, io: &mut ringcore_runtime::Io) {
-        io.close_now(self.pipe.0);
-        io.close_now(self.pipe.1);
-        self.pipe = (-1, -1);
-    }
-}
-
-impl Drop for SpliceState {
-    fn drop(&mut self) {
-        if self.pipe.0 >= 0 {
-            crate::socket::close_fd(self.pipe.0);
-            crate::socket::close_fd(self.pipe.1);
-        }
+    pub(crate) fn release(self, io: &mut Io) {
+        let (r, w) = self.pipe;
+        r.close(io);
+        w.close(io);
     }
 }
 
@@ -106,6 +119,8 @@ impl Drop for SpliceState {
 pub(crate) const PIPE_CHUNK: u64 = 256 * 1024;
 /// Pipes kept for reuse per worker.
 const PIPE_POOL_MAX: usize = 64;
+/// Pools (pipes, spare buffers) not used for this long are shrunk.
+pub(crate) const POOL_IDLE: Duration = Duration::from_secs(5);
 
 impl ConnCore {
     pub(crate) fn new(fd: RawFd, token: Token) -> ConnCore {
@@ -114,9 +129,12 @@ impl ConnCore {
             token,
             flags: 0,
             max_pending: DEFAULT_MAX_PENDING,
+            high_water: DEFAULT_OUTPUT_HIGH_WATER as u32,
             idle_ms: 0,
             deadline: 0,
             timer_at: 0,
+            idle_timer: None,
+            user_timer: None,
             connect_addr: None,
             out: WriteQueue::default(),
             pending: Vec::new(),
@@ -178,6 +196,44 @@ impl ConnCore {
         }
     }
 
+    /// Output bytes queued and not yet handed to the kernel: the write queue (file
+    /// segments included) plus bytes sitting in a splice pipe.
+    pub(crate) fn queued_bytes(&self) -> usize {
+        let piped = self.splice.as_ref().map_or(0, |s| s.in_pipe)
+            + self.tunnel.as_ref().map_or(0, |t| t.buffered());
+        self.out.len() + piped as usize
+    }
+
+    /// True while output is backed up: from the moment the queue reaches the high-water
+    /// mark until it drains to the low-water mark (a quarter of it).
+    pub(crate) fn backed_up(&self) -> bool {
+        let hw = self.high_water as usize;
+        if hw == 0 {
+            return false;
+        }
+        let q = self.queued_bytes();
+        q >= hw || (self.has(BACKED_UP) && q > hw / 4)
+    }
+
+    /// Brings [`BACKED_UP`] in line with the queue; true if it changed.
+    pub(crate) fn update_backed_up(&mut self) -> bool {
+        let on = self.backed_up();
+        if on != self.has(BACKED_UP) {
+            self.flags ^= BACKED_UP;
+            return true;
+        }
+        false
+    }
+
+    /// `on_data` left bytes unconsumed: if reading is stopped (the handler paused, or
+    /// output is backed up), they are offered again on resume without waiting for new
+    /// input, and an end of stream waits for them.
+    pub(crate) fn note_leftovers(&mut self) {
+        if !self.pending.is_empty() && (self.has(PAUSED) || self.backed_up()) {
+            self.set(PENDING_NEW);
+        }
+    }
+
     /// Activity: push the idle deadline back.
     #[inline]
     pub(crate) fn touch(&mut self, now_ms: u64) {
@@ -202,6 +258,10 @@ pub struct WorkerCtx {
     // Boxed: pool entries move into and out of connections' `Option<Box<_>>` slots.
     #[allow(clippy::vec_box)]
     pub(crate) pipes: Vec<Box<SpliceState>>,
+    /// Fewest pipes the pool held since the last trim: that many sat unused all along.
+    pub(crate) pipes_low: usize,
+    /// When the pools are trimmed next (only while they hold something).
+    pub(crate) next_trim: Option<Instant>,
 }
 
 impl WorkerCtx {
@@ -215,12 +275,15 @@ impl WorkerCtx {
             spare: Spare::default(),
             timers: TimerWheel::new(now),
             pipes: Vec::new(),
+            pipes_low: 0,
+            next_trim: None,
         }
     }
 
     /// An empty pipe from the pool, or a new one.
     pub(crate) fn take_pipe(&mut self) -> std::io::Result<Box<SpliceState>> {
         if let Some(p) = self.pipes.pop() {
+            self.pipes_low = self.pipes_low.min(self.pipes.len());
             return Ok(p);
         }
         let mut fds = [0 as libc::c_int; 2];
@@ -229,18 +292,47 @@ impl WorkerCtx {
         // SAFETY: fcntl on the pipe we just created.
         unsafe { libc::fcntl(fds[1], libc::F_SETPIPE_SZ, PIPE_CHUNK as libc::c_int) };
         Ok(Box::new(SpliceState {
-            pipe: (fds[0], fds[1]),
+            pipe: (IoFd::new(fds[0]), IoFd::new(fds[1])),
             in_pipe: 0,
             ops: 0,
+            filling: false,
             polling: false,
         }))
     }
 
-    /// Returns an empty pipe to the pool (closing it if the pool is full).
-    pub(crate) fn give_pipe(&mut self, p: Box<SpliceState>) {
-        if p.in_pipe == 0 && p.ops == 0 && self.pipes.len() < PIPE_POOL_MAX {
+    /// Returns a pipe with no op in flight to the pool, or closes it through `io` (the
+    /// pool is full, the pipe holds bytes, or the worker is draining).
+    pub(crate) fn give_pipe(&mut self, io: &mut Io, p: Box<SpliceState>) {
+        debug_assert_eq!(p.ops, 0, "a pipe with ops in flight given back");
+        if p.in_pipe == 0 && p.ops == 0 && self.pipes.len() < PIPE_POOL_MAX && !self.draining {
             self.pipes.push(p);
+        } else {
+            p.release(io);
         }
+    }
+
+    /// True if a pool holds a pipe or buffer (a trim is then scheduled).
+    pub(crate) fn pools_hold_something(&self) -> bool {
+        !self.pipes.is_empty() || self.spare.held() > 0
+    }
+
+    /// Shrinks the pools (every [`POOL_IDLE`]): the pipes and spare buffers that sat
+    /// unused for the whole interval are closed or freed (all of them while draining),
+    /// so fds and memory return after a burst.
+    pub(crate) fn trim_pools(&mut self, io: &mut Io) {
+        let unused = if self.draining {
+            self.pipes.len()
+        } else {
+            self.pipes_low.min(self.pipes.len())
+        };
+        for p in self.pipes.drain(..unused) {
+            p.release(io);
+        }
+        if self.pipes.is_empty() {
+            self.pipes = Vec::new();
+        }
+        self.pipes_low = self.pipes.len();
+        self.spare.trim_idle(self.draining);
     }
 
     #[inline]
@@ -272,12 +364,18 @@ impl WorkerCtx {
     pub(crate) fn set_user_timer(&mut self, core: &mut ConnCore, at: Option<Instant>) {
         let new = at.map_or(0, |t| self.ms(t));
         let old = std::mem::replace(&mut core.timer_at, new);
-        if let Some(t) = at {
+        match at {
             // A new entry unless one already fires at or before `t` (it re-arms itself).
-            if !core.has(USER_TIMER) || old == 0 || new < old {
+            Some(t) if !core.has(USER_TIMER) || old == 0 || new < old => {
+                self.cancel_timer(&mut core.user_timer);
                 core.set(USER_TIMER);
-                self.timers
-                    .insert(t, core.token.with_kind(OpKind::Timer).raw());
+                let key = core.token.with_kind(OpKind::Timer).raw();
+                core.user_timer = Some(self.timers.insert(t, key));
+            }
+            Some(_) => {}
+            None => {
+                self.cancel_timer(&mut core.user_timer);
+                core.clear(USER_TIMER);
             }
         }
     }
@@ -289,15 +387,33 @@ impl WorkerCtx {
                 let d = self.now_ms() + core.idle_ms as u64;
                 let old = std::mem::replace(&mut core.deadline, d);
                 if !core.has(TIMER) || old == 0 || d < old {
+                    self.cancel_timer(&mut core.idle_timer);
                     core.set(TIMER);
-                    self.timers
-                        .insert(self.at(d), core.token.with_kind(OpKind::Timeout).raw());
+                    let key = core.token.with_kind(OpKind::Timeout).raw();
+                    core.idle_timer = Some(self.timers.insert(self.at(d), key));
                 }
             }
             _ => {
                 core.idle_ms = 0;
                 core.deadline = 0;
+                self.cancel_timer(&mut core.idle_timer);
+                core.clear(TIMER);
             }
         }
+    }
+
+    /// Removes the entry of `h` (if any) from the timer set.
+    pub(crate) fn cancel_timer(&mut self, h: &mut Option<TimerHandle>) {
+        if let Some(h) = h.take() {
+            self.timers.cancel(h);
+        }
+    }
+
+    /// The slot is being released: its timers go with it (they would otherwise stay in
+    /// the timer set until they fire, up to the idle timeout later).
+    pub(crate) fn cancel_timers(&mut self, core: &mut ConnCore) {
+        self.cancel_timer(&mut core.idle_timer);
+        self.cancel_timer(&mut core.user_timer);
+        core.clear(TIMER | USER_TIMER);
     }
 }

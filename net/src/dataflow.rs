@@ -5,10 +5,10 @@
 
 use crate::conn::*;
 use crate::handler::{CloseReason, Factory, Handler};
-use crate::server::{call, log_panic, Server, ACCEPT_BACKOFF_KEY};
+use crate::lifecycle::Use;
+use crate::server::{call, Server, ACCEPT_BACKOFF_KEY};
 use ringcore_runtime::{Completion, Io, Op, OpKind, Token};
 use std::io;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 impl<F: Factory> Server<F> {
@@ -29,15 +29,20 @@ impl<F: Factory> Server<F> {
                 io.recycle(&c);
                 return;
             }
-            if slot.core.has(PAUSED) || !slot.core.pending.is_empty() {
+            if !slot.core.has(BACKED_UP) && slot.core.update_backed_up() {
+                // Output reached the high-water mark this turn: stop delivering now;
+                // `drive` cancels the receive.
+                self.ctx.mark_dirty(&mut slot.core);
+            }
+            if slot.core.has(READ_STOP) || !slot.core.pending.is_empty() {
                 slot.core.pending.extend_from_slice(io.received(&c));
                 io.recycle(&c);
-                if slot.core.has(PAUSED) {
+                if slot.core.has(READ_STOP) {
                     slot.core.set(PENDING_NEW);
                 }
-                // While paused, only bytes already in flight when the receive was
+                // While stopped, only bytes already in flight when the receive was
                 // cancelled land here: at most one buffer pool's worth.
-                if !slot.core.has(PAUSED) {
+                if !slot.core.has(READ_STOP) {
                     self.deliver_pending(io, idx);
                 }
                 return;
@@ -52,6 +57,7 @@ impl<F: Factory> Server<F> {
                 let used = used.min(n);
                 if used < n && !slot.core.has(CLOSING) {
                     slot.core.pending.extend_from_slice(&data[used..]);
+                    slot.core.note_leftovers();
                     self.check_pending_limit(idx, used);
                 }
             }
@@ -59,7 +65,8 @@ impl<F: Factory> Server<F> {
         } else if c.result == 0 {
             slot.core.set(EOF);
             slot.core.clear(RECV_ARMED);
-            if slot.core.has(PAUSED) || !slot.core.pending.is_empty() && slot.core.has(PENDING_NEW)
+            if slot.core.has(READ_STOP)
+                || !slot.core.pending.is_empty() && slot.core.has(PENDING_NEW)
             {
                 // Undelivered input first: on_eof follows it after resume.
                 slot.core.set(EOF_PENDING);
@@ -99,6 +106,7 @@ impl<F: Factory> Server<F> {
             pending = Vec::new();
         }
         slot.core.pending = pending;
+        slot.core.note_leftovers();
         self.check_pending_limit(idx, consumed.unwrap_or(0));
     }
 
@@ -135,9 +143,10 @@ impl<F: Factory> Server<F> {
             // (seen after the peer's FIN): wait for writability, then send again.
             let (fd, tok) = (slot.core.fd, slot.core.token.with_kind(OpKind::Poll));
             // SAFETY: a poll references no memory.
-            if unsafe { io.submit(tok, Op::PollWritable { fd }) }.is_ok() {
-                slot.core.set(WAIT_WRITABLE);
-                self.conns.op_submitted(idx);
+            if unsafe { self.arm(io, idx, tok, Op::PollWritable { fd }, Use::Write) } {
+                if let Some(s) = self.conns.get_mut(idx) {
+                    s.value.core.set(WAIT_WRITABLE);
+                }
             }
             return;
         }
@@ -168,7 +177,9 @@ impl<F: Factory> Server<F> {
         }
         let fd = core.fd;
         if core.has(ABORT) {
-            core.out.discard_unsent(&mut self.ctx.spare);
+            let filling = core.splice.as_ref().is_some_and(|st| st.filling);
+            core.out.discard_unsent(&mut self.ctx.spare, filling);
+            self.close_retired(io, idx);
             return self.begin_close(io, idx);
         }
         if core.tunnel.is_some() {
@@ -177,7 +188,9 @@ impl<F: Factory> Server<F> {
             }
             return self.drive_tunnel(io, idx);
         }
-        if core.has(PENDING_NEW | EOF_PENDING) && !core.has(PAUSED | CLOSING) {
+        // Output backpressure: stop reading at the high-water mark, resume below the low.
+        core.update_backed_up();
+        if core.has(PENDING_NEW | EOF_PENDING) && !core.has(READ_STOP | CLOSING) {
             // Resumed: hand over what arrived while paused, then a deferred EOF.
             let eof = core.has(EOF_PENDING);
             core.clear(PENDING_NEW | EOF_PENDING);
@@ -196,7 +209,7 @@ impl<F: Factory> Server<F> {
             let Some(s) = self.conns.get_mut(idx) else {
                 return;
             };
-            if s.value.core.has(PAUSED) {
+            if s.value.core.has(READ_STOP) {
                 return self.drive(io, idx);
             }
         }
@@ -204,25 +217,28 @@ impl<F: Factory> Server<F> {
             return;
         };
         let core = &mut s.value.core;
-        if core.has(PAUSED) && core.has(RECV_ARMED) && !core.has(RECV_CANCEL) {
+        if core.has(READ_STOP) && core.has(RECV_ARMED) && !core.has(RECV_CANCEL) {
             // Stop the armed receive so the kernel buffer fills and the peer slows down.
             let target = core.token;
             let tok = core.token.with_kind(OpKind::Cancel);
             // SAFETY: a cancel references no memory.
-            if unsafe { io.submit(tok, Op::Cancel { fd, target }) }.is_ok() {
-                core.set(RECV_CANCEL);
-                self.conns.op_submitted(idx);
+            if unsafe { self.arm(io, idx, tok, Op::Cancel { fd, target }, Use::Cancel) } {
+                if let Some(s) = self.conns.get_mut(idx) {
+                    s.value.core.set(RECV_CANCEL);
+                }
             }
         }
         let Some(s) = self.conns.get_mut(idx) else {
             return;
         };
         let core = &mut s.value.core;
-        if !core.has(PAUSED | RECV_ARMED | EOF | CLOSING) {
+        if !core.has(READ_STOP | RECV_ARMED | EOF) {
+            let tok = core.token;
             // SAFETY: a multishot recv references only the worker's buffer pool.
-            if unsafe { io.submit(core.token, Op::RecvMulti { fd }) }.is_ok() {
-                core.set(RECV_ARMED);
-                self.conns.op_submitted(idx);
+            if unsafe { self.arm(io, idx, tok, Op::RecvMulti { fd }, Use::Read) } {
+                if let Some(s) = self.conns.get_mut(idx) {
+                    s.value.core.set(RECV_ARMED);
+                }
             }
         }
         let Some(s) = self.conns.get_mut(idx) else {
@@ -251,52 +267,39 @@ impl<F: Factory> Server<F> {
                 core.set(CLOSE_SENT);
                 let close_tok = core.token.with_kind(OpKind::Close);
                 if armed {
+                    let tok = core.token.with_kind(OpKind::Cancel);
                     // SAFETY: cancel references no memory.
-                    let _ = unsafe {
-                        io.submit(core.token.with_kind(OpKind::Cancel), Op::CancelFd { fd })
-                    };
-                    self.conns.op_submitted(idx);
+                    unsafe { self.arm(io, idx, tok, Op::CancelFd { fd }, Use::Cancel) };
                 }
+                let send = Op::Send {
+                    fd,
+                    msg,
+                    waitall: true,
+                };
                 // SAFETY: `msg` and the iovecs/chunks it points at are owned by this
                 // slot's write queue and stay untouched until the send's completion
                 // (write queue invariants); the slot is not freed before then because
                 // in_flight counts the op.
-                let r = unsafe {
-                    io.submit_linked(
-                        (
-                            send_tok,
-                            Op::Send {
-                                fd,
-                                msg,
-                                waitall: true,
-                            },
-                        ),
+                unsafe {
+                    self.arm_linked(
+                        io,
+                        idx,
+                        (send_tok, send),
                         (close_tok, Op::Close { fd }),
+                        Use::Write,
                     )
                 };
-                if r.is_ok() {
-                    self.conns.op_submitted(idx);
-                    self.conns.op_submitted(idx);
-                }
                 // Marked closed when the close completes: if the send falls short the
                 // close is cancelled and the rest of the queue is sent first.
                 return;
             }
+            let send = Op::Send {
+                fd,
+                msg,
+                waitall: false,
+            };
             // SAFETY: as above: the write queue owns msg/iovecs/bytes until completion.
-            if unsafe {
-                io.submit(
-                    send_tok,
-                    Op::Send {
-                        fd,
-                        msg,
-                        waitall: false,
-                    },
-                )
-            }
-            .is_ok()
-            {
-                self.conns.op_submitted(idx);
-            }
+            unsafe { self.arm(io, idx, send_tok, send, Use::Write) };
             return;
         }
         if core.out.is_empty() && !core.out.in_flight() && core.splice.is_none() {
@@ -305,20 +308,9 @@ impl<F: Factory> Server<F> {
                 // completion: `finish_close` runs only with nothing in flight.
                 core.set(SHUT_SENT);
                 let tok = core.token.with_kind(OpKind::Shutdown);
+                let how = libc::SHUT_WR;
                 // SAFETY: shutdown references no memory.
-                if unsafe {
-                    io.submit(
-                        tok,
-                        Op::Shutdown {
-                            fd,
-                            how: libc::SHUT_WR,
-                        },
-                    )
-                }
-                .is_ok()
-                {
-                    self.conns.op_submitted(idx);
-                }
+                unsafe { self.arm(io, idx, tok, Op::Shutdown { fd, how }, Use::Write) };
             }
             if self
                 .conns
@@ -326,67 +318,6 @@ impl<F: Factory> Server<F> {
                 .is_some_and(|s| s.value.core.has(CLOSING))
             {
                 self.begin_close(io, idx);
-            }
-        }
-    }
-
-    /// Starts closing: cancel whatever is in flight; the fd is closed by
-    /// [`finish_close`](Self::finish_close) once nothing else is in flight. The slot goes
-    /// when the close completes.
-    pub(crate) fn begin_close(&mut self, io: &mut Io, idx: u32) {
-        let Some(s) = self.conns.get_mut(idx) else {
-            return;
-        };
-        let busy = s.in_flight() > 0;
-        let core = &mut s.value.core;
-        core.set(CLOSE_SENT | CLOSING | CLOSE_WAIT);
-        if busy {
-            let fd = core.fd;
-            let tok = core.token.with_kind(OpKind::Cancel);
-            // SAFETY: cancel references no memory.
-            if unsafe { io.submit(tok, Op::CancelFd { fd }) }.is_ok() {
-                self.conns.op_submitted(idx);
-            }
-            self.cancel_tunnel_upstream(io, idx);
-        }
-        self.finish_close(io, idx);
-    }
-
-    /// Submits the close of the fd (and a tunnel's upstream) once no other op is in
-    /// flight; marks the slot closed so it is released after the close completes.
-    pub(crate) fn finish_close(&mut self, io: &mut Io, idx: u32) {
-        let Some(s) = self.conns.get_mut(idx) else {
-            return;
-        };
-        if !s.value.core.has(CLOSE_WAIT) || s.in_flight() > 0 {
-            return;
-        }
-        let core = &mut s.value.core;
-        core.clear(CLOSE_WAIT);
-        let (fd, tok) = (core.fd, core.token.with_kind(OpKind::Close));
-        // SAFETY: close references no memory.
-        if unsafe { io.submit(tok, Op::Close { fd }) }.is_ok() {
-            self.conns.op_submitted(idx);
-        }
-        self.close_tunnel_upstream(io, idx);
-        self.conns.mark_closed(idx);
-    }
-
-    pub(crate) fn maybe_release(&mut self, io: &mut Io, idx: u32) {
-        if let Some(mut slot) = self.conns.release_if_done(idx) {
-            if let Some(mut st) = slot.core.splice.take() {
-                st.release(io);
-            }
-            if let Some(mut t) = slot.core.tunnel.take() {
-                t.release(io);
-            }
-            io.counters().closes += 1;
-            io.counters().open_conns = io.counters().open_conns.saturating_sub(1);
-            let reason = slot.core.reason.take().unwrap_or(CloseReason::PeerClosed);
-            let h = &mut slot.handler;
-            if catch_unwind(AssertUnwindSafe(|| h.on_close(reason))).is_err() {
-                io.counters().panics += 1;
-                log_panic(self.ctx.worker, "on_close");
             }
         }
     }
@@ -407,13 +338,21 @@ impl<F: Factory> Server<F> {
         }
         let slot = &mut s.value;
         let now_ms = self.ctx.now_ms();
+        // The entry that fired is gone from the timer set: forget its handle.
+        match t.kind() {
+            Some(OpKind::Timer) => slot.core.user_timer = None,
+            Some(OpKind::Timeout) => slot.core.idle_timer = None,
+            _ => {}
+        }
         if slot.core.has(CLOSE_SENT) {
             return;
         }
         match t.kind() {
             Some(OpKind::Timer) => match slot.core.timer_at {
                 0 => slot.core.clear(USER_TIMER),
-                at if at > now_ms => self.ctx.timers.insert(self.ctx.at(at), key),
+                at if at > now_ms => {
+                    slot.core.user_timer = Some(self.ctx.timers.insert(self.ctx.at(at), key));
+                }
                 _ => {
                     slot.core.clear(USER_TIMER);
                     slot.core.timer_at = 0;
@@ -439,7 +378,7 @@ impl<F: Factory> Server<F> {
                     return;
                 }
                 if d > now_ms {
-                    self.ctx.timers.insert(self.ctx.at(d), key);
+                    slot.core.idle_timer = Some(self.ctx.timers.insert(self.ctx.at(d), key));
                     return;
                 }
                 slot.core.clear(TIMER);

@@ -183,7 +183,7 @@ impl Conn<'_> {
             return;
         }
         self.core.out.push_file(crate::wqueue::FileSeg {
-            fd: file.into_raw_fd(),
+            fd: crate::lifecycle::IoFd::new(file.into_raw_fd()),
             offset,
             remaining: len,
         });
@@ -218,11 +218,39 @@ impl Conn<'_> {
         Ok(())
     }
 
-    /// Bytes queued and not yet handed to the kernel (for backpressure).
+    /// Bytes queued and not yet handed to the kernel (for backpressure). Same as
+    /// [`queued_bytes`](Self::queued_bytes).
     pub fn pending_write(&self) -> usize {
-        let piped = self.core.splice.as_ref().map_or(0, |s| s.in_pipe)
-            + self.core.tunnel.as_ref().map_or(0, |t| t.buffered());
-        self.core.out.len() + piped as usize
+        self.core.queued_bytes()
+    }
+
+    /// Output bytes queued and not yet handed to the kernel: everything sent with
+    /// `send*` or `send_file` that has not left yet, plus bytes in a splice pipe.
+    pub fn queued_bytes(&self) -> usize {
+        self.core.queued_bytes()
+    }
+
+    /// True while this connection's output is backed up: from the moment
+    /// [`queued_bytes`](Self::queued_bytes) reaches the high-water mark
+    /// ([`set_output_limit`](Self::set_output_limit), default
+    /// [`DEFAULT_OUTPUT_HIGH_WATER`](crate::DEFAULT_OUTPUT_HIGH_WATER), 1 MiB) until it
+    /// drains to the low-water mark (a quarter of it). Meanwhile the runtime delivers
+    /// no new input (reading stops and the peer is slowed by TCP flow control), and a
+    /// handler should produce no more output on its own: a protocol handler with
+    /// pipelined requests should return from `on_data` without consuming the next
+    /// request. Unconsumed bytes are offered again (without waiting for new input) once
+    /// the queue drained.
+    pub fn is_backed_up(&self) -> bool {
+        self.core.backed_up()
+    }
+
+    /// Sets the output high-water mark in bytes (default 1 MiB): at this many queued
+    /// bytes reading stops until the queue drains to a quarter of it. `0` disables the
+    /// limit (the handler then bounds its own output, e.g. with
+    /// [`pause_reading`](Self::pause_reading)).
+    pub fn set_output_limit(&mut self, high_water: usize) {
+        self.core.high_water = high_water.min(u32::MAX as usize) as u32;
+        self.ctx.mark_dirty(self.core);
     }
 
     /// After everything queued is sent, shut down our sending side (FIN). Reading goes on.

@@ -15,6 +15,7 @@ mod dataflow;
 mod handler;
 #[cfg(feature = "http")]
 pub mod http;
+mod lifecycle;
 mod outbound;
 mod server;
 pub mod socket;
@@ -22,7 +23,7 @@ mod splice;
 mod tunnel;
 mod wqueue;
 
-pub use conn::DEFAULT_MAX_PENDING;
+pub use conn::{DEFAULT_MAX_PENDING, DEFAULT_OUTPUT_HIGH_WATER};
 pub use handler::{CloseReason, Conn, ConnInfo, Factory, Handler};
 pub use outbound::{Connect, ConnectOptions};
 pub use server::{IntoListeners, Serve};

@@ -23,7 +23,7 @@ impl<F: Factory> Server<F> {
     /// Opens one outbound connection: socket, optional source bind, connect op.
     pub(crate) fn open_outbound(&mut self, io: &mut Io, target: &Outbound, n: usize) {
         let fail = |io: &mut Io, e: io::Error| {
-            eprintln!(
+            tracing::warn!(
                 "ringcore: worker {}: outbound connect to {} failed: {e}",
                 io.worker_id(),
                 target.addr

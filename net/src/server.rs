@@ -4,12 +4,15 @@
 use crate::conn::*;
 use crate::handler::{CloseReason, Conn, ConnInfo, Factory, Handler};
 use crate::socket::{close_fd, Listeners, SocketOptions};
-use ringcore_runtime::{Completion, Io, Op, OpKind, Registry, Runtime, Service, Token};
+use ringcore_runtime::{Completion, Io, Op, OpKind, RateLimit, Registry, Runtime, Service, Token};
 use std::io;
 use std::os::fd::RawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// At most one log line per this interval and worker for a repeating condition.
+const LOG_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Timer key of the listener's accept back-off.
 pub(crate) const ACCEPT_BACKOFF_KEY: u64 = u64::MAX - 1;
@@ -25,6 +28,8 @@ pub(crate) struct Listener {
     pub(crate) closing: bool,
     pub(crate) in_flight: u32,
     pub(crate) paused_until: Option<Instant>,
+    /// Limits the `EMFILE`/`ENFILE` log line (every pause is counted).
+    pub(crate) emfile_log: RateLimit,
 }
 
 /// One worker's server.
@@ -38,7 +43,9 @@ pub(crate) struct Server<F: Factory> {
 }
 
 pub(crate) fn log_panic(worker: usize, what: &str) {
-    eprintln!("ringcore: worker {worker}: a {what} callback panicked; its connection is closed");
+    tracing::error!(
+        "ringcore: worker {worker}: a {what} callback panicked; its connection is closed"
+    );
 }
 
 /// Runs `f` on the handler with a `Conn`, turning a panic into an aborted connection.
@@ -79,6 +86,7 @@ impl<F: Factory> Server<F> {
                 closing: false,
                 in_flight: 0,
                 paused_until: None,
+                emfile_log: RateLimit::new(LOG_INTERVAL),
             },
             expired: Vec::new(),
             outbound: None,
@@ -118,10 +126,23 @@ impl<F: Factory> Server<F> {
                     self.accepted(io, c.result);
                     return;
                 }
-                match -c.result {
+                let errno = -c.result;
+                match errno {
                     libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM => {
                         io.counters().emfile_pauses += 1;
-                        let until = io.now() + io.config().emfile_backoff;
+                        let backoff = io.config().emfile_backoff;
+                        if let Some(held_back) = self.listener.emfile_log.allow(io.now()) {
+                            tracing::warn!(
+                                worker = self.ctx.worker,
+                                error = %io::Error::from_raw_os_error(errno),
+                                backoff_ms = backoff.as_millis() as u64,
+                                held_back,
+                                "accept failed: out of file descriptors or memory; accepting \
+                                 paused (raise RLIMIT_NOFILE / fs.file-max; counted in \
+                                 emfile_pauses, logged at most once a second)"
+                            );
+                        }
+                        let until = io.now() + backoff;
                         if self.listener.paused_until.is_none() {
                             self.ctx.timers.insert(until, ACCEPT_BACKOFF_KEY);
                         }
@@ -252,7 +273,9 @@ impl<F: Factory> Service for Server<F> {
                 }
             }
             Some(OpKind::Splice) | Some(OpKind::SpliceOut) | Some(OpKind::Poll) => {
-                self.on_splice(io, c, idx)
+                self.on_splice(io, c, idx);
+                // A fill completed: a finished file is referenced by no op any more.
+                self.close_retired(io, idx);
             }
             Some(OpKind::Close) => {
                 if c.result == -libc::ECANCELED {
@@ -264,6 +287,10 @@ impl<F: Factory> Service for Server<F> {
                         self.ctx.mark_dirty(&mut s.value.core);
                     }
                 } else {
+                    // The linked close of a fully sent queue: nothing may be armed now.
+                    if let Some(s) = self.conns.get_mut(idx) {
+                        s.value.core.set(CANCELLED);
+                    }
                     self.conns.mark_closed(idx);
                 }
             }
@@ -286,6 +313,10 @@ impl<F: Factory> Service for Server<F> {
             self.on_timer(io, key);
         }
         self.expired = keys;
+        if self.ctx.next_trim.is_some_and(|t| t <= self.ctx.now) {
+            self.ctx.next_trim = None;
+            self.ctx.trim_pools(io);
+        }
     }
 
     fn flush(&mut self, io: &mut Io) {
@@ -297,11 +328,22 @@ impl<F: Factory> Service for Server<F> {
             i += 1;
         }
         self.ctx.dirty.clear();
+        if self.ctx.draining {
+            // Nothing pooled outlives the worker: close pooled pipes through `io` now.
+            self.ctx.trim_pools(io);
+        } else if self.ctx.next_trim.is_none() && self.ctx.pools_hold_something() {
+            self.ctx.next_trim = Some(self.ctx.now + POOL_IDLE);
+        }
         self.arm_accept(io);
+        io.counters().timers_pending = self.ctx.timers.len() as u64;
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        self.ctx.timers.next_deadline()
+        // The pool trim is not in the wheel: it runs only while the pools hold something.
+        match (self.ctx.timers.next_deadline(), self.ctx.next_trim) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn drain(&mut self, io: &mut Io) {
@@ -333,12 +375,32 @@ impl<F: Factory> Service for Server<F> {
     }
 
     fn abort(&mut self, io: &mut Io) {
-        let _ = io;
+        let (mut cut, mut unsent) = (0u64, 0u64);
         for idx in self.conns.indices() {
             if let Some(s) = self.conns.get_mut(idx) {
+                let core = &s.value.core;
+                let queued = core.out.len() as u64
+                    + core.splice.as_ref().map_or(0, |s| s.in_pipe)
+                    + core.tunnel.as_ref().map_or(0, |t| t.buffered());
+                if queued > 0 && !core.has(CLOSE_SENT) {
+                    cut += 1;
+                    unsent += queued;
+                }
                 s.value.core.fail(CloseReason::Shutdown);
                 self.ctx.mark_dirty(&mut s.value.core);
             }
+        }
+        if cut > 0 {
+            io.counters().drain_aborted += cut;
+            // Once per worker and shutdown: no rate limit needed.
+            tracing::warn!(
+                worker = self.ctx.worker,
+                connections = cut,
+                unsent_bytes = unsent,
+                drain_timeout_ms = io.config().drain_timeout.as_millis() as u64,
+                "drain deadline passed: connections aborted with output still queued \
+                 (their responses are cut; raise drain_timeout if this is unexpected)"
+            );
         }
     }
 

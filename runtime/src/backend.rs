@@ -1,5 +1,6 @@
 //! Backend choice (once, at worker start) and the `Driver` that dispatches to it.
 
+pub use crate::backend_kind::BackendKind;
 use crate::completion::Completion;
 use crate::config::Config;
 use crate::epoll::Poller;
@@ -10,70 +11,6 @@ use crate::uring::Ring;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-
-/// Which I/O backend a runtime uses.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum BackendKind {
-    /// io_uring, falling back to epoll (with one log line) when io_uring is blocked,
-    /// missing or lacks an opcode.
-    #[default]
-    Auto,
-    /// io_uring only; start-up fails with the reason if it is unavailable.
-    Uring,
-    /// Edge-triggered epoll.
-    Epoll,
-}
-
-impl BackendKind {
-    /// Parses `uring`, `io_uring`, `epoll` or `auto`.
-    pub fn parse(s: &str) -> Option<BackendKind> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "auto" => Some(BackendKind::Auto),
-            "uring" | "io_uring" | "io-uring" => Some(BackendKind::Uring),
-            "epoll" => Some(BackendKind::Epoll),
-            _ => None,
-        }
-    }
-
-    /// The value of `RINGCORE_BACKEND`, if set.
-    ///
-    /// # Errors
-    /// `InvalidInput` if the variable is set to something else.
-    pub fn from_env() -> io::Result<Option<BackendKind>> {
-        match std::env::var("RINGCORE_BACKEND") {
-            Ok(v) if v.is_empty() => Ok(None),
-            Ok(v) => BackendKind::parse(&v).map(Some).ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("RINGCORE_BACKEND={v:?} is not one of uring, epoll, auto"),
-                )
-            }),
-            Err(_) => Ok(None),
-        }
-    }
-
-    /// `"io_uring"`, `"epoll"` or `"auto"`.
-    pub fn name(self) -> &'static str {
-        match self {
-            BackendKind::Auto => "auto",
-            BackendKind::Uring => "io_uring",
-            BackendKind::Epoll => "epoll",
-        }
-    }
-}
-
-impl std::str::FromStr for BackendKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        BackendKind::parse(s).ok_or_else(|| format!("{s:?} is not one of uring, epoll, auto"))
-    }
-}
-
-impl std::fmt::Display for BackendKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 static FALLBACK_LOGGED: AtomicBool = AtomicBool::new(false);
 
@@ -96,11 +33,25 @@ fn is_unavailable(e: &io::Error) -> bool {
 pub(crate) enum Driver {
     Uring(Box<Ring>),
     Epoll(Box<Poller>),
+    /// Either of the above behind the fault injector (tests only).
+    #[cfg(feature = "fault-injection")]
+    Fault(Box<crate::fault::FaultDriver>),
 }
 
 impl Driver {
     /// Opens the configured backend on the calling thread.
     pub(crate) fn open(cfg: &Config) -> io::Result<Driver> {
+        let d = Self::open_backend(cfg)?;
+        #[cfg(feature = "fault-injection")]
+        if let Some(plan) = &cfg.fault {
+            return Ok(Driver::Fault(Box::new(crate::fault::FaultDriver::new(
+                d, plan,
+            ))));
+        }
+        Ok(d)
+    }
+
+    fn open_backend(cfg: &Config) -> io::Result<Driver> {
         match cfg.backend {
             BackendKind::Epoll => Ok(Driver::Epoll(Box::new(Poller::new(cfg)?))),
             BackendKind::Uring => Ok(Driver::Uring(Box::new(Ring::new(cfg).map_err(|e| {
@@ -111,7 +62,7 @@ impl Driver {
                 Ok(r) => Ok(Driver::Uring(Box::new(r))),
                 Err(e) if is_unavailable(&e) => {
                     if !FALLBACK_LOGGED.swap(true, Ordering::Relaxed) {
-                        eprintln!(
+                        tracing::warn!(
                             "ringcore: io_uring unavailable ({e}); running on the epoll backend. \
                              Set RINGCORE_BACKEND=epoll to silence this, or allow io_uring to use it."
                         );
@@ -125,6 +76,8 @@ impl Driver {
 
     pub(crate) fn kind(&self) -> BackendKind {
         match self {
+            #[cfg(feature = "fault-injection")]
+            Driver::Fault(f) => f.inner().kind(),
             Driver::Uring(_) => BackendKind::Uring,
             Driver::Epoll(_) => BackendKind::Epoll,
         }
@@ -133,24 +86,49 @@ impl Driver {
     /// # Safety
     /// Pointers in `op` stay valid until its final completion.
     #[inline]
-    pub(crate) unsafe fn push(
+    pub(crate) unsafe fn push(&mut self, token: Token, op: Op, c: &mut Counters) -> io::Result<()> {
+        match self {
+            #[cfg(feature = "fault-injection")]
+            // SAFETY: forwarded caller contract.
+            Driver::Fault(f) => unsafe { f.push(token, op, c) },
+            // SAFETY: forwarded caller contract.
+            Driver::Uring(r) => unsafe { r.push(token, op, c) },
+            // SAFETY: forwarded caller contract.
+            Driver::Epoll(p) => unsafe { p.push(token, op, false, c) },
+        }
+    }
+
+    /// Pushes `first` linked to `second`, as one unit.
+    ///
+    /// # Safety
+    /// Pointers in both ops stay valid until their final completions.
+    pub(crate) unsafe fn push_linked(
         &mut self,
-        token: Token,
-        op: Op,
-        link: bool,
+        first: (Token, Op),
+        second: (Token, Op),
         c: &mut Counters,
     ) -> io::Result<()> {
         match self {
+            #[cfg(feature = "fault-injection")]
             // SAFETY: forwarded caller contract.
-            Driver::Uring(r) => unsafe { r.push(token, op, link, c) },
+            Driver::Fault(f) => unsafe { f.push_linked(first, second, c) },
             // SAFETY: forwarded caller contract.
-            Driver::Epoll(p) => unsafe { p.push(token, op, link, c) },
+            Driver::Uring(r) => unsafe { r.push_linked(first, second, c) },
+            // SAFETY: forwarded caller contract. The poller carries the link from one
+            // push to the next (it never fails a push), so two pushes in a row are the
+            // pair.
+            Driver::Epoll(p) => unsafe {
+                p.push(first.0, first.1, true, c)?;
+                p.push(second.0, second.1, false, c)
+            },
         }
     }
 
     #[inline]
     pub(crate) fn wait(&mut self, timeout: Option<Duration>, c: &mut Counters) -> io::Result<()> {
         match self {
+            #[cfg(feature = "fault-injection")]
+            Driver::Fault(f) => f.wait(timeout, c),
             Driver::Uring(r) => r.wait(timeout, c),
             Driver::Epoll(p) => p.wait(timeout, c),
         }
@@ -159,6 +137,8 @@ impl Driver {
     #[inline]
     pub(crate) fn next(&mut self, c: &mut Counters) -> Option<Completion> {
         match self {
+            #[cfg(feature = "fault-injection")]
+            Driver::Fault(f) => f.next(c),
             Driver::Uring(r) => r.next(c),
             Driver::Epoll(p) => p.next(c),
         }
@@ -167,6 +147,8 @@ impl Driver {
     #[inline]
     pub(crate) fn has_ready(&self) -> bool {
         match self {
+            #[cfg(feature = "fault-injection")]
+            Driver::Fault(f) => f.has_ready(),
             Driver::Uring(r) => r.has_ready(),
             Driver::Epoll(p) => p.has_ready(),
         }
@@ -175,6 +157,8 @@ impl Driver {
     #[inline]
     pub(crate) fn buffer(&self, bid: u16, len: usize) -> &[u8] {
         match self {
+            #[cfg(feature = "fault-injection")]
+            Driver::Fault(f) => f.inner().buffer(bid, len),
             Driver::Uring(r) => r.buffer(bid, len),
             Driver::Epoll(p) => p.buffer(bid, len),
         }
@@ -183,6 +167,8 @@ impl Driver {
     #[inline]
     pub(crate) fn recycle(&mut self, bid: u16) {
         match self {
+            #[cfg(feature = "fault-injection")]
+            Driver::Fault(f) => f.inner_mut().recycle(bid),
             Driver::Uring(r) => r.recycle(bid),
             Driver::Epoll(p) => p.recycle(bid),
         }
@@ -190,21 +176,19 @@ impl Driver {
 
     pub(crate) fn buffer_size(&self) -> usize {
         match self {
+            #[cfg(feature = "fault-injection")]
+            Driver::Fault(f) => f.inner().buffer_size(),
             Driver::Uring(r) => r.buffer_size(),
             Driver::Epoll(p) => p.buffer_size(),
         }
     }
 
     pub(crate) fn forget(&mut self, fd: std::os::fd::RawFd) {
-        if let Driver::Epoll(p) = self {
-            p.forget(fd);
-        }
-    }
-
-    pub(crate) fn sq_space(&mut self) -> usize {
         match self {
-            Driver::Uring(r) => r.sq_space(),
-            Driver::Epoll(_) => usize::MAX,
+            Driver::Epoll(p) => p.forget(fd),
+            #[cfg(feature = "fault-injection")]
+            Driver::Fault(f) => f.inner_mut().forget(fd),
+            Driver::Uring(_) => {}
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Runtime configuration: [`Builder`] setters over a `#[non_exhaustive]` [`Config`].
 
-use crate::backend::BackendKind;
+use crate::backend_kind::BackendKind;
 use std::io;
 use std::time::Duration;
 
@@ -24,7 +24,8 @@ pub struct Config {
     pub pin: bool,
     /// Explicit CPU list for pinning; overrides the allowed-CPU order.
     pub cpus: Option<Vec<usize>>,
-    /// SQ entries per ring (default 1024; rounded up to a power of two by the kernel).
+    /// SQ entries per ring (default 1024; at least 4; rounded up to a power of two by the
+    /// kernel).
     pub ring_entries: u32,
     /// CQ entries per ring (default: kernel's choice, twice the SQ).
     pub cq_entries: Option<u32>,
@@ -44,6 +45,9 @@ pub struct Config {
     pub raise_nofile: bool,
     /// How long to stop accepting after `EMFILE`/`ENFILE` (default 100 ms).
     pub emfile_backoff: Duration,
+    /// Faults to inject at the backend seam (default none; tests only).
+    #[cfg(feature = "fault-injection")]
+    pub fault: Option<crate::fault::FaultPlan>,
 }
 
 impl Default for Config {
@@ -62,6 +66,8 @@ impl Default for Config {
             handle_signals: true,
             raise_nofile: true,
             emfile_backoff: Duration::from_millis(100),
+            #[cfg(feature = "fault-injection")]
+            fault: None,
         }
     }
 }
@@ -76,9 +82,12 @@ impl Config {
         if self.workers == 0 {
             return bad("workers must be at least 1".into());
         }
-        if self.ring_entries == 0 || self.ring_entries > 32768 {
+        if self.ring_entries < 4 || self.ring_entries > 32768 {
+            // At least 4: linked pairs (a send and the close behind it) must fit in one
+            // submission with room to spare.
             return bad(format!(
-                "ring_entries must be in 1..=32768, got {}",
+                "ring_entries must be at least 4 (linked ops are submitted in pairs) and \
+                 at most 32768, got {}",
                 self.ring_entries
             ));
         }
@@ -191,16 +200,46 @@ impl Builder {
         self
     }
 
+    /// Inject faults from `plan` on every worker (short sends, `EAGAIN`, `ENOBUFS`,
+    /// `EMFILE`, delayed and reordered completions, stale duplicates); see
+    /// [`fault`](crate::fault). Test-only: needs the `fault-injection` feature.
+    #[cfg(feature = "fault-injection")]
+    pub fn fault_injection(mut self, plan: crate::fault::FaultPlan) -> Self {
+        self.cfg.fault = Some(plan);
+        self
+    }
+
     /// The configuration as it stands.
     pub fn config(&self) -> &Config {
         &self.cfg
     }
 
-    /// Validates the configuration and builds the runtime (no threads start yet).
-    ///
-    /// # Errors
-    /// A bad setting or a bad `RINGCORE_BACKEND` value.
-    pub fn build(self) -> io::Result<crate::Runtime> {
-        crate::Runtime::from_config(self.cfg.validate()?)
+    /// The configuration, for [`Runtime`](crate::Runtime) to validate and build from.
+    pub(crate) fn into_config(self) -> Config {
+        self.cfg
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_entries_must_hold_a_linked_pair_with_room() {
+        for n in [1, 2, 3] {
+            let e = Builder::new().ring_entries(n).build().unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+            let msg = e.to_string();
+            assert!(
+                msg.contains("ring_entries") && msg.contains("at least 4"),
+                "{msg}"
+            );
+        }
+        Builder::new()
+            .ring_entries(4)
+            .config()
+            .clone()
+            .validate()
+            .unwrap();
     }
 }

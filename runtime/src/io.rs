@@ -49,41 +49,30 @@ impl Io {
     #[inline]
     pub unsafe fn submit(&mut self, token: Token, op: Op) -> io::Result<()> {
         // SAFETY: forwarded caller contract.
-        unsafe { self.driver.push(token, op, false, &mut self.counters) }
+        unsafe { self.driver.push(token, op, &mut self.counters) }
     }
 
     /// Queues `first` linked to `second`: `second` starts only after `first` completes
     /// in full, and completes with `-ECANCELED` if `first` fails or falls short.
     ///
+    /// The pair always reaches the kernel together: on io_uring both SQEs are written
+    /// under one borrow of the submission queue and its tail is published once, after
+    /// both (so neither a full SQ nor an SQPOLL thread can take the head alone and run
+    /// the second op unlinked).
+    ///
     /// # Safety
     /// As [`submit`](Self::submit), for both ops.
     ///
     /// # Errors
-    /// As [`submit`](Self::submit).
+    /// As [`submit`](Self::submit); `InvalidInput` if the SQ cannot hold two entries
+    /// (configuration validation requires at least 4).
     pub unsafe fn submit_linked(
         &mut self,
         first: (Token, Op),
         second: (Token, Op),
     ) -> io::Result<()> {
-        if self.driver.sq_space() < 2 {
-            // Keep the pair in one submission batch: flush first.
-            // SAFETY: a Nop references no memory.
-            unsafe {
-                self.driver.push(
-                    Token::internal(crate::token::WORKER_INTERNAL_ID, crate::token::OpKind::Nop),
-                    Op::Nop,
-                    false,
-                    &mut self.counters,
-                )?
-            };
-        }
         // SAFETY: forwarded caller contract.
-        unsafe {
-            self.driver
-                .push(first.0, first.1, true, &mut self.counters)?;
-            self.driver
-                .push(second.0, second.1, false, &mut self.counters)
-        }
+        unsafe { self.driver.push_linked(first, second, &mut self.counters) }
     }
 
     /// Closes `fd` right now with `close(2)`, outside the op path. Only for fds with no
@@ -152,5 +141,89 @@ impl Io {
     /// True once shutdown has started on this worker.
     pub fn is_draining(&self) -> bool {
         self.draining
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token::OpKind;
+    use std::time::Duration;
+
+    fn io(backend: BackendKind, ring_entries: u32) -> Io {
+        let cfg = Config {
+            backend,
+            ring_entries,
+            buf_count: 8,
+            buf_size: 4096,
+            ..Config::default()
+        };
+        let driver = Driver::open(&cfg).expect("open the backend");
+        Io::new(driver, 0, Arc::new(cfg))
+    }
+
+    /// Loop turns until `n` completions arrived (panics after 5 s).
+    fn completions(io: &mut Io, n: usize) -> Vec<Completion> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut out = Vec::new();
+        while out.len() < n {
+            assert!(Instant::now() < deadline, "timed out; got {out:?}");
+            io.driver
+                .wait(Some(Duration::from_millis(100)), &mut io.counters)
+                .expect("wait");
+            while let Some(c) = io.driver.next(&mut io.counters) {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    /// A linked pair whose head fails: the second op must complete with `-ECANCELED`,
+    /// also when the SQ has room for only the pair (or less): a pair split across two
+    /// submissions would run the second op unlinked.
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn linked_pair_is_never_split() {
+        let mut backends = vec![(BackendKind::Epoll, 1024)];
+        for entries in [1, 2, 4] {
+            backends.push((BackendKind::Uring, entries));
+        }
+        for (backend, entries) in backends {
+            let mut io = io(backend, entries);
+            // Fill the SQ up to one free entry.
+            for i in 0..entries.min(8) - 1 {
+                // SAFETY: a Nop references no memory.
+                unsafe { io.submit(Token::new(i, 1, OpKind::Nop), Op::Nop) }.unwrap();
+            }
+            let mut buf = [0u8; 8];
+            let head = Token::new(100, 1, OpKind::Recv);
+            let tail = Token::new(101, 1, OpKind::Nop);
+            let read = Op::Read {
+                fd: -1,
+                buf: buf.as_mut_ptr(),
+                len: 8,
+            };
+            // SAFETY: `buf` outlives the read: we wait for its completion below.
+            let r = unsafe { io.submit_linked((head, read), (tail, Op::Nop)) };
+            if let Err(e) = r {
+                // A ring too small for a pair must say so, not split it.
+                assert_eq!(entries, 1, "{backend} with {entries} entries: {e}");
+                assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+                continue;
+            }
+            let n = (entries.min(8) - 1) as usize + 2;
+            let got = completions(&mut io, n);
+            let res = |t: Token| got.iter().find(|c| c.token == t).map(|c| c.result);
+            assert_eq!(
+                res(head),
+                Some(-libc::EBADF),
+                "{backend}/{entries}: {got:?}"
+            );
+            assert_eq!(
+                res(tail),
+                Some(-libc::ECANCELED),
+                "{backend} with {entries} SQ entries ran the linked op after its head failed: {got:?}"
+            );
+        }
     }
 }

@@ -21,13 +21,17 @@
 
 pub mod affinity;
 pub mod backend;
+mod backend_kind;
 pub mod completion;
 pub mod config;
 mod epoll;
 pub mod error;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
 mod io;
 pub mod metrics;
 pub mod op;
+pub mod ratelimit;
 pub mod registry;
 mod signals;
 pub mod timer;
@@ -41,8 +45,9 @@ pub use config::{Builder, Config, SqPoll};
 pub use io::Io;
 pub use metrics::{Counters, Snapshot};
 pub use op::Op;
+pub use ratelimit::RateLimit;
 pub use registry::Registry;
-pub use timer::TimerWheel;
+pub use timer::{TimerHandle, TimerWheel};
 pub use token::{OpKind, Token};
 pub use uring::probe::kernel_version;
 pub use worker::{probe_backend, Handle, Runtime, Service};

@@ -87,7 +87,15 @@ counters! {
     timeouts,
     /// Connections open right now (a gauge).
     open_conns,
+    /// Timer entries pending in the worker's timer set right now (a gauge).
+    timers_pending,
+    /// Connections aborted at the drain deadline with output still queued (their
+    /// responses were cut).
+    drain_aborted,
 }
+
+/// Counters that are gauges (a current value, not a running total).
+const GAUGES: &[&str] = &["open_conns", "timers_pending"];
 
 /// The summed counters of all workers at one moment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -113,7 +121,7 @@ impl Snapshot {
     pub fn to_prometheus(&self) -> String {
         let mut out = String::with_capacity(1024);
         for (name, v) in self.total.fields() {
-            let kind = if name == "open_conns" {
+            let kind = if GAUGES.contains(&name) {
                 "gauge"
             } else {
                 "counter"
@@ -155,5 +163,7 @@ mod tests {
         let text = s.to_prometheus();
         assert!(text.contains("ringcore_accepts_total 5\n"));
         assert!(text.contains("ringcore_open_conns 0\n"));
+        assert!(text.contains("ringcore_timers_pending 0\n"));
+        assert!(text.contains("ringcore_drain_aborted_total 0\n"));
     }
 }

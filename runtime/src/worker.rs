@@ -15,6 +15,7 @@ use crate::signals;
 use crate::token::{OpKind, Token};
 use crossbeam_channel::{Receiver, Sender};
 use std::io;
+use std::mem::ManuallyDrop;
 use std::os::fd::RawFd;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -162,8 +163,8 @@ impl Runtime {
     {
         if self.cfg.raise_nofile {
             match crate::affinity::raise_nofile_limit() {
-                Ok(n) => eprintln!("ringcore: RLIMIT_NOFILE is {n}"),
-                Err(e) => eprintln!("ringcore: could not raise RLIMIT_NOFILE: {e}"),
+                Ok(n) => tracing::debug!("ringcore: RLIMIT_NOFILE is {n}"),
+                Err(e) => tracing::warn!("ringcore: could not raise RLIMIT_NOFILE: {e}"),
             }
         }
         let cpus = match &self.cfg.cpus {
@@ -197,11 +198,14 @@ impl Runtime {
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = slots.clone();
         let _sig = if self.cfg.handle_signals {
-            Some(signals::install(self.handle()))
+            Some(signals::install())
         } else {
             None
         };
-        // A shutdown requested before run started still applies.
+        // A shutdown requested before run started still applies. The message alone is
+        // not enough: a worker reads its channel after a wait, and with nothing else
+        // to wake it (no connection, no signal) its first wait would never end; the
+        // eventfd write completes its wake read at once.
         if self
             .shared
             .shutdown
@@ -209,6 +213,7 @@ impl Runtime {
         {
             for s in &slots {
                 let _ = s.tx.send(Control::Shutdown);
+                wake(&s.wake_fd);
             }
         }
         let mut threads = Vec::new();
@@ -224,7 +229,17 @@ impl Runtime {
             let t = std::thread::Builder::new()
                 .name(format!("ringcore-w{i}"))
                 .spawn(move || {
-                    let r = run_worker(i, cpu, cfg, &slot, rx, &*make);
+                    // A panic in the service (outside the callbacks, which ringcore-net
+                    // catches) ends this worker like a fatal error: the others are shut
+                    // down too, so `run` returns instead of waiting for them forever.
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        run_worker(i, cpu, cfg, &slot, rx, &*make)
+                    }))
+                    .unwrap_or_else(|_| {
+                        Err(io::Error::other(format!(
+                            "worker {i}: the service panicked"
+                        )))
+                    });
                     close_wake(&slot);
                     if r.is_err() {
                         handle.shutdown();
@@ -269,6 +284,49 @@ enum Phase {
     Aborted,
 }
 
+/// What the kernel may write while this worker's ops are in flight: the backend (the
+/// ring and its provided buffers), the service (buffers, iovecs and addresses its ops
+/// point at) and the wake read's buffer.
+///
+/// They are freed only when nothing can be in flight any more: after a clean end (the
+/// service is done and the wake read's final completion was seen), on the epoll backend
+/// (whose ops are plain syscalls that finished when they returned; its parked ops are
+/// only pointers that dropping never follows), or when a failed start queued nothing.
+/// On every other way out (a fatal ring error, a failed start with ops queued, a panic
+/// unwinding through the worker) they are leaked on purpose: even closing the ring does
+/// not stop the kernel at once (its requests are cancelled asynchronously, and io-wq
+/// work may still run), so freeing anything an SQE points at could let the kernel
+/// write into memory that was reused. The worker is gone either way; the leak is
+/// bounded by one worker's state and logged.
+struct Owned<S> {
+    io: ManuallyDrop<Io>,
+    service: ManuallyDrop<S>,
+    wake_buf: ManuallyDrop<Box<u64>>,
+    /// True once no op of this worker can still be in flight in the kernel.
+    quiet: bool,
+}
+
+impl<S> Drop for Owned<S> {
+    fn drop(&mut self) {
+        if self.quiet || self.io.backend() == BackendKind::Epoll {
+            // SAFETY: each field is dropped exactly once, here, and never used after;
+            // no op can still reach their memory (see the type's docs). The service goes
+            // before the backend it may still name fds of.
+            unsafe {
+                ManuallyDrop::drop(&mut self.service);
+                ManuallyDrop::drop(&mut self.wake_buf);
+                ManuallyDrop::drop(&mut self.io);
+            }
+        } else {
+            tracing::error!(
+                worker = self.io.worker,
+                "worker stopped with io_uring ops possibly in flight: its service, buffers \
+                 and ring are leaked on purpose (the kernel may still write to them)"
+            );
+        }
+    }
+}
+
 fn run_worker<S, F>(
     id: usize,
     cpu: Option<usize>,
@@ -283,25 +341,46 @@ where
 {
     if let Some(cpu) = cpu {
         if let Err(e) = crate::affinity::pin_current_thread(cpu) {
-            eprintln!("ringcore: worker {id}: could not pin to CPU {cpu}: {e}; running unpinned");
+            tracing::warn!(
+                "ringcore: worker {id}: could not pin to CPU {cpu}: {e}; running unpinned"
+            );
         }
     }
     let driver = Driver::open(&cfg)?;
     let wake_fd = *slot.wake_fd.lock().unwrap_or_else(|e| e.into_inner());
     signals::remember_wake_fd(wake_fd);
-    let mut io = Io::new(driver, id, cfg.clone());
-    let mut service = make(id, &io)?;
-    service.start(&mut io)?;
+    let io = Io::new(driver, id, cfg.clone());
+    // `make` sees only `&Io`: it cannot queue an op, so a failure frees everything.
+    let service = make(id, &io)?;
+    let mut owned = Owned {
+        io: ManuallyDrop::new(io),
+        service: ManuallyDrop::new(service),
+        wake_buf: ManuallyDrop::new(Box::new(0u64)),
+        quiet: false,
+    };
+    let sqes_before = owned.io.counters.sqes;
+    if let Err(e) = owned.service.start(&mut owned.io) {
+        owned.quiet = owned.io.counters.sqes == sqes_before;
+        return Err(e);
+    }
+    let Owned {
+        io,
+        service,
+        wake_buf,
+        quiet,
+    } = &mut owned;
+    let io: &mut Io = io;
+    let service: &mut S = service;
 
-    // The wake read's 8-byte buffer lives on this stack frame until the loop below
-    // has seen the read's final completion.
-    let mut wake_buf = Box::new(0u64);
+    // The wake read's 8-byte buffer lives in `owned` until the loop below has seen the
+    // read's final completion (or forever, if it never does).
     let wake_op = Op::Read {
         fd: wake_fd,
-        buf: (&mut *wake_buf as *mut u64).cast(),
+        buf: (&mut ***wake_buf as *mut u64).cast(),
         len: 8,
     };
-    // SAFETY: `wake_buf` outlives the op: we return only after `wake_armed` is false.
+    // SAFETY: `wake_buf` outlives the op: it is freed only once `quiet` is set, after
+    // `wake_armed` turned false (or leaked).
     unsafe { io.submit(WAKE_TOKEN, wake_op)? };
     let mut wake_armed = true;
     let mut wake_cancelled = false;
@@ -332,7 +411,7 @@ where
                     woke = true;
                 }
             } else {
-                service.complete(&mut io, c);
+                service.complete(io, c);
             }
         }
         if woke || phase == Phase::Running {
@@ -340,20 +419,22 @@ where
             if requested && phase == Phase::Running {
                 io.draining = true;
                 phase = Phase::Draining(io.now + cfg.drain_timeout);
-                service.drain(&mut io);
+                service.drain(io);
             }
         }
         if let Phase::Draining(d) = phase {
             if io.now >= d {
                 phase = Phase::Aborted;
-                service.abort(&mut io);
+                service.abort(io);
             }
         }
-        service.expire(&mut io);
-        service.flush(&mut io);
+        service.expire(io);
+        service.flush(io);
         slot.counters.publish(&io.counters);
         if phase != Phase::Running && service.is_done() {
             if !wake_armed {
+                // The service has nothing in flight and the wake read ended.
+                *quiet = true;
                 break Ok(());
             }
             if !wake_cancelled {
@@ -374,13 +455,20 @@ where
         }
     };
     slot.counters.publish(&io.counters);
-    if wake_armed {
-        // Fatal backend error with the read still in flight: the kernel may write the
-        // buffer later, so it must never be freed.
-        std::mem::forget(wake_buf);
-    }
-    drop(service);
+    // `owned` drops here: freed if quiet (or epoll), leaked otherwise.
     result
+}
+
+// `build` lives with `Runtime`, so the configuration layer never points up at the
+// worker layer (ARCHITECTURE.md: layers only point down).
+impl crate::config::Builder {
+    /// Validates the configuration and builds the runtime (no threads start yet).
+    ///
+    /// # Errors
+    /// A bad setting or a bad `RINGCORE_BACKEND` value.
+    pub fn build(self) -> io::Result<Runtime> {
+        Runtime::from_config(self.into_config().validate()?)
+    }
 }
 
 impl std::fmt::Debug for Runtime {

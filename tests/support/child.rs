@@ -21,6 +21,15 @@ pub const CHILD_ENV: &str = "RINGCORE_TEST_CHILD";
 /// In a child process: its role and backend.
 pub fn child_role() -> Option<(String, BackendKind)> {
     let v = std::env::var(CHILD_ENV).ok()?;
+    // The library logs through `tracing`: print its messages bare on stderr, one
+    // per line, so the parent can match them.
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_level(false)
+        .with_target(false)
+        .with_ansi(false)
+        .try_init();
     let (role, backend) = v
         .split_once(':')
         .expect("RINGCORE_TEST_CHILD is role:backend");

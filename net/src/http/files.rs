@@ -13,8 +13,12 @@
 //! segment is refused (403); the joined path is canonicalised (resolving symlinks) and
 //! must stay under the canonical root, so a symlink pointing outside is refused too.
 //!
-//! Opening and `stat`ing a file are blocking syscalls made on the worker thread; on a
-//! local disk with a warm page cache they take microseconds.
+//! Only regular files are served: a FIFO, socket or device under the root is 404 (see
+//! [`open_regular`]). Path resolution (`realpath`), open and `fstat` are synchronous
+//! syscalls on the worker thread: on a local file system they are bounded (no wait on
+//! another process, thanks to `O_NONBLOCK` and the regular-file check) and take
+//! microseconds with a warm cache; docs/design.md ("What may block a worker") says
+//! when that stops being true.
 
 use super::{
     format_http_date, reason_phrase, write_error, DateCache, Limits, Request, RequestParser, Status,
@@ -150,7 +154,13 @@ pub fn parse_http_date(s: &[u8]) -> Option<u64> {
     .iter()
     .position(|m| *m == mname)? as u64
         + 1;
-    let year: i64 = it.next()?.parse().ok()?;
+    // IMF-fixdate years are exactly four digits (RFC 9110 5.6.7); anything longer is
+    // not a date, and would overflow the day arithmetic below.
+    let year = it.next()?;
+    if year.len() != 4 || !year.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let year: i64 = year.parse().ok()?;
     let mut hms = it.next()?.split(':').map(|x| x.parse::<u64>().ok());
     let (h, m, sec) = (hms.next()??, hms.next()??, hms.next()??);
     if it.next()? != "GMT" || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
@@ -214,7 +224,9 @@ pub fn parse_range(v: &[u8], len: u64) -> RangeReq {
             None => RangeReq::Full,
         },
         (start, end) => match (num(start), num(end)) {
-            (Some(s), Some(e)) if s <= e && s < len => RangeReq::Part(s, (e + 1).min(len)),
+            (Some(s), Some(e)) if s <= e && s < len => {
+                RangeReq::Part(s, e.saturating_add(1).min(len))
+            }
             (Some(s), Some(e)) if s <= e => RangeReq::Unsatisfiable,
             _ => RangeReq::Full,
         },
@@ -277,8 +289,7 @@ fn answer(
             return (keep, None);
         }
     };
-    let opened = File::open(&path).and_then(|f| f.metadata().map(|m| (f, m)));
-    let Ok((file, meta)) = opened else {
+    let Some((file, meta)) = open_regular(&path) else {
         simple(out, 404, &[]);
         return (keep, None);
     };
@@ -326,6 +337,26 @@ fn answer(
         return (keep, None);
     }
     (keep, Some((file, start, end - start)))
+}
+
+/// Opens `path` for reading if it is a regular file; `None` otherwise (missing,
+/// unreadable, or not a regular file: nginx answers 404 to those too).
+///
+/// `O_NONBLOCK` keeps the open itself from blocking on a FIFO (a blocking open of a
+/// FIFO waits for a writer, forever, holding the worker); the type is then checked on
+/// the opened fd with `fstat`, so there is no window between the check and the use.
+/// `O_NOFOLLOW`: `path` is canonical (no symlink in it), so a symlink found here was
+/// swapped in after [`resolve`] checked the path and is refused. `O_CLOEXEC` is added
+/// by the standard library. On a regular file `O_NONBLOCK` changes nothing.
+pub fn open_regular(path: &Path) -> Option<(File, std::fs::Metadata)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .open(path)
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    meta.file_type().is_file().then_some((file, meta))
 }
 
 fn find(h: &[u8], needle: &[u8]) -> Option<usize> {
@@ -419,6 +450,34 @@ mod tests {
         assert_eq!(parse_range(b"bytes=-0", 100), RangeReq::Unsatisfiable);
     }
 
+    /// Found by `fuzz/fuzz_targets/static_files.rs`: `e + 1` overflows (a panic with
+    /// debug assertions; in release `Part(5, 0)`, then `end - start` wraps into a huge
+    /// `Content-Length`). Fixed: the end saturates.
+    #[test]
+    fn range_end_at_u64_max() {
+        let max = u64::MAX;
+        assert_eq!(
+            parse_range(format!("bytes=5-{max}").as_bytes(), 100),
+            RangeReq::Part(5, 100)
+        );
+        assert_eq!(
+            parse_range(format!("bytes=0-{max}").as_bytes(), 0),
+            RangeReq::Unsatisfiable
+        );
+    }
+
+    /// Found by `fuzz/fuzz_targets/static_files.rs`: an If-Modified-Since year near
+    /// `i64::MAX` overflows `era * 146_097` (files.rs:166), a smaller huge year
+    /// `d * 86_400` (files.rs:170): a panic with debug assertions, a wrapped time in
+    /// release. Such a date is not a valid IMF-fixdate (four-digit year): `None`.
+    #[test]
+    fn date_with_huge_year() {
+        for year in ["9223372036854775807", "100000000000000"] {
+            let date = format!("Sun, 06 Nov {year} 08:49:37 GMT");
+            assert_eq!(parse_http_date(date.as_bytes()), None, "{date}");
+        }
+    }
+
     #[test]
     fn dates_round_trip() {
         for secs in [0u64, 784_111_777, 1_700_000_000, 4_102_444_800] {
@@ -432,6 +491,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // mkdir, symlink, realpath: syscalls
     fn traversal_is_refused() {
         let dir = std::env::temp_dir().join(format!("ringcore-files-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("sub")).unwrap();

@@ -11,6 +11,12 @@ use super::{Error, Limits};
 /// Size of the parser's stack header table; `Limits::max_headers` is capped to it.
 const HEADER_SLOTS: usize = 256;
 
+/// Longest method token accepted (the longest registered method, `UPDATEREDIRECTREF`,
+/// has 17 bytes). A longer one is answered `501`, as RFC 9112 section 3 asks of "a
+/// method longer than any that it implements"; a shorter unknown method reaches the
+/// router, which answers `405` with `Allow`.
+pub const MAX_METHOD_BYTES: usize = 32;
+
 /// Result of [`RequestParser::parse`] when the bytes are not (yet) an error.
 #[derive(Debug)]
 pub enum Status<'a> {
@@ -35,7 +41,7 @@ impl Status<'_> {
 
 /// How the body of the request being parsed is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
+pub(super) enum Framing {
     None,
     Length(usize),
     Chunked,
@@ -44,15 +50,15 @@ enum Framing {
 /// A validated request head, kept while its body is still arriving.
 /// INVARIANT: offsets are into the caller's buffer, which keeps its prefix.
 #[derive(Debug, Clone, Copy)]
-struct Head {
-    len: usize,
-    method: (usize, usize),
-    target: (usize, usize),
-    minor: u8,
-    framing: Framing,
-    keep_alive: bool,
+pub(super) struct Head {
+    pub(super) len: usize,
+    pub(super) method: (usize, usize),
+    pub(super) target: (usize, usize),
+    pub(super) minor: u8,
+    pub(super) framing: Framing,
+    pub(super) keep_alive: bool,
     /// `Expect: 100-continue` on HTTP/1.1 with a body to come.
-    expect_continue: bool,
+    pub(super) expect_continue: bool,
 }
 
 /// Incremental HTTP/1.1 request parser for one connection.
@@ -73,20 +79,26 @@ struct Head {
 /// ```
 #[derive(Debug)]
 pub struct RequestParser {
-    limits: Limits,
+    pub(super) limits: Limits,
     /// Header index of the current request, reused between requests.
-    spans: Vec<HeaderSpan>,
-    /// Decoded chunked body of the current request, reused between requests.
-    body: Vec<u8>,
+    pub(super) spans: Vec<HeaderSpan>,
+    /// Decoded chunked body of the current request, reused between requests (with
+    /// [`parse_event`](Self::parse_event): the decoded bytes of one call).
+    pub(super) body: Vec<u8>,
     /// `Some` once the head is parsed and while its body is incomplete.
-    head: Option<Head>,
-    chunked: ChunkedDecoder,
-    served: u32,
+    pub(super) head: Option<Head>,
+    pub(super) chunked: ChunkedDecoder,
+    pub(super) served: u32,
     /// INVARIANT: only `true` while `head` is `Some` and the client awaits
     /// `100 Continue`; cleared when taken.
-    continue_pending: bool,
+    pub(super) continue_pending: bool,
     /// Length of the buffer at the last call that left `head` set.
     partial_len: usize,
+    /// Where a body read by [`parse_event`](Self::parse_event) stands.
+    pub(super) stream: super::events::BodyState,
+    /// The head of the last request whose body [`parse_event`](Self::parse_event)
+    /// finished (for [`ended_request`](Self::ended_request)).
+    pub(super) done: Option<Head>,
 }
 
 impl RequestParser {
@@ -101,6 +113,8 @@ impl RequestParser {
             served: 0,
             continue_pending: false,
             partial_len: 0,
+            stream: super::events::BodyState::Off,
+            done: None,
         }
     }
 
@@ -185,7 +199,7 @@ impl RequestParser {
     /// The request `head` is complete, its body (`wire_len` bytes after the head in
     /// `buf`; `body`, or the decoded chunked body when `None`) too: reset for the next request and borrow it. `line` is the
     /// method and target as httparse returned them, if this call parsed the head.
-    fn complete<'a>(
+    pub(super) fn complete<'a>(
         &'a mut self,
         buf: &'a [u8],
         head: Head,
@@ -221,7 +235,7 @@ impl RequestParser {
     /// Parses and checks the head; `Ok(None)` means it is not complete yet. With the
     /// head come its method and target, borrowed from `buf`.
     #[allow(clippy::type_complexity)]
-    fn parse_head<'a>(
+    pub(super) fn parse_head<'a>(
         &mut self,
         buf: &'a [u8],
     ) -> Result<Option<(Head, (&'a str, &'a str))>, Error> {
@@ -245,6 +259,9 @@ impl RequestParser {
         let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
             return Err(Error::bad_request("incomplete request line"));
         };
+        if method.len() > MAX_METHOD_BYTES {
+            return Err(Error::new(501, "method longer than any implemented"));
+        }
         if target.len() > self.limits.max_target_bytes {
             return Err(Error::new(
                 414,
@@ -256,6 +273,7 @@ impl RequestParser {
         let mut content_length = None;
         let mut codings = Codings::default();
         let (mut close, mut keep, mut expect_continue) = (false, false, false);
+        let mut hosts = 0u32;
         for h in req.headers.iter() {
             self.spans.push(HeaderSpan {
                 name: span(buf, h.name.as_bytes()),
@@ -268,6 +286,8 @@ impl RequestParser {
                 content_length = Some(parse_content_length(h.value)?);
             } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
                 codings.add(h.value);
+            } else if h.name.eq_ignore_ascii_case("host") {
+                hosts += 1;
             } else if h.name.eq_ignore_ascii_case("expect") {
                 expect_continue = trim_ows(h.value).eq_ignore_ascii_case(b"100-continue");
             } else if h.name.eq_ignore_ascii_case("connection") {
@@ -276,6 +296,14 @@ impl RequestParser {
                     keep |= token.eq_ignore_ascii_case(b"keep-alive");
                 }
             }
+        }
+        // RFC 9112 section 3.2: a server MUST answer 400 to an HTTP/1.1 request
+        // without Host and to any request with more than one Host field.
+        if hosts > 1 {
+            return Err(Error::bad_request("more than one Host field"));
+        }
+        if hosts == 0 && minor == 1 {
+            return Err(Error::bad_request("HTTP/1.1 request without Host"));
         }
 
         let framing = match (codings.present, content_length) {

@@ -134,25 +134,25 @@ fn pipelined_sixteen() {
 fn partial_head_and_body() {
     assert_eq!(parse_all(b"GET / HTTP/1.1\r\nHost: a\r\n"), (vec![], None));
     assert_eq!(
-        parse_all(b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhel"),
+        parse_all(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhel"),
         (vec![], None)
     );
-    let req = one(b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello");
+    let req = one(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello");
     assert_eq!(req.body, b"hello");
 }
 
 #[test]
 fn leading_empty_lines_are_skipped() {
-    let (reqs, err) = parse_all(b"\r\n\r\nGET / HTTP/1.1\r\n\r\n");
+    let (reqs, err) = parse_all(b"\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!((reqs.len(), err), (1, None));
 }
 
 #[test]
 fn chunked_body_with_extensions_and_trailers() {
-    let req = one(b"POST /up HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;name=val\r\nhello\r\n6 ; x\r\n world\r\n0\r\nX-Sum: 1\r\nY: 2\r\n\r\n");
+    let req = one(b"POST /up HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5;name=val\r\nhello\r\n6 ; x\r\n world\r\n0\r\nX-Sum: 1\r\nY: 2\r\n\r\n");
     assert_eq!(req.body, b"hello world");
     let req = one(
-        b"POST /up HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\nA\r\n0123456789\r\n000\r\n\r\n",
+        b"POST /up HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: Chunked\r\n\r\nA\r\n0123456789\r\n000\r\n\r\n",
     );
     assert_eq!(req.body, b"0123456789");
 }
@@ -162,10 +162,12 @@ fn chunked_body_with_extensions_and_trailers() {
 #[test]
 fn keep_alive_rules() {
     let ka = |bytes: &[u8]| one(bytes).keep_alive;
-    assert!(ka(b"GET / HTTP/1.1\r\n\r\n"));
-    assert!(!ka(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n"));
+    assert!(ka(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"));
     assert!(!ka(
-        b"GET / HTTP/1.1\r\nConnection: keep-alive, Close\r\n\r\n"
+        b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    ));
+    assert!(!ka(
+        b"GET / HTTP/1.1\r\nHost: t\r\nConnection: keep-alive, Close\r\n\r\n"
     ));
     assert!(!ka(b"GET / HTTP/1.0\r\n\r\n"));
     assert!(ka(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"));
@@ -190,11 +192,11 @@ fn max_requests_per_connection() {
 fn mixed_stream() -> Vec<u8> {
     let mut s = Vec::new();
     s.extend_from_slice(GET);
-    s.extend_from_slice(b"POST /form HTTP/1.1\r\nContent-Length: 11\r\n\r\nhello world");
-    s.extend_from_slice(b"POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;a=b\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nT: 1\r\n\r\n");
+    s.extend_from_slice(b"POST /form HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\nhello world");
+    s.extend_from_slice(b"POST /c HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3;a=b\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nT: 1\r\n\r\n");
     s.extend_from_slice(b"\r\nHEAD /h HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
     s.extend_from_slice(GET);
-    s.extend_from_slice(b"GET /partial HTTP/1.1\r\nHo");
+    s.extend_from_slice(b"GET /partial HTTP/1.1\r\nHost: t\r\nHo");
     s
 }
 
@@ -224,12 +226,12 @@ fn split_anywhere_gives_same_requests() {
 #[test]
 fn split_anywhere_gives_same_error() {
     let tails: [&[u8]; 6] = [
-        b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcdX\r\n",
-        b"GET / HTTP/1.1\r\nX: a\nY: b\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcdX\r\n",
+        b"GET / HTTP/1.1\r\nHost: t\r\nX: a\nY: b\r\n\r\n",
         b"GET / HTTP/2.0\r\n\r\n",
-        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT\0: 1\r\n\r\n",
-        b"GET / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT\0: 1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n",
     ];
     for tail in tails {
         let mut stream = GET.to_vec();
@@ -243,7 +245,7 @@ fn split_anywhere_gives_same_error() {
 fn split_invariant_at_head_limit() {
     let limits = Limits::default().max_head_bytes(40);
     for len in [39, 40, 41] {
-        let mut stream = b"GET / HTTP/1.1\r\nX: ".to_vec();
+        let mut stream = b"GET / HTTP/1.1\r\nHost: t\r\nX: ".to_vec();
         stream.resize(len - 4, b'a');
         stream.extend_from_slice(b"\r\n\r\nGET");
         let whole = drive(&[&stream], &limits);
@@ -259,7 +261,8 @@ fn split_invariant_at_head_limit() {
 
 #[test]
 fn shorter_buffer_after_partial_restarts() {
-    let full = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+    let full =
+        b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
     let mut parser = RequestParser::new(Limits::default());
     assert!(parser.parse(&full[..60]).map(|s| s.is_partial()) == Ok(true));
     assert!(parser.in_body());

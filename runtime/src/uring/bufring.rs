@@ -8,7 +8,9 @@
 
 use io_uring::types::BufRingEntry;
 use io_uring::IoUring;
+use std::alloc::Layout;
 use std::io;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU16, Ordering};
 
 /// Buffer group id used by every receive.
@@ -22,9 +24,12 @@ pub(crate) struct BufRing {
     entries: u16,
     /// Local copy of the tail we publish.
     tail: u16,
-    /// INVARIANT: never reallocated or resized after construction; the kernel holds
-    /// addresses into it while buffers are in the ring.
-    bufs: Box<[u8]>,
+    /// INVARIANT: a live allocation of `bufs_layout` (zeroed), never moved or resized;
+    /// the kernel writes into it through the addresses we publish, so it is a raw
+    /// allocation (not a `Box<[u8]>` whose shared borrow would promise Rust the bytes
+    /// never change) and is freed only once the kernel no longer holds those addresses.
+    bufs: NonNull<u8>,
+    bufs_layout: Layout,
     size: u32,
     registered: bool,
 }
@@ -48,6 +53,17 @@ impl BufRing {
                 "buffer size must be at least 1 byte",
             ));
         }
+        let total = count as usize * size as usize;
+        let bufs_layout = Layout::from_size_align(total, 4096)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        // SAFETY: `bufs_layout` has a non-zero size (count and size are at least 1).
+        let bufs =
+            NonNull::new(unsafe { std::alloc::alloc_zeroed(bufs_layout) }).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::OutOfMemory,
+                    format!("allocating {total} bytes of receive buffers failed"),
+                )
+            })?;
         let ring_bytes = count as usize * std::mem::size_of::<BufRingEntry>();
         // SAFETY: anonymous private mapping, no fd; the result is checked for MAP_FAILED.
         let ptr = unsafe {
@@ -61,14 +77,18 @@ impl BufRing {
             )
         };
         if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
+            let e = io::Error::last_os_error();
+            // SAFETY: allocated above with this layout; nothing else has seen it.
+            unsafe { std::alloc::dealloc(bufs.as_ptr(), bufs_layout) };
+            return Err(e);
         }
         let mut br = BufRing {
             ring: ptr.cast(),
             ring_bytes,
             entries: count,
             tail: 0,
-            bufs: vec![0u8; count as usize * size as usize].into_boxed_slice(),
+            bufs,
+            bufs_layout,
             size,
             registered: false,
         };
@@ -91,10 +111,17 @@ impl BufRing {
         self.size
     }
 
-    /// The first `len` bytes of buffer `bid`.
+    /// The first `len` bytes of buffer `bid` (which a completion handed to us).
     pub(crate) fn slice(&self, bid: u16, len: usize) -> &[u8] {
+        assert!(bid < self.entries, "buffer id {bid} out of range");
         let start = bid as usize * self.size as usize;
-        &self.bufs[start..start + len.min(self.size as usize)]
+        // SAFETY: `start + len` stays inside the allocation (`bid < entries`, `len` is
+        // capped at `size`); the kernel wrote this buffer before posting the completion
+        // that named it and writes it again only after `recycle`, which needs `&mut self`
+        // and so cannot happen while the returned slice lives.
+        unsafe {
+            std::slice::from_raw_parts(self.bufs.as_ptr().add(start), len.min(self.size as usize))
+        }
     }
 
     fn push(&mut self, bid: u16) {
@@ -145,9 +172,10 @@ impl Drop for BufRing {
             unsafe {
                 libc::munmap(self.ring.cast(), self.ring_bytes);
             }
-        } else {
-            let bufs = std::mem::take(&mut self.bufs);
-            std::mem::forget(bufs);
+            // SAFETY: allocated in `new` with this layout; unregistered, so the kernel
+            // holds no address into it any more.
+            unsafe { std::alloc::dealloc(self.bufs.as_ptr(), self.bufs_layout) };
         }
+        // Else the buffers are leaked with the mapping, for the same reason.
     }
 }

@@ -116,20 +116,11 @@ impl Ring {
     /// # Safety
     /// Every pointer inside `op` must stay valid (and the memory unmoved) until the op's
     /// final completion has been returned by [`Ring::next`].
-    pub(crate) unsafe fn push(
-        &mut self,
-        token: Token,
-        op: Op,
-        link: bool,
-        c: &mut Counters,
-    ) -> io::Result<()> {
+    pub(crate) unsafe fn push(&mut self, token: Token, op: Op, c: &mut Counters) -> io::Result<()> {
         // SAFETY: forwarded caller contract.
-        let mut e = unsafe { Self::sqe(token, &op) };
-        if matches!(op, Op::Send { .. }) && !link {
+        let e = unsafe { Self::sqe(token, &op) };
+        if matches!(op, Op::Send { .. }) {
             self.inline_sends += 1;
-        }
-        if link {
-            e = e.flags(squeue::Flags::IO_LINK);
         }
         loop {
             // SAFETY: the caller guarantees the op's memory outlives the op (see above).
@@ -140,9 +131,8 @@ impl Ring {
                     return Ok(());
                 }
                 Err(_) => {
-                    // SQ full: hand what we have to the kernel and try again. Links are
-                    // only broken if this op was linked to the previous SQE; callers push
-                    // linked pairs right after a check of `sq_space`.
+                    // SQ full: hand what we have to the kernel and try again. (Linked
+                    // pairs go through `push_linked`, which never splits them.)
                     c.sq_full += 1;
                     self.enter(0, None, c)?;
                 }
@@ -150,10 +140,49 @@ impl Ring {
         }
     }
 
-    /// Free SQ entries right now.
-    pub(crate) fn sq_space(&mut self) -> usize {
-        let sq = self.ring.submission();
-        sq.capacity() - sq.len()
+    /// Queues `first` with `IO_LINK` and `second` right after it, under one borrow of
+    /// the submission queue, so the SQ tail is published once for both: the kernel
+    /// (including an SQPOLL thread, which reads the tail at any moment) sees the pair
+    /// or neither. If the SQ lacks room for two, what is queued is submitted first.
+    ///
+    /// # Safety
+    /// As [`Ring::push`], for both ops.
+    ///
+    /// # Errors
+    /// `InvalidInput` if the SQ holds fewer than two entries; a fatal enter error.
+    pub(crate) unsafe fn push_linked(
+        &mut self,
+        first: (Token, Op),
+        second: (Token, Op),
+        c: &mut Counters,
+    ) -> io::Result<()> {
+        // SAFETY: forwarded caller contract.
+        let head = unsafe { Self::sqe(first.0, &first.1) }.flags(squeue::Flags::IO_LINK);
+        // SAFETY: forwarded caller contract.
+        let next = unsafe { Self::sqe(second.0, &second.1) };
+        if matches!(second.1, Op::Send { .. }) {
+            self.inline_sends += 1;
+        }
+        if self.ring.params().sq_entries() < 2 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the submission queue holds fewer than 2 entries: a linked pair cannot be \
+                 submitted (set ring_entries to at least 4)",
+            ));
+        }
+        loop {
+            let mut sq = self.ring.submission();
+            // SAFETY: the caller guarantees both ops' memory outlives them; on success
+            // both entries are written before `sq` is dropped, which publishes the tail.
+            if unsafe { sq.push_multiple(&[head.clone(), next.clone()]) }.is_ok() {
+                c.sqes += 2;
+                return Ok(());
+            }
+            drop(sq);
+            // SQ too full for the pair: hand what we have to the kernel first.
+            c.sq_full += 1;
+            self.enter(0, None, c)?;
+        }
     }
 
     fn enter(

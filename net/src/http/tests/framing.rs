@@ -7,8 +7,8 @@ use std::time::Duration;
 
 /// A GET whose head is exactly `len` bytes long.
 fn head_of_len(len: usize) -> Vec<u8> {
-    let base = b"GET / HTTP/1.1\r\nX: \r\n\r\n".len();
-    let mut head = b"GET / HTTP/1.1\r\nX: ".to_vec();
+    let base = b"GET / HTTP/1.1\r\nHost: t\r\nX: \r\n\r\n".len();
+    let mut head = b"GET / HTTP/1.1\r\nHost: t\r\nX: ".to_vec();
     head.resize(len - 4, b'a');
     head.extend_from_slice(b"\r\n\r\n");
     assert!(len > base && head.len() == len);
@@ -30,22 +30,25 @@ fn request_line_limit_414() {
     let mut line = b"GET /".to_vec();
     line.resize(9000, b'a');
     assert_eq!(status(&line), 414);
-    line.extend_from_slice(b" HTTP/1.1\r\n\r\n");
+    line.extend_from_slice(b" HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(status(&line), 414);
     let short = Limits::default().max_target_bytes(10);
     assert_eq!(
-        status_with(b"GET /123456789a HTTP/1.1\r\n\r\n", &short),
+        status_with(b"GET /123456789a HTTP/1.1\r\nHost: t\r\n\r\n", &short),
         414
     );
     assert_eq!(
-        drive(&[b"GET /123456789 HTTP/1.1\r\n\r\n"], &short).0.len(),
+        drive(&[b"GET /123456789 HTTP/1.1\r\nHost: t\r\n\r\n"], &short)
+            .0
+            .len(),
         1
     );
 }
 
+/// A request with `n` header fields, `Host` the first of them.
 fn with_headers(n: usize) -> Vec<u8> {
-    let mut req = b"GET / HTTP/1.1\r\n".to_vec();
-    for i in 0..n {
+    let mut req = b"GET / HTTP/1.1\r\nHost: t\r\n".to_vec();
+    for i in 1..n {
         req.extend_from_slice(format!("H{i}: v\r\n").as_bytes());
     }
     req.extend_from_slice(b"\r\n");
@@ -65,20 +68,28 @@ fn header_count_limit_431() {
 #[test]
 fn body_limit_413() {
     let mib = 1024 * 1024;
-    let mut ok = format!("POST / HTTP/1.1\r\nContent-Length: {mib}\r\n\r\n").into_bytes();
+    let mut ok =
+        format!("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: {mib}\r\n\r\n").into_bytes();
     ok.resize(ok.len() + mib, b'x');
     assert_eq!(one(&ok).body.len(), mib);
     // Refused from the head alone, before any body byte arrives.
     assert_eq!(
-        status(format!("POST / HTTP/1.1\r\nContent-Length: {}\r\n\r\n", mib + 1).as_bytes()),
+        status(
+            format!(
+                "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+                mib + 1
+            )
+            .as_bytes()
+        ),
         413
     );
     let small = Limits::default().max_body_bytes(10);
-    let chunked = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nhello \r\n5\r\n";
+    let chunked =
+        b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nhello \r\n5\r\n";
     assert_eq!(status_with(chunked, &small), 413);
     assert_eq!(
         status_with(
-            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nb\r\n",
+            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nb\r\n",
             &small
         ),
         413
@@ -88,7 +99,7 @@ fn body_limit_413() {
 #[test]
 fn trailer_limits_431() {
     let limits = Limits::default().max_head_bytes(64).max_headers(2);
-    let base = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n".to_vec();
+    let base = b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n".to_vec();
     let mut many = base.clone();
     many.extend_from_slice(b"A: 1\r\nB: 2\r\nC: 3\r\n\r\n");
     assert_eq!(status_with(&many, &limits), 431);
@@ -146,11 +157,11 @@ fn bad_content_length_400() {
         "18446744073709551616",
         "99999999999999999999999",
     ] {
-        let req = format!("POST / HTTP/1.1\r\nContent-Length: {value}\r\n\r\nhello");
+        let req = format!("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: {value}\r\n\r\nhello");
         assert_eq!(status(req.as_bytes()), 400, "Content-Length: {value:?}");
     }
     assert_eq!(
-        one(b"POST / HTTP/1.1\r\nContent-Length:  5 \r\n\r\nhello").body,
+        one(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length:  5 \r\n\r\nhello").body,
         b"hello"
     );
 }
@@ -192,9 +203,9 @@ fn line_endings_nul_and_folding_400() {
         b"GET / HTTP/1.1\n\n",
         b"GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: a\0b\r\n\r\n",
-        b"GET /\0 HTTP/1.1\r\n\r\n",
-        b"GET / HTTP/1.1\r\nX: a\r\n  folded\r\n\r\n",
-        b"GET / HTTP/1.1\r\nX: a\r\n\tfolded\r\n\r\n",
+        b"GET /\0 HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: t\r\nX: a\r\n  folded\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: t\r\nX: a\r\n\tfolded\r\n\r\n",
     ];
     for bytes in cases {
         assert_eq!(status(bytes), 400, "{:?}", String::from_utf8_lossy(bytes));
@@ -216,7 +227,7 @@ fn bad_chunks_400() {
         b"5\r\nhello\r\n0\r\nbad trailer\r\n\r\n",
     ];
     for body in cases {
-        let mut req = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        let mut req = b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
         req.extend_from_slice(body);
         assert_eq!(status(&req), 400, "{:?}", String::from_utf8_lossy(body));
     }
@@ -236,11 +247,26 @@ fn versions() {
 #[test]
 fn malformed_request_lines_400() {
     for bytes in [
-        &b"GET  / HTTP/1.1\r\n\r\n"[..],
+        &b"GET  / HTTP/1.1\r\nHost: t\r\n\r\n"[..],
         b"GET /\r\n\r\n",
-        b"G(T / HTTP/1.1\r\n\r\n",
-        b"GET / HTTP/1.1\r\n: v\r\n\r\n",
+        b"G(T / HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: t\r\n: v\r\n\r\n",
     ] {
         assert_eq!(status(bytes), 400, "{:?}", String::from_utf8_lossy(bytes));
     }
+}
+
+#[test]
+fn host_rules_and_long_methods() {
+    assert_eq!(status(b"GET / HTTP/1.1\r\n\r\n"), 400, "1.1 without Host");
+    assert_eq!(status(b"GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n"), 400);
+    assert_eq!(status(b"GET / HTTP/1.0\r\nHost: a\r\nhost: b\r\n\r\n"), 400);
+    assert_eq!(
+        one(b"GET / HTTP/1.0\r\n\r\n").headers.len(),
+        0,
+        "1.0 without Host"
+    );
+    let method = |n: usize| format!("{} / HTTP/1.1\r\nHost: a\r\n\r\n", "M".repeat(n));
+    assert_eq!(one(method(MAX_METHOD_BYTES).as_bytes()).method.len(), 32);
+    assert_eq!(status(method(MAX_METHOD_BYTES + 1).as_bytes()), 501);
 }

@@ -122,22 +122,24 @@ fn serve(bytes: &[u8]) -> (String, Progress) {
 
 #[test]
 fn router_statuses() {
-    assert!(serve(b"GET /plaintext?x=1 HTTP/1.1\r\n\r\n")
+    assert!(serve(b"GET /plaintext?x=1 HTTP/1.1\r\nHost: t\r\n\r\n")
         .0
         .ends_with("\r\n\r\nHello, World!"));
-    assert!(serve(b"GET /nope HTTP/1.1\r\n\r\n")
+    assert!(serve(b"GET /nope HTTP/1.1\r\nHost: t\r\n\r\n")
         .0
         .starts_with("HTTP/1.1 404 Not Found\r\n"));
-    let (text, _) = serve(b"DELETE /echo HTTP/1.1\r\n\r\n");
+    let (text, _) = serve(b"DELETE /echo HTTP/1.1\r\nHost: t\r\n\r\n");
     assert!(
         text.starts_with("HTTP/1.1 405 Method Not Allowed\r\n") && text.contains("Allow: POST\r\n"),
         "{text}"
     );
-    let (text, _) = serve(b"HEAD /plaintext HTTP/1.1\r\n\r\n");
+    let (text, _) = serve(b"HEAD /plaintext HTTP/1.1\r\nHost: t\r\n\r\n");
     assert!(text.ends_with("Content-Length: 13\r\n\r\n"), "{text}");
-    assert!(serve(b"POST /echo HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi")
-        .0
-        .ends_with("\r\n\r\nhi"));
+    assert!(
+        serve(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi")
+            .0
+            .ends_with("\r\n\r\nhi")
+    );
 }
 
 #[test]
@@ -145,42 +147,26 @@ fn session_pipelined_plaintext() {
     let mut stream = GET.repeat(16);
     stream.extend_from_slice(b"GET /plain");
     let (text, progress) = serve(&stream);
-    assert_eq!(
-        progress,
-        Progress {
-            consumed: GET.len() * 16,
-            close: false
-        }
-    );
+    assert_eq!((progress.consumed, progress.close), (GET.len() * 16, false));
     assert_eq!(text.matches("HTTP/1.1 200 OK\r\n").count(), 16);
 }
 
 #[test]
 fn session_stops_at_close_and_errors() {
-    let mut stream = b"GET /plaintext HTTP/1.1\r\nConnection: close\r\n\r\n".to_vec();
+    let mut stream = b"GET /plaintext HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".to_vec();
     let first = stream.len();
     stream.extend_from_slice(GET);
     let (text, progress) = serve(&stream);
-    assert_eq!(
-        progress,
-        Progress {
-            consumed: first,
-            close: true
-        }
-    );
+    assert_eq!((progress.consumed, progress.close), (first, true));
     assert_eq!(text.matches("HTTP/1.1").count(), 1);
     assert!(text.contains("Connection: close\r\n"));
 
     let mut stream = GET.to_vec();
-    stream.extend_from_slice(b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx");
-    let (text, progress) = serve(&stream);
-    assert_eq!(
-        progress,
-        Progress {
-            consumed: stream.len(),
-            close: true
-        }
+    stream.extend_from_slice(
+        b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx",
     );
+    let (text, progress) = serve(&stream);
+    assert_eq!((progress.consumed, progress.close), (stream.len(), true));
     assert!(text.contains("HTTP/1.1 400 Bad Request\r\n"), "{text}");
 }
 
@@ -188,22 +174,44 @@ fn session_stops_at_close_and_errors() {
 fn expect_continue_answered_once() {
     let mut session = Session::new(Limits::default());
     let mut out = Vec::new();
-    let head = b"POST /echo HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
+    let head =
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
+    // The head is consumed (a buffered route keeps a copy); the client waits.
     let progress = session.on_data(head, &router(), &date(), &mut out);
-    assert_eq!(
-        progress,
-        Progress {
-            consumed: 0,
-            close: false
-        }
-    );
+    assert_eq!((progress.consumed, progress.close), (head.len(), false));
     assert_eq!(out, b"HTTP/1.1 100 Continue\r\n\r\n");
-    let mut all = head.to_vec();
-    all.push(b'h');
-    session.on_data(&all, &router(), &date(), &mut out);
-    all.push(b'i');
+    let progress = session.on_data(b"h", &router(), &date(), &mut out);
+    assert_eq!(progress.consumed, 1);
+    assert_eq!(out, b"HTTP/1.1 100 Continue\r\n\r\n", "not twice");
     out.clear();
-    let progress = session.on_data(&all, &router(), &date(), &mut out);
-    assert_eq!(progress.consumed, all.len());
+    let progress = session.on_data(b"i", &router(), &date(), &mut out);
+    assert_eq!(progress.consumed, 1);
     assert!(out.starts_with(b"HTTP/1.1 200 OK\r\n") && out.ends_with(b"\r\n\r\nhi"));
+}
+
+#[test]
+fn session_bounds_output_and_buffered_bodies() {
+    let mut stream = GET.repeat(16);
+    let mut session = Session::new(Limits::default());
+    let mut out = Vec::new();
+    let p = session.on_data_bounded(&stream, &router(), &date(), &mut out, 1);
+    assert!(
+        p.paused && p.consumed == GET.len(),
+        "one response, then paused"
+    );
+    stream.drain(..p.consumed);
+    let p = session.on_data(&stream, &router(), &date(), &mut out);
+    assert_eq!((p.consumed, p.paused), (stream.len(), false));
+    let over = b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 65537\r\n\r\n";
+    let p = Session::new(Limits::default()).on_data(over, &router(), &date(), &mut out);
+    assert_eq!((p.close, p.error), (true, Some(413)));
+    // A chunked body over the cap is refused when it gets there.
+    let mut session = Session::new(Limits::default().max_buffered_body(10));
+    let chunked = b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let p = session.on_data(chunked, &router(), &date(), &mut out);
+    assert_eq!(p.consumed, chunked.len());
+    let p = session.on_data(b"8\r\n12345678\r\n", &router(), &date(), &mut out);
+    assert_eq!((p.consumed, p.error), (13, None));
+    let p = session.on_data(b"8\r\n12345678\r\n", &router(), &date(), &mut out);
+    assert_eq!(p.error, Some(413));
 }

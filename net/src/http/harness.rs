@@ -1,0 +1,52 @@
+//! A socket-free driver for a [`Handler`], for fuzz targets (`fuzz/`) and tests.
+
+use crate::conn::{ConnCore, WorkerCtx, ABORT, CLOSING};
+use crate::{Conn, Handler};
+use ringcore_runtime::{OpKind, Token};
+use std::time::Instant;
+
+/// Runs `handler` the way a worker delivers input, without a socket: `on_open`, then
+/// `on_data` once per non-empty read, each time with the unconsumed rest of the
+/// earlier reads followed by the new bytes, until the handler closes (no time passes,
+/// so no timer fires). Returns the bytes it queued for sending, in order (stopping at
+/// a file segment, which is not read), and whether it asked to close.
+#[doc(hidden)]
+pub fn run_without_socket<H: Handler>(handler: &mut H, reads: &[&[u8]]) -> (Vec<u8>, bool) {
+    let mut core = ConnCore::new(-1, Token::new(0, 0, OpKind::Recv));
+    let mut ctx = WorkerCtx::new(0, Instant::now());
+    handler.on_open(&mut Conn {
+        core: &mut core,
+        ctx: &mut ctx,
+    });
+    let mut pending = Vec::new();
+    for read in reads.iter().filter(|r| !r.is_empty()) {
+        if core.has(CLOSING | ABORT) {
+            break;
+        }
+        pending.extend_from_slice(read);
+        let mut conn = Conn {
+            core: &mut core,
+            ctx: &mut ctx,
+        };
+        let used = handler.on_data(&mut conn, &pending);
+        pending.drain(..used.min(pending.len()));
+    }
+    let mut out = Vec::new();
+    while core.out.bytes_ready() {
+        // SAFETY: `prepare` returns a valid msghdr whose iovecs point into the queue's
+        // chunks; the queue is not touched until `complete` below.
+        let msg = unsafe { &*core.out.prepare(&mut ctx.spare) };
+        let before = out.len();
+        for i in 0..msg.msg_iovlen {
+            // SAFETY: as above, `i < msg_iovlen` iovecs were filled in, each over the
+            // initialised bytes of a live chunk.
+            let iov = unsafe { &*msg.msg_iov.add(i) };
+            // SAFETY: as above.
+            out.extend_from_slice(unsafe {
+                std::slice::from_raw_parts(iov.iov_base as *const u8, iov.iov_len)
+            });
+        }
+        core.out.complete(out.len() - before, &mut ctx.spare);
+    }
+    (out, core.has(CLOSING | ABORT))
+}

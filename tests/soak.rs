@@ -1,0 +1,253 @@
+//! Fault-injection soak (issue 8, ARCHITECTURE.md decision 16): echo, HTTP, proxy
+//! (`pipe_to`) and file-server (`StaticFiles`, splice) workloads under seeded random
+//! faults at the backend seam (short sends, `EAGAIN`, `ENOBUFS`, `EMFILE`, delayed and
+//! reordered completions, stale duplicates, tiny rings), on both backends, seed after
+//! seed. Each seed asserts: every byte arrives once and in order (compared in full,
+//! hashes in messages), no slot leak (`open_conns` back to 0), the process's fds back
+//! to what they were, no handler panic, and `serve` returns within its drain deadline.
+//!
+//! A failure prints its seed and the line that replays it; see tests/support/soak.rs
+//! for `RINGCORE_SOAK_SEED`, `RINGCORE_SOAK_SEEDS`, `RINGCORE_SOAK_KEEP_GOING`.
+
+#[path = "support/soak.rs"]
+mod soak;
+mod support;
+
+use ringcore::http::{HttpConn, Limits, Request, Response, Router, StaticFiles};
+use ringcore::{BackendKind, ConnInfo};
+use soak::hash;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::time::Duration;
+use support::client::{connect, echo_check, read_to_eof, shutdown_write, Rng};
+use support::http::{get, HttpClient, Resp};
+
+/// Drain deadline of every soak server.
+const DRAIN: Duration = Duration::from_secs(3);
+
+fn check_body(what: &str, got: &[u8], want: &[u8]) -> Result<(), String> {
+    if got == want {
+        return Ok(());
+    }
+    Err(format!(
+        "{what}: {} bytes (hash {:x}), expected {} (hash {:x})",
+        got.len(),
+        hash(got),
+        want.len(),
+        hash(want)
+    ))
+}
+
+fn no_panics(what: &str, c: &ringcore::Counters) -> Result<(), String> {
+    if c.panics == 0 {
+        Ok(())
+    } else {
+        Err(format!("{what}: {} handler panics", c.panics))
+    }
+}
+
+/// Echo clients, then a half-close: the echo must be byte-exact and nothing may follow.
+fn echo(backend: BackendKind, seed: u64, rng: &mut Rng) -> Result<(), String> {
+    let srv = soak::start(backend, seed, DRAIN, support::echo_factory);
+    let addr = srv.addr;
+    let clients: Vec<(Vec<u8>, usize)> = (0..rng.range(1, 3))
+        .map(|_| {
+            let n = rng.range(1, 48 << 10);
+            (rng.bytes(n), rng.range(1, 16 << 10))
+        })
+        .collect();
+    run_echo_clients(addr, &clients);
+    srv.wait_idle("echo connections closed")?;
+    let c = srv.stop()?;
+    no_panics("echo", &c)
+}
+
+fn run_echo_clients(addr: SocketAddr, clients: &[(Vec<u8>, usize)]) {
+    std::thread::scope(|sc| {
+        for (payload, piece) in clients {
+            sc.spawn(move || {
+                let mut s = connect(addr);
+                echo_check(&mut s, payload, *piece);
+                shutdown_write(&s);
+                match read_to_eof(&mut s) {
+                    Ok(rest) => assert!(
+                        rest.is_empty(),
+                        "{} bytes after the echo (hash {:x})",
+                        rest.len(),
+                        hash(&rest)
+                    ),
+                    Err((_, e)) => panic!("reading to EOF after the echo: {e}"),
+                }
+            });
+        }
+    });
+}
+
+const HELLO: &[u8] = b"Hello, World!";
+
+fn router() -> Router {
+    Router::new()
+        .get("/plaintext", |_: &Request<'_>, res: &mut Response| {
+            res.set_content_type("text/plain").set_body(HELLO);
+        })
+        .post("/echo", |req: &Request<'_>, res: &mut Response| {
+            res.set_content_type("application/octet-stream")
+                .set_body(req.body());
+        })
+}
+
+/// Writes `bytes` in random pieces on a clone of the client's socket while the caller
+/// reads responses.
+fn write_pieces(c: &HttpClient, bytes: Vec<u8>, rng: &mut Rng) -> std::thread::JoinHandle<()> {
+    let mut w = c.s.try_clone().expect("clone stream");
+    let cuts: Vec<usize> = (0..8).map(|_| rng.range(1, 4096)).collect();
+    std::thread::spawn(move || {
+        let mut off = 0;
+        let mut i = 0;
+        while off < bytes.len() {
+            let n = cuts[i % cuts.len()].min(bytes.len() - off);
+            w.write_all(&bytes[off..off + n]).expect("write requests");
+            off += n;
+            i += 1;
+        }
+    })
+}
+
+/// Pipelined GET /plaintext and POST /echo requests split at random points; the last
+/// one sometimes asks to close.
+fn http(backend: BackendKind, seed: u64, rng: &mut Rng) -> Result<(), String> {
+    let srv = soak::start(
+        backend,
+        seed,
+        DRAIN,
+        HttpConn::factory(router(), Limits::default()),
+    );
+    let mut c = HttpClient::connect(srv.addr);
+    let n = rng.range(1, 6);
+    let close = rng.range(0, 1) == 1;
+    let mut stream = Vec::new();
+    let mut want = Vec::new();
+    for i in 0..n {
+        let extra = if close && i == n - 1 {
+            "Connection: close\r\n"
+        } else {
+            ""
+        };
+        if rng.range(0, 1) == 0 {
+            stream.extend_from_slice(&get("GET", "/plaintext", extra));
+            want.push(HELLO.to_vec());
+        } else {
+            let len = rng.range(0, 20_000);
+            let body = rng.bytes(len);
+            stream.extend_from_slice(
+                format!(
+                    "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n{extra}\r\n",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+            stream.extend_from_slice(&body);
+            want.push(body);
+        }
+    }
+    let writer = write_pieces(&c, stream, rng);
+    for (i, body) in want.iter().enumerate() {
+        let r: Resp = c
+            .try_read_response(false)
+            .map_err(|e| format!("http response {i}/{n}: {e}"))?;
+        if r.status != 200 {
+            return Err(format!("http response {i}/{n}: status {}", r.status));
+        }
+        check_body(&format!("http response {i}/{n}"), &r.body, body)?;
+    }
+    writer.join().map_err(|_| "request writer panicked")?;
+    if close {
+        c.expect_closed();
+    }
+    drop(c);
+    srv.wait_idle("http connections closed")?;
+    let counters = srv.stop()?;
+    no_panics("http", &counters)
+}
+
+/// Echo through a splice tunnel, both servers under faults.
+fn proxy(backend: BackendKind, seed: u64, rng: &mut Rng) -> Result<(), String> {
+    let echo = soak::start(backend, seed ^ 0xECC0, DRAIN, support::echo_factory);
+    let upstream = echo.addr;
+    let proxy = soak::start(backend, seed, DRAIN, move |_: &ConnInfo| soak::Proxy {
+        upstream,
+    });
+    let clients: Vec<(Vec<u8>, usize)> = (0..rng.range(1, 2))
+        .map(|_| {
+            let n = rng.range(1, 64 << 10);
+            (rng.bytes(n), rng.range(1, 16 << 10))
+        })
+        .collect();
+    run_echo_clients(proxy.addr, &clients);
+    proxy.wait_idle("proxy connections closed")?;
+    echo.wait_idle("upstream connections closed")?;
+    let p = proxy.stop()?;
+    let e = echo.stop()?;
+    no_panics("proxy", &p)?;
+    no_panics("proxy upstream", &e)
+}
+
+/// Pipelined GETs of whole files and single ranges.
+fn files(backend: BackendKind, seed: u64, rng: &mut Rng, tree: &soak::Tree) -> Result<(), String> {
+    let factory = StaticFiles::factory(&tree.root, Limits::default())
+        .map_err(|e| format!("StaticFiles::factory: {e}"))?;
+    let srv = soak::start(backend, seed, DRAIN, factory);
+    let mut c = HttpClient::connect(srv.addr);
+    let n = rng.range(1, 4);
+    let mut stream = Vec::new();
+    let mut want = Vec::new();
+    for _ in 0..n {
+        let (name, data) = &tree.files[rng.range(0, tree.files.len() - 1)];
+        if rng.range(0, 2) == 0 && data.len() > 1 {
+            let a = rng.range(0, data.len() - 1);
+            let b = rng.range(a, data.len() - 1);
+            stream.extend_from_slice(&get(
+                "GET",
+                &format!("/{name}"),
+                &format!("Range: bytes={a}-{b}\r\n"),
+            ));
+            want.push((206, data[a..=b].to_vec()));
+        } else {
+            stream.extend_from_slice(&get("GET", &format!("/{name}"), ""));
+            want.push((200, data.clone()));
+        }
+    }
+    let writer = write_pieces(&c, stream, rng);
+    for (i, (status, body)) in want.iter().enumerate() {
+        let r = c
+            .try_read_response(false)
+            .map_err(|e| format!("file response {i}/{n}: {e}"))?;
+        if r.status != *status {
+            return Err(format!(
+                "file response {i}/{n}: status {}, expected {status}",
+                r.status
+            ));
+        }
+        check_body(&format!("file response {i}/{n}"), &r.body, body)?;
+    }
+    writer.join().map_err(|_| "request writer panicked")?;
+    drop(c);
+    srv.wait_idle("file connections closed")?;
+    let counters = srv.stop()?;
+    no_panics("files", &counters)
+}
+
+/// One seed on one backend: every workload in turn.
+fn run_seed(backend: BackendKind, seed: u64, tree: &soak::Tree) -> Result<(), String> {
+    let mut rng = Rng::new(seed);
+    echo(backend, seed, &mut rng).map_err(|e| format!("echo: {e}"))?;
+    http(backend, seed, &mut rng).map_err(|e| format!("http: {e}"))?;
+    proxy(backend, seed, &mut rng).map_err(|e| format!("proxy: {e}"))?;
+    files(backend, seed, &mut rng, tree).map_err(|e| format!("files: {e}"))
+}
+
+#[test]
+fn soak_under_faults() {
+    let tree = soak::Tree::new();
+    soak::run_seeds("soak", |backend, seed| run_seed(backend, seed, &tree));
+}
