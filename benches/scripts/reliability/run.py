@@ -28,14 +28,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 class Cfg:
     def __init__(self, quick, churn_n):
         self.quick = quick
-        self.churn = churn_n or (50_000 if quick else 1_000_000)
-        self.hold = 15_000
+        self.churn = churn_n or (30_000 if quick else 1_000_000)
+        self.hold = 5_000 if quick else 15_000
         self.slow_secs = 13 if quick else 25
         self.stall_secs = 4 if quick else 15
         self.fin_secs = 6 if quick else 40
         self.settle = 1.5 if quick else 3.0
         self.loss_bytes = (2 if quick else 8) << 20
-        self.flood_secs = 3 if quick else 8
+        self.flood_secs = 2 if quick else 8
         self.flood_max = (256 if quick else 1024) << 20
         self.pin_conns = 300 if quick else 2000
         self.split_secs = 2 if quick else 5
