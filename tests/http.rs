@@ -227,7 +227,7 @@ fn small_pipeline_split_at_every_point() {
 #[test]
 fn fifty_pipelined_requests_random_chunking() {
     for_each_backend(|backend| {
-        let server = start(backend, Limits::default());
+        let server = start(backend, Limits::default().max_buffered_body(1 << 20));
         for (seed, max_piece, max_body) in [
             (10u64, 7usize, 300usize),
             (11, 64, 3000),
@@ -417,7 +417,7 @@ fn expect_refused(server: &TestServer, name: &str, bad: &[u8], statuses: &[u16])
 #[test]
 fn limits_answer_their_status_and_close() {
     for_each_backend(|backend| {
-        let server = start(backend, Limits::default());
+        let server = start(backend, Limits::default().max_buffered_body(1 << 20));
         let big_header = format!(
             "GET /plaintext HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
             "a".repeat(9000)

@@ -67,6 +67,12 @@ impl ChunkedDecoder {
         }
     }
 
+    /// For streaming: the input bytes decoded so far, which the caller may now drop;
+    /// the next [`feed`](Self::feed) starts at the new front of the input.
+    pub(crate) fn take_pos(&mut self) -> usize {
+        std::mem::take(&mut self.pos)
+    }
+
     /// Decodes what `input` (the bytes after the request head) holds, appending
     /// chunk data to `out`.
     pub(crate) fn feed(

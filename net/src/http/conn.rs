@@ -1,7 +1,19 @@
 //! [`HttpConn`]: the codec on the handler API. One per connection; drives a
-//! [`Session`] from `on_data`, sends every response of a batch in one send, enforces
-//! the header deadline (absolute from the first byte of a request: trickling bytes does
-//! not extend it), the keep-alive idle timeout, and closes after errors.
+//! [`Session`] from `on_data` and sends every response of a batch in one send.
+//!
+//! Its deadlines share the connection's one timer ([`Conn::set_timer`]):
+//!
+//! | phase | deadline | on expiry |
+//! | --- | --- | --- |
+//! | request head arriving | `header_timeout`, absolute from its first byte | 408, close |
+//! | request body arriving | `body_timeout` after the last body bytes | 408, close |
+//! | lingering after an error | `lingering_timeout` after the last read, `lingering_time` after the error | close |
+//!
+//! Memory per connection is bounded: bodies are consumed as they arrive (see
+//! [`Session`]), and while more than [`Limits::max_queued_output`] bytes of responses
+//! wait to be sent, no further pipelined request is parsed and reading pauses until
+//! the queue drains (`on_sent`). Input that arrived before the pause took effect is
+//! kept here (`stash`) and served first on resume.
 
 use super::{write_error, DateCache, Error, Limits, Router, Session};
 use crate::{CloseReason, Conn, ConnInfo, Handler};
@@ -23,12 +35,30 @@ fn date_now() -> DateCache {
     })
 }
 
+/// What the connection's timer is armed for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Deadline {
+    Header,
+    Body,
+    Linger,
+}
+
 /// A routed HTTP/1.1 connection.
 pub struct HttpConn {
     session: Session,
     router: Arc<Router>,
-    /// When the request whose first bytes are buffered must be complete.
-    header_deadline: Option<Instant>,
+    /// The armed deadline and when it is due.
+    timer: Option<(Deadline, Instant)>,
+    /// Lingering close: the error response is queued, the write side shut down;
+    /// input is discarded until FIN or this instant (`lingering_time`).
+    linger_until: Option<Instant>,
+    /// Reading is paused because the output queue is above the high-water mark.
+    paused: bool,
+    /// Input taken from the runtime but not yet served (while paused, or the rest
+    /// of what was stashed); served before anything newer.
+    stash: Vec<u8>,
+    /// The peer's FIN arrived while stashed input waited: close once it is served.
+    eof: bool,
 }
 
 impl HttpConn {
@@ -37,7 +67,11 @@ impl HttpConn {
         HttpConn {
             session: Session::new(limits),
             router,
-            header_deadline: None,
+            timer: None,
+            linger_until: None,
+            paused: false,
+            stash: Vec::new(),
+            eof: false,
         }
     }
 
@@ -49,51 +83,175 @@ impl HttpConn {
         let router = Arc::new(router);
         move |_: &ConnInfo| HttpConn::new(router.clone(), limits.clone())
     }
-}
 
-impl Handler for HttpConn {
-    fn on_open(&mut self, conn: &mut Conn<'_>) {
-        conn.set_idle_timeout(Some(self.session.parser().limits().keep_alive_timeout));
-        conn.set_max_pending(self.session.parser().limits().max_buffered_input());
+    fn limits(&self) -> &Limits {
+        self.session.parser().limits()
     }
 
-    fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) -> usize {
+    fn arm(&mut self, conn: &mut Conn<'_>, kind: Deadline, at: Instant) {
+        if self.timer != Some((kind, at)) {
+            self.timer = Some((kind, at));
+            conn.set_timer(Some(at));
+        }
+    }
+
+    fn disarm(&mut self, conn: &mut Conn<'_>) {
+        if self.timer.take().is_some() {
+            conn.set_timer(None);
+        }
+    }
+
+    /// Lingering close (nginx's): the queued error response goes out, then our FIN;
+    /// input is read and dropped so that unread bytes do not turn the close into a
+    /// reset that destroys the response, until the peer's FIN or the caps.
+    fn start_linger(&mut self, conn: &mut Conn<'_>) {
+        let now = conn.now();
+        let until = now + self.limits().lingering_time;
+        self.linger_until = Some(until);
+        self.stash = Vec::new();
+        self.paused = false;
+        conn.resume_reading();
+        conn.shutdown_write();
+        self.linger_read(conn);
+    }
+
+    /// Input arrived while lingering (or lingering began): re-arm the timer.
+    fn linger_read(&mut self, conn: &mut Conn<'_>) {
+        if let Some(until) = self.linger_until {
+            let next = conn.now() + self.limits().lingering_timeout;
+            self.arm(conn, Deadline::Linger, next.min(until));
+        }
+    }
+
+    /// Serves what it can of `data`; returns the bytes used (all of them once the
+    /// connection is closing).
+    fn process(&mut self, conn: &mut Conn<'_>, data: &[u8]) -> usize {
+        let max_out = self
+            .limits()
+            .max_queued_output
+            .saturating_sub(conn.pending_write());
         let date = date_now();
-        // Every response of this batch is rendered straight into the write queue and
-        // leaves in one send.
         let (session, router) = (&mut self.session, &*self.router);
-        let p = conn.send_with(|out| session.on_data(data, router, &date, out));
-        if p.close || conn.is_draining() {
-            conn.close();
+        let p = if max_out == 0 && !session.parser().in_body() {
+            super::Progress::paused_at(0)
+        } else {
+            conn.send_with(|out| session.on_data_bounded(data, router, &date, out, max_out))
+        };
+        if p.error.is_some() {
+            self.start_linger(conn);
             return data.len();
         }
-        let rest = data.len() - p.consumed;
-        if rest > 0 && !self.session.parser().in_body() {
-            // The rest starts a request; if a request completed in this call, the rest
-            // is a new request whose first byte just arrived: its own deadline.
-            if self.header_deadline.is_none() || p.consumed > 0 {
-                let at = conn.now() + self.session.parser().limits().header_timeout;
-                self.header_deadline = Some(at);
-                conn.set_timer(Some(at));
+        if p.close || conn.is_draining() {
+            if p.consumed < data.len() {
+                // Pipelined bytes we will not read: linger so they cannot reset the
+                // connection under its last response.
+                self.start_linger(conn);
+            } else {
+                conn.close();
             }
-        } else if self.header_deadline.take().is_some() {
-            conn.set_timer(None);
+            return data.len();
+        }
+        if p.paused && !self.paused {
+            self.paused = true;
+            conn.pause_reading();
+        }
+        let rest = data.len() - p.consumed;
+        if self.session.parser().in_body() {
+            let at = conn.now() + self.limits().body_timeout;
+            self.arm(conn, Deadline::Body, at);
+        } else if rest > 0 && !self.paused {
+            // The rest starts a request; if a request completed in this call, the
+            // rest is a new request whose first byte just arrived: its own deadline.
+            if self.timer.is_none_or(|(k, _)| k != Deadline::Header) || p.consumed > 0 {
+                let at = conn.now() + self.limits().header_timeout;
+                self.arm(conn, Deadline::Header, at);
+            }
+        } else {
+            self.disarm(conn);
         }
         p.consumed
     }
 
+    /// Serves the stash (after a pause, or because newer input was appended).
+    fn serve_stash(&mut self, conn: &mut Conn<'_>) {
+        let mut stash = std::mem::take(&mut self.stash);
+        let used = self.process(conn, &stash);
+        if self.linger_until.is_some() {
+            return;
+        }
+        stash.drain(..used.min(stash.len()));
+        self.stash = stash;
+        if self.eof && !self.paused {
+            // Everything the peer sent before its FIN is served (a partial request
+            // left in the stash can never complete).
+            conn.close();
+        }
+    }
+}
+
+impl Handler for HttpConn {
+    fn on_open(&mut self, conn: &mut Conn<'_>) {
+        conn.set_idle_timeout(Some(self.limits().keep_alive_timeout));
+        conn.set_max_pending(self.limits().max_pending_input());
+    }
+
+    fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) -> usize {
+        if self.linger_until.is_some() {
+            self.linger_read(conn);
+            return data.len();
+        }
+        if self.paused || !self.stash.is_empty() {
+            self.stash.extend_from_slice(data);
+            if !self.paused {
+                self.serve_stash(conn);
+            }
+            return data.len();
+        }
+        let used = self.process(conn, data);
+        if self.paused && used < data.len() && self.linger_until.is_none() {
+            self.stash.extend_from_slice(&data[used..]);
+            return data.len();
+        }
+        used
+    }
+
+    fn on_sent(&mut self, conn: &mut Conn<'_>) {
+        if self.paused && self.linger_until.is_none() {
+            self.paused = false;
+            conn.resume_reading();
+            self.serve_stash(conn);
+        }
+    }
+
+    fn on_eof(&mut self, conn: &mut Conn<'_>) {
+        if self.paused && !self.stash.is_empty() && self.linger_until.is_none() {
+            self.eof = true; // serve what is stashed first
+        } else {
+            conn.close();
+        }
+    }
+
     fn on_drain(&mut self, conn: &mut Conn<'_>) {
         // Between requests (nothing partial buffered): close once the queue is sent.
-        if self.header_deadline.is_none() && !self.session.parser().in_body() {
+        if self.timer.is_none() && self.stash.is_empty() && !self.session.parser().in_body() {
             conn.close();
         }
     }
 
     fn on_timer(&mut self, conn: &mut Conn<'_>) {
-        if self.header_deadline.take().is_some() {
-            let date = date_now();
-            conn.send_with(|out| write_error(out, &date, &Error::header_timeout()));
-            conn.close_with(CloseReason::IdleTimeout);
-        }
+        let Some((kind, _)) = self.timer.take() else {
+            return;
+        };
+        let error = match kind {
+            Deadline::Linger => return conn.abort(),
+            Deadline::Header => Error::header_timeout(),
+            Deadline::Body => {
+                self.session.abort_body();
+                Error::body_timeout()
+            }
+        };
+        let date = date_now();
+        conn.send_with(|out| write_error(out, &date, &error));
+        conn.close_with(CloseReason::IdleTimeout);
     }
 }

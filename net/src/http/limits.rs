@@ -5,8 +5,9 @@ use std::time::Duration;
 /// Limits applied to every request on a connection.
 ///
 /// The defaults follow nginx (`large_client_header_buffers 4 8k`,
-/// `client_max_body_size 1m`, `client_header_timeout 10s`, `keepalive_timeout 75s`,
-/// `keepalive_requests 1000`). Build a custom set with the setters:
+/// `client_max_body_size 1m`, `client_header_timeout 10s`, `client_body_timeout 60s`,
+/// `keepalive_timeout 75s`, `keepalive_requests 1000`, `lingering_time 30s`,
+/// `lingering_timeout 5s`). Build a custom set with the setters:
 ///
 /// ```
 /// # use ringcore_net::http::Limits;
@@ -48,6 +49,32 @@ pub struct Limits {
     /// reports `keep_alive() == false`, so its response carries
     /// `Connection: close`. Default 1000.
     pub max_requests_per_connection: u32,
+    /// Largest body a buffered route (a [`Route`](super::Route), which sees the whole
+    /// body in [`Request::body`](super::Request::body)) accepts; larger is `413`.
+    /// Bodies up to [`Limits::max_body_bytes`] reach a
+    /// [streaming route](super::Router::stream) in pieces instead. Default 64 KiB.
+    pub max_buffered_body: usize,
+    /// Most request-body bytes all buffered routes of one worker thread may hold at
+    /// once (summed over its connections); a request that would go over is answered
+    /// `503` and its connection closed. Default 64 MiB.
+    pub worker_body_budget: usize,
+    /// Body-read deadline: the longest pause between two reads of a request body
+    /// (nginx `client_body_timeout`); on expiry the connection gets `408` and
+    /// closes. Default 60 s.
+    pub body_timeout: Duration,
+    /// Lingering close, total: after an error response the connection's write side
+    /// is shut down and input is read and discarded (so the peer's unread data does
+    /// not turn the close into a reset that destroys the response) until the peer's
+    /// FIN, or at most this long from the error (nginx `lingering_time`). Default 30 s.
+    pub lingering_time: Duration,
+    /// Lingering close, between reads: the longest wait for more input while
+    /// lingering (nginx `lingering_timeout`). Default 5 s.
+    pub lingering_timeout: Duration,
+    /// Output high-water mark: while more than this many bytes of responses are
+    /// queued and unsent, no further pipelined request is parsed and reading pauses,
+    /// until the queue drains (nginx likewise answers one request at a time). A
+    /// single response may exceed it. Default 64 KiB.
+    pub max_queued_output: usize,
 }
 
 impl Default for Limits {
@@ -60,6 +87,12 @@ impl Default for Limits {
             header_timeout: Duration::from_secs(10),
             keep_alive_timeout: Duration::from_secs(75),
             max_requests_per_connection: 1000,
+            max_buffered_body: 64 * 1024,
+            worker_body_budget: 64 * 1024 * 1024,
+            body_timeout: Duration::from_secs(60),
+            lingering_time: Duration::from_secs(30),
+            lingering_timeout: Duration::from_secs(5),
+            max_queued_output: 64 * 1024,
         }
     }
 }
@@ -116,5 +149,48 @@ impl Limits {
     pub fn max_requests_per_connection(mut self, count: u32) -> Self {
         self.max_requests_per_connection = count;
         self
+    }
+
+    /// Sets [`Limits::max_buffered_body`].
+    pub fn max_buffered_body(mut self, bytes: usize) -> Self {
+        self.max_buffered_body = bytes;
+        self
+    }
+
+    /// Sets [`Limits::worker_body_budget`].
+    pub fn worker_body_budget(mut self, bytes: usize) -> Self {
+        self.worker_body_budget = bytes;
+        self
+    }
+
+    /// Sets [`Limits::body_timeout`].
+    pub fn body_timeout(mut self, timeout: Duration) -> Self {
+        self.body_timeout = timeout;
+        self
+    }
+
+    /// Sets [`Limits::lingering_time`].
+    pub fn lingering_time(mut self, time: Duration) -> Self {
+        self.lingering_time = time;
+        self
+    }
+
+    /// Sets [`Limits::lingering_timeout`].
+    pub fn lingering_timeout(mut self, timeout: Duration) -> Self {
+        self.lingering_timeout = timeout;
+        self
+    }
+
+    /// Sets [`Limits::max_queued_output`].
+    pub fn max_queued_output(mut self, bytes: usize) -> Self {
+        self.max_queued_output = bytes;
+        self
+    }
+
+    /// The most unconsumed input [`HttpConn`](super::HttpConn) leaves to the runtime:
+    /// a full head plus one receive batch. Bodies are consumed as they arrive (streamed
+    /// or copied into the capped body buffer), so nothing larger is ever pending.
+    pub fn max_pending_input(&self) -> usize {
+        self.max_head_bytes.saturating_add(64 * 1024)
     }
 }

@@ -23,13 +23,22 @@
 //!
 //! # Errors
 //!
-//! Every [`Error`] carries the status to answer (400, 408, 413, 414, 431, 501 or 505);
-//! after any error the caller writes [`write_error`] and closes the connection, since
-//! the position of the next request in the stream is unknown.
+//! Every [`Error`] carries the status to answer (400, 408, 413, 414, 431, 501, 503 or
+//! 505); after any error the caller writes [`write_error`] and closes the connection
+//! ([`HttpConn`] with a lingering close), since the position of the next request in
+//! the stream is unknown.
+//!
+//! # Bodies
+//!
+//! [`RequestParser::parse_event`] yields a request body in pieces; [`Session`] streams
+//! them to a [`BodyHandler`] ([`Router::stream`]) or collects them, capped, for a
+//! buffered route. See [`BodyHandler`] for the two ways a route can take a body.
 
+mod body;
 mod chunked;
 mod conn;
 mod date;
+mod events;
 mod fields;
 pub mod files;
 mod harness;
@@ -43,8 +52,10 @@ mod session;
 #[cfg(test)]
 mod tests;
 
+pub use body::{worker_buffered_bytes, BodyHandler, StreamRoute};
 pub use conn::HttpConn;
 pub use date::{format_http_date, DateCache, HTTP_DATE_LEN};
+pub use events::Event;
 pub use files::StaticFiles;
 #[doc(hidden)]
 pub use harness::run_without_socket;
@@ -59,7 +70,7 @@ use std::fmt;
 
 /// A request the codec refuses; the connection must be closed after answering it.
 ///
-/// INVARIANT: `status` is one of 400, 408, 413, 414, 431, 501, 505.
+/// INVARIANT: `status` is one of 400, 408, 413, 414, 431, 501, 503, 505.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Error {
     status: u16,
@@ -82,7 +93,14 @@ impl Error {
         Error::new(408, "request head not received before the header deadline")
     }
 
-    /// The HTTP status code to answer with (400, 408, 413, 414, 431, 501 or 505).
+    /// The error a caller reports when the body-read deadline
+    /// ([`Limits::body_timeout`]) passes between two reads of a body:
+    /// `408 Request Timeout`.
+    pub const fn body_timeout() -> Self {
+        Error::new(408, "no request body bytes within the body deadline")
+    }
+
+    /// The HTTP status code to answer with (400, 408, 413, 414, 431, 501, 503 or 505).
     pub const fn status(&self) -> u16 {
         self.status
     }

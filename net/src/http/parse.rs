@@ -41,7 +41,7 @@ impl Status<'_> {
 
 /// How the body of the request being parsed is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
+pub(super) enum Framing {
     None,
     Length(usize),
     Chunked,
@@ -50,15 +50,15 @@ enum Framing {
 /// A validated request head, kept while its body is still arriving.
 /// INVARIANT: offsets are into the caller's buffer, which keeps its prefix.
 #[derive(Debug, Clone, Copy)]
-struct Head {
-    len: usize,
-    method: (usize, usize),
-    target: (usize, usize),
-    minor: u8,
-    framing: Framing,
-    keep_alive: bool,
+pub(super) struct Head {
+    pub(super) len: usize,
+    pub(super) method: (usize, usize),
+    pub(super) target: (usize, usize),
+    pub(super) minor: u8,
+    pub(super) framing: Framing,
+    pub(super) keep_alive: bool,
     /// `Expect: 100-continue` on HTTP/1.1 with a body to come.
-    expect_continue: bool,
+    pub(super) expect_continue: bool,
 }
 
 /// Incremental HTTP/1.1 request parser for one connection.
@@ -79,20 +79,26 @@ struct Head {
 /// ```
 #[derive(Debug)]
 pub struct RequestParser {
-    limits: Limits,
+    pub(super) limits: Limits,
     /// Header index of the current request, reused between requests.
-    spans: Vec<HeaderSpan>,
-    /// Decoded chunked body of the current request, reused between requests.
-    body: Vec<u8>,
+    pub(super) spans: Vec<HeaderSpan>,
+    /// Decoded chunked body of the current request, reused between requests (with
+    /// [`parse_event`](Self::parse_event): the decoded bytes of one call).
+    pub(super) body: Vec<u8>,
     /// `Some` once the head is parsed and while its body is incomplete.
-    head: Option<Head>,
-    chunked: ChunkedDecoder,
-    served: u32,
+    pub(super) head: Option<Head>,
+    pub(super) chunked: ChunkedDecoder,
+    pub(super) served: u32,
     /// INVARIANT: only `true` while `head` is `Some` and the client awaits
     /// `100 Continue`; cleared when taken.
-    continue_pending: bool,
+    pub(super) continue_pending: bool,
     /// Length of the buffer at the last call that left `head` set.
     partial_len: usize,
+    /// Where a body read by [`parse_event`](Self::parse_event) stands.
+    pub(super) stream: super::events::BodyState,
+    /// The head of the last request whose body [`parse_event`](Self::parse_event)
+    /// finished (for [`ended_request`](Self::ended_request)).
+    pub(super) done: Option<Head>,
 }
 
 impl RequestParser {
@@ -107,6 +113,8 @@ impl RequestParser {
             served: 0,
             continue_pending: false,
             partial_len: 0,
+            stream: super::events::BodyState::Off,
+            done: None,
         }
     }
 
@@ -191,7 +199,7 @@ impl RequestParser {
     /// The request `head` is complete, its body (`wire_len` bytes after the head in
     /// `buf`; `body`, or the decoded chunked body when `None`) too: reset for the next request and borrow it. `line` is the
     /// method and target as httparse returned them, if this call parsed the head.
-    fn complete<'a>(
+    pub(super) fn complete<'a>(
         &'a mut self,
         buf: &'a [u8],
         head: Head,
@@ -227,7 +235,7 @@ impl RequestParser {
     /// Parses and checks the head; `Ok(None)` means it is not complete yet. With the
     /// head come its method and target, borrowed from `buf`.
     #[allow(clippy::type_complexity)]
-    fn parse_head<'a>(
+    pub(super) fn parse_head<'a>(
         &mut self,
         buf: &'a [u8],
     ) -> Result<Option<(Head, (&'a str, &'a str))>, Error> {

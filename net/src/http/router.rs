@@ -1,7 +1,7 @@
 //! A minimal router: exact `(method, path)` matches to plain functions.
 
 use super::response::render;
-use super::{write_response, DateCache, Reply, Request, Response, HTTP_DATE_LEN};
+use super::{write_response, DateCache, Reply, Request, Response, StreamRoute, HTTP_DATE_LEN};
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
@@ -34,10 +34,31 @@ pub struct Router {
 type Methods = Vec<(Box<str>, Target)>;
 
 /// What a route runs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 enum Target {
     Fn(Route),
     Fixed(Arc<Fixed>),
+    Stream(StreamRoute),
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Fn(_) => f.write_str("Fn"),
+            Target::Fixed(x) => f.debug_tuple("Fixed").field(x).finish(),
+            Target::Stream(_) => f.write_str("Stream"),
+        }
+    }
+}
+
+/// How the body of a request is to be read, decided from its head.
+pub(crate) enum BodyKind {
+    /// Collected (capped) for a buffered route.
+    Buffer,
+    /// Read and dropped: the response does not depend on it (404, 405, fixed).
+    Discard,
+    /// Handed piece by piece to the handler this route makes.
+    Stream(StreamRoute),
 }
 
 /// A response that never changes but for its `Date`.
@@ -137,6 +158,26 @@ impl Router {
         self.add(method, path, Target::Fixed(Arc::new(fixed)))
     }
 
+    /// Adds a streaming route for `method` on `path`: `route` is called with the
+    /// request head as soon as it is complete and returns the [`BodyHandler`] that
+    /// gets the body in pieces (see the [`body` module docs](super::BodyHandler)).
+    /// Bodies up to [`Limits::max_body_bytes`](super::Limits::max_body_bytes) are
+    /// accepted; memory per connection stays at one receive batch.
+    ///
+    /// [`BodyHandler`]: super::BodyHandler
+    pub fn stream(self, method: &str, path: &str, route: StreamRoute) -> Self {
+        self.add(method, path, Target::Stream(route))
+    }
+
+    /// How the body of `req` (a head whose body follows) is to be read.
+    pub(crate) fn body_kind(&self, req: &Request<'_>) -> BodyKind {
+        match self.find(req) {
+            Ok(Target::Fn(_)) => BodyKind::Buffer,
+            Ok(Target::Stream(route)) => BodyKind::Stream(*route),
+            Ok(Target::Fixed(_)) | Err(_) => BodyKind::Discard,
+        }
+    }
+
     /// Adds a `GET` route (which also answers `HEAD`).
     pub fn get(self, path: &str, route: Route) -> Self {
         self.route("GET", path, route)
@@ -179,6 +220,7 @@ impl Router {
     fn fill(found: Result<&Target, Option<&Methods>>, req: &Request<'_>, res: &mut Response) {
         match found {
             Ok(Target::Fn(route)) => route(req, res),
+            Ok(Target::Stream(route)) => route(req).on_end(res),
             Ok(Target::Fixed(fixed)) => {
                 res.set_status(fixed.status)
                     .set_content_type(fixed.content_type)

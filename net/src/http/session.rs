@@ -1,29 +1,147 @@
 //! The per-connection loop: parse pipelined requests, answer each, stop on close.
+//!
+//! Bodies are read as [events](super::Event): the head decides (through the router)
+//! whether the body is streamed to a [`BodyHandler`], collected for a buffered route
+//! (capped by [`Limits::max_buffered_body`] and the worker's
+//! [`Limits::worker_body_budget`]) or read and dropped (404, 405, fixed routes). So
+//! the caller never has to hold more than a request head of unconsumed input.
 
-use super::{write_error, DateCache, Limits, Request, RequestParser, Response, Router, Status};
+use super::body::Reservation;
+use super::router::BodyKind;
+use super::{
+    write_error, BodyHandler, DateCache, Error, Event, Limits, Request, RequestParser, Response,
+    Router,
+};
 
 /// What [`Session::on_data`] did with the bytes it was given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Progress {
-    /// Bytes of the input used by complete requests; drop them from the buffer.
-    /// Any rest is the start of a request: keep it, and keep (or arm) the header
+    /// Bytes of the input used; drop them from the buffer. Any rest is the start of
+    /// a request (or of a body piece): keep it, and keep (or arm) the header
     /// deadline while it is non-empty and the parser is not in a body.
     pub consumed: usize,
     /// Send what was written, then close the connection (a request without
     /// keep-alive, the per-connection request limit, or a codec error).
     pub close: bool,
+    /// The status of the error response written, if the codec refused the request
+    /// (the caller should close with a lingering close).
+    pub error: Option<u16>,
+    /// Parsing stopped early because the output budget was used up: call again
+    /// with the rest once the output has drained.
+    pub paused: bool,
+}
+
+impl Progress {
+    /// Nothing served: the output budget was already used up.
+    pub(crate) fn paused_at(consumed: usize) -> Progress {
+        Progress {
+            paused: true,
+            ..Progress::open(consumed)
+        }
+    }
+
+    fn open(consumed: usize) -> Progress {
+        Progress {
+            consumed,
+            close: false,
+            error: None,
+            paused: false,
+        }
+    }
+}
+
+/// How the body of the current request is being read.
+enum Body {
+    /// Between requests.
+    None,
+    /// Collected into `Session::buffered` for a buffered route.
+    Buffer,
+    /// Read and dropped; the route ignores it.
+    Discard,
+    /// Handed to a streaming route's handler.
+    Stream(Box<dyn BodyHandler>, super::Reply),
 }
 
 /// An HTTP/1.1 server connection without the connection: a [`RequestParser`] plus
-/// a reusable [`Response`].
+/// a reusable [`Response`] and the body being read.
 ///
 /// The connection handler calls [`Session::on_data`] with its unconsumed bytes
 /// whenever more arrive, sends what was appended to `out`, drops
 /// [`Progress::consumed`] bytes, and closes once `close` is set.
-#[derive(Debug)]
 pub struct Session {
     parser: RequestParser,
     response: Response,
+    body: Body,
+    /// A copy of the head of a request whose body is collected or dropped.
+    head: Vec<u8>,
+    /// The collected body of a buffered route.
+    buffered: Vec<u8>,
+    /// This connection's share of the worker's body budget.
+    reserved: Reservation,
+    /// The body being read declared its length (its budget was reserved whole).
+    declared: bool,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("parser", &self.parser)
+            .field("buffered", &self.buffered.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.abort_body();
+    }
+}
+
+/// What answers requests: a router, or a plain function (buffered bodies only).
+trait Respond {
+    fn kind(&self, req: &Request<'_>) -> BodyKind;
+    fn respond(
+        &mut self,
+        req: &Request<'_>,
+        res: &mut Response,
+        date: &DateCache,
+        out: &mut Vec<u8>,
+    ) -> bool;
+}
+
+impl Respond for &Router {
+    fn kind(&self, req: &Request<'_>) -> BodyKind {
+        self.body_kind(req)
+    }
+    fn respond(
+        &mut self,
+        req: &Request<'_>,
+        res: &mut Response,
+        date: &DateCache,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        self.serve(req, res, date, out)
+    }
+}
+
+struct FnRespond<F>(F);
+
+impl<F: FnMut(&Request<'_>, &mut Response)> Respond for FnRespond<F> {
+    fn kind(&self, _: &Request<'_>) -> BodyKind {
+        BodyKind::Buffer
+    }
+    fn respond(
+        &mut self,
+        req: &Request<'_>,
+        res: &mut Response,
+        date: &DateCache,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        res.clear();
+        (self.0)(req, res);
+        res.write_to(out, date, req.reply())
+    }
 }
 
 impl Session {
@@ -32,6 +150,11 @@ impl Session {
         Session {
             parser: RequestParser::new(limits),
             response: Response::new(),
+            body: Body::None,
+            head: Vec::new(),
+            buffered: Vec::new(),
+            reserved: Reservation::default(),
+            declared: false,
         }
     }
 
@@ -50,73 +173,197 @@ impl Session {
         date: &DateCache,
         out: &mut Vec<u8>,
     ) -> Progress {
-        self.serve(data, date, out, |req, res, date, out| {
-            router.serve(req, res, date, out)
-        })
+        self.serve(data, date, out, usize::MAX, router)
     }
 
-    /// Like [`Session::on_data`], with any function as the handler. It gets a
-    /// cleared `200 OK` response to fill in.
+    /// Like [`Session::on_data`], but starts no new request once `max_out` bytes
+    /// were appended to `out` by this call ([`Progress::paused`] then says so): the
+    /// caller's output high-water mark ([`Limits::max_queued_output`]).
+    pub fn on_data_bounded(
+        &mut self,
+        data: &[u8],
+        router: &Router,
+        date: &DateCache,
+        out: &mut Vec<u8>,
+        max_out: usize,
+    ) -> Progress {
+        self.serve(data, date, out, max_out, router)
+    }
+
+    /// Like [`Session::on_data`], with any function as the handler (every body is
+    /// buffered). It gets a cleared `200 OK` response to fill in.
     pub fn on_data_with<F>(
         &mut self,
         data: &[u8],
         date: &DateCache,
         out: &mut Vec<u8>,
-        mut handler: F,
+        handler: F,
     ) -> Progress
     where
         F: FnMut(&Request<'_>, &mut Response),
     {
-        self.serve(data, date, out, |req, res, date, out| {
-            res.clear();
-            handler(req, res);
-            res.write_to(out, date, req.reply())
-        })
+        self.serve(data, date, out, usize::MAX, FnRespond(handler))
     }
 
-    /// The loop behind both: `respond` appends the response to a request to `out`
-    /// (using the session's `Response` if it likes) and returns whether the
-    /// connection stays open.
-    fn serve<F>(
+    /// Ends a body being read without a response (the caller answers, e.g. `408`
+    /// at the body deadline, and closes): a streaming handler gets
+    /// [`BodyHandler::on_abort`], a buffered body is dropped.
+    pub fn abort_body(&mut self) {
+        if let Body::Stream(mut h, _) = std::mem::replace(&mut self.body, Body::None) {
+            h.on_abort();
+        }
+        self.drop_buffer();
+    }
+
+    fn drop_buffer(&mut self) {
+        self.reserved.release();
+        self.buffered.clear();
+        if self.buffered.capacity() > 64 * 1024 {
+            self.buffered = Vec::new();
+        }
+    }
+
+    fn fail(
+        &mut self,
+        data_len: usize,
+        error: &Error,
+        date: &DateCache,
+        out: &mut Vec<u8>,
+    ) -> Progress {
+        self.abort_body();
+        write_error(out, date, error);
+        Progress {
+            consumed: data_len,
+            close: true,
+            error: Some(error.status()),
+            paused: false,
+        }
+    }
+
+    /// The loop behind all of them.
+    fn serve<R: Respond>(
         &mut self,
         data: &[u8],
         date: &DateCache,
         out: &mut Vec<u8>,
-        mut respond: F,
-    ) -> Progress
-    where
-        F: FnMut(&Request<'_>, &mut Response, &DateCache, &mut Vec<u8>) -> bool,
-    {
+        max_out: usize,
+        mut respond: R,
+    ) -> Progress {
+        let start = out.len();
         let mut consumed = 0;
+        let limits = self.parser.limits();
+        let (cap, budget) = (limits.max_buffered_body, limits.worker_body_budget);
         loop {
-            match self.parser.parse(&data[consumed..]) {
-                Ok(Status::Partial) => {
+            if matches!(self.body, Body::None)
+                && !self.parser.in_body()
+                && out.len() - start >= max_out
+                && consumed < data.len()
+            {
+                return Progress {
+                    paused: true,
+                    ..Progress::open(consumed)
+                };
+            }
+            let event = match self.parser.parse_event(&data[consumed..]) {
+                Ok(e) => e,
+                Err(error) => return self.fail(data.len(), &error, date, out),
+            };
+            match event {
+                Event::Partial => {
                     if self.parser.take_expect_continue() {
                         out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
                     }
-                    return Progress {
-                        consumed,
-                        close: false,
-                    };
+                    return Progress::open(consumed);
                 }
-                Ok(Status::Complete {
+                Event::Request {
                     request,
                     consumed: used,
-                }) => {
+                } => {
                     consumed += used;
-                    if !respond(&request, &mut self.response, date, out) {
+                    if !respond.respond(&request, &mut self.response, date, out) {
                         return Progress {
-                            consumed,
                             close: true,
+                            ..Progress::open(consumed)
                         };
                     }
                 }
-                Err(error) => {
-                    write_error(out, date, &error);
-                    return Progress {
-                        consumed: data.len(),
-                        close: true,
+                Event::Head {
+                    request,
+                    consumed: used,
+                    length: declared,
+                } => {
+                    consumed += used;
+                    self.declared = declared.is_some();
+                    self.body = match respond.kind(&request) {
+                        BodyKind::Stream(route) => Body::Stream(route(&request), request.reply()),
+                        kind => {
+                            self.head.clear();
+                            self.head.extend_from_slice(request.head);
+                            if let BodyKind::Discard = kind {
+                                Body::Discard
+                            } else {
+                                if declared.is_some_and(|n| n > cap as u64) {
+                                    let e = Error::new(413, "body larger than max_buffered_body");
+                                    return self.fail(data.len(), &e, date, out);
+                                }
+                                if !self.reserved.grow(declared.unwrap_or(0) as usize, budget) {
+                                    let e = Error::new(503, "worker body budget exhausted");
+                                    return self.fail(data.len(), &e, date, out);
+                                }
+                                Body::Buffer
+                            }
+                        }
                     };
+                }
+                Event::Body {
+                    data: piece,
+                    consumed: used,
+                } => {
+                    consumed += used;
+                    if piece.is_empty() {
+                        continue;
+                    }
+                    match &mut self.body {
+                        Body::Stream(h, _) => h.on_body(piece),
+                        Body::Buffer => {
+                            let declared = self.declared;
+                            let after = self.buffered.len() + piece.len();
+                            if after > cap {
+                                let e = Error::new(413, "body larger than max_buffered_body");
+                                return self.fail(data.len(), &e, date, out);
+                            }
+                            if !declared && !self.reserved.grow(piece.len(), budget) {
+                                let e = Error::new(503, "worker body budget exhausted");
+                                return self.fail(data.len(), &e, date, out);
+                            }
+                            self.buffered.extend_from_slice(piece);
+                        }
+                        Body::Discard | Body::None => {}
+                    }
+                }
+                Event::End { consumed: used } => {
+                    consumed += used;
+                    let keep = match std::mem::replace(&mut self.body, Body::None) {
+                        Body::Stream(mut h, reply) => {
+                            self.response.clear();
+                            h.on_end(&mut self.response);
+                            self.response.write_to(out, date, reply)
+                        }
+                        _ => {
+                            let keep = match self.parser.ended_request(&self.head, &self.buffered) {
+                                Some(req) => respond.respond(&req, &mut self.response, date, out),
+                                None => false,
+                            };
+                            self.drop_buffer();
+                            keep
+                        }
+                    };
+                    if !keep {
+                        return Progress {
+                            close: true,
+                            ..Progress::open(consumed)
+                        };
+                    }
                 }
             }
         }

@@ -147,13 +147,7 @@ fn session_pipelined_plaintext() {
     let mut stream = GET.repeat(16);
     stream.extend_from_slice(b"GET /plain");
     let (text, progress) = serve(&stream);
-    assert_eq!(
-        progress,
-        Progress {
-            consumed: GET.len() * 16,
-            close: false
-        }
-    );
+    assert_eq!((progress.consumed, progress.close), (GET.len() * 16, false));
     assert_eq!(text.matches("HTTP/1.1 200 OK\r\n").count(), 16);
 }
 
@@ -163,13 +157,7 @@ fn session_stops_at_close_and_errors() {
     let first = stream.len();
     stream.extend_from_slice(GET);
     let (text, progress) = serve(&stream);
-    assert_eq!(
-        progress,
-        Progress {
-            consumed: first,
-            close: true
-        }
-    );
+    assert_eq!((progress.consumed, progress.close), (first, true));
     assert_eq!(text.matches("HTTP/1.1").count(), 1);
     assert!(text.contains("Connection: close\r\n"));
 
@@ -178,13 +166,7 @@ fn session_stops_at_close_and_errors() {
         b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx",
     );
     let (text, progress) = serve(&stream);
-    assert_eq!(
-        progress,
-        Progress {
-            consumed: stream.len(),
-            close: true
-        }
-    );
+    assert_eq!((progress.consumed, progress.close), (stream.len(), true));
     assert!(text.contains("HTTP/1.1 400 Bad Request\r\n"), "{text}");
 }
 
@@ -194,21 +176,65 @@ fn expect_continue_answered_once() {
     let mut out = Vec::new();
     let head =
         b"POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
+    // The head is consumed (a buffered route keeps a copy); the client waits.
     let progress = session.on_data(head, &router(), &date(), &mut out);
-    assert_eq!(
-        progress,
-        Progress {
-            consumed: 0,
-            close: false
-        }
-    );
+    assert_eq!((progress.consumed, progress.close), (head.len(), false));
     assert_eq!(out, b"HTTP/1.1 100 Continue\r\n\r\n");
-    let mut all = head.to_vec();
-    all.push(b'h');
-    session.on_data(&all, &router(), &date(), &mut out);
-    all.push(b'i');
+    let progress = session.on_data(b"h", &router(), &date(), &mut out);
+    assert_eq!(progress.consumed, 1);
+    assert_eq!(out, b"HTTP/1.1 100 Continue\r\n\r\n", "not twice");
     out.clear();
-    let progress = session.on_data(&all, &router(), &date(), &mut out);
-    assert_eq!(progress.consumed, all.len());
+    let progress = session.on_data(b"i", &router(), &date(), &mut out);
+    assert_eq!(progress.consumed, 1);
     assert!(out.starts_with(b"HTTP/1.1 200 OK\r\n") && out.ends_with(b"\r\n\r\nhi"));
+}
+
+#[test]
+fn session_bounds_output_and_buffered_bodies() {
+    let mut stream = GET.repeat(16);
+    let mut session = Session::new(Limits::default());
+    let mut out = Vec::new();
+    let p = session.on_data_bounded(&stream, &router(), &date(), &mut out, 1);
+    assert!(
+        p.paused && p.consumed == GET.len(),
+        "one response, then paused"
+    );
+    stream.drain(..p.consumed);
+    let p = session.on_data(&stream, &router(), &date(), &mut out);
+    assert_eq!((p.consumed, p.paused), (stream.len(), false));
+    let over = b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 65537\r\n\r\n";
+    let p = Session::new(Limits::default()).on_data(over, &router(), &date(), &mut out);
+    assert_eq!((p.close, p.error), (true, Some(413)));
+    // A chunked body over the cap is refused when it gets there.
+    let mut session = Session::new(Limits::default().max_buffered_body(10));
+    let chunked = b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let p = session.on_data(chunked, &router(), &date(), &mut out);
+    assert_eq!(p.consumed, chunked.len());
+    let p = session.on_data(b"8\r\n12345678\r\n", &router(), &date(), &mut out);
+    assert_eq!((p.consumed, p.error), (13, None));
+    let p = session.on_data(b"8\r\n12345678\r\n", &router(), &date(), &mut out);
+    assert_eq!(p.error, Some(413));
+}
+
+#[test]
+fn http_conn_without_socket_pauses_resumes_and_lingers() {
+    let limits = Limits::default()
+        .max_queued_output(512)
+        .max_requests_per_connection(u32::MAX);
+    let mut conn = HttpConn::new(std::sync::Arc::new(router()), limits.clone());
+    let stream = GET.repeat(2000);
+    let reads: Vec<&[u8]> = stream.chunks(5000).collect();
+    let (out, closed) = run_without_socket(&mut conn, &reads);
+    let text = String::from_utf8_lossy(&out);
+    assert_eq!(text.matches("HTTP/1.1 200 OK\r\n").count(), 2000);
+    assert!(!closed);
+    // An error: its response, then the write side is shut (lingering close).
+    let mut conn = HttpConn::new(std::sync::Arc::new(router()), limits);
+    let mut stream = GET.repeat(3);
+    stream.extend_from_slice(b"GARBAGE\r\n\r\n");
+    stream.extend_from_slice(GET);
+    let (out, closed) = run_without_socket(&mut conn, &[&stream]);
+    let text = String::from_utf8_lossy(&out);
+    assert_eq!(text.matches("HTTP/1.1 200 OK\r\n").count(), 3);
+    assert!(text.ends_with("400 Bad Request\n") && closed, "{text}");
 }
