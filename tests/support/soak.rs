@@ -282,6 +282,10 @@ fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
 /// (an `Err` or a panic) prints its seed and replay line; the test panics at the end
 /// (or at the first failure without `RINGCORE_SOAK_KEEP_GOING=1`), listing them all.
 pub fn run_seeds(test: &str, one: impl Fn(BackendKind, u64) -> Result<(), String>) {
+    // The fd-table check needs the process to itself: soak tests of one binary take
+    // turns.
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let seeds = seeds();
     let stats_before = ringcore_runtime::fault::stats();
     let mut failures = Vec::new();
