@@ -240,6 +240,7 @@ fn run_seed(backend: BackendKind, seed: u64, tree: &soak::Tree) -> Result<(), St
 
 #[test]
 fn soak_hostile_peers_under_faults() {
+    let _alone = soak::exclusive();
     let tree = soak::Tree::new();
     soak::run_seeds("soak_abuse", |backend, seed| run_seed(backend, seed, &tree));
 }
@@ -249,6 +250,7 @@ fn soak_hostile_peers_under_faults() {
 /// on io_uring, also with no fault injected (`RINGCORE_SOAK_ONLY=none`).
 #[test]
 fn soak_tunnel_resets_under_faults() {
+    let _alone = soak::exclusive();
     soak::run_seeds("soak_abuse", |backend, seed| {
         let mut rng = Rng::new(seed ^ 0x7E11);
         tunnel_resets(backend, seed, &mut rng).map_err(|e| format!("tunnel resets: {e}"))

@@ -277,15 +277,19 @@ fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "panic".into())
 }
 
+/// The process to oneself: the fd-table check of [`run_seeds`] fails if another
+/// test of the binary opens or closes fds meanwhile. Every soak test takes this first
+/// (before creating its files).
+pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Runs `one(backend, seed)` for every seed of [`seeds`] on every backend, each seed
 /// with the process's fd table checked against what it was before the seed. A failure
 /// (an `Err` or a panic) prints its seed and replay line; the test panics at the end
 /// (or at the first failure without `RINGCORE_SOAK_KEEP_GOING=1`), listing them all.
 pub fn run_seeds(test: &str, one: impl Fn(BackendKind, u64) -> Result<(), String>) {
-    // The fd-table check needs the process to itself: soak tests of one binary take
-    // turns.
-    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let seeds = seeds();
     let stats_before = ringcore_runtime::fault::stats();
     let mut failures = Vec::new();
@@ -343,7 +347,7 @@ pub fn run_seeds(test: &str, one: impl Fn(BackendKind, u64) -> Result<(), String
         s.delayed - stats_before.delayed,
         s.stale_duplicates - stats_before.stale_duplicates,
     );
-    if seeds.len() >= 50 && std::env::var("RINGCORE_SOAK_ONLY").is_err() {
+    if failures.is_empty() && seeds.len() >= 50 && std::env::var("RINGCORE_SOAK_ONLY").is_err() {
         // A long enough run must have injected every kind of fault it can on every
         // workload (guards against an injector that silently does nothing).
         let d = |now: u64, before: u64| now - before;
