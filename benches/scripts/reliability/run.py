@@ -28,14 +28,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 class Cfg:
     def __init__(self, quick, churn_n):
         self.quick = quick
-        self.churn = churn_n or (50_000 if quick else 1_000_000)
-        self.hold = 15_000
+        self.churn = churn_n or (30_000 if quick else 1_000_000)
+        self.hold = 5_000 if quick else 15_000
         self.slow_secs = 13 if quick else 25
         self.stall_secs = 4 if quick else 15
         self.fin_secs = 6 if quick else 40
         self.settle = 1.5 if quick else 3.0
         self.loss_bytes = (2 if quick else 8) << 20
-        self.flood_secs = 3 if quick else 8
+        self.flood_secs = 2 if quick else 8
         self.flood_max = (256 if quick else 1024) << 20
         self.pin_conns = 300 if quick else 2000
         self.split_secs = 2 if quick else 5
@@ -49,7 +49,7 @@ def commit():
     # The commit of the code under test (the script's own commits do not count).
     c = g("log", "-1", "--format=%h", "--", "net", "runtime", "src", "examples", "Cargo.toml")
     dirty = g("status", "--porcelain", "--untracked-files=no", "--", "net", "runtime", "src", "examples")
-    return c + ("-dirty" if dirty else ""), g("log", "-1", "--format=%s")
+    return c + ("-dirty" if dirty else ""), g("log", "-1", "--format=%s", c)
 
 
 def run_all(cfg, only, backends, with_nginx):
@@ -143,6 +143,21 @@ def render(cur, base):
     return "\n".join(out) + "\n"
 
 
+def write_doc(cur, baseline, rdir, c):
+    """Rewrites the doc section: `cur`, and as "before" `baseline` or the oldest stored
+    full run of another commit."""
+    base = None
+    if baseline:
+        base = json.load(open(baseline))
+    else:
+        cands = [f for f in glob.glob(os.path.join(rdir, "*-full.json"))
+                 if not os.path.basename(f).startswith(c.split("-")[0])]
+        if cands:
+            base = json.load(open(min(cands, key=os.path.getmtime)))
+    lib.replace_section(os.path.join(lib.ROOT, "docs", "reliability.md"), render(cur, base))
+    lib.log("docs/reliability.md updated")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="small N, short probes (<= 5 min)")
@@ -153,7 +168,14 @@ def main():
     ap.add_argument("--baseline", help="results JSON to show as 'before' (default: newest stored "
                                        "full run of another commit)")
     ap.add_argument("--no-doc", action="store_true", help="do not touch docs/reliability.md")
+    ap.add_argument("--render", metavar="RESULTS_JSON",
+                    help="run nothing: rewrite the doc section from a stored results file")
     a = ap.parse_args()
+    rdir = os.path.join(HERE, "results")
+    if a.render:
+        cur = json.load(open(a.render))
+        write_doc(cur, a.baseline, rdir, cur["meta"]["commit"])
+        return
     only = a.only.split(",") if a.only else ALL
     cfg = Cfg(a.quick, a.churn)
     os.makedirs(lib.TMP, exist_ok=True)
@@ -168,22 +190,12 @@ def main():
     cur = {"meta": {"commit": c, "subject": subj, "mode": mode,
                     "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                     "kernel": platform.release(), "secs": time.time() - t0}, "rows": rows}
-    rdir = os.path.join(HERE, "results")
     os.makedirs(rdir, exist_ok=True)
     fname = os.path.join(rdir, f"{c}-{'quick' if a.quick else 'full'}{'-partial' if a.only else ''}.json")
     json.dump(cur, open(fname, "w"), indent=1)
     lib.log("results:", fname)
-    base = None
-    if a.baseline:
-        base = json.load(open(a.baseline))
-    else:
-        cands = [f for f in glob.glob(os.path.join(rdir, "*-full.json"))
-                 if not os.path.basename(f).startswith(c.split("-")[0])]
-        if cands:
-            base = json.load(open(min(cands, key=os.path.getmtime)))
     if not a.no_doc:
-        lib.replace_section(os.path.join(lib.ROOT, "docs", "reliability.md"), render(cur, base))
-        lib.log("docs/reliability.md updated")
+        write_doc(cur, a.baseline, rdir, c)
     fails = sum(1 for r in rows if r["ok"] is False)
     lib.log(f"{len(rows) - fails} of {len(rows)} rows not failing")
 
