@@ -55,9 +55,10 @@ fn client_reset_mid_transfer() {
         let addr = child.addr;
         let mut others: Vec<TcpStream> = (0..4).map(|_| connect(addr)).collect();
         // The victim never reads: its 4 KiB window stops the server's echo, so sends are
-        // in flight and more are queued when the reset arrives.
+        // in flight and more are queued when the reset arrives. (1 MiB: no more than the
+        // default output high-water mark, at which the server would stop reading.)
         let mut victim = connect_small_rcvbuf(addr, 4096);
-        let big = Rng::new(21).bytes(4 << 20);
+        let big = Rng::new(21).bytes(1 << 20);
         std::io::Write::write_all(&mut victim, &big).expect("write to the victim");
         // The server reads until its output queue to the victim reaches the high-water
         // mark (1 MiB by default), then stops reading: wait for at least that much.

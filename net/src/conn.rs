@@ -12,9 +12,10 @@
 //! Requests from callbacks only set flags and mark the connection dirty; the server's
 //! `flush` turns dirty connections into ops once per loop turn.
 
-use crate::handler::CloseReason;
+use crate::iofd::IoFd;
+use crate::reason::CloseReason;
 use crate::wqueue::{Spare, WriteQueue};
-use ringcore_runtime::{OpKind, TimerHandle, TimerWheel, Token};
+use ringcore_runtime::{Io, OpKind, TimerHandle, TimerWheel, Token};
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
@@ -48,6 +49,11 @@ pub(crate) const CLOSE_WAIT: u32 = 1 << 16;
 pub(crate) const BACKED_UP: u32 = 1 << 17;
 /// Reading is stopped, by the handler ([`PAUSED`]) or by output backpressure.
 pub(crate) const READ_STOP: u32 = PAUSED | BACKED_UP;
+/// The closing cancel went out: no op may be armed any more (lifecycle.rs).
+pub(crate) const CANCELLED: u32 = 1 << 18;
+/// The receive ended with `ENOBUFS`: it is re-armed from [`WorkerCtx::nobuf`], a few
+/// connections per turn, rather than all at once.
+pub(crate) const NOBUF_WAIT: u32 = 1 << 19;
 
 /// Default most unconsumed input bytes kept for a handler.
 pub const DEFAULT_MAX_PENDING: u32 = 1 << 20;
@@ -56,6 +62,13 @@ pub const DEFAULT_MAX_PENDING: u32 = 1 << 20;
 /// to the kernel, the runtime stops reading from the connection until the queue drains
 /// below a quarter of it ([`Conn::set_output_limit`](crate::Conn::set_output_limit)).
 pub const DEFAULT_OUTPUT_HIGH_WATER: usize = 1 << 20;
+
+/// Default close (linger) deadline: a graceful close that has not sent everything
+/// queued within this time is aborted
+/// ([`Conn::set_close_timeout`](crate::Conn::set_close_timeout)). 30 s, as nginx's
+/// `lingering_time`: long enough for a slow but live reader to take a large response,
+/// short enough that a peer that stopped reading does not hold its slot and queue.
+pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A connection's state, apart from its handler.
 pub struct ConnCore {
@@ -66,6 +79,10 @@ pub struct ConnCore {
     pub(crate) max_pending: u32,
     /// Output high-water mark in bytes (0: no limit); the low-water mark is a quarter.
     pub(crate) high_water: u32,
+    /// Close (linger) deadline in ms after a graceful close began (0: none).
+    pub(crate) linger_ms: u32,
+    /// The close deadline's timer entry, while armed.
+    pub(crate) close_timer: Option<TimerHandle>,
     /// Idle timeout in ms (0: none).
     pub(crate) idle_ms: u32,
     /// When the idle timeout fires if nothing happens ([`WorkerCtx::ms`] units, 0: none).
@@ -90,31 +107,25 @@ pub struct ConnCore {
 
 /// A file leaving by splice: file -> pipe -> socket.
 pub(crate) struct SpliceState {
-    /// INVARIANT: a nonblocking pipe (read end, write end) owned by this state.
-    pub(crate) pipe: (RawFd, RawFd),
+    /// INVARIANT: a nonblocking pipe (read end, write end) owned by this state; closed
+    /// only through `Io` ([`WorkerCtx::give_pipe`]).
+    pub(crate) pipe: (IoFd, IoFd),
     /// Bytes in the pipe not yet spliced to the socket.
     pub(crate) in_pipe: u64,
     /// Splice/poll ops in flight.
     pub(crate) ops: u8,
+    /// A file -> pipe splice is in flight (it references the head file segment).
+    pub(crate) filling: bool,
     /// The socket was full: a writability poll is in flight.
     pub(crate) polling: bool,
 }
 
 impl SpliceState {
     /// Closes the pipe through `io`, so the backend forgets it.
-    pub(crate) fn release(&mut self, io: &mut ringcore_runtime::Io) {
-        io.close_now(self.pipe.0);
-        io.close_now(self.pipe.1);
-        self.pipe = (-1, -1);
-    }
-}
-
-impl Drop for SpliceState {
-    fn drop(&mut self) {
-        if self.pipe.0 >= 0 {
-            crate::socket::close_fd(self.pipe.0);
-            crate::socket::close_fd(self.pipe.1);
-        }
+    pub(crate) fn release(self, io: &mut Io) {
+        let (r, w) = self.pipe;
+        r.close(io);
+        w.close(io);
     }
 }
 
@@ -122,6 +133,8 @@ impl Drop for SpliceState {
 pub(crate) const PIPE_CHUNK: u64 = 256 * 1024;
 /// Pipes kept for reuse per worker.
 const PIPE_POOL_MAX: usize = 64;
+/// Pools (pipes, spare buffers) not used for this long are shrunk.
+pub(crate) const POOL_IDLE: Duration = Duration::from_secs(5);
 
 impl ConnCore {
     pub(crate) fn new(fd: RawFd, token: Token) -> ConnCore {
@@ -131,6 +144,8 @@ impl ConnCore {
             flags: 0,
             max_pending: DEFAULT_MAX_PENDING,
             high_water: DEFAULT_OUTPUT_HIGH_WATER as u32,
+            linger_ms: DEFAULT_CLOSE_TIMEOUT.as_millis() as u32,
+            close_timer: None,
             idle_ms: 0,
             deadline: 0,
             timer_at: 0,
@@ -259,6 +274,12 @@ pub struct WorkerCtx {
     // Boxed: pool entries move into and out of connections' `Option<Box<_>>` slots.
     #[allow(clippy::vec_box)]
     pub(crate) pipes: Vec<Box<SpliceState>>,
+    /// Fewest pipes the pool held since the last trim: that many sat unused all along.
+    pub(crate) pipes_low: usize,
+    /// When the pools are trimmed next (only while they hold something).
+    pub(crate) next_trim: Option<Instant>,
+    /// Connections whose receive ended with `ENOBUFS`, oldest first.
+    pub(crate) nobuf: std::collections::VecDeque<Token>,
 }
 
 impl WorkerCtx {
@@ -272,12 +293,16 @@ impl WorkerCtx {
             spare: Spare::default(),
             timers: TimerWheel::new(now),
             pipes: Vec::new(),
+            pipes_low: 0,
+            next_trim: None,
+            nobuf: std::collections::VecDeque::new(),
         }
     }
 
     /// An empty pipe from the pool, or a new one.
     pub(crate) fn take_pipe(&mut self) -> std::io::Result<Box<SpliceState>> {
         if let Some(p) = self.pipes.pop() {
+            self.pipes_low = self.pipes_low.min(self.pipes.len());
             return Ok(p);
         }
         let mut fds = [0 as libc::c_int; 2];
@@ -286,18 +311,47 @@ impl WorkerCtx {
         // SAFETY: fcntl on the pipe we just created.
         unsafe { libc::fcntl(fds[1], libc::F_SETPIPE_SZ, PIPE_CHUNK as libc::c_int) };
         Ok(Box::new(SpliceState {
-            pipe: (fds[0], fds[1]),
+            pipe: (IoFd::new(fds[0]), IoFd::new(fds[1])),
             in_pipe: 0,
             ops: 0,
+            filling: false,
             polling: false,
         }))
     }
 
-    /// Returns an empty pipe to the pool (closing it if the pool is full).
-    pub(crate) fn give_pipe(&mut self, p: Box<SpliceState>) {
-        if p.in_pipe == 0 && p.ops == 0 && self.pipes.len() < PIPE_POOL_MAX {
+    /// Returns a pipe with no op in flight to the pool, or closes it through `io` (the
+    /// pool is full, the pipe holds bytes, or the worker is draining).
+    pub(crate) fn give_pipe(&mut self, io: &mut Io, p: Box<SpliceState>) {
+        debug_assert_eq!(p.ops, 0, "a pipe with ops in flight given back");
+        if p.in_pipe == 0 && p.ops == 0 && self.pipes.len() < PIPE_POOL_MAX && !self.draining {
             self.pipes.push(p);
+        } else {
+            p.release(io);
         }
+    }
+
+    /// True if a pool holds a pipe or buffer (a trim is then scheduled).
+    pub(crate) fn pools_hold_something(&self) -> bool {
+        !self.pipes.is_empty() || self.spare.held() > 0
+    }
+
+    /// Shrinks the pools (every [`POOL_IDLE`]): the pipes and spare buffers that sat
+    /// unused for the whole interval are closed or freed (all of them while draining),
+    /// so fds and memory return after a burst.
+    pub(crate) fn trim_pools(&mut self, io: &mut Io) {
+        let unused = if self.draining {
+            self.pipes.len()
+        } else {
+            self.pipes_low.min(self.pipes.len())
+        };
+        for p in self.pipes.drain(..unused) {
+            p.release(io);
+        }
+        if self.pipes.is_empty() {
+            self.pipes = Vec::new();
+        }
+        self.pipes_low = self.pipes.len();
+        self.spare.trim_idle(self.draining);
     }
 
     #[inline]

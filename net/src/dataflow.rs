@@ -5,10 +5,10 @@
 
 use crate::conn::*;
 use crate::handler::{CloseReason, Factory, Handler};
-use crate::server::{call, log_panic, Server, ACCEPT_BACKOFF_KEY};
+use crate::lifecycle::Use;
+use crate::server::{call, Server, ACCEPT_BACKOFF_KEY};
 use ringcore_runtime::{Completion, Io, Op, OpKind, Token};
 use std::io;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 impl<F: Factory> Server<F> {
@@ -76,7 +76,14 @@ impl<F: Factory> Server<F> {
         } else {
             io.recycle(&c);
             match -c.result {
-                libc::ENOBUFS => io.counters().enobufs += 1,
+                libc::ENOBUFS => {
+                    // The pool is empty: re-arm only once buffers come back, a few
+                    // connections per turn (re-arming every one at once only makes
+                    // them all fail again).
+                    io.counters().enobufs += 1;
+                    slot.core.set(NOBUF_WAIT);
+                    self.ctx.nobuf.push_back(slot.core.token);
+                }
                 // Cancelled (pause, close) or given up after a poll retry: flush re-arms
                 // if the connection still wants to read.
                 libc::ECANCELED | libc::EAGAIN => {}
@@ -143,9 +150,10 @@ impl<F: Factory> Server<F> {
             // (seen after the peer's FIN): wait for writability, then send again.
             let (fd, tok) = (slot.core.fd, slot.core.token.with_kind(OpKind::Poll));
             // SAFETY: a poll references no memory.
-            if unsafe { io.submit(tok, Op::PollWritable { fd }) }.is_ok() {
-                slot.core.set(WAIT_WRITABLE);
-                self.conns.op_submitted(idx);
+            if unsafe { self.arm(io, idx, tok, Op::PollWritable { fd }, Use::Write) } {
+                if let Some(s) = self.conns.get_mut(idx) {
+                    s.value.core.set(WAIT_WRITABLE);
+                }
             }
             return;
         }
@@ -171,14 +179,26 @@ impl<F: Factory> Server<F> {
         };
         let core = &mut s.value.core;
         core.clear(DIRTY);
-        if core.has(CLOSE_SENT) {
+        // After the close went out nothing is driven, except an abort (close deadline,
+        // shutdown) of a linked send+close still waiting for its send.
+        let abort_pending = core.has(ABORT) && !core.has(CANCELLED);
+        if core.has(CLOSE_SENT) && !abort_pending {
             return;
         }
         let fd = core.fd;
         if core.has(ABORT) {
-            core.out.discard_unsent(&mut self.ctx.spare);
+            let filling = core.splice.as_ref().is_some_and(|st| st.filling);
+            core.out.discard_unsent(&mut self.ctx.spare, filling);
+            self.close_retired(io, idx);
             return self.begin_close(io, idx);
         }
+        if core.has(CLOSING) && core.close_timer.is_none() && core.linger_ms != 0 {
+            self.arm_close_deadline(idx);
+        }
+        let Some(s) = self.conns.get_mut(idx) else {
+            return;
+        };
+        let core = &mut s.value.core;
         if core.tunnel.is_some() {
             if core.has(CLOSING) {
                 return self.begin_close(io, idx);
@@ -219,20 +239,23 @@ impl<F: Factory> Server<F> {
             let target = core.token;
             let tok = core.token.with_kind(OpKind::Cancel);
             // SAFETY: a cancel references no memory.
-            if unsafe { io.submit(tok, Op::Cancel { fd, target }) }.is_ok() {
-                core.set(RECV_CANCEL);
-                self.conns.op_submitted(idx);
+            if unsafe { self.arm(io, idx, tok, Op::Cancel { fd, target }, Use::Cancel) } {
+                if let Some(s) = self.conns.get_mut(idx) {
+                    s.value.core.set(RECV_CANCEL);
+                }
             }
         }
         let Some(s) = self.conns.get_mut(idx) else {
             return;
         };
         let core = &mut s.value.core;
-        if !core.has(READ_STOP | RECV_ARMED | EOF | CLOSING) {
+        if !core.has(READ_STOP | RECV_ARMED | EOF | NOBUF_WAIT) {
+            let tok = core.token;
             // SAFETY: a multishot recv references only the worker's buffer pool.
-            if unsafe { io.submit(core.token, Op::RecvMulti { fd }) }.is_ok() {
-                core.set(RECV_ARMED);
-                self.conns.op_submitted(idx);
+            if unsafe { self.arm(io, idx, tok, Op::RecvMulti { fd }, Use::Read) } {
+                if let Some(s) = self.conns.get_mut(idx) {
+                    s.value.core.set(RECV_ARMED);
+                }
             }
         }
         let Some(s) = self.conns.get_mut(idx) else {
@@ -261,52 +284,39 @@ impl<F: Factory> Server<F> {
                 core.set(CLOSE_SENT);
                 let close_tok = core.token.with_kind(OpKind::Close);
                 if armed {
+                    let tok = core.token.with_kind(OpKind::Cancel);
                     // SAFETY: cancel references no memory.
-                    let _ = unsafe {
-                        io.submit(core.token.with_kind(OpKind::Cancel), Op::CancelFd { fd })
-                    };
-                    self.conns.op_submitted(idx);
+                    unsafe { self.arm(io, idx, tok, Op::CancelFd { fd }, Use::Cancel) };
                 }
+                let send = Op::Send {
+                    fd,
+                    msg,
+                    waitall: true,
+                };
                 // SAFETY: `msg` and the iovecs/chunks it points at are owned by this
                 // slot's write queue and stay untouched until the send's completion
                 // (write queue invariants); the slot is not freed before then because
                 // in_flight counts the op.
-                let r = unsafe {
-                    io.submit_linked(
-                        (
-                            send_tok,
-                            Op::Send {
-                                fd,
-                                msg,
-                                waitall: true,
-                            },
-                        ),
+                unsafe {
+                    self.arm_linked(
+                        io,
+                        idx,
+                        (send_tok, send),
                         (close_tok, Op::Close { fd }),
+                        Use::Write,
                     )
                 };
-                if r.is_ok() {
-                    self.conns.op_submitted(idx);
-                    self.conns.op_submitted(idx);
-                }
                 // Marked closed when the close completes: if the send falls short the
                 // close is cancelled and the rest of the queue is sent first.
                 return;
             }
+            let send = Op::Send {
+                fd,
+                msg,
+                waitall: false,
+            };
             // SAFETY: as above: the write queue owns msg/iovecs/bytes until completion.
-            if unsafe {
-                io.submit(
-                    send_tok,
-                    Op::Send {
-                        fd,
-                        msg,
-                        waitall: false,
-                    },
-                )
-            }
-            .is_ok()
-            {
-                self.conns.op_submitted(idx);
-            }
+            unsafe { self.arm(io, idx, send_tok, send, Use::Write) };
             return;
         }
         if core.out.is_empty() && !core.out.in_flight() && core.splice.is_none() {
@@ -315,20 +325,9 @@ impl<F: Factory> Server<F> {
                 // completion: `finish_close` runs only with nothing in flight.
                 core.set(SHUT_SENT);
                 let tok = core.token.with_kind(OpKind::Shutdown);
+                let how = libc::SHUT_WR;
                 // SAFETY: shutdown references no memory.
-                if unsafe {
-                    io.submit(
-                        tok,
-                        Op::Shutdown {
-                            fd,
-                            how: libc::SHUT_WR,
-                        },
-                    )
-                }
-                .is_ok()
-                {
-                    self.conns.op_submitted(idx);
-                }
+                unsafe { self.arm(io, idx, tok, Op::Shutdown { fd, how }, Use::Write) };
             }
             if self
                 .conns
@@ -336,68 +335,6 @@ impl<F: Factory> Server<F> {
                 .is_some_and(|s| s.value.core.has(CLOSING))
             {
                 self.begin_close(io, idx);
-            }
-        }
-    }
-
-    /// Starts closing: cancel whatever is in flight; the fd is closed by
-    /// [`finish_close`](Self::finish_close) once nothing else is in flight. The slot goes
-    /// when the close completes.
-    pub(crate) fn begin_close(&mut self, io: &mut Io, idx: u32) {
-        let Some(s) = self.conns.get_mut(idx) else {
-            return;
-        };
-        let busy = s.in_flight() > 0;
-        let core = &mut s.value.core;
-        core.set(CLOSE_SENT | CLOSING | CLOSE_WAIT);
-        if busy {
-            let fd = core.fd;
-            let tok = core.token.with_kind(OpKind::Cancel);
-            // SAFETY: cancel references no memory.
-            if unsafe { io.submit(tok, Op::CancelFd { fd }) }.is_ok() {
-                self.conns.op_submitted(idx);
-            }
-            self.cancel_tunnel_upstream(io, idx);
-        }
-        self.finish_close(io, idx);
-    }
-
-    /// Submits the close of the fd (and a tunnel's upstream) once no other op is in
-    /// flight; marks the slot closed so it is released after the close completes.
-    pub(crate) fn finish_close(&mut self, io: &mut Io, idx: u32) {
-        let Some(s) = self.conns.get_mut(idx) else {
-            return;
-        };
-        if !s.value.core.has(CLOSE_WAIT) || s.in_flight() > 0 {
-            return;
-        }
-        let core = &mut s.value.core;
-        core.clear(CLOSE_WAIT);
-        let (fd, tok) = (core.fd, core.token.with_kind(OpKind::Close));
-        // SAFETY: close references no memory.
-        if unsafe { io.submit(tok, Op::Close { fd }) }.is_ok() {
-            self.conns.op_submitted(idx);
-        }
-        self.close_tunnel_upstream(io, idx);
-        self.conns.mark_closed(idx);
-    }
-
-    pub(crate) fn maybe_release(&mut self, io: &mut Io, idx: u32) {
-        if let Some(mut slot) = self.conns.release_if_done(idx) {
-            self.ctx.cancel_timers(&mut slot.core);
-            if let Some(mut st) = slot.core.splice.take() {
-                st.release(io);
-            }
-            if let Some(mut t) = slot.core.tunnel.take() {
-                t.release(io);
-            }
-            io.counters().closes += 1;
-            io.counters().open_conns = io.counters().open_conns.saturating_sub(1);
-            let reason = slot.core.reason.take().unwrap_or(CloseReason::PeerClosed);
-            let h = &mut slot.handler;
-            if catch_unwind(AssertUnwindSafe(|| h.on_close(reason))).is_err() {
-                io.counters().panics += 1;
-                log_panic(self.ctx.worker, "on_close");
             }
         }
     }
@@ -424,6 +361,10 @@ impl<F: Factory> Server<F> {
             Some(OpKind::Timeout) => slot.core.idle_timer = None,
             _ => {}
         }
+        if t.kind() == Some(OpKind::Close) {
+            slot.core.close_timer = None;
+            return self.close_deadline_passed(io, idx);
+        }
         if slot.core.has(CLOSE_SENT) {
             return;
         }
@@ -441,6 +382,7 @@ impl<F: Factory> Server<F> {
                     });
                 }
             },
+            Some(crate::tunnel_timer::TUNNEL_TIMER) => self.tunnel_timer_fired(io, idx),
             Some(OpKind::Connect) => {
                 let tunnel_connecting = slot.core.tunnel.as_ref().is_some_and(|t| t.connecting);
                 if slot.core.has(CONNECTING) || tunnel_connecting {

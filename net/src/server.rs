@@ -273,7 +273,9 @@ impl<F: Factory> Service for Server<F> {
                 }
             }
             Some(OpKind::Splice) | Some(OpKind::SpliceOut) | Some(OpKind::Poll) => {
-                self.on_splice(io, c, idx)
+                self.on_splice(io, c, idx);
+                // A fill completed: a finished file is referenced by no op any more.
+                self.close_retired(io, idx);
             }
             Some(OpKind::Close) => {
                 if c.result == -libc::ECANCELED {
@@ -285,6 +287,12 @@ impl<F: Factory> Service for Server<F> {
                         self.ctx.mark_dirty(&mut s.value.core);
                     }
                 } else {
+                    // The linked close of a fully sent queue: nothing may be armed now.
+                    if let Some(s) = self.conns.get_mut(idx) {
+                        // Closed: no second close from `finish_close` either.
+                        s.value.core.set(CANCELLED);
+                        s.value.core.clear(CLOSE_WAIT);
+                    }
                     self.conns.mark_closed(idx);
                 }
             }
@@ -307,9 +315,28 @@ impl<F: Factory> Service for Server<F> {
             self.on_timer(io, key);
         }
         self.expired = keys;
+        if self.ctx.next_trim.is_some_and(|t| t <= self.ctx.now) {
+            self.ctx.next_trim = None;
+            self.ctx.trim_pools(io);
+        }
     }
 
     fn flush(&mut self, io: &mut Io) {
+        // Receives that ran out of buffers: re-arm as many as half the pool can serve.
+        let n = self
+            .ctx
+            .nobuf
+            .len()
+            .min((io.config().buf_count as usize / 2).max(1));
+        for _ in 0..n {
+            let Some(tok) = self.ctx.nobuf.pop_front() else {
+                break;
+            };
+            if let Some(s) = self.conns.lookup(tok) {
+                s.value.core.clear(NOBUF_WAIT);
+                self.ctx.mark_dirty(&mut s.value.core);
+            }
+        }
         let mut i = 0;
         while i < self.ctx.dirty.len() {
             let idx = self.ctx.dirty[i];
@@ -318,12 +345,22 @@ impl<F: Factory> Service for Server<F> {
             i += 1;
         }
         self.ctx.dirty.clear();
+        if self.ctx.draining {
+            // Nothing pooled outlives the worker: close pooled pipes through `io` now.
+            self.ctx.trim_pools(io);
+        } else if self.ctx.next_trim.is_none() && self.ctx.pools_hold_something() {
+            self.ctx.next_trim = Some(self.ctx.now + POOL_IDLE);
+        }
         self.arm_accept(io);
         io.counters().timers_pending = self.ctx.timers.len() as u64;
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        self.ctx.timers.next_deadline()
+        // The pool trim is not in the wheel: it runs only while the pools hold something.
+        match (self.ctx.timers.next_deadline(), self.ctx.next_trim) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn drain(&mut self, io: &mut Io) {

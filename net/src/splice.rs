@@ -4,6 +4,7 @@
 
 use crate::conn::*;
 use crate::handler::{CloseReason, Factory, Handler};
+use crate::lifecycle::Use;
 use crate::server::{call, Server};
 use ringcore_runtime::{Completion, Io, Op, OpKind};
 use std::io;
@@ -37,7 +38,7 @@ impl<F: Factory> Server<F> {
         if st.polling || st.ops > 0 {
             return;
         }
-        let (pr, pw) = st.pipe;
+        let (pr, pw) = (st.pipe.0.raw(), st.pipe.1.raw());
         if st.in_pipe > 0 {
             let len = st.in_pipe.min(u32::MAX as u64) as u32;
             let out = Op::Splice {
@@ -48,9 +49,10 @@ impl<F: Factory> Server<F> {
                 len,
             };
             // SAFETY: splice references no user memory.
-            if unsafe { io.submit(tok.with_kind(OpKind::SpliceOut), out) }.is_ok() {
-                st.ops += 1;
-                self.conns.op_submitted(idx);
+            if unsafe { self.arm(io, idx, tok.with_kind(OpKind::SpliceOut), out, Use::Write) } {
+                if let Some(st) = self.splice_state(idx) {
+                    st.ops += 1;
+                }
             }
             return;
         }
@@ -59,7 +61,7 @@ impl<F: Factory> Server<F> {
         };
         let len = f.remaining.min(PIPE_CHUNK) as u32;
         let fill = Op::Splice {
-            fd_in: f.fd,
+            fd_in: f.fd.raw(),
             off_in: f.offset as i64,
             fd_out: pw,
             off_out: -1,
@@ -72,19 +74,29 @@ impl<F: Factory> Server<F> {
             off_out: -1,
             len,
         };
-        // SAFETY: splices reference no user memory; the fds live in the slot until the
-        // slot is released, which waits for both completions.
-        let r = unsafe {
-            io.submit_linked(
+        // SAFETY: splices reference no user memory. Their fds stay open until both
+        // complete: the pipe is closed only through the lifecycle with nothing in
+        // flight, and the file segment is kept (even by an abort) while `filling`,
+        // then retired and closed through `Io` after the fill's completion.
+        let armed = unsafe {
+            self.arm_linked(
+                io,
+                idx,
                 (tok.with_kind(OpKind::Splice), fill),
                 (tok.with_kind(OpKind::SpliceOut), drain),
+                Use::Write,
             )
         };
-        if r.is_ok() {
-            st.ops += 2;
-            self.conns.op_submitted(idx);
-            self.conns.op_submitted(idx);
+        if armed {
+            if let Some(st) = self.splice_state(idx) {
+                st.ops += 2;
+                st.filling = true;
+            }
         }
+    }
+
+    fn splice_state(&mut self, idx: u32) -> Option<&mut SpliceState> {
+        self.conns.get_mut(idx)?.value.core.splice.as_deref_mut()
     }
 
     pub(crate) fn on_splice(&mut self, io: &mut Io, c: Completion, idx: u32) {
@@ -100,6 +112,7 @@ impl<F: Factory> Server<F> {
         st.ops = st.ops.saturating_sub(1);
         match c.token.kind() {
             Some(OpKind::Splice) => {
+                st.filling = false;
                 if c.result > 0 {
                     st.in_pipe += c.result as u64;
                     core.out.file_sent(c.result as u64);
@@ -132,19 +145,15 @@ impl<F: Factory> Server<F> {
                 core.deadline = self.ctx.now_ms() + core.idle_ms as u64;
             }
         } else if c.result == -libc::EAGAIN {
-            // Socket full: wait for writability, then splice again.
+            // Socket full: wait for writability, then splice again (unless closing
+            // began meanwhile: the lifecycle refuses the poll then).
+            let (tok, fd) = (core.token.with_kind(OpKind::Poll), core.fd);
             // SAFETY: poll references no memory.
-            if unsafe {
-                io.submit(
-                    core.token.with_kind(OpKind::Poll),
-                    Op::PollWritable { fd: core.fd },
-                )
-            }
-            .is_ok()
-            {
-                st.polling = true;
-                st.ops += 1;
-                self.conns.op_submitted(idx);
+            if unsafe { self.arm(io, idx, tok, Op::PollWritable { fd }, Use::Write) } {
+                if let Some(st) = self.splice_state(idx) {
+                    st.polling = true;
+                    st.ops += 1;
+                }
             }
             return;
         } else if c.result < 0 && c.result != -libc::ECANCELED {
@@ -153,7 +162,7 @@ impl<F: Factory> Server<F> {
         }
         if st.ops == 0 && st.in_pipe == 0 && core.out.head_file().is_none() {
             if let Some(p) = core.splice.take() {
-                self.ctx.give_pipe(p);
+                self.ctx.give_pipe(io, p);
             }
             if core.out.is_empty() && !core.has(CLOSING) {
                 call(slot, &mut self.ctx, io, "on_sent", |h, conn| {

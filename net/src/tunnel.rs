@@ -21,8 +21,11 @@
 use crate::addr::RawAddr;
 use crate::conn::*;
 use crate::handler::{CloseReason, Factory};
+use crate::iofd::IoFd;
+use crate::lifecycle::Use;
 use crate::server::Server;
 use crate::socket::close_fd;
+use crate::tunnel_timer::{TunnelClock, TunnelOptions};
 use ringcore_runtime::token::SERVICE_KIND_BASE;
 use ringcore_runtime::{Completion, Io, Op, OpKind, Token};
 use std::io;
@@ -51,9 +54,11 @@ pub(crate) fn is_tunnel_kind(k: u8) -> bool {
     (SERVICE_KIND_BASE..=K_UP_CLOSE).contains(&k)
 }
 
+#[derive(Default)]
 struct Dir {
-    /// INVARIANT: nonblocking pipe (read, write) owned by this direction, or (-1, -1).
-    pipe: (RawFd, RawFd),
+    /// INVARIANT: nonblocking pipe (read, write) owned by this direction (none before
+    /// the connect succeeded); closed only through `Io` with nothing in flight.
+    pipe: Option<(IoFd, IoFd)>,
     in_pipe: u64,
     fill: bool,
     drain: bool,
@@ -63,22 +68,6 @@ struct Dir {
     shut: bool,
     /// The shutdown completed (the tunnel is done only then: see `CLOSE_WAIT`).
     shut_done: bool,
-}
-
-impl Default for Dir {
-    fn default() -> Self {
-        Dir {
-            pipe: (-1, -1),
-            in_pipe: 0,
-            fill: false,
-            drain: false,
-            poll_in: false,
-            poll_out: false,
-            eof: false,
-            shut: false,
-            shut_done: false,
-        }
-    }
 }
 
 /// The tunnel state a client slot owns while it pipes to an upstream.
@@ -93,19 +82,22 @@ pub(crate) struct Tunnel {
     pub(crate) connecting: bool,
     connected: bool,
     dirs: [Dir; 2],
+    /// Idle and half-close deadlines (tunnel_timer.rs).
+    pub(crate) clock: TunnelClock,
 }
 
 impl Tunnel {
-    pub(crate) fn new(target: SocketAddr, timeout: Duration) -> Box<Tunnel> {
+    pub(crate) fn new(target: SocketAddr, opts: &TunnelOptions) -> Box<Tunnel> {
         Box::new(Tunnel {
             up: -1,
             up_closing: false,
             target,
-            timeout,
+            timeout: opts.connect_timeout,
             addr: Box::new(crate::addr::from_std(&target)),
             connecting: false,
             connected: false,
             dirs: [Dir::default(), Dir::default()],
+            clock: TunnelClock::new(opts),
         })
     }
 
@@ -116,14 +108,21 @@ impl Tunnel {
 }
 
 impl Tunnel {
-    /// Closes the pipes (and the upstream, if it never got its close op) through `io`,
-    /// so the backend forgets them; called when the slot is released.
-    pub(crate) fn release(&mut self, io: &mut Io) {
+    /// Closes the pipes through `io`, so the backend forgets them (nothing may be in
+    /// flight: from `finish_close` or the slot's release).
+    pub(crate) fn release_pipes(&mut self, io: &mut Io) {
         for d in &mut self.dirs {
-            io.close_now(d.pipe.0);
-            io.close_now(d.pipe.1);
-            d.pipe = (-1, -1);
+            if let Some((r, w)) = d.pipe.take() {
+                r.close(io);
+                w.close(io);
+            }
         }
+    }
+
+    /// Closes the pipes, and the upstream if it never got its close op, through `io`;
+    /// called when the slot is released.
+    pub(crate) fn release(&mut self, io: &mut Io) {
+        self.release_pipes(io);
         if self.up >= 0 && !self.up_closing {
             io.close_now(self.up);
             self.up = -1;
@@ -131,38 +130,27 @@ impl Tunnel {
     }
 }
 
-impl Drop for Tunnel {
-    fn drop(&mut self) {
-        for d in &self.dirs {
-            if d.pipe.0 >= 0 {
-                close_fd(d.pipe.0);
-                close_fd(d.pipe.1);
-            }
-        }
-        if self.up >= 0 && !self.up_closing {
-            close_fd(self.up);
-        }
-    }
+fn pipe_fds(d: &Dir) -> (RawFd, RawFd) {
+    d.pipe
+        .as_ref()
+        .map_or((-1, -1), |(r, w)| (r.raw(), w.raw()))
 }
 
-fn new_pipe() -> io::Result<(RawFd, RawFd)> {
+fn new_pipe() -> io::Result<(IoFd, IoFd)> {
     let mut fds = [0 as libc::c_int; 2];
     crate::socket::syscall!(pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC))?;
     // SAFETY: fcntl on the pipe just created; failure only keeps the default size.
     unsafe { libc::fcntl(fds[1], libc::F_SETPIPE_SZ, PIPE_CHUNK as libc::c_int) };
-    Ok((fds[0], fds[1]))
+    Ok((IoFd::new(fds[0]), IoFd::new(fds[1])))
 }
 
 impl<F: Factory> Server<F> {
-    /// Submits `op` with a tunnel kind and counts it in flight.
-    fn tsubmit(&mut self, io: &mut Io, idx: u32, tok: Token, k: u8, op: Op) -> bool {
+    /// Submits `op` with a tunnel kind through the lifecycle (which refuses it once
+    /// closing has gone too far for `u`) and counts it in flight.
+    fn tsubmit(&mut self, io: &mut Io, idx: u32, tok: Token, k: u8, op: Op, u: Use) -> bool {
         // SAFETY: tunnel ops reference the connect address boxed in the tunnel (owned by
         // the slot until release, which waits for every op) or no memory at all.
-        let ok = unsafe { io.submit(tok.with_raw_kind(k), op) }.is_ok();
-        if ok {
-            self.conns.op_submitted(idx);
-        }
-        ok
+        unsafe { self.arm(io, idx, tok.with_raw_kind(k), op, u) }
     }
 
     /// Starts or advances a tunnel: connect, then fill/drain both directions.
@@ -208,6 +196,7 @@ impl<F: Factory> Server<F> {
                     addr,
                     addrlen: len,
                 },
+                Use::Connect,
             );
             return;
         }
@@ -215,14 +204,15 @@ impl<F: Factory> Server<F> {
             return;
         }
         let up = t.up;
-        let mut ops: Vec<(u8, Op)> = Vec::new();
+        let mut ops: Vec<(Use, u8, Op)> = Vec::new();
         for (d, dir) in t.dirs.iter_mut().enumerate() {
             let (src, dst) = if d == 0 { (client, up) } else { (up, client) };
-            let (pr, pw) = dir.pipe;
+            let (pr, pw) = pipe_fds(dir);
             if dir.in_pipe > 0 && !dir.drain && !dir.poll_out {
                 let len = dir.in_pipe.min(u32::MAX as u64) as u32;
                 dir.drain = true;
                 ops.push((
+                    Use::Write,
                     kind(d, DRAIN),
                     Op::Splice {
                         fd_in: pr,
@@ -237,6 +227,7 @@ impl<F: Factory> Server<F> {
                 dir.fill = true;
                 let len = PIPE_CHUNK as u32;
                 ops.push((
+                    Use::Read,
                     kind(d, FILL),
                     Op::Splice {
                         fd_in: src,
@@ -250,6 +241,7 @@ impl<F: Factory> Server<F> {
             if dir.eof && dir.in_pipe == 0 && !dir.drain && !dir.shut {
                 dir.shut = true;
                 ops.push((
+                    Use::Write,
                     kind(d, SHUT),
                     Op::Shutdown {
                         fd: dst,
@@ -263,8 +255,9 @@ impl<F: Factory> Server<F> {
             core.want_close(CloseReason::PeerClosed);
             self.ctx.mark_dirty(core);
         }
-        for (k, op) in ops {
-            self.tsubmit(io, idx, tok, k, op);
+        for (u, k, op) in ops {
+            // drive_tunnel runs only before closing, so the lifecycle allows these.
+            self.tsubmit(io, idx, tok, k, op, u);
         }
     }
 
@@ -297,7 +290,7 @@ impl<F: Factory> Server<F> {
                 }
                 for d in &mut t.dirs {
                     match new_pipe() {
-                        Ok(p) => d.pipe = p,
+                        Ok(p) => d.pipe = Some(p),
                         Err(e) => {
                             core.fail(CloseReason::Error(io::Error::new(
                                 e.kind(),
@@ -308,7 +301,9 @@ impl<F: Factory> Server<F> {
                     }
                 }
                 t.connected = true;
+                t.clock.last_active = self.ctx.now_ms();
                 io.counters().connects += 1;
+                self.arm_tunnel_timer(idx);
             }
             K_UP_CANCEL | K_UP_CLOSE => {}
             _ => {
@@ -322,19 +317,22 @@ impl<F: Factory> Server<F> {
                         if r > 0 {
                             dir.in_pipe += r as u64;
                             io.counters().bytes_in += r as u64;
+                            t.clock.last_active = self.ctx.now_ms();
                         } else if r == 0 {
                             dir.eof = true;
+                            if t.clock.half_closed_at == 0 {
+                                t.clock.half_closed_at = self.ctx.now_ms();
+                                self.arm_tunnel_timer(idx);
+                            }
                         } else if r == -libc::EAGAIN {
-                            dir.poll_in = true;
+                            // Nothing to read: wait for readability (refused once the
+                            // connection is closing: nobody would cancel the poll).
                             let src = if d == 0 { core.fd } else { t.up };
                             let tok = core.token;
-                            self.tsubmit(
-                                io,
-                                idx,
-                                tok,
-                                kind(d, POLL_IN),
-                                Op::PollReadable { fd: src },
-                            );
+                            let op = Op::PollReadable { fd: src };
+                            if self.tsubmit(io, idx, tok, kind(d, POLL_IN), op, Use::Read) {
+                                self.tunnel_dir(idx, d).poll_in = true;
+                            }
                         } else if r != -libc::ECANCELED {
                             core.fail(err(
                                 -r,
@@ -351,17 +349,15 @@ impl<F: Factory> Server<F> {
                         if r > 0 {
                             dir.in_pipe -= (r as u64).min(dir.in_pipe);
                             io.counters().bytes_out += r as u64;
+                            t.clock.last_active = self.ctx.now_ms();
                         } else if r == -libc::EAGAIN {
-                            dir.poll_out = true;
+                            // Destination full: wait for writability (same rule).
                             let dst = if d == 0 { t.up } else { core.fd };
                             let tok = core.token;
-                            self.tsubmit(
-                                io,
-                                idx,
-                                tok,
-                                kind(d, POLL_OUT),
-                                Op::PollWritable { fd: dst },
-                            );
+                            let op = Op::PollWritable { fd: dst };
+                            if self.tsubmit(io, idx, tok, kind(d, POLL_OUT), op, Use::Write) {
+                                self.tunnel_dir(idx, d).poll_out = true;
+                            }
                         } else if r < 0 && r != -libc::ECANCELED {
                             core.fail(err(
                                 -r,
@@ -382,6 +378,15 @@ impl<F: Factory> Server<F> {
         }
     }
 
+    /// Direction `d` of slot `idx`'s tunnel (which exists: called from `on_tunnel`).
+    fn tunnel_dir(&mut self, idx: u32, d: usize) -> &mut Dir {
+        let t = self
+            .conns
+            .get_mut(idx)
+            .and_then(|s| s.value.core.tunnel.as_mut());
+        &mut t.expect("tunnel of a tunnel op's slot").dirs[d]
+    }
+
     /// The client token and upstream fd of slot `idx`'s tunnel, if it has an upstream
     /// that is not closing yet.
     fn live_upstream(&mut self, idx: u32) -> Option<(Token, RawFd)> {
@@ -393,7 +398,14 @@ impl<F: Factory> Server<F> {
     /// Cancels the ops on a tunnel's upstream fd (from `begin_close`).
     pub(crate) fn cancel_tunnel_upstream(&mut self, io: &mut Io, idx: u32) {
         if let Some((tok, up)) = self.live_upstream(idx) {
-            self.tsubmit(io, idx, tok, K_UP_CANCEL, Op::CancelFd { fd: up });
+            self.tsubmit(
+                io,
+                idx,
+                tok,
+                K_UP_CANCEL,
+                Op::CancelFd { fd: up },
+                Use::Cancel,
+            );
         }
     }
 
@@ -409,6 +421,10 @@ impl<F: Factory> Server<F> {
         {
             t.up_closing = true;
         }
-        self.tsubmit(io, idx, tok, K_UP_CLOSE, Op::Close { fd: up });
+        // SAFETY: close references no memory. Not through `arm`: like the client's
+        // close, it is submitted only by `finish_close`, with nothing in flight.
+        if unsafe { io.submit(tok.with_raw_kind(K_UP_CLOSE), Op::Close { fd: up }) }.is_ok() {
+            self.conns.op_submitted(idx);
+        }
     }
 }

@@ -11,6 +11,7 @@
 //! Chunk buffers and the `SendBuf` come from and return to a per-worker [`Spare`]
 //! pool, so an idle connection holds no buffer and a busy one allocates nothing.
 
+use crate::iofd::IoFd;
 use std::collections::VecDeque;
 
 /// Most iovecs per send.
@@ -24,18 +25,13 @@ const SPARE_MAX: usize = 1024;
 
 /// A file region queued with [`WriteQueue::push_file`]; it leaves by splice.
 pub struct FileSeg {
-    /// The file (owned: closed when the segment is done or dropped).
-    pub fd: std::os::fd::RawFd,
+    /// The file. When the segment is done or dropped it moves to the queue's retired
+    /// list, and the connection closes it through `Io` once no splice references it.
+    pub fd: IoFd,
     /// Next offset to send.
     pub offset: u64,
     /// Bytes left to send.
     pub remaining: u64,
-}
-
-impl Drop for FileSeg {
-    fn drop(&mut self) {
-        crate::socket::close_fd(self.fd);
-    }
 }
 
 enum Item {
@@ -80,12 +76,15 @@ pub struct Spare {
     // so each must keep a stable heap address while it moves between queue and pool.
     #[allow(clippy::vec_box)]
     sends: Vec<Box<SendBuf>>,
+    /// Fewest buffers / send headers held since the last trim (that many sat unused).
+    low: (usize, usize),
 }
 
 impl Spare {
     fn buf(&mut self, min: usize) -> Vec<u8> {
         match self.bufs.pop() {
             Some(mut b) => {
+                self.low.0 = self.low.0.min(self.bufs.len());
                 b.reserve(min);
                 b
             }
@@ -100,8 +99,34 @@ impl Spare {
         }
     }
 
+    /// Frees what sat unused since the last call (everything if `all`), so memory
+    /// returns after a burst; called periodically by the worker.
+    pub(crate) fn trim_idle(&mut self, all: bool) {
+        let (bl, sl) = if all {
+            (self.bufs.len(), self.sends.len())
+        } else {
+            self.low
+        };
+        self.bufs.drain(..bl.min(self.bufs.len()));
+        self.sends.drain(..sl.min(self.sends.len()));
+        if self.bufs.is_empty() {
+            self.bufs = Vec::new();
+        }
+        if self.sends.is_empty() {
+            self.sends = Vec::new();
+        }
+        self.low = (self.bufs.len(), self.sends.len());
+    }
+
+    /// Buffers and send headers held.
+    pub(crate) fn held(&self) -> usize {
+        self.bufs.len() + self.sends.len()
+    }
+
     fn send_buf(&mut self) -> Box<SendBuf> {
-        self.sends.pop().unwrap_or_else(|| {
+        let b = self.sends.pop();
+        self.low.1 = self.low.1.min(self.sends.len());
+        b.unwrap_or_else(|| {
             // SAFETY: msghdr and iovec are plain data; all-zero is valid (null pointers,
             // zero lengths) and every field we use is set before submission.
             Box::new(unsafe { std::mem::zeroed::<SendBuf>() })
@@ -120,6 +145,9 @@ pub struct WriteQueue {
     inflight_chunks: usize,
     inflight_bytes: usize,
     msg: Option<Box<SendBuf>>,
+    /// Files of finished or dropped segments, to be closed by the connection (through
+    /// `Io`, so the backend forgets them) once no splice references them.
+    retired: Vec<IoFd>,
 }
 
 impl WriteQueue {
@@ -214,14 +242,17 @@ impl WriteQueue {
         }
     }
 
-    /// Records `n` bytes of the head file segment as sent; pops it when finished.
+    /// Records `n` bytes of the head file segment as sent; retires it when finished.
+    /// Without a head file segment (it cannot happen: an abort keeps a segment whose
+    /// fill is in flight) nothing changes.
     pub fn file_sent(&mut self, n: u64) {
-        self.len -= n as usize;
         if let Some(Item::File(f)) = self.chunks.front_mut() {
+            let n = n.min(f.remaining);
+            self.len -= n as usize;
             f.offset += n;
-            f.remaining -= n.min(f.remaining);
+            f.remaining -= n;
             if f.remaining == 0 {
-                self.chunks.pop_front();
+                self.retire_head();
             }
         }
     }
@@ -230,8 +261,19 @@ impl WriteQueue {
     pub fn drop_head_file(&mut self) {
         if let Some(Item::File(f)) = self.chunks.front() {
             self.len -= f.remaining as usize;
-            self.chunks.pop_front();
+            self.retire_head();
         }
+    }
+
+    fn retire_head(&mut self) {
+        if let Some(Item::File(f)) = self.chunks.pop_front() {
+            self.retired.push(f.fd);
+        }
+    }
+
+    /// Files of finished or dropped segments, for the caller to close (through `Io`).
+    pub fn take_retired(&mut self) -> std::vec::Drain<'_, IoFd> {
+        self.retired.drain(..)
     }
 
     /// Fills the send header for everything queued (up to [`MAX_IOV`] chunks) and returns
@@ -308,9 +350,16 @@ impl WriteQueue {
         short
     }
 
-    /// Drops everything not in flight (abort). Bytes in flight stay until completion.
-    pub fn discard_unsent(&mut self, spare: &mut Spare) {
-        while self.chunks.len() > self.inflight_chunks {
+    /// Drops everything not in flight (abort). Bytes in flight stay until completion,
+    /// and so does the head file segment while `file_busy` (a splice from its file is in
+    /// flight: the file must stay open, and its completion is counted against it).
+    pub fn discard_unsent(&mut self, spare: &mut Spare, file_busy: bool) {
+        let keep = if file_busy && matches!(self.chunks.front(), Some(Item::File(_))) {
+            1
+        } else {
+            self.inflight_chunks
+        };
+        while self.chunks.len() > keep {
             let Some(item) = self.chunks.pop_back() else {
                 break;
             };
@@ -324,11 +373,25 @@ impl WriteQueue {
                     self.len -= unsent;
                     spare.give(c);
                 }
-                Item::File(f) => self.len -= f.remaining as usize,
+                Item::File(f) => {
+                    self.len -= f.remaining as usize;
+                    self.retired.push(f.fd);
+                }
             }
         }
         if self.chunks.is_empty() {
             self.head = 0;
+        }
+    }
+
+    /// Drops everything (nothing may be in flight): chunks go to `spare`, files to the
+    /// retired list.
+    pub fn discard_all(&mut self, spare: &mut Spare) {
+        self.inflight_chunks = 0;
+        self.inflight_bytes = 0;
+        self.discard_unsent(spare, false);
+        if let Some(sb) = self.msg.take() {
+            spare.sends.push(sb);
         }
     }
 }
@@ -440,9 +503,103 @@ mod tests {
         q.push_owned(vec![1; 10]);
         let _ = q.prepare(&mut sp);
         q.push_owned(vec![2; 10]);
-        q.discard_unsent(&mut sp);
+        q.discard_unsent(&mut sp, false);
         assert_eq!(q.len(), 10);
         q.complete(10, &mut sp);
         assert!(q.is_empty());
+    }
+
+    fn open_file() -> IoFd {
+        use std::os::fd::IntoRawFd;
+        IoFd::new(std::fs::File::open("/proc/self/exe").unwrap().into_raw_fd())
+    }
+
+    fn close_all(q: &mut WriteQueue) -> usize {
+        let fds: Vec<_> = q.take_retired().collect();
+        let n = fds.len();
+        for fd in fds {
+            // SAFETY: the test owns the file; nothing references it.
+            unsafe { libc::close(fd.raw()) };
+            std::mem::forget(fd);
+        }
+        n
+    }
+
+    /// Issue 8 defect 2: an abort while the head file's fill splice is in flight keeps
+    /// the file open (the kernel may resolve its fd late) and its length counted, so
+    /// the fill's completion neither hits a closed or reused fd nor underflows `len`.
+    #[test]
+    #[cfg_attr(miri, ignore)] // opens a file: a syscall
+    fn abort_keeps_a_file_whose_fill_is_in_flight() {
+        let mut sp = Spare::default();
+        let mut q = WriteQueue::default();
+        q.push_file(FileSeg {
+            fd: open_file(),
+            offset: 0,
+            remaining: 100,
+        });
+        q.push_copy(b"after", &mut sp);
+        q.discard_unsent(&mut sp, true);
+        assert_eq!(
+            close_all(&mut q),
+            0,
+            "file retired while its splice may run"
+        );
+        assert_eq!(q.len(), 100);
+        q.file_sent(60);
+        assert_eq!(q.len(), 40);
+        // Everything done: the file is retired for the caller to close.
+        q.discard_all(&mut sp);
+        assert_eq!((q.len(), close_all(&mut q)), (0, 1));
+        // A completion for a segment no longer queued changes nothing.
+        q.file_sent(10);
+        assert_eq!(q.len(), 0);
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore)] // opens a file: a syscall
+    fn finished_and_dropped_files_are_retired() {
+        let mut sp = Spare::default();
+        let mut q = WriteQueue::default();
+        for _ in 0..2 {
+            q.push_file(FileSeg {
+                fd: open_file(),
+                offset: 0,
+                remaining: 10,
+            });
+        }
+        q.file_sent(10);
+        assert_eq!(close_all(&mut q), 1);
+        q.discard_unsent(&mut sp, false);
+        assert_eq!((q.len(), close_all(&mut q)), (0, 1));
+    }
+
+    /// Issue 8 defect 10: buffers that sat unused for a whole trim interval are freed.
+    #[test]
+    fn spare_pool_shrinks_when_idle() {
+        let mut sp = Spare::default();
+        let mut q = WriteQueue::default();
+        for _ in 0..100 {
+            q.push_owned(vec![0; 100]);
+            q.push_copy(&[1; 20_000], &mut sp);
+        }
+        while !q.is_empty() {
+            let _ = q.prepare(&mut sp);
+            let n = q.inflight_bytes;
+            q.complete(n, &mut sp);
+        }
+        assert!(sp.held() >= 100, "the burst filled the pool: {}", sp.held());
+        // First interval: the pool was in use (it started empty), nothing is freed.
+        sp.trim_idle(false);
+        assert!(sp.held() >= 100);
+        // A quiet interval: everything goes.
+        sp.trim_idle(false);
+        assert_eq!(sp.held(), 0);
+        // A buffer taken in an interval is not counted as idle then.
+        q.push_copy(&[1; 100], &mut sp);
+        let _ = q.prepare(&mut sp);
+        q.complete(100, &mut sp);
+        sp.trim_idle(false);
+        assert!(sp.held() >= 1);
     }
 }

@@ -1,6 +1,6 @@
 //! Runtime configuration: [`Builder`] setters over a `#[non_exhaustive]` [`Config`].
 
-use crate::backend::BackendKind;
+use crate::backend_kind::BackendKind;
 use std::io;
 use std::time::Duration;
 
@@ -214,12 +214,9 @@ impl Builder {
         &self.cfg
     }
 
-    /// Validates the configuration and builds the runtime (no threads start yet).
-    ///
-    /// # Errors
-    /// A bad setting or a bad `RINGCORE_BACKEND` value.
-    pub fn build(self) -> io::Result<crate::Runtime> {
-        crate::Runtime::from_config(self.cfg.validate()?)
+    /// The configuration, for [`Runtime`](crate::Runtime) to validate and build from.
+    pub(crate) fn into_config(self) -> Config {
+        self.cfg
     }
 }
 

@@ -21,6 +21,7 @@
 
 pub mod affinity;
 pub mod backend;
+mod backend_kind;
 pub mod completion;
 pub mod config;
 mod epoll;

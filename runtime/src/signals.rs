@@ -5,7 +5,6 @@
 //! and waits until no handler is mid-flight, so a handler never writes to a closed
 //! (and possibly reused) descriptor.
 
-use crate::worker::Handle;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering::SeqCst};
 use std::sync::Mutex;
 
@@ -57,12 +56,11 @@ pub(crate) fn forget_wake_fd(fd: i32) {
 /// Restores the previous handlers when the last concurrent `run` ends.
 pub(crate) struct Guard {
     old: [libc::sigaction; 2],
-    _handle: Handle,
 }
 
 const SIGNALS: [libc::c_int; 2] = [libc::SIGINT, libc::SIGTERM];
 
-pub(crate) fn install(handle: Handle) -> Guard {
+pub(crate) fn install() -> Guard {
     let mut n = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
     // SAFETY: sigaction is plain data; zeroed is a valid starting value.
     let mut old: [libc::sigaction; 2] = unsafe { std::mem::zeroed() };
@@ -81,10 +79,7 @@ pub(crate) fn install(handle: Handle) -> Guard {
         }
     }
     *n += 1;
-    Guard {
-        old,
-        _handle: handle,
-    }
+    Guard { old }
 }
 
 impl Drop for Guard {

@@ -198,7 +198,7 @@ impl Runtime {
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = slots.clone();
         let _sig = if self.cfg.handle_signals {
-            Some(signals::install(self.handle()))
+            Some(signals::install())
         } else {
             None
         };
@@ -457,6 +457,18 @@ where
     slot.counters.publish(&io.counters);
     // `owned` drops here: freed if quiet (or epoll), leaked otherwise.
     result
+}
+
+// `build` lives with `Runtime`, so the configuration layer never points up at the
+// worker layer (ARCHITECTURE.md: layers only point down).
+impl crate::config::Builder {
+    /// Validates the configuration and builds the runtime (no threads start yet).
+    ///
+    /// # Errors
+    /// A bad setting or a bad `RINGCORE_BACKEND` value.
+    pub fn build(self) -> io::Result<Runtime> {
+        Runtime::from_config(self.into_config().validate()?)
+    }
 }
 
 impl std::fmt::Debug for Runtime {

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 /// Seeds per backend in a plain `cargo test` run (sized for CI: 2 cores, the whole
 /// suite twice).
-pub const DEFAULT_SEEDS: u64 = 200;
+pub const DEFAULT_SEEDS: u64 = 300;
 
 /// How long `serve` may take to return after shutdown starts, beyond the drain
 /// timeout, before the run counts as hung.
@@ -54,8 +54,8 @@ pub fn keep_going() -> bool {
 }
 
 /// The runtime shape a seed gets: its fault plan plus, for some seeds, tiny rings
-/// (SQ 4, CQ 8: SQ-full and CQ-overflow paths) and a tiny buffer pool (real `ENOBUFS`
-/// on io_uring).
+/// (SQ 4, CQ 8: SQ-full and CQ-overflow paths), SQPOLL, and a tiny buffer pool (real
+/// `ENOBUFS` on io_uring).
 pub fn soak_builder(backend: BackendKind, seed: u64, drain: Duration) -> Builder {
     let mut b = base_builder(backend)
         .fault_injection(plan(seed))
@@ -64,6 +64,10 @@ pub fn soak_builder(backend: BackendKind, seed: u64, drain: Duration) -> Builder
         .raise_nofile(false);
     if seed % 3 == 0 {
         b = b.ring_entries(4).cq_entries(8);
+    }
+    if seed % 5 == 4 && backend == BackendKind::Uring {
+        // A kernel thread polls the SQ: it may take SQEs as soon as they are written.
+        b = b.sqpoll(Duration::from_millis(1), None);
     }
     match seed % 4 {
         0 => b = b.buf_count(4).buf_size(4096),
@@ -85,6 +89,7 @@ pub fn plan(seed: u64) -> FaultPlan {
     let r = &mut p.rates;
     for (name, rate) in [
         ("short_send", &mut r.short_send),
+        ("short_splice", &mut r.short_splice),
         ("send_eagain", &mut r.send_eagain),
         ("recv_enobufs", &mut r.recv_enobufs),
         ("accept_emfile", &mut r.accept_emfile),
@@ -244,7 +249,7 @@ impl Drop for SoakServer {
         // A failed seed still stops its server (without waiting on a hung one).
         if let Some(j) = self.join.take() {
             self.handle.shutdown();
-            let end = Instant::now() + self.drain + JOIN_SLACK;
+            let end = Instant::now() + self.drain + Duration::from_secs(1);
             while !j.is_finished() && Instant::now() < end {
                 std::thread::sleep(Duration::from_millis(1));
             }
@@ -275,7 +280,11 @@ pub fn run_seeds(test: &str, one: impl Fn(BackendKind, u64) -> Result<(), String
         let mut ok = 0;
         for &seed in &seeds {
             let fds = crate::support::fd_table();
+            let t = Instant::now();
             let r = catch_unwind(AssertUnwindSafe(|| one(backend, seed)));
+            if t.elapsed() > Duration::from_secs(1) {
+                eprintln!("{test}: slow seed {seed} on {backend}: {:.1?}", t.elapsed());
+            }
             let msg = match r {
                 Ok(Ok(())) => match fd_diff(&fds) {
                     None => {
@@ -309,9 +318,10 @@ pub fn run_seeds(test: &str, one: impl Fn(BackendKind, u64) -> Result<(), String
     }
     let s = ringcore_runtime::fault::stats();
     eprintln!(
-        "{test}: faults injected: {} short sends, {} send EAGAIN, {} recv ENOBUFS, {} accept \
+        "{test}: faults injected: {} short sends, {} short splices, {} send EAGAIN, {} recv ENOBUFS, {} accept \
          EMFILE, {} multishot cuts, {} delayed, {} stale duplicates",
         s.short_sends - stats_before.short_sends,
+        s.short_splices - stats_before.short_splices,
         s.send_eagains - stats_before.send_eagains,
         s.recv_enobufs - stats_before.recv_enobufs,
         s.accept_emfiles - stats_before.accept_emfiles,
@@ -319,6 +329,36 @@ pub fn run_seeds(test: &str, one: impl Fn(BackendKind, u64) -> Result<(), String
         s.delayed - stats_before.delayed,
         s.stale_duplicates - stats_before.stale_duplicates,
     );
+    if seeds.len() >= 50 && std::env::var("RINGCORE_SOAK_ONLY").is_err() {
+        // A long enough run must have injected every kind of fault it can on every
+        // workload (guards against an injector that silently does nothing).
+        let d = |now: u64, before: u64| now - before;
+        let fired = [
+            ("short sends", d(s.short_sends, stats_before.short_sends)),
+            ("send EAGAIN", d(s.send_eagains, stats_before.send_eagains)),
+            ("recv ENOBUFS", d(s.recv_enobufs, stats_before.recv_enobufs)),
+            (
+                "accept EMFILE",
+                d(s.accept_emfiles, stats_before.accept_emfiles),
+            ),
+            (
+                "multishot cuts",
+                d(s.multishot_cuts, stats_before.multishot_cuts),
+            ),
+            ("delays", d(s.delayed, stats_before.delayed)),
+            (
+                "stale duplicates",
+                d(s.stale_duplicates, stats_before.stale_duplicates),
+            ),
+        ];
+        for (what, n) in fired {
+            assert!(
+                n > 0,
+                "{test}: no {what} were injected in {} seeds",
+                seeds.len()
+            );
+        }
+    }
     assert!(
         failures.is_empty(),
         "{} soak failures:\n{}",
