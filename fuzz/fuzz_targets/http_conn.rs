@@ -6,16 +6,18 @@ use std::sync::Arc;
 fn echo(req: &Request<'_>, res: &mut Response) {
     res.set_body(req.body());
 }
-// Bytes 0-2 pick read sizes. An HttpConn fed the stream in those reads answers with
-// complete, Content-Length-framed responses: one per request the parser finds in the
-// whole stream, up to the first that closes, then the error's own, and nothing else.
+// Bytes 0-1 pick read sizes, byte 2 the output high-water mark (so reading pauses
+// and resumes). An HttpConn fed the stream in those reads answers with complete,
+// Content-Length-framed responses: one per request the parser finds in the whole
+// stream, up to the first that closes, then the error's own, and nothing else.
 fuzz_target!(|data: &[u8]| {
     let [a, b, c, stream @ ..] = data else { return };
     let limits = Limits::default()
         .max_body_bytes(512)
-        .max_requests_per_connection(8);
+        .max_requests_per_connection(8)
+        .max_queued_output(1 + 2 * usize::from(*c));
     let mut conn = HttpConn::new(Arc::new(Router::new().post("/echo", echo)), limits.clone());
-    let (out, closed) = run_without_socket(&mut conn, &split(stream, &[*a, *b, *c]));
+    let (out, closed) = run_without_socket(&mut conn, &split(stream, &[*a, *b]));
     let (reqs, err) = drive(&[stream], &limits);
     let stop = reqs.iter().position(|r| !r.keep_alive);
     let n = stop.map_or(reqs.len(), |i| i + 1);

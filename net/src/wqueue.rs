@@ -11,7 +11,7 @@
 //! Chunk buffers and the `SendBuf` come from and return to a per-worker [`Spare`]
 //! pool, so an idle connection holds no buffer and a busy one allocates nothing.
 
-use crate::lifecycle::IoFd;
+use crate::iofd::IoFd;
 use std::collections::VecDeque;
 
 /// Most iovecs per send.
@@ -529,6 +529,7 @@ mod tests {
     /// the file open (the kernel may resolve its fd late) and its length counted, so
     /// the fill's completion neither hits a closed or reused fd nor underflows `len`.
     #[test]
+    #[cfg_attr(miri, ignore)] // opens a file: a syscall
     fn abort_keeps_a_file_whose_fill_is_in_flight() {
         let mut sp = Spare::default();
         let mut q = WriteQueue::default();
@@ -556,6 +557,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // opens a file: a syscall
     fn finished_and_dropped_files_are_retired() {
         let mut sp = Spare::default();
         let mut q = WriteQueue::default();

@@ -329,6 +329,36 @@ pub fn run_seeds(test: &str, one: impl Fn(BackendKind, u64) -> Result<(), String
         s.delayed - stats_before.delayed,
         s.stale_duplicates - stats_before.stale_duplicates,
     );
+    if seeds.len() >= 50 && std::env::var("RINGCORE_SOAK_ONLY").is_err() {
+        // A long enough run must have injected every kind of fault it can on every
+        // workload (guards against an injector that silently does nothing).
+        let d = |now: u64, before: u64| now - before;
+        let fired = [
+            ("short sends", d(s.short_sends, stats_before.short_sends)),
+            ("send EAGAIN", d(s.send_eagains, stats_before.send_eagains)),
+            ("recv ENOBUFS", d(s.recv_enobufs, stats_before.recv_enobufs)),
+            (
+                "accept EMFILE",
+                d(s.accept_emfiles, stats_before.accept_emfiles),
+            ),
+            (
+                "multishot cuts",
+                d(s.multishot_cuts, stats_before.multishot_cuts),
+            ),
+            ("delays", d(s.delayed, stats_before.delayed)),
+            (
+                "stale duplicates",
+                d(s.stale_duplicates, stats_before.stale_duplicates),
+            ),
+        ];
+        for (what, n) in fired {
+            assert!(
+                n > 0,
+                "{test}: no {what} were injected in {} seeds",
+                seeds.len()
+            );
+        }
+    }
     assert!(
         failures.is_empty(),
         "{} soak failures:\n{}",

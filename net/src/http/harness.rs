@@ -1,15 +1,17 @@
 //! A socket-free driver for a [`Handler`], for fuzz targets (`fuzz/`) and tests.
 
-use crate::conn::{ConnCore, WorkerCtx, ABORT, CLOSING};
+use crate::conn::{ConnCore, WorkerCtx, ABORT, CLOSING, PAUSED, SHUT_WANT};
 use crate::{Conn, Handler};
 use ringcore_runtime::{OpKind, Token};
 use std::time::Instant;
 
 /// Runs `handler` the way a worker delivers input, without a socket: `on_open`, then
 /// `on_data` once per non-empty read, each time with the unconsumed rest of the
-/// earlier reads followed by the new bytes, until the handler closes (no time passes,
-/// so no timer fires). Returns the bytes it queued for sending, in order (stopping at
-/// a file segment, which is not read), and whether it asked to close.
+/// earlier reads followed by the new bytes (held back while the handler paused
+/// reading), until the handler closes or shuts its write side down (no time passes,
+/// so no timer fires). After each call everything queued is "sent" and `on_sent`
+/// runs. Returns the bytes it queued for sending, in order (stopping at a file
+/// segment, which is not read), and whether it asked to close.
 #[doc(hidden)]
 pub fn run_without_socket<H: Handler>(handler: &mut H, reads: &[&[u8]]) -> (Vec<u8>, bool) {
     let mut core = ConnCore::new(-1, Token::new(0, 0, OpKind::Recv));
@@ -19,19 +21,42 @@ pub fn run_without_socket<H: Handler>(handler: &mut H, reads: &[&[u8]]) -> (Vec<
         ctx: &mut ctx,
     });
     let mut pending = Vec::new();
-    for read in reads.iter().filter(|r| !r.is_empty()) {
-        if core.has(CLOSING | ABORT) {
+    let mut out = Vec::new();
+    let done = |core: &ConnCore| core.has(CLOSING | ABORT | SHUT_WANT);
+    // Bytes that arrived while reading was paused: delivered once it resumes.
+    let mut held = false;
+    let last = [&b""[..]];
+    for read in reads.iter().chain(&last) {
+        if done(&core) {
             break;
         }
         pending.extend_from_slice(read);
+        held |= !read.is_empty();
+        if core.has(PAUSED) || !held {
+            continue;
+        }
+        held = false;
         let mut conn = Conn {
             core: &mut core,
             ctx: &mut ctx,
         };
         let used = handler.on_data(&mut conn, &pending);
         pending.drain(..used.min(pending.len()));
+        // Send it all; `on_sent` may queue more (a handler resuming after a pause).
+        while drain(&mut core, &mut ctx, &mut out) && !core.has(CLOSING | ABORT) {
+            handler.on_sent(&mut Conn {
+                core: &mut core,
+                ctx: &mut ctx,
+            });
+        }
     }
-    let mut out = Vec::new();
+    drain(&mut core, &mut ctx, &mut out);
+    (out, done(&core))
+}
+
+/// Moves every ready byte of the write queue to `out`; whether there were any.
+fn drain(core: &mut ConnCore, ctx: &mut WorkerCtx, out: &mut Vec<u8>) -> bool {
+    let start = out.len();
     while core.out.bytes_ready() {
         // SAFETY: `prepare` returns a valid msghdr whose iovecs point into the queue's
         // chunks; the queue is not touched until `complete` below.
@@ -48,5 +73,5 @@ pub fn run_without_socket<H: Handler>(handler: &mut H, reads: &[&[u8]]) -> (Vec<
         }
         core.out.complete(out.len() - before, &mut ctx.spare);
     }
-    (out, core.has(CLOSING | ABORT))
+    out.len() > start
 }
