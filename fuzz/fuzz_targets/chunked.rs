@@ -2,7 +2,7 @@
 use libfuzzer_sys::fuzz_target;
 use ringcore_fuzz::{drive, reference_chunked, split};
 use ringcore_net::http::Limits;
-const HEAD: &[u8] = b"POST /up HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+const HEAD: &[u8] = b"POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
 // The input is a chunked body, read in pieces sized by byte 0. Whatever the split, a
 // body the codec accepts must be the grammar's own decoding, ending where the grammar
 // says (no smuggling); one the grammar completes is never left waiting for more.

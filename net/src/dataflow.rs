@@ -122,7 +122,9 @@ impl<F: Factory> Server<F> {
             return;
         };
         let core = &mut s.value.core;
-        if used == 0 && core.pending.len() >= core.max_pending as usize {
+        // A handler that holds input back because its output is backed up is not
+        // stuck: it gets the input again once the queue drained.
+        if used == 0 && core.pending.len() >= core.max_pending as usize && !core.backed_up() {
             core.fail(CloseReason::Error(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!(

@@ -180,7 +180,7 @@ impl<F: Factory> Server<F> {
         let Ok(handler) = catch_unwind(AssertUnwindSafe(|| factory.make(&info))) else {
             io.counters().panics += 1;
             log_panic(self.ctx.worker, "factory");
-            close_fd(fd);
+            io.close_now(fd);
             io.counters().closes += 1;
             return None;
         };
@@ -199,7 +199,7 @@ impl<F: Factory> Server<F> {
     fn accepted(&mut self, io: &mut Io, fd: RawFd) {
         io.counters().accepts += 1;
         if io.is_draining() {
-            close_fd(fd);
+            io.close_now(fd);
             io.counters().closes += 1;
             return;
         }

@@ -12,6 +12,7 @@ import glob
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -111,25 +112,26 @@ def render(cur, base):
         "`--quick` runs smaller N and shorter probes (≤ 5 min); the full run takes ~15-20 min.",
         "",
     ]
-    key = lambda r: (r["scenario"], r["backend"])
+    # Rows match across runs whatever their N (e.g. "1. 300000 connect..." and "1. 50000 ...").
+    key = lambda r: (re.sub(r"\d[\d,]*", "N", r["scenario"]), r["backend"])
     before = {key(r): r for r in (base or {}).get("rows", [])}
     m = cur["meta"]
     if base:
         bm = base["meta"]
         out += [f"### Before / after: `{bm['commit']}` ({bm['mode']}, {bm['date']}) → "
                 f"`{m['commit']}` ({m['mode']}, {m['date']})", "",
-                "| Scenario | Backend | Expectation | Before | After | Figures after | nginx |",
-                "| --- | --- | --- | --- | --- | --- | --- |"]
+                f"Before: {bm['subject']}" + (f" ({bm['note']})" if bm.get("note") else "") + ".  ",
+                f"After: {m['subject']}.", "",
+                f"| Scenario | Backend | Expectation | Before `{bm['commit']}` | After `{m['commit']}` | nginx |",
+                "| --- | --- | --- | --- | --- | --- |"]
         for r in cur["rows"]:
-            b = before.get(key(r))
-            out.append(f"| {esc(r['scenario'])} | {r['backend']} | {esc(r['expect'])} | "
-                       f"{verdict(b['ok']) if b else '—'} | **{verdict(r['ok'])}** | "
-                       f"{esc(r['figures'])} | {esc(r['nginx'])} |")
-        out += ["", f"<details><summary>Figures before (`{bm['commit']}`)</summary>", "",
-                "| Scenario | Backend | Verdict | Figures |", "| --- | --- | --- | --- |"]
-        for r in base["rows"]:
-            out.append(f"| {esc(r['scenario'])} | {r['backend']} | {verdict(r['ok'])} | {esc(r['figures'])} |")
-        out += ["", "</details>"]
+            b = before.pop(key(r), None)
+            bcell = f"{verdict(b['ok'])}: {esc(b['figures'])}" if b else "—"
+            out.append(f"| {esc(r['scenario'])} | {r['backend']} | {esc(r['expect'])} | {bcell} | "
+                       f"**{verdict(r['ok'])}**: {esc(r['figures'])} | {esc(r['nginx'])} |")
+        for b in before.values():
+            out.append(f"| {esc(b['scenario'])} | {b['backend']} | {esc(b['expect'])} | "
+                       f"{verdict(b['ok'])}: {esc(b['figures'])} | (not run) | {esc(b['nginx'])} |")
     else:
         out += [f"### Run of `{m['commit']}` ({m['mode']}, {m['date']}): {m['subject']}", "",
                 "| Scenario | Backend | Expectation | Verdict | Figures | nginx |",
