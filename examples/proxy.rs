@@ -5,12 +5,15 @@
 //! Bytes move socket -> pipe -> socket by splice, never through user space; at most
 //! one pipe (256 KiB) is buffered per direction, so a slow reader slows the writer.
 //! Half-close is propagated; an upstream that refuses, resets or does not answer within
-//! `--connect-timeout` closes the client side.
+//! `--connect-timeout` closes the client side. A tunnel with no traffic for
+//! `--idle-timeout` (default 600 s, nginx's `proxy_timeout`), or still open
+//! `--half-close-timeout` (default 60 s) after one side's FIN, is closed (0: never).
 
 mod common;
 
 use anyhow::Context;
 use clap::Parser;
+use ringcore::net::TunnelOptions;
 use ringcore::{CloseReason, Conn, ConnInfo, Handler, Listeners, Serve, SocketOptions};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
@@ -28,6 +31,12 @@ struct Args {
     /// Upstream connect timeout in milliseconds.
     #[arg(long, default_value_t = 5000)]
     connect_timeout: u64,
+    /// Close a tunnel with no traffic either way for this many seconds (0: never).
+    #[arg(long, default_value_t = 600)]
+    idle_timeout: u64,
+    /// Close a tunnel this many seconds after one side's FIN (0: never).
+    #[arg(long, default_value_t = 60)]
+    half_close_timeout: u64,
     #[command(flatten)]
     rt: common::RuntimeArgs,
     /// Log every closed connection's reason.
@@ -37,13 +46,13 @@ struct Args {
 
 struct Proxy {
     upstream: SocketAddr,
-    timeout: Duration,
+    opts: TunnelOptions,
     verbose: bool,
 }
 
 impl Handler for Proxy {
     fn on_open(&mut self, conn: &mut Conn<'_>) {
-        if let Err(e) = conn.pipe_to(self.upstream, self.timeout) {
+        if let Err(e) = conn.pipe_to_with(self.upstream, &self.opts) {
             eprintln!("proxy: {e}");
             conn.abort();
         }
@@ -81,11 +90,15 @@ fn main() -> anyhow::Result<()> {
         listeners.local_addr(),
         common::backend_name(&rt)
     );
-    let timeout = Duration::from_millis(args.connect_timeout);
+    let secs = |s: u64| (s != 0).then(|| Duration::from_secs(s));
+    let opts = TunnelOptions::default()
+        .connect_timeout(Duration::from_millis(args.connect_timeout))
+        .idle_timeout(secs(args.idle_timeout))
+        .half_close_timeout(secs(args.half_close_timeout));
     let verbose = args.verbose;
     rt.serve(listeners, move |_: &ConnInfo| Proxy {
         upstream,
-        timeout,
+        opts,
         verbose,
     })
     .context("server failed")?;

@@ -1,13 +1,17 @@
 //! The static file server serves only regular files: a FIFO or a Unix socket under the
 //! root is refused with 404 (as nginx: "is not a regular file") without blocking the
-//! worker, and other requests keep being served meanwhile.
+//! worker, and other requests keep being served meanwhile. And its error responses
+//! survive a client that keeps sending (lingering close).
 
 mod support;
 
 use ringcore::http::{Limits, StaticFiles};
 use std::ffi::CString;
+use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
+use std::time::Duration;
+use support::client::connect_small_rcvbuf;
 use support::http::{get, HttpClient};
 use support::{for_each_backend, start_server};
 
@@ -96,7 +100,7 @@ fn fifo_and_socket_are_404_and_do_not_block_the_worker() {
             for method in ["GET", "HEAD"] {
                 let mut c = HttpClient::connect(server.addr);
                 // Failure detection only: before the fix the worker blocked forever.
-                c.set_read_timeout(std::time::Duration::from_secs(10));
+                c.set_read_timeout(Duration::from_secs(10));
                 c.send(&get(method, target, ""));
                 let r = c.read_response(method == "HEAD");
                 assert_eq!(r.status, want, "{method} {what}");
@@ -106,6 +110,46 @@ fn fifo_and_socket_are_404_and_do_not_block_the_worker() {
         server.wait_counters("clients gone", |c| c.open_conns <= 1);
         drop(good);
         server.wait_counters("every connection closed", |c| c.open_conns == 0);
+        assert_eq!(server.stop().panics, 0);
+    });
+}
+
+#[test]
+fn error_response_survives_a_client_that_keeps_sending() {
+    for_each_backend(|backend| {
+        let tree = Tree::new(&format!("linger-{backend}"));
+        let limits = Limits::default()
+            .max_requests_per_connection(u32::MAX)
+            .lingering_time(Duration::from_secs(3))
+            .lingering_timeout(Duration::from_millis(1000));
+        let factory = StaticFiles::factory(&tree.root, limits).expect("root");
+        let server = start_server(backend, |b| b, factory);
+        let s = connect_small_rcvbuf(server.addr, 4096);
+        let mut c = HttpClient::from_stream(s.try_clone().unwrap());
+        let n = 2000;
+        // HEAD: responses held in memory (no file segments), so they sit in the
+        // server's socket buffer when the error comes.
+        let mut req: Vec<u8> = (0..n).flat_map(|_| get("HEAD", "/hello.txt", "")).collect();
+        req.extend_from_slice(b"GARBAGE\r\n\r\n");
+        c.send(&req);
+        let mut w = s;
+        let writer = std::thread::spawn(move || {
+            let junk = vec![b'j'; 64 * 1024];
+            while w.write(&junk).is_ok() {}
+        });
+        for i in 0..n {
+            let r = c
+                .try_read_response(true)
+                .unwrap_or_else(|e| panic!("response {i} of {n}: {e}"));
+            assert_eq!(r.status, 200, "response {i}");
+        }
+        let r = c
+            .try_read_response(false)
+            .unwrap_or_else(|e| panic!("the 400 was lost: {e}"));
+        assert_eq!(r.status, 400);
+        c.expect_closed();
+        server.wait_counters("the lingering connection closed", |c| c.open_conns == 0);
+        writer.join().expect("writer");
         assert_eq!(server.stop().panics, 0);
     });
 }

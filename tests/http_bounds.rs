@@ -212,7 +212,7 @@ fn error_response_survives_a_client_that_keeps_sending_and_lingering_is_capped()
     for_each_backend(|backend| {
         let limits = Limits::default()
             .max_requests_per_connection(u32::MAX)
-            .lingering_time(Duration::from_millis(1500))
+            .lingering_time(Duration::from_secs(3))
             .lingering_timeout(Duration::from_millis(1000));
         let server = start(backend, limits);
         // A small receive window, so the responses sit in the server's send queue

@@ -248,6 +248,7 @@ fn run_seed(backend: BackendKind, seed: u64, tree: &soak::Tree) -> Result<(), St
 
 #[test]
 fn soak_under_faults() {
+    let _alone = soak::exclusive();
     let tree = soak::Tree::new();
     soak::run_seeds("soak", |backend, seed| run_seed(backend, seed, &tree));
 }

@@ -1,9 +1,9 @@
 //! Fault-injection soak, hostile half: the same seeded faults as tests/soak.rs, with
 //! clients and peers that misbehave. Per seed, on both backends: a handler that pauses
-//! and consumes in pieces (every byte still echoed once, in order), then one of:
-//! a client reset mid-transfer (echo, file download, tunnel), an upstream that resets
-//! the tunnel, or a shutdown while clients stop reading (the drain deadline must abort
-//! them). Each seed asserts: no slot leak, fds back to what they were, no handler
+//! and consumes in pieces (every byte still echoed once, in order), then one of: a
+//! client reset mid-transfer (echo, file download), or a shutdown while clients stop
+//! reading (echo, download, tunnel; the drain deadline must abort them). A second test
+//! resets tunnels (from the client side, then from the upstream side). Each seed asserts: no slot leak, fds back to what they were, no handler
 //! panic, `serve` returns within drain timeout + slack.
 
 #[path = "support/soak.rs"]
@@ -230,16 +230,29 @@ fn shutdown_under_load(
 fn run_seed(backend: BackendKind, seed: u64, tree: &soak::Tree) -> Result<(), String> {
     let mut rng = Rng::new(seed ^ 0xAB05E);
     stutter(backend, seed, &mut rng).map_err(|e| format!("stutter: {e}"))?;
-    match seed % 3 {
-        0 => resets(backend, seed, &mut rng, tree).map_err(|e| format!("resets: {e}")),
-        1 => tunnel_resets(backend, seed, &mut rng).map_err(|e| format!("tunnel resets: {e}")),
-        _ => shutdown_under_load(backend, seed, &mut rng, tree)
-            .map_err(|e| format!("shutdown under load: {e}")),
+    if seed % 2 == 0 {
+        resets(backend, seed, &mut rng, tree).map_err(|e| format!("resets: {e}"))
+    } else {
+        shutdown_under_load(backend, seed, &mut rng, tree)
+            .map_err(|e| format!("shutdown under load: {e}"))
     }
 }
 
 #[test]
 fn soak_hostile_peers_under_faults() {
+    let _alone = soak::exclusive();
     let tree = soak::Tree::new();
     soak::run_seeds("soak_abuse", |backend, seed| run_seed(backend, seed, &tree));
+}
+
+/// Tunnels reset from either side. Until issue 8 defect 1 was fixed on main (the
+/// tunnel re-armed a poll after its closing cancel) this failed about one seed in 27
+/// on io_uring, also with no fault injected (`RINGCORE_SOAK_ONLY=none`).
+#[test]
+fn soak_tunnel_resets_under_faults() {
+    let _alone = soak::exclusive();
+    soak::run_seeds("soak_abuse", |backend, seed| {
+        let mut rng = Rng::new(seed ^ 0x7E11);
+        tunnel_resets(backend, seed, &mut rng).map_err(|e| format!("tunnel resets: {e}"))
+    });
 }

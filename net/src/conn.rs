@@ -12,8 +12,8 @@
 //! Requests from callbacks only set flags and mark the connection dirty; the server's
 //! `flush` turns dirty connections into ops once per loop turn.
 
-use crate::handler::CloseReason;
-use crate::lifecycle::IoFd;
+use crate::iofd::IoFd;
+use crate::reason::CloseReason;
 use crate::wqueue::{Spare, WriteQueue};
 use ringcore_runtime::{Io, OpKind, TimerHandle, TimerWheel, Token};
 use std::os::fd::RawFd;
@@ -51,6 +51,9 @@ pub(crate) const BACKED_UP: u32 = 1 << 17;
 pub(crate) const READ_STOP: u32 = PAUSED | BACKED_UP;
 /// The closing cancel went out: no op may be armed any more (lifecycle.rs).
 pub(crate) const CANCELLED: u32 = 1 << 18;
+/// The receive ended with `ENOBUFS`: it is re-armed from [`WorkerCtx::nobuf`], a few
+/// connections per turn, rather than all at once.
+pub(crate) const NOBUF_WAIT: u32 = 1 << 19;
 
 /// Default most unconsumed input bytes kept for a handler.
 pub const DEFAULT_MAX_PENDING: u32 = 1 << 20;
@@ -59,6 +62,13 @@ pub const DEFAULT_MAX_PENDING: u32 = 1 << 20;
 /// to the kernel, the runtime stops reading from the connection until the queue drains
 /// below a quarter of it ([`Conn::set_output_limit`](crate::Conn::set_output_limit)).
 pub const DEFAULT_OUTPUT_HIGH_WATER: usize = 1 << 20;
+
+/// Default close (linger) deadline: a graceful close that has not sent everything
+/// queued within this time is aborted
+/// ([`Conn::set_close_timeout`](crate::Conn::set_close_timeout)). 30 s, as nginx's
+/// `lingering_time`: long enough for a slow but live reader to take a large response,
+/// short enough that a peer that stopped reading does not hold its slot and queue.
+pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A connection's state, apart from its handler.
 pub struct ConnCore {
@@ -69,6 +79,10 @@ pub struct ConnCore {
     pub(crate) max_pending: u32,
     /// Output high-water mark in bytes (0: no limit); the low-water mark is a quarter.
     pub(crate) high_water: u32,
+    /// Close (linger) deadline in ms after a graceful close began (0: none).
+    pub(crate) linger_ms: u32,
+    /// The close deadline's timer entry, while armed.
+    pub(crate) close_timer: Option<TimerHandle>,
     /// Idle timeout in ms (0: none).
     pub(crate) idle_ms: u32,
     /// When the idle timeout fires if nothing happens ([`WorkerCtx::ms`] units, 0: none).
@@ -130,6 +144,8 @@ impl ConnCore {
             flags: 0,
             max_pending: DEFAULT_MAX_PENDING,
             high_water: DEFAULT_OUTPUT_HIGH_WATER as u32,
+            linger_ms: DEFAULT_CLOSE_TIMEOUT.as_millis() as u32,
+            close_timer: None,
             idle_ms: 0,
             deadline: 0,
             timer_at: 0,
@@ -262,6 +278,8 @@ pub struct WorkerCtx {
     pub(crate) pipes_low: usize,
     /// When the pools are trimmed next (only while they hold something).
     pub(crate) next_trim: Option<Instant>,
+    /// Connections whose receive ended with `ENOBUFS`, oldest first.
+    pub(crate) nobuf: std::collections::VecDeque<Token>,
 }
 
 impl WorkerCtx {
@@ -277,6 +295,7 @@ impl WorkerCtx {
             pipes: Vec::new(),
             pipes_low: 0,
             next_trim: None,
+            nobuf: std::collections::VecDeque::new(),
         }
     }
 

@@ -76,7 +76,14 @@ impl<F: Factory> Server<F> {
         } else {
             io.recycle(&c);
             match -c.result {
-                libc::ENOBUFS => io.counters().enobufs += 1,
+                libc::ENOBUFS => {
+                    // The pool is empty: re-arm only once buffers come back, a few
+                    // connections per turn (re-arming every one at once only makes
+                    // them all fail again).
+                    io.counters().enobufs += 1;
+                    slot.core.set(NOBUF_WAIT);
+                    self.ctx.nobuf.push_back(slot.core.token);
+                }
                 // Cancelled (pause, close) or given up after a poll retry: flush re-arms
                 // if the connection still wants to read.
                 libc::ECANCELED | libc::EAGAIN => {}
@@ -115,7 +122,9 @@ impl<F: Factory> Server<F> {
             return;
         };
         let core = &mut s.value.core;
-        if used == 0 && core.pending.len() >= core.max_pending as usize {
+        // A handler that holds input back because its output is backed up is not
+        // stuck: it gets the input again once the queue drained.
+        if used == 0 && core.pending.len() >= core.max_pending as usize && !core.backed_up() {
             core.fail(CloseReason::Error(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!(
@@ -172,7 +181,10 @@ impl<F: Factory> Server<F> {
         };
         let core = &mut s.value.core;
         core.clear(DIRTY);
-        if core.has(CLOSE_SENT) {
+        // After the close went out nothing is driven, except an abort (close deadline,
+        // shutdown) of a linked send+close still waiting for its send.
+        let abort_pending = core.has(ABORT) && !core.has(CANCELLED);
+        if core.has(CLOSE_SENT) && !abort_pending {
             return;
         }
         let fd = core.fd;
@@ -182,6 +194,13 @@ impl<F: Factory> Server<F> {
             self.close_retired(io, idx);
             return self.begin_close(io, idx);
         }
+        if core.has(CLOSING) && core.close_timer.is_none() && core.linger_ms != 0 {
+            self.arm_close_deadline(idx);
+        }
+        let Some(s) = self.conns.get_mut(idx) else {
+            return;
+        };
+        let core = &mut s.value.core;
         if core.tunnel.is_some() {
             if core.has(CLOSING) {
                 return self.begin_close(io, idx);
@@ -232,7 +251,7 @@ impl<F: Factory> Server<F> {
             return;
         };
         let core = &mut s.value.core;
-        if !core.has(READ_STOP | RECV_ARMED | EOF) {
+        if !core.has(READ_STOP | RECV_ARMED | EOF | NOBUF_WAIT) {
             let tok = core.token;
             // SAFETY: a multishot recv references only the worker's buffer pool.
             if unsafe { self.arm(io, idx, tok, Op::RecvMulti { fd }, Use::Read) } {
@@ -344,6 +363,10 @@ impl<F: Factory> Server<F> {
             Some(OpKind::Timeout) => slot.core.idle_timer = None,
             _ => {}
         }
+        if t.kind() == Some(OpKind::Close) {
+            slot.core.close_timer = None;
+            return self.close_deadline_passed(io, idx);
+        }
         if slot.core.has(CLOSE_SENT) {
             return;
         }
@@ -361,6 +384,7 @@ impl<F: Factory> Server<F> {
                     });
                 }
             },
+            Some(crate::tunnel_timer::TUNNEL_TIMER) => self.tunnel_timer_fired(io, idx),
             Some(OpKind::Connect) => {
                 let tunnel_connecting = slot.core.tunnel.as_ref().is_some_and(|t| t.connecting);
                 if slot.core.has(CONNECTING) || tunnel_connecting {

@@ -10,23 +10,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-/// Why a connection closed; passed to [`Handler::on_close`].
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum CloseReason {
-    /// The handler called [`Conn::close`] (or the default `on_eof`/`on_timeout` did).
-    Local,
-    /// The peer closed its side and everything queued was sent.
-    PeerClosed,
-    /// A socket error: reset by peer, broken pipe, timeout from the kernel, ...
-    Error(io::Error),
-    /// The idle timeout fired and the handler did not keep the connection.
-    IdleTimeout,
-    /// The runtime is shutting down and the drain deadline passed.
-    Shutdown,
-    /// A callback panicked; the panic message was logged.
-    Panic,
-}
+pub use crate::reason::CloseReason;
 
 /// Per-connection callbacks. The value lives in the connection's slot and dies on its
 /// worker; it need not be `Send`.
@@ -183,7 +167,7 @@ impl Conn<'_> {
             return;
         }
         self.core.out.push_file(crate::wqueue::FileSeg {
-            fd: crate::lifecycle::IoFd::new(file.into_raw_fd()),
+            fd: crate::iofd::IoFd::new(file.into_raw_fd()),
             offset,
             remaining: len,
         });
@@ -196,11 +180,29 @@ impl Conn<'_> {
     /// either side is propagated as `shutdown(SHUT_WR)` on the other; when both
     /// directions are done, or on any error (refused, reset, `connect_timeout`), both
     /// sockets close and `on_close` reports why. No further `on_data` is delivered.
+    /// The tunnel closes after [`DEFAULT_TUNNEL_IDLE_TIMEOUT`](crate::DEFAULT_TUNNEL_IDLE_TIMEOUT)
+    /// (600 s) without traffic, or
+    /// [`DEFAULT_TUNNEL_HALF_CLOSE_TIMEOUT`](crate::DEFAULT_TUNNEL_HALF_CLOSE_TIMEOUT)
+    /// (60 s) after the first FIN; [`pipe_to_with`](Self::pipe_to_with) sets them.
     ///
     /// # Errors
     /// `InvalidInput` if reading already started (call it from `on_open`) or bytes are
     /// queued; the connection is unchanged.
     pub fn pipe_to(&mut self, upstream: SocketAddr, connect_timeout: Duration) -> io::Result<()> {
+        let opts = crate::TunnelOptions::default().connect_timeout(connect_timeout);
+        self.pipe_to_with(upstream, &opts)
+    }
+
+    /// [`pipe_to`](Self::pipe_to) with every tunnel option: connect, idle and
+    /// half-close timeouts.
+    ///
+    /// # Errors
+    /// As [`pipe_to`](Self::pipe_to).
+    pub fn pipe_to_with(
+        &mut self,
+        upstream: SocketAddr,
+        opts: &crate::TunnelOptions,
+    ) -> io::Result<()> {
         let c = &mut *self.core;
         if c.has(crate::conn::RECV_ARMED | crate::conn::EOF)
             || !c.pending.is_empty()
@@ -213,7 +215,7 @@ impl Conn<'_> {
                 "pipe_to must be called from on_open, before any byte is read or queued",
             ));
         }
-        c.tunnel = Some(crate::tunnel::Tunnel::new(upstream, connect_timeout));
+        c.tunnel = Some(crate::tunnel::Tunnel::new(upstream, opts));
         self.ctx.mark_dirty(self.core);
         Ok(())
     }
@@ -242,6 +244,17 @@ impl Conn<'_> {
     /// the queue drained.
     pub fn is_backed_up(&self) -> bool {
         self.core.backed_up()
+    }
+
+    /// Sets the close (linger) deadline (default
+    /// [`DEFAULT_CLOSE_TIMEOUT`](crate::DEFAULT_CLOSE_TIMEOUT), 30 s): once a graceful
+    /// [`close`](Self::close) began, a connection that has not sent everything queued
+    /// within this time (a peer that stopped reading) is aborted, and `on_close` gets a
+    /// [`CloseReason::Error`] of kind `TimedOut`. `None` disables it. Takes effect for
+    /// a close that starts after the call.
+    pub fn set_close_timeout(&mut self, timeout: Option<Duration>) {
+        self.core.linger_ms =
+            timeout.map_or(0, |t| t.as_millis().clamp(1, u32::MAX as u128) as u32);
     }
 
     /// Sets the output high-water mark in bytes (default 1 MiB): at this many queued

@@ -15,16 +15,22 @@ mod dataflow;
 mod handler;
 #[cfg(feature = "http")]
 pub mod http;
+mod iofd;
 mod lifecycle;
 mod outbound;
+mod reason;
 mod server;
 pub mod socket;
 mod splice;
 mod tunnel;
+mod tunnel_timer;
 mod wqueue;
 
-pub use conn::{DEFAULT_MAX_PENDING, DEFAULT_OUTPUT_HIGH_WATER};
+pub use conn::{DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_PENDING, DEFAULT_OUTPUT_HIGH_WATER};
 pub use handler::{CloseReason, Conn, ConnInfo, Factory, Handler};
 pub use outbound::{Connect, ConnectOptions};
 pub use server::{IntoListeners, Serve};
 pub use socket::{Keepalive, Listeners, SocketOptions};
+pub use tunnel_timer::{
+    TunnelOptions, DEFAULT_TUNNEL_HALF_CLOSE_TIMEOUT, DEFAULT_TUNNEL_IDLE_TIMEOUT,
+};

@@ -8,8 +8,8 @@
 //! Connecting | CONNECTING                   | Connect, Cancel           | connect CQE -> Open / Aborting
 //! Open       | -                            | Read, Write, Connect,     | close() -> Closing
 //!            |                              | Cancel                    | abort/error/panic -> Aborting
-//! Closing    | CLOSING                      | Write, Cancel             | queue sent -> Cancelling
-//!            |                              | (send, splice, shutdown,  | (or linked send+close)
+//! Closing    | CLOSING (close deadline      | Write, Cancel             | queue sent -> Cancelling
+//!            |  armed: close_timer)         | (send, splice, shutdown,  | (or linked send+close)
 //!            |                              |  writability poll)        | close deadline -> Aborting
 //! Aborting   | CLOSING | ABORT              | Cancel                    | next flush -> Cancelling
 //! Cancelling | CANCELLED | CLOSE_WAIT       | nothing                   | last in-flight CQE -> Closed
@@ -28,7 +28,7 @@
 //! submitted only once nothing else of the slot is in flight ([`Server::finish_close`]),
 //! because io_uring resolves the fd of work queued to its worker pool only when that
 //! work runs. Every other fd the backend may know (pipes, files being spliced) is an
-//! [`IoFd`]: it has no closing `Drop`; it is closed with [`IoFd::close`] through the
+//! [`IoFd`](crate::iofd::IoFd): it has no closing `Drop`; it is closed with [`IoFd::close`](crate::iofd::IoFd::close) through the
 //! worker's `Io`, which makes the backend forget the fd first (the epoll backend keeps
 //! a registration per fd number), and only when no op referencing it is in flight.
 
@@ -36,7 +36,6 @@ use crate::conn::*;
 use crate::handler::{CloseReason, Factory, Handler};
 use crate::server::{log_panic, Server};
 use ringcore_runtime::{Io, Op, OpKind, Token};
-use std::os::fd::RawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// What an op does, as far as the lifecycle is concerned.
@@ -63,41 +62,6 @@ impl ConnCore {
             Use::Write => !self.has(ABORT),
             Use::Read | Use::Connect => !self.has(CLOSING),
         }
-    }
-}
-
-/// An fd the backend may know (a pipe, a file being spliced). It has no closing
-/// `Drop`: it is closed with [`close`](Self::close) through the worker's `Io`, once no
-/// op referencing it is in flight. Dropping one unclosed leaks the fd, which is only
-/// right on fatal paths (ops may still be in flight there).
-#[derive(Debug)]
-pub(crate) struct IoFd(RawFd);
-
-impl IoFd {
-    /// Takes ownership of `fd`.
-    pub(crate) fn new(fd: RawFd) -> IoFd {
-        IoFd(fd)
-    }
-
-    /// The fd number.
-    pub(crate) fn raw(&self) -> RawFd {
-        self.0
-    }
-
-    /// Closes the fd through `io` (the backend forgets it first).
-    pub(crate) fn close(mut self, io: &mut Io) {
-        io.close_now(self.0);
-        self.0 = -1;
-    }
-}
-
-impl Drop for IoFd {
-    fn drop(&mut self) {
-        debug_assert!(
-            self.0 < 0 || std::thread::panicking(),
-            "fd {} dropped without IoFd::close: leaked",
-            self.0
-        );
     }
 }
 
@@ -226,14 +190,51 @@ impl<F: Factory> Server<F> {
         }
     }
 
+    /// A graceful close began with output left: abort it if it has not finished by
+    /// the close deadline.
+    pub(crate) fn arm_close_deadline(&mut self, idx: u32) {
+        let Some(s) = self.conns.get_mut(idx) else {
+            return;
+        };
+        let core = &mut s.value.core;
+        if core.has(CANCELLED) || core.close_timer.is_some() || core.linger_ms == 0 {
+            return;
+        }
+        let at = self.ctx.now + std::time::Duration::from_millis(core.linger_ms as u64);
+        let key = core.token.with_kind(OpKind::Close).raw();
+        core.close_timer = Some(self.ctx.timers.insert(at, key));
+    }
+
+    /// The close deadline passed: a connection still closing is aborted.
+    pub(crate) fn close_deadline_passed(&mut self, io: &mut Io, idx: u32) {
+        let Some(s) = self.conns.get_mut(idx) else {
+            return;
+        };
+        let core = &mut s.value.core;
+        if core.has(CANCELLED) || !core.has(CLOSING) {
+            return;
+        }
+        io.counters().timeouts += 1;
+        let unsent = core.queued_bytes();
+        // The close did not complete as asked: say why instead of the close's reason.
+        core.reason = Some(CloseReason::Error(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("close deadline passed with {unsent} bytes unsent; aborted"),
+        )));
+        core.want_abort();
+        self.ctx.mark_dirty(core);
+    }
+
     /// Releases the slot if it is closed and nothing is in flight, then `on_close`.
     pub(crate) fn maybe_release(&mut self, io: &mut Io, idx: u32) {
         if let Some(mut slot) = self.conns.release_if_done(idx) {
             self.ctx.cancel_timers(&mut slot.core);
+            self.ctx.cancel_timer(&mut slot.core.close_timer);
             if let Some(st) = slot.core.splice.take() {
                 self.ctx.give_pipe(io, st);
             }
             if let Some(mut t) = slot.core.tunnel.take() {
+                self.ctx.cancel_timer(&mut t.clock.timer);
                 t.release(io);
             }
             slot.core.out.discard_all(&mut self.ctx.spare);

@@ -4,8 +4,9 @@
 
 use crate::conn::*;
 use crate::handler::{CloseReason, Factory, Handler};
+use crate::lifecycle::Use;
 use crate::server::{call, Server};
-use crate::socket::{close_fd, SocketOptions};
+use crate::socket::SocketOptions;
 use ringcore_runtime::{Completion, Io, Op, OpKind, Runtime};
 use std::io;
 use std::sync::Arc;
@@ -54,7 +55,7 @@ impl<F: Factory> Server<F> {
             Ok(())
         };
         if let Err(e) = setup() {
-            close_fd(fd);
+            io.close_now(fd);
             return fail(io, e);
         }
         let Some(idx) = self.new_conn(io, fd) else {
@@ -73,22 +74,14 @@ impl<F: Factory> Server<F> {
         self.ctx
             .timers
             .insert(timeout_at, token.with_kind(OpKind::Connect).raw());
+        let op = Op::Connect {
+            fd,
+            addr: ptr,
+            addrlen: len,
+        };
         // SAFETY: `addr` is boxed in the slot's `connect_addr` and dropped only after the
         // connect's completion (or with the slot, which outlives every op).
-        if unsafe {
-            io.submit(
-                token.with_kind(OpKind::Connect),
-                Op::Connect {
-                    fd,
-                    addr: ptr,
-                    addrlen: len,
-                },
-            )
-        }
-        .is_ok()
-        {
-            self.conns.op_submitted(idx);
-        }
+        unsafe { self.arm(io, idx, token.with_kind(OpKind::Connect), op, Use::Connect) };
     }
 
     pub(crate) fn on_connect(&mut self, io: &mut Io, c: Completion, idx: u32) {

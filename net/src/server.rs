@@ -180,7 +180,7 @@ impl<F: Factory> Server<F> {
         let Ok(handler) = catch_unwind(AssertUnwindSafe(|| factory.make(&info))) else {
             io.counters().panics += 1;
             log_panic(self.ctx.worker, "factory");
-            close_fd(fd);
+            io.close_now(fd);
             io.counters().closes += 1;
             return None;
         };
@@ -199,7 +199,7 @@ impl<F: Factory> Server<F> {
     fn accepted(&mut self, io: &mut Io, fd: RawFd) {
         io.counters().accepts += 1;
         if io.is_draining() {
-            close_fd(fd);
+            io.close_now(fd);
             io.counters().closes += 1;
             return;
         }
@@ -289,7 +289,9 @@ impl<F: Factory> Service for Server<F> {
                 } else {
                     // The linked close of a fully sent queue: nothing may be armed now.
                     if let Some(s) = self.conns.get_mut(idx) {
+                        // Closed: no second close from `finish_close` either.
                         s.value.core.set(CANCELLED);
+                        s.value.core.clear(CLOSE_WAIT);
                     }
                     self.conns.mark_closed(idx);
                 }
@@ -320,6 +322,21 @@ impl<F: Factory> Service for Server<F> {
     }
 
     fn flush(&mut self, io: &mut Io) {
+        // Receives that ran out of buffers: re-arm as many as half the pool can serve.
+        let n = self
+            .ctx
+            .nobuf
+            .len()
+            .min((io.config().buf_count as usize / 2).max(1));
+        for _ in 0..n {
+            let Some(tok) = self.ctx.nobuf.pop_front() else {
+                break;
+            };
+            if let Some(s) = self.conns.lookup(tok) {
+                s.value.core.clear(NOBUF_WAIT);
+                self.ctx.mark_dirty(&mut s.value.core);
+            }
+        }
         let mut i = 0;
         while i < self.ctx.dirty.len() {
             let idx = self.ctx.dirty[i];

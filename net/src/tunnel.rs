@@ -21,9 +21,11 @@
 use crate::addr::RawAddr;
 use crate::conn::*;
 use crate::handler::{CloseReason, Factory};
-use crate::lifecycle::{IoFd, Use};
+use crate::iofd::IoFd;
+use crate::lifecycle::Use;
 use crate::server::Server;
 use crate::socket::close_fd;
+use crate::tunnel_timer::{TunnelClock, TunnelOptions};
 use ringcore_runtime::token::SERVICE_KIND_BASE;
 use ringcore_runtime::{Completion, Io, Op, OpKind, Token};
 use std::io;
@@ -80,19 +82,22 @@ pub(crate) struct Tunnel {
     pub(crate) connecting: bool,
     connected: bool,
     dirs: [Dir; 2],
+    /// Idle and half-close deadlines (tunnel_timer.rs).
+    pub(crate) clock: TunnelClock,
 }
 
 impl Tunnel {
-    pub(crate) fn new(target: SocketAddr, timeout: Duration) -> Box<Tunnel> {
+    pub(crate) fn new(target: SocketAddr, opts: &TunnelOptions) -> Box<Tunnel> {
         Box::new(Tunnel {
             up: -1,
             up_closing: false,
             target,
-            timeout,
+            timeout: opts.connect_timeout,
             addr: Box::new(crate::addr::from_std(&target)),
             connecting: false,
             connected: false,
             dirs: [Dir::default(), Dir::default()],
+            clock: TunnelClock::new(opts),
         })
     }
 
@@ -296,7 +301,9 @@ impl<F: Factory> Server<F> {
                     }
                 }
                 t.connected = true;
+                t.clock.last_active = self.ctx.now_ms();
                 io.counters().connects += 1;
+                self.arm_tunnel_timer(idx);
             }
             K_UP_CANCEL | K_UP_CLOSE => {}
             _ => {
@@ -310,8 +317,13 @@ impl<F: Factory> Server<F> {
                         if r > 0 {
                             dir.in_pipe += r as u64;
                             io.counters().bytes_in += r as u64;
+                            t.clock.last_active = self.ctx.now_ms();
                         } else if r == 0 {
                             dir.eof = true;
+                            if t.clock.half_closed_at == 0 {
+                                t.clock.half_closed_at = self.ctx.now_ms();
+                                self.arm_tunnel_timer(idx);
+                            }
                         } else if r == -libc::EAGAIN {
                             // Nothing to read: wait for readability (refused once the
                             // connection is closing: nobody would cancel the poll).
@@ -337,6 +349,7 @@ impl<F: Factory> Server<F> {
                         if r > 0 {
                             dir.in_pipe -= (r as u64).min(dir.in_pipe);
                             io.counters().bytes_out += r as u64;
+                            t.clock.last_active = self.ctx.now_ms();
                         } else if r == -libc::EAGAIN {
                             // Destination full: wait for writability (same rule).
                             let dst = if d == 0 { t.up } else { core.fd };

@@ -11,7 +11,7 @@
 //! Chunk buffers and the `SendBuf` come from and return to a per-worker [`Spare`]
 //! pool, so an idle connection holds no buffer and a busy one allocates nothing.
 
-use crate::lifecycle::IoFd;
+use crate::iofd::IoFd;
 use std::collections::VecDeque;
 
 /// Most iovecs per send.

@@ -5,6 +5,9 @@
 //! * `RINGCORE_SOAK_SEED=<n>` runs that one seed (replay of a failure);
 //! * `RINGCORE_SOAK_SEEDS=<count>` runs seeds `0..count` (default [`DEFAULT_SEEDS`]);
 //! * `RINGCORE_SOAK_FIRST=<n>` starts the range at `n`;
+//! * `RINGCORE_SOAK_REPEAT=<n>` runs each seed `n` times (a seed fixes the plan, ring
+//!   shape, workload and RNG stream, but the decisions follow the ops as the kernel's
+//!   timing makes them happen, so a race may need repeats to show again);
 //! * `RINGCORE_SOAK_ONLY=delay,short_send` keeps only those faults (`none`: no fault;
 //!   the seed still picks rings, pool and workload);
 //! * `RINGCORE_SOAK_KEEP_GOING=1` records failures and goes on (long runs); the test
@@ -40,12 +43,18 @@ pub fn seeds() -> Vec<u64> {
             .ok()
             .and_then(|v| v.trim().parse::<u64>().ok())
     };
-    if let Some(s) = num("RINGCORE_SOAK_SEED") {
-        return vec![s];
-    }
-    let first = num("RINGCORE_SOAK_FIRST").unwrap_or(0);
-    let count = num("RINGCORE_SOAK_SEEDS").unwrap_or(DEFAULT_SEEDS);
-    (first..first + count).collect()
+    let repeat = num("RINGCORE_SOAK_REPEAT").unwrap_or(1).max(1) as usize;
+    let one: Vec<u64> = match num("RINGCORE_SOAK_SEED") {
+        Some(s) => vec![s],
+        None => {
+            let first = num("RINGCORE_SOAK_FIRST").unwrap_or(0);
+            let count = num("RINGCORE_SOAK_SEEDS").unwrap_or(DEFAULT_SEEDS);
+            (first..first + count).collect()
+        }
+    };
+    one.iter()
+        .flat_map(|&s| std::iter::repeat_n(s, repeat))
+        .collect()
 }
 
 /// True when failures are collected instead of stopping the run.
@@ -230,8 +239,9 @@ impl SoakServer {
                 std::mem::forget(join);
                 return Err(format!(
                     "serve did not return {limit:?} after shutdown (drain timeout {:?}); \
-                     counters {c:?}",
-                    self.drain
+                     counters {c:?}\n{}",
+                    self.drain,
+                    ring_fdinfo()
                 ));
             }
             std::thread::sleep(Duration::from_millis(1));
@@ -265,6 +275,14 @@ fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
         .cloned()
         .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_else(|| "panic".into())
+}
+
+/// The process to oneself: the fd-table check of [`run_seeds`] fails if another
+/// test of the binary opens or closes fds meanwhile. Every soak test takes this first
+/// (before creating its files).
+pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Runs `one(backend, seed)` for every seed of [`seeds`] on every backend, each seed
@@ -329,6 +347,36 @@ pub fn run_seeds(test: &str, one: impl Fn(BackendKind, u64) -> Result<(), String
         s.delayed - stats_before.delayed,
         s.stale_duplicates - stats_before.stale_duplicates,
     );
+    if failures.is_empty() && seeds.len() >= 50 && std::env::var("RINGCORE_SOAK_ONLY").is_err() {
+        // A long enough run must have injected every kind of fault it can on every
+        // workload (guards against an injector that silently does nothing).
+        let d = |now: u64, before: u64| now - before;
+        let fired = [
+            ("short sends", d(s.short_sends, stats_before.short_sends)),
+            ("send EAGAIN", d(s.send_eagains, stats_before.send_eagains)),
+            ("recv ENOBUFS", d(s.recv_enobufs, stats_before.recv_enobufs)),
+            (
+                "accept EMFILE",
+                d(s.accept_emfiles, stats_before.accept_emfiles),
+            ),
+            (
+                "multishot cuts",
+                d(s.multishot_cuts, stats_before.multishot_cuts),
+            ),
+            ("delays", d(s.delayed, stats_before.delayed)),
+            (
+                "stale duplicates",
+                d(s.stale_duplicates, stats_before.stale_duplicates),
+            ),
+        ];
+        for (what, n) in fired {
+            assert!(
+                n > 0,
+                "{test}: no {what} were injected in {} seeds",
+                seeds.len()
+            );
+        }
+    }
     assert!(
         failures.is_empty(),
         "{} soak failures:\n{}",

@@ -12,6 +12,7 @@ import glob
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -28,14 +29,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 class Cfg:
     def __init__(self, quick, churn_n):
         self.quick = quick
-        self.churn = churn_n or (50_000 if quick else 1_000_000)
-        self.hold = 15_000
+        self.churn = churn_n or (30_000 if quick else 1_000_000)
+        self.hold = 5_000 if quick else 15_000
         self.slow_secs = 13 if quick else 25
         self.stall_secs = 4 if quick else 15
         self.fin_secs = 6 if quick else 40
         self.settle = 1.5 if quick else 3.0
         self.loss_bytes = (2 if quick else 8) << 20
-        self.flood_secs = 3 if quick else 8
+        self.flood_secs = 2 if quick else 8
         self.flood_max = (256 if quick else 1024) << 20
         self.pin_conns = 300 if quick else 2000
         self.split_secs = 2 if quick else 5
@@ -49,7 +50,7 @@ def commit():
     # The commit of the code under test (the script's own commits do not count).
     c = g("log", "-1", "--format=%h", "--", "net", "runtime", "src", "examples", "Cargo.toml")
     dirty = g("status", "--porcelain", "--untracked-files=no", "--", "net", "runtime", "src", "examples")
-    return c + ("-dirty" if dirty else ""), g("log", "-1", "--format=%s")
+    return c + ("-dirty" if dirty else ""), g("log", "-1", "--format=%s", c)
 
 
 def run_all(cfg, only, backends, with_nginx):
@@ -111,25 +112,26 @@ def render(cur, base):
         "`--quick` runs smaller N and shorter probes (≤ 5 min); the full run takes ~15-20 min.",
         "",
     ]
-    key = lambda r: (r["scenario"], r["backend"])
+    # Rows match across runs whatever their N (e.g. "1. 300000 connect..." and "1. 50000 ...").
+    key = lambda r: (re.sub(r"\d[\d,]*", "N", r["scenario"]), r["backend"])
     before = {key(r): r for r in (base or {}).get("rows", [])}
     m = cur["meta"]
     if base:
         bm = base["meta"]
         out += [f"### Before / after: `{bm['commit']}` ({bm['mode']}, {bm['date']}) → "
                 f"`{m['commit']}` ({m['mode']}, {m['date']})", "",
-                "| Scenario | Backend | Expectation | Before | After | Figures after | nginx |",
-                "| --- | --- | --- | --- | --- | --- | --- |"]
+                f"Before: {bm['subject']}" + (f" ({bm['note']})" if bm.get("note") else "") + ".  ",
+                f"After: {m['subject']}.", "",
+                f"| Scenario | Backend | Expectation | Before `{bm['commit']}` | After `{m['commit']}` | nginx |",
+                "| --- | --- | --- | --- | --- | --- |"]
         for r in cur["rows"]:
-            b = before.get(key(r))
-            out.append(f"| {esc(r['scenario'])} | {r['backend']} | {esc(r['expect'])} | "
-                       f"{verdict(b['ok']) if b else '—'} | **{verdict(r['ok'])}** | "
-                       f"{esc(r['figures'])} | {esc(r['nginx'])} |")
-        out += ["", f"<details><summary>Figures before (`{bm['commit']}`)</summary>", "",
-                "| Scenario | Backend | Verdict | Figures |", "| --- | --- | --- | --- |"]
-        for r in base["rows"]:
-            out.append(f"| {esc(r['scenario'])} | {r['backend']} | {verdict(r['ok'])} | {esc(r['figures'])} |")
-        out += ["", "</details>"]
+            b = before.pop(key(r), None)
+            bcell = f"{verdict(b['ok'])}: {esc(b['figures'])}" if b else "—"
+            out.append(f"| {esc(r['scenario'])} | {r['backend']} | {esc(r['expect'])} | {bcell} | "
+                       f"**{verdict(r['ok'])}**: {esc(r['figures'])} | {esc(r['nginx'])} |")
+        for b in before.values():
+            out.append(f"| {esc(b['scenario'])} | {b['backend']} | {esc(b['expect'])} | "
+                       f"{verdict(b['ok'])}: {esc(b['figures'])} | (not run) | {esc(b['nginx'])} |")
     else:
         out += [f"### Run of `{m['commit']}` ({m['mode']}, {m['date']}): {m['subject']}", "",
                 "| Scenario | Backend | Expectation | Verdict | Figures | nginx |",
@@ -143,6 +145,21 @@ def render(cur, base):
     return "\n".join(out) + "\n"
 
 
+def write_doc(cur, baseline, rdir, c):
+    """Rewrites the doc section: `cur`, and as "before" `baseline` or the oldest stored
+    full run of another commit."""
+    base = None
+    if baseline:
+        base = json.load(open(baseline))
+    else:
+        cands = [f for f in glob.glob(os.path.join(rdir, "*-full.json"))
+                 if not os.path.basename(f).startswith(c.split("-")[0])]
+        if cands:
+            base = json.load(open(min(cands, key=os.path.getmtime)))
+    lib.replace_section(os.path.join(lib.ROOT, "docs", "reliability.md"), render(cur, base))
+    lib.log("docs/reliability.md updated")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="small N, short probes (<= 5 min)")
@@ -153,7 +170,14 @@ def main():
     ap.add_argument("--baseline", help="results JSON to show as 'before' (default: newest stored "
                                        "full run of another commit)")
     ap.add_argument("--no-doc", action="store_true", help="do not touch docs/reliability.md")
+    ap.add_argument("--render", metavar="RESULTS_JSON",
+                    help="run nothing: rewrite the doc section from a stored results file")
     a = ap.parse_args()
+    rdir = os.path.join(HERE, "results")
+    if a.render:
+        cur = json.load(open(a.render))
+        write_doc(cur, a.baseline, rdir, cur["meta"]["commit"])
+        return
     only = a.only.split(",") if a.only else ALL
     cfg = Cfg(a.quick, a.churn)
     os.makedirs(lib.TMP, exist_ok=True)
@@ -168,22 +192,12 @@ def main():
     cur = {"meta": {"commit": c, "subject": subj, "mode": mode,
                     "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                     "kernel": platform.release(), "secs": time.time() - t0}, "rows": rows}
-    rdir = os.path.join(HERE, "results")
     os.makedirs(rdir, exist_ok=True)
     fname = os.path.join(rdir, f"{c}-{'quick' if a.quick else 'full'}{'-partial' if a.only else ''}.json")
     json.dump(cur, open(fname, "w"), indent=1)
     lib.log("results:", fname)
-    base = None
-    if a.baseline:
-        base = json.load(open(a.baseline))
-    else:
-        cands = [f for f in glob.glob(os.path.join(rdir, "*-full.json"))
-                 if not os.path.basename(f).startswith(c.split("-")[0])]
-        if cands:
-            base = json.load(open(min(cands, key=os.path.getmtime)))
     if not a.no_doc:
-        lib.replace_section(os.path.join(lib.ROOT, "docs", "reliability.md"), render(cur, base))
-        lib.log("docs/reliability.md updated")
+        write_doc(cur, a.baseline, rdir, c)
     fails = sum(1 for r in rows if r["ok"] is False)
     lib.log(f"{len(rows) - fails} of {len(rows)} rows not failing")
 

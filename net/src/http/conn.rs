@@ -7,7 +7,8 @@
 //! | --- | --- | --- |
 //! | request head arriving | `header_timeout`, absolute from its first byte | 408, close |
 //! | request body arriving | `body_timeout` after the last body bytes | 408, close |
-//! | lingering after an error | `lingering_timeout` after the last read, `lingering_time` after the error | close |
+//! | sending an error response | `lingering_time` after the error | close |
+//! | lingering after it was sent | `lingering_timeout` after the last read, `lingering_time` after the send | close |
 //!
 //! Memory per connection is bounded: bodies are consumed as they arrive (see
 //! [`Session`]), and while more than [`Limits::max_queued_output`] bytes of responses
@@ -52,6 +53,8 @@ pub struct HttpConn {
     /// Lingering close: the error response is queued, the write side shut down;
     /// input is discarded until FIN or this instant (`lingering_time`).
     linger_until: Option<Instant>,
+    /// Lingering: the error response has been sent (the lingering caps run).
+    linger_sent: bool,
     /// Reading is paused because the output queue is above the high-water mark.
     paused: bool,
     /// Input taken from the runtime but not yet served (while paused, or the rest
@@ -69,6 +72,7 @@ impl HttpConn {
             router,
             timer: None,
             linger_until: None,
+            linger_sent: false,
             paused: false,
             stash: Vec::new(),
             eof: false,
@@ -103,21 +107,24 @@ impl HttpConn {
 
     /// Lingering close (nginx's): the queued error response goes out, then our FIN;
     /// input is read and dropped so that unread bytes do not turn the close into a
-    /// reset that destroys the response, until the peer's FIN or the caps.
+    /// reset that destroys the response, until the peer's FIN or the caps. Sending
+    /// the response may take `lingering_time`; once it is sent (`on_sent`) the
+    /// lingering proper has `lingering_time` in all and `lingering_timeout` between
+    /// reads.
     fn start_linger(&mut self, conn: &mut Conn<'_>) {
-        let now = conn.now();
-        let until = now + self.limits().lingering_time;
+        let until = conn.now() + self.limits().lingering_time;
         self.linger_until = Some(until);
+        self.linger_sent = false;
         self.stash = Vec::new();
         self.paused = false;
         conn.resume_reading();
         conn.shutdown_write();
-        self.linger_read(conn);
+        self.arm(conn, Deadline::Linger, until);
     }
 
-    /// Input arrived while lingering (or lingering began): re-arm the timer.
+    /// Input arrived while lingering, or the response was sent: re-arm the timer.
     fn linger_read(&mut self, conn: &mut Conn<'_>) {
-        if let Some(until) = self.linger_until {
+        if let (Some(until), true) = (self.linger_until, self.linger_sent) {
             let next = conn.now() + self.limits().lingering_timeout;
             self.arm(conn, Deadline::Linger, next.min(until));
         }
@@ -216,6 +223,12 @@ impl Handler for HttpConn {
     }
 
     fn on_sent(&mut self, conn: &mut Conn<'_>) {
+        if self.linger_until.is_some() && !self.linger_sent {
+            self.linger_sent = true;
+            self.linger_until = Some(conn.now() + self.limits().lingering_time);
+            self.linger_read(conn);
+            return;
+        }
         if self.paused && self.linger_until.is_none() {
             self.paused = false;
             conn.resume_reading();

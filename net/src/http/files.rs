@@ -41,6 +41,12 @@ pub struct StaticFiles {
     parser: RequestParser,
     head: Vec<u8>,
     header_deadline: Option<Instant>,
+    /// Lingering close after an error (as [`HttpConn`](super::HttpConn)): input is
+    /// dropped until FIN, `lingering_timeout` between reads or this instant.
+    linger_until: Option<Instant>,
+    /// Lingering: the error response has been sent (the caps of the lingering
+    /// proper run).
+    linger_sent: bool,
 }
 
 impl StaticFiles {
@@ -65,6 +71,8 @@ impl StaticFiles {
             parser: RequestParser::new(limits.clone()),
             head: Vec::new(),
             header_deadline: None,
+            linger_until: None,
+            linger_sent: false,
         })
     }
 }
@@ -363,13 +371,47 @@ fn find(h: &[u8], needle: &[u8]) -> Option<usize> {
     h.windows(needle.len()).position(|w| w == needle)
 }
 
+impl StaticFiles {
+    /// Lingering close after an error response (see `docs/http.md`): FIN after the
+    /// response, then input dropped until the peer's FIN or the lingering caps, so
+    /// unread input cannot turn the close into a reset that destroys the response.
+    fn linger(&mut self, conn: &mut Conn<'_>) {
+        let limits = self.parser.limits();
+        let now = conn.now();
+        let until = now + limits.lingering_time;
+        self.linger_until = Some(until);
+        self.header_deadline = None;
+        conn.shutdown_write();
+        // Until the response is sent, only the total applies (as in HttpConn).
+        conn.set_timer(Some(until));
+    }
+}
+
 impl Handler for StaticFiles {
+    fn on_sent(&mut self, conn: &mut Conn<'_>) {
+        if self.linger_until.is_some() && !self.linger_sent {
+            // The error response is out: the lingering proper begins.
+            let limits = self.parser.limits();
+            let until = conn.now() + limits.lingering_time;
+            self.linger_sent = true;
+            self.linger_until = Some(until);
+            conn.set_timer(Some((conn.now() + limits.lingering_timeout).min(until)));
+        }
+    }
+
     fn on_open(&mut self, conn: &mut Conn<'_>) {
         conn.set_idle_timeout(Some(self.parser.limits().keep_alive_timeout));
         conn.set_max_pending(self.parser.limits().max_buffered_input());
     }
 
     fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) -> usize {
+        if let Some(until) = self.linger_until {
+            if self.linger_sent {
+                let next = conn.now() + self.parser.limits().lingering_timeout;
+                conn.set_timer(Some(next.min(until)));
+            }
+            return data.len();
+        }
         let mut consumed = 0;
         DATE.with(|d| d.borrow_mut().update(SystemTime::now()));
         loop {
@@ -388,17 +430,20 @@ impl Handler for StaticFiles {
                         conn.send_file(file, off, len);
                     }
                     if !keep || conn.is_draining() {
-                        conn.close();
+                        if consumed < data.len() {
+                            // Pipelined bytes we will not read: linger, so they
+                            // cannot reset the connection under its last response.
+                            self.linger(conn);
+                        } else {
+                            conn.close();
+                        }
                         return data.len();
                     }
                 }
                 Err(e) => {
                     write_error(&mut self.head, &date, &e);
                     conn.send(&self.head);
-                    conn.close_with(CloseReason::Error(std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        e.reason(),
-                    )));
+                    self.linger(conn);
                     return data.len();
                 }
             }
@@ -425,7 +470,9 @@ impl Handler for StaticFiles {
     }
 
     fn on_timer(&mut self, conn: &mut Conn<'_>) {
-        if self.header_deadline.take().is_some() {
+        if self.linger_until.is_some() {
+            conn.abort();
+        } else if self.header_deadline.take().is_some() {
             conn.close_with(CloseReason::IdleTimeout);
         }
     }

@@ -1,62 +1,67 @@
 //! A socket-free driver for a [`Handler`], for fuzz targets (`fuzz/`) and tests.
 
-use crate::conn::{ConnCore, WorkerCtx, ABORT, CLOSING, PENDING_NEW, READ_STOP, SHUT_WANT};
+use crate::conn::{ConnCore, WorkerCtx, ABORT, CLOSING, PAUSED, SHUT_WANT};
 use crate::{Conn, Handler};
 use ringcore_runtime::{OpKind, Token};
 use std::time::Instant;
 
-/// Runs `handler` the way a worker delivers input, without a socket, to a peer that
-/// reads every response at once: `on_open`; then per non-empty read, `on_data` with
-/// the unconsumed rest of earlier reads plus the new bytes (held back while reading is
-/// paused or output is backed up, and offered again on resume), the queue handed out
-/// and `on_sent`. Stops once the handler closes; no time passes, so no timer fires.
-/// Returns the bytes it queued, in order (up to a file segment, which is not read),
-/// and whether it closed or shut down its sending side.
+/// Runs `handler` the way a worker delivers input, without a socket: `on_open`, then
+/// `on_data` once per non-empty read, each time with the unconsumed rest of the
+/// earlier reads followed by the new bytes (held back while the handler paused
+/// reading), until the handler closes or shuts its write side down (no time passes,
+/// so no timer fires). After each call everything queued is "sent" and `on_sent`
+/// runs. Returns the bytes it queued for sending, in order (stopping at a file
+/// segment, which is not read), and whether it asked to close.
 #[doc(hidden)]
 pub fn run_without_socket<H: Handler>(handler: &mut H, reads: &[&[u8]]) -> (Vec<u8>, bool) {
     let mut core = ConnCore::new(-1, Token::new(0, 0, OpKind::Recv));
     let mut ctx = WorkerCtx::new(0, Instant::now());
-    macro_rules! conn {
-        () => {
-            &mut Conn {
-                core: &mut core,
-                ctx: &mut ctx,
-            }
-        };
-    }
-    handler.on_open(conn!());
+    handler.on_open(&mut Conn {
+        core: &mut core,
+        ctx: &mut ctx,
+    });
+    let mut pending = Vec::new();
     let mut out = Vec::new();
-    for read in reads.iter().filter(|r| !r.is_empty()) {
-        if core.has(CLOSING | ABORT) {
+    let done = |core: &ConnCore| core.has(CLOSING | ABORT | SHUT_WANT);
+    // Bytes that arrived while reading was paused: delivered once it resumes.
+    let mut held = false;
+    let last = [&b""[..]];
+    for read in reads.iter().chain(&last) {
+        if done(&core) {
             break;
         }
-        core.pending.extend_from_slice(read);
-        core.set(PENDING_NEW);
-        while core.has(PENDING_NEW) && !core.has(READ_STOP | CLOSING | ABORT) {
-            core.clear(PENDING_NEW);
-            let pending = std::mem::take(&mut core.pending);
-            let used = handler.on_data(conn!(), &pending);
-            core.pending = pending[used.min(pending.len())..].to_vec();
-            core.note_leftovers();
-            if take_queued(&mut core, &mut ctx, &mut out) && !core.has(CLOSING | ABORT) {
-                handler.on_sent(conn!());
-            }
-            core.update_backed_up();
+        pending.extend_from_slice(read);
+        held |= !read.is_empty();
+        if core.has(PAUSED) || !held {
+            continue;
+        }
+        held = false;
+        let mut conn = Conn {
+            core: &mut core,
+            ctx: &mut ctx,
+        };
+        let used = handler.on_data(&mut conn, &pending);
+        pending.drain(..used.min(pending.len()));
+        // Send it all; `on_sent` may queue more (a handler resuming after a pause).
+        while drain(&mut core, &mut ctx, &mut out) && !core.has(CLOSING | ABORT) {
+            handler.on_sent(&mut Conn {
+                core: &mut core,
+                ctx: &mut ctx,
+            });
         }
     }
-    take_queued(&mut core, &mut ctx, &mut out);
-    (out, core.has(CLOSING | ABORT | SHUT_WANT))
+    drain(&mut core, &mut ctx, &mut out);
+    (out, done(&core))
 }
 
-/// Moves the leading bytes of the write queue to `out`, as a send would; returns
-/// whether anything moved and the queue is now empty.
-fn take_queued(core: &mut ConnCore, ctx: &mut WorkerCtx, out: &mut Vec<u8>) -> bool {
-    let before = out.len();
+/// Moves every ready byte of the write queue to `out`; whether there were any.
+fn drain(core: &mut ConnCore, ctx: &mut WorkerCtx, out: &mut Vec<u8>) -> bool {
+    let start = out.len();
     while core.out.bytes_ready() {
         // SAFETY: `prepare` returns a valid msghdr whose iovecs point into the queue's
         // chunks; the queue is not touched until `complete` below.
         let msg = unsafe { &*core.out.prepare(&mut ctx.spare) };
-        let start = out.len();
+        let before = out.len();
         for i in 0..msg.msg_iovlen {
             // SAFETY: as above, `i < msg_iovlen` iovecs were filled in, each over the
             // initialised bytes of a live chunk.
@@ -66,7 +71,7 @@ fn take_queued(core: &mut ConnCore, ctx: &mut WorkerCtx, out: &mut Vec<u8>) -> b
                 std::slice::from_raw_parts(iov.iov_base as *const u8, iov.iov_len)
             });
         }
-        core.out.complete(out.len() - start, &mut ctx.spare);
+        core.out.complete(out.len() - before, &mut ctx.spare);
     }
-    out.len() > before && core.out.is_empty()
+    out.len() > start
 }

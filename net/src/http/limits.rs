@@ -98,11 +98,14 @@ impl Default for Limits {
 }
 
 impl Limits {
-    /// The most unconsumed input a connection must be able to hold before the parser
-    /// can answer: a full head plus a body in its largest legal encoding (chunk
-    /// framing included), with room for one receive buffer. Connection handlers pass
-    /// it to [`Conn::set_max_pending`](crate::Conn::set_max_pending), so the codec's
-    /// own limits (413, 431) always speak first.
+    /// The most unconsumed input a connection must be able to hold before
+    /// [`RequestParser::parse`](super::RequestParser::parse) (whole requests) can
+    /// answer: a full head plus a body in its largest legal encoding (chunk framing
+    /// included), with room for one receive buffer. A handler built on `parse` (such
+    /// as [`StaticFiles`](super::StaticFiles)) passes it to
+    /// [`Conn::set_max_pending`](crate::Conn::set_max_pending), so the codec's own
+    /// limits (413, 431) always speak first. [`HttpConn`](super::HttpConn) consumes
+    /// bodies as they arrive and needs only [`Limits::max_pending_input`].
     pub fn max_buffered_input(&self) -> usize {
         self.max_head_bytes
             .saturating_add(self.max_body_bytes.saturating_mul(2))

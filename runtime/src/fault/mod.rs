@@ -440,7 +440,9 @@ impl FaultDriver {
     pub(crate) fn wait(&mut self, timeout: Option<Duration>, c: &mut Counters) -> io::Result<()> {
         self.turn += 1;
         self.cut_multishots(c)?;
-        let busy = !self.ready.is_empty() || self.held.iter().any(|h| h.release <= self.turn);
+        // Held completions are released by turns, so while any is held the worker must
+        // not block: a wait without deadline (no timer pending) would hold them forever.
+        let busy = !self.ready.is_empty() || !self.held.is_empty();
         let timeout = if busy { Some(Duration::ZERO) } else { timeout };
         self.inner.wait(timeout, c)?;
         self.release_due();

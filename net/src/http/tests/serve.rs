@@ -215,3 +215,26 @@ fn session_bounds_output_and_buffered_bodies() {
     let p = session.on_data(b"8\r\n12345678\r\n", &router(), &date(), &mut out);
     assert_eq!(p.error, Some(413));
 }
+
+#[test]
+fn http_conn_without_socket_pauses_resumes_and_lingers() {
+    let limits = Limits::default()
+        .max_queued_output(512)
+        .max_requests_per_connection(u32::MAX);
+    let mut conn = HttpConn::new(std::sync::Arc::new(router()), limits.clone());
+    let stream = GET.repeat(2000);
+    let reads: Vec<&[u8]> = stream.chunks(5000).collect();
+    let (out, closed) = run_without_socket(&mut conn, &reads);
+    let text = String::from_utf8_lossy(&out);
+    assert_eq!(text.matches("HTTP/1.1 200 OK\r\n").count(), 2000);
+    assert!(!closed);
+    // An error: its response, then the write side is shut (lingering close).
+    let mut conn = HttpConn::new(std::sync::Arc::new(router()), limits);
+    let mut stream = GET.repeat(3);
+    stream.extend_from_slice(b"GARBAGE\r\n\r\n");
+    stream.extend_from_slice(GET);
+    let (out, closed) = run_without_socket(&mut conn, &[&stream]);
+    let text = String::from_utf8_lossy(&out);
+    assert_eq!(text.matches("HTTP/1.1 200 OK\r\n").count(), 3);
+    assert!(text.ends_with("400 Bad Request\n") && closed, "{text}");
+}
