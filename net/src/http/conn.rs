@@ -9,6 +9,12 @@
 //! | request body arriving | `body_timeout` after the last body bytes | 408, close |
 //! | sending an error response | `lingering_time` after the error | close |
 //! | lingering after it was sent | `lingering_timeout` after the last read, `lingering_time` after the send | close |
+//! | request body arriving | `min_body_rate` average since the body's start, after its grace | 408, close |
+//! | response queued | `min_response_rate` average since output was queued, after its grace | abort |
+//!
+//! The two rates are checked by a second deadline (`rate_at`) folded into the same
+//! timer: at the grace's end, then at the computed instant at which the bytes so far
+//! become too few, at most once a second. They cost two counters per read and send.
 //!
 //! Memory per connection is bounded: bodies are consumed as they arrive (see
 //! [`Session`]), and while more than [`Limits::max_queued_output`] bytes of responses
@@ -62,6 +68,20 @@ pub struct HttpConn {
     stash: Vec<u8>,
     /// The peer's FIN arrived while stashed input waited: close once it is served.
     eof: bool,
+    /// Bytes received in all (`on_data`), for the body rate.
+    rx: u64,
+    /// Bytes of output queued in all, for the response rate.
+    tx: u64,
+    /// The body being read: when it started and `rx` then.
+    body_rate: Option<(Instant, u64)>,
+    /// Output queued: since when, and bytes sent (`tx` − queued) then.
+    resp_rate: Option<(Instant, u64)>,
+    /// When the rates are next checked.
+    rate_at: Option<Instant>,
+    /// What the connection's timer is set to (the earlier of `timer` and `rate_at`).
+    armed: Option<Instant>,
+    /// Bytes left unconsumed by the last `on_data` (offered again, counted once).
+    left: usize,
 }
 
 impl HttpConn {
@@ -76,6 +96,13 @@ impl HttpConn {
             paused: false,
             stash: Vec::new(),
             eof: false,
+            rx: 0,
+            tx: 0,
+            body_rate: None,
+            resp_rate: None,
+            rate_at: None,
+            armed: None,
+            left: 0,
         }
     }
 
@@ -93,16 +120,107 @@ impl HttpConn {
     }
 
     fn arm(&mut self, conn: &mut Conn<'_>, kind: Deadline, at: Instant) {
-        if self.timer != Some((kind, at)) {
-            self.timer = Some((kind, at));
-            conn.set_timer(Some(at));
-        }
+        self.timer = Some((kind, at));
+        self.sync_timer(conn);
     }
 
     fn disarm(&mut self, conn: &mut Conn<'_>) {
-        if self.timer.take().is_some() {
-            conn.set_timer(None);
+        self.timer = None;
+        self.sync_timer(conn);
+    }
+
+    /// Sets the connection's timer to the earlier of the deadline and the rate check.
+    fn sync_timer(&mut self, conn: &mut Conn<'_>) {
+        let want = match (self.timer.map(|(_, at)| at), self.rate_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if want != self.armed {
+            self.armed = want;
+            conn.set_timer(want);
         }
+    }
+
+    /// Bytes handed to the kernel in all.
+    fn sent(&self, conn: &Conn<'_>) -> u64 {
+        self.tx.saturating_sub(conn.queued_bytes() as u64)
+    }
+
+    /// Starts or ends the rate windows after input was served or output drained, and
+    /// plans the next rate check (kept if one is planned already). `data_len`: the
+    /// bytes just served, counted as body bytes if they started a body.
+    fn track_rates(&mut self, conn: &mut Conn<'_>, data_len: usize) {
+        let now = conn.now();
+        let limits = self.limits();
+        let (body_min, resp_min) = (limits.min_body_rate, limits.min_response_rate);
+        if body_min.is_some() && self.session.parser().in_body() {
+            if self.body_rate.is_none() {
+                self.body_rate = Some((now, self.rx.saturating_sub(data_len as u64)));
+            }
+        } else {
+            self.body_rate = None;
+        }
+        if resp_min.is_some() && conn.queued_bytes() > 0 {
+            if self.resp_rate.is_none() {
+                self.resp_rate = Some((now, self.sent(conn)));
+            }
+        } else {
+            self.resp_rate = None;
+        }
+        if self.body_rate.is_none() && self.resp_rate.is_none() {
+            self.rate_at = None;
+        } else if self.rate_at.is_none() {
+            self.rate_at = self.next_rate_check(conn);
+        }
+        self.sync_timer(conn);
+    }
+
+    /// The earliest instant at which a running rate window can be found too slow.
+    fn next_rate_check(&self, conn: &Conn<'_>) -> Option<Instant> {
+        let limits = self.limits();
+        let body = self
+            .body_rate
+            .zip(limits.min_body_rate)
+            .map(|((start, base), r)| start + r.deadline_after_start(self.rx - base));
+        let sent = self.sent(conn);
+        let resp = self
+            .resp_rate
+            .zip(limits.min_response_rate)
+            .map(|((start, base), r)| start + r.deadline_after_start(sent.saturating_sub(base)));
+        match (body, resp) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The rate check is due: `Some(true)` when the body is too slow, `Some(false)`
+    /// when the response is, `None` when both keep up (the next check is planned, at
+    /// least a second away).
+    fn check_rates(&mut self, conn: &mut Conn<'_>) -> Option<bool> {
+        let now = conn.now();
+        let limits = self.limits();
+        if let (Some((start, base)), Some(r)) = (self.body_rate, limits.min_body_rate) {
+            if r.too_slow(self.rx - base, now.saturating_duration_since(start)) {
+                return Some(true);
+            }
+        }
+        let sent = self.sent(conn);
+        if let (Some((start, base)), Some(r)) = (self.resp_rate, limits.min_response_rate) {
+            let elapsed = now.saturating_duration_since(start);
+            if conn.queued_bytes() > 0 && r.too_slow(sent.saturating_sub(base), elapsed) {
+                return Some(false);
+            }
+        }
+        let floor = now + std::time::Duration::from_secs(1);
+        self.rate_at = self.next_rate_check(conn).map(|t| t.max(floor));
+        None
+    }
+
+    /// Stops the rate windows (lingering or closing).
+    fn stop_rates(&mut self) {
+        self.body_rate = None;
+        self.resp_rate = None;
+        self.rate_at = None;
     }
 
     /// Lingering close (nginx's): the queued error response goes out, then our FIN;
@@ -115,6 +233,7 @@ impl HttpConn {
         let until = conn.now() + self.limits().lingering_time;
         self.linger_until = Some(until);
         self.linger_sent = false;
+        self.stop_rates();
         self.stash = Vec::new();
         self.paused = false;
         conn.resume_reading();
@@ -142,7 +261,13 @@ impl HttpConn {
         let p = if max_out == 0 && !session.parser().in_body() {
             super::Progress::paused_at(0)
         } else {
-            conn.send_with(|out| session.on_data_bounded(data, router, &date, out, max_out))
+            let (p, added) = conn.send_with(|out| {
+                let before = out.len();
+                let p = session.on_data_bounded(data, router, &date, out, max_out);
+                (p, out.len() - before)
+            });
+            self.tx += added as u64;
+            p
         };
         if p.error.is_some() {
             self.start_linger(conn);
@@ -176,6 +301,7 @@ impl HttpConn {
         } else {
             self.disarm(conn);
         }
+        self.track_rates(conn, data.len());
         p.consumed
     }
 
@@ -203,36 +329,17 @@ impl Handler for HttpConn {
     }
 
     fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) -> usize {
-        if self.linger_until.is_some() {
-            self.linger_read(conn);
-            return data.len();
-        }
-        if self.paused || !self.stash.is_empty() {
-            self.stash.extend_from_slice(data);
-            if !self.paused {
-                self.serve_stash(conn);
-            }
-            return data.len();
-        }
-        let used = self.process(conn, data);
-        if self.paused && used < data.len() && self.linger_until.is_none() {
-            self.stash.extend_from_slice(&data[used..]);
-            return data.len();
-        }
+        // Leftovers are offered again with new bytes; count each byte once.
+        self.rx += data.len().saturating_sub(self.left) as u64;
+        let used = self.take_input(conn, data);
+        self.left = data.len() - used.min(data.len());
         used
     }
 
     fn on_sent(&mut self, conn: &mut Conn<'_>) {
-        if self.linger_until.is_some() && !self.linger_sent {
-            self.linger_sent = true;
-            self.linger_until = Some(conn.now() + self.limits().lingering_time);
-            self.linger_read(conn);
-            return;
-        }
-        if self.paused && self.linger_until.is_none() {
-            self.paused = false;
-            conn.resume_reading();
-            self.serve_stash(conn);
+        self.on_drained(conn);
+        if self.linger_until.is_none() {
+            self.track_rates(conn, 0);
         }
     }
 
@@ -252,9 +359,69 @@ impl Handler for HttpConn {
     }
 
     fn on_timer(&mut self, conn: &mut Conn<'_>) {
-        let Some((kind, _)) = self.timer.take() else {
+        let fired = self.armed.take();
+        let now = conn.now();
+        let due = |t: Instant| t <= now || Some(t) == fired;
+        if self.rate_at.is_some_and(due) {
+            self.rate_at = None;
+            match self.check_rates(conn) {
+                Some(true) => return self.time_out(conn, Deadline::Body),
+                Some(false) => {
+                    self.stop_rates();
+                    self.timer = None;
+                    return conn.abort();
+                }
+                None => {}
+            }
+        }
+        match self.timer {
+            Some((kind, at)) if due(at) => self.time_out(conn, kind),
+            _ => self.sync_timer(conn),
+        }
+    }
+}
+
+impl HttpConn {
+    /// `on_data` proper: serve, stash or (lingering) drop `data`.
+    fn take_input(&mut self, conn: &mut Conn<'_>, data: &[u8]) -> usize {
+        if self.linger_until.is_some() {
+            self.linger_read(conn);
+            return data.len();
+        }
+        if self.paused || !self.stash.is_empty() {
+            self.stash.extend_from_slice(data);
+            if !self.paused {
+                self.serve_stash(conn);
+            }
+            return data.len();
+        }
+        let used = self.process(conn, data);
+        if self.paused && used < data.len() && self.linger_until.is_none() {
+            self.stash.extend_from_slice(&data[used..]);
+            return data.len();
+        }
+        used
+    }
+
+    /// `on_sent` proper: the queue drained.
+    fn on_drained(&mut self, conn: &mut Conn<'_>) {
+        if self.linger_until.is_some() && !self.linger_sent {
+            self.linger_sent = true;
+            self.linger_until = Some(conn.now() + self.limits().lingering_time);
+            self.linger_read(conn);
             return;
-        };
+        }
+        if self.paused && self.linger_until.is_none() {
+            self.paused = false;
+            conn.resume_reading();
+            self.serve_stash(conn);
+        }
+    }
+
+    /// A deadline of `kind` expired (or the body was too slow): answer and close.
+    fn time_out(&mut self, conn: &mut Conn<'_>, kind: Deadline) {
+        self.timer = None;
+        self.stop_rates();
         let error = match kind {
             Deadline::Linger => return conn.abort(),
             Deadline::Header => Error::header_timeout(),

@@ -7,7 +7,8 @@ use std::time::Duration;
 /// The defaults follow nginx (`large_client_header_buffers 4 8k`,
 /// `client_max_body_size 1m`, `client_header_timeout 10s`, `client_body_timeout 60s`,
 /// `keepalive_timeout 75s`, `keepalive_requests 1000`, `lingering_time 30s`,
-/// `lingering_timeout 5s`). Build a custom set with the setters:
+/// `lingering_timeout 5s`) and, for the minimum data rates, Kestrel (240 B/s after a
+/// 5 s grace). Build a custom set with the setters:
 ///
 /// ```
 /// # use ringcore_net::http::Limits;
@@ -75,6 +76,61 @@ pub struct Limits {
     /// until the queue drains (nginx likewise answers one request at a time). A
     /// single response may exceed it. Default 64 KiB.
     pub max_queued_output: usize,
+    /// Minimum request-body data rate (Kestrel `MinRequestBodyDataRate`): once a body
+    /// has been arriving for longer than the grace period, the bytes received since
+    /// its start must average at least `bytes_per_sec`, or the connection gets `408`
+    /// and closes. Defeats a body trickled at a few bytes a second, which the
+    /// between-reads [`Limits::body_timeout`] never catches. Counted from the read
+    /// that carried the request head; checked at most once a second (or at the
+    /// computed deadline). `None` disables it. Default 240 B/s after 5 s.
+    pub min_body_rate: Option<MinRate>,
+    /// Minimum response data rate (Kestrel `MinResponseDataRate`): while response
+    /// bytes are queued (from the moment output is queued until the queue drains),
+    /// the bytes handed to the kernel since then must average at least
+    /// `bytes_per_sec` once the grace period is over, or the connection is aborted
+    /// (no response is possible: the peer is not reading). Defeats a client that
+    /// reads large responses through a tiny window. Idle keep-alive connections are
+    /// not affected (nothing is queued). `None` disables it. Default 240 B/s after 5 s.
+    pub min_response_rate: Option<MinRate>,
+}
+
+/// A minimum average data rate enforced after a grace period
+/// ([`Limits::min_body_rate`], [`Limits::min_response_rate`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MinRate {
+    /// Least average rate, bytes per second, counted from the start of the transfer.
+    pub bytes_per_sec: u64,
+    /// How long a transfer runs before the rate is enforced.
+    pub grace: Duration,
+}
+
+impl MinRate {
+    /// `bytes_per_sec` after `grace`; `None` (disabled) when `bytes_per_sec` is 0.
+    pub fn new(bytes_per_sec: u64, grace: Duration) -> Option<MinRate> {
+        (bytes_per_sec > 0).then_some(MinRate {
+            bytes_per_sec,
+            grace,
+        })
+    }
+
+    /// Whether `bytes` moved in `elapsed` since the start are too few: true once
+    /// `elapsed` is past the grace period and `bytes` < rate × `elapsed`.
+    pub fn too_slow(&self, bytes: u64, elapsed: Duration) -> bool {
+        elapsed >= self.grace && u128::from(bytes) * 1000 < self.required_millis(elapsed)
+    }
+
+    /// rate × `elapsed`, in thousandths of a byte.
+    fn required_millis(&self, elapsed: Duration) -> u128 {
+        u128::from(self.bytes_per_sec) * elapsed.as_millis()
+    }
+
+    /// How long after its start a transfer that has moved `bytes` may next be found
+    /// too slow: the later of the grace period and `bytes` / rate.
+    pub fn deadline_after_start(&self, bytes: u64) -> Duration {
+        let ms = u128::from(bytes) * 1000 / u128::from(self.bytes_per_sec.max(1));
+        self.grace
+            .max(Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX)))
+    }
 }
 
 impl Default for Limits {
@@ -93,6 +149,8 @@ impl Default for Limits {
             lingering_time: Duration::from_secs(30),
             lingering_timeout: Duration::from_secs(5),
             max_queued_output: 64 * 1024,
+            min_body_rate: MinRate::new(240, Duration::from_secs(5)),
+            min_response_rate: MinRate::new(240, Duration::from_secs(5)),
         }
     }
 }
@@ -187,6 +245,18 @@ impl Limits {
     /// Sets [`Limits::max_queued_output`].
     pub fn max_queued_output(mut self, bytes: usize) -> Self {
         self.max_queued_output = bytes;
+        self
+    }
+
+    /// Sets [`Limits::min_body_rate`]: `bytes_per_sec` after `grace`; 0 disables it.
+    pub fn min_body_rate(mut self, bytes_per_sec: u64, grace: Duration) -> Self {
+        self.min_body_rate = MinRate::new(bytes_per_sec, grace);
+        self
+    }
+
+    /// Sets [`Limits::min_response_rate`]: `bytes_per_sec` after `grace`; 0 disables it.
+    pub fn min_response_rate(mut self, bytes_per_sec: u64, grace: Duration) -> Self {
+        self.min_response_rate = MinRate::new(bytes_per_sec, grace);
         self
     }
 

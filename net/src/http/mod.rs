@@ -59,7 +59,7 @@ pub use events::Event;
 pub use files::StaticFiles;
 #[doc(hidden)]
 pub use harness::run_without_socket;
-pub use limits::Limits;
+pub use limits::{Limits, MinRate};
 pub use parse::{RequestParser, Status, MAX_METHOD_BYTES};
 pub use request::{Headers, Request};
 pub use response::{reason_phrase, write_error, write_response, Reply, Response};

@@ -1,0 +1,191 @@
+//! Minimum data rates of [`HttpConn`] (`Limits::min_body_rate`,
+//! `Limits::min_response_rate`) over real sockets: a trickled body gets `408`, a
+//! client that never reads a large response is cut off, while fast bodies, normal
+//! readers and idle keep-alive connections are unaffected. Limits are shortened for
+//! the tests; assertions wait (with the support deadline) for the close, never time it.
+
+mod support;
+
+use ringcore::http::{BodyHandler, HttpConn, Limits, Request, Response, Router};
+use ringcore::BackendKind;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use support::client::{connect_small_rcvbuf, wait_closed};
+use support::http::{get, HttpClient};
+use support::{for_each_backend, start_server, TestServer};
+
+/// Size of the large response.
+const BIG: usize = 16 * 1024 * 1024;
+
+fn plaintext(_: &Request<'_>, res: &mut Response) {
+    res.set_content_type("text/plain")
+        .set_body(b"Hello, World!");
+}
+
+fn big(_: &Request<'_>, res: &mut Response) {
+    res.set_content_type("application/octet-stream")
+        .set_body(&vec![b'x'; BIG]);
+}
+
+/// A streamed upload: answers the body's length.
+struct Upload(u64);
+
+impl BodyHandler for Upload {
+    fn on_body(&mut self, piece: &[u8]) {
+        self.0 += piece.len() as u64;
+    }
+    fn on_end(&mut self, res: &mut Response) {
+        res.set_content_type("text/plain")
+            .set_body(self.0.to_string().as_bytes());
+    }
+}
+
+fn upload(_: &Request<'_>) -> Box<dyn BodyHandler> {
+    Box::new(Upload(0))
+}
+
+fn echo(req: &Request<'_>, res: &mut Response) {
+    res.set_content_type("application/octet-stream")
+        .set_body(req.body());
+}
+
+fn router() -> Router {
+    Router::new()
+        .get("/plaintext", plaintext)
+        .get("/big", big)
+        .post("/echo", echo)
+        .stream("POST", "/upload", upload)
+}
+
+/// Test-shortened rates: bodies 1000 B/s, responses 1 MB/s, both after 300 ms.
+/// (The response rate is high because a non-reading client still absorbs a few MB
+/// into the socket buffers first, which counts as sent.)
+fn limits() -> Limits {
+    Limits::default()
+        .min_body_rate(1000, Duration::from_millis(300))
+        .min_response_rate(1_000_000, Duration::from_millis(300))
+}
+
+fn start(backend: BackendKind) -> TestServer {
+    start_server(backend, |b| b, HttpConn::factory(router(), limits()))
+}
+
+#[test]
+fn body_trickled_below_the_minimum_rate_gets_408_and_close() {
+    for_each_backend(|backend| {
+        let server = start(backend);
+        for target in ["/upload", "/echo"] {
+            let mut c = HttpClient::connect(server.addr);
+            c.send(
+                format!("POST {target} HTTP/1.1\r\nHost: t\r\nContent-Length: 10000\r\n\r\n")
+                    .as_bytes(),
+            );
+            // ~50 B/s: one byte every 20 ms (pacing the scenario, not synchronising),
+            // until the server closes or the test is done.
+            let stop = Arc::new(AtomicBool::new(false));
+            let mut w = c_stream(&c);
+            let stop2 = stop.clone();
+            let writer = std::thread::spawn(move || {
+                while !stop2.load(Ordering::Relaxed) && w.write_all(b"a").is_ok() {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            });
+            let r = c.read_response(false);
+            stop.store(true, Ordering::Relaxed);
+            assert_eq!(r.status, 408, "{target}: a trickled body");
+            assert!(r.says_close(), "{target}: 408 says Connection: close");
+            c.expect_closed();
+            writer.join().unwrap();
+        }
+        server.wait_counters("every connection closed", |c| c.open_conns == 0);
+        assert_eq!(server.stop().panics, 0);
+    });
+}
+
+fn c_stream(c: &HttpClient) -> std::net::TcpStream {
+    c.s.try_clone().expect("clone the client stream")
+}
+
+#[test]
+fn body_sent_at_full_speed_passes_the_minimum_rate() {
+    for_each_backend(|backend| {
+        let server = start(backend);
+        let mut c = HttpClient::connect(server.addr);
+        let body = vec![b'b'; 1024 * 1024];
+        let mut req = format!(
+            "POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        req.extend_from_slice(&body);
+        c.send(&req);
+        let r = c.read_response(false);
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body, b"1048576");
+        let mut req = b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 60000\r\n\r\n".to_vec();
+        req.extend_from_slice(&body[..60000]);
+        c.send(&req);
+        let r = c.read_response(false);
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body.len(), 60000);
+        drop(c);
+        server.wait_counters("every connection closed", |c| c.open_conns == 0);
+        assert_eq!(server.stop().panics, 0);
+    });
+}
+
+#[test]
+fn client_that_never_reads_a_large_response_is_cut_off_normal_one_is_not() {
+    for_each_backend(|backend| {
+        let server = start(backend);
+        let mut slow = connect_small_rcvbuf(server.addr, 4096);
+        slow.write_all(&get("GET", "/big", "")).unwrap();
+        // A normal reader of the same response meanwhile, then a small request.
+        let mut c = HttpClient::connect(server.addr);
+        c.send(&get("GET", "/big", ""));
+        let r = c.read_response(false);
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            r.body.len(),
+            BIG,
+            "the normal client gets the whole response"
+        );
+        c.send(&get("GET", "/plaintext", ""));
+        assert_eq!(c.read_response(false).status, 200);
+        drop(c);
+        // The slow reader's connection is aborted by the response rate.
+        server.wait_counters("the non-reading client cut off", |c| c.open_conns == 0);
+        let ended = wait_closed(&mut slow);
+        let got = match ended {
+            support::client::Ended::Eof(n) | support::client::Ended::Reset(n) => n,
+        };
+        assert!(
+            got < BIG,
+            "the slow client got {got} bytes, not the whole response"
+        );
+        assert_eq!(server.stop().panics, 0);
+    });
+}
+
+#[test]
+fn idle_keep_alive_connection_is_not_subject_to_the_response_rate() {
+    for_each_backend(|backend| {
+        let server = start(backend);
+        let mut c = HttpClient::connect(server.addr);
+        for round in 0..3 {
+            c.send(&get("GET", "/plaintext", ""));
+            let r = c.read_response(false);
+            assert_eq!(r.status, 200, "round {round}");
+            assert!(!r.says_close(), "round {round}");
+            // Idle for several grace periods and rate checks (the scenario itself).
+            std::thread::sleep(Duration::from_millis(1200));
+        }
+        c.send(&get("GET", "/plaintext", ""));
+        assert_eq!(c.read_response(false).status, 200, "after idling");
+        drop(c);
+        server.wait_counters("every connection closed", |c| c.open_conns == 0);
+        assert_eq!(server.stop().panics, 0);
+    });
+}
