@@ -170,19 +170,19 @@ impl HttpConn {
         if self.body_rate.is_none() && self.resp_rate.is_none() {
             self.rate_at = None;
         } else if self.rate_at.is_none() {
-            self.rate_at = self.next_rate_check(conn);
+            self.rate_at = self.next_rate_check(self.sent(conn));
         }
         self.sync_timer(conn);
     }
 
     /// The earliest instant at which a running rate window can be found too slow.
-    fn next_rate_check(&self, conn: &Conn<'_>) -> Option<Instant> {
+    /// `sent`: the response bytes counted as sent so far (see [`Self::sent`]).
+    fn next_rate_check(&self, sent: u64) -> Option<Instant> {
         let limits = self.limits();
         let body = self
             .body_rate
             .zip(limits.min_body_rate)
             .map(|((start, base), r)| start + r.deadline_after_start(self.rx - base));
-        let sent = self.sent(conn);
         let resp = self
             .resp_rate
             .zip(limits.min_response_rate)
@@ -204,7 +204,10 @@ impl HttpConn {
                 return Some(true);
             }
         }
-        let sent = self.sent(conn);
+        // Bytes the peer took: handed to the kernel minus what still waits in the
+        // socket's send queue (else a peer that never reads would be credited with
+        // the megabytes the kernel buffers). One ioctl per check, never per send.
+        let sent = self.sent(conn).saturating_sub(unsent_in_kernel(conn));
         if let (Some((start, base)), Some(r)) = (self.resp_rate, limits.min_response_rate) {
             let elapsed = now.saturating_duration_since(start);
             if conn.queued_bytes() > 0 && r.too_slow(sent.saturating_sub(base), elapsed) {
@@ -212,7 +215,7 @@ impl HttpConn {
             }
         }
         let floor = now + std::time::Duration::from_secs(1);
-        self.rate_at = self.next_rate_check(conn).map(|t| t.max(floor));
+        self.rate_at = self.next_rate_check(sent).map(|t| t.max(floor));
         None
     }
 
@@ -319,6 +322,20 @@ impl HttpConn {
             // left in the stash can never complete).
             conn.close();
         }
+    }
+}
+
+/// Bytes in the socket's kernel send queue, not yet acknowledged by the peer
+/// (`SIOCOUTQ`); 0 if the socket cannot tell.
+fn unsent_in_kernel(conn: &Conn<'_>) -> u64 {
+    let mut n: libc::c_int = 0;
+    // SAFETY: `raw_fd` is this connection's open socket; `TIOCOUTQ` (= `SIOCOUTQ`)
+    // only writes one `c_int` to the valid pointer passed.
+    let r = unsafe { libc::ioctl(conn.raw_fd(), libc::TIOCOUTQ, &mut n as *mut libc::c_int) };
+    if r == 0 {
+        u64::try_from(n).unwrap_or(0)
+    } else {
+        0
     }
 }
 

@@ -86,7 +86,8 @@ pub struct Limits {
     pub min_body_rate: Option<MinRate>,
     /// Minimum response data rate (Kestrel `MinResponseDataRate`): while response
     /// bytes are queued (from the moment output is queued until the queue drains),
-    /// the bytes handed to the kernel since then must average at least
+    /// the bytes the peer took since then (handed to the kernel, minus what still waits
+    /// in the socket's send queue) must average at least
     /// `bytes_per_sec` once the grace period is over, or the connection is aborted
     /// (no response is possible: the peer is not reading). Defeats a client that
     /// reads large responses through a tiny window. Idle keep-alive connections are
