@@ -7,7 +7,9 @@
 //! Supported: `GET`/`HEAD`, `Content-Type` by extension, `Content-Length`,
 //! `Last-Modified` / `If-Modified-Since` (304), one `Range` (206, or 416 when
 //! unsatisfiable; several ranges are answered with the whole file), `index.html` for
-//! directories, 404 / 403 / 405.
+//! directories, 404 / 403 / 405. A request is answered once its head is complete; a
+//! request body is read and dropped as it arrives, never held (a client that sent
+//! `Expect: 100-continue` gets the answer and a close instead of a wait for the body).
 //!
 //! Path safety: the target is percent-decoded; a decoded NUL, backslash or any `..`
 //! segment is refused (403); the joined path is canonicalised (resolving symlinks) and
@@ -21,7 +23,7 @@
 //! when that stops being true.
 
 use super::{
-    format_http_date, reason_phrase, write_error, DateCache, Limits, Request, RequestParser, Status,
+    format_http_date, reason_phrase, write_error, DateCache, Event, Limits, Request, RequestParser,
 };
 use crate::{CloseReason, Conn, ConnInfo, Handler};
 use std::cell::RefCell;
@@ -417,28 +419,26 @@ impl Handler for StaticFiles {
         loop {
             let date = DATE.with(|d| d.borrow().clone());
             self.head.clear();
-            match self.parser.parse(&data[consumed..]) {
-                Ok(Status::Partial) => break,
-                Ok(Status::Complete {
+            // A request is answered as soon as its head is in; a body (no method
+            // served here takes one) is dropped piece by piece as it arrives, never
+            // collected (issue 8 defect 11).
+            let answered = match self.parser.parse_event(&data[consumed..]) {
+                Ok(Event::Partial) => break,
+                Ok(Event::Request {
                     request,
                     consumed: n,
+                })
+                | Ok(Event::Head {
+                    request,
+                    consumed: n,
+                    ..
                 }) => {
                     consumed += n;
-                    let (keep, body) = answer(&self.root, &mut self.head, &request, &date);
-                    conn.send(&self.head);
-                    if let Some((file, off, len)) = body {
-                        conn.send_file(file, off, len);
-                    }
-                    if !keep || conn.is_draining() {
-                        if consumed < data.len() {
-                            // Pipelined bytes we will not read: linger, so they
-                            // cannot reset the connection under its last response.
-                            self.linger(conn);
-                        } else {
-                            conn.close();
-                        }
-                        return data.len();
-                    }
+                    answer(&self.root, &mut self.head, &request, &date)
+                }
+                Ok(Event::Body { consumed: n, .. }) | Ok(Event::End { consumed: n }) => {
+                    consumed += n;
+                    continue;
                 }
                 Err(e) => {
                     write_error(&mut self.head, &date, &e);
@@ -446,6 +446,27 @@ impl Handler for StaticFiles {
                     self.linger(conn);
                     return data.len();
                 }
+            };
+            let (mut keep, body) = answered;
+            // `Expect: 100-continue` answered with a final status: the client may
+            // never send the body we would wait to skip, so close after the answer
+            // (RFC 9110 10.1.1).
+            if self.parser.take_expect_continue() {
+                keep = false;
+            }
+            conn.send(&self.head);
+            if let Some((file, off, len)) = body {
+                conn.send_file(file, off, len);
+            }
+            if !keep || conn.is_draining() {
+                if consumed < data.len() || self.parser.in_body() {
+                    // Pipelined bytes or a body we will not read: linger, so they
+                    // cannot reset the connection under its last response.
+                    self.linger(conn);
+                } else {
+                    conn.close();
+                }
+                return data.len();
             }
         }
         if consumed < data.len() && !self.parser.in_body() {
