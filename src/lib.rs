@@ -36,6 +36,8 @@ pub use ringcore_runtime as runtime;
 pub use ringcore_net::http;
 pub use ringcore_net::{
     CloseReason, Conn, ConnInfo, Connect, ConnectOptions, Factory, Handler, IntoListeners,
-    Keepalive, Listeners, Serve, SocketOptions,
+    Keepalive, Listeners, Serve, SocketOptions, TunnelOptions, DEFAULT_CLOSE_TIMEOUT,
+    DEFAULT_MAX_PENDING, DEFAULT_OUTPUT_HIGH_WATER, DEFAULT_TUNNEL_HALF_CLOSE_TIMEOUT,
+    DEFAULT_TUNNEL_IDLE_TIMEOUT,
 };
 pub use ringcore_runtime::{BackendKind, Builder, Config, Counters, Handle, Runtime, Snapshot};
