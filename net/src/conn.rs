@@ -280,6 +280,8 @@ pub struct WorkerCtx {
     pub(crate) next_trim: Option<Instant>,
     /// Connections whose receive ended with `ENOBUFS`, oldest first.
     pub(crate) nobuf: std::collections::VecDeque<Token>,
+    /// The helper thread for [`Conn::offload`](crate::Conn::offload) and its results.
+    pub(crate) offload: crate::offload::Offload,
 }
 
 impl WorkerCtx {
@@ -296,6 +298,7 @@ impl WorkerCtx {
             pipes_low: 0,
             next_trim: None,
             nobuf: std::collections::VecDeque::new(),
+            offload: crate::offload::Offload::new(worker),
         }
     }
 

@@ -56,6 +56,14 @@ pub trait Handler: 'static {
         let _ = conn;
     }
 
+    /// The result of a job this connection handed to [`Conn::offload`], on the
+    /// connection's worker. Not called if the connection closed (or began closing)
+    /// meanwhile: the result is then dropped on the worker (an owned `File` in it is
+    /// closed). A job that panicked delivers its panic payload. The default drops it.
+    fn on_offload(&mut self, conn: &mut Conn<'_>, result: Box<dyn std::any::Any + Send>) {
+        let _ = (conn, result);
+    }
+
     /// The connection is gone: the fd is closed and no op is in flight.
     fn on_close(&mut self, reason: CloseReason) {
         let _ = reason;
@@ -218,6 +226,26 @@ impl Conn<'_> {
         c.tunnel = Some(crate::tunnel::Tunnel::new(upstream, opts));
         self.ctx.mark_dirty(self.core);
         Ok(())
+    }
+
+    /// Runs `job` off the worker thread, on the worker's helper thread (one per worker,
+    /// jobs in order), for work that may block: opening or stat-ing files, name
+    /// resolution. Its result comes back to this connection's
+    /// [`Handler::on_offload`] on the worker, unless the connection closed meanwhile
+    /// (then it is dropped; see there). The job must not touch the connection; a
+    /// handler that waits for the result usually pauses reading meanwhile.
+    pub fn offload<R: std::any::Any + Send>(&mut self, job: impl FnOnce() -> R + Send + 'static) {
+        let tok = self.core.token;
+        self.ctx.offload.submit(
+            tok,
+            Box::new(move || Box::new(job()) as Box<dyn std::any::Any + Send>),
+        );
+    }
+
+    /// Input bytes received and not consumed yet by [`Handler::on_data`] (they are
+    /// offered again with the next bytes, or on resume).
+    pub fn unconsumed(&self) -> usize {
+        self.core.pending.len()
     }
 
     /// Bytes queued and not yet handed to the kernel (for backpressure). Same as

@@ -17,6 +17,7 @@ mod handler;
 pub mod http;
 mod iofd;
 mod lifecycle;
+mod offload;
 mod outbound;
 mod reason;
 mod server;

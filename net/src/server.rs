@@ -215,9 +215,28 @@ impl<F: Factory> Server<F> {
     }
 }
 
+impl<F: Factory> Server<F> {
+    /// Hands finished offload results to their connections (`on_offload`); a result
+    /// whose connection is gone or closing is dropped here, on the worker.
+    fn offload_results(&mut self, io: &mut Io) {
+        for (tok, out) in self.ctx.offload.take() {
+            let Some(s) = self.conns.get_mut(tok.slot()) else {
+                continue;
+            };
+            if s.generation() != tok.generation() || s.is_closed() || s.value.core.has(CLOSING) {
+                continue;
+            }
+            call(&mut s.value, &mut self.ctx, io, "on_offload", |h, conn| {
+                h.on_offload(conn, out)
+            });
+        }
+    }
+}
+
 impl<F: Factory> Service for Server<F> {
     fn start(&mut self, io: &mut Io) -> io::Result<()> {
         self.ctx.now = io.now();
+        self.ctx.offload.waker = io.waker();
         if let Some(out) = self.outbound.clone() {
             for n in 0..out.count {
                 self.open_outbound(io, &out, n * 1000 + self.ctx.worker);
@@ -322,6 +341,9 @@ impl<F: Factory> Service for Server<F> {
     }
 
     fn flush(&mut self, io: &mut Io) {
+        if self.ctx.offload.in_flight > 0 {
+            self.offload_results(io);
+        }
         // Receives that ran out of buffers: re-arm as many as half the pool can serve.
         let n = self
             .ctx

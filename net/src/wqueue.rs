@@ -286,7 +286,13 @@ impl WriteQueue {
             !self.in_flight() && self.bytes_ready(),
             "prepare: bad state"
         );
-        let mut sb = self.msg.take().unwrap_or_else(|| spare.send_buf());
+        // The header is filled in its final place: the pointers handed to the kernel
+        // are derived from the box where it stays until `complete` (moving a `Box`
+        // after taking them would invalidate them under Rust's aliasing rules).
+        let sb = match self.msg.take() {
+            Some(sb) => self.msg.insert(sb),
+            None => self.msg.insert(spare.send_buf()),
+        };
         let mut n = 0;
         let mut bytes = 0;
         let leading = self.chunks.iter().map_while(Item::bytes);
@@ -308,9 +314,7 @@ impl WriteQueue {
         sb.msg.msg_iovlen = n as _;
         self.inflight_chunks = n;
         self.inflight_bytes = bytes;
-        let p = &sb.msg as *const libc::msghdr;
-        self.msg = Some(sb);
-        p
+        &sb.msg as *const libc::msghdr
     }
 
     /// True if the prepared send covers every queued byte.

@@ -19,6 +19,8 @@ pub struct Io {
     pub(crate) worker: usize,
     pub(crate) cfg: Arc<Config>,
     pub(crate) draining: bool,
+    /// Wakes this worker from another thread (`None` outside [`Runtime::run`](crate::Runtime::run)).
+    pub(crate) waker: Option<crate::worker::Waker>,
     _not_send: std::marker::PhantomData<*const ()>,
 }
 
@@ -31,8 +33,15 @@ impl Io {
             worker,
             cfg,
             draining: false,
+            waker: None,
             _not_send: std::marker::PhantomData,
         }
+    }
+
+    /// A [`Waker`](crate::Waker) for this worker, usable from any thread; `None` when
+    /// this `Io` is not driven by [`Runtime::run`](crate::Runtime::run).
+    pub fn waker(&self) -> Option<crate::Waker> {
+        self.waker.clone()
     }
 
     /// Queues `op`; it is handed to the kernel at the end of the loop turn (io_uring) or

@@ -50,4 +50,4 @@ pub use registry::Registry;
 pub use timer::{TimerHandle, TimerWheel};
 pub use token::{OpKind, Token};
 pub use uring::probe::kernel_version;
-pub use worker::{probe_backend, Handle, Runtime, Service};
+pub use worker::{probe_backend, Handle, Runtime, Service, Waker};

@@ -112,6 +112,27 @@ impl Handle {
     }
 }
 
+/// Wakes one worker from any thread: its loop turn ends (or its next wait returns at
+/// once) and the service's `expire` and `flush` run. A service hands work to a helper
+/// thread and has the helper call [`wake`](Self::wake) once the result is queued, so
+/// the result is picked up on the worker without the worker ever waiting for it.
+/// Waking a worker that has exited does nothing.
+#[derive(Clone)]
+pub struct Waker(Arc<WorkerSlot>);
+
+impl Waker {
+    /// Makes the worker run a loop turn soon (one eventfd write).
+    pub fn wake(&self) {
+        wake(&self.0.wake_fd);
+    }
+}
+
+impl std::fmt::Debug for Waker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Waker")
+    }
+}
+
 fn wake(fd: &Mutex<RawFd>) {
     let fd = fd.lock().unwrap_or_else(|e| e.into_inner());
     if *fd >= 0 {
@@ -331,7 +352,7 @@ fn run_worker<S, F>(
     id: usize,
     cpu: Option<usize>,
     cfg: Arc<Config>,
-    slot: &WorkerSlot,
+    slot: &Arc<WorkerSlot>,
     rx: Receiver<Control>,
     make: &F,
 ) -> io::Result<()>
@@ -349,7 +370,8 @@ where
     let driver = Driver::open(&cfg)?;
     let wake_fd = *slot.wake_fd.lock().unwrap_or_else(|e| e.into_inner());
     signals::remember_wake_fd(wake_fd);
-    let io = Io::new(driver, id, cfg.clone());
+    let mut io = Io::new(driver, id, cfg.clone());
+    io.waker = Some(Waker(slot.clone()));
     // `make` sees only `&Io`: it cannot queue an op, so a failure frees everything.
     let service = make(id, &io)?;
     let mut owned = Owned {

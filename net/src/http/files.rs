@@ -7,21 +7,24 @@
 //! Supported: `GET`/`HEAD`, `Content-Type` by extension, `Content-Length`,
 //! `Last-Modified` / `If-Modified-Since` (304), one `Range` (206, or 416 when
 //! unsatisfiable; several ranges are answered with the whole file), `index.html` for
-//! directories, 404 / 403 / 405.
+//! directories, 404 / 403 / 405. A request is answered once its head is complete; a
+//! request body is read and dropped as it arrives, never held (a client that sent
+//! `Expect: 100-continue` gets the answer and a close instead of a wait for the body).
 //!
 //! Path safety: the target is percent-decoded; a decoded NUL, backslash or any `..`
 //! segment is refused (403); the joined path is canonicalised (resolving symlinks) and
 //! must stay under the canonical root, so a symlink pointing outside is refused too.
 //!
 //! Only regular files are served: a FIFO, socket or device under the root is 404 (see
-//! [`open_regular`]). Path resolution (`realpath`), open and `fstat` are synchronous
-//! syscalls on the worker thread: on a local file system they are bounded (no wait on
-//! another process, thanks to `O_NONBLOCK` and the regular-file check) and take
-//! microseconds with a warm cache; docs/design.md ("What may block a worker") says
-//! when that stops being true.
+//! [`open_regular`]). Path resolution (`realpath`, `stat`), open and `fstat` never run
+//! on the worker thread: a GET/HEAD hands them to the worker's helper thread
+//! ([`Conn::offload`]) and pauses reading; the answer is queued when the result comes
+//! back ([`Handler::on_offload`](crate::Handler::on_offload)), then reading resumes
+//! (pipelined requests wait their turn). A connection that closed meanwhile drops the
+//! result, closing the file. docs/design.md ("What may block a worker").
 
 use super::{
-    format_http_date, reason_phrase, write_error, DateCache, Limits, Request, RequestParser, Status,
+    format_http_date, reason_phrase, write_error, DateCache, Event, Limits, Request, RequestParser,
 };
 use crate::{CloseReason, Conn, ConnInfo, Handler};
 use std::cell::RefCell;
@@ -47,6 +50,9 @@ pub struct StaticFiles {
     /// Lingering: the error response has been sent (the caps of the lingering
     /// proper run).
     linger_sent: bool,
+    /// A GET/HEAD whose file the worker's helper thread is looking up; reading is
+    /// paused until its answer is queued.
+    waiting: Option<Pending>,
 }
 
 impl StaticFiles {
@@ -73,6 +79,7 @@ impl StaticFiles {
             header_deadline: None,
             linger_until: None,
             linger_sent: false,
+            waiting: None,
         })
     }
 }
@@ -269,37 +276,92 @@ fn head(
     h.extend_from_slice(b"\r\n");
 }
 
-/// Answers one request; returns the file segment to send after the head, if any.
-fn answer(
-    root: &Path,
+/// A GET/HEAD whose file is being looked up off the worker ([`Conn::offload`]).
+struct Pending {
+    keep: bool,
+    head_only: bool,
+    /// `If-Modified-Since`, parsed.
+    ims: Option<u64>,
+    /// The `Range` header value.
+    range: Option<Vec<u8>>,
+}
+
+/// What the helper thread found for a request path: the resolved path, the open
+/// regular file and its metadata, or the status to answer.
+type Found = Result<(PathBuf, File, std::fs::Metadata), u16>;
+
+/// Resolves and opens `target` under `root` ([`resolve`], then [`open_regular`]).
+/// Runs on the worker's helper thread: every syscall here may block on a slow or
+/// network file system.
+fn lookup(root: &Path, target: &str) -> Found {
+    let path = resolve(root, target)?;
+    let (file, meta) = open_regular(&path).ok_or(404u16)?;
+    Ok((path, file, meta))
+}
+
+/// What to do with a request once its head is in.
+enum Answer {
+    /// Answered (written to the head buffer): keep-alive or not.
+    Done(bool),
+    /// Look the file up off the worker, then [`finish`].
+    Lookup(Pending, String),
+}
+
+fn simple(
     out: &mut Vec<u8>,
-    req: &Request<'_>,
+    date: &DateCache,
+    status: u16,
+    keep: bool,
+    head_only: bool,
+    extra: &[(&str, &[u8])],
+) {
+    let body = reason_phrase(status).as_bytes();
+    let mut f: Vec<(&str, &[u8])> = vec![("Content-Type", b"text/plain")];
+    f.extend_from_slice(extra);
+    head(out, date, status, keep, &f, body.len() as u64);
+    if !head_only {
+        out.extend_from_slice(body);
+    }
+}
+
+/// Answers what can be answered from the head alone (405); a GET/HEAD needs its file.
+fn answer(out: &mut Vec<u8>, req: &Request<'_>, date: &DateCache) -> Answer {
+    let keep = req.keep_alive();
+    if req.method() != "GET" && req.method() != "HEAD" {
+        simple(
+            out,
+            date,
+            405,
+            keep,
+            req.is_head(),
+            &[("Allow", b"GET, HEAD")],
+        );
+        return Answer::Done(keep);
+    }
+    let pending = Pending {
+        keep,
+        head_only: req.is_head(),
+        ims: req.header("if-modified-since").and_then(parse_http_date),
+        range: req.header("range").map(<[u8]>::to_vec),
+    };
+    Answer::Lookup(pending, req.path().to_string())
+}
+
+/// Answers a GET/HEAD whose lookup finished; returns keep-alive and the file segment
+/// to send after the head, if any.
+fn finish(
+    out: &mut Vec<u8>,
+    p: &Pending,
+    found: Found,
     date: &DateCache,
 ) -> (bool, Option<(File, u64, u64)>) {
-    let keep = req.keep_alive();
-    let simple = |out: &mut Vec<u8>, status: u16, extra: &[(&str, &[u8])]| {
-        let body = reason_phrase(status).as_bytes();
-        let mut f: Vec<(&str, &[u8])> = vec![("Content-Type", b"text/plain")];
-        f.extend_from_slice(extra);
-        head(out, date, status, keep, &f, body.len() as u64);
-        if !req.is_head() {
-            out.extend_from_slice(body);
-        }
-    };
-    if req.method() != "GET" && req.method() != "HEAD" {
-        simple(out, 405, &[("Allow", b"GET, HEAD")]);
-        return (keep, None);
-    }
-    let path = match resolve(root, req.path()) {
-        Ok(p) => p,
+    let keep = p.keep;
+    let (path, file, meta) = match found {
+        Ok(f) => f,
         Err(status) => {
-            simple(out, status, &[]);
+            simple(out, date, status, keep, p.head_only, &[]);
             return (keep, None);
         }
-    };
-    let Some((file, meta)) = open_regular(&path) else {
-        simple(out, 404, &[]);
-        return (keep, None);
     };
     let len = meta.len();
     let mtime = meta
@@ -309,7 +371,7 @@ fn answer(
         .map_or(0, |d| d.as_secs());
     let lm = format_http_date(mtime);
     let ctype = content_type(&path);
-    if let Some(ims) = req.header("if-modified-since").and_then(parse_http_date) {
+    if let Some(ims) = p.ims {
         if mtime <= ims {
             head(out, date, 304, keep, &[("Last-Modified", &lm)], 0);
             // 304 carries no body and its Content-Length must not mislead: strip it.
@@ -319,15 +381,23 @@ fn answer(
             return (keep, None);
         }
     }
-    let range = req
-        .header("range")
+    let range = p
+        .range
+        .as_deref()
         .map_or(RangeReq::Full, |v| parse_range(v, len));
     let (status, start, end) = match range {
         RangeReq::Full => (200, 0, len),
         RangeReq::Part(s, e) => (206, s, e),
         RangeReq::Unsatisfiable => {
             let cr = format!("bytes */{len}");
-            simple(out, 416, &[("Content-Range", cr.as_bytes())]);
+            simple(
+                out,
+                date,
+                416,
+                keep,
+                p.head_only,
+                &[("Content-Range", cr.as_bytes())],
+            );
             return (keep, None);
         }
     };
@@ -341,7 +411,7 @@ fn answer(
         fields.push(("Content-Range", cr.as_bytes()));
     }
     head(out, date, status, keep, &fields, end - start);
-    if req.is_head() || end == start {
+    if p.head_only || end == start {
         return (keep, None);
     }
     (keep, Some((file, start, end - start)))
@@ -387,7 +457,45 @@ impl StaticFiles {
     }
 }
 
+impl StaticFiles {
+    /// After an answer was queued: closes (or lingers, if `unread` input or a body
+    /// is still to come) when the connection is not kept; true if it was not.
+    fn after_answer(&mut self, conn: &mut Conn<'_>, keep: bool, unread: bool) -> bool {
+        if keep && !conn.is_draining() {
+            return false;
+        }
+        if unread || self.parser.in_body() {
+            // Pipelined bytes or a body we will not read: linger, so they cannot
+            // reset the connection under its last response.
+            self.linger(conn);
+        } else {
+            conn.close();
+        }
+        true
+    }
+}
+
 impl Handler for StaticFiles {
+    fn on_offload(&mut self, conn: &mut Conn<'_>, result: Box<dyn std::any::Any + Send>) {
+        let Some(pending) = self.waiting.take() else {
+            return;
+        };
+        // A lookup that panicked: answer 500 rather than leave the request hanging.
+        let found = result.downcast::<Found>().map_or(Err(500), |f| *f);
+        DATE.with(|d| d.borrow_mut().update(SystemTime::now()));
+        let date = DATE.with(|d| d.borrow().clone());
+        self.head.clear();
+        let (keep, body) = finish(&mut self.head, &pending, found, &date);
+        conn.send(&self.head);
+        if let Some((file, off, len)) = body {
+            conn.send_file(file, off, len);
+        }
+        if !self.after_answer(conn, keep, conn.unconsumed() > 0) {
+            // Pipelined input that waited is offered again (on_data) after this.
+            conn.resume_reading();
+        }
+    }
+
     fn on_sent(&mut self, conn: &mut Conn<'_>) {
         if self.linger_until.is_some() && !self.linger_sent {
             // The error response is out: the lingering proper begins.
@@ -412,39 +520,66 @@ impl Handler for StaticFiles {
             }
             return data.len();
         }
+        if self.waiting.is_some() {
+            // Reading is paused while a lookup is out; keep whatever came meanwhile.
+            return 0;
+        }
         let mut consumed = 0;
         DATE.with(|d| d.borrow_mut().update(SystemTime::now()));
         loop {
             let date = DATE.with(|d| d.borrow().clone());
             self.head.clear();
-            match self.parser.parse(&data[consumed..]) {
-                Ok(Status::Partial) => break,
-                Ok(Status::Complete {
+            // A request is answered as soon as its head is in; a body (no method
+            // served here takes one) is dropped piece by piece as it arrives, never
+            // collected (issue 8 defect 11).
+            let answered = match self.parser.parse_event(&data[consumed..]) {
+                Ok(Event::Partial) => break,
+                Ok(Event::Request {
                     request,
                     consumed: n,
+                })
+                | Ok(Event::Head {
+                    request,
+                    consumed: n,
+                    ..
                 }) => {
                     consumed += n;
-                    let (keep, body) = answer(&self.root, &mut self.head, &request, &date);
-                    conn.send(&self.head);
-                    if let Some((file, off, len)) = body {
-                        conn.send_file(file, off, len);
-                    }
-                    if !keep || conn.is_draining() {
-                        if consumed < data.len() {
-                            // Pipelined bytes we will not read: linger, so they
-                            // cannot reset the connection under its last response.
-                            self.linger(conn);
-                        } else {
-                            conn.close();
-                        }
-                        return data.len();
-                    }
+                    answer(&mut self.head, &request, &date)
+                }
+                Ok(Event::Body { consumed: n, .. }) | Ok(Event::End { consumed: n }) => {
+                    consumed += n;
+                    continue;
                 }
                 Err(e) => {
                     write_error(&mut self.head, &date, &e);
                     conn.send(&self.head);
                     self.linger(conn);
                     return data.len();
+                }
+            };
+            // `Expect: 100-continue` answered with a final status: the client may
+            // never send the body we would wait to skip, so close after the answer
+            // (RFC 9110 10.1.1).
+            let expect = self.parser.take_expect_continue();
+            match answered {
+                Answer::Done(keep) => {
+                    conn.send(&self.head);
+                    if self.after_answer(conn, keep && !expect, consumed < data.len()) {
+                        return data.len();
+                    }
+                }
+                Answer::Lookup(mut pending, path) => {
+                    // Resolve, open and fstat off the worker (decision 14); reading
+                    // stops until the answer is queued, so pipelined requests wait.
+                    pending.keep &= !expect;
+                    let root = self.root.clone();
+                    conn.offload(move || lookup(&root, &path));
+                    self.waiting = Some(pending);
+                    conn.pause_reading();
+                    if self.header_deadline.take().is_some() {
+                        conn.set_timer(None);
+                    }
+                    return consumed;
                 }
             }
         }
@@ -464,7 +599,7 @@ impl Handler for StaticFiles {
 
     fn on_drain(&mut self, conn: &mut Conn<'_>) {
         // Between requests (nothing partial buffered): close once the queue is sent.
-        if self.header_deadline.is_none() && !self.parser.in_body() {
+        if self.header_deadline.is_none() && !self.parser.in_body() && self.waiting.is_none() {
             conn.close();
         }
     }
