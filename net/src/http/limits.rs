@@ -268,3 +268,23 @@ impl Limits {
         self.max_head_bytes.saturating_add(64 * 1024)
     }
 }
+
+#[cfg(test)]
+mod rate_tests {
+    use super::MinRate;
+    use std::time::Duration;
+
+    #[test]
+    fn min_rate_waits_for_the_grace_then_compares_the_average() {
+        assert_eq!(MinRate::new(0, Duration::from_secs(5)), None);
+        let r = MinRate::new(240, Duration::from_secs(5)).unwrap();
+        assert!(
+            !r.too_slow(0, Duration::from_millis(4999)),
+            "inside the grace"
+        );
+        assert!(r.too_slow(1199, Duration::from_secs(5)));
+        assert!(!r.too_slow(1200, Duration::from_secs(5)));
+        assert_eq!(r.deadline_after_start(0), Duration::from_secs(5));
+        assert_eq!(r.deadline_after_start(4800), Duration::from_secs(20));
+    }
+}
