@@ -265,11 +265,16 @@ def shutdown(cfg, backend):
 
 
 # 6 + #1 + #14 ------------------------------------------------------------------------
+# The proxy's tunnel timeouts, shortened from the defaults (600 s idle, 60 s after a
+# FIN) so the probes below can see them fire.
+PROXY_TIMEOUTS = ["--idle-timeout", "10", "--half-close-timeout", "10"]
+
+
 def proxy(cfg, backend, ups):
     rows = []
 
     def one(name, port, args, expect, judge, timeout):
-        p = server("proxy", backend, PROXY, ["--upstream", f"127.0.0.1:{port}"])
+        p = server("proxy", backend, PROXY, ["--upstream", f"127.0.0.1:{port}"] + PROXY_TIMEOUTS)
         time.sleep(0.3)
         base = snap(p.pid)["fds"]
         r = abuse(["tunnel"] + args, addr(PROXY), opt_timeout=timeout, timeout=timeout + 30)
@@ -290,11 +295,11 @@ def proxy(cfg, backend, ups):
         lambda r: no_timeout(r) and (r.get("time_max_s") or 99) <= 6.0, 12)
     st = cfg.stall_secs
     one("6. proxy: upstream stalled (accepts, never answers)", ups["silent"], ["--count", 5],
-        f"closed by a tunnel idle timeout (probe {st} s); no fd leak", no_timeout, st)
+        f"closed by the tunnel idle timeout (--idle-timeout 10; probe {st} s); no fd leak", no_timeout, st)
     one("6/#1. proxy: upstream resets after 64 KiB (200 concurrent)", ups["reset"], ["--count", 200],
         "client sees 64 KiB then close; fds back; SIGINT exits", no_timeout, 15)
     # #14: client FIN towards a silent upstream, then gone.
-    p = server("proxy", backend, PROXY, ["--upstream", f"127.0.0.1:{ups['silent']}"])
+    p = server("proxy", backend, PROXY, ["--upstream", f"127.0.0.1:{ups['silent']}"] + PROXY_TIMEOUTS)
     time.sleep(0.3)
     base = snap(p.pid)["fds"]
     abuse(["tunnel", "--count", 100, "--then", "close"], addr(PROXY))
