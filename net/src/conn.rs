@@ -54,6 +54,8 @@ pub(crate) const CANCELLED: u32 = 1 << 18;
 /// The receive ended with `ENOBUFS`: it is re-armed from [`WorkerCtx::nobuf`], a few
 /// connections per turn, rather than all at once.
 pub(crate) const NOBUF_WAIT: u32 = 1 << 19;
+/// The hang-up guard's poll is in flight (hangup.rs).
+pub(crate) const GUARD_ARMED: u32 = 1 << 20;
 
 /// Default most unconsumed input bytes kept for a handler.
 pub const DEFAULT_MAX_PENDING: u32 = 1 << 20;
@@ -103,6 +105,11 @@ pub struct ConnCore {
     pub(crate) splice: Option<Box<SpliceState>>,
     /// Set by `pipe_to`: the connection is a splice tunnel to an upstream.
     pub(crate) tunnel: Option<Box<crate::tunnel::Tunnel>>,
+    /// Times the hang-up guard fired (hangup.rs); it is armed at most
+    /// [`GUARD_MAX`](crate::hangup::GUARD_MAX) times.
+    pub(crate) guards: u8,
+    /// The hang-up guard fired with the receive armed: when to check it ended.
+    pub(crate) guard_timer: Option<TimerHandle>,
 }
 
 /// A file leaving by splice: file -> pipe -> socket.
@@ -157,6 +164,8 @@ impl ConnCore {
             reason: None,
             splice: None,
             tunnel: None,
+            guards: 0,
+            guard_timer: None,
         }
     }
 

@@ -260,6 +260,7 @@ impl<F: Factory> Server<F> {
                 }
             }
         }
+        self.arm_guard(io, idx);
         let Some(s) = self.conns.get_mut(idx) else {
             return;
         };
@@ -362,6 +363,9 @@ impl<F: Factory> Server<F> {
             Some(OpKind::Timer) => slot.core.user_timer = None,
             Some(OpKind::Timeout) => slot.core.idle_timer = None,
             _ => {}
+        }
+        if t.raw_kind() == crate::hangup::K_GUARD {
+            return self.guard_due(io, idx);
         }
         if t.kind() == Some(OpKind::Close) {
             slot.core.close_timer = None;

@@ -13,6 +13,7 @@ pub mod addr;
 mod conn;
 mod dataflow;
 mod handler;
+mod hangup;
 #[cfg(feature = "http")]
 pub mod http;
 mod iofd;

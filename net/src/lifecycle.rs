@@ -17,6 +17,11 @@
 //! Closed     | CANCELLED, registry closed   | nothing                   | close CQE, in_flight 0 -> released
 //! ```
 //!
+//! Read ops are the multishot receive, a tunnel's readability polls and fills, and
+//! the hang-up guard (hangup.rs: a poll for `POLLRDHUP | POLLERR | POLLHUP` beside the
+//! receive of a connection without timers, so that a receive whose end never came is
+//! cancelled and re-armed instead of holding the slot forever).
+//!
 //! Events and what they may do, whatever the state: a completion (recv, send, splice,
 //! poll, tunnel op, cancel, close) updates counters and flags and marks the connection
 //! dirty; it re-arms nothing by itself except through [`Server::arm`], which refuses
@@ -230,6 +235,7 @@ impl<F: Factory> Server<F> {
         if let Some(mut slot) = self.conns.release_if_done(idx) {
             self.ctx.cancel_timers(&mut slot.core);
             self.ctx.cancel_timer(&mut slot.core.close_timer);
+            self.ctx.cancel_timer(&mut slot.core.guard_timer);
             if let Some(st) = slot.core.splice.take() {
                 self.ctx.give_pipe(io, st);
             }
