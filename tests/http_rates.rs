@@ -8,8 +8,9 @@ mod support;
 
 use ringcore::http::{BodyHandler, HttpConn, Limits, Request, Response, Router};
 use ringcore::BackendKind;
+use std::io::Read;
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use support::client::{connect_small_rcvbuf, wait_closed};
@@ -186,6 +187,68 @@ fn idle_keep_alive_connection_is_not_subject_to_the_response_rate() {
         assert_eq!(c.read_response(false).status, 200, "after idling");
         drop(c);
         server.wait_counters("every connection closed", |c| c.open_conns == 0);
+        assert_eq!(server.stop().panics, 0);
+    });
+}
+
+fn four_mib(_: &Request<'_>, res: &mut Response) {
+    res.set_content_type("application/octet-stream")
+        .set_body(&vec![b'y'; 4 * 1024 * 1024]);
+}
+
+/// Slow read (issue 8, the slowhttptest `-X` row): a client whose 4 KiB receive buffer
+/// took the first kilobytes at once, then reads 64 B every 100 ms (640 B/s), under a
+/// 1000 B/s minimum response rate. The rate is judged over a sliding window of the
+/// grace period, so the buffer's first gulp buys no time: the server cuts the client
+/// off within about grace + a quarter grace, long before the client has read 4 KiB
+/// (with the average since the response began, the gulp bought it ~20 s, ~13 KiB of
+/// reads). Meanwhile a normal client gets a 4 MiB response whole.
+#[test]
+fn slow_reader_is_cut_off_by_the_sliding_response_rate_normal_download_is_not() {
+    for_each_backend(|backend| {
+        let limits = Limits::default().min_response_rate(1000, Duration::from_millis(300));
+        let router = Router::new().get("/big", big).get("/4m", four_mib);
+        let server = start_server(backend, |b| b, HttpConn::factory(router, limits));
+        let mut slow = connect_small_rcvbuf(server.addr, 4096);
+        slow.write_all(&get("GET", "/big", "")).unwrap();
+        let read = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let (read, stop) = (read.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 64];
+                // Pacing the scenario (640 B/s), not synchronising.
+                while !stop.load(Ordering::Relaxed) {
+                    match slow.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => read.fetch_add(n, Ordering::Relaxed),
+                    };
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            })
+        };
+        let mut c = HttpClient::connect(server.addr);
+        for _ in 0..2 {
+            c.send(&get("GET", "/4m", ""));
+            let r = c.read_response(false);
+            assert_eq!(r.status, 200);
+            assert_eq!(
+                r.body.len(),
+                4 * 1024 * 1024,
+                "the normal client gets it whole"
+            );
+        }
+        drop(c);
+        server.wait_counters("the slow reader cut off", |c| c.open_conns == 0);
+        let at_close = read.load(Ordering::Relaxed);
+        stop.store(true, Ordering::Relaxed);
+        reader.join().unwrap();
+        eprintln!("{backend}: the slow reader had read {at_close} B when cut off");
+        assert!(
+            at_close < 4096,
+            "the slow reader had read {at_close} B when the server cut it off: its first \
+             gulp bought it time"
+        );
         assert_eq!(server.stop().panics, 0);
     });
 }
