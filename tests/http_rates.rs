@@ -196,37 +196,60 @@ fn four_mib(_: &Request<'_>, res: &mut Response) {
         .set_body(&vec![b'y'; 4 * 1024 * 1024]);
 }
 
-/// Slow read (issue 8, the slowhttptest `-X` row): a client whose 4 KiB receive buffer
-/// took the first kilobytes at once, then reads 64 B every 100 ms (640 B/s), under a
-/// 1000 B/s minimum response rate. The rate is judged over a sliding window of the
-/// grace period, so the buffer's first gulp buys no time: the server cuts the client
-/// off within about grace + a quarter grace, long before the client has read 4 KiB
-/// (with the average since the response began, the gulp bought it ~20 s, ~13 KiB of
-/// reads). Meanwhile a normal client gets a 4 MiB response whole.
+/// A client with a 4 KiB receive buffer that sends `request`, then reads 64 B every
+/// 100 ms (640 B/s) until the stream ends or `stop`; counts the bytes it read.
+fn slow_reader(
+    addr: std::net::SocketAddr,
+    request: &[u8],
+    stop: &Arc<AtomicBool>,
+) -> (std::thread::JoinHandle<()>, Arc<AtomicUsize>) {
+    let mut s = connect_small_rcvbuf(addr, 4096);
+    s.write_all(request).unwrap();
+    let read = Arc::new(AtomicUsize::new(0));
+    let (r, stop) = (read.clone(), stop.clone());
+    let t = std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        // Pacing the scenario, not synchronising.
+        while !stop.load(Ordering::Relaxed) {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => r.fetch_add(n, Ordering::Relaxed),
+            };
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    (t, read)
+}
+
+/// Slow read (issue 8, the slowhttptest `-X` row): clients whose 4 KiB receive buffer
+/// takes the first kilobytes at once, then read 640 B/s, under a 1000 B/s minimum
+/// response rate: one reading a 16 MiB response, one that pipelined 900 small
+/// requests (whose responses the server's kernel send buffer absorbs, so nothing stays
+/// queued in the server), one that pipelined 20,000 (the server lingers after the
+/// 1,000th). The rate is judged over a sliding window of the grace period on the bytes
+/// the peer took, so the buffers buy no time: the server cuts all three off within
+/// about grace + a quarter grace, long before they have read 4 KiB (before: the first
+/// was credited with its buffer's gulp, ~6 KiB of reads; the second was never judged,
+/// as nothing was queued, and left at the 75 s idle timeout; the third only at the 5 s
+/// lingering timeout). Meanwhile a normal client gets a 4 MiB response whole, twice.
 #[test]
-fn slow_reader_is_cut_off_by_the_sliding_response_rate_normal_download_is_not() {
+fn slow_readers_are_cut_off_by_the_sliding_response_rate_normal_download_is_not() {
     for_each_backend(|backend| {
         let limits = Limits::default().min_response_rate(1000, Duration::from_millis(300));
-        let router = Router::new().get("/big", big).get("/4m", four_mib);
+        let router = Router::new()
+            .get("/big", big)
+            .get("/4m", four_mib)
+            .get("/plaintext", plaintext);
         let server = start_server(backend, |b| b, HttpConn::factory(router, limits));
-        let mut slow = connect_small_rcvbuf(server.addr, 4096);
-        slow.write_all(&get("GET", "/big", "")).unwrap();
-        let read = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let reader = {
-            let (read, stop) = (read.clone(), stop.clone());
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 64];
-                // Pacing the scenario (640 B/s), not synchronising.
-                while !stop.load(Ordering::Relaxed) {
-                    match slow.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => read.fetch_add(n, Ordering::Relaxed),
-                    };
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-            })
-        };
+        let big_reader = slow_reader(server.addr, &get("GET", "/big", ""), &stop);
+        // 900 requests (under the 1,000 per connection): the responses fit in the
+        // kernel's send buffer; 20,000: the 1,000th says `Connection: close` and the
+        // server lingers over the rest, still judging the response rate.
+        let few = get("GET", "/plaintext", "").repeat(900);
+        let few_reader = slow_reader(server.addr, &few, &stop);
+        let many = get("GET", "/plaintext", "").repeat(20_000);
+        let many_reader = slow_reader(server.addr, &many, &stop);
         let mut c = HttpClient::connect(server.addr);
         for _ in 0..2 {
             c.send(&get("GET", "/4m", ""));
@@ -239,16 +262,23 @@ fn slow_reader_is_cut_off_by_the_sliding_response_rate_normal_download_is_not() 
             );
         }
         drop(c);
-        server.wait_counters("the slow reader cut off", |c| c.open_conns == 0);
-        let at_close = read.load(Ordering::Relaxed);
+        server.wait_counters("the slow readers cut off", |c| c.open_conns == 0);
         stop.store(true, Ordering::Relaxed);
-        reader.join().unwrap();
-        eprintln!("{backend}: the slow reader had read {at_close} B when cut off");
-        assert!(
-            at_close < 4096,
-            "the slow reader had read {at_close} B when the server cut it off: its first \
-             gulp bought it time"
-        );
+        let readers = [
+            ("16 MiB", big_reader),
+            ("900 pipelined", few_reader),
+            ("20,000 pipelined", many_reader),
+        ];
+        for (what, (t, read)) in readers {
+            let at_close = read.load(Ordering::Relaxed);
+            t.join().unwrap();
+            eprintln!("{backend}: the {what} slow reader had read {at_close} B when cut off");
+            assert!(
+                at_close < 4096,
+                "the {what} slow reader had read {at_close} B when the server cut it off: \
+                 its buffers bought it time"
+            );
+        }
         assert_eq!(server.stop().panics, 0);
     });
 }

@@ -10,7 +10,7 @@
 //! | sending an error response | `lingering_time` after the error | close |
 //! | lingering after it was sent | `lingering_timeout` after the last read, `lingering_time` after the send | close |
 //! | request body arriving | `min_body_rate` average since the body's start, after its grace | 408, close |
-//! | response queued | `min_response_rate` over every span of its grace while output waits (bytes the peer took, sampled every quarter grace) | abort |
+//! | response waiting (queued, or in the kernel untaken) | `min_response_rate` over every span of its grace (bytes the peer took, sampled every quarter grace) | abort |
 //!
 //! The two rates are checked by a second deadline (`rate_at`) folded into the same
 //! timer: the body rate at the grace's end, then at the computed instant at which the
@@ -163,12 +163,13 @@ impl HttpConn {
         } else {
             self.body_rate = None;
         }
-        if resp_min.is_some() && conn.queued_bytes() > 0 {
-            if self.resp_rate.is_none() {
-                self.resp_rate = Some(SlidingRate::new(now));
-            }
-        } else {
+        // The response window starts when output is queued and ends at a sample that
+        // finds everything taken (queue and kernel send queue empty): not when our
+        // queue drains, as the kernel may hold megabytes the peer has not taken.
+        if resp_min.is_none() {
             self.resp_rate = None;
+        } else if self.resp_rate.is_none() && conn.queued_bytes() > 0 {
+            self.resp_rate = Some(SlidingRate::new(now));
         }
         if self.body_rate.is_none() && self.resp_rate.is_none() {
             self.rate_at = None;
@@ -212,13 +213,15 @@ impl HttpConn {
         }
         let sent = self.sent(conn);
         if let (Some(w), Some(r)) = (self.resp_rate.as_mut(), resp_min) {
-            if conn.queued_bytes() > 0 && w.due(now, &r) {
+            if w.due(now, &r) {
                 // Bytes the peer took: handed to the kernel minus what still waits in
                 // the socket's send queue (else a peer that never reads would be
                 // credited with the megabytes the kernel buffers). One ioctl per
                 // sample, never per send.
-                let taken = sent.saturating_sub(unsent_in_kernel(conn));
-                if w.sample(now, taken, &r) {
+                let in_kernel = unsent_in_kernel(conn);
+                if in_kernel == 0 && conn.queued_bytes() == 0 {
+                    self.resp_rate = None; // everything taken: the window ends
+                } else if w.sample(now, sent.saturating_sub(in_kernel), sent, &r) {
                     return Some(false);
                 }
             }
@@ -228,7 +231,7 @@ impl HttpConn {
         None
     }
 
-    /// Stops the rate windows (lingering or closing).
+    /// Stops the rate windows (timed out or aborted).
     fn stop_rates(&mut self) {
         self.body_rate = None;
         self.resp_rate = None;
@@ -245,7 +248,9 @@ impl HttpConn {
         let until = conn.now() + self.limits().lingering_time;
         self.linger_until = Some(until);
         self.linger_sent = false;
-        self.stop_rates();
+        // The body rate ends; the response rate keeps judging the peer until what was
+        // sent is taken (a slow reader must not escape it by making us linger).
+        self.body_rate = None;
         self.stash = Vec::new();
         self.paused = false;
         conn.resume_reading();

@@ -140,19 +140,24 @@ impl MinRate {
 
 /// The minimum response rate judged over a sliding window ([`Limits::min_response_rate`]).
 ///
-/// The bytes the peer has taken are sampled every `period` (a quarter of the grace
-/// period, at least 100 ms) while output waits; from the fifth sample on, the bytes
-/// taken since the sample four periods back (one grace period ago) must reach the
-/// rate. So whatever the peer's receive buffer absorbed at the start buys it no time
-/// later: a peer that stops taking bytes is found too slow one period after a whole
-/// grace period passed without enough of them (at most grace + period after the
-/// output was queued). Pure: the caller supplies the clock and the byte counts.
+/// While response bytes wait (queued by us, or handed to the kernel and not yet
+/// acknowledged by the peer), two counts are sampled every `period` (a quarter of the
+/// grace period, at least 100 ms): `sent`, the bytes handed to the kernel, and `taken`,
+/// the bytes the peer has taken (`sent` minus the socket's send queue). The peer is too
+/// slow when, over the last four periods (one grace period), it took fewer bytes than
+/// the rate asks for, and at no sample in that span had it caught up with everything
+/// sent by the sample before (a peer that catches up is waiting for us, not slow: the
+/// window starts again). So whatever the peer's receive buffer absorbed at the start
+/// buys it no time later: a peer that stops reading is found too slow at most
+/// grace + period after the output started waiting, while a client that takes what it
+/// is sent, at the rate or at its own pace between requests, never is. Pure: the caller
+/// supplies the clock and the counts.
 #[derive(Debug, Clone)]
 pub(crate) struct SlidingRate {
     /// When output started waiting.
     start: std::time::Instant,
-    /// `(when, bytes taken then)` of the last samples, oldest first.
-    samples: [(std::time::Instant, u64); 4],
+    /// `(when, taken, sent)` at the last samples, oldest first.
+    samples: [(std::time::Instant, u64, u64); 4],
     /// Samples held (at most 4).
     len: usize,
 }
@@ -162,7 +167,7 @@ impl SlidingRate {
     pub(crate) fn new(now: std::time::Instant) -> SlidingRate {
         SlidingRate {
             start: now,
-            samples: [(now, 0); 4],
+            samples: [(now, 0, 0); 4],
             len: 0,
         }
     }
@@ -190,15 +195,24 @@ impl SlidingRate {
         now.saturating_duration_since(self.last()) >= Self::period(rate) / 2
     }
 
-    /// Takes a sample of `taken` (bytes the peer has taken in all) at `now`, if one is
-    /// [`due`](Self::due), and says whether the peer is too slow: fewer bytes than the
-    /// rate asks for since the sample a whole window back.
-    pub(crate) fn sample(&mut self, now: std::time::Instant, taken: u64, rate: &MinRate) -> bool {
+    /// Takes a sample at `now`, if one is [`due`](Self::due): `taken`, the bytes the
+    /// peer has taken in all, and `sent`, the bytes handed to the kernel in all. Says
+    /// whether the peer is too slow (see the type's documentation).
+    pub(crate) fn sample(
+        &mut self,
+        now: std::time::Instant,
+        taken: u64,
+        sent: u64,
+        rate: &MinRate,
+    ) -> bool {
         if !self.due(now, rate) {
             return false;
         }
+        if self.len > 0 && taken >= self.samples[self.len - 1].2 {
+            self.len = 0; // caught up: the peer waited for us
+        }
         let slow = self.len == self.samples.len() && {
-            let (then, base) = self.samples[0];
+            let (then, base, _) = self.samples[0];
             let elapsed = now.saturating_duration_since(then);
             u128::from(taken.saturating_sub(base)) * 1000 < rate.required_millis(elapsed)
         };
@@ -206,7 +220,7 @@ impl SlidingRate {
             self.samples.rotate_left(1);
             self.len -= 1;
         }
-        self.samples[self.len] = (now, taken);
+        self.samples[self.len] = (now, taken, sent);
         self.len += 1;
         slow
     }
@@ -358,6 +372,7 @@ mod rate_tests {
         let p = SlidingRate::period(&r);
         assert_eq!(p, Duration::from_millis(1250));
         let t0 = Instant::now();
+        let sent = 2_600_000; // in the kernel's send buffer, unread
         let mut w = SlidingRate::new(t0);
         // 8 KiB taken at once (the peer's receive buffer), then 32 B per period.
         let mut taken = 8192;
@@ -365,13 +380,13 @@ mod rate_tests {
             assert_eq!(w.next_sample(&r), t0 + p * k);
             taken += 32;
             assert!(
-                !w.sample(t0 + p * k, taken, &r),
+                !w.sample(t0 + p * k, taken, sent, &r),
                 "no verdict before a full window"
             );
         }
         taken += 32;
         assert!(
-            w.sample(t0 + p * 5, taken, &r),
+            w.sample(t0 + p * 5, taken, sent, &r),
             "32 B per 1.25 s is too slow once the burst left the window"
         );
         // A steady 300 B/s reader is never too slow, however long it runs.
@@ -379,11 +394,18 @@ mod rate_tests {
         for k in 1..=40u32 {
             let t = t0 + p * k;
             let taken = (t - t0).as_millis() as u64 * 300 / 1000;
-            assert!(!w.sample(t, taken, &r), "sample {k}");
+            assert!(!w.sample(t, taken, sent, &r), "sample {k}");
+        }
+        // A client that takes each small response as it comes (13 B a period, with the
+        // next one always just sent when sampled) waits for us: never too slow.
+        let mut w = SlidingRate::new(t0);
+        for k in 1..=40u64 {
+            let t = t0 + p * k as u32;
+            assert!(!w.sample(t, 13 * (k - 1), 13 * k, &r), "sample {k}");
         }
         // Early calls take no sample.
         let mut w = SlidingRate::new(t0);
-        assert!(!w.sample(t0 + p / 4, 0, &r));
+        assert!(!w.sample(t0 + p / 4, 0, sent, &r));
         assert_eq!(w.next_sample(&r), t0 + p);
     }
 
