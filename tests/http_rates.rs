@@ -8,8 +8,8 @@ mod support;
 
 use ringcore::http::{BodyHandler, HttpConn, Limits, Request, Response, Router};
 use ringcore::BackendKind;
-use std::io::Read;
 use std::io::Write;
+use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -202,8 +202,9 @@ fn slow_reader(
     addr: std::net::SocketAddr,
     request: &[u8],
     stop: &Arc<AtomicBool>,
-) -> (std::thread::JoinHandle<()>, Arc<AtomicUsize>) {
+) -> (std::thread::JoinHandle<()>, Arc<AtomicUsize>, i32) {
     let mut s = connect_small_rcvbuf(addr, 4096);
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&s);
     s.write_all(request).unwrap();
     let read = Arc::new(AtomicUsize::new(0));
     let (r, stop) = (read.clone(), stop.clone());
@@ -218,7 +219,26 @@ fn slow_reader(
             std::thread::sleep(Duration::from_millis(100));
         }
     });
-    (t, read)
+    (t, read, fd)
+}
+
+/// The TCP state of socket `fd` (`tcpi_state`: 1 established, 7 closed).
+fn tcp_state(fd: i32) -> u8 {
+    // SAFETY: an all-zero tcp_info is valid; getsockopt writes at most `len` bytes to
+    // it, and `fd` is a socket the caller keeps open.
+    unsafe {
+        let mut info: libc::tcp_info = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        let r = libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        );
+        assert_eq!(r, 0, "TCP_INFO: {}", io::Error::last_os_error());
+        info.tcpi_state
+    }
 }
 
 /// Slow read (issue 8, the slowhttptest `-X` row): clients whose 4 KiB receive buffer
@@ -263,13 +283,23 @@ fn slow_readers_are_cut_off_by_the_sliding_response_rate_normal_download_is_not(
         }
         drop(c);
         server.wait_counters("the slow readers cut off", |c| c.open_conns == 0);
+        // Aborted with megabytes unsent: reset, not a FIN queued behind them (which
+        // such a reader would never reach), so the readers' sockets are closed now,
+        // with kilobytes still unread in them (the reader threads keep them open).
+        for (what, r) in [
+            ("16 MiB", &big_reader),
+            ("900", &few_reader),
+            ("20,000", &many_reader),
+        ] {
+            assert_eq!(tcp_state(r.2), 7, "the {what} slow reader was reset");
+        }
         stop.store(true, Ordering::Relaxed);
         let readers = [
             ("16 MiB", big_reader),
             ("900 pipelined", few_reader),
             ("20,000 pipelined", many_reader),
         ];
-        for (what, (t, read)) in readers {
+        for (what, (t, read, _)) in readers {
             let at_close = read.load(Ordering::Relaxed);
             t.join().unwrap();
             eprintln!("{backend}: the {what} slow reader had read {at_close} B when cut off");

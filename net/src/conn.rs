@@ -56,6 +56,8 @@ pub(crate) const CANCELLED: u32 = 1 << 18;
 pub(crate) const NOBUF_WAIT: u32 = 1 << 19;
 /// The hang-up guard's poll is in flight (hangup.rs).
 pub(crate) const GUARD_ARMED: u32 = 1 << 20;
+/// An abort set `SO_LINGER` 0: the close will be a reset (lifecycle.rs).
+pub(crate) const RESET_SET: u32 = 1 << 21;
 
 /// Default most unconsumed input bytes kept for a handler.
 pub const DEFAULT_MAX_PENDING: u32 = 1 << 20;
@@ -110,6 +112,9 @@ pub struct ConnCore {
     pub(crate) guards: u8,
     /// The hang-up guard fired with the receive armed: when to check it ended.
     pub(crate) guard_timer: Option<TimerHandle>,
+    /// The connect timeout's entry (outbound connect or a tunnel's upstream), while
+    /// the connect is in flight.
+    pub(crate) connect_timer: Option<TimerHandle>,
 }
 
 /// A file leaving by splice: file -> pipe -> socket.
@@ -166,6 +171,7 @@ impl ConnCore {
             tunnel: None,
             guards: 0,
             guard_timer: None,
+            connect_timer: None,
         }
     }
 

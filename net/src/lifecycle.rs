@@ -70,6 +70,44 @@ impl ConnCore {
     }
 }
 
+impl ConnCore {
+    /// An abort with bytes still unsent (in the queue, or in the kernel's send queue:
+    /// one `SIOCOUTQ` ioctl) makes the close a reset (`SO_LINGER` 0): the kernel drops
+    /// the bytes and the socket at once and the peer learns at once, instead of an
+    /// orphaned socket holding them, with a FIN queued behind them, for as long as a
+    /// peer that does not read makes it wait (a slow reader cut off by a rate limit,
+    /// the close or drain deadline). Without unsent bytes the close stays graceful.
+    pub(crate) fn reset_if_unsent(&mut self) {
+        if self.has(CANCELLED | RESET_SET) {
+            return;
+        }
+        let mut in_kernel: libc::c_int = 0;
+        // SAFETY: `fd` is this connection's open socket (closed only after CANCELLED);
+        // TIOCOUTQ (= SIOCOUTQ) writes one c_int to the valid pointer.
+        let r = unsafe { libc::ioctl(self.fd, libc::TIOCOUTQ, &mut in_kernel as *mut libc::c_int) };
+        let unsent_in_kernel = r == 0 && in_kernel > 0;
+        if self.queued_bytes() == 0 && !unsent_in_kernel {
+            return;
+        }
+        self.set(RESET_SET);
+        let l = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: as above; `l` is a valid linger of the size passed. A failure only
+        // leaves the close graceful.
+        unsafe {
+            libc::setsockopt(
+                self.fd,
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&l as *const libc::linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            )
+        };
+    }
+}
+
 impl<F: Factory> Server<F> {
     /// The one place a connection's ops are submitted: refuses what the lifecycle
     /// does not allow in the current state, counts what it submits as in flight.
@@ -236,6 +274,7 @@ impl<F: Factory> Server<F> {
             self.ctx.cancel_timers(&mut slot.core);
             self.ctx.cancel_timer(&mut slot.core.close_timer);
             self.ctx.cancel_timer(&mut slot.core.guard_timer);
+            self.ctx.cancel_timer(&mut slot.core.connect_timer);
             if let Some(st) = slot.core.splice.take() {
                 self.ctx.give_pipe(io, st);
             }
