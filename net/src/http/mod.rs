@@ -64,9 +64,9 @@ pub use files::StaticFiles;
 pub use harness::run_without_socket;
 pub use limits::{Limits, MinRate};
 pub use parse::{RequestParser, Status, MAX_METHOD_BYTES};
+pub use pattern::MAX_PARAMS;
 pub use request::{Headers, Request};
 pub use response::{reason_phrase, write_error, write_response, Reply, Response};
-pub use pattern::MAX_PARAMS;
 pub use router::{OffloadJob, Route, Router};
 pub use session::{Progress, Session};
 

@@ -109,7 +109,9 @@ impl Pattern {
                 continue;
             }
             if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-                return bad("a parameter needs a name of letters, digits and '_' (\":id\", \"*rest\")");
+                return bad(
+                    "a parameter needs a name of letters, digits and '_' (\":id\", \"*rest\")",
+                );
             }
             if names.contains(&name) {
                 return bad("a parameter name is used twice");
@@ -145,10 +147,14 @@ impl Pattern {
     /// in the same places whatever their names).
     pub(crate) fn same_shape(&self, other: &Pattern) -> bool {
         self.segs.len() == other.segs.len()
-            && self.segs.iter().zip(&other.segs).all(|(a, b)| match (a, b) {
-                (Seg::Lit(x), Seg::Lit(y)) => x == y,
-                _ => a.rank() == b.rank(),
-            })
+            && self
+                .segs
+                .iter()
+                .zip(&other.segs)
+                .all(|(a, b)| match (a, b) {
+                    (Seg::Lit(x), Seg::Lit(y)) => x == y,
+                    _ => a.rank() == b.rank(),
+                })
     }
 
     /// The order among patterns of one class: at the first segment where they
@@ -238,7 +244,10 @@ mod tests {
 
     #[test]
     fn catch_all_takes_the_rest() {
-        assert_eq!(caps("/static/*rest", "/static/a/b.css"), one("rest", "a/b.css"));
+        assert_eq!(
+            caps("/static/*rest", "/static/a/b.css"),
+            one("rest", "a/b.css")
+        );
         assert_eq!(caps("/static/*rest", "/static/"), one("rest", ""));
         assert_eq!(caps("/static/*rest", "/static"), None);
         assert_eq!(caps("/static/*rest", "/staticx/a"), None);

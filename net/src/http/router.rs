@@ -64,9 +64,7 @@
 
 use super::pattern::{Class, Params, Pattern};
 use super::response::render;
-use super::{
-    write_response, BodyHandler, DateCache, Reply, Request, Response, HTTP_DATE_LEN,
-};
+use super::{write_response, BodyHandler, DateCache, Reply, Request, Response, HTTP_DATE_LEN};
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
@@ -175,8 +173,9 @@ pub(crate) enum Served {
 }
 
 /// The outcome of looking a request up.
-enum Found<'a> {
-    Route(&'a Method, Params<'a>),
+enum Lookup<'a> {
+    /// The route; its parameters are in the `Params` given to `find`.
+    Route(&'a Method),
     NotFound,
     NotAllowed(&'a Entry),
     Options(&'a Entry),
@@ -436,7 +435,7 @@ impl Router {
     }
 
     /// Looks `req` up.
-    fn find<'a>(&'a self, req: &Request<'a>) -> Found<'a> {
+    fn find<'a>(&'a self, req: &Request<'a>, params: &mut Params<'a>) -> Lookup<'a> {
         // `p` is the target's path (the part before any `?`) iff the target is `p`
         // or `p?...`, as `p` holds no `?`: no need to scan the target for one.
         let target = req.target().as_bytes();
@@ -444,7 +443,6 @@ impl Router {
             None => target == p,
             Some(&next) => next == b'?' && target.starts_with(p),
         };
-        let mut params = Params::new();
         let entry = match self
             .exact
             .iter()
@@ -457,10 +455,10 @@ impl Router {
                     .param
                     .iter()
                     .chain(&self.prefix)
-                    .find(|e| e.pattern.matches(path, &mut params))
+                    .find(|e| e.pattern.matches(path, params))
                 {
                     Some(e) => e,
-                    None => return Found::NotFound,
+                    None => return Lookup::NotFound,
                 }
             }
         };
@@ -472,16 +470,17 @@ impl Router {
         };
         let method = req.method().as_bytes();
         match find(method).or_else(|| if req.is_head() { find(b"GET") } else { None }) {
-            Some(m) => Found::Route(m, params),
-            None if method == b"OPTIONS" => Found::Options(entry),
-            None => Found::NotAllowed(entry),
+            Some(m) => Lookup::Route(m),
+            None if method == b"OPTIONS" => Lookup::Options(entry),
+            None => Lookup::NotAllowed(entry),
         }
     }
 
     /// How the body of `req` (a head whose body follows) is to be read.
     pub(crate) fn body_kind(&self, req: &Request<'_>) -> BodyKind {
-        match self.find(req) {
-            Found::Route(m, params) => match &m.target {
+        let mut params = Params::new();
+        match self.find(req, &mut params) {
+            Lookup::Route(m) => match &m.target {
                 Target::Fn(_) | Target::Offload(_) => BodyKind::Buffer(m.body_limit),
                 Target::Stream(make) => BodyKind::Stream(make(&with_params(req, &params))),
                 Target::Fixed(_) => BodyKind::Discard,
@@ -493,17 +492,23 @@ impl Router {
     /// Runs the matching route, or fills in 404 / 405 / the `OPTIONS` answer. `res`
     /// should start cleared. An offload route's job runs inline.
     pub fn handle(&self, req: &Request<'_>, res: &mut Response) {
-        if let Some(job) = Self::fill(self.find(req), req, res) {
+        let mut params = Params::new();
+        if let Some(job) = Self::fill(self.find(req, &mut params), &params, req, res) {
             *res = job.run();
         }
     }
 
     /// [`Router::handle`] once the route is found; an offload route's job is
     /// returned, not run.
-    fn fill(found: Found<'_>, req: &Request<'_>, res: &mut Response) -> Option<OffloadJob> {
+    fn fill(
+        found: Lookup<'_>,
+        params: &Params<'_>,
+        req: &Request<'_>,
+        res: &mut Response,
+    ) -> Option<OffloadJob> {
         match found {
-            Found::Route(m, params) => {
-                let req = with_params(req, &params);
+            Lookup::Route(m) => {
+                let req = with_params(req, params);
                 match &m.target {
                     Target::Fn(route) => route(&req, res),
                     Target::Offload(make) => return Some(make(&req)),
@@ -521,18 +526,18 @@ impl Router {
                     }
                 }
             }
-            Found::NotFound => {
+            Lookup::NotFound => {
                 res.set_status(404)
                     .set_content_type("text/plain")
                     .set_body(b"Not Found\n");
             }
-            Found::NotAllowed(entry) => {
+            Lookup::NotAllowed(entry) => {
                 res.set_status(405)
                     .set_content_type("text/plain")
                     .set_body(b"Method Not Allowed\n")
                     .header("Allow", &allow(entry));
             }
-            Found::Options(entry) => {
+            Lookup::Options(entry) => {
                 res.set_status(204).header("Allow", &allow(entry));
             }
         }
@@ -564,14 +569,15 @@ impl Router {
         date: &DateCache,
         out: &mut Vec<u8>,
     ) -> Served {
-        let found = self.find(req);
-        if let Found::Route(m, _) = &found {
+        let mut params = Params::new();
+        let found = self.find(req, &mut params);
+        if let Lookup::Route(m) = &found {
             if let Target::Fixed(fixed) = &m.target {
                 return Served::Done(fixed.write(out, date, req.reply()));
             }
         }
         res.clear();
-        match Self::fill(found, req, res) {
+        match Self::fill(found, &params, req, res) {
             Some(job) => Served::Job(job),
             None => Served::Done(res.write_to(out, date, req.reply())),
         }

@@ -22,8 +22,8 @@ use super::body::Reservation;
 use super::body_out::OutState;
 use super::router::{BodyKind, Served};
 use super::{
-    write_error, write_response, BodyHandler, BodyOut, DateCache, Error, Event, Limits,
-    OffloadJob, Reply, Request, RequestParser, Response, Router,
+    write_error, write_response, BodyHandler, BodyOut, DateCache, Error, Event, Limits, OffloadJob,
+    Reply, Request, RequestParser, Response, Router,
 };
 
 /// What [`Session::on_data`] did with the bytes it was given.
@@ -398,7 +398,8 @@ impl Session {
                                 BodyKind::Buffer(cap) => {
                                     let cap = cap.unwrap_or(default_cap);
                                     if declared.is_some_and(|n| n > cap as u64) {
-                                        let e = Error::new(413, "body larger than the route's limit");
+                                        let e =
+                                            Error::new(413, "body larger than the route's limit");
                                         return self.fail(data.len(), &e, date, out);
                                     }
                                     if !self.reserved.grow(declared.unwrap_or(0) as usize, budget) {
@@ -465,7 +466,8 @@ impl Session {
                             })
                         }
                         _ => {
-                            let served = match self.parser.ended_request(&self.head, &self.buffered) {
+                            let served = match self.parser.ended_request(&self.head, &self.buffered)
+                            {
                                 Some(req) => {
                                     let reply = req.reply();
                                     match respond.respond(&req, &mut self.response, date, out) {

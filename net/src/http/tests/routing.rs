@@ -37,7 +37,9 @@ fn req(method: &str, target: &str) -> Vec<u8> {
 
 fn body_of(method: &str, router: &Router, target: &str) -> String {
     let (text, _) = run(router, &req(method, target));
-    text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
+    text.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
 }
 
 fn status_of(method: &str, router: &Router, target: &str) -> String {
@@ -61,7 +63,10 @@ fn precedence_exact_then_param_then_prefix() {
         .get("/a/b/:y", says("aby"));
     assert_eq!(body_of("GET", &r, "/users/me"), "me");
     assert_eq!(body_of("GET", &r, "/users/42?x=1"), "user id=42");
-    assert_eq!(body_of("GET", &r, "/users/42/posts"), "users-rest rest=42/posts");
+    assert_eq!(
+        body_of("GET", &r, "/users/42/posts"),
+        "users-rest rest=42/posts"
+    );
     assert_eq!(body_of("GET", &r, "/users/"), "users-rest rest=");
     assert_eq!(body_of("GET", &r, "/users"), "all all=users");
     assert_eq!(body_of("GET", &r, "/a/b/c"), "aby y=c");
@@ -92,7 +97,10 @@ fn not_found_and_method_not_allowed_with_allow() {
     assert_eq!(status_of("GET", &r, "/nope"), "404");
     let (text, p) = run(&r, &req("PUT", "/x"));
     assert!(text.starts_with("HTTP/1.1 405 "), "{text}");
-    assert!(text.contains("\r\nAllow: GET, HEAD, POST, OPTIONS\r\n"), "{text}");
+    assert!(
+        text.contains("\r\nAllow: GET, HEAD, POST, OPTIONS\r\n"),
+        "{text}"
+    );
     assert!(!p.close, "405 keeps the connection");
     let (text, _) = run(&r, &req("GET", "/u/1"));
     assert!(text.contains("\r\nAllow: DELETE, OPTIONS\r\n"), "{text}");
@@ -120,11 +128,13 @@ fn options_is_answered_with_allow() {
 
 #[test]
 fn explicit_head_route_wins_over_get() {
-    let r = Router::new()
-        .get("/x", says("get"))
-        .route("HEAD", "/x", |_: &Request<'_>, res: &mut Response| {
+    let r = Router::new().get("/x", says("get")).route(
+        "HEAD",
+        "/x",
+        |_: &Request<'_>, res: &mut Response| {
             res.set_status(204);
-        });
+        },
+    );
     assert_eq!(status_of("HEAD", &r, "/x"), "204");
     let (text, _) = run(&r, &req("PUT", "/x"));
     assert!(text.contains("Allow: GET, HEAD, OPTIONS\r\n"), "{text}");
@@ -140,7 +150,11 @@ fn conflicts_panic_with_a_clear_message() {
             .post("/u/:name", says("b"))
     });
     assert!(m.contains("\"/u/:name\" conflicts with \"/u/:id\""), "{m}");
-    let m = panic_message(|| Router::new().get("/s/*a", says("a")).get("/s/*b", says("b")));
+    let m = panic_message(|| {
+        Router::new()
+            .get("/s/*a", says("a"))
+            .get("/s/*b", says("b"))
+    });
     assert!(m.contains("conflicts"), "{m}");
     let m = panic_message(|| Router::new().get("nope", says("a")));
     assert!(m.contains("must start with '/'"), "{m}");
@@ -190,7 +204,9 @@ fn per_route_body_limit_413() {
         .post("/small", echo_len)
         .body_limit(10)
         .post("/default", echo_len);
-    assert!(run(&r, &post("/small", &[b'x'; 10], "")).0.ends_with("\r\n\r\n10"));
+    assert!(run(&r, &post("/small", &[b'x'; 10], ""))
+        .0
+        .ends_with("\r\n\r\n10"));
     let (text, p) = run(&r, &post("/small", &[b'x'; 11], ""));
     assert!(text.starts_with("HTTP/1.1 413 "), "{text}");
     assert_eq!(p.error, Some(413));
@@ -199,16 +215,26 @@ fn per_route_body_limit_413() {
     assert_eq!(run(&r, chunked).1.error, Some(413));
     // Other routes keep Limits::max_buffered_body (64 KiB).
     let big = vec![b'y'; 64 * 1024];
-    assert!(run(&r, &post("/default", &big, "")).0.ends_with("\r\n\r\n65536"));
-    assert_eq!(run(&r, &post("/default", &[b'y'; 64 * 1024 + 1], "")).1.error, Some(413));
+    assert!(run(&r, &post("/default", &big, ""))
+        .0
+        .ends_with("\r\n\r\n65536"));
+    assert_eq!(
+        run(&r, &post("/default", &[b'y'; 64 * 1024 + 1], ""))
+            .1
+            .error,
+        Some(413)
+    );
 }
 
 #[test]
 fn expect_continue_only_when_the_route_reads_the_body() {
-    let r = Router::new()
-        .post("/read", echo_len)
-        .body_limit(4)
-        .fixed("POST", "/fixed", 200, "text/plain", b"ok");
+    let r = Router::new().post("/read", echo_len).body_limit(4).fixed(
+        "POST",
+        "/fixed",
+        200,
+        "text/plain",
+        b"ok",
+    );
     let expect = "Expect: 100-continue\r\n";
     let head = |target: &str, n: usize| {
         format!("POST {target} HTTP/1.1\r\nHost: t\r\n{expect}Content-Length: {n}\r\n\r\n")
@@ -221,7 +247,10 @@ fn expect_continue_only_when_the_route_reads_the_body() {
     // Not read: the final status at once, no 100, Connection: close, lingering.
     for (target, status) in [("/fixed", "200"), ("/nope", "404")] {
         let (text, p) = run(&r, &head(target, 3));
-        assert!(text.starts_with(&format!("HTTP/1.1 {status} ")), "{target}: {text}");
+        assert!(
+            text.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{target}: {text}"
+        );
         assert!(!text.contains("100 Continue"), "{text}");
         assert!(text.contains("Connection: close\r\n"), "{text}");
         assert!(p.close && p.linger, "{p:?}");
@@ -230,11 +259,17 @@ fn expect_continue_only_when_the_route_reads_the_body() {
     assert!(text.starts_with("HTTP/1.1 405 ") && p.linger, "{text}");
     // Over the route's limit: 413 without 100.
     let (text, p) = run(&r, &head("/read", 5));
-    assert!(text.starts_with("HTTP/1.1 413 ") && !text.contains("100"), "{text}");
+    assert!(
+        text.starts_with("HTTP/1.1 413 ") && !text.contains("100"),
+        "{text}"
+    );
     assert_eq!(p.error, Some(413));
     // No Expect: a fixed route reads and drops the body and keeps the connection.
     let (text, p) = run(&r, &post("/fixed", b"abc", ""));
-    assert!(text.starts_with("HTTP/1.1 200 ") && !p.close && !p.linger, "{text}");
+    assert!(
+        text.starts_with("HTTP/1.1 200 ") && !p.close && !p.linger,
+        "{text}"
+    );
 }
 
 trait WithHeader {
@@ -245,8 +280,12 @@ impl WithHeader for Vec<u8> {
     /// Adds `header` (a `Name: value\r\n` line) and a 3-byte length to a bodiless request.
     fn replace_ascii(self, header: &str) -> Vec<u8> {
         let text = String::from_utf8(self).unwrap();
-        text.replacen("\r\n\r\n", &format!("\r\n{header}Content-Length: 3\r\n\r\n"), 1)
-            .into_bytes()
+        text.replacen(
+            "\r\n\r\n",
+            &format!("\r\n{header}Content-Length: 3\r\n\r\n"),
+            1,
+        )
+        .into_bytes()
     }
 }
 
@@ -304,7 +343,9 @@ struct Echo;
 impl BodyHandler for Echo {
     fn on_body(&mut self, _: &[u8]) {}
     fn on_body_out(&mut self, piece: &[u8], out: &mut BodyOut<'_>) {
-        out.header("X-Echo", b"1").start(200, "text/plain").write(piece);
+        out.header("X-Echo", b"1")
+            .start(200, "text/plain")
+            .write(piece);
     }
     fn on_end(&mut self, res: &mut Response) {
         res.set_body(b"!");
@@ -313,7 +354,9 @@ impl BodyHandler for Echo {
 
 #[test]
 fn streamed_response_while_the_body_arrives() {
-    let r = Router::new().stream("POST", "/echo", |_: &Request<'_>| Box::new(Echo) as Box<dyn BodyHandler>);
+    let r = Router::new().stream("POST", "/echo", |_: &Request<'_>| {
+        Box::new(Echo) as Box<dyn BodyHandler>
+    });
     let mut session = Session::new(Limits::default());
     let mut out = Vec::new();
     let head = b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nab";
@@ -321,7 +364,10 @@ fn streamed_response_while_the_body_arrives() {
     assert_eq!(p.consumed, head.len());
     let text = String::from_utf8_lossy(&out).into_owned();
     assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
-    assert!(text.contains("\r\nTransfer-Encoding: chunked\r\nX-Echo: 1\r\n\r\n2\r\nab\r\n"), "{text}");
+    assert!(
+        text.contains("\r\nTransfer-Encoding: chunked\r\nX-Echo: 1\r\n\r\n2\r\nab\r\n"),
+        "{text}"
+    );
     out.clear();
     let p = session.on_data(b"cde", &r, &date(), &mut out);
     assert!(!p.close);
@@ -329,7 +375,15 @@ fn streamed_response_while_the_body_arrives() {
     // HTTP/1.0: raw bytes, then close.
     let mut session = Session::new(Limits::default());
     out.clear();
-    let p = session.on_data(b"POST /echo HTTP/1.0\r\nContent-Length: 2\r\n\r\nhi", &r, &date(), &mut out);
+    let p = session.on_data(
+        b"POST /echo HTTP/1.0\r\nContent-Length: 2\r\n\r\nhi",
+        &r,
+        &date(),
+        &mut out,
+    );
     let text = String::from_utf8_lossy(&out).into_owned();
-    assert!(p.close && text.contains("Connection: close\r\n") && text.ends_with("\r\n\r\nhi!"), "{text}");
+    assert!(
+        p.close && text.contains("Connection: close\r\n") && text.ends_with("\r\n\r\nhi!"),
+        "{text}"
+    );
 }
