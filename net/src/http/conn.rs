@@ -294,7 +294,12 @@ impl HttpConn {
         }
         if p.paused && !self.paused {
             self.paused = true;
-            conn.pause_reading();
+            // Waiting for an offload result, the socket is still read (up to a
+            // bound, see `stash_input`) so that a reset closes the connection and
+            // the late result is dropped; backed-up output pauses reading at once.
+            if !self.session.is_waiting() {
+                conn.pause_reading();
+            }
         }
         let rest = data.len() - p.consumed;
         if self.session.parser().in_body() {
@@ -453,7 +458,7 @@ impl HttpConn {
             return data.len();
         }
         if self.paused || !self.stash.is_empty() {
-            self.stash.extend_from_slice(data);
+            self.stash_input(conn, data);
             if !self.paused {
                 self.serve_stash(conn);
             }
@@ -461,10 +466,19 @@ impl HttpConn {
         }
         let used = self.process(conn, data);
         if self.paused && used < data.len() && self.linger_until.is_none() {
-            self.stash.extend_from_slice(&data[used..]);
+            self.stash_input(conn, &data[used..]);
             return data.len();
         }
         used
+    }
+
+    /// Keeps input for later; while an offload result is awaited (reading goes
+    /// on), pauses reading once a head and a receive batch are kept.
+    fn stash_input(&mut self, conn: &mut Conn<'_>, data: &[u8]) {
+        self.stash.extend_from_slice(data);
+        if self.session.is_waiting() && self.stash.len() >= self.limits().max_pending_input() {
+            conn.pause_reading();
+        }
     }
 
     /// `on_sent` proper: the queue drained.
