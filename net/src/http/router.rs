@@ -1,66 +1,4 @@
-//! The router: `(method, path pattern)` to a route that may hold state.
-//!
-//! # Routes
-//!
-//! | added with | runs | body |
-//! | --- | --- | --- |
-//! | [`get`](Router::get), [`post`](Router::post), [`route`](Router::route) | `Fn(&Request, &mut Response)` on the worker | buffered, whole in [`Request::body`] |
-//! | [`fixed`](Router::fixed) | nothing: a response rendered once | read and dropped |
-//! | [`stream`](Router::stream) | `Fn(&Request) -> Box<dyn BodyHandler>` | in pieces to the [`BodyHandler`] |
-//! | [`offload`](Router::offload) | `Fn(&Request) -> job`, the job on the offload thread | buffered |
-//!
-//! A route is any closure that is `Send + Sync + 'static` (a plain `fn` too): the
-//! router is built once and shared by every worker, so state lives in the closure
-//! (an `Arc<T>`, atomics, a `Mutex` for what is rarely written).
-//!
-//! # Paths
-//!
-//! `/json` matches that path only; `/users/:id` matches one non-empty segment and
-//! captures it ([`Request::param`]); `/static/*rest` matches `/static/` and everything
-//! below it (`rest` may be empty; `/static` itself is not matched). Matching is on the
-//! raw path (the target before `?`), byte for byte: no percent-decoding, no `..`
-//! resolution, and a trailing slash makes a different path.
-//!
-//! **Precedence** (whatever the order of registration): an exact path first, then
-//! patterns with parameters, then catch-all prefixes. Among patterns of one kind, at
-//! the first segment where two differ the literal beats the parameter, which beats the
-//! catch-all: `/users/me` > `/users/:id`; `/a/b/:y` > `/a/:x/c`;
-//! `/static/img/*f` > `/static/*f`. The path picks the route entry first and the
-//! method second: a path whose best pattern lacks the method is `405`, even if a less
-//! specific pattern has it.
-//!
-//! **Conflicts panic** when the router is built: the same method on the same path
-//! twice, two patterns that match the same paths with different parameter names
-//! (`/u/:id` and `/u/:name`), and an invalid path (not starting with `/`, holding `?`,
-//! an unnamed parameter, a catch-all not last, more than
-//! [`MAX_PARAMS`](super::MAX_PARAMS) parameters).
-//!
-//! # Methods
-//!
-//! `HEAD` runs the `GET` route of a path unless a `HEAD` route is registered (the
-//! body is dropped when rendering). A path with no route for the method is
-//! `405 Method Not Allowed` with `Allow` listing the path's methods, `HEAD` included
-//! where `GET` exists, and `OPTIONS`. `OPTIONS` on a path with no `OPTIONS` route is
-//! answered `204 No Content` with the same `Allow`. An unknown path is
-//! `404 Not Found`.
-//!
-//! ```
-//! # use ringcore_net::http::{Request, Response, Router};
-//! use std::sync::atomic::{AtomicU64, Ordering};
-//! use std::sync::Arc;
-//!
-//! let hits = Arc::new(AtomicU64::new(0));
-//! let h = hits.clone();
-//! let router = Router::new()
-//!     .get("/hits", move |_: &Request<'_>, res: &mut Response| {
-//!         let n = h.fetch_add(1, Ordering::Relaxed) + 1;
-//!         res.set_body(n.to_string().as_bytes());
-//!     })
-//!     .get("/users/:id", |req: &Request<'_>, res: &mut Response| {
-//!         res.set_body(req.param("id").unwrap_or("").as_bytes());
-//!     });
-//! # let _ = router;
-//! ```
+//! The router: `(method, path pattern)` to a route that may hold state; see [`Router`].
 
 use super::pattern::{Class, Params, Pattern};
 use super::response::render;
@@ -101,9 +39,109 @@ impl std::fmt::Debug for OffloadJob {
     }
 }
 
-/// Routes requests by method and path; see the [module docs](self) for patterns,
-/// precedence, conflicts and the built-in `404`, `405` and `OPTIONS` answers.
-/// Built once, then shared by every worker (it is `Send + Sync`).
+/// Routes requests by method and path to routes that may hold state. Built once,
+/// then shared by every worker (it is `Send + Sync`).
+///
+/// # Routes
+///
+/// | added with | runs | body |
+/// | --- | --- | --- |
+/// | [`get`](Router::get), [`post`](Router::post), [`route`](Router::route) | `Fn(&Request, &mut Response)` on the worker | buffered, whole in [`Request::body`] |
+/// | [`fixed`](Router::fixed) | nothing: a response rendered once | read and dropped |
+/// | [`stream`](Router::stream) | `Fn(&Request) -> Box<dyn BodyHandler>` | in pieces to the [`BodyHandler`] |
+/// | [`offload`](Router::offload) | `Fn(&Request) -> job`, the job on the offload thread | buffered |
+///
+/// A route is any closure that is `Send + Sync + 'static` (a plain `fn` too): the
+/// router is built once and shared by every worker, so state lives in the closure
+/// (an `Arc<T>`, atomics, a `Mutex` for what is rarely written).
+///
+/// # Paths
+///
+/// `/json` matches that path only; `/users/:id` matches one non-empty segment and
+/// captures it ([`Request::param`]); `/static/*rest` matches `/static/` and everything
+/// below it (`rest` may be empty; `/static` itself is not matched). Matching is on the
+/// raw path (the target before `?`), byte for byte: no percent-decoding, no `..`
+/// resolution, and a trailing slash makes a different path.
+///
+/// **Precedence** (whatever the order of registration): an exact path first, then
+/// patterns with parameters, then catch-all prefixes. Among patterns of one kind, at
+/// the first segment where two differ the literal beats the parameter, which beats the
+/// catch-all: `/users/me` > `/users/:id`; `/a/b/:y` > `/a/:x/c`;
+/// `/static/img/*f` > `/static/*f`. The path picks the route entry first and the
+/// method second: a path whose best pattern lacks the method is `405`, even if a less
+/// specific pattern has it.
+///
+/// **Conflicts panic** when the router is built: the same method on the same path
+/// twice, two patterns that match the same paths with different parameter names
+/// (`/u/:id` and `/u/:name`), and an invalid path (not starting with `/`, holding `?`,
+/// an unnamed parameter, a catch-all not last, more than
+/// [`MAX_PARAMS`](super::MAX_PARAMS) parameters).
+///
+/// # Methods
+///
+/// `HEAD` runs the `GET` route of a path unless a `HEAD` route is registered (the
+/// body is dropped when rendering). A path with no route for the method is
+/// `405 Method Not Allowed` with `Allow` listing the path's methods, `HEAD` included
+/// where `GET` exists, and `OPTIONS`. `OPTIONS` on a path with no `OPTIONS` route is
+/// answered `204 No Content` with the same `Allow`. An unknown path is
+/// `404 Not Found`.
+///
+/// ```
+/// # use ringcore_net::http::{Request, Response, Router};
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use std::sync::Arc;
+///
+/// let hits = Arc::new(AtomicU64::new(0));
+/// let h = hits.clone();
+/// let router = Router::new()
+///     .get("/hits", move |_: &Request<'_>, res: &mut Response| {
+///         let n = h.fetch_add(1, Ordering::Relaxed) + 1;
+///         res.set_body(n.to_string().as_bytes());
+///     })
+///     .get("/users/:id", |req: &Request<'_>, res: &mut Response| {
+///         res.set_body(req.param("id").unwrap_or("").as_bytes());
+///     });
+/// # let _ = router;
+/// ```
+///
+/// # A complete service
+///
+/// State, a path parameter, a buffered body and an offloaded call
+/// (`examples/http.rs` has more: a streamed echo, a CPU-heavy hash):
+///
+/// ```no_run
+/// use ringcore_net::http::{HttpConn, Limits, Request, Response, Router};
+/// use ringcore_net::Serve;
+/// use ringcore_runtime::Runtime;
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use std::sync::Arc;
+///
+/// fn main() -> std::io::Result<()> {
+///     let visits = Arc::new(AtomicU64::new(0)); // shared by every worker
+///     let router = Router::new()
+///         .get("/visits", move |_: &Request<'_>, res: &mut Response| {
+///             let n = visits.fetch_add(1, Ordering::Relaxed) + 1;
+///             res.set_body(format!("{n}\n").as_bytes());
+///         })
+///         // A path parameter and a body (buffered, at most 16 KiB: 413 above).
+///         .post("/notes/:id", |req: &Request<'_>, res: &mut Response| {
+///             let id = req.param("id").unwrap_or("");
+///             let text = format!("note {id}: {} bytes\n", req.body().len());
+///             res.set_status(201).set_body(text.as_bytes());
+///         })
+///         .body_limit(16 * 1024)
+///         // Blocking work runs on the worker's offload thread, not the worker.
+///         .offload("GET", "/hostname", |_: &Request<'_>| {
+///             |res: &mut Response| {
+///                 let name = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+///                 res.set_body(name.trim().as_bytes());
+///             }
+///         });
+///         // Outbound call: see examples/gateway.rs.
+///     let rt = Runtime::builder().build()?;
+///     rt.serve("127.0.0.1:8080", HttpConn::factory(router, Limits::default()))
+/// }
+/// ```
 #[derive(Clone, Default)]
 pub struct Router {
     exact: Vec<Entry>,
@@ -235,7 +273,7 @@ impl Router {
     }
 
     /// Registers `target` for `method` on `path`, enforcing the rules of the
-    /// module docs.
+    /// [`Router`] docs.
     fn add(mut self, method: &str, path: &str, target: Target) -> Self {
         if method.is_empty() || !method.bytes().all(super::fields::is_token) {
             panic!("ringcore router: invalid method {method:?} for route {path:?}");
@@ -285,7 +323,7 @@ impl Router {
     ///
     /// # Panics
     ///
-    /// On an invalid method or path, or a conflict (see the [module docs](self)).
+    /// On an invalid method or path, or a conflict (see [`Router`]).
     pub fn route<F>(self, method: &str, path: &str, route: F) -> Self
     where
         F: Fn(&Request<'_>, &mut Response) + Send + Sync + 'static,
