@@ -439,3 +439,20 @@ fn late_offload_result_is_dropped() {
         server.stop();
     });
 }
+
+#[test]
+fn graceful_shutdown_waits_for_an_offload_answer() {
+    for_each_backend(|backend| {
+        let gate = Arc::new(Gate::default());
+        let server = start(backend, 1, gate.clone());
+        let mut a = HttpClient::connect(server.addr);
+        a.send(&get("GET", "/gate", ""));
+        // The request is in (its job runs) before shutdown begins.
+        wait_until("the job started", || Arc::strong_count(&gate) > 2);
+        server.begin_shutdown();
+        gate.open();
+        assert_eq!(a.read_response(false).body, b"through the gate");
+        assert_eq!(a.expect_closed(), Closed::Eof);
+        server.join();
+    });
+}
