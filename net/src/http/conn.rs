@@ -393,6 +393,15 @@ impl Handler for HttpConn {
         }
     }
 
+    fn on_timeout(&mut self, conn: &mut Conn<'_>) {
+        if self.session.is_waiting() {
+            // Quiet because an offload job is running, not idle: keep waiting.
+            conn.set_idle_timeout(Some(self.limits().keep_alive_timeout));
+            return;
+        }
+        conn.close_with(crate::CloseReason::IdleTimeout);
+    }
+
     fn on_offload(&mut self, conn: &mut Conn<'_>, result: Box<dyn std::any::Any + Send>) {
         if !self.session.is_waiting() || self.linger_until.is_some() {
             return; // not ours (or no longer wanted): dropped here
