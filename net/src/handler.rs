@@ -89,6 +89,14 @@ impl ConnInfo {
         crate::addr::local_addr(self.fd)
     }
 
+    /// A `TCP_INFO` snapshot of the new connection (see [`Conn::tcp_info`]).
+    ///
+    /// # Errors
+    /// As [`Conn::tcp_info`].
+    pub fn tcp_info(&self) -> io::Result<crate::TcpInfo> {
+        crate::tcp_info::tcp_info(self.fd)
+    }
+
     /// The worker that owns the connection.
     pub fn worker(&self) -> usize {
         self.worker
@@ -357,6 +365,16 @@ impl Conn<'_> {
     /// Our address.
     pub fn local_addr(&self) -> Option<SocketAddr> {
         crate::addr::local_addr(self.core.fd)
+    }
+
+    /// A snapshot of this connection's TCP statistics (`getsockopt(TCP_INFO)`: RTT,
+    /// congestion window, retransmits, bytes acked/received, delivery rate). One
+    /// syscall; cheap enough per request, but not per byte.
+    ///
+    /// # Errors
+    /// `Unsupported`-kind errors for a Unix socket (no TCP state), or the kernel's error.
+    pub fn tcp_info(&self) -> io::Result<crate::TcpInfo> {
+        crate::tcp_info::tcp_info(self.core.fd)
     }
 
     /// The worker that owns this connection.

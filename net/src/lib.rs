@@ -23,6 +23,7 @@ mod reason;
 mod server;
 pub mod socket;
 mod splice;
+pub mod tcp_info;
 mod tunnel;
 mod tunnel_timer;
 mod wqueue;
@@ -32,6 +33,7 @@ pub use handler::{CloseReason, Conn, ConnInfo, Factory, Handler};
 pub use outbound::{Connect, ConnectOptions};
 pub use server::{IntoListeners, Serve};
 pub use socket::{Keepalive, Listeners, SocketOptions};
+pub use tcp_info::TcpInfo;
 pub use tunnel_timer::{
     TunnelOptions, DEFAULT_TUNNEL_HALF_CLOSE_TIMEOUT, DEFAULT_TUNNEL_IDLE_TIMEOUT,
 };
