@@ -26,7 +26,7 @@ use std::sync::{Arc, OnceLock};
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
-    /// Address to listen on.
+    /// Address to listen on: ip:port, [ipv6]:port ([::]:PORT is dual-stack), unix:/path or unix:@name.
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: String,
     #[command(flatten)]
@@ -90,7 +90,7 @@ fn main() -> anyhow::Result<()> {
     .with_context(|| format!("cannot listen on {}", args.addr))?;
     eprintln!(
         "http: listening on http://{} with {} worker(s), backend {}",
-        listeners.local_addr(),
+        listeners.addr(),
         rt.config().workers,
         common::backend_name(&rt),
     );

@@ -59,7 +59,7 @@ pub use body_out::BodyOut;
 pub use conn::HttpConn;
 pub use date::{format_http_date, DateCache, HTTP_DATE_LEN};
 pub use events::Event;
-pub use files::StaticFiles;
+pub use files::{StaticFiles, StaticFilesBuilder};
 #[doc(hidden)]
 pub use harness::run_without_socket;
 pub use limits::{Limits, MinRate};
