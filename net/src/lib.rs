@@ -23,12 +23,13 @@ mod reason;
 mod server;
 pub mod socket;
 mod splice;
+pub mod systemd;
 mod tunnel;
 mod tunnel_timer;
 mod wqueue;
 
 pub use conn::{DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_PENDING, DEFAULT_OUTPUT_HIGH_WATER};
-pub use handler::{CloseReason, Conn, ConnInfo, Factory, Handler};
+pub use handler::{CloseReason, Conn, ConnInfo, Factory, Handler, TunnelStats};
 pub use outbound::{Connect, ConnectOptions};
 pub use server::{IntoListeners, Serve};
 pub use socket::{Keepalive, Listeners, SocketOptions};

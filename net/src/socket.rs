@@ -304,6 +304,12 @@ impl Listeners {
         self.fds.is_empty()
     }
 
+    /// Listeners from sockets already bound and listening (socket activation, see
+    /// [`crate::systemd`]); they are closed with the value.
+    pub(crate) fn from_parts(fds: Vec<RawFd>, addr: SocketAddr) -> Listeners {
+        Listeners { fds, addr }
+    }
+
     /// Hands the listener fds over (the caller closes them).
     pub(crate) fn into_fds(mut self) -> Vec<RawFd> {
         std::mem::take(&mut self.fds)

@@ -53,6 +53,8 @@ pub struct StaticFiles {
     /// A GET/HEAD whose file the worker's helper thread is looking up; reading is
     /// paused until its answer is queued.
     waiting: Option<Pending>,
+    /// The access-log hook and the request it is timing (none: no access log).
+    observer: Option<Box<super::access_log::Observer>>,
 }
 
 impl StaticFiles {
@@ -80,7 +82,27 @@ impl StaticFiles {
             linger_until: None,
             linger_sent: false,
             waiting: None,
+            observer: None,
         })
+    }
+
+    /// Logs every response of this connection through `hook` (see
+    /// [`access_log`](super::access_log)); `client` is the peer.
+    pub fn with_access_log(
+        mut self,
+        client: Option<std::net::SocketAddr>,
+        hook: super::AccessHook,
+    ) -> StaticFiles {
+        self.observer = Some(super::access_log::Observer::new(client, hook));
+        self
+    }
+
+    /// The access log sees the response head in `self.head` (`file`: its body is
+    /// sent separately, `Content-Length` bytes of it).
+    fn observed(&mut self, file: bool) {
+        if let Some(o) = &mut self.observer {
+            o.finish(&self.head, file);
+        }
     }
 }
 
@@ -486,6 +508,7 @@ impl Handler for StaticFiles {
         let date = DATE.with(|d| d.borrow().clone());
         self.head.clear();
         let (keep, body) = finish(&mut self.head, &pending, found, &date);
+        self.observed(body.is_some());
         conn.send(&self.head);
         if let Some((file, off, len)) = body {
             conn.send_file(file, off, len);
@@ -544,6 +567,9 @@ impl Handler for StaticFiles {
                     ..
                 }) => {
                     consumed += n;
+                    if let Some(o) = &mut self.observer {
+                        o.begin(&request);
+                    }
                     answer(&mut self.head, &request, &date)
                 }
                 Ok(Event::Body { consumed: n, .. }) | Ok(Event::End { consumed: n }) => {
@@ -552,6 +578,7 @@ impl Handler for StaticFiles {
                 }
                 Err(e) => {
                     write_error(&mut self.head, &date, &e);
+                    self.observed(false);
                     conn.send(&self.head);
                     self.linger(conn);
                     return data.len();
@@ -563,6 +590,7 @@ impl Handler for StaticFiles {
             let expect = self.parser.take_expect_continue();
             match answered {
                 Answer::Done(keep) => {
+                    self.observed(false);
                     conn.send(&self.head);
                     if self.after_answer(conn, keep && !expect, consumed < data.len()) {
                         return data.len();

@@ -34,6 +34,7 @@
 //! them to a [`BodyHandler`] ([`Router::stream`]) or collects them, capped, for a
 //! buffered route. See [`BodyHandler`] for the two ways a route can take a body.
 
+pub mod access_log;
 mod body;
 mod chunked;
 mod conn;
@@ -48,10 +49,12 @@ mod request;
 mod response;
 mod router;
 mod session;
+pub mod stats;
 
 #[cfg(test)]
 mod tests;
 
+pub use access_log::{AccessFormat, AccessHook, AccessLog, AccessRecord};
 pub use body::{worker_buffered_bytes, BodyHandler, StreamRoute};
 pub use conn::HttpConn;
 pub use date::{format_http_date, DateCache, HTTP_DATE_LEN};
@@ -65,6 +68,7 @@ pub use request::{Headers, Request};
 pub use response::{reason_phrase, write_error, write_response, Reply, Response};
 pub use router::{Route, Router};
 pub use session::{Progress, Session};
+pub use stats::ResponseStats;
 
 use std::fmt;
 

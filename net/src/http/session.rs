@@ -6,6 +6,7 @@
 //! [`Limits::worker_body_budget`]) or read and dropped (404, 405, fixed routes). So
 //! the caller never has to hold more than a request head of unconsumed input.
 
+use super::access_log::{AccessHook, Observer};
 use super::body::Reservation;
 use super::router::BodyKind;
 use super::{
@@ -81,6 +82,8 @@ pub struct Session {
     reserved: Reservation,
     /// The body being read declared its length (its budget was reserved whole).
     declared: bool,
+    /// The access-log hook and the request it is timing (none: no access log).
+    observer: Option<Box<Observer>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -155,6 +158,20 @@ impl Session {
             buffered: Vec::new(),
             reserved: Reservation::default(),
             declared: false,
+            observer: None,
+        }
+    }
+
+    /// Calls `hook` with an [`AccessRecord`](super::AccessRecord) for every response
+    /// this session writes (error responses included); `client` is the peer.
+    pub fn set_access_hook(&mut self, client: Option<std::net::SocketAddr>, hook: AccessHook) {
+        self.observer = Some(Observer::new(client, hook));
+    }
+
+    /// The access log sees the response appended to `out` since `mark`.
+    fn observed(&mut self, out: &[u8], mark: usize) {
+        if let Some(o) = &mut self.observer {
+            o.finish(&out[mark..], false);
         }
     }
 
@@ -231,7 +248,9 @@ impl Session {
         out: &mut Vec<u8>,
     ) -> Progress {
         self.abort_body();
+        let mark = out.len();
         write_error(out, date, error);
+        self.observed(out, mark);
         Progress {
             consumed: data_len,
             close: true,
@@ -280,7 +299,13 @@ impl Session {
                     consumed: used,
                 } => {
                     consumed += used;
-                    if !respond.respond(&request, &mut self.response, date, out) {
+                    let mark = out.len();
+                    if let Some(o) = &mut self.observer {
+                        o.begin(&request);
+                    }
+                    let keep = respond.respond(&request, &mut self.response, date, out);
+                    self.observed(out, mark);
+                    if !keep {
                         return Progress {
                             close: true,
                             ..Progress::open(consumed)
@@ -293,6 +318,9 @@ impl Session {
                     length: declared,
                 } => {
                     consumed += used;
+                    if let Some(o) = &mut self.observer {
+                        o.begin(&request);
+                    }
                     self.declared = declared.is_some();
                     self.body = match respond.kind(&request) {
                         BodyKind::Stream(route) => Body::Stream(route(&request), request.reply()),
@@ -343,6 +371,7 @@ impl Session {
                 }
                 Event::End { consumed: used } => {
                     consumed += used;
+                    let mark = out.len();
                     let keep = match std::mem::replace(&mut self.body, Body::None) {
                         Body::Stream(mut h, reply) => {
                             self.response.clear();
@@ -358,6 +387,7 @@ impl Session {
                             keep
                         }
                     };
+                    self.observed(out, mark);
                     if !keep {
                         return Progress {
                             close: true,

@@ -1,0 +1,607 @@
+//! Access logging: one [`AccessRecord`] per answered request, handed to a hook; an
+//! [`AccessLog`] that formats and writes records without blocking the worker.
+//!
+//! ```text
+//!  worker: request parsed -> Observer::begin        (method, target, headers copied)
+//!          response queued -> Observer::finish      (status and bytes read from the
+//!                                                    response head) -> hook(&AccessRecord)
+//!  hook:   AccessLog::record -> format one line -> try_send (bounded; full => dropped += 1)
+//!  thread: "access-log" receives lines, writes them through a buffer, flushes when
+//!          the queue is empty; SIGHUP (AccessLog::reopen) reopens the file
+//! ```
+//!
+//! A hook is installed per connection with [`HttpConn::with_access_log`](super::HttpConn::with_access_log)
+//! or [`StaticFiles::with_access_log`](super::StaticFiles::with_access_log); it runs on
+//! the worker, so it must not block ([`AccessLog::record`] never does).
+//!
+//! Formats ([`AccessFormat`]):
+//!
+//! * `combined` (nginx/Apache combined log format plus the request time in seconds):
+//!   `127.0.0.1 - - [02/Dec/2026:03:45:38 +0000] "GET /plaintext HTTP/1.1" 200 13 "-" "curl/8.5.0" 0.000041`
+//! * `json`, one object per line:
+//!   `{"time":"2026-12-02T03:45:38Z","client":"127.0.0.1:53012","method":"GET","path":"/plaintext","status":200,"bytes":13,"duration_us":41,"referer":"","user_agent":"curl/8.5.0"}`
+//!
+//! `bytes` counts the response body (`Content-Length`, nothing for `HEAD` and 304),
+//! as nginx's `$body_bytes_sent` does for complete responses; the duration runs from
+//! the parsed request head to the response queued for sending.
+
+use super::Request;
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc::{Receiver, SyncSender as Sender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// One answered request, as an access-log hook sees it.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct AccessRecord<'a> {
+    /// The client's address (`None` if the socket could not tell).
+    pub client: Option<SocketAddr>,
+    /// The method (`-` for a request refused before its head could be read).
+    pub method: &'a str,
+    /// The request target as sent (`-` when unknown).
+    pub target: &'a str,
+    /// The minor HTTP version (`1` for HTTP/1.1).
+    pub version_minor: u8,
+    /// The status code sent.
+    pub status: u16,
+    /// Response body bytes.
+    pub bytes: u64,
+    /// From the request head parsed to the response queued.
+    pub duration: Duration,
+    /// The `Referer` header (empty if absent).
+    pub referer: &'a [u8],
+    /// The `User-Agent` header (empty if absent).
+    pub user_agent: &'a [u8],
+}
+
+/// What runs for every answered request (on the worker: it must not block).
+pub type AccessHook = Arc<dyn Fn(&AccessRecord<'_>) + Send + Sync>;
+
+/// Per connection: the request being answered, until its response is queued.
+pub(crate) struct Observer {
+    hook: AccessHook,
+    client: Option<SocketAddr>,
+    method: String,
+    target: String,
+    minor: u8,
+    referer: Vec<u8>,
+    user_agent: Vec<u8>,
+    head_only: bool,
+    start: Option<Instant>,
+}
+
+impl Observer {
+    pub(crate) fn new(client: Option<SocketAddr>, hook: AccessHook) -> Box<Observer> {
+        Box::new(Observer {
+            hook,
+            client,
+            method: String::new(),
+            target: String::new(),
+            minor: 1,
+            referer: Vec::new(),
+            user_agent: Vec::new(),
+            head_only: false,
+            start: None,
+        })
+    }
+
+    /// A request head was parsed.
+    pub(crate) fn begin(&mut self, req: &Request<'_>) {
+        let copy = |dst: &mut Vec<u8>, v: Option<&[u8]>| {
+            dst.clear();
+            dst.extend_from_slice(&v.unwrap_or_default()[..v.map_or(0, |v| v.len().min(512))]);
+        };
+        self.method.clear();
+        self.method.push_str(req.method());
+        self.target.clear();
+        self.target
+            .push_str(&req.target()[..req.target().len().min(4096)]);
+        self.minor = req.version_minor();
+        self.head_only = req.is_head();
+        copy(&mut self.referer, req.header("referer"));
+        copy(&mut self.user_agent, req.header("user-agent"));
+        self.start = Some(Instant::now());
+    }
+
+    /// A response was queued: `out` starts with its head (an interim `100 Continue`
+    /// before it is skipped). `body_follows`: the body is sent separately (a file),
+    /// so its size is the head's `Content-Length`; otherwise the body is the rest
+    /// of `out`.
+    pub(crate) fn finish(&mut self, mut out: &[u8], body_follows: bool) {
+        const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+        while out.starts_with(CONTINUE) {
+            out = &out[CONTINUE.len()..];
+        }
+        if out.len() < 12 || !out.starts_with(b"HTTP/1.") {
+            return;
+        }
+        let status = std::str::from_utf8(&out[9..12])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let head_end = find(out, b"\r\n\r\n").map_or(out.len(), |i| i + 4);
+        let bodyless = self.head_only || status == 304 || status == 204 || status < 200;
+        let bytes = if bodyless {
+            0
+        } else if body_follows {
+            content_length(&out[..head_end]).unwrap_or(0)
+        } else {
+            // One response per `finish`: its body is what follows its head, up to its
+            // Content-Length when one is given.
+            let rest = (out.len() - head_end) as u64;
+            content_length(&out[..head_end]).map_or(rest, |n| n.min(rest))
+        };
+        let (method, target) = match self.start {
+            Some(_) => (self.method.as_str(), self.target.as_str()),
+            None => ("-", "-"),
+        };
+        let rec = AccessRecord {
+            client: self.client,
+            method,
+            target,
+            version_minor: self.minor,
+            status,
+            bytes,
+            duration: self.start.map_or(Duration::ZERO, |s| s.elapsed()),
+            referer: &self.referer,
+            user_agent: &self.user_agent,
+        };
+        (self.hook)(&rec);
+        self.start = None;
+    }
+}
+
+fn find(h: &[u8], needle: &[u8]) -> Option<usize> {
+    h.windows(needle.len()).position(|w| w == needle)
+}
+
+fn content_length(head: &[u8]) -> Option<u64> {
+    head.split(|&b| b == b'\n').find_map(|line| {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let (name, value) = line.split_at(line.iter().position(|&b| b == b':')?);
+        if !name.eq_ignore_ascii_case(b"content-length") {
+            return None;
+        }
+        std::str::from_utf8(&value[1..]).ok()?.trim().parse().ok()
+    })
+}
+
+/// Line format of an [`AccessLog`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AccessFormat {
+    /// nginx/Apache "combined", plus the request time in seconds.
+    #[default]
+    Combined,
+    /// One JSON object per line.
+    Json,
+}
+
+impl std::str::FromStr for AccessFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "combined" => Ok(AccessFormat::Combined),
+            "json" => Ok(AccessFormat::Json),
+            _ => Err(format!("{s:?}: access log format is combined or json")),
+        }
+    }
+}
+
+/// `[02/Dec/2026:03:45:38 +0000]`-style and ISO 8601 renderings of `t` (UTC).
+pub fn log_times(t: SystemTime) -> (String, String) {
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    // "Sun, 06 Nov 1994 08:49:37 GMT"
+    let d = super::format_http_date(secs);
+    let s = std::str::from_utf8(&d).unwrap_or("Thu, 01 Jan 1970 00:00:00 GMT");
+    let (day, mon, year, time) = (&s[5..7], &s[8..11], &s[12..16], &s[17..25]);
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let m = MONTHS.iter().position(|&x| x == mon).unwrap_or(0) + 1;
+    (
+        format!("{day}/{mon}/{year}:{time} +0000"),
+        format!("{year}-{m:02}-{day}T{time}Z"),
+    )
+}
+
+/// Appends `v` as the inside of a JSON string (quotes, backslashes and control
+/// bytes escaped; invalid UTF-8 replaced).
+pub fn json_escape(out: &mut String, v: &[u8]) {
+    for c in String::from_utf8_lossy(v).chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                out.push_str(&format!("\\u{:04x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+}
+
+/// Appends `v` for a quoted field of the combined format (`"` and control bytes
+/// as `\xHH`, as nginx escapes them).
+fn clf_escape(out: &mut String, v: &[u8]) {
+    if v.is_empty() {
+        out.push('-');
+        return;
+    }
+    for &b in v {
+        if b == b'"' || b == b'\\' || !(0x20..0x7f).contains(&b) {
+            out.push_str(&format!("\\x{b:02X}"));
+        } else {
+            out.push(b as char);
+        }
+    }
+}
+
+/// Renders `r` as one line (with its newline) in `format`, timestamped `now`.
+pub fn format_record(r: &AccessRecord<'_>, format: AccessFormat, now: SystemTime) -> String {
+    let (clf, iso) = log_times(now);
+    let mut s = String::with_capacity(192);
+    match format {
+        AccessFormat::Combined => {
+            let host = r.client.map_or("-".to_string(), |a| a.ip().to_string());
+            s.push_str(&host);
+            s.push_str(" - - [");
+            s.push_str(&clf);
+            s.push_str("] \"");
+            clf_escape(&mut s, r.method.as_bytes());
+            s.push(' ');
+            clf_escape(&mut s, r.target.as_bytes());
+            s.push_str(&format!(
+                " HTTP/1.{}\" {} {} \"",
+                r.version_minor, r.status, r.bytes
+            ));
+            clf_escape(&mut s, r.referer);
+            s.push_str("\" \"");
+            clf_escape(&mut s, r.user_agent);
+            s.push_str(&format!("\" {:.6}\n", r.duration.as_secs_f64()));
+        }
+        AccessFormat::Json => {
+            s.push_str("{\"time\":\"");
+            s.push_str(&iso);
+            s.push_str("\",\"client\":\"");
+            s.push_str(&r.client.map_or(String::new(), |a| a.to_string()));
+            s.push_str("\",\"method\":\"");
+            json_escape(&mut s, r.method.as_bytes());
+            s.push_str("\",\"path\":\"");
+            json_escape(&mut s, r.target.as_bytes());
+            s.push_str(&format!(
+                "\",\"status\":{},\"bytes\":{},\"duration_us\":{},\"referer\":\"",
+                r.status,
+                r.bytes,
+                r.duration.as_micros()
+            ));
+            json_escape(&mut s, r.referer);
+            s.push_str("\",\"user_agent\":\"");
+            json_escape(&mut s, r.user_agent);
+            s.push_str("\"}\n");
+        }
+    }
+    s
+}
+
+enum Msg {
+    Line(String),
+    Reopen,
+    Close(Sender<()>),
+}
+
+/// Where an [`AccessLog`] writes.
+enum Sink {
+    Stdout,
+    File(PathBuf),
+    Custom,
+}
+
+/// A non-blocking access-log writer: lines go through a bounded queue to a thread
+/// that writes them in batches. Cloning shares the writer.
+///
+/// When the queue is full (the disk or the terminal is slower than the traffic) a
+/// line is dropped and counted ([`AccessLog::dropped`]) rather than making a worker
+/// wait. Lines still queued when the process is killed are lost; call
+/// [`AccessLog::close`] after serving to write them all.
+#[derive(Clone)]
+pub struct AccessLog {
+    tx: Sender<Msg>,
+    format: AccessFormat,
+    dropped: Arc<AtomicU64>,
+    written: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for AccessLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessLog")
+            .field("format", &self.format)
+            .field("dropped", &self.dropped())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Lines an [`AccessLog`] queues by default before it drops.
+pub const DEFAULT_QUEUE_LINES: usize = 65_536;
+
+impl AccessLog {
+    /// Opens `path` for appending (created with mode 0644 if missing), or standard
+    /// output for `-`, and starts the writer thread; at most `queue` lines wait.
+    ///
+    /// # Errors
+    /// The file cannot be opened (the message names it).
+    pub fn open(path: &str, format: AccessFormat, queue: usize) -> io::Result<AccessLog> {
+        let (sink, w): (Sink, Box<dyn Write + Send>) = if path == "-" {
+            (Sink::Stdout, Box::new(io::stdout()))
+        } else {
+            let p = PathBuf::from(path);
+            let f = open_append(&p)?;
+            (Sink::File(p), Box::new(f))
+        };
+        Self::start(sink, w, format, queue)
+    }
+
+    /// An access log writing to `w` (tests, or a custom destination; `reopen` does
+    /// nothing).
+    ///
+    /// # Errors
+    /// The writer thread cannot be started.
+    pub fn with_writer(
+        w: Box<dyn Write + Send>,
+        format: AccessFormat,
+        queue: usize,
+    ) -> io::Result<AccessLog> {
+        Self::start(Sink::Custom, w, format, queue)
+    }
+
+    fn start(
+        sink: Sink,
+        w: Box<dyn Write + Send>,
+        format: AccessFormat,
+        queue: usize,
+    ) -> io::Result<AccessLog> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(queue.max(1));
+        let written = Arc::new(AtomicU64::new(0));
+        let w2 = written.clone();
+        std::thread::Builder::new()
+            .name("access-log".into())
+            .spawn(move || write_loop(rx, sink, w, &w2))?;
+        Ok(AccessLog {
+            tx,
+            format,
+            dropped: Arc::new(AtomicU64::new(0)),
+            written,
+        })
+    }
+
+    /// Queues `r` as one line; never blocks (a full queue drops the line).
+    pub fn record(&self, r: &AccessRecord<'_>) {
+        self.line(format_record(r, self.format, SystemTime::now()));
+    }
+
+    /// Queues one preformatted line (ending in `\n`); never blocks.
+    pub fn line(&self, line: String) {
+        match self.tx.try_send(Msg::Line(line)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.dropped.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// A hook for [`HttpConn::with_access_log`](super::HttpConn::with_access_log)
+    /// writing every record here.
+    pub fn hook(&self) -> AccessHook {
+        let me = self.clone();
+        Arc::new(move |r: &AccessRecord<'_>| me.record(r))
+    }
+
+    /// The format lines are written in.
+    pub fn format(&self) -> AccessFormat {
+        self.format
+    }
+
+    /// Lines dropped because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Relaxed)
+    }
+
+    /// Lines written so far.
+    pub fn written(&self) -> u64 {
+        self.written.load(Relaxed)
+    }
+
+    /// Reopens the file by its path after the queued lines (log rotation: rename the
+    /// file, then reopen; call it from a SIGHUP hook). Blocks only the caller, and
+    /// only if the queue is full.
+    pub fn reopen(&self) {
+        let _ = self.tx.send(Msg::Reopen);
+    }
+
+    /// Writes and flushes every queued line, then stops the writer thread; lines
+    /// recorded later are dropped.
+    pub fn close(&self) {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        if self.tx.send(Msg::Close(tx)).is_ok() {
+            let _ = rx.recv();
+        }
+    }
+}
+
+fn open_append(p: &std::path::Path) -> io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(p)
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot open access log {}: {e}", p.display()),
+            )
+        })
+}
+
+fn write_loop(rx: Receiver<Msg>, sink: Sink, w: Box<dyn Write + Send>, written: &AtomicU64) {
+    let mut out = io::BufWriter::with_capacity(64 * 1024, w);
+    let mut failed = false;
+    while let Ok(first) = rx.recv() {
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            match msg {
+                Msg::Line(l) => {
+                    if let Err(e) = out.write_all(l.as_bytes()) {
+                        if !failed {
+                            tracing::error!("access log write failed: {e} (lines are lost)");
+                            failed = true;
+                        }
+                    } else {
+                        written.fetch_add(1, Relaxed);
+                    }
+                }
+                Msg::Reopen => {
+                    let _ = out.flush();
+                    match &sink {
+                        Sink::File(p) => match open_append(p) {
+                            Ok(f) => {
+                                out = io::BufWriter::with_capacity(64 * 1024, Box::new(f));
+                                failed = false;
+                                tracing::info!("access log reopened: {}", p.display());
+                            }
+                            Err(e) => tracing::error!("{e}; still writing to the old file"),
+                        },
+                        Sink::Stdout | Sink::Custom => {}
+                    }
+                }
+                Msg::Close(done) => {
+                    let _ = out.flush();
+                    let _ = done.send(());
+                    return;
+                }
+            }
+            next = rx.try_recv().ok();
+        }
+        // The queue is empty: this batch goes out now.
+        if let Err(e) = out.flush() {
+            if !failed {
+                tracing::error!("access log write failed: {e} (lines are lost)");
+                failed = true;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec<'a>() -> AccessRecord<'a> {
+        AccessRecord {
+            client: Some("10.0.0.1:5000".parse().unwrap()),
+            method: "GET",
+            target: "/a\"b",
+            version_minor: 1,
+            status: 200,
+            bytes: 13,
+            duration: Duration::from_micros(1500),
+            referer: b"",
+            user_agent: b"curl/8",
+        }
+    }
+
+    #[test]
+    fn combined_and_json_lines() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(784111777);
+        let c = format_record(&rec(), AccessFormat::Combined, t);
+        assert_eq!(
+            c,
+            "10.0.0.1 - - [06/Nov/1994:08:49:37 +0000] \"GET /a\\x22b HTTP/1.1\" 200 13 \"-\" \"curl/8\" 0.001500\n"
+        );
+        let j = format_record(&rec(), AccessFormat::Json, t);
+        assert_eq!(
+            j,
+            "{\"time\":\"1994-11-06T08:49:37Z\",\"client\":\"10.0.0.1:5000\",\"method\":\"GET\",\
+             \"path\":\"/a\\\"b\",\"status\":200,\"bytes\":13,\"duration_us\":1500,\
+             \"referer\":\"\",\"user_agent\":\"curl/8\"}\n"
+        );
+    }
+
+    #[test]
+    fn observer_reads_status_and_body_bytes() {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        let mut o = Observer::new(
+            None,
+            Arc::new(move |r: &AccessRecord<'_>| {
+                s2.lock()
+                    .unwrap()
+                    .push((r.method.to_string(), r.status, r.bytes))
+            }),
+        );
+        // A refused request: no head was parsed.
+        o.finish(
+            b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
+            false,
+        );
+        // The body follows in `out`, and two responses' bytes are not mixed up.
+        o.finish(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 404 Not Found\r\ncontent-length: 3\r\n\r\nabc",
+            false,
+        );
+        // A file: the body is sent separately.
+        o.finish(
+            b"HTTP/1.1 206 Partial Content\r\nContent-Length: 99\r\n\r\n",
+            true,
+        );
+        let seen = seen.lock().unwrap();
+        assert_eq!(
+            *seen,
+            vec![
+                ("-".to_string(), 400, 0),
+                ("-".to_string(), 404, 3),
+                ("-".to_string(), 206, 99)
+            ]
+        );
+    }
+
+    /// A writer that blocks until released: the disk is "slow".
+    struct Stuck(Receiver<()>, Arc<std::sync::Mutex<Vec<u8>>>);
+    impl Write for Stuck {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            let _ = self.0.recv();
+            self.1.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_stuck_writer_drops_lines_instead_of_blocking() {
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let buf = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = AccessLog::with_writer(
+            Box::new(Stuck(gate, buf.clone())),
+            AccessFormat::Combined,
+            4,
+        )
+        .unwrap();
+        // The writer buffers 64 KiB before it writes; lines of 1 KiB fill that, then
+        // it blocks in write, then the queue of 4 fills: the rest are dropped, and
+        // every `line` call returns at once.
+        let long = "x".repeat(1023) + "\n";
+        for _ in 0..200 {
+            log.line(long.clone());
+        }
+        assert!(log.dropped() > 0, "nothing dropped");
+        let dropped = log.dropped();
+        drop(release); // the disk catches up
+        log.close();
+        assert_eq!(log.written() + dropped, 200);
+        assert_eq!(buf.lock().unwrap().len() as u64, log.written() * 1024);
+    }
+}
