@@ -10,7 +10,6 @@ use ops_util::{example, example_cmd, http_get, scratch, wait_file, Proc};
 use ringcore::BackendKind;
 use std::io::Read;
 use std::net::TcpStream;
-use std::os::unix::process::ExitStatusExt;
 use std::process::Command;
 use support::for_each_backend;
 
