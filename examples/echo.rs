@@ -15,7 +15,7 @@ use std::time::Duration;
 #[derive(Parser, Debug)]
 #[command(name = "ringcore-echo", version)]
 struct Args {
-    /// Address to listen on (IPv4 or IPv6, e.g. [::1]:7000).
+    /// Address to listen on: ip:port, [ipv6]:port ([::]:7000 is dual-stack), unix:/path or unix:@name.
     #[arg(long, default_value = "127.0.0.1:7000")]
     addr: String,
     #[command(flatten)]
@@ -47,7 +47,7 @@ fn main() -> anyhow::Result<()> {
     let listeners = common::listeners(&args.addr, &rt)?;
     eprintln!(
         "echo: listening on {} with {} worker(s), backend {}",
-        listeners.local_addr(),
+        listeners.addr(),
         rt.config().workers,
         common::backend_name(&rt),
     );

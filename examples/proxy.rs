@@ -28,7 +28,7 @@ use std::time::{Duration, Instant, SystemTime};
 #[derive(Parser, Debug)]
 #[command(name = "ringcore-proxy", version)]
 struct Args {
-    /// Address to listen on.
+    /// Address to listen on: ip:port, [ipv6]:port ([::]:PORT is dual-stack), unix:/path or unix:@name.
     #[arg(long, default_value = "127.0.0.1:9000")]
     listen: String,
     /// Upstream address.
@@ -150,7 +150,7 @@ fn main() -> anyhow::Result<()> {
     };
     eprintln!(
         "proxy: {} -> {upstream}, backend {}",
-        listeners.local_addr(),
+        listeners.addr(),
         common::backend_name(&rt)
     );
     let secs = |s: u64| (s != 0).then(|| Duration::from_secs(s));

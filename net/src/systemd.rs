@@ -12,7 +12,8 @@
 //!
 //! The unit files in `docs/operations.md` show the `.socket`/`.service` pair.
 
-use crate::socket::{close_fd, Listeners};
+use crate::socket::close_fd;
+use crate::Listeners;
 use std::io;
 use std::os::fd::{IntoRawFd, OwnedFd, RawFd};
 

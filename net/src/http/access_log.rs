@@ -72,6 +72,9 @@ pub(crate) struct Observer {
     user_agent: Vec<u8>,
     head_only: bool,
     start: Option<Instant>,
+    /// A response streamed while its request body arrives: its status (from the
+    /// head) and the bytes written for it so far.
+    stream: Option<(u16, u64)>,
 }
 
 impl Observer {
@@ -86,7 +89,24 @@ impl Observer {
             user_agent: Vec::new(),
             head_only: false,
             start: None,
+            stream: None,
         })
+    }
+
+    /// Output written for a response streamed while the body arrives (a piece of
+    /// it; the first one starts with its head).
+    pub(crate) fn streamed(&mut self, out: &[u8]) {
+        if out.is_empty() {
+            return;
+        }
+        match &mut self.stream {
+            Some((_, bytes)) => *bytes += out.len() as u64,
+            None => {
+                let status = status_of(out).unwrap_or(0);
+                let head_end = find(out, b"\r\n\r\n").map_or(out.len(), |i| i + 4);
+                self.stream = Some((status, (out.len() - head_end) as u64));
+            }
+        }
     }
 
     /// A request head was parsed.
@@ -116,16 +136,24 @@ impl Observer {
         while out.starts_with(CONTINUE) {
             out = &out[CONTINUE.len()..];
         }
-        if out.len() < 12 || !out.starts_with(b"HTTP/1.") {
-            return;
-        }
-        let status = std::str::from_utf8(&out[9..12])
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
+        let (status, bytes) = match self.stream.take() {
+            // The end of a streamed response: the rest of its (chunked) body.
+            Some((status, bytes)) => (status, bytes + out.len() as u64),
+            None => {
+                let Some(status) = status_of(out) else {
+                    return;
+                };
+                (status, self.body_bytes(out, status, body_follows))
+            }
+        };
+        self.emit(status, bytes);
+    }
+
+    /// Body bytes of the response at the start of `out`.
+    fn body_bytes(&self, out: &[u8], status: u16, body_follows: bool) -> u64 {
         let head_end = find(out, b"\r\n\r\n").map_or(out.len(), |i| i + 4);
         let bodyless = self.head_only || status == 304 || status == 204 || status < 200;
-        let bytes = if bodyless {
+        if bodyless {
             0
         } else if body_follows {
             content_length(&out[..head_end]).unwrap_or(0)
@@ -134,7 +162,10 @@ impl Observer {
             // Content-Length when one is given.
             let rest = (out.len() - head_end) as u64;
             content_length(&out[..head_end]).map_or(rest, |n| n.min(rest))
-        };
+        }
+    }
+
+    fn emit(&mut self, status: u16, bytes: u64) {
         let (method, target) = match self.start {
             Some(_) => (self.method.as_str(), self.target.as_str()),
             None => ("-", "-"),
@@ -153,6 +184,14 @@ impl Observer {
         (self.hook)(&rec);
         self.start = None;
     }
+}
+
+/// The status code of the response head at the start of `out`.
+fn status_of(out: &[u8]) -> Option<u16> {
+    if out.len() < 12 || !out.starts_with(b"HTTP/1.") {
+        return None;
+    }
+    std::str::from_utf8(&out[9..12]).ok()?.parse().ok()
 }
 
 fn find(h: &[u8], needle: &[u8]) -> Option<usize> {
