@@ -606,6 +606,85 @@ mod tests {
         );
     }
 
+    /// Through a `Session` and a `Router`: one record per response, with the status
+    /// and body bytes of each, for plain, streamed (answered while the body arrives),
+    /// offloaded and refused requests.
+    #[test]
+    fn session_records_every_kind_of_response() {
+        use crate::http::{
+            BodyHandler, BodyOut, DateCache, Limits, Request, Response, Router, Session,
+        };
+        struct Upper;
+        impl BodyHandler for Upper {
+            fn on_body(&mut self, _: &[u8]) {}
+            fn on_body_out(&mut self, piece: &[u8], out: &mut BodyOut<'_>) {
+                out.start(201, "text/plain")
+                    .write(&piece.to_ascii_uppercase());
+            }
+            fn on_end(&mut self, _: &mut Response) {}
+        }
+        let router = Router::new()
+            .get("/a", |_: &Request<'_>, res: &mut Response| {
+                res.set_body(b"abc");
+            })
+            .stream("POST", "/up", |_: &Request<'_>| {
+                Box::new(Upper) as Box<dyn BodyHandler>
+            })
+            .offload("GET", "/slow", |_: &Request<'_>| {
+                |res: &mut Response| {
+                    res.set_status(202).set_body(b"later");
+                }
+            });
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        let mut session = Session::new(Limits::default());
+        session.set_access_hook(
+            Some("127.0.0.1:9".parse().unwrap()),
+            Arc::new(move |r: &AccessRecord<'_>| {
+                s2.lock().unwrap().push((
+                    r.method.to_string(),
+                    r.target.to_string(),
+                    r.status,
+                    r.bytes,
+                ))
+            }),
+        );
+        let date = DateCache::new(SystemTime::now());
+        let mut out = Vec::new();
+        let reqs: &[u8] = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n\
+            HEAD /a HTTP/1.1\r\nHost: x\r\n\r\n\
+            GET /missing HTTP/1.1\r\nHost: x\r\n\r\n\
+            POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello\
+            GET /slow HTTP/1.1\r\nHost: x\r\n\r\n";
+        let p = session.on_data(reqs, &router, &date, &mut out);
+        assert_eq!(p.consumed, reqs.len());
+        let job = session.take_offload().expect("the offload job");
+        let res = job.run();
+        assert!(session.complete_offload(Some(&res), &date, &mut out));
+        let p = session.on_data(b"BAD\x01 / HTTP/1.1\r\n\r\n", &router, &date, &mut out);
+        assert_eq!(p.error, Some(400));
+        let seen = seen.lock().unwrap();
+        let got: Vec<(&str, &str, u16)> = seen
+            .iter()
+            .map(|(m, t, s, _)| (m.as_str(), t.as_str(), *s))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("GET", "/a", 200),
+                ("HEAD", "/a", 200),
+                ("GET", "/missing", 404),
+                ("POST", "/up", 201),
+                ("GET", "/slow", 202),
+                ("-", "-", 400),
+            ]
+        );
+        assert_eq!(seen[0].3, 3);
+        assert_eq!(seen[1].3, 0, "HEAD sends no body");
+        assert!(seen[3].3 >= 5, "streamed bytes: {}", seen[3].3);
+        assert_eq!(seen[4].3, 5);
+    }
+
     /// A writer that blocks until released: the disk is "slow".
     struct Stuck(Receiver<()>, Arc<std::sync::Mutex<Vec<u8>>>);
     impl Write for Stuck {
