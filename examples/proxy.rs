@@ -118,7 +118,7 @@ impl Handler for Proxy {
             tracing::info!("proxy: connection closed: {reason:?}");
         }
         if let Some(log) = &self.log {
-            log.line(tunnel_line(self, log.format(), &reason));
+            log.line(&tunnel_line(self, log.format(), &reason));
         }
     }
 }

@@ -11,16 +11,17 @@ pub struct AccessArgs {
     /// Write an access log line per request (proxy: per connection) to PATH, or to
     /// standard output with `-`. Appends; SIGHUP reopens PATH (rotate by renaming the
     /// file, then `kill -HUP`). Lines never block a worker: when the writer falls
-    /// behind by --access-log-queue lines, lines are dropped and counted.
+    /// behind by --access-log-buffer bytes, lines are dropped and counted.
     #[arg(long, value_name = "PATH|-")]
     pub access_log: Option<String>,
     /// Access log line format: combined (nginx/Apache combined plus the request time
     /// in seconds) or json.
     #[arg(long, default_value = "combined")]
     pub access_log_format: AccessFormat,
-    /// Lines that may wait for the access-log writer before lines are dropped.
-    #[arg(long, default_value_t = ringcore::http::access_log::DEFAULT_QUEUE_LINES)]
-    pub access_log_queue: usize,
+    /// Bytes of access-log lines that may wait for the writer (all workers together)
+    /// before lines are dropped.
+    #[arg(long, default_value_t = ringcore::http::access_log::DEFAULT_BUFFER_BYTES)]
+    pub access_log_buffer: usize,
 }
 
 impl AccessArgs {
@@ -29,7 +30,7 @@ impl AccessArgs {
         let Some(path) = &self.access_log else {
             return Ok(None);
         };
-        let log = AccessLog::open(path, self.access_log_format, self.access_log_queue)
+        let log = AccessLog::open(path, self.access_log_format, self.access_log_buffer)
             .with_context(|| format!("--access-log {path}"))?;
         let again = log.clone();
         ringcore::runtime::signals::on_hangup(move || again.reopen());

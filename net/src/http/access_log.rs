@@ -5,9 +5,10 @@
 //!  worker: request parsed -> Observer::begin        (method, target, headers copied)
 //!          response queued -> Observer::finish      (status and bytes read from the
 //!                                                    response head) -> hook(&AccessRecord)
-//!  hook:   AccessLog::record -> format one line -> try_send (bounded; full => dropped += 1)
-//!  thread: "access-log" receives lines, writes them through a buffer, flushes when
-//!          the queue is empty; SIGHUP (AccessLog::reopen) reopens the file
+//!  hook:   AccessLog::record -> format one line into this thread's buffer (bounded;
+//!          full => the line is dropped and counted); a full-enough buffer wakes the writer
+//!  thread: "access-log" takes every buffer (at least every 100 ms), writes, flushes;
+//!          SIGHUP (AccessLog::reopen) reopens the file
 //! ```
 //!
 //! A hook is installed per connection with [`HttpConn::with_access_log`](super::HttpConn::with_access_log)
@@ -26,13 +27,11 @@
 //! the parsed request head to the response queued for sending.
 
 use super::Request;
-use std::io::{self, Write};
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::mpsc::{Receiver, SyncSender as Sender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
+
+pub use super::access_writer::{AccessLog, DEFAULT_BUFFER_BYTES};
 
 /// One answered request, as an access-log hook sees it.
 #[derive(Debug, Clone, Copy)]
@@ -257,7 +256,8 @@ pub fn json_escape(out: &mut String, v: &[u8]) {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
             c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                out.push_str(&format!("\\u{:04x}", c as u32));
+                use std::fmt::Write as _;
+                let _ = write!(out, "\\u{:04x}", c as u32);
             }
             c => out.push(c),
         }
@@ -273,7 +273,8 @@ fn clf_escape(out: &mut String, v: &[u8]) {
     }
     for &b in v {
         if b == b'"' || b == b'\\' || !(0x20..0x7f).contains(&b) {
-            out.push_str(&format!("\\x{b:02X}"));
+            use std::fmt::Write as _;
+            let _ = write!(out, "\\x{b:02X}");
         } else {
             out.push(b as char);
         }
@@ -282,255 +283,79 @@ fn clf_escape(out: &mut String, v: &[u8]) {
 
 /// Renders `r` as one line (with its newline) in `format`, timestamped `now`.
 pub fn format_record(r: &AccessRecord<'_>, format: AccessFormat, now: SystemTime) -> String {
-    let (clf, iso) = log_times(now);
     let mut s = String::with_capacity(192);
-    match format {
-        AccessFormat::Combined => {
-            let host = r.client.map_or("-".to_string(), |a| a.ip().to_string());
-            s.push_str(&host);
-            s.push_str(" - - [");
-            s.push_str(&clf);
-            s.push_str("] \"");
-            clf_escape(&mut s, r.method.as_bytes());
-            s.push(' ');
-            clf_escape(&mut s, r.target.as_bytes());
-            s.push_str(&format!(
-                " HTTP/1.{}\" {} {} \"",
-                r.version_minor, r.status, r.bytes
-            ));
-            clf_escape(&mut s, r.referer);
-            s.push_str("\" \"");
-            clf_escape(&mut s, r.user_agent);
-            s.push_str(&format!("\" {:.6}\n", r.duration.as_secs_f64()));
-        }
-        AccessFormat::Json => {
-            s.push_str("{\"time\":\"");
-            s.push_str(&iso);
-            s.push_str("\",\"client\":\"");
-            s.push_str(&r.client.map_or(String::new(), |a| a.to_string()));
-            s.push_str("\",\"method\":\"");
-            json_escape(&mut s, r.method.as_bytes());
-            s.push_str("\",\"path\":\"");
-            json_escape(&mut s, r.target.as_bytes());
-            s.push_str(&format!(
-                "\",\"status\":{},\"bytes\":{},\"duration_us\":{},\"referer\":\"",
-                r.status,
-                r.bytes,
-                r.duration.as_micros()
-            ));
-            json_escape(&mut s, r.referer);
-            s.push_str("\",\"user_agent\":\"");
-            json_escape(&mut s, r.user_agent);
-            s.push_str("\"}\n");
-        }
-    }
+    format_into(&mut s, r, format, now);
     s
 }
 
-enum Msg {
-    Line(String),
-    Reopen,
-    Close(Sender<()>),
+thread_local! {
+    /// The last second rendered, per thread: `(unix seconds, clf, iso)`.
+    static TIMES: std::cell::RefCell<(u64, String, String)> =
+        const { std::cell::RefCell::new((u64::MAX, String::new(), String::new())) };
 }
 
-/// Where an [`AccessLog`] writes.
-enum Sink {
-    Stdout,
-    File(PathBuf),
-    Custom,
-}
-
-/// A non-blocking access-log writer: lines go through a bounded queue to a thread
-/// that writes them in batches. Cloning shares the writer.
-///
-/// When the queue is full (the disk or the terminal is slower than the traffic) a
-/// line is dropped and counted ([`AccessLog::dropped`]) rather than making a worker
-/// wait. Lines still queued when the process is killed are lost; call
-/// [`AccessLog::close`] after serving to write them all.
-#[derive(Clone)]
-pub struct AccessLog {
-    tx: Sender<Msg>,
-    format: AccessFormat,
-    dropped: Arc<AtomicU64>,
-    written: Arc<AtomicU64>,
-}
-
-impl std::fmt::Debug for AccessLog {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AccessLog")
-            .field("format", &self.format)
-            .field("dropped", &self.dropped())
-            .finish_non_exhaustive()
-    }
-}
-
-/// Lines an [`AccessLog`] queues by default before it drops.
-pub const DEFAULT_QUEUE_LINES: usize = 65_536;
-
-impl AccessLog {
-    /// Opens `path` for appending (created with mode 0644 if missing), or standard
-    /// output for `-`, and starts the writer thread; at most `queue` lines wait.
-    ///
-    /// # Errors
-    /// The file cannot be opened (the message names it).
-    pub fn open(path: &str, format: AccessFormat, queue: usize) -> io::Result<AccessLog> {
-        let (sink, w): (Sink, Box<dyn Write + Send>) = if path == "-" {
-            (Sink::Stdout, Box::new(io::stdout()))
-        } else {
-            let p = PathBuf::from(path);
-            let f = open_append(&p)?;
-            (Sink::File(p), Box::new(f))
-        };
-        Self::start(sink, w, format, queue)
-    }
-
-    /// An access log writing to `w` (tests, or a custom destination; `reopen` does
-    /// nothing).
-    ///
-    /// # Errors
-    /// The writer thread cannot be started.
-    pub fn with_writer(
-        w: Box<dyn Write + Send>,
-        format: AccessFormat,
-        queue: usize,
-    ) -> io::Result<AccessLog> {
-        Self::start(Sink::Custom, w, format, queue)
-    }
-
-    fn start(
-        sink: Sink,
-        w: Box<dyn Write + Send>,
-        format: AccessFormat,
-        queue: usize,
-    ) -> io::Result<AccessLog> {
-        let (tx, rx) = std::sync::mpsc::sync_channel(queue.max(1));
-        let written = Arc::new(AtomicU64::new(0));
-        let w2 = written.clone();
-        std::thread::Builder::new()
-            .name("access-log".into())
-            .spawn(move || write_loop(rx, sink, w, &w2))?;
-        Ok(AccessLog {
-            tx,
-            format,
-            dropped: Arc::new(AtomicU64::new(0)),
-            written,
-        })
-    }
-
-    /// Queues `r` as one line; never blocks (a full queue drops the line).
-    pub fn record(&self, r: &AccessRecord<'_>) {
-        self.line(format_record(r, self.format, SystemTime::now()));
-    }
-
-    /// Queues one preformatted line (ending in `\n`); never blocks.
-    pub fn line(&self, line: String) {
-        match self.tx.try_send(Msg::Line(line)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.dropped.fetch_add(1, Relaxed);
-            }
+/// Appends `r` as one line (with its newline) in `format` to `s`, timestamped `now`
+/// (the time rendering is cached per thread for the current second).
+pub fn format_into(s: &mut String, r: &AccessRecord<'_>, format: AccessFormat, now: SystemTime) {
+    use std::fmt::Write as _;
+    let secs = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    TIMES.with(|t| {
+        let mut t = t.borrow_mut();
+        if t.0 != secs {
+            let (clf, iso) = log_times(now);
+            *t = (secs, clf, iso);
         }
-    }
-
-    /// A hook for [`HttpConn::with_access_log`](super::HttpConn::with_access_log)
-    /// writing every record here.
-    pub fn hook(&self) -> AccessHook {
-        let me = self.clone();
-        Arc::new(move |r: &AccessRecord<'_>| me.record(r))
-    }
-
-    /// The format lines are written in.
-    pub fn format(&self) -> AccessFormat {
-        self.format
-    }
-
-    /// Lines dropped because the queue was full.
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Relaxed)
-    }
-
-    /// Lines written so far.
-    pub fn written(&self) -> u64 {
-        self.written.load(Relaxed)
-    }
-
-    /// Reopens the file by its path after the queued lines (log rotation: rename the
-    /// file, then reopen; call it from a SIGHUP hook). Blocks only the caller, and
-    /// only if the queue is full.
-    pub fn reopen(&self) {
-        let _ = self.tx.send(Msg::Reopen);
-    }
-
-    /// Writes and flushes every queued line, then stops the writer thread; lines
-    /// recorded later are dropped.
-    pub fn close(&self) {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        if self.tx.send(Msg::Close(tx)).is_ok() {
-            let _ = rx.recv();
-        }
-    }
-}
-
-fn open_append(p: &std::path::Path) -> io::Result<std::fs::File> {
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(p)
-        .map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot open access log {}: {e}", p.display()),
-            )
-        })
-}
-
-fn write_loop(rx: Receiver<Msg>, sink: Sink, w: Box<dyn Write + Send>, written: &AtomicU64) {
-    let mut out = io::BufWriter::with_capacity(64 * 1024, w);
-    let mut failed = false;
-    while let Ok(first) = rx.recv() {
-        let mut next = Some(first);
-        while let Some(msg) = next.take() {
-            match msg {
-                Msg::Line(l) => {
-                    if let Err(e) = out.write_all(l.as_bytes()) {
-                        if !failed {
-                            tracing::error!("access log write failed: {e} (lines are lost)");
-                            failed = true;
-                        }
-                    } else {
-                        written.fetch_add(1, Relaxed);
+        match format {
+            AccessFormat::Combined => {
+                match r.client {
+                    Some(a) => {
+                        let _ = write!(s, "{}", a.ip());
                     }
+                    None => s.push('-'),
                 }
-                Msg::Reopen => {
-                    let _ = out.flush();
-                    match &sink {
-                        Sink::File(p) => match open_append(p) {
-                            Ok(f) => {
-                                out = io::BufWriter::with_capacity(64 * 1024, Box::new(f));
-                                failed = false;
-                                tracing::info!("access log reopened: {}", p.display());
-                            }
-                            Err(e) => tracing::error!("{e}; still writing to the old file"),
-                        },
-                        Sink::Stdout | Sink::Custom => {}
-                    }
-                }
-                Msg::Close(done) => {
-                    let _ = out.flush();
-                    let _ = done.send(());
-                    return;
-                }
+                s.push_str(" - - [");
+                s.push_str(&t.1);
+                s.push_str("] \"");
+                clf_escape(s, r.method.as_bytes());
+                s.push(' ');
+                clf_escape(s, r.target.as_bytes());
+                let _ = write!(
+                    s,
+                    " HTTP/1.{}\" {} {} \"",
+                    r.version_minor, r.status, r.bytes
+                );
+                clf_escape(s, r.referer);
+                s.push_str("\" \"");
+                clf_escape(s, r.user_agent);
+                let _ = writeln!(s, "\" {:.6}", r.duration.as_secs_f64());
             }
-            next = rx.try_recv().ok();
-        }
-        // The queue is empty: this batch goes out now.
-        if let Err(e) = out.flush() {
-            if !failed {
-                tracing::error!("access log write failed: {e} (lines are lost)");
-                failed = true;
+            AccessFormat::Json => {
+                s.push_str("{\"time\":\"");
+                s.push_str(&t.2);
+                s.push_str("\",\"client\":\"");
+                if let Some(a) = r.client {
+                    let _ = write!(s, "{a}");
+                }
+                s.push_str("\",\"method\":\"");
+                json_escape(s, r.method.as_bytes());
+                s.push_str("\",\"path\":\"");
+                json_escape(s, r.target.as_bytes());
+                let _ = write!(
+                    s,
+                    "\",\"status\":{},\"bytes\":{},\"duration_us\":{},\"referer\":\"",
+                    r.status,
+                    r.bytes,
+                    r.duration.as_micros()
+                );
+                json_escape(s, r.referer);
+                s.push_str("\",\"user_agent\":\"");
+                json_escape(s, r.user_agent);
+                s.push_str("\"}\n");
             }
         }
-    }
+    });
 }
 
 #[cfg(test)]
@@ -683,43 +508,5 @@ mod tests {
         assert_eq!(seen[1].3, 0, "HEAD sends no body");
         assert!(seen[3].3 >= 5, "streamed bytes: {}", seen[3].3);
         assert_eq!(seen[4].3, 5);
-    }
-
-    /// A writer that blocks until released: the disk is "slow".
-    struct Stuck(Receiver<()>, Arc<std::sync::Mutex<Vec<u8>>>);
-    impl Write for Stuck {
-        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-            let _ = self.0.recv();
-            self.1.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    #[test]
-    fn a_stuck_writer_drops_lines_instead_of_blocking() {
-        let (release, gate) = std::sync::mpsc::channel::<()>();
-        let buf = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let log = AccessLog::with_writer(
-            Box::new(Stuck(gate, buf.clone())),
-            AccessFormat::Combined,
-            4,
-        )
-        .unwrap();
-        // The writer buffers 64 KiB before it writes; lines of 1 KiB fill that, then
-        // it blocks in write, then the queue of 4 fills: the rest are dropped, and
-        // every `line` call returns at once.
-        let long = "x".repeat(1023) + "\n";
-        for _ in 0..200 {
-            log.line(long.clone());
-        }
-        assert!(log.dropped() > 0, "nothing dropped");
-        let dropped = log.dropped();
-        drop(release); // the disk catches up
-        log.close();
-        assert_eq!(log.written() + dropped, 200);
-        assert_eq!(buf.lock().unwrap().len() as u64, log.written() * 1024);
     }
 }

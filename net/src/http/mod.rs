@@ -35,6 +35,7 @@
 //! buffered route. See [`BodyHandler`] for the two ways a route can take a body.
 
 pub mod access_log;
+mod access_writer;
 mod body;
 mod body_out;
 mod chunked;
