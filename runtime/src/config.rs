@@ -44,7 +44,11 @@ pub struct Config {
     pub buf_count: u16,
     /// How long connections may finish after shutdown starts (default 5 s).
     pub drain_timeout: Duration,
-    /// Install SIGINT/SIGTERM handlers that start a graceful shutdown (default `true`).
+    /// Install signal handlers (default `true`): SIGINT/SIGTERM start a graceful
+    /// shutdown and a second one exits at once (status 128 + signal); SIGHUP runs the
+    /// [`on_hangup`](crate::signals::on_hangup) hooks. This runtime is then the
+    /// process's main server and tells systemd when it is ready
+    /// ([`systemd`](crate::systemd)).
     pub handle_signals: bool,
     /// Raise `RLIMIT_NOFILE` to its hard limit at start-up (default `true`).
     pub raise_nofile: bool,
