@@ -115,6 +115,18 @@ impl HttpConn {
         move |_: &ConnInfo| HttpConn::new(router.clone(), limits.clone())
     }
 
+    /// Logs every response of this connection through `hook` (see
+    /// [`access_log`](super::access_log)); `client` is the peer
+    /// ([`ConnInfo::peer_addr`]).
+    pub fn with_access_log(
+        mut self,
+        client: Option<std::net::SocketAddr>,
+        hook: super::AccessHook,
+    ) -> HttpConn {
+        self.session.set_access_hook(client, hook);
+        self
+    }
+
     fn limits(&self) -> &Limits {
         self.session.parser().limits()
     }
