@@ -6,25 +6,14 @@
 
 mod support;
 
-use ringcore::http::{HttpConn, Limits, Request, Response, Router};
+use ringcore::http::{HttpConn, Limits, Router};
 use ringcore::BackendKind;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use support::client::{connect, Rng};
-use support::http::{get, Closed, HttpClient, Resp};
+use support::http::{echo, get, plaintext, Closed, HttpClient, Resp, HELLO};
 use support::{for_each_backend, start_server, TestServer};
-
-const HELLO: &[u8] = b"Hello, World!";
-
-fn plaintext(_: &Request<'_>, res: &mut Response) {
-    res.set_content_type("text/plain").set_body(HELLO);
-}
-
-fn echo(req: &Request<'_>, res: &mut Response) {
-    res.set_content_type("application/octet-stream")
-        .set_body(req.body());
-}
 
 fn router() -> Router {
     Router::new()

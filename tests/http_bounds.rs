@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use support::client::{connect, connect_small_rcvbuf, Rng};
-use support::http::{get, HttpClient};
+use support::http::{get, pipeline_garbage_then_junk, HttpClient};
 use support::{for_each_backend, start_server, TestServer};
 
 fn plaintext(_: &Request<'_>, res: &mut Response) {
@@ -184,29 +184,6 @@ fn start_probed(backend: BackendKind, limits: Limits) -> (TestServer, Arc<Seen>)
     (server, seen)
 }
 
-/// Writes `junk` until the server closes the connection (the write fails); returns
-/// the bytes written.
-fn write_until_closed(mut w: std::net::TcpStream) -> usize {
-    let junk = vec![b'j'; 64 * 1024];
-    let mut total = 0;
-    loop {
-        match w.write(&junk) {
-            Ok(n) => total += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                assert!(
-                    matches!(
-                        e.kind(),
-                        std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
-                    ),
-                    "the writer stopped on {e}, not on the server's close"
-                );
-                return total;
-            }
-        }
-    }
-}
-
 #[test]
 fn error_response_survives_a_client_that_keeps_sending_and_lingering_is_capped() {
     for_each_backend(|backend| {
@@ -218,22 +195,8 @@ fn error_response_survives_a_client_that_keeps_sending_and_lingering_is_capped()
         // A small receive window, so the responses sit in the server's send queue
         // when the error happens; then the client never stops sending.
         let s = connect_small_rcvbuf(server.addr, 4096);
-        let mut c = HttpClient::from_stream(s.try_clone().unwrap());
-        let n = 2000;
-        let mut req: Vec<u8> = (0..n).flat_map(|_| get("GET", "/plaintext", "")).collect();
-        req.extend_from_slice(b"GARBAGE\r\n\r\n");
-        c.send(&req);
-        let writer = std::thread::spawn(move || write_until_closed(s));
-        for i in 0..n {
-            let r = c
-                .try_read_response(false)
-                .unwrap_or_else(|e| panic!("response {i} of {n}: {e}"));
-            assert_eq!(r.status, 200, "response {i}");
-        }
-        let r = c
-            .try_read_response(false)
-            .unwrap_or_else(|e| panic!("the 400 was lost: {e}"));
-        assert_eq!(r.status, 400);
+        let req = get("GET", "/plaintext", "");
+        let (mut c, r, writer) = pipeline_garbage_then_junk(s, &req, 2000, false);
         assert!(r.says_close());
         // The server shut its side down after the 400 (EOF, or a reset once the cap
         // closed it) ...

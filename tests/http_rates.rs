@@ -14,16 +14,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use support::client::{connect_small_rcvbuf, wait_closed};
-use support::http::{get, HttpClient};
+use support::http::{echo, get, plaintext, HttpClient};
 use support::{for_each_backend, start_server, TestServer};
 
 /// Size of the large response.
 const BIG: usize = 16 * 1024 * 1024;
-
-fn plaintext(_: &Request<'_>, res: &mut Response) {
-    res.set_content_type("text/plain")
-        .set_body(b"Hello, World!");
-}
 
 fn big(_: &Request<'_>, res: &mut Response) {
     res.set_content_type("application/octet-stream")
@@ -45,11 +40,6 @@ impl BodyHandler for Upload {
 
 fn upload(_: &Request<'_>) -> Box<dyn BodyHandler> {
     Box::new(Upload(0))
-}
-
-fn echo(req: &Request<'_>, res: &mut Response) {
-    res.set_content_type("application/octet-stream")
-        .set_body(req.body());
 }
 
 fn router() -> Router {

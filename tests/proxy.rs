@@ -9,7 +9,7 @@ use ringcore::{BackendKind, Conn, ConnInfo, Handler};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::client::{
     connect, connect_small_rcvbuf, echo_check, read_expect, read_to_eof, set_linger_zero,
     shutdown_write, Rng,
@@ -183,23 +183,6 @@ fn half_close_gets_all_echo_then_eof() {
     });
 }
 
-/// Waits (bounded) for the server to end `s`: EOF or reset; returns how long it took.
-fn expect_client_closed(s: &mut TcpStream, what: &str) -> Duration {
-    let t = Instant::now();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut buf = [0u8; 4096];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => break,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => panic!("{what}: the client side was not closed: {e}"),
-        }
-    }
-    t.elapsed()
-}
-
 #[test]
 fn upstream_refusing_closes_the_client_and_others_carry_on() {
     for_each_backend(|backend| {
@@ -216,7 +199,7 @@ fn upstream_refusing_closes_the_client_and_others_carry_on() {
             let mut s = connect(proxy.addr);
             // Writing may fail once the proxy has closed; either is fine.
             let _ = s.write_all(b"into the void");
-            let took = expect_client_closed(&mut s, "refused upstream");
+            let took = support::client::expect_server_closed(&mut s, "refused upstream");
             assert!(
                 took < Duration::from_secs(3),
                 "refused upstream #{i}: client closed only after {took:?}"
@@ -277,7 +260,7 @@ fn upstream_reset_closes_the_client_and_others_carry_on() {
         for (i, mut s) in clients.into_iter().enumerate() {
             // More than the upstream reads, so bytes are in flight at the reset.
             let _ = s.write_all(&Rng::new(i as u64).bytes(4000));
-            let took = expect_client_closed(&mut s, "reset upstream");
+            let took = support::client::expect_server_closed(&mut s, "reset upstream");
             assert!(
                 took < Duration::from_secs(5),
                 "reset upstream #{i}: client closed only after {took:?}"

@@ -7,11 +7,11 @@ mod support;
 
 use ringcore::net::TunnelOptions;
 use ringcore::{BackendKind, CloseReason, Conn, ConnInfo, Handler};
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
-use support::client::{connect, set_linger_zero};
+use support::client::{connect, expect_server_closed, set_linger_zero};
 use support::{for_each_backend, start_server, TestServer};
 
 /// The proxy handler of examples/proxy.rs.
@@ -37,21 +37,6 @@ fn start_proxy(backend: BackendKind, upstream: SocketAddr) -> TestServer {
         |b| b.drain_timeout(Duration::from_millis(500)),
         move |_: &ConnInfo| Proxy { upstream },
     )
-}
-
-/// Reads until the server ends `s` (EOF or reset); panics if it does not within 10 s.
-fn expect_closed(s: &mut TcpStream, what: &str) {
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut buf = [0u8; 4096];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => return,
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => panic!("{what}: the proxy never closed the client: {e}"),
-        }
-    }
 }
 
 /// An upstream that accepts `conns` connections and resets each right after its
@@ -91,7 +76,7 @@ fn upstream_reset_after_first_bytes_never_leaves_a_slot() {
                     for i in 0..PER {
                         let mut s = connect(addr);
                         let _ = s.write_all(b"first bytes");
-                        expect_closed(&mut s, &format!("client {t}/{i}"));
+                        expect_server_closed(&mut s, &format!("client {t}/{i}"));
                     }
                 });
             }
@@ -176,8 +161,8 @@ fn idle_tunnel_is_closed_by_its_timeout() {
         let mut upstream = accepted.recv().expect("the upstream connection");
         let mut got = [0u8; 26];
         upstream.read_exact(&mut got).unwrap();
-        expect_closed(&mut s, "idle tunnel (client side)");
-        expect_closed(&mut upstream, "idle tunnel (upstream side)");
+        expect_server_closed(&mut s, "idle tunnel (client side)");
+        expect_server_closed(&mut upstream, "idle tunnel (upstream side)");
         proxy.wait_counters("the tunnel closed", |c| c.open_conns == 0);
         support::wait_until("on_close", || reasons.lock().unwrap().len() == 1);
         let r = reasons.lock().unwrap().clone();
@@ -205,7 +190,7 @@ fn half_closed_tunnel_is_closed_by_its_timeout() {
         // The FIN is propagated: the upstream reads the request, then end of stream.
         upstream.read_to_end(&mut got).unwrap();
         assert_eq!(got, b"request");
-        expect_closed(&mut s, "half-closed tunnel (client side)");
+        expect_server_closed(&mut s, "half-closed tunnel (client side)");
         proxy.wait_counters("the tunnel closed", |c| c.open_conns == 0);
         support::wait_until("on_close", || reasons.lock().unwrap().len() == 1);
         let r = reasons.lock().unwrap().clone();

@@ -8,7 +8,6 @@ mod support;
 use ringcore::{Conn, ConnInfo, Handler};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::FromRawFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 use support::client::Rng;
@@ -47,35 +46,7 @@ fn connect_high_fd(addr: SocketAddr) -> TcpStream {
         let fd = libc::fcntl(low, libc::F_DUPFD_CLOEXEC, 4096);
         assert!(fd >= 0, "F_DUPFD: {}", std::io::Error::last_os_error());
         libc::close(low);
-        let rcv: libc::c_int = 8 * 1024;
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
-            (&rcv as *const libc::c_int).cast(),
-            4,
-        );
-        let s = TcpStream::from_raw_fd(fd);
-        let SocketAddr::V4(v4) = addr else {
-            unreachable!()
-        };
-        let sin = libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
-            sin_port: v4.port().to_be(),
-            sin_addr: libc::in_addr {
-                s_addr: u32::from(*v4.ip()).to_be(),
-            },
-            sin_zero: [0; 8],
-        };
-        let r = libc::connect(
-            fd,
-            (&sin as *const libc::sockaddr_in).cast(),
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        );
-        assert_eq!(r, 0, "connect: {}", std::io::Error::last_os_error());
-        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-            .unwrap();
-        s
+        support::client::connect_fd_small_rcvbuf(fd, addr, 8 * 1024)
     }
 }
 

@@ -5,7 +5,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::sync::Barrier;
 use std::time::Duration;
 
@@ -88,11 +88,17 @@ fn setsockopt<T>(fd: i32, level: i32, name: i32, value: &T) {
 /// A client whose `SO_RCVBUF` is set to `bytes` before connecting (so the TCP window
 /// is small from the handshake on).
 pub fn connect_small_rcvbuf(addr: SocketAddr, bytes: i32) -> TcpStream {
-    assert!(addr.is_ipv4());
     // SAFETY: plain socket creation; the result is checked.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
     assert!(fd >= 0, "socket: {}", io::Error::last_os_error());
-    // SAFETY: `fd` is a fresh socket nobody else owns; the stream closes it.
+    connect_fd_small_rcvbuf(fd, addr, bytes)
+}
+
+/// [`connect_small_rcvbuf`] on the caller's fresh IPv4 TCP socket `fd` (the returned
+/// stream owns it).
+pub fn connect_fd_small_rcvbuf(fd: RawFd, addr: SocketAddr, bytes: i32) -> TcpStream {
+    assert!(addr.is_ipv4());
+    // SAFETY: `fd` is a fresh socket the caller hands over; the stream closes it.
     let s = unsafe { TcpStream::from_raw_fd(fd) };
     setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &bytes);
     let SocketAddr::V4(v4) = addr else {
@@ -275,4 +281,23 @@ pub fn echo_many(
         }
         total
     })
+}
+
+/// Waits (bounded: 10 s) for the server to end `s`, by EOF or reset, reading and
+/// dropping whatever still arrives; returns how long it took. Panics with `what` if
+/// the server does not.
+pub fn expect_server_closed(s: &mut TcpStream, what: &str) -> Duration {
+    let t = std::time::Instant::now();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => panic!("{what}: the server did not close the connection: {e}"),
+        }
+    }
+    t.elapsed()
 }

@@ -221,3 +221,70 @@ pub fn find(h: &[u8], needle: &[u8]) -> Option<usize> {
 pub fn get(method: &str, target: &str, extra: &str) -> Vec<u8> {
     format!("{method} {target} HTTP/1.1\r\nHost: t\r\n{extra}\r\n").into_bytes()
 }
+
+/// The lingering-close scenario (issue 8, #16): over `s` (a client with a small receive
+/// window, so the responses sit in the server's send queue when the error comes), `n`
+/// pipelined copies of `request`, then a bad request, while a writer thread never stops
+/// sending junk. Every response must come (200; `head`: HEAD responses, no bodies),
+/// then the 400, which is returned with the client (to check the close) and the writer
+/// (which returns the junk bytes it wrote once the server closed the connection).
+pub fn pipeline_garbage_then_junk(
+    s: TcpStream,
+    request: &[u8],
+    n: usize,
+    head: bool,
+) -> (HttpClient, Resp, std::thread::JoinHandle<usize>) {
+    let mut c = HttpClient::from_stream(s.try_clone().expect("clone the client stream"));
+    let mut req: Vec<u8> = request.repeat(n);
+    req.extend_from_slice(b"GARBAGE\r\n\r\n");
+    c.send(&req);
+    let writer = std::thread::spawn(move || write_until_closed(s));
+    for i in 0..n {
+        let r = c
+            .try_read_response(head)
+            .unwrap_or_else(|e| panic!("response {i} of {n}: {e}"));
+        assert_eq!(r.status, 200, "response {i}");
+    }
+    let r = c
+        .try_read_response(false)
+        .unwrap_or_else(|e| panic!("the 400 was lost: {e}"));
+    assert_eq!(r.status, 400);
+    (c, r, writer)
+}
+
+/// Writes junk to `w` until the server closes the connection (broken pipe or reset);
+/// returns the bytes written.
+pub fn write_until_closed(mut w: TcpStream) -> usize {
+    let junk = vec![b'j'; 64 * 1024];
+    let mut total = 0;
+    loop {
+        match w.write(&junk) {
+            Ok(n) => total += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                assert!(
+                    matches!(
+                        e.kind(),
+                        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+                    ),
+                    "the writer stopped on {e}, not on the server's close"
+                );
+                return total;
+            }
+        }
+    }
+}
+
+/// The plaintext route's body.
+pub const HELLO: &[u8] = b"Hello, World!";
+
+/// Route: `text/plain` [`HELLO`].
+pub fn plaintext(_: &ringcore::http::Request<'_>, res: &mut ringcore::http::Response) {
+    res.set_content_type("text/plain").set_body(HELLO);
+}
+
+/// Route: the request body back, as `application/octet-stream`.
+pub fn echo(req: &ringcore::http::Request<'_>, res: &mut ringcore::http::Response) {
+    res.set_content_type("application/octet-stream")
+        .set_body(req.body());
+}

@@ -191,7 +191,8 @@ def slow(cfg, backend, ng):
             ("body", "slow body (1 byte/s of 100,000)",
              "closed by the minimum body rate (5 s) + 1 s", 6.0),
             ("read", "#9 slow read (4 KiB window, 32 B/s)",
-             "closed by the minimum response rate (5 s window + 1.25 s sampling) + 1 s", 7.25)):
+             "closed by the minimum response rate (5 s window + 1.25 s sampling) + 1 s "
+             "(+ the probe's 1 s polling)", 8.25)):
         r = res[k]
         rows.append(row(f"3. {what} probe", backend, expect, slow_fig(r),
                         r.get("still_open") == 0 and r.get("closed") == r.get("conns")

@@ -95,54 +95,9 @@ pub(super) fn attempt(fds: &mut Fds, p: &mut Pending, c: &mut Counters) -> Attem
             }
         }
         Op::Connect { fd, addr, addrlen } => connect(fds, fd, addr, addrlen, &mut p.progress, c),
-        Op::PollReadable { fd } => {
-            if let Err(e) = fds.register(fd, c) {
-                return Attempt::Done {
-                    result: neg(&e),
-                    ok: false,
-                };
-            }
-            if fds.get(fd).flags & (READABLE | NOPOLL) != 0 {
-                Attempt::Done {
-                    result: op::poll::READABLE,
-                    ok: true,
-                }
-            } else {
-                Attempt::Wait
-            }
-        }
-        Op::PollHangup { fd } => {
-            if let Err(e) = fds.register(fd, c) {
-                return Attempt::Done {
-                    result: neg(&e),
-                    ok: false,
-                };
-            }
-            if fds.get(fd).flags & (HUP | NOPOLL) != 0 {
-                Attempt::Done {
-                    result: op::poll::HANGUP,
-                    ok: true,
-                }
-            } else {
-                Attempt::Wait
-            }
-        }
-        Op::PollWritable { fd } => {
-            if let Err(e) = fds.register(fd, c) {
-                return Attempt::Done {
-                    result: neg(&e),
-                    ok: false,
-                };
-            }
-            if fds.get(fd).flags & (WRITABLE | NOPOLL) != 0 {
-                Attempt::Done {
-                    result: op::poll::WRITABLE,
-                    ok: true,
-                }
-            } else {
-                Attempt::Wait
-            }
-        }
+        Op::PollReadable { fd } => poll(fds, fd, READABLE, op::poll::READABLE, c),
+        Op::PollHangup { fd } => poll(fds, fd, HUP, op::poll::HANGUP, c),
+        Op::PollWritable { fd } => poll(fds, fd, WRITABLE, op::poll::WRITABLE, c),
         _ => {
             debug_assert!(false, "{} is never parked", p.op.name());
             Attempt::Done {
@@ -150,6 +105,22 @@ pub(super) fn attempt(fds: &mut Fds, p: &mut Pending, c: &mut Counters) -> Attem
                 ok: false,
             }
         }
+    }
+}
+
+/// A one-shot poll: done with `result` once the fd shows `flag` (or cannot be watched),
+/// else wait for the next event.
+fn poll(fds: &mut Fds, fd: RawFd, flag: u8, result: i32, c: &mut Counters) -> Attempt {
+    if let Err(e) = fds.register(fd, c) {
+        return Attempt::Done {
+            result: neg(&e),
+            ok: false,
+        };
+    }
+    if fds.get(fd).flags & (flag | NOPOLL) != 0 {
+        Attempt::Done { result, ok: true }
+    } else {
+        Attempt::Wait
     }
 }
 

@@ -381,21 +381,12 @@ impl FaultDriver {
                         }
                     }
                 }
-                Op::Splice {
-                    fd_in,
-                    off_in,
-                    fd_out,
-                    off_out,
-                    len,
-                } if len >= 2 && self.rng.hit(self.rates.short_splice) => {
+                Op::Splice { len, .. } if len >= 2 && self.rng.hit(self.rates.short_splice) => {
                     bump(Stat::ShortSplice);
-                    op = Op::Splice {
-                        fd_in,
-                        off_in,
-                        fd_out,
-                        off_out,
-                        len: 1 + self.rng.below(u64::from(len) - 1) as u32,
-                    };
+                    let short = 1 + self.rng.below(u64::from(len) - 1) as u32;
+                    if let Op::Splice { len, .. } = &mut op {
+                        *len = short;
+                    }
                 }
                 Op::RecvMulti { .. } if self.rng.hit(self.rates.recv_enobufs) => {
                     bump(Stat::RecvEnobufs);
