@@ -4,7 +4,9 @@
 //!
 //! `cargo run --release --example http -- --addr 127.0.0.1:8080 --workers 1 [--backend epoll] [--sqpoll]`
 //!
-//! `/metrics` prints the runtime's counters in Prometheus text format.
+//! `/metrics` prints the runtime's counters in Prometheus text format, and per worker a
+//! histogram of TCP round-trip times and retransmit counters from `TCP_INFO`, sampled
+//! once per connection near its end (peer FIN, idle timeout or shutdown).
 //!
 //! ```text
 //! curl --data-binary @big.file http://127.0.0.1:8080/echo -o copy
@@ -19,7 +21,7 @@ mod routes;
 use anyhow::Context;
 use clap::Parser;
 use ringcore::http::{HttpConn, Limits, Request, Response, Router};
-use ringcore::{Handle, Listeners, Serve, SocketOptions};
+use ringcore::{Handle, Listeners, Serve, SocketOptions, TcpStats};
 use std::sync::{Arc, OnceLock};
 
 /// ringcore HTTP/1.1 example server.
@@ -39,6 +41,8 @@ struct Args {
 }
 
 static HANDLE: OnceLock<Handle> = OnceLock::new();
+/// TCP_INFO aggregates (RTT histogram, retransmits) per worker, for `/metrics`.
+static TCP_STATS: OnceLock<Arc<TcpStats>> = OnceLock::new();
 
 /// Serializes `{"message": msg}` per request, escaping as JSON requires.
 fn json(_: &Request<'_>, res: &mut Response) {
@@ -60,10 +64,13 @@ fn json(_: &Request<'_>, res: &mut Response) {
 }
 
 fn metrics(_: &Request<'_>, res: &mut Response) {
-    let text = HANDLE
+    let mut text = HANDLE
         .get()
         .map(|h| h.metrics().to_prometheus())
         .unwrap_or_default();
+    if let Some(s) = TCP_STATS.get() {
+        s.write_prometheus(&mut text);
+    }
     res.set_content_type("text/plain; version=0.0.4")
         .set_body(text.as_bytes());
 }
@@ -101,7 +108,8 @@ fn main() -> anyhow::Result<()> {
         args.max_requests
     };
     let limits = Limits::default().max_requests_per_connection(max);
-    rt.serve(listeners, HttpConn::factory(router, limits))
+    let stats = TCP_STATS.get_or_init(|| TcpStats::new(rt.config().workers));
+    rt.serve(listeners, stats.wrap(HttpConn::factory(router, limits)))
         .context("server failed")?;
     Ok(())
 }
