@@ -29,9 +29,15 @@ fn connections_are_sampled_at_end_of_stream() {
         }
         support::wait_until("3 samples", || stats.samples() == 3);
         let t = stats.to_prometheus();
-        assert!(t.contains("ringcore_tcp_rtt_seconds_count{worker=\"0\"} 3"), "{t}");
+        assert!(
+            t.contains("ringcore_tcp_rtt_seconds_count{worker=\"0\"} 3"),
+            "{t}"
+        );
         // Loopback RTTs are far below 250 ms: every sample is in a finite bucket.
-        assert!(t.contains("ringcore_tcp_rtt_seconds_bucket{worker=\"0\",le=\"0.25\"} 3"), "{t}");
+        assert!(
+            t.contains("ringcore_tcp_rtt_seconds_bucket{worker=\"0\",le=\"0.25\"} 3"),
+            "{t}"
+        );
         h.shutdown();
         j.join().unwrap().unwrap();
     });

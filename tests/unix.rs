@@ -107,6 +107,13 @@ fn path_listener_shared_by_workers_with_credentials_mode_and_cleanup() {
         let opts = SocketOptions::default().unix_mode(Some(0o600));
         let l = Listeners::bind(&addr, 2, &opts).expect("bind unix path");
         assert_eq!(l.len(), 2, "one fd (a dup of one socket) per worker");
+        for &fd in l.fds() {
+            let flags = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).unwrap();
+            assert!(
+                flags & libc::FD_CLOEXEC != 0,
+                "listener fd {fd} must be close-on-exec"
+            );
+        }
         assert_eq!(l.addr(), &Addr::Unix(UnixAddr::Path(path.clone())));
         let meta = std::fs::metadata(&path).unwrap();
         assert!(meta.file_type().is_socket());
