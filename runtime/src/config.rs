@@ -45,6 +45,15 @@ pub struct Config {
     pub raise_nofile: bool,
     /// How long to stop accepting after `EMFILE`/`ENFILE` (default 100 ms).
     pub emfile_backoff: Duration,
+    /// How often a worker shrinks its pools (spare buffers, send headers, write-queue
+    /// states, splice pipes): whatever sat unused for a whole interval is freed
+    /// (default 5 s; `None`: pools keep what a burst left, the behaviour before
+    /// issue 12). `RINGCORE_POOL_TRIM_MS` overrides it (`0`: off).
+    pub pool_trim: Option<Duration>,
+    /// After a pool trim freed something, hand free heap pages back to the kernel with
+    /// glibc's `malloc_trim(0)` (default `true`; a no-op on other C libraries).
+    /// `RINGCORE_MALLOC_TRIM=0|1` overrides it.
+    pub malloc_trim: bool,
     /// Faults to inject at the backend seam (default none; tests only).
     #[cfg(feature = "fault-injection")]
     pub fault: Option<crate::fault::FaultPlan>,
@@ -66,6 +75,8 @@ impl Default for Config {
             handle_signals: true,
             raise_nofile: true,
             emfile_backoff: Duration::from_millis(100),
+            pool_trim: Some(Duration::from_secs(5)),
+            malloc_trim: true,
             #[cfg(feature = "fault-injection")]
             fault: None,
         }
@@ -106,7 +117,29 @@ impl Config {
         if let Some(b) = BackendKind::from_env()? {
             self.backend = b;
         }
+        if let Some(ms) = env_u64("RINGCORE_POOL_TRIM_MS")? {
+            self.pool_trim = (ms > 0).then(|| Duration::from_millis(ms));
+        }
+        if let Some(on) = env_u64("RINGCORE_MALLOC_TRIM")? {
+            self.malloc_trim = on != 0;
+        }
+        if self.pool_trim == Some(Duration::ZERO) {
+            return bad("pool_trim must be longer than zero (None turns trimming off)".into());
+        }
         Ok(self)
+    }
+}
+
+/// A numeric environment override, if set.
+fn env_u64(name: &str) -> io::Result<Option<u64>> {
+    match std::env::var(name) {
+        Ok(v) => v.trim().parse().map(Some).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{name}={v:?} is not a whole number"),
+            )
+        }),
+        Err(_) => Ok(None),
     }
 }
 
@@ -197,6 +230,20 @@ impl Builder {
     /// Accept pause after `EMFILE`/`ENFILE`.
     pub fn emfile_backoff(mut self, d: Duration) -> Self {
         self.cfg.emfile_backoff = d;
+        self
+    }
+
+    /// How often workers shrink their pools (`None`: never); see
+    /// [`Config::pool_trim`].
+    pub fn pool_trim(mut self, every: Option<Duration>) -> Self {
+        self.cfg.pool_trim = every;
+        self
+    }
+
+    /// Call glibc's `malloc_trim(0)` after a pool trim freed something; see
+    /// [`Config::malloc_trim`].
+    pub fn malloc_trim(mut self, on: bool) -> Self {
+        self.cfg.malloc_trim = on;
         self
     }
 
