@@ -14,6 +14,38 @@ pub struct SqPoll {
     pub cpu: Option<u32>,
 }
 
+/// How the io_uring backend runs `splice` ops (file -> pipe -> socket).
+///
+/// io_uring never runs a splice inline: every `IORING_OP_SPLICE` is handed to an io-wq
+/// kernel thread, a wake-up and a context switch per op. The inline modes issue the
+/// `splice(2)` on the worker with `SPLICE_F_NONBLOCK` (as the epoll backend does) and
+/// turn its result into the op's completion; a socket that is full answers `EAGAIN`,
+/// which the connection already handles with a writability poll and a retry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SpliceMode {
+    /// Every splice is an `IORING_OP_SPLICE` (io-wq); a file never blocks the worker.
+    Ring,
+    /// Pipe -> socket splices run inline (they never block: both sides are
+    /// nonblocking); file -> pipe fills stay on io_uring.
+    InlineDrain,
+    /// Both run inline. A file -> pipe fill of a file that is not in the page cache
+    /// waits for the disk on the worker thread (as on the epoll backend).
+    Inline,
+}
+
+impl SpliceMode {
+    /// Parses `ring`, `drain` or `inline` (`RINGCORE_SPLICE`).
+    pub fn parse(s: &str) -> Option<SpliceMode> {
+        match s.trim() {
+            "ring" | "uring" | "off" => Some(SpliceMode::Ring),
+            "drain" | "inline-drain" => Some(SpliceMode::InlineDrain),
+            "inline" | "on" => Some(SpliceMode::Inline),
+            _ => None,
+        }
+    }
+}
+
 /// Everything a runtime is built from. Build one with [`Builder`].
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -54,6 +86,10 @@ pub struct Config {
     /// glibc's `malloc_trim(0)` (default `true`; a no-op on other C libraries).
     /// `RINGCORE_MALLOC_TRIM=0|1` overrides it.
     pub malloc_trim: bool,
+    /// How the io_uring backend runs splices (default [`SpliceMode::Inline`]; see
+    /// docs/benchmarks.md "Issue 12 ablation"). `RINGCORE_SPLICE=ring|drain|inline`
+    /// overrides it. The epoll backend always splices inline.
+    pub splice_mode: SpliceMode,
     /// Faults to inject at the backend seam (default none; tests only).
     #[cfg(feature = "fault-injection")]
     pub fault: Option<crate::fault::FaultPlan>,
@@ -77,6 +113,7 @@ impl Default for Config {
             emfile_backoff: Duration::from_millis(100),
             pool_trim: Some(Duration::from_secs(5)),
             malloc_trim: true,
+            splice_mode: SpliceMode::Inline,
             #[cfg(feature = "fault-injection")]
             fault: None,
         }
@@ -122,6 +159,14 @@ impl Config {
         }
         if let Some(on) = env_u64("RINGCORE_MALLOC_TRIM")? {
             self.malloc_trim = on != 0;
+        }
+        if let Ok(v) = std::env::var("RINGCORE_SPLICE") {
+            self.splice_mode = SpliceMode::parse(&v).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("RINGCORE_SPLICE={v:?}: expected ring, drain or inline"),
+                )
+            })?;
         }
         if self.pool_trim == Some(Duration::ZERO) {
             return bad("pool_trim must be longer than zero (None turns trimming off)".into());
@@ -244,6 +289,12 @@ impl Builder {
     /// [`Config::malloc_trim`].
     pub fn malloc_trim(mut self, on: bool) -> Self {
         self.cfg.malloc_trim = on;
+        self
+    }
+
+    /// How the io_uring backend runs splices; see [`SpliceMode`].
+    pub fn splice_mode(mut self, mode: SpliceMode) -> Self {
+        self.cfg.splice_mode = mode;
         self
     }
 

@@ -89,6 +89,8 @@ counters! {
     open_conns,
     /// Timer entries pending in the worker's timer set right now (a gauge).
     timers_pending,
+    /// Splices the io_uring backend ran inline on the worker (`Config::splice_mode`).
+    inline_splices,
     /// Entries held by the worker's reuse pools right now: spare buffers, send
     /// headers, write-queue states and splice pipes (a gauge; it falls back to 0 once
     /// the pools sat unused for two trim intervals).
