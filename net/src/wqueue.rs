@@ -826,4 +826,13 @@ mod tests {
         sp.trim_idle(true);
         assert_eq!(sp.held(), 0);
     }
+
+    /// An idle connection's write queue is one pointer (it was 96 bytes inline).
+    #[test]
+    fn an_idle_write_queue_is_one_pointer() {
+        assert_eq!(
+            std::mem::size_of::<WriteQueue>(),
+            std::mem::size_of::<usize>()
+        );
+    }
 }
