@@ -377,9 +377,12 @@ impl<F: Factory> Service for Server<F> {
         if self.ctx.draining {
             // Nothing pooled outlives the worker: close pooled pipes through `io` now.
             self.ctx.trim_pools(io);
-        } else if self.ctx.next_trim.is_none() && self.ctx.pools_hold_something() {
-            self.ctx.next_trim = Some(self.ctx.now + POOL_IDLE);
+        } else if let Some(every) = io.config().pool_trim {
+            if self.ctx.next_trim.is_none() && self.ctx.pools_hold_something() {
+                self.ctx.next_trim = Some(self.ctx.now + every);
+            }
         }
+        io.counters().pool_entries = self.ctx.pool_entries() as u64;
         self.arm_accept(io);
         io.counters().timers_pending = self.ctx.timers.len() as u64;
     }
