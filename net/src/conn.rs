@@ -93,6 +93,8 @@ pub struct ConnCore {
     pub(crate) idle_timer: Option<TimerHandle>,
     /// The user timer's entry in the worker's timer set (set with `USER_TIMER`).
     pub(crate) user_timer: Option<TimerHandle>,
+    /// An outbound connect's deadline, while the connect is in flight.
+    pub(crate) connect_timer: Option<TimerHandle>,
     /// The peer address of an outbound connect in flight (the kernel reads it).
     pub(crate) connect_addr: Option<Box<crate::addr::RawAddr>>,
     pub(crate) out: WriteQueue,
@@ -151,6 +153,7 @@ impl ConnCore {
             timer_at: 0,
             idle_timer: None,
             user_timer: None,
+            connect_timer: None,
             connect_addr: None,
             out: WriteQueue::default(),
             pending: Vec::new(),
@@ -282,6 +285,8 @@ pub struct WorkerCtx {
     pub(crate) nobuf: std::collections::VecDeque<Token>,
     /// The helper thread for [`Conn::offload`](crate::Conn::offload) and its results.
     pub(crate) offload: crate::offload::Offload,
+    /// Messages between connections and connects asked for by handlers (connect.rs).
+    pub(crate) mail: crate::connect::Mailbox,
 }
 
 impl WorkerCtx {
@@ -299,6 +304,7 @@ impl WorkerCtx {
             next_trim: None,
             nobuf: std::collections::VecDeque::new(),
             offload: crate::offload::Offload::new(worker),
+            mail: crate::connect::Mailbox::default(),
         }
     }
 
@@ -436,6 +442,7 @@ impl WorkerCtx {
     pub(crate) fn cancel_timers(&mut self, core: &mut ConnCore) {
         self.cancel_timer(&mut core.idle_timer);
         self.cancel_timer(&mut core.user_timer);
+        self.cancel_timer(&mut core.connect_timer);
         core.clear(TIMER | USER_TIMER);
     }
 }

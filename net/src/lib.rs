@@ -11,6 +11,7 @@
 
 pub mod addr;
 mod conn;
+mod connect;
 mod dataflow;
 mod handler;
 #[cfg(feature = "http")]
@@ -28,6 +29,7 @@ mod tunnel_timer;
 mod wqueue;
 
 pub use conn::{DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_PENDING, DEFAULT_OUTPUT_HIGH_WATER};
+pub use connect::{ConnId, ConnectRequest, Notifier, DEFAULT_CONNECT_TIMEOUT};
 pub use handler::{CloseReason, Conn, ConnInfo, Factory, Handler};
 pub use outbound::{Connect, ConnectOptions};
 pub use server::{IntoListeners, Serve};
