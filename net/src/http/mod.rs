@@ -36,11 +36,13 @@
 
 mod body;
 mod chunked;
+mod client;
 mod conn;
 mod date;
 mod events;
 mod fields;
 pub mod files;
+mod gateway;
 mod harness;
 mod limits;
 mod parse;
@@ -53,10 +55,15 @@ mod session;
 mod tests;
 
 pub use body::{worker_buffered_bytes, BodyHandler, StreamRoute};
+pub use client::{
+    parse_response_head, BodyFraming, Fed, ResponseBody, ResponseError, ResponseHead,
+    MAX_RESPONSE_HEADERS,
+};
 pub use conn::HttpConn;
 pub use date::{format_http_date, DateCache, HTTP_DATE_LEN};
 pub use events::Event;
 pub use files::StaticFiles;
+pub use gateway::{Front as GatewayConn, GatewayConfig};
 #[doc(hidden)]
 pub use harness::run_without_socket;
 pub use limits::{Limits, MinRate};

@@ -1,0 +1,823 @@
+//! An HTTP-aware reverse proxy on outbound connections ([`Conn::connect`]): requests
+//! whose path starts with a prefix are forwarded to an upstream, everything else is
+//! served by a [`Router`] on the spot. `examples/gateway.rs` runs it.
+//!
+//! ```text
+//!  client --> Front (accepted; RequestParser::parse_event)
+//!               | local path: Router::serve -> response
+//!               | proxied:   Conn::connect(upstream, Back) -- Hello -->
+//!               |            request head + body pieces   -- Body*/End -->  Back --> upstream
+//!               |            <-- Head / Body* / End (or Fail 502/504, Abort) -- Back <-- upstream
+//! ```
+//!
+//! * The request goes out with its method, target and headers, minus hop-by-hop
+//!   fields (`Connection` and the fields it names, `Keep-Alive`, `TE`, `Trailer`,
+//!   `Transfer-Encoding`, `Upgrade`, `Proxy-*`), plus `X-Forwarded-For` (the client's
+//!   address appended). Its body is streamed: `Content-Length` kept, chunked
+//!   re-chunked as it arrives.
+//! * The response head is parsed ([`parse_response_head`]); the body is decoded
+//!   ([`ResponseBody`]) and re-framed for the client: `Content-Length` kept, chunked
+//!   or close-delimited bodies sent chunked to HTTP/1.1 clients (close-delimited to
+//!   HTTP/1.0 ones, then closed).
+//! * Errors: connect refused/unreachable, a reset or a malformed response before the
+//!   head -> `502 Bad Gateway`; connect timeout or no response head within
+//!   [`GatewayConfig::response_timeout`] -> `504 Gateway Timeout`. After the head was
+//!   sent, a failure aborts the client connection (the client sees a cut response,
+//!   never a wrong one).
+//! * Backpressure both ways: a side whose output holds
+//!   [`GatewayConfig::high_water`] bytes pauses the other side's reading until it
+//!   drained (`on_sent`), so a client that never reads holds at most about that much
+//!   of a large response in memory, and a slow upstream slows the upload.
+//!
+//! Limits (as built): one upstream connection per request, opened when the request
+//! head is complete and closed after its response (no keep-alive pool yet); one
+//! exchange at a time per client connection (a pipelined request waits, unread, in
+//! the socket); the front applies the header and idle deadlines of its [`Limits`]
+//! only as a keep-alive idle timeout.
+
+use super::client::{parse_response_head, BodyFraming, ResponseBody};
+use super::{write_error, DateCache, Event, Limits, Reply, RequestParser, Response, Router};
+use crate::{CloseReason, Conn, ConnId, ConnInfo, ConnectRequest, Handler, Notifier};
+use std::any::Any;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// Where and how a [`Front`] forwards requests.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct GatewayConfig {
+    /// The upstream server.
+    pub upstream: SocketAddr,
+    /// Requests whose path starts with this are forwarded (default `/api/`).
+    pub prefix: String,
+    /// Upstream connect timeout (default 5 s); past it the client gets 504.
+    pub connect_timeout: Duration,
+    /// Time allowed for the response head after the request went out, and between
+    /// two reads of the response body (default 60 s); past it: 504 (or an abort once
+    /// the head was sent).
+    pub response_timeout: Duration,
+    /// Output bytes queued on one side at which the other side stops reading
+    /// (default 1 MiB).
+    pub high_water: usize,
+    /// Limits of the client side's request parser.
+    pub limits: Limits,
+}
+
+impl GatewayConfig {
+    /// Forwards `/api/...` to `upstream` with the defaults.
+    pub fn new(upstream: SocketAddr) -> GatewayConfig {
+        GatewayConfig {
+            upstream,
+            prefix: "/api/".into(),
+            connect_timeout: Duration::from_secs(5),
+            response_timeout: Duration::from_secs(60),
+            high_water: 1 << 20,
+            limits: Limits::default().max_body_bytes(usize::MAX),
+        }
+    }
+
+    /// Sets the path prefix that is forwarded.
+    pub fn prefix(mut self, p: &str) -> Self {
+        self.prefix = p.into();
+        self
+    }
+
+    /// Sets the upstream connect timeout.
+    pub fn connect_timeout(mut self, t: Duration) -> Self {
+        self.connect_timeout = t;
+        self
+    }
+
+    /// Sets the response timeout.
+    pub fn response_timeout(mut self, t: Duration) -> Self {
+        self.response_timeout = t;
+        self
+    }
+
+    /// Sets the backpressure mark.
+    pub fn high_water(mut self, bytes: usize) -> Self {
+        self.high_water = bytes;
+        self
+    }
+
+    /// Sets the client side's parser limits.
+    pub fn limits(mut self, l: Limits) -> Self {
+        self.limits = l;
+        self
+    }
+}
+
+/// Front -> back.
+enum ToBack {
+    /// Request body bytes, framed for the upstream.
+    Body(Vec<u8>),
+    /// The client is gone: drop the exchange.
+    Gone,
+    Pause,
+    Resume,
+}
+
+/// Back -> front.
+enum ToFront {
+    /// Connected: the back's id is the message's sender.
+    Hello,
+    /// The response head, framed for the client; `true`: close after the body.
+    Head(Vec<u8>, bool),
+    /// Response body bytes, framed for the client.
+    Body(Vec<u8>),
+    /// The response is complete.
+    End,
+    /// No response head was sent: answer with this status and close.
+    Fail(u16, String),
+    /// The response broke after its head: cut the client connection.
+    Abort,
+    Pause,
+    Resume,
+}
+
+/// Hop-by-hop fields (RFC 9110 section 7.6.1) and framing fields the gateway sets.
+fn is_hop(name: &str, named: &[Vec<u8>]) -> bool {
+    const HOP: &[&str] = &[
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "content-length",
+    ];
+    HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+        || named
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(name.as_bytes()))
+}
+
+/// The field names a `Connection` header lists.
+fn connection_tokens<'a>(fields: impl Iterator<Item = (&'a str, &'a [u8])>) -> Vec<Vec<u8>> {
+    fields
+        .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
+        .flat_map(|(_, v)| v.split(|&b| b == b',').map(|t| t.trim_ascii().to_vec()))
+        .collect()
+}
+
+/// Appends `data` as one chunk (nothing for an empty piece).
+fn chunk(out: &mut Vec<u8>, data: &[u8]) {
+    if !data.is_empty() {
+        out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+        out.extend_from_slice(data);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Where the front stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Reading requests.
+    Idle,
+    /// A request is forwarded; waiting for the back's `Hello`.
+    Connecting,
+    /// Streaming the request body to the back.
+    Body,
+    /// The request is out; relaying the response.
+    Response,
+}
+
+/// The client side of the gateway: one per accepted connection.
+pub struct Front {
+    cfg: Arc<GatewayConfig>,
+    router: Arc<Router>,
+    /// The request parser (taken out while `on_data` runs, so requests it lends and
+    /// `self` can be used together).
+    parser: Option<RequestParser>,
+    phase: Phase,
+    peer: Option<IpAddr>,
+    me: Option<Notifier>,
+    back: Option<ConnId>,
+    /// The request of the current exchange has a body (chunked: `Some(false)`).
+    body: Option<bool>,
+    /// The request body ended (its End event was read).
+    body_done: bool,
+    reply: Reply,
+    /// The response head went out.
+    head_sent: bool,
+    /// Close after this exchange.
+    close_after: bool,
+    /// The back was paused because this side's output is backed up.
+    back_paused: bool,
+    /// A local route's request head and body being collected.
+    local: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Front {
+    /// A front for one client connection.
+    pub fn new(router: Arc<Router>, cfg: Arc<GatewayConfig>, peer: Option<IpAddr>) -> Front {
+        Front {
+            parser: Some(RequestParser::new(cfg.limits.clone())),
+            cfg,
+            router,
+            phase: Phase::Idle,
+            peer,
+            me: None,
+            back: None,
+            body: None,
+            body_done: false,
+            reply: Reply::default(),
+            head_sent: false,
+            close_after: false,
+            back_paused: false,
+            local: None,
+        }
+    }
+
+    /// A [`Factory`](crate::Factory) closure: `router` for local paths, `cfg` for
+    /// forwarded ones.
+    pub fn factory(
+        router: Router,
+        cfg: GatewayConfig,
+    ) -> impl Fn(&ConnInfo) -> Front + Send + Sync + 'static {
+        let (router, cfg) = (Arc::new(router), Arc::new(cfg));
+        move |info: &ConnInfo| {
+            Front::new(
+                router.clone(),
+                cfg.clone(),
+                info.peer_addr().map(|a| a.ip()),
+            )
+        }
+    }
+
+    fn date() -> DateCache {
+        DateCache::new(SystemTime::now())
+    }
+
+    /// The upstream request head for `req`.
+    fn upstream_head(&self, req: &super::Request<'_>, length: Option<u64>, body: bool) -> Vec<u8> {
+        let mut h = Vec::with_capacity(req.target().len() + 256);
+        h.extend_from_slice(req.method().as_bytes());
+        h.push(b' ');
+        h.extend_from_slice(req.target().as_bytes());
+        h.extend_from_slice(b" HTTP/1.1\r\n");
+        let named = connection_tokens(req.headers());
+        let mut xff: Option<Vec<u8>> = None;
+        let mut host = false;
+        for (name, value) in req.headers() {
+            if name.eq_ignore_ascii_case("x-forwarded-for") {
+                let x = xff.get_or_insert_with(Vec::new);
+                if !x.is_empty() {
+                    x.extend_from_slice(b", ");
+                }
+                x.extend_from_slice(value);
+                continue;
+            }
+            if is_hop(name, &named) {
+                continue;
+            }
+            host |= name.eq_ignore_ascii_case("host");
+            h.extend_from_slice(name.as_bytes());
+            h.extend_from_slice(b": ");
+            h.extend_from_slice(value);
+            h.extend_from_slice(b"\r\n");
+        }
+        if !host {
+            h.extend_from_slice(format!("Host: {}\r\n", self.cfg.upstream).as_bytes());
+        }
+        if let Some(ip) = self.peer {
+            let x = xff.get_or_insert_with(Vec::new);
+            if !x.is_empty() {
+                x.extend_from_slice(b", ");
+            }
+            x.extend_from_slice(ip.to_string().as_bytes());
+        }
+        if let Some(x) = xff {
+            h.extend_from_slice(b"X-Forwarded-For: ");
+            h.extend_from_slice(&x);
+            h.extend_from_slice(b"\r\n");
+        }
+        match (body, length) {
+            (true, Some(n)) => h.extend_from_slice(format!("Content-Length: {n}\r\n").as_bytes()),
+            (true, None) => h.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+            _ => {}
+        }
+        // One upstream connection per request (no pool yet).
+        h.extend_from_slice(b"Connection: close\r\n\r\n");
+        h
+    }
+
+    /// Starts forwarding `req`: opens the back with the request head.
+    fn start(
+        &mut self,
+        conn: &mut Conn<'_>,
+        req: &super::Request<'_>,
+        length: Option<u64>,
+        body: bool,
+    ) {
+        let head = self.upstream_head(req, length, body);
+        self.reply = req.reply();
+        self.close_after = !req.keep_alive();
+        self.body = body.then_some(length.is_some());
+        self.body_done = !body;
+        self.head_sent = false;
+        self.back = None;
+        self.phase = Phase::Connecting;
+        let me = self.me.get_or_insert_with(|| conn.notifier()).clone();
+        let back = Back {
+            front: me,
+            head: Some(head),
+            head_request: req.is_head(),
+            client_chunked: req.version_minor() >= 1,
+            cfg: self.cfg.clone(),
+            body: None,
+            opened: false,
+            finished: false,
+            front_paused: false,
+        };
+        let r = ConnectRequest::new(self.cfg.upstream).timeout(self.cfg.connect_timeout);
+        conn.connect_with(r, back);
+        conn.set_idle_timeout(None);
+        conn.pause_reading();
+    }
+
+    /// Answers `status` without the upstream and closes (the request body may be
+    /// unread).
+    fn fail(&mut self, conn: &mut Conn<'_>, status: u16, why: &str) {
+        if self.head_sent {
+            conn.abort();
+            return;
+        }
+        let mut res = Response::new();
+        res.set_status(status)
+            .set_content_type("text/plain")
+            .set_body(format!("{} {}: {why}\n", status, super::reason_phrase(status)).as_bytes())
+            .set_close();
+        let mut out = Vec::new();
+        let mut reply = self.reply;
+        reply.keep_alive = false;
+        res.write_to(&mut out, &Self::date(), reply);
+        conn.send_owned(out);
+        conn.close();
+        self.phase = Phase::Idle;
+    }
+
+    /// The exchange is over: next request, or close.
+    fn finish(&mut self, conn: &mut Conn<'_>) {
+        self.phase = Phase::Idle;
+        self.back = None;
+        if self.close_after || !self.body_done {
+            conn.close();
+            return;
+        }
+        conn.set_idle_timeout(Some(self.cfg.limits.keep_alive_timeout));
+        conn.resume_reading();
+    }
+
+    fn serve_local(&mut self, conn: &mut Conn<'_>, req: &super::Request<'_>) -> bool {
+        let mut res = Response::new();
+        let mut out = Vec::new();
+        let keep = self.router.serve(req, &mut res, &Self::date(), &mut out);
+        conn.send_owned(out);
+        if !keep {
+            conn.close();
+        }
+        keep
+    }
+}
+
+impl Front {
+    /// Reads requests from `data` while the front is free to: serves local ones,
+    /// starts forwarding a proxied one, feeds a forwarded body. Returns bytes used.
+    fn read_requests(
+        &mut self,
+        parser: &mut RequestParser,
+        conn: &mut Conn<'_>,
+        data: &[u8],
+    ) -> usize {
+        let mut used = 0;
+        loop {
+            if matches!(self.phase, Phase::Connecting | Phase::Response) {
+                return used;
+            }
+            let event = match parser.parse_event(&data[used..]) {
+                Ok(e) => e,
+                Err(e) => {
+                    if self.phase == Phase::Body {
+                        if let Some(b) = self.back {
+                            conn.notify(b, ToBack::Gone);
+                        }
+                        self.phase = Phase::Idle;
+                    }
+                    let mut out = Vec::new();
+                    write_error(&mut out, &Self::date(), &e);
+                    conn.send_owned(out);
+                    conn.close();
+                    return data.len();
+                }
+            };
+            match event {
+                Event::Partial => return used,
+                Event::Request { request, consumed } => {
+                    used += consumed;
+                    if request.path().starts_with(&self.cfg.prefix) {
+                        self.start(conn, &request, None, false);
+                        return used;
+                    }
+                    if !self.serve_local(conn, &request) {
+                        return data.len();
+                    }
+                }
+                Event::Head {
+                    request,
+                    consumed,
+                    length,
+                } => {
+                    used += consumed;
+                    if request.path().starts_with(&self.cfg.prefix) {
+                        self.start(conn, &request, length, true);
+                        return used;
+                    }
+                    self.local = Some((request.head.to_vec(), Vec::new()));
+                }
+                Event::Body {
+                    data: piece,
+                    consumed,
+                } => {
+                    used += consumed;
+                    if let Some((_, body)) = &mut self.local {
+                        if body.len() + piece.len() > self.cfg.limits.max_buffered_body {
+                            let e = super::Error::new(413, "body larger than max_buffered_body");
+                            let mut out = Vec::new();
+                            write_error(&mut out, &Self::date(), &e);
+                            conn.send_owned(out);
+                            conn.close();
+                            return data.len();
+                        }
+                        body.extend_from_slice(piece);
+                    } else if let (Some(b), false) = (self.back, piece.is_empty()) {
+                        let mut framed = Vec::with_capacity(piece.len() + 16);
+                        if self.body == Some(false) {
+                            chunk(&mut framed, piece);
+                        } else {
+                            framed.extend_from_slice(piece);
+                        }
+                        conn.notify(b, ToBack::Body(framed));
+                    }
+                }
+                Event::End { consumed } => {
+                    used += consumed;
+                    if let Some((head, body)) = self.local.take() {
+                        let keep = match parser.ended_request(&head, &body) {
+                            Some(req) => self.serve_local(conn, &req),
+                            None => false,
+                        };
+                        if !keep {
+                            return data.len();
+                        }
+                        continue;
+                    }
+                    self.body_done = true;
+                    if self.body == Some(false) {
+                        if let Some(b) = self.back {
+                            conn.notify(b, ToBack::Body(b"0\r\n\r\n".to_vec()));
+                        }
+                    }
+                    self.phase = Phase::Response;
+                    conn.pause_reading();
+                    return used;
+                }
+            }
+        }
+    }
+}
+
+impl Handler for Front {
+    fn on_open(&mut self, conn: &mut Conn<'_>) {
+        self.me = Some(conn.notifier());
+        conn.set_idle_timeout(Some(self.cfg.limits.keep_alive_timeout));
+    }
+
+    fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) -> usize {
+        let Some(mut parser) = self.parser.take() else {
+            return 0;
+        };
+        let used = self.read_requests(&mut parser, conn, data);
+        self.parser = Some(parser);
+        used
+    }
+
+    fn on_message(&mut self, conn: &mut Conn<'_>, from: ConnId, msg: Box<dyn Any>) {
+        let Ok(msg) = msg.downcast::<ToFront>() else {
+            return;
+        };
+        match *msg {
+            ToFront::Hello => {
+                if self.phase != Phase::Connecting {
+                    conn.notify(from, ToBack::Gone);
+                    return;
+                }
+                self.back = Some(from);
+                if self.body_done {
+                    self.phase = Phase::Response;
+                } else {
+                    self.phase = Phase::Body;
+                    conn.resume_reading();
+                }
+            }
+            ToFront::Head(bytes, close) => {
+                self.head_sent = true;
+                self.close_after |= close;
+                conn.send_owned(bytes);
+            }
+            ToFront::Body(bytes) => {
+                conn.send_owned(bytes);
+                if conn.queued_bytes() >= self.cfg.high_water && !self.back_paused {
+                    self.back_paused = true;
+                    conn.notify(from, ToBack::Pause);
+                }
+            }
+            ToFront::End => self.finish(conn),
+            ToFront::Fail(status, why) => self.fail(conn, status, &why),
+            ToFront::Abort => conn.abort(),
+            ToFront::Pause => conn.pause_reading(),
+            ToFront::Resume => {
+                if self.phase == Phase::Body {
+                    conn.resume_reading();
+                }
+            }
+        }
+    }
+
+    fn on_sent(&mut self, conn: &mut Conn<'_>) {
+        if self.back_paused {
+            self.back_paused = false;
+            if let Some(b) = self.back {
+                conn.notify(b, ToBack::Resume);
+            }
+        }
+    }
+
+    fn on_eof(&mut self, conn: &mut Conn<'_>) {
+        if self.phase == Phase::Idle {
+            conn.close();
+        } else if !self.body_done {
+            // The request body was cut short: the upstream exchange cannot complete.
+            if let Some(b) = self.back.take() {
+                conn.notify(b, ToBack::Gone);
+            }
+            conn.close();
+        }
+        // Otherwise the request is complete: the response still goes out (a client
+        // may half-close after its request), then the connection closes.
+        else {
+            self.close_after = true;
+        }
+    }
+
+    fn on_close(&mut self, _reason: CloseReason) {
+        if let (Some(me), Some(b)) = (&self.me, self.back) {
+            me.notify(b, ToBack::Gone);
+        }
+    }
+}
+
+/// The upstream side of one exchange.
+struct Back {
+    front: Notifier,
+    /// The request head, until connected.
+    head: Option<Vec<u8>>,
+    head_request: bool,
+    /// The client takes chunked responses (HTTP/1.1).
+    client_chunked: bool,
+    cfg: Arc<GatewayConfig>,
+    /// Set once the response head is parsed.
+    body: Option<(ResponseBody, bool)>,
+    opened: bool,
+    /// The front was told how the exchange ended (End, Fail or Abort).
+    finished: bool,
+    front_paused: bool,
+}
+
+impl Back {
+    fn tell(&mut self, conn: Option<&mut Conn<'_>>, m: ToFront) {
+        if matches!(m, ToFront::End | ToFront::Fail(..) | ToFront::Abort) {
+            if self.finished {
+                return;
+            }
+            self.finished = true;
+        }
+        match conn {
+            Some(c) => c.notify(self.front.id(), m),
+            None => self.front.notify(self.front.id(), m),
+        }
+    }
+
+    fn fail(&mut self, conn: &mut Conn<'_>, status: u16, why: String) {
+        tracing::debug!("gateway: upstream {}: {why}", self.cfg.upstream);
+        let m = if self.body.is_some() {
+            ToFront::Abort
+        } else {
+            ToFront::Fail(status, why)
+        };
+        self.tell(Some(conn), m);
+        conn.abort();
+    }
+
+    /// The client's response head for `h`, and whether the client must be closed
+    /// after the body.
+    fn client_head(&self, h: &super::client::ResponseHead) -> (Vec<u8>, bool) {
+        let mut out = Vec::with_capacity(256);
+        out.extend_from_slice(format!("HTTP/1.1 {} {}\r\n", h.status, h.reason).as_bytes());
+        let named = connection_tokens(h.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())));
+        for (name, value) in &h.headers {
+            if is_hop(name, &named) {
+                continue;
+            }
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
+        }
+        let mut close = false;
+        match h.framing {
+            BodyFraming::None => {
+                if let Some(v) = h.header("content-length") {
+                    out.extend_from_slice(b"Content-Length: ");
+                    out.extend_from_slice(v);
+                    out.extend_from_slice(b"\r\n");
+                }
+            }
+            BodyFraming::Length(n) => {
+                out.extend_from_slice(format!("Content-Length: {n}\r\n").as_bytes());
+            }
+            BodyFraming::Chunked | BodyFraming::Close if self.client_chunked => {
+                out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+            }
+            BodyFraming::Chunked | BodyFraming::Close => close = true,
+        }
+        if close {
+            out.extend_from_slice(b"Connection: close\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        (out, close)
+    }
+
+    /// Re-frames decoded body bytes for the client.
+    fn frame(&self, data: &[u8], out: &mut Vec<u8>) {
+        match self.body.as_ref().map(|(_, chunked)| *chunked) {
+            Some(true) => chunk(out, data),
+            _ => out.extend_from_slice(data),
+        }
+    }
+
+    fn end(&mut self, conn: &mut Conn<'_>) {
+        if self.body.as_ref().is_some_and(|(_, chunked)| *chunked) {
+            conn.notify(self.front.id(), ToFront::Body(b"0\r\n\r\n".to_vec()));
+        }
+        self.tell(Some(conn), ToFront::End);
+        conn.close();
+    }
+
+    fn arm_deadline(&self, conn: &mut Conn<'_>) {
+        let at = conn.now() + self.cfg.response_timeout;
+        conn.set_timer(Some(at));
+    }
+}
+
+impl Handler for Back {
+    fn on_open(&mut self, conn: &mut Conn<'_>) {
+        self.opened = true;
+        // Forwarding: this side's reading is paused by the front, not by its own
+        // output (see the connect module docs).
+        conn.set_output_limit(0);
+        if let Some(h) = self.head.take() {
+            conn.send_owned(h);
+        }
+        self.arm_deadline(conn);
+        conn.notify(self.front.id(), ToFront::Hello);
+    }
+
+    fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) -> usize {
+        self.arm_deadline(conn);
+        let mut used = 0;
+        if self.body.is_none() {
+            loop {
+                match parse_response_head(&data[used..], self.head_request) {
+                    Ok(None) => {
+                        if data.len() - used > self.cfg.limits.max_head_bytes {
+                            self.fail(conn, 502, "response head too large".into());
+                        }
+                        return used;
+                    }
+                    Err(e) => {
+                        self.fail(conn, 502, e.to_string());
+                        return data.len();
+                    }
+                    Ok(Some((head, n))) => {
+                        used += n;
+                        if head.is_interim() {
+                            continue;
+                        }
+                        let (bytes, close) = self.client_head(&head);
+                        let chunked =
+                            matches!(head.framing, BodyFraming::Chunked | BodyFraming::Close)
+                                && self.client_chunked;
+                        self.body = Some((ResponseBody::new(head.framing), chunked));
+                        conn.notify(self.front.id(), ToFront::Head(bytes, close));
+                        break;
+                    }
+                }
+            }
+        }
+        let mut decoded = Vec::new();
+        let Some((reader, _)) = self.body.as_mut() else {
+            return used;
+        };
+        let fed = match reader.feed(&data[used..], &mut decoded) {
+            Ok(f) => f,
+            Err(e) => {
+                self.fail(conn, 502, format!("bad chunked body: {e}"));
+                return data.len();
+            }
+        };
+        used += fed.consumed;
+        if !decoded.is_empty() {
+            let mut framed = Vec::with_capacity(decoded.len() + 16);
+            self.frame(&decoded, &mut framed);
+            conn.notify(self.front.id(), ToFront::Body(framed));
+        }
+        if fed.done {
+            self.end(conn);
+            return data.len();
+        }
+        used
+    }
+
+    fn on_eof(&mut self, conn: &mut Conn<'_>) {
+        let complete = self.body.as_mut().is_some_and(|(r, _)| r.on_eof());
+        if complete {
+            self.end(conn);
+        } else {
+            self.fail(
+                conn,
+                502,
+                "upstream closed before the response was complete".into(),
+            );
+        }
+    }
+
+    fn on_timer(&mut self, conn: &mut Conn<'_>) {
+        self.fail(conn, 504, "no response from the upstream in time".into());
+    }
+
+    fn on_message(&mut self, conn: &mut Conn<'_>, _from: ConnId, msg: Box<dyn Any>) {
+        let Ok(msg) = msg.downcast::<ToBack>() else {
+            return;
+        };
+        match *msg {
+            ToBack::Body(b) => {
+                // The upstream is taking the request: its response clock restarts.
+                self.arm_deadline(conn);
+                conn.send_owned(b);
+                if conn.queued_bytes() >= self.cfg.high_water && !self.front_paused {
+                    self.front_paused = true;
+                    conn.notify(self.front.id(), ToFront::Pause);
+                }
+            }
+            ToBack::Gone => {
+                self.finished = true;
+                conn.abort();
+            }
+            ToBack::Pause => conn.pause_reading(),
+            ToBack::Resume => conn.resume_reading(),
+        }
+    }
+
+    fn on_sent(&mut self, conn: &mut Conn<'_>) {
+        if self.front_paused {
+            self.front_paused = false;
+            conn.notify(self.front.id(), ToFront::Resume);
+        }
+    }
+
+    fn on_undelivered(&mut self, conn: &mut Conn<'_>, _to: ConnId, _msg: Box<dyn Any>) {
+        // The client is gone.
+        self.finished = true;
+        conn.abort();
+    }
+
+    fn on_close(&mut self, reason: CloseReason) {
+        if self.finished {
+            return;
+        }
+        let m = match (&reason, self.opened, self.body.is_some()) {
+            (_, _, true) => ToFront::Abort,
+            (CloseReason::Error(e), false, _) if e.kind() == std::io::ErrorKind::TimedOut => {
+                ToFront::Fail(504, format!("upstream connect timed out: {e}"))
+            }
+            (CloseReason::Error(e), false, _) => ToFront::Fail(502, format!("upstream: {e}")),
+            (r, _, _) => ToFront::Fail(502, format!("upstream closed: {r:?}")),
+        };
+        self.tell(None, m);
+    }
+}
