@@ -181,9 +181,19 @@ fn request(s: &mut TcpStream, raw: &[u8]) -> Got {
 
 #[test]
 fn get_and_post_1mib_hash_checked_keep_alive() {
+    // Pooled: every request reuses the one upstream connection.
+    get_and_post(GatewayConfig::new, 1, "-");
+}
+
+#[test]
+fn get_and_post_without_pool_one_connection_per_request() {
+    get_and_post(|a| GatewayConfig::new(a).pool_max_idle(0), 8, "close");
+}
+
+fn get_and_post(cfg: impl Fn(SocketAddr) -> GatewayConfig, connects: u64, conn_field: &str) {
     for_each_backend(|backend| {
         let up = start_upstream(backend);
-        let gw = start_gateway(backend, GatewayConfig::new(up.addr));
+        let gw = start_gateway(backend, cfg(up.addr));
         let mut s = connect(gw.addr);
         let mut buf = Vec::new();
         let body = big();
@@ -231,16 +241,16 @@ fn get_and_post_1mib_hash_checked_keep_alive() {
             let g = read_response(&mut s, &mut buf).unwrap();
             assert_eq!(
                 String::from_utf8_lossy(&g.body),
-                "10.0.0.1, 127.0.0.1|close"
+                format!("10.0.0.1, 127.0.0.1|{conn_field}")
             );
         }
         drop(s);
-        gw.wait_counters("gateway connections closed", |c| c.open_conns == 0);
+        // Only pooled upstream connections may remain; shutdown closes them.
+        let pooled = u64::from(conn_field == "-");
+        gw.wait_counters("the client connection closed", |c| c.open_conns == pooled);
         let c = gw.stop();
-        assert_eq!(
-            c.connects, 8,
-            "one upstream connection per forwarded request"
-        );
+        assert_eq!(c.connects, connects, "upstream connections opened");
+        assert_eq!(c.open_conns, 0, "every connection closed");
     });
 }
 
@@ -521,6 +531,61 @@ fn curl_through_the_gateway() {
             .output()
             .unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
+        // The pooled upstream connection is closed by the shutdown.
+        let c = gw.stop();
+        assert_eq!(c.open_conns, 0);
+    });
+}
+
+#[test]
+fn idle_pooled_connection_closes_after_its_timeout() {
+    for_each_backend(|backend| {
+        let up = start_upstream(backend);
+        let cfg = GatewayConfig::new(up.addr).pool_idle_timeout(Duration::from_millis(300));
+        let gw = start_gateway(backend, cfg);
+        let mut s = connect(gw.addr);
+        let g = request(&mut s, b"GET /api/xff HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(g.status, 200);
+        // The client connection stays; the idle upstream one goes at its timeout
+        // (the upstream sees its close).
+        gw.wait_counters("the idle upstream connection closed", |c| c.open_conns == 1);
+        up.wait_counters("the upstream saw it close", |c| c.open_conns == 0);
+        // The next request opens a fresh one.
+        let g = request(&mut s, b"GET /api/xff HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(g.status, 200);
+        assert_eq!(gw.counters().connects, 2);
+        drop(s);
+        // Shutdown closes the idle pooled connection at once (no drain deadline).
+        let c = gw.stop();
+        assert_eq!(c.open_conns, 0);
+    });
+}
+
+#[test]
+fn upstream_closing_a_pooled_connection_is_retried_or_avoided() {
+    for_each_backend(|backend| {
+        // Answers one request per connection with a kept-alive response, then closes
+        // without saying so: the next request on that connection fails (or the
+        // gateway noticed the close first). Either way the client gets its answer.
+        let up = scripted(|mut s| {
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+            let _ = s.shutdown(Shutdown::Both);
+        });
+        let gw = start_gateway(backend, GatewayConfig::new(up));
+        let mut s = connect(gw.addr);
+        let mut buf = Vec::new();
+        for i in 0..20 {
+            s.write_all(b"GET /api/p HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            let g = read_response(&mut s, &mut buf).unwrap();
+            assert_eq!(
+                (g.status, &g.body[..]),
+                (200, &b"ok"[..]),
+                "request {i}: {}",
+                g.head
+            );
+        }
+        drop(s);
         gw.wait_counters("no slot leaked", |c| c.open_conns == 0);
     });
 }

@@ -35,7 +35,7 @@
 //! the socket); the front applies the header and idle deadlines of its [`Limits`]
 //! only as a keep-alive idle timeout.
 
-use super::client::{parse_response_head, BodyFraming, ResponseBody};
+use super::gateway_back::{pool_take, Back, Exchange};
 use super::{write_error, DateCache, Event, Limits, Reply, RequestParser, Response, Router};
 use crate::{CloseReason, Conn, ConnId, ConnInfo, ConnectRequest, Handler, Notifier};
 use std::any::Any;
@@ -62,6 +62,12 @@ pub struct GatewayConfig {
     pub high_water: usize,
     /// Limits of the client side's request parser.
     pub limits: Limits,
+    /// Idle kept-alive upstream connections kept per worker (default 32; 0: one
+    /// upstream connection per request, sent with `Connection: close`).
+    pub pool_max_idle: usize,
+    /// How long an idle upstream connection is kept (default 60 s, nginx's
+    /// `keepalive_timeout` for upstreams).
+    pub pool_idle_timeout: Duration,
 }
 
 impl GatewayConfig {
@@ -74,7 +80,21 @@ impl GatewayConfig {
             response_timeout: Duration::from_secs(60),
             high_water: 1 << 20,
             limits: Limits::default().max_body_bytes(usize::MAX),
+            pool_max_idle: 32,
+            pool_idle_timeout: Duration::from_secs(60),
         }
+    }
+
+    /// Sets the most idle upstream connections kept per worker (0: no pool).
+    pub fn pool_max_idle(mut self, n: usize) -> Self {
+        self.pool_max_idle = n;
+        self
+    }
+
+    /// Sets how long an idle upstream connection is kept.
+    pub fn pool_idle_timeout(mut self, t: Duration) -> Self {
+        self.pool_idle_timeout = t;
+        self
     }
 
     /// Sets the path prefix that is forwarded.
@@ -109,9 +129,13 @@ impl GatewayConfig {
 }
 
 /// Front -> back.
-enum ToBack {
+pub(super) enum ToBack {
+    /// Serve this exchange (to an idle pooled connection).
+    Start(Exchange),
     /// Request body bytes, framed for the upstream.
     Body(Vec<u8>),
+    /// The request body is complete.
+    BodyEnd,
     /// The client is gone: drop the exchange.
     Gone,
     Pause,
@@ -119,7 +143,7 @@ enum ToBack {
 }
 
 /// Back -> front.
-enum ToFront {
+pub(super) enum ToFront {
     /// Connected: the back's id is the message's sender.
     Hello,
     /// The response head, framed for the client; `true`: close after the body.
@@ -132,12 +156,15 @@ enum ToFront {
     Fail(u16, String),
     /// The response broke after its head: cut the client connection.
     Abort,
+    /// A reused connection failed before any response byte: run the exchange on a
+    /// fresh one.
+    Retry(Exchange),
     Pause,
     Resume,
 }
 
 /// Hop-by-hop fields (RFC 9110 section 7.6.1) and framing fields the gateway sets.
-fn is_hop(name: &str, named: &[Vec<u8>]) -> bool {
+pub(super) fn is_hop(name: &str, named: &[Vec<u8>]) -> bool {
     const HOP: &[&str] = &[
         "connection",
         "keep-alive",
@@ -157,7 +184,9 @@ fn is_hop(name: &str, named: &[Vec<u8>]) -> bool {
 }
 
 /// The field names a `Connection` header lists.
-fn connection_tokens<'a>(fields: impl Iterator<Item = (&'a str, &'a [u8])>) -> Vec<Vec<u8>> {
+pub(super) fn connection_tokens<'a>(
+    fields: impl Iterator<Item = (&'a str, &'a [u8])>,
+) -> Vec<Vec<u8>> {
     fields
         .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
         .flat_map(|(_, v)| v.split(|&b| b == b',').map(|t| t.trim_ascii().to_vec()))
@@ -165,7 +194,7 @@ fn connection_tokens<'a>(fields: impl Iterator<Item = (&'a str, &'a [u8])>) -> V
 }
 
 /// Appends `data` as one chunk (nothing for an empty piece).
-fn chunk(out: &mut Vec<u8>, data: &[u8]) {
+pub(super) fn chunk(out: &mut Vec<u8>, data: &[u8]) {
     if !data.is_empty() {
         out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
         out.extend_from_slice(data);
@@ -301,8 +330,10 @@ impl Front {
             (true, None) => h.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
             _ => {}
         }
-        // One upstream connection per request (no pool yet).
-        h.extend_from_slice(b"Connection: close\r\n\r\n");
+        if self.cfg.pool_max_idle == 0 {
+            h.extend_from_slice(b"Connection: close\r\n");
+        }
+        h.extend_from_slice(b"\r\n");
         h
     }
 
@@ -322,22 +353,29 @@ impl Front {
         self.head_sent = false;
         self.back = None;
         self.phase = Phase::Connecting;
-        let me = self.me.get_or_insert_with(|| conn.notifier()).clone();
-        let back = Back {
-            front: me,
-            head: Some(head),
+        let front = self.me.get_or_insert_with(|| conn.notifier()).clone();
+        let ex = Exchange {
+            front,
+            head,
             head_request: req.is_head(),
             client_chunked: req.version_minor() >= 1,
-            cfg: self.cfg.clone(),
-            body: None,
-            opened: false,
-            finished: false,
-            front_paused: false,
+            has_body: body,
         };
-        let r = ConnectRequest::new(self.cfg.upstream).timeout(self.cfg.connect_timeout);
-        conn.connect_with(r, back);
+        self.launch(conn, ex, true);
         conn.set_idle_timeout(None);
         conn.pause_reading();
+    }
+
+    /// Runs `ex` on an idle pooled upstream connection (`pooled`), else on a new one.
+    fn launch(&mut self, conn: &mut Conn<'_>, ex: Exchange, pooled: bool) {
+        if pooled {
+            if let Some(id) = pool_take(self.cfg.upstream) {
+                conn.notify(id, ToBack::Start(ex));
+                return;
+            }
+        }
+        let r = ConnectRequest::new(self.cfg.upstream).timeout(self.cfg.connect_timeout);
+        conn.connect_with(r, Back::new(self.cfg.clone(), ex));
     }
 
     /// Answers `status` without the upstream and closes (the request body may be
@@ -477,10 +515,11 @@ impl Front {
                         continue;
                     }
                     self.body_done = true;
-                    if self.body == Some(false) {
-                        if let Some(b) = self.back {
+                    if let Some(b) = self.back {
+                        if self.body == Some(false) {
                             conn.notify(b, ToBack::Body(b"0\r\n\r\n".to_vec()));
                         }
+                        conn.notify(b, ToBack::BodyEnd);
                     }
                     self.phase = Phase::Response;
                     conn.pause_reading();
@@ -510,12 +549,21 @@ impl Handler for Front {
         let Ok(msg) = msg.downcast::<ToFront>() else {
             return;
         };
+        // Before `Hello` the back's id is unknown: only the exchange's first messages
+        // (Hello, or a failure) are taken from any back, and only while connecting.
+        let current = self.back == Some(from);
+        let early = self.phase == Phase::Connecting
+            && matches!(*msg, ToFront::Hello | ToFront::Fail(..) | ToFront::Retry(_));
+        if !current && !early {
+            return;
+        }
         match *msg {
+            ToFront::Retry(ex) => {
+                self.phase = Phase::Connecting;
+                self.back = None;
+                self.launch(conn, ex, false);
+            }
             ToFront::Hello => {
-                if self.phase != Phase::Connecting {
-                    conn.notify(from, ToBack::Gone);
-                    return;
-                }
                 self.back = Some(from);
                 if self.body_done {
                     self.phase = Phase::Response;
@@ -545,6 +593,23 @@ impl Handler for Front {
                     conn.resume_reading();
                 }
             }
+        }
+    }
+
+    fn on_undelivered(&mut self, conn: &mut Conn<'_>, _to: ConnId, msg: Box<dyn Any>) {
+        // A pooled connection closed before it got the exchange: use another one.
+        if let Ok(m) = msg.downcast::<ToBack>() {
+            if let (ToBack::Start(ex), Phase::Connecting) = (*m, self.phase) {
+                self.launch(conn, ex, true);
+            }
+        }
+    }
+
+    fn on_drain(&mut self, conn: &mut Conn<'_>) {
+        if self.phase == Phase::Idle {
+            conn.close();
+        } else {
+            self.close_after = true;
         }
     }
 
@@ -578,246 +643,5 @@ impl Handler for Front {
         if let (Some(me), Some(b)) = (&self.me, self.back) {
             me.notify(b, ToBack::Gone);
         }
-    }
-}
-
-/// The upstream side of one exchange.
-struct Back {
-    front: Notifier,
-    /// The request head, until connected.
-    head: Option<Vec<u8>>,
-    head_request: bool,
-    /// The client takes chunked responses (HTTP/1.1).
-    client_chunked: bool,
-    cfg: Arc<GatewayConfig>,
-    /// Set once the response head is parsed.
-    body: Option<(ResponseBody, bool)>,
-    opened: bool,
-    /// The front was told how the exchange ended (End, Fail or Abort).
-    finished: bool,
-    front_paused: bool,
-}
-
-impl Back {
-    fn tell(&mut self, conn: Option<&mut Conn<'_>>, m: ToFront) {
-        if matches!(m, ToFront::End | ToFront::Fail(..) | ToFront::Abort) {
-            if self.finished {
-                return;
-            }
-            self.finished = true;
-        }
-        match conn {
-            Some(c) => c.notify(self.front.id(), m),
-            None => self.front.notify(self.front.id(), m),
-        }
-    }
-
-    fn fail(&mut self, conn: &mut Conn<'_>, status: u16, why: String) {
-        tracing::debug!("gateway: upstream {}: {why}", self.cfg.upstream);
-        let m = if self.body.is_some() {
-            ToFront::Abort
-        } else {
-            ToFront::Fail(status, why)
-        };
-        self.tell(Some(conn), m);
-        conn.abort();
-    }
-
-    /// The client's response head for `h`, and whether the client must be closed
-    /// after the body.
-    fn client_head(&self, h: &super::client::ResponseHead) -> (Vec<u8>, bool) {
-        let mut out = Vec::with_capacity(256);
-        out.extend_from_slice(format!("HTTP/1.1 {} {}\r\n", h.status, h.reason).as_bytes());
-        let named = connection_tokens(h.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())));
-        for (name, value) in &h.headers {
-            if is_hop(name, &named) {
-                continue;
-            }
-            out.extend_from_slice(name.as_bytes());
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(value);
-            out.extend_from_slice(b"\r\n");
-        }
-        let mut close = false;
-        match h.framing {
-            BodyFraming::None => {
-                if let Some(v) = h.header("content-length") {
-                    out.extend_from_slice(b"Content-Length: ");
-                    out.extend_from_slice(v);
-                    out.extend_from_slice(b"\r\n");
-                }
-            }
-            BodyFraming::Length(n) => {
-                out.extend_from_slice(format!("Content-Length: {n}\r\n").as_bytes());
-            }
-            BodyFraming::Chunked | BodyFraming::Close if self.client_chunked => {
-                out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
-            }
-            BodyFraming::Chunked | BodyFraming::Close => close = true,
-        }
-        if close {
-            out.extend_from_slice(b"Connection: close\r\n");
-        }
-        out.extend_from_slice(b"\r\n");
-        (out, close)
-    }
-
-    /// Re-frames decoded body bytes for the client.
-    fn frame(&self, data: &[u8], out: &mut Vec<u8>) {
-        match self.body.as_ref().map(|(_, chunked)| *chunked) {
-            Some(true) => chunk(out, data),
-            _ => out.extend_from_slice(data),
-        }
-    }
-
-    fn end(&mut self, conn: &mut Conn<'_>) {
-        if self.body.as_ref().is_some_and(|(_, chunked)| *chunked) {
-            conn.notify(self.front.id(), ToFront::Body(b"0\r\n\r\n".to_vec()));
-        }
-        self.tell(Some(conn), ToFront::End);
-        conn.close();
-    }
-
-    fn arm_deadline(&self, conn: &mut Conn<'_>) {
-        let at = conn.now() + self.cfg.response_timeout;
-        conn.set_timer(Some(at));
-    }
-}
-
-impl Handler for Back {
-    fn on_open(&mut self, conn: &mut Conn<'_>) {
-        self.opened = true;
-        // Forwarding: this side's reading is paused by the front, not by its own
-        // output (see the connect module docs).
-        conn.set_output_limit(0);
-        if let Some(h) = self.head.take() {
-            conn.send_owned(h);
-        }
-        self.arm_deadline(conn);
-        conn.notify(self.front.id(), ToFront::Hello);
-    }
-
-    fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) -> usize {
-        self.arm_deadline(conn);
-        let mut used = 0;
-        if self.body.is_none() {
-            loop {
-                match parse_response_head(&data[used..], self.head_request) {
-                    Ok(None) => {
-                        if data.len() - used > self.cfg.limits.max_head_bytes {
-                            self.fail(conn, 502, "response head too large".into());
-                        }
-                        return used;
-                    }
-                    Err(e) => {
-                        self.fail(conn, 502, e.to_string());
-                        return data.len();
-                    }
-                    Ok(Some((head, n))) => {
-                        used += n;
-                        if head.is_interim() {
-                            continue;
-                        }
-                        let (bytes, close) = self.client_head(&head);
-                        let chunked =
-                            matches!(head.framing, BodyFraming::Chunked | BodyFraming::Close)
-                                && self.client_chunked;
-                        self.body = Some((ResponseBody::new(head.framing), chunked));
-                        conn.notify(self.front.id(), ToFront::Head(bytes, close));
-                        break;
-                    }
-                }
-            }
-        }
-        let mut decoded = Vec::new();
-        let Some((reader, _)) = self.body.as_mut() else {
-            return used;
-        };
-        let fed = match reader.feed(&data[used..], &mut decoded) {
-            Ok(f) => f,
-            Err(e) => {
-                self.fail(conn, 502, format!("bad chunked body: {e}"));
-                return data.len();
-            }
-        };
-        used += fed.consumed;
-        if !decoded.is_empty() {
-            let mut framed = Vec::with_capacity(decoded.len() + 16);
-            self.frame(&decoded, &mut framed);
-            conn.notify(self.front.id(), ToFront::Body(framed));
-        }
-        if fed.done {
-            self.end(conn);
-            return data.len();
-        }
-        used
-    }
-
-    fn on_eof(&mut self, conn: &mut Conn<'_>) {
-        let complete = self.body.as_mut().is_some_and(|(r, _)| r.on_eof());
-        if complete {
-            self.end(conn);
-        } else {
-            self.fail(
-                conn,
-                502,
-                "upstream closed before the response was complete".into(),
-            );
-        }
-    }
-
-    fn on_timer(&mut self, conn: &mut Conn<'_>) {
-        self.fail(conn, 504, "no response from the upstream in time".into());
-    }
-
-    fn on_message(&mut self, conn: &mut Conn<'_>, _from: ConnId, msg: Box<dyn Any>) {
-        let Ok(msg) = msg.downcast::<ToBack>() else {
-            return;
-        };
-        match *msg {
-            ToBack::Body(b) => {
-                // The upstream is taking the request: its response clock restarts.
-                self.arm_deadline(conn);
-                conn.send_owned(b);
-                if conn.queued_bytes() >= self.cfg.high_water && !self.front_paused {
-                    self.front_paused = true;
-                    conn.notify(self.front.id(), ToFront::Pause);
-                }
-            }
-            ToBack::Gone => {
-                self.finished = true;
-                conn.abort();
-            }
-            ToBack::Pause => conn.pause_reading(),
-            ToBack::Resume => conn.resume_reading(),
-        }
-    }
-
-    fn on_sent(&mut self, conn: &mut Conn<'_>) {
-        if self.front_paused {
-            self.front_paused = false;
-            conn.notify(self.front.id(), ToFront::Resume);
-        }
-    }
-
-    fn on_undelivered(&mut self, conn: &mut Conn<'_>, _to: ConnId, _msg: Box<dyn Any>) {
-        // The client is gone.
-        self.finished = true;
-        conn.abort();
-    }
-
-    fn on_close(&mut self, reason: CloseReason) {
-        if self.finished {
-            return;
-        }
-        let m = match (&reason, self.opened, self.body.is_some()) {
-            (_, _, true) => ToFront::Abort,
-            (CloseReason::Error(e), false, _) if e.kind() == std::io::ErrorKind::TimedOut => {
-                ToFront::Fail(504, format!("upstream connect timed out: {e}"))
-            }
-            (CloseReason::Error(e), false, _) => ToFront::Fail(502, format!("upstream: {e}")),
-            (r, _, _) => ToFront::Fail(502, format!("upstream closed: {r:?}")),
-        };
-        self.tell(None, m);
     }
 }

@@ -43,6 +43,7 @@ mod events;
 mod fields;
 pub mod files;
 mod gateway;
+mod gateway_back;
 mod harness;
 mod limits;
 mod parse;
@@ -64,6 +65,7 @@ pub use date::{format_http_date, DateCache, HTTP_DATE_LEN};
 pub use events::Event;
 pub use files::StaticFiles;
 pub use gateway::{Front as GatewayConn, GatewayConfig};
+pub use gateway_back::gateway_idle_connections;
 #[doc(hidden)]
 pub use harness::run_without_socket;
 pub use limits::{Limits, MinRate};
