@@ -135,7 +135,9 @@ fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Got, String> {
             .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
     };
     let mut body = Vec::new();
-    if let Some(n) = field("content-length:") {
+    if status < 200 {
+        // Interim: no body.
+    } else if let Some(n) = field("content-length:") {
         let n: usize = n.parse().unwrap();
         while buf.len() < n {
             if fill(s, buf)? == 0 {
@@ -587,5 +589,37 @@ fn upstream_closing_a_pooled_connection_is_retried_or_avoided() {
         }
         drop(s);
         gw.wait_counters("no slot leaked", |c| c.open_conns == 0);
+    });
+}
+
+#[test]
+fn expect_100_continue_is_answered_once_the_upstream_is_connected() {
+    for_each_backend(|backend| {
+        let up = start_upstream(backend);
+        let gw = start_gateway(backend, GatewayConfig::new(up.addr));
+        let mut s = connect(gw.addr);
+        let mut buf = Vec::new();
+        let body = big();
+        s.write_all(
+            format!(
+                "POST /api/hash HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        // Nothing of the body is sent before the interim answer.
+        let g = read_response(&mut s, &mut buf).unwrap();
+        assert_eq!(g.status, 100, "{}", g.head);
+        s.write_all(&body).unwrap();
+        let g = read_response(&mut s, &mut buf).unwrap();
+        assert_eq!(g.status, 200, "{}", g.head);
+        assert_eq!(
+            String::from_utf8_lossy(&g.body),
+            format!("{} {:x}", body.len(), hash(&body))
+        );
+        drop(s);
+        let c = gw.stop();
+        assert_eq!(c.open_conns, 0);
     });
 }

@@ -43,6 +43,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+/// The interim answer to `Expect: 100-continue`.
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
 /// Where and how a [`Front`] forwards requests.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -239,6 +242,8 @@ pub struct Front {
     back_paused: bool,
     /// A local route's request head and body being collected.
     local: Option<(Vec<u8>, Vec<u8>)>,
+    /// The client waits for `100 Continue` before sending the body.
+    expect_continue: bool,
 }
 
 impl Front {
@@ -259,6 +264,7 @@ impl Front {
             close_after: false,
             back_paused: false,
             local: None,
+            expect_continue: false,
         }
     }
 
@@ -293,6 +299,11 @@ impl Front {
         let mut xff: Option<Vec<u8>> = None;
         let mut host = false;
         for (name, value) in req.headers() {
+            // The gateway answers `Expect: 100-continue` itself once the upstream is
+            // connected, and streams the body then.
+            if name.eq_ignore_ascii_case("expect") {
+                continue;
+            }
             if name.eq_ignore_ascii_case("x-forwarded-for") {
                 let x = xff.get_or_insert_with(Vec::new);
                 if !x.is_empty() {
@@ -473,9 +484,13 @@ impl Front {
                     used += consumed;
                     if request.path().starts_with(&self.cfg.prefix) {
                         self.start(conn, &request, length, true);
+                        self.expect_continue = parser.take_expect_continue();
                         return used;
                     }
                     self.local = Some((request.head.to_vec(), Vec::new()));
+                    if parser.take_expect_continue() {
+                        conn.send(CONTINUE);
+                    }
                 }
                 Event::Body {
                     data: piece,
@@ -569,6 +584,9 @@ impl Handler for Front {
                     self.phase = Phase::Response;
                 } else {
                     self.phase = Phase::Body;
+                    if std::mem::take(&mut self.expect_continue) {
+                        conn.send(CONTINUE);
+                    }
                     conn.resume_reading();
                 }
             }
