@@ -14,7 +14,7 @@ mod common;
 
 use anyhow::Context;
 use clap::Parser;
-use ringcore::http::{GatewayConfig, GatewayConn, Request, Response, Router};
+use ringcore::http::{GatewayConfig, GatewayConn, Limits, Request, Response, Router};
 use ringcore::{Handle, Listeners, Serve, SocketOptions};
 use std::net::ToSocketAddrs;
 use std::sync::OnceLock;
@@ -40,6 +40,14 @@ struct Args {
     /// milliseconds (then 504, or a cut response once the head was sent).
     #[arg(long, default_value_t = 60_000)]
     response_timeout: u64,
+    /// Idle upstream connections kept per worker (0: one per request).
+    #[arg(long, default_value_t = 32)]
+    pool: usize,
+    /// Requests per client keep-alive connection before `Connection: close` (0:
+    /// unlimited, so load generators that do not reconnect can be used; nginx's
+    /// default is 1000).
+    #[arg(long, default_value_t = 0)]
+    max_requests: u32,
     #[command(flatten)]
     rt: common::RuntimeArgs,
 }
@@ -90,7 +98,17 @@ fn main() -> anyhow::Result<()> {
     let cfg = GatewayConfig::new(upstream)
         .prefix(&args.prefix)
         .connect_timeout(Duration::from_millis(args.connect_timeout))
-        .response_timeout(Duration::from_millis(args.response_timeout));
+        .response_timeout(Duration::from_millis(args.response_timeout))
+        .pool_max_idle(args.pool)
+        .limits(
+            Limits::default()
+                .max_body_bytes(usize::MAX)
+                .max_requests_per_connection(if args.max_requests == 0 {
+                    u32::MAX
+                } else {
+                    args.max_requests
+                }),
+        );
     rt.serve(listeners, GatewayConn::factory(router, cfg))
         .context("server failed")?;
     Ok(())

@@ -27,9 +27,14 @@
 //! ```
 //!
 //! Backpressure between the two is the handlers' business, with the tools every
-//! connection has: a handler that forwards bytes checks [`Conn::is_backed_up`] on the
-//! side it writes to, tells the other side to [`Conn::pause_reading`], and tells it to
-//! resume from `on_sent`. `http::gateway` does exactly this.
+//! connection has. A forwarding connection turns off the runtime's own coupling of
+//! its reading to its output ([`Conn::set_output_limit`]`(0)`): otherwise, with a
+//! peer that also stops reading while its output is full (an echo server, an HTTP
+//! server answering a large upload), both stop reading and neither queue ever
+//! drains. Instead, a side that forwards bytes checks [`Conn::queued_bytes`] against
+//! its own mark, tells the other side to [`Conn::pause_reading`], and tells it to
+//! resume from `on_sent`. `http::GatewayConn` and
+//! `tests/outbound.rs` do exactly this.
 //!
 //! Limits: a connect's timeout defaults to [`DEFAULT_CONNECT_TIMEOUT`] (10 s); the
 //! mailbox is unbounded (every message is the sender's own allocation, delivered in

@@ -5,7 +5,7 @@
 //! ```text
 //!  client --> Front (accepted; RequestParser::parse_event)
 //!               | local path: Router::serve -> response
-//!               | proxied:   Conn::connect(upstream, Back) -- Hello -->
+//!               | proxied:   pooled Back <- Start, or Conn::connect(upstream, Back); <-- Hello --
 //!               |            request head + body pieces   -- Body*/End -->  Back --> upstream
 //!               |            <-- Head / Body* / End (or Fail 502/504, Abort) -- Back <-- upstream
 //! ```
@@ -29,11 +29,21 @@
 //!   drained (`on_sent`), so a client that never reads holds at most about that much
 //!   of a large response in memory, and a slow upstream slows the upload.
 //!
-//! Limits (as built): one upstream connection per request, opened when the request
-//! head is complete and closed after its response (no keep-alive pool yet); one
-//! exchange at a time per client connection (a pipelined request waits, unread, in
-//! the socket); the front applies the header and idle deadlines of its [`Limits`]
-//! only as a keep-alive idle timeout.
+//! * Upstream connections are kept alive in a per-worker pool
+//!   ([`GatewayConfig::pool_max_idle`], default 32 per worker,
+//!   [`GatewayConfig::pool_idle_timeout`], default 60 s; see `gateway_back.rs`). A
+//!   bodyless request whose reused connection fails before any response byte (the
+//!   upstream closed it meanwhile) is retried once on a fresh connection.
+//! * `Expect: 100-continue` is answered by the gateway once the upstream is
+//!   connected (and not forwarded).
+//!
+//! Limits (as built): one exchange at a time per client connection (a pipelined
+//! request waits, unread, until the response before it is sent); one upstream
+//! address (no balancing); the front's deadlines are a keep-alive idle timeout
+//! ([`Limits::keep_alive_timeout`]) and the upstream's connect and response timeouts:
+//! it does not apply the header/body deadlines and minimum rates of [`HttpConn`](super::HttpConn);
+//! a local route's request body is buffered up to [`Limits::max_buffered_body`]
+//! (413 beyond); `Upgrade` (WebSocket) is not forwarded.
 
 use super::gateway_back::{pool_take, Back, Exchange};
 use super::{write_error, DateCache, Event, Limits, Reply, RequestParser, Response, Router};
