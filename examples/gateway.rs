@@ -14,7 +14,9 @@ mod common;
 
 use anyhow::Context;
 use clap::Parser;
-use ringcore::http::{GatewayConfig, GatewayConn, Limits, Request, Response, Router};
+use ringcore::http::{
+    gateway_idle_connections, GatewayConfig, GatewayConn, Limits, Request, Response, Router,
+};
 use ringcore::{Handle, Listeners, Serve, SocketOptions};
 use std::net::ToSocketAddrs;
 use std::sync::OnceLock;
@@ -59,10 +61,17 @@ fn health(_: &Request<'_>, res: &mut Response) {
 }
 
 fn metrics(_: &Request<'_>, res: &mut Response) {
-    let text = HANDLE
+    let mut text = HANDLE
         .get()
         .map(|h| h.metrics().to_prometheus())
         .unwrap_or_default();
+    // Routes run on the worker: this is the pool of the worker that answers.
+    text.push_str(&format!(
+        "# HELP ringcore_gateway_idle_upstream_connections Idle pooled upstream connections of the answering worker.\n\
+         # TYPE ringcore_gateway_idle_upstream_connections gauge\n\
+         ringcore_gateway_idle_upstream_connections {}\n",
+        gateway_idle_connections()
+    ));
     res.set_content_type("text/plain; version=0.0.4")
         .set_body(text.as_bytes());
 }

@@ -87,8 +87,15 @@ fn local(_: &Request<'_>, res: &mut Response) {
     res.set_content_type("text/plain").set_body(b"local\n");
 }
 
+/// The gateway worker's idle pooled upstream connections (routes run on the worker).
+fn pool(_: &Request<'_>, res: &mut Response) {
+    let n = ringcore::http::gateway_idle_connections();
+    res.set_content_type("text/plain")
+        .set_body(n.to_string().as_bytes());
+}
+
 fn start_gateway(backend: BackendKind, cfg: GatewayConfig) -> TestServer {
-    let router = Router::new().get("/health", local);
+    let router = Router::new().get("/health", local).get("/pool", pool);
     start_server(backend, |b| b, GatewayConn::factory(router, cfg))
 }
 
@@ -192,6 +199,15 @@ fn get_and_post_without_pool_one_connection_per_request() {
     get_and_post(|a| GatewayConfig::new(a).pool_max_idle(0), 8, "close");
 }
 
+/// Idle pooled connections expected between requests: one with the pool, none without.
+fn pooled_now(conn_field: &str) -> &'static str {
+    if conn_field == "-" {
+        "1"
+    } else {
+        "0"
+    }
+}
+
 fn get_and_post(cfg: impl Fn(SocketAddr) -> GatewayConfig, connects: u64, conn_field: &str) {
     for_each_backend(|backend| {
         let up = start_upstream(backend);
@@ -246,6 +262,10 @@ fn get_and_post(cfg: impl Fn(SocketAddr) -> GatewayConfig, connects: u64, conn_f
                 format!("10.0.0.1, 127.0.0.1|{conn_field}")
             );
         }
+        s.write_all(b"GET /pool HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let g = read_response(&mut s, &mut buf).unwrap();
+        assert_eq!(String::from_utf8_lossy(&g.body), pooled_now(conn_field));
         drop(s);
         // Only pooled upstream connections may remain; shutdown closes them.
         let pooled = u64::from(conn_field == "-");
@@ -621,5 +641,47 @@ fn expect_100_continue_is_answered_once_the_upstream_is_connected() {
         drop(s);
         let c = gw.stop();
         assert_eq!(c.open_conns, 0);
+    });
+}
+
+#[test]
+fn pool_keeps_at_most_its_bound() {
+    for_each_backend(|backend| {
+        const N: u64 = 5;
+        let arrived = Arc::new(AtomicU64::new(0));
+        let closed = Arc::new(AtomicU64::new(0));
+        let (a2, c2) = (arrived.clone(), closed.clone());
+        // Answers only once N requests are in, so N upstream connections are open
+        // at once; then holds each connection until the gateway closes it.
+        let up = scripted(move |mut s| {
+            a2.fetch_add(1, Ordering::SeqCst);
+            support::wait_until("all requests at the upstream", || {
+                a2.load(Ordering::SeqCst) >= N
+            });
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+            let mut b = [0u8; 256];
+            while matches!(s.read(&mut b), Ok(n) if n > 0) {}
+            c2.fetch_add(1, Ordering::SeqCst);
+        });
+        let gw = start_gateway(backend, GatewayConfig::new(up).pool_max_idle(2));
+        let mut clients: Vec<TcpStream> = (0..N).map(|_| connect(gw.addr)).collect();
+        for c in &mut clients {
+            c.write_all(b"GET /api/n HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+        }
+        for c in &mut clients {
+            let g = read_response(c, &mut Vec::new()).unwrap();
+            assert_eq!(g.status, 200);
+        }
+        // Two go back to the pool, the other three are closed.
+        support::wait_until("surplus upstream connections closed", || {
+            closed.load(Ordering::SeqCst) == N - 2
+        });
+        let g = request(&mut clients[0], b"GET /pool HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(String::from_utf8_lossy(&g.body), "2");
+        drop(clients);
+        let c = gw.stop();
+        assert_eq!(c.open_conns, 0);
+        assert_eq!(c.connects, N);
     });
 }

@@ -3,7 +3,7 @@
 //! served by a [`Router`] on the spot. `examples/gateway.rs` runs it.
 //!
 //! ```text
-//!  client --> Front (accepted; RequestParser::parse_event)
+//!  client --> GatewayConn (accepted; RequestParser::parse_event)
 //!               | local path: Router::serve -> response
 //!               | proxied:   pooled Back <- Start, or Conn::connect(upstream, Back); <-- Hello --
 //!               |            request head + body pieces   -- Body*/End -->  Back --> upstream
@@ -56,7 +56,7 @@ use std::time::{Duration, SystemTime};
 /// The interim answer to `Expect: 100-continue`.
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
-/// Where and how a [`Front`] forwards requests.
+/// Where and how a [`GatewayConn`] forwards requests.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct GatewayConfig {
@@ -141,7 +141,7 @@ impl GatewayConfig {
     }
 }
 
-/// Front -> back.
+/// GatewayConn -> back.
 pub(super) enum ToBack {
     /// Serve this exchange (to an idle pooled connection).
     Start(Exchange),
@@ -229,7 +229,7 @@ enum Phase {
 }
 
 /// The client side of the gateway: one per accepted connection.
-pub struct Front {
+pub struct GatewayConn {
     cfg: Arc<GatewayConfig>,
     router: Arc<Router>,
     /// The request parser (taken out while `on_data` runs, so requests it lends and
@@ -256,10 +256,10 @@ pub struct Front {
     expect_continue: bool,
 }
 
-impl Front {
+impl GatewayConn {
     /// A front for one client connection.
-    pub fn new(router: Arc<Router>, cfg: Arc<GatewayConfig>, peer: Option<IpAddr>) -> Front {
-        Front {
+    pub fn new(router: Arc<Router>, cfg: Arc<GatewayConfig>, peer: Option<IpAddr>) -> GatewayConn {
+        GatewayConn {
             parser: Some(RequestParser::new(cfg.limits.clone())),
             cfg,
             router,
@@ -283,10 +283,10 @@ impl Front {
     pub fn factory(
         router: Router,
         cfg: GatewayConfig,
-    ) -> impl Fn(&ConnInfo) -> Front + Send + Sync + 'static {
+    ) -> impl Fn(&ConnInfo) -> GatewayConn + Send + Sync + 'static {
         let (router, cfg) = (Arc::new(router), Arc::new(cfg));
         move |info: &ConnInfo| {
-            Front::new(
+            GatewayConn::new(
                 router.clone(),
                 cfg.clone(),
                 info.peer_addr().map(|a| a.ip()),
@@ -424,7 +424,8 @@ impl Front {
     fn finish(&mut self, conn: &mut Conn<'_>) {
         self.phase = Phase::Idle;
         self.back = None;
-        if self.close_after || !self.body_done {
+        self.back_paused = false;
+        if self.close_after || !self.body_done || conn.is_draining() {
             conn.close();
             return;
         }
@@ -444,7 +445,7 @@ impl Front {
     }
 }
 
-impl Front {
+impl GatewayConn {
     /// Reads requests from `data` while the front is free to: serves local ones,
     /// starts forwarding a proxied one, feeds a forwarded body. Returns bytes used.
     fn read_requests(
@@ -555,7 +556,7 @@ impl Front {
     }
 }
 
-impl Handler for Front {
+impl Handler for GatewayConn {
     fn on_open(&mut self, conn: &mut Conn<'_>) {
         self.me = Some(conn.notifier());
         conn.set_idle_timeout(Some(self.cfg.limits.keep_alive_timeout));

@@ -64,7 +64,7 @@ pub use conn::HttpConn;
 pub use date::{format_http_date, DateCache, HTTP_DATE_LEN};
 pub use events::Event;
 pub use files::StaticFiles;
-pub use gateway::{Front as GatewayConn, GatewayConfig};
+pub use gateway::{GatewayConfig, GatewayConn};
 pub use gateway_back::gateway_idle_connections;
 #[doc(hidden)]
 pub use harness::run_without_socket;
