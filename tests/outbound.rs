@@ -45,6 +45,8 @@ struct Relay {
     up_paused: bool,
     /// Speaks for this connection in `on_close`.
     me: Option<Notifier>,
+    /// Source address to bind the backend connection to.
+    source: Option<std::net::IpAddr>,
 }
 
 impl Handler for Relay {
@@ -54,7 +56,10 @@ impl Handler for Relay {
         // backed up (the runtime's default): the backend then could never drain it.
         // Its reading is paused by the other side instead.
         conn.set_output_limit(0);
-        let req = ConnectRequest::new(self.backend).timeout(self.timeout);
+        let mut req = ConnectRequest::new(self.backend).timeout(self.timeout);
+        if let Some(ip) = self.source {
+            req = req.source(ip);
+        }
         conn.connect_with(
             req,
             Backend {
@@ -182,6 +187,15 @@ impl Handler for Backend {
 }
 
 fn start_relay(backend: BackendKind, target: SocketAddr, timeout: Duration) -> TestServer {
+    start_relay_from(backend, target, timeout, None)
+}
+
+fn start_relay_from(
+    backend: BackendKind,
+    target: SocketAddr,
+    timeout: Duration,
+    source: Option<std::net::IpAddr>,
+) -> TestServer {
     start_server(
         backend,
         |b| b,
@@ -192,6 +206,7 @@ fn start_relay(backend: BackendKind, target: SocketAddr, timeout: Duration) -> T
             early: Vec::new(),
             up_paused: false,
             me: None,
+            source,
         },
     )
 }
@@ -229,6 +244,8 @@ fn relay_round_trip_4mib_and_slots_released() {
         // Closing the client closes its backend connection: both slots go.
         relay.wait_counters("relay slots released", |c| c.open_conns == 0);
         echo.wait_counters("echo connections closed", |c| c.open_conns == 0);
+        // The connect deadlines were cancelled when the connects completed.
+        relay.wait_counters("no timer left", |c| c.timers_pending == 0);
         let c = relay.stop();
         assert_eq!(c.connects, 3, "one backend connect per client");
     });
@@ -292,6 +309,29 @@ fn connect_refused_reaches_the_originator() {
             "{text}"
         );
         relay.wait_counters("slots released", |c| c.open_conns == 0);
+    });
+}
+
+/// A socket that cannot be set up (here: a source address this host does not have,
+/// so `bind` fails with `EADDRNOTAVAIL` before anything is sent) is reported to the
+/// handler's `on_close` at once, by the same path as `EMFILE` from `socket()`.
+#[test]
+fn connect_setup_error_reaches_the_originator() {
+    for_each_backend(|backend| {
+        let echo = start_echo(backend, |b| b);
+        let foreign: std::net::IpAddr = "192.0.2.1".parse().unwrap(); // TEST-NET-1
+        let relay = start_relay_from(backend, echo.addr, Duration::from_secs(5), Some(foreign));
+        let mut s = connect(relay.addr);
+        let got = read_until(&mut s, b"\n");
+        let text = String::from_utf8_lossy(&got);
+        assert!(
+            text.contains("RELAY-CLOSED connect AddrNotAvailable")
+                && text.contains("bind source 192.0.2.1")
+                && text.contains(&echo.addr.to_string()),
+            "{text}"
+        );
+        relay.wait_counters("slots released", |c| c.open_conns == 0);
+        assert_eq!(relay.counters().connects, 0);
     });
 }
 
