@@ -252,6 +252,8 @@ macro_rules! forward {
     };
 }
 
+// Every `Handler` method must be forwarded here and in the `Box<H>` impl below: a
+// missing one would silently run the trait's default instead of the user's.
 impl<H: Handler> Handler for SlotHandler<H> {
     fn on_open(&mut self, conn: &mut Conn<'_>) {
         forward!(self, h => h.on_open(conn))
@@ -285,6 +287,9 @@ impl<H: Handler> Handler for SlotHandler<H> {
     }
     fn on_close(&mut self, reason: CloseReason) {
         forward!(self, h => h.on_close(reason))
+    }
+    fn on_tunnel_closed(&mut self, stats: crate::handler::TunnelStats) {
+        forward!(self, h => h.on_tunnel_closed(stats))
     }
 }
 
@@ -324,11 +329,14 @@ impl<H: Handler + ?Sized> Handler for Box<H> {
     fn on_close(&mut self, reason: CloseReason) {
         (**self).on_close(reason)
     }
+    fn on_tunnel_closed(&mut self, stats: crate::handler::TunnelStats) {
+        (**self).on_tunnel_closed(stats)
+    }
 }
 
 /// Where a new outbound socket comes from: a handler's request or the client mode.
 pub(crate) struct Target<'a> {
-    pub(crate) addr: SocketAddr,
+    pub(crate) addr: crate::addr::Addr,
     pub(crate) timeout: Duration,
     pub(crate) source: Option<IpAddr>,
     pub(crate) socket: &'a SocketOptions,
@@ -336,35 +344,31 @@ pub(crate) struct Target<'a> {
 
 /// Creates the socket for `t`: options, optional source bind. Errors name the address.
 pub(crate) fn outbound_socket(t: &Target<'_>) -> io::Result<std::os::fd::RawFd> {
+    use std::os::fd::{AsRawFd, IntoRawFd};
     let named = |what: &str, e: io::Error| {
         io::Error::new(e.kind(), format!("connect to {}: {what}: {e}", t.addr))
     };
-    let fd = crate::socket::tcp_socket(&t.addr).map_err(|e| named("socket", e))?;
-    let setup = || -> io::Result<()> {
-        t.socket.apply(fd).map_err(|e| named("socket options", e))?;
-        if let Some(src) = t.source {
-            if src.is_ipv4() {
-                crate::socket::setopt(
-                    fd,
-                    libc::IPPROTO_IP,
-                    libc::IP_BIND_ADDRESS_NO_PORT,
-                    1,
-                    "IP_BIND_ADDRESS_NO_PORT",
-                )?;
-            }
-            let raw = crate::addr::from_std(&SocketAddr::new(src, 0));
-            crate::socket::syscall!(bind(fd, raw.as_ptr(), raw.len))
-                .map_err(|e| named(&format!("bind source {src}"), e))?;
+    let fd = crate::socket::stream_socket(&t.addr).map_err(|e| named("socket", e))?;
+    let raw = fd.as_raw_fd();
+    t.socket
+        .apply(raw)
+        .map_err(|e| named("socket options", e))?;
+    if let (Some(src), false) = (t.source, t.addr.is_unix()) {
+        if src.is_ipv4() {
+            crate::socket::set(
+                &crate::socket::borrow(raw),
+                nix::sys::socket::sockopt::IpBindAddressNoPort,
+                &true,
+                "IP_BIND_ADDRESS_NO_PORT",
+            )
+            .map_err(|e| named("IP_BIND_ADDRESS_NO_PORT", e))?;
         }
-        Ok(())
-    };
-    match setup() {
-        Ok(()) => Ok(fd),
-        Err(e) => {
-            crate::socket::close_fd(fd);
-            Err(e)
-        }
+        let src_addr = crate::addr::from_std(&SocketAddr::new(src, 0));
+        nix::sys::socket::bind(raw, src_addr.as_sockaddr())
+            .map_err(|e| named(&format!("bind source {src}"), io::Error::from(e)))?;
     }
+    // Dropping `fd` on an error above closes it.
+    Ok(fd.into_raw_fd())
 }
 
 impl<F: Factory> Server<F> {
@@ -396,8 +400,15 @@ impl<F: Factory> Server<F> {
         };
         let core = &mut s.value.core;
         let (token, fd) = (core.token, core.fd);
+        let addr = match crate::addr::RawAddr::new(&t.addr) {
+            Ok(a) => Box::new(a),
+            Err(e) => {
+                core.fail(CloseReason::Error(e));
+                self.ctx.mark_dirty(core);
+                return;
+            }
+        };
         core.set(CONNECTING);
-        let addr = Box::new(crate::addr::from_std(&t.addr));
         let (ptr, len) = (addr.as_ptr(), addr.len);
         core.connect_addr = Some(addr);
         let key = token.with_kind(OpKind::Connect).raw();
@@ -430,7 +441,7 @@ impl<F: Factory> Server<F> {
     pub(crate) fn run_mailbox(&mut self, io: &mut Io) {
         for (req, handler) in std::mem::take(&mut self.ctx.mail.connects) {
             let t = Target {
-                addr: req.addr,
+                addr: crate::addr::Addr::Tcp(req.addr),
                 timeout: req.timeout,
                 source: req.source,
                 socket: &req.socket,

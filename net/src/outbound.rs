@@ -17,7 +17,7 @@ use std::time::Duration;
 /// Outbound connections a client-mode worker opens at start.
 #[derive(Clone)]
 pub(crate) struct Outbound {
-    pub(crate) addr: std::net::SocketAddr,
+    pub(crate) addr: crate::addr::Addr,
     pub(crate) count: usize,
     pub(crate) opts: ConnectOptions,
 }
@@ -29,7 +29,7 @@ impl<F: Factory> Server<F> {
         let source = (!target.opts.sources.is_empty())
             .then(|| target.opts.sources[n % target.opts.sources.len()]);
         let t = Target {
-            addr: target.addr,
+            addr: target.addr.clone(),
             timeout: target.opts.timeout,
             source,
             socket: &target.opts.socket,
@@ -61,9 +61,16 @@ impl<F: Factory> Server<F> {
         }
         if c.result < 0 {
             let e = io::Error::from_raw_os_error(-c.result);
-            let to = addr
-                .and_then(|a| crate::addr::to_std(&a.storage, a.len))
-                .map_or_else(|| "?".to_string(), |a| a.to_string());
+            // `RawAddr`'s Debug form is `RawAddr(<address>)`.
+            let to = addr.map_or_else(
+                || "?".to_string(),
+                |a| {
+                    let d = format!("{a:?}");
+                    d.trim_start_matches("RawAddr(")
+                        .trim_end_matches(')')
+                        .to_string()
+                },
+            );
             slot.core.fail(CloseReason::Error(io::Error::new(
                 e.kind(),
                 format!("connect to {to}: {e}"),
@@ -120,16 +127,17 @@ impl ConnectOptions {
 
 /// Outbound connections on a [`Runtime`]: the client side (load generators, proxies).
 pub trait Connect {
-    /// Opens `per_worker` connections to `addr` on every worker and runs a handler per
+    /// Opens `per_worker` connections to `addr` (TCP, `[ipv6]:port`, `unix:/path` or
+    /// `unix:@name`; see [`ToAddr`](crate::ToAddr)) on every worker and runs a handler per
     /// connection. `on_open` follows a successful connect; a failed or timed-out
     /// connect gets `on_close(CloseReason::Error)` without `on_open`. Returns when every
     /// connection has closed, or after shutdown.
     ///
     /// # Errors
-    /// Backend start-up errors.
-    fn connect<F: Factory>(
+    /// A bad address, or backend start-up errors.
+    fn connect<A: crate::addr::ToAddr, F: Factory>(
         &self,
-        addr: std::net::SocketAddr,
+        addr: A,
         per_worker: usize,
         opts: ConnectOptions,
         factory: F,
@@ -137,13 +145,14 @@ pub trait Connect {
 }
 
 impl Connect for Runtime {
-    fn connect<F: Factory>(
+    fn connect<A: crate::addr::ToAddr, F: Factory>(
         &self,
-        addr: std::net::SocketAddr,
+        addr: A,
         per_worker: usize,
         opts: ConnectOptions,
         factory: F,
     ) -> io::Result<()> {
+        let addr = addr.to_addr()?;
         let factory = Arc::new(factory);
         let out = Outbound {
             addr,

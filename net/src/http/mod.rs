@@ -34,7 +34,10 @@
 //! them to a [`BodyHandler`] ([`Router::stream`]) or collects them, capped, for a
 //! buffered route. See [`BodyHandler`] for the two ways a route can take a body.
 
+pub mod access_log;
+mod access_writer;
 mod body;
+mod body_out;
 mod chunked;
 mod client;
 mod conn;
@@ -47,15 +50,19 @@ mod gateway_back;
 mod harness;
 mod limits;
 mod parse;
+mod pattern;
 mod request;
 mod response;
 mod router;
 mod session;
+pub mod stats;
 
 #[cfg(test)]
 mod tests;
 
+pub use access_log::{AccessFormat, AccessHook, AccessLog, AccessRecord};
 pub use body::{worker_buffered_bytes, BodyHandler, StreamRoute};
+pub use body_out::BodyOut;
 pub use client::{
     parse_response_head, BodyFraming, Fed, ResponseBody, ResponseError, ResponseHead,
     MAX_RESPONSE_HEADERS,
@@ -63,17 +70,19 @@ pub use client::{
 pub use conn::HttpConn;
 pub use date::{format_http_date, DateCache, HTTP_DATE_LEN};
 pub use events::Event;
-pub use files::StaticFiles;
+pub use files::{StaticFiles, StaticFilesBuilder};
 pub use gateway::{GatewayConfig, GatewayConn};
 pub use gateway_back::gateway_idle_connections;
 #[doc(hidden)]
 pub use harness::run_without_socket;
 pub use limits::{Limits, MinRate};
 pub use parse::{RequestParser, Status, MAX_METHOD_BYTES};
+pub use pattern::MAX_PARAMS;
 pub use request::{Headers, Request};
 pub use response::{reason_phrase, write_error, write_response, Reply, Response};
-pub use router::{Route, Router};
+pub use router::{OffloadJob, Route, Router};
 pub use session::{Progress, Session};
+pub use stats::ResponseStats;
 
 use std::fmt;
 
