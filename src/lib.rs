@@ -41,4 +41,5 @@ pub use ringcore_net::{
     DEFAULT_MAX_PENDING, DEFAULT_OUTPUT_HIGH_WATER, DEFAULT_TUNNEL_HALF_CLOSE_TIMEOUT,
     DEFAULT_TUNNEL_IDLE_TIMEOUT,
 };
+pub use ringcore_net::{ConnId, ConnectRequest, Notifier, DEFAULT_CONNECT_TIMEOUT};
 pub use ringcore_runtime::{BackendKind, Builder, Config, Counters, Handle, Runtime, Snapshot};

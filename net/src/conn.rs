@@ -97,6 +97,9 @@ pub struct ConnCore {
     pub(crate) idle_timer: Option<TimerHandle>,
     /// The user timer's entry in the worker's timer set (set with `USER_TIMER`).
     pub(crate) user_timer: Option<TimerHandle>,
+    /// The connect timeout's entry (an outbound connect or a tunnel's upstream),
+    /// while the connect is in flight.
+    pub(crate) connect_timer: Option<TimerHandle>,
     /// The peer address of an outbound connect in flight (the kernel reads it).
     pub(crate) connect_addr: Option<Box<crate::addr::RawAddr>>,
     pub(crate) out: WriteQueue,
@@ -112,9 +115,6 @@ pub struct ConnCore {
     pub(crate) guards: u8,
     /// The hang-up guard fired with the receive armed: when to check it ended.
     pub(crate) guard_timer: Option<TimerHandle>,
-    /// The connect timeout's entry (outbound connect or a tunnel's upstream), while
-    /// the connect is in flight.
-    pub(crate) connect_timer: Option<TimerHandle>,
 }
 
 /// A file leaving by splice: file -> pipe -> socket.
@@ -161,6 +161,7 @@ impl ConnCore {
             timer_at: 0,
             idle_timer: None,
             user_timer: None,
+            connect_timer: None,
             connect_addr: None,
             out: WriteQueue::default(),
             pending: Vec::new(),
@@ -169,7 +170,6 @@ impl ConnCore {
             tunnel: None,
             guards: 0,
             guard_timer: None,
-            connect_timer: None,
         }
     }
 
@@ -295,6 +295,8 @@ pub struct WorkerCtx {
     pub(crate) nobuf: std::collections::VecDeque<Token>,
     /// The helper thread for [`Conn::offload`](crate::Conn::offload) and its results.
     pub(crate) offload: crate::offload::Offload,
+    /// Messages between connections and connects asked for by handlers (connect.rs).
+    pub(crate) mail: crate::connect::Mailbox,
 }
 
 /// Hands free heap pages back to the kernel (glibc keeps freed memory in its arenas,
@@ -323,6 +325,7 @@ impl WorkerCtx {
             next_trim: None,
             nobuf: std::collections::VecDeque::new(),
             offload: crate::offload::Offload::new(worker),
+            mail: crate::connect::Mailbox::default(),
         }
     }
 
@@ -473,6 +476,7 @@ impl WorkerCtx {
     pub(crate) fn cancel_timers(&mut self, core: &mut ConnCore) {
         self.cancel_timer(&mut core.idle_timer);
         self.cancel_timer(&mut core.user_timer);
+        self.cancel_timer(&mut core.connect_timer);
         core.clear(TIMER | USER_TIMER);
     }
 }

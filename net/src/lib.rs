@@ -11,6 +11,7 @@
 
 pub mod addr;
 mod conn;
+mod connect;
 mod dataflow;
 mod handler;
 mod hangup;
@@ -36,6 +37,7 @@ mod wqueue;
 
 pub use addr::{Addr, PeerCredentials, ToAddr, UnixAddr};
 pub use conn::{DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_PENDING, DEFAULT_OUTPUT_HIGH_WATER};
+pub use connect::{ConnId, ConnectRequest, Notifier, DEFAULT_CONNECT_TIMEOUT};
 pub use handler::{CloseReason, Conn, ConnInfo, Factory, Handler, TunnelStats};
 pub use outbound::{Connect, ConnectOptions};
 pub use server::{IntoListeners, Serve};
