@@ -211,7 +211,9 @@ pub fn location(path: &str, query: Option<&str>) -> String {
     let mut loc = String::with_capacity(path.len() + 2 + query.map_or(0, str::len));
     loc.push('/');
     loc.push_str(path.trim_start_matches('/'));
-    loc.push('/');
+    if !loc.ends_with('/') {
+        loc.push('/');
+    }
     if let Some(q) = query {
         loc.push('?');
         loc.push_str(q);
@@ -259,5 +261,8 @@ mod tests {
         assert_eq!(location("/dir", None), "/dir/");
         assert_eq!(location("/a%20b", Some("x=1&y")), "/a%20b/?x=1&y");
         assert_eq!(location("//evil.example/dir", None), "/evil.example/dir/");
+        // Found by fuzz/fuzz_targets/static_files.rs: an empty path gave `//`.
+        assert_eq!(location("", Some("q")), "/?q");
+        assert_eq!(location("///", None), "/");
     }
 }
