@@ -23,7 +23,7 @@ struct Args {
     /// Directory to serve.
     #[arg(long, default_value = ".")]
     root: String,
-    /// Address to listen on.
+    /// Address to listen on: ip:port, [ipv6]:port ([::]:PORT is dual-stack), unix:/path or unix:@name.
     #[arg(long, default_value = "127.0.0.1:8088")]
     addr: String,
     #[command(flatten)]
@@ -90,7 +90,7 @@ fn main() -> anyhow::Result<()> {
     eprintln!(
         "fileserver: serving {} on http://{}, backend {}",
         args.root,
-        listeners.local_addr(),
+        listeners.addr(),
         common::backend_name(&rt)
     );
     rt.serve(listeners, factory).context("server failed")?;
