@@ -42,7 +42,7 @@
 //! [`open_regular`]). Path resolution (`realpath`, `stat`), open, `fstat` and
 //! directory reads never run on the worker thread: a GET/HEAD hands them to the
 //! worker's helper thread ([`Conn::offload`]) and pauses reading; the answer is queued
-//! when the result comes back ([`Handler::on_offload`](crate::Handler::on_offload)),
+//! when the result comes back ([`Handler::on_offload`]),
 //! then reading resumes (pipelined requests wait their turn). A connection that closed
 //! meanwhile drops the result, closing the file. docs/design.md ("What may block a
 //! worker").
