@@ -91,7 +91,7 @@ pub fn resolve(root: &Path, target_path: &str) -> Result<PathBuf, u16> {
         Target::Dir(_) => {
             let index = format!("{}/{}", target_path.trim_end_matches('/'), super::INDEX);
             match resolve_target(root, &index, false) {
-                Ok(Target::File(p)) => Ok(p),
+                Ok(Target::File(p)) if p.is_file() => Ok(p),
                 _ => Err(403),
             }
         }
@@ -156,18 +156,27 @@ pub(super) struct Ask {
 /// Resolves and opens what `ask` names under the configured root. Runs on the
 /// worker's helper thread: every syscall here may block.
 pub(super) fn lookup(cfg: &Config, ask: &Ask) -> Found {
-    let file = match resolve_target(&cfg.root, &ask.path, cfg.allow_hidden) {
+    let (file, opened) = match resolve_target(&cfg.root, &ask.path, cfg.allow_hidden) {
         Err(status) => return Found::Status(status),
-        Ok(Target::File(p)) => p,
+        Ok(Target::File(p)) => {
+            let opened = open_regular(&p);
+            (p, opened)
+        }
         Ok(Target::Dir(dir)) => {
             if !ask.path.ends_with('/') {
                 return Found::Redirect(location(&ask.path, ask.query.as_deref()));
             }
-            // The index goes through the same checks as any request path.
+            // The index goes through the same checks as any request path; one that is
+            // not a servable regular file (missing, hidden, a FIFO, a symlink leading
+            // out) leaves a directory without an index.
             let index = format!("{}{}", ask.path, super::INDEX);
-            match resolve_target(&cfg.root, &index, cfg.allow_hidden) {
-                Ok(Target::File(p)) => p,
-                Err(404) if cfg.autoindex => {
+            let index = match resolve_target(&cfg.root, &index, cfg.allow_hidden) {
+                Ok(Target::File(p)) => open_regular(&p).map(|o| (p, o)),
+                _ => None,
+            };
+            match index {
+                Some((p, o)) => (p, Some(o)),
+                None if cfg.autoindex => {
                     let shown = decode_path(&ask.path).unwrap_or_default();
                     return match listing::render(&dir, &shown, cfg.allow_hidden) {
                         Ok(html) => Found::Listing(html),
@@ -177,11 +186,11 @@ pub(super) fn lookup(cfg: &Config, ask: &Ask) -> Found {
                         }
                     };
                 }
-                _ => return Found::Status(403),
+                None => return Found::Status(403),
             }
         }
     };
-    let Some((plain, meta)) = open_regular(&file) else {
+    let Some((plain, meta)) = opened else {
         return Found::Status(404);
     };
     for &enc in &ask.accept {
