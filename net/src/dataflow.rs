@@ -188,6 +188,15 @@ impl<F: Factory> Server<F> {
             return;
         }
         let fd = core.fd;
+        if core.has(CONNECTING) && !core.has(ABORT) {
+            // An outbound connect in flight: nothing is armed before it completes
+            // (sends queued meanwhile leave after it). Closing before then has
+            // nothing to send: abort (cancels the connect).
+            if !core.has(CLOSING) {
+                return;
+            }
+            core.set(ABORT);
+        }
         if core.has(ABORT) {
             core.reset_if_unsent();
             let filling = core.splice.as_ref().is_some_and(|st| st.filling);
@@ -363,6 +372,7 @@ impl<F: Factory> Server<F> {
         match t.kind() {
             Some(OpKind::Timer) => slot.core.user_timer = None,
             Some(OpKind::Timeout) => slot.core.idle_timer = None,
+            Some(OpKind::Connect) => slot.core.connect_timer = None,
             _ => {}
         }
         if t.raw_kind() == crate::hangup::K_GUARD {

@@ -11,6 +11,7 @@
 
 pub mod addr;
 mod conn;
+mod connect;
 mod dataflow;
 mod handler;
 mod hangup;
@@ -28,6 +29,7 @@ pub mod sockopt;
 mod splice;
 pub mod systemd;
 pub mod tcp_info;
+pub mod tcp_stats;
 mod tunnel;
 mod tunnel_timer;
 mod unix;
@@ -35,11 +37,13 @@ mod wqueue;
 
 pub use addr::{Addr, PeerCredentials, ToAddr, UnixAddr};
 pub use conn::{DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_PENDING, DEFAULT_OUTPUT_HIGH_WATER};
+pub use connect::{ConnId, ConnectRequest, Notifier, DEFAULT_CONNECT_TIMEOUT};
 pub use handler::{CloseReason, Conn, ConnInfo, Factory, Handler, TunnelStats};
 pub use outbound::{Connect, ConnectOptions};
 pub use server::{IntoListeners, Serve};
 pub use socket::{Keepalive, Listeners, SocketOptions};
 pub use tcp_info::TcpInfo;
+pub use tcp_stats::TcpStats;
 pub use tunnel_timer::{
     TunnelOptions, DEFAULT_TUNNEL_HALF_CLOSE_TIMEOUT, DEFAULT_TUNNEL_IDLE_TIMEOUT,
 };
