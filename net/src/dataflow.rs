@@ -292,8 +292,12 @@ impl<F: Factory> Server<F> {
             let msg = core.out.prepare(&mut self.ctx.spare);
             let send_tok = core.token.with_kind(OpKind::Send);
             if core.has(CLOSING) && core.out.prepared_all() {
-                // Last bytes of a closing connection: send then close, linked.
-                let armed = core.has(RECV_ARMED);
+                // Last bytes of a closing connection: send then close, linked. Any
+                // read-side op still in flight (the receive, or the hang-up guard
+                // once the receive was stopped) is cancelled first: an op in flight
+                // holds the file, so the close would not release the socket and the
+                // peer would wait for a FIN that never comes.
+                let armed = core.has(RECV_ARMED | GUARD_ARMED);
                 core.set(CLOSE_SENT);
                 let close_tok = core.token.with_kind(OpKind::Close);
                 if armed {
