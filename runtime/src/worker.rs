@@ -453,6 +453,12 @@ where
         if woke || phase == Phase::Running {
             let requested = rx.try_recv().is_ok() || signals::requested() || service.wants_exit();
             if requested && phase == Phase::Running {
+                if signals::requested() {
+                    // The signal watcher thread sends it too, but the process may end
+                    // (a quick drain) before that thread runs: the first worker to
+                    // drain sends it (once per process; a datagram, never blocks).
+                    crate::systemd::notify_stopping();
+                }
                 io.draining = true;
                 phase = Phase::Draining(io.now + cfg.drain_timeout);
                 service.drain(io);
