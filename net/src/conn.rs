@@ -103,6 +103,9 @@ pub struct ConnCore {
     pub(crate) splice: Option<Box<SpliceState>>,
     /// Set by `pipe_to`: the connection is a splice tunnel to an upstream.
     pub(crate) tunnel: Option<Box<crate::tunnel::Tunnel>>,
+    /// Installed by a wrapping handler (TLS) while its inner handler runs: the `Conn`
+    /// output calls land there as plaintext (layer.rs).
+    pub(crate) layer: Option<Box<crate::layer::Layer>>,
 }
 
 /// A file leaving by splice: file -> pipe -> socket.
@@ -157,6 +160,7 @@ impl ConnCore {
             reason: None,
             splice: None,
             tunnel: None,
+            layer: None,
         }
     }
 

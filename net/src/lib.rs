@@ -16,6 +16,7 @@ mod handler;
 #[cfg(feature = "http")]
 pub mod http;
 mod iofd;
+mod layer;
 mod lifecycle;
 mod offload;
 mod outbound;
@@ -23,6 +24,8 @@ mod reason;
 mod server;
 pub mod socket;
 mod splice;
+#[cfg(feature = "tls")]
+pub mod tls;
 mod tunnel;
 mod tunnel_timer;
 mod wqueue;
