@@ -239,11 +239,14 @@ impl Handler for Echo {
     }
 }
 
+/// What a client saw: bytes, ALPN, close reason.
+type Outcome = Arc<Mutex<Option<(Vec<u8>, Option<String>, String)>>>;
+
 /// Client side: sends `data`, reads the echo back, closes.
 struct EchoClient {
     data: Arc<Vec<u8>>,
     got: Vec<u8>,
-    result: Arc<Mutex<Option<(Vec<u8>, Option<String>, String)>>>,
+    result: Outcome,
     alpn: Option<String>,
 }
 
