@@ -2,6 +2,8 @@
 //!
 //! `cargo run --release --example http -- --addr 127.0.0.1:8080 --workers 1 [--backend epoll] [--sqpoll]`
 //!
+//! HTTPS: add `--tls-cert cert.pem --tls-key key.pem` (see `docs/tls.md`).
+//!
 //! `/metrics` prints the runtime's counters in Prometheus text format.
 
 mod common;
@@ -9,7 +11,7 @@ mod common;
 use anyhow::Context;
 use clap::Parser;
 use ringcore::http::{HttpConn, Limits, Request, Response, Router};
-use ringcore::{Handle, Listeners, Serve, SocketOptions};
+use ringcore::{Handle, Listeners, SocketOptions};
 use std::sync::OnceLock;
 
 /// ringcore HTTP/1.1 example server.
@@ -21,6 +23,8 @@ struct Args {
     addr: String,
     #[command(flatten)]
     rt: common::RuntimeArgs,
+    #[command(flatten)]
+    tls: common::tls::TlsArgs,
     /// Requests per keep-alive connection before `Connection: close` (0: unlimited,
     /// the default here so load generators that do not reconnect can be used; nginx's
     /// default is 1000).
@@ -29,6 +33,7 @@ struct Args {
 }
 
 static HANDLE: OnceLock<Handle> = OnceLock::new();
+static TLS: OnceLock<ringcore::tls::TlsAcceptor> = OnceLock::new();
 
 /// Serializes `{"message": msg}` per request, escaping as JSON requires.
 fn json(_: &Request<'_>, res: &mut Response) {
@@ -50,10 +55,13 @@ fn json(_: &Request<'_>, res: &mut Response) {
 }
 
 fn metrics(_: &Request<'_>, res: &mut Response) {
-    let text = HANDLE
+    let mut text = HANDLE
         .get()
         .map(|h| h.metrics().to_prometheus())
         .unwrap_or_default();
+    if let Some(tls) = TLS.get() {
+        text.push_str(&tls.stats().to_prometheus());
+    }
     res.set_content_type("text/plain; version=0.0.4")
         .set_body(text.as_bytes());
 }
@@ -63,6 +71,10 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let rt = args.rt.runtime()?;
     let _ = HANDLE.set(rt.handle());
+    let tls = args.tls.acceptor()?;
+    if let Some(t) = &tls {
+        let _ = TLS.set(t.clone());
+    }
     let listeners = Listeners::bind(
         &args.addr[..],
         rt.config().workers,
@@ -70,7 +82,8 @@ fn main() -> anyhow::Result<()> {
     )
     .with_context(|| format!("cannot listen on {}", args.addr))?;
     eprintln!(
-        "http: listening on http://{} with {} worker(s), backend {}",
+        "http: listening on {}://{} with {} worker(s), backend {}",
+        common::tls::scheme(&tls),
         listeners.local_addr(),
         rt.config().workers,
         common::backend_name(&rt),
@@ -86,7 +99,7 @@ fn main() -> anyhow::Result<()> {
         args.max_requests
     };
     let limits = Limits::default().max_requests_per_connection(max);
-    rt.serve(listeners, HttpConn::factory(router, limits))
+    common::tls::serve(&rt, listeners, tls, HttpConn::factory(router, limits))
         .context("server failed")?;
     Ok(())
 }

@@ -1,5 +1,7 @@
 //! Command-line flags every example shares: workers, backend, SQPOLL, CPU pinning.
 
+pub mod tls;
+
 use anyhow::Context;
 use clap::Args;
 use ringcore::{BackendKind, Runtime};
