@@ -1,13 +1,12 @@
 //! TLS flags shared by the examples: `--tls-cert/--tls-key` (serve TLS), `--tls-sni`
-//! (more certificates, chosen by SNI), and for the proxy `--upstream-tls`,
-//! `--upstream-ca`, `--upstream-sni`.
+//! (more certificates, chosen by SNI), `--tls-handshake-timeout`.
 
 // Each example uses the part it needs.
 #![allow(dead_code)]
 
 use anyhow::Context;
 use clap::Args;
-use ringcore::tls::{TlsAcceptor, TlsConnector};
+use ringcore::tls::TlsAcceptor;
 use ringcore::{Factory, Listeners, Runtime, Serve};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -76,35 +75,5 @@ pub fn serve<F: Factory>(
     match tls {
         Some(acc) => rt.serve(listeners, acc.wrap(factory)),
         None => rt.serve(listeners, factory),
-    }
-}
-
-/// Client-side TLS flags of the proxy (TLS to the upstream).
-#[derive(Args, Debug, Clone, Default)]
-pub struct UpstreamTlsArgs {
-    /// Speak TLS to the upstream.
-    #[arg(long)]
-    pub upstream_tls: bool,
-    /// CA certificates (PEM) to verify the upstream with (default: the system bundle).
-    #[arg(long, requires = "upstream_tls")]
-    pub upstream_ca: Option<PathBuf>,
-    /// Server name sent (SNI) and verified (default: the --upstream host).
-    #[arg(long, requires = "upstream_tls")]
-    pub upstream_sni: Option<String>,
-}
-
-impl UpstreamTlsArgs {
-    /// The connector these flags describe for `upstream_host`, or `None`.
-    pub fn connector(&self, upstream_host: &str) -> anyhow::Result<Option<TlsConnector>> {
-        if !self.upstream_tls {
-            return Ok(None);
-        }
-        let name = self.upstream_sni.as_deref().unwrap_or(upstream_host);
-        let c = match &self.upstream_ca {
-            Some(ca) => TlsConnector::from_pem_roots(ca, name, &[]),
-            None => TlsConnector::system_roots(name, &[]),
-        }
-        .context("--upstream-tls")?;
-        Ok(Some(c))
     }
 }
