@@ -411,6 +411,16 @@ impl TlsConnector {
         TlsFactory::new(factory, Side::Client(self.clone()), self.handshake_timeout)
     }
 
+    /// Wraps one handler (for a connection opened from another handler): it runs a
+    /// TLS client session with the server, then `handler` sees plaintext.
+    pub fn client<H: crate::Handler>(&self, handler: H) -> super::TlsHandler<H> {
+        super::session::TlsHandler::new(
+            handler,
+            &Side::Client(self.clone()),
+            self.handshake_timeout,
+        )
+    }
+
     /// Counters of this connector.
     pub fn stats(&self) -> super::TlsStats {
         self.stats.snapshot()

@@ -50,7 +50,14 @@ impl<F: Factory> Factory for TlsFactory<F> {
     type Handler = TlsHandler<F::Handler>;
 
     fn make(&self, info: &ConnInfo) -> Self::Handler {
-        let (tls, stats) = match &self.side {
+        TlsHandler::new(self.inner.make(info), &self.side, self.handshake_timeout)
+    }
+}
+
+impl<H> TlsHandler<H> {
+    /// A wrapper running a TLS session of `side` around `inner`.
+    pub(crate) fn new(inner: H, side: &Side, handshake_timeout: Option<Duration>) -> Self {
+        let (tls, stats) = match side {
             Side::Server(a) => (
                 rustls::ServerConnection::new(a.config.clone()).map(Connection::Server),
                 a.stats.clone(),
@@ -62,10 +69,10 @@ impl<F: Factory> Factory for TlsFactory<F> {
             ),
         };
         TlsHandler {
-            inner: self.inner.make(info),
+            inner,
             tls,
             stats,
-            handshake_timeout: self.handshake_timeout,
+            handshake_timeout,
             layer: Some(Box::default()),
             plain_in: Vec::new(),
             opened: false,
@@ -76,6 +83,11 @@ impl<F: Factory> Factory for TlsFactory<F> {
             closed_real: false,
             shut_real: false,
         }
+    }
+
+    /// The wrapped handler.
+    pub fn inner(&self) -> &H {
+        &self.inner
     }
 }
 
