@@ -187,8 +187,10 @@ fn main() -> anyhow::Result<()> {
                     }
                     Ok(())
                 })();
-                if r.is_err() {
-                    errors.fetch_add(1, Relaxed);
+                if let Err(e) = r {
+                    if errors.fetch_add(1, Relaxed) == 0 {
+                        eprintln!("tls-load: {e:#}");
+                    }
                     kept = None;
                     tail.clear();
                 }
