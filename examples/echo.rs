@@ -15,7 +15,7 @@ use std::time::Duration;
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
-    /// Address to listen on (IPv4 or IPv6, e.g. [::1]:7000).
+    /// Address to listen on: ip:port, [ipv6]:port ([::]:7000 is dual-stack), unix:/path or unix:@name.
     #[arg(long, default_value = "127.0.0.1:7000")]
     addr: String,
     #[command(flatten)]
@@ -52,7 +52,7 @@ fn main() -> anyhow::Result<()> {
     .with_context(|| format!("cannot listen on {}", args.addr))?;
     eprintln!(
         "echo: listening on {} with {} worker(s), backend {}",
-        listeners.local_addr(),
+        listeners.addr(),
         rt.config().workers,
         common::backend_name(&rt),
     );

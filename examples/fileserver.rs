@@ -5,14 +5,18 @@
 //! HTTPS: add `--tls-cert cert.pem --tls-key key.pem`; bodies then leave through the
 //! userspace path (read, encrypt, send), not splice (see `docs/tls.md`).
 //!
-//! GET/HEAD, Content-Type by extension, one Range (206/416), If-Modified-Since (304),
-//! 404/403; no path escapes the root (`..`, encoded dots, symlinks pointing outside).
+//! GET/HEAD with nginx's static-file semantics: `ETag`/`Last-Modified` with
+//! `If-None-Match`, `If-Modified-Since` and `If-Range`; one range (206) or several
+//! (`multipart/byteranges`); directories (301 to `dir/`, `index.html`, `--autoindex`);
+//! hidden paths 404 unless `--allow-hidden`; precompressed `.br`/`.gz` siblings with
+//! `--gzip-static`; `--cache-control`. No path escapes the root (`..`, encoded dots,
+//! symlinks pointing outside). docs/fileserver.md has the details.
 
 mod common;
 
 use anyhow::Context;
 use clap::Parser;
-use ringcore::http::{Limits, StaticFiles};
+use ringcore::http::{Limits, StaticFiles, StaticFilesBuilder};
 use ringcore::{Listeners, SocketOptions};
 
 /// ringcore static file server.
@@ -22,13 +26,46 @@ struct Args {
     /// Directory to serve.
     #[arg(long, default_value = ".")]
     root: String,
-    /// Address to listen on.
+    /// Address to listen on: ip:port, [ipv6]:port ([::]:PORT is dual-stack), unix:/path or unix:@name.
     #[arg(long, default_value = "127.0.0.1:8088")]
     addr: String,
+    #[command(flatten)]
+    files: FileArgs,
     #[command(flatten)]
     rt: common::RuntimeArgs,
     #[command(flatten)]
     tls: common::tls::TlsArgs,
+}
+
+/// HTTP semantics of the served files (all off by default, as in nginx).
+#[derive(clap::Args, Debug)]
+struct FileArgs {
+    /// `Cache-Control` value sent with every file (200, 206, 304), e.g.
+    /// "public, max-age=60".
+    #[arg(long, value_name = "VALUE")]
+    cache_control: Option<String>,
+    /// List directories that have no index.html (HTML; hidden entries left out).
+    #[arg(long)]
+    autoindex: bool,
+    /// Serve paths with a segment starting with '.' (e.g. /.env); 404 otherwise.
+    #[arg(long)]
+    allow_hidden: bool,
+    /// Serve <file>.br / <file>.gz instead of <file> when Accept-Encoding allows.
+    #[arg(long)]
+    gzip_static: bool,
+}
+
+/// The [`StaticFilesBuilder`] the flags describe.
+fn files_builder(root: &str, args: &FileArgs) -> StaticFilesBuilder {
+    let mut b = StaticFiles::builder(root)
+        .limits(Limits::default())
+        .autoindex(args.autoindex)
+        .allow_hidden(args.allow_hidden)
+        .gzip_static(args.gzip_static);
+    if let Some(cc) = &args.cache_control {
+        b = b.cache_control(cc.clone());
+    }
+    b
 }
 
 fn main() -> anyhow::Result<()> {
@@ -36,7 +73,8 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let rt = args.rt.runtime()?;
     let tls = args.tls.acceptor()?;
-    let factory = StaticFiles::factory(&args.root, Limits::default())
+    let factory = files_builder(&args.root, &args.files)
+        .factory()
         .with_context(|| format!("cannot serve {}", args.root))?;
     let listeners = Listeners::bind(
         &args.addr[..],
@@ -48,7 +86,7 @@ fn main() -> anyhow::Result<()> {
         "fileserver: serving {} on {}://{}, backend {}",
         args.root,
         common::tls::scheme(&tls),
-        listeners.local_addr(),
+        listeners.addr(),
         common::backend_name(&rt)
     );
     common::tls::serve(&rt, listeners, tls, factory).context("server failed")?;

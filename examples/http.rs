@@ -1,24 +1,34 @@
-//! HTTP/1.1 server: TechEmpower `/plaintext` and `/json`, plus `/metrics`.
+//! HTTP/1.1 server: TechEmpower `/plaintext` and `/json`, plus `/metrics`, and a small
+//! service (`examples/http_app/routes.rs`): `POST /echo` (streamed), `/counter`
+//! (shared state) and `/hash?rounds=N` (CPU-heavy work off the worker).
 //!
 //! `cargo run --release --example http -- --addr 127.0.0.1:8080 --workers 1 [--backend epoll] [--sqpoll]`
 //!
 //! HTTPS: add `--tls-cert cert.pem --tls-key key.pem` (see `docs/tls.md`).
 //!
 //! `/metrics` prints the runtime's counters in Prometheus text format.
+//!
+//! ```text
+//! curl --data-binary @big.file http://127.0.0.1:8080/echo -o copy
+//! curl -X POST http://127.0.0.1:8080/counter
+//! curl 'http://127.0.0.1:8080/hash?rounds=1000000'
+//! ```
 
 mod common;
+#[path = "http_app/routes.rs"]
+mod routes;
 
 use anyhow::Context;
 use clap::Parser;
 use ringcore::http::{HttpConn, Limits, Request, Response, Router};
 use ringcore::{Handle, Listeners, SocketOptions};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 /// ringcore HTTP/1.1 example server.
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
-    /// Address to listen on.
+    /// Address to listen on: ip:port, [ipv6]:port ([::]:PORT is dual-stack), unix:/path or unix:@name.
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: String,
     #[command(flatten)]
@@ -66,6 +76,15 @@ fn metrics(_: &Request<'_>, res: &mut Response) {
         .set_body(text.as_bytes());
 }
 
+/// The benchmark routes (`/plaintext`, `/json`) and `/metrics`.
+fn bench_routes() -> Router {
+    Router::new()
+        // The same bytes every time but for the Date: rendered once, Date patched in.
+        .fixed("GET", "/plaintext", 200, "text/plain", b"Hello, World!")
+        .get("/json", json)
+        .get("/metrics", metrics)
+}
+
 fn main() -> anyhow::Result<()> {
     common::init_logging();
     let args = Args::parse();
@@ -84,15 +103,11 @@ fn main() -> anyhow::Result<()> {
     eprintln!(
         "http: listening on {}://{} with {} worker(s), backend {}",
         common::tls::scheme(&tls),
-        listeners.local_addr(),
+        listeners.addr(),
         rt.config().workers,
         common::backend_name(&rt),
     );
-    let router = Router::new()
-        // The same bytes every time but for the Date: rendered once, Date patched in.
-        .fixed("GET", "/plaintext", 200, "text/plain", b"Hello, World!")
-        .get("/json", json)
-        .get("/metrics", metrics);
+    let router = routes::service(bench_routes(), Arc::new(routes::AppState::default()));
     let max = if args.max_requests == 0 {
         u32::MAX
     } else {

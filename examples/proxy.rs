@@ -22,7 +22,7 @@ use std::time::Duration;
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
-    /// Address to listen on.
+    /// Address to listen on: ip:port, [ipv6]:port ([::]:PORT is dual-stack), unix:/path or unix:@name.
     #[arg(long, default_value = "127.0.0.1:9000")]
     listen: String,
     /// Upstream address.
@@ -87,7 +87,7 @@ fn main() -> anyhow::Result<()> {
     .with_context(|| format!("cannot listen on {}", args.listen))?;
     eprintln!(
         "proxy: {} -> {upstream}, backend {}",
-        listeners.local_addr(),
+        listeners.addr(),
         common::backend_name(&rt)
     );
     let secs = |s: u64| (s != 0).then(|| Duration::from_secs(s));

@@ -321,3 +321,31 @@ fn truncation_without_close_notify_is_reported() {
         server.stop();
     });
 }
+
+#[test]
+fn bad_record_mid_session_gets_bad_record_mac_and_a_close() {
+    for_each_backend(|backend| {
+        let mut pki = Pki::new();
+        let leaf = pki.leaf(&["localhost"], false);
+        let acceptor = TlsAcceptor::from_pem_files(&leaf.cert, &leaf.key).unwrap();
+        let (server, seen) = echo_server(backend, &acceptor);
+        let cfg = pki.client_config(&[&rustls::version::TLS13], &[]);
+        let mut c = tls_connect(server.addr, cfg, "localhost");
+        echo_check(&mut c, b"fine so far");
+        // An application-data record whose ciphertext is noise: it cannot decrypt.
+        let mut rec = vec![0x17, 0x03, 0x03, 0x00, 0x40];
+        rec.extend_from_slice(&bytes(99, 0x40));
+        c.sock.write_all(&rec).unwrap();
+        let mut buf = [0u8; 256];
+        let r = c.read(&mut buf);
+        // rustls on the client decodes the server's fatal alert into an error.
+        let e = r.expect_err("the server answers with an alert, not data");
+        assert!(e.to_string().contains("BadRecordMac"), "{e}");
+        server.wait_counters("the connection closed", |c| c.open_conns == 0);
+        let st = acceptor.stats();
+        assert_eq!((st.handshakes, st.record_errors), (1, 1));
+        let closes = seen.lock().unwrap().closes.clone();
+        assert!(closes[0].contains("InvalidData"), "{closes:?}");
+        server.stop();
+    });
+}

@@ -79,14 +79,35 @@ pub struct ConnInfo {
 }
 
 impl ConnInfo {
-    /// The peer's address.
+    /// The peer's TCP address (IPv4-mapped shown as IPv4; `None` on a Unix socket).
     pub fn peer_addr(&self) -> Option<SocketAddr> {
         crate::addr::peer_addr(self.fd)
+    }
+
+    /// The peer's address, any family (a Unix client is usually `Unix(Unnamed)`).
+    pub fn peer(&self) -> Option<crate::Addr> {
+        crate::addr::peer(self.fd)
+    }
+
+    /// The peer process's credentials on a Unix socket (`SO_PEERCRED`).
+    ///
+    /// # Errors
+    /// `Unsupported` on a TCP connection; the kernel's error otherwise.
+    pub fn peer_credentials(&self) -> io::Result<crate::PeerCredentials> {
+        crate::addr::peer_credentials(self.fd)
     }
 
     /// Our address.
     pub fn local_addr(&self) -> Option<SocketAddr> {
         crate::addr::local_addr(self.fd)
+    }
+
+    /// A `TCP_INFO` snapshot of the new connection (see [`Conn::tcp_info`]).
+    ///
+    /// # Errors
+    /// As [`Conn::tcp_info`].
+    pub fn tcp_info(&self) -> io::Result<crate::TcpInfo> {
+        crate::tcp_info::tcp_info(self.fd)
     }
 
     /// The worker that owns the connection.
@@ -398,14 +419,55 @@ impl Conn<'_> {
         self.core.max_pending = bytes.min(u32::MAX as usize) as u32;
     }
 
-    /// The peer's address.
+    /// The peer's TCP address (IPv4-mapped shown as IPv4; `None` on a Unix socket).
     pub fn peer_addr(&self) -> Option<SocketAddr> {
         crate::addr::peer_addr(self.core.fd)
+    }
+
+    /// The peer's address, any family: `Addr::Tcp`, or `Addr::Unix` (a Unix client is
+    /// usually `Unnamed`).
+    pub fn peer(&self) -> Option<crate::Addr> {
+        crate::addr::peer(self.core.fd)
+    }
+
+    /// Our address, any family.
+    pub fn local(&self) -> Option<crate::Addr> {
+        crate::addr::local(self.core.fd)
+    }
+
+    /// The peer process's credentials on a Unix socket (`SO_PEERCRED`: pid, uid, gid,
+    /// as of its `connect`).
+    ///
+    /// # Errors
+    /// `Unsupported` on a TCP connection; the kernel's error otherwise.
+    pub fn peer_credentials(&self) -> io::Result<crate::PeerCredentials> {
+        crate::addr::peer_credentials(self.core.fd)
+    }
+
+    /// Applies the per-connection [`SocketOptions`](crate::SocketOptions) (nodelay,
+    /// keepalive, buffers, linger, user timeout, congestion control, not-sent
+    /// low-water mark, TOS) to this connection's socket; TCP options are skipped on a
+    /// Unix socket.
+    ///
+    /// # Errors
+    /// The failing `setsockopt`, named.
+    pub fn set_socket_options(&mut self, opts: &crate::SocketOptions) -> io::Result<()> {
+        opts.apply(self.core.fd)
     }
 
     /// Our address.
     pub fn local_addr(&self) -> Option<SocketAddr> {
         crate::addr::local_addr(self.core.fd)
+    }
+
+    /// A snapshot of this connection's TCP statistics (`getsockopt(TCP_INFO)`: RTT,
+    /// congestion window, retransmits, bytes acked/received, delivery rate). One
+    /// syscall; cheap enough per request, but not per byte.
+    ///
+    /// # Errors
+    /// `Unsupported`-kind errors for a Unix socket (no TCP state), or the kernel's error.
+    pub fn tcp_info(&self) -> io::Result<crate::TcpInfo> {
+        crate::tcp_info::tcp_info(self.core.fd)
     }
 
     /// The worker that owns this connection.

@@ -18,23 +18,29 @@ pub mod http;
 mod iofd;
 mod layer;
 mod lifecycle;
+mod listener;
 mod offload;
 mod outbound;
 mod reason;
 mod server;
 pub mod socket;
+pub mod sockopt;
 mod splice;
+pub mod tcp_info;
 #[cfg(feature = "tls")]
 pub mod tls;
 mod tunnel;
 mod tunnel_timer;
+mod unix;
 mod wqueue;
 
+pub use addr::{Addr, PeerCredentials, ToAddr, UnixAddr};
 pub use conn::{DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_PENDING, DEFAULT_OUTPUT_HIGH_WATER};
 pub use handler::{CloseReason, Conn, ConnInfo, Factory, Handler};
 pub use outbound::{Connect, ConnectOptions};
 pub use server::{IntoListeners, Serve};
 pub use socket::{Keepalive, Listeners, SocketOptions};
+pub use tcp_info::TcpInfo;
 pub use tunnel_timer::{
     TunnelOptions, DEFAULT_TUNNEL_HALF_CLOSE_TIMEOUT, DEFAULT_TUNNEL_IDLE_TIMEOUT,
 };

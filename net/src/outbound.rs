@@ -9,13 +9,14 @@ use crate::server::{call, Server};
 use crate::socket::SocketOptions;
 use ringcore_runtime::{Completion, Io, Op, OpKind, Runtime};
 use std::io;
+use std::os::fd::{AsRawFd, IntoRawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Outbound connections a client-mode worker opens at start.
 #[derive(Clone)]
 pub(crate) struct Outbound {
-    pub(crate) addr: std::net::SocketAddr,
+    pub(crate) addr: crate::addr::Addr,
     pub(crate) count: usize,
     pub(crate) opts: ConnectOptions,
 }
@@ -31,33 +32,38 @@ impl<F: Factory> Server<F> {
             );
             io.counters().closes += 1;
         };
-        let fd = match crate::socket::tcp_socket(&target.addr) {
+        let raw_addr = match crate::addr::RawAddr::new(&target.addr) {
+            Ok(a) => a,
+            Err(e) => return fail(io, e),
+        };
+        let fd = match crate::socket::stream_socket(&target.addr) {
             Ok(fd) => fd,
             Err(e) => return fail(io, e),
         };
         let setup = || -> io::Result<()> {
-            target.opts.socket.apply(fd)?;
-            if !target.opts.sources.is_empty() {
+            let raw = fd.as_raw_fd();
+            target.opts.socket.apply(raw)?;
+            if !target.opts.sources.is_empty() && !target.addr.is_unix() {
                 let src = target.opts.sources[n % target.opts.sources.len()];
                 if src.is_ipv4() {
-                    crate::socket::setopt(
-                        fd,
-                        libc::IPPROTO_IP,
-                        libc::IP_BIND_ADDRESS_NO_PORT,
-                        1,
+                    crate::socket::set(
+                        &crate::socket::borrow(raw),
+                        nix::sys::socket::sockopt::IpBindAddressNoPort,
+                        &true,
                         "IP_BIND_ADDRESS_NO_PORT",
                     )?;
                 }
-                let raw = crate::addr::from_std(&std::net::SocketAddr::new(src, 0));
-                crate::socket::syscall!(bind(fd, raw.as_ptr(), raw.len))
-                    .map_err(|e| io::Error::new(e.kind(), format!("bind source {src}: {e}")))?;
+                let src_addr = crate::addr::from_std(&std::net::SocketAddr::new(src, 0));
+                nix::sys::socket::bind(raw, src_addr.as_sockaddr()).map_err(|e| {
+                    io::Error::new(io::Error::from(e).kind(), format!("bind source {src}: {e}"))
+                })?;
             }
             Ok(())
         };
         if let Err(e) = setup() {
-            io.close_now(fd);
             return fail(io, e);
         }
+        let fd = fd.into_raw_fd();
         let Some(idx) = self.new_conn(io, fd) else {
             return;
         };
@@ -67,7 +73,7 @@ impl<F: Factory> Server<F> {
         let core = &mut s.value.core;
         let token = core.token;
         core.set(CONNECTING);
-        let addr = Box::new(crate::addr::from_std(&target.addr));
+        let addr = Box::new(raw_addr);
         let (ptr, len) = (addr.as_ptr(), addr.len);
         core.connect_addr = Some(addr);
         let timeout_at = self.ctx.now + target.opts.timeout;
@@ -149,16 +155,17 @@ impl ConnectOptions {
 
 /// Outbound connections on a [`Runtime`]: the client side (load generators, proxies).
 pub trait Connect {
-    /// Opens `per_worker` connections to `addr` on every worker and runs a handler per
+    /// Opens `per_worker` connections to `addr` (TCP, `[ipv6]:port`, `unix:/path` or
+    /// `unix:@name`; see [`ToAddr`](crate::ToAddr)) on every worker and runs a handler per
     /// connection. `on_open` follows a successful connect; a failed or timed-out
     /// connect gets `on_close(CloseReason::Error)` without `on_open`. Returns when every
     /// connection has closed, or after shutdown.
     ///
     /// # Errors
-    /// Backend start-up errors.
-    fn connect<F: Factory>(
+    /// A bad address, or backend start-up errors.
+    fn connect<A: crate::addr::ToAddr, F: Factory>(
         &self,
-        addr: std::net::SocketAddr,
+        addr: A,
         per_worker: usize,
         opts: ConnectOptions,
         factory: F,
@@ -166,13 +173,14 @@ pub trait Connect {
 }
 
 impl Connect for Runtime {
-    fn connect<F: Factory>(
+    fn connect<A: crate::addr::ToAddr, F: Factory>(
         &self,
-        addr: std::net::SocketAddr,
+        addr: A,
         per_worker: usize,
         opts: ConnectOptions,
         factory: F,
     ) -> io::Result<()> {
+        let addr = addr.to_addr()?;
         let factory = Arc::new(factory);
         let out = Outbound {
             addr,

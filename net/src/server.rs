@@ -478,6 +478,18 @@ impl IntoListeners for &str {
     }
 }
 
+impl IntoListeners for String {
+    fn into_listeners(self, workers: usize) -> io::Result<Listeners> {
+        Listeners::bind(self, workers, &SocketOptions::default())
+    }
+}
+
+impl IntoListeners for crate::addr::Addr {
+    fn into_listeners(self, workers: usize) -> io::Result<Listeners> {
+        Listeners::bind(self, workers, &SocketOptions::default())
+    }
+}
+
 impl IntoListeners for std::net::SocketAddr {
     fn into_listeners(self, workers: usize) -> io::Result<Listeners> {
         Listeners::bind(self, workers, &SocketOptions::default())
@@ -508,8 +520,11 @@ impl Serve for Runtime {
                 ),
             ));
         }
+        // A Unix listener's socket file is removed when `_unix_file` drops: after every
+        // worker stopped, on success and on error alike.
+        let (fds, _unix_file) = l.into_parts();
         let fds: Arc<Mutex<Vec<Option<RawFd>>>> =
-            Arc::new(Mutex::new(l.into_fds().into_iter().map(Some).collect()));
+            Arc::new(Mutex::new(fds.into_iter().map(Some).collect()));
         let factory = Arc::new(factory);
         let fds2 = fds.clone();
         let r = self.run(move |id, io| {

@@ -1,10 +1,17 @@
-//! Socket creation, options and the per-worker `SO_REUSEPORT` listeners.
+//! Socket creation and [`SocketOptions`]. Options `nix` covers are set through its typed
+//! `setsockopt`; the rest through [`sockopt`](crate::sockopt). Listeners live in
+//! [`listener`](crate::listener).
 
-use crate::addr;
+use crate::addr::Addr;
+use crate::sockopt::set_int;
+use nix::sys::socket::{self as nsock, sockopt as so, AddressFamily, SockFlag, SockType};
+use std::ffi::OsString;
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
-use std::os::fd::RawFd;
+use std::net::SocketAddr;
+use std::os::fd::{BorrowedFd, IntoRawFd, OwnedFd, RawFd};
 use std::time::Duration;
+
+pub use crate::listener::Listeners;
 
 /// Turns -1 into `io::Error::last_os_error()`.
 macro_rules! syscall {
@@ -18,6 +25,15 @@ macro_rules! syscall {
 #[allow(unused_imports)]
 pub(crate) use syscall;
 
+/// Borrows a raw fd for `nix`'s `AsFd`-taking calls.
+pub(crate) fn borrow(fd: RawFd) -> BorrowedFd<'static> {
+    // SAFETY: every caller passes an fd it owns (a listener, or a connection's fd held
+    // by its slot) and uses the borrow only for the one call it makes; a closed or
+    // reused number makes that call fail with EBADF or act on the wrong socket, the
+    // same as the libc call it replaces, never memory unsafety.
+    unsafe { BorrowedFd::borrow_raw(fd) }
+}
+
 /// TCP keepalive probe settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Keepalive {
@@ -29,24 +45,64 @@ pub struct Keepalive {
     pub count: u32,
 }
 
-/// Options for listening sockets; accepted sockets inherit them.
+/// Options for listening sockets (accepted sockets inherit the per-connection ones) and
+/// for outbound sockets ([`ConnectOptions::socket`](crate::ConnectOptions)). TCP-only
+/// options are skipped on Unix sockets. docs/tuning.md says when each one helps.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SocketOptions {
-    /// `SO_REUSEPORT`, one listener per worker (default `true`).
+    /// `SO_REUSEPORT`, one listener per worker (default `true`). Unix listeners are one
+    /// socket shared by every worker and ignore it.
     pub reuseport: bool,
     /// `TCP_NODELAY` (default `true`: request/response servers should not wait for Nagle).
     pub nodelay: bool,
     /// `listen(2)` backlog (default 4096; the kernel caps it at `net.core.somaxconn`).
     pub backlog: i32,
-    /// `SO_SNDBUF` in bytes (default: kernel autotuning).
+    /// `SO_SNDBUF` in bytes (default: kernel autotuning; the kernel doubles the value).
     pub send_buffer: Option<usize>,
-    /// `SO_RCVBUF` in bytes (default: kernel autotuning).
+    /// `SO_RCVBUF` in bytes (default: kernel autotuning; the kernel doubles the value).
     pub recv_buffer: Option<usize>,
     /// TCP keepalive (default: 60 s idle, 10 s interval, 6 probes).
     pub keepalive: Option<Keepalive>,
-    /// `IPV6_V6ONLY` for IPv6 listeners (default `false`: dual-stack).
+    /// `IPV6_V6ONLY` for IPv6 listeners (default `false`: `[::]:port` also accepts IPv4
+    /// clients, whose peer addresses are reported as IPv4).
     pub v6only: bool,
+    /// `TCP_FASTOPEN` on listeners: the queue of pending Fast Open requests (default
+    /// off). Needs bit 2 of `net.ipv4.tcp_fastopen` (value 2 or 3) to take effect.
+    pub fastopen: Option<u32>,
+    /// `TCP_FASTOPEN_CONNECT` on outbound sockets (default off): the first send carries
+    /// the SYN when a cookie for the server is cached (bit 1 of `net.ipv4.tcp_fastopen`).
+    pub fastopen_connect: bool,
+    /// `TCP_USER_TIMEOUT`: abort a connection whose sent data stays unacknowledged this
+    /// long (default: the kernel's retransmission limits, ~15 minutes).
+    pub user_timeout: Option<Duration>,
+    /// `TCP_CONGESTION`: the congestion control algorithm, e.g. `"bbr"` (must be in
+    /// `net.ipv4.tcp_allowed_congestion_control`, or the process needs CAP_NET_ADMIN).
+    pub congestion: Option<String>,
+    /// `TCP_NOTSENT_LOWAT`: bytes of unsent data above which the socket stops being
+    /// writable (default: unlimited), keeping send queues short.
+    pub notsent_lowat: Option<u32>,
+    /// `TCP_DEFER_ACCEPT` on listeners: complete `accept` only once data arrived, or
+    /// after this long (the kernel rounds up to its SYN-ACK retransmit schedule).
+    pub defer_accept: Option<Duration>,
+    /// `SO_LINGER`: `close` waits up to this long for unsent data; `Some(ZERO)` resets
+    /// the connection on close (default off: normal FIN).
+    pub linger: Option<Duration>,
+    /// `IP_TOS` (and `IPV6_TCLASS` on IPv6 sockets): the whole TOS byte, DSCP in the
+    /// top 6 bits (`dscp << 2`).
+    pub tos: Option<u8>,
+    /// `SO_INCOMING_CPU` per listener: listener `i` (worker `i`) is tagged with
+    /// `incoming_cpus[i % len]`, so the kernel prefers it for connections whose SYN
+    /// arrived on that CPU (Linux 6.2+ for reuseport groups). Pass the CPUs the
+    /// workers are pinned to, in worker order.
+    pub incoming_cpus: Vec<usize>,
+    /// With `incoming_cpus` set, also attach a classic-BPF `SO_ATTACH_REUSEPORT_CBPF`
+    /// program that sends each connection to the listener of the CPU that received it
+    /// (deterministic; pair it with RSS/RPS so each CPU handles its own queue).
+    pub cpu_steering: bool,
+    /// Unix listeners: the socket file's permission bits, e.g. `0o660` (default: as
+    /// the umask leaves them). Set before `listen`, so no client connects earlier.
+    pub unix_mode: Option<u32>,
 }
 
 impl Default for SocketOptions {
@@ -63,255 +119,230 @@ impl Default for SocketOptions {
                 count: 6,
             }),
             v6only: false,
+            fastopen: None,
+            fastopen_connect: false,
+            user_timeout: None,
+            congestion: None,
+            notsent_lowat: None,
+            defer_accept: None,
+            linger: None,
+            tos: None,
+            incoming_cpus: Vec::new(),
+            cpu_steering: false,
+            unix_mode: None,
         }
     }
 }
 
+macro_rules! setter {
+    ($(#[$m:meta])* $name:ident: $t:ty => $e:expr) => {
+        $(#[$m])*
+        pub fn $name(mut self, v: $t) -> Self {
+            self.$name = $e(v);
+            self
+        }
+    };
+}
+
 impl SocketOptions {
-    /// Sets `SO_REUSEPORT`.
-    pub fn reuseport(mut self, on: bool) -> Self {
-        self.reuseport = on;
-        self
-    }
-    /// Sets `TCP_NODELAY`.
-    pub fn nodelay(mut self, on: bool) -> Self {
-        self.nodelay = on;
-        self
-    }
-    /// Sets the listen backlog.
-    pub fn backlog(mut self, n: i32) -> Self {
-        self.backlog = n;
-        self
-    }
-    /// Sets `SO_SNDBUF`.
-    pub fn send_buffer(mut self, bytes: usize) -> Self {
-        self.send_buffer = Some(bytes);
-        self
-    }
-    /// Sets `SO_RCVBUF`.
-    pub fn recv_buffer(mut self, bytes: usize) -> Self {
-        self.recv_buffer = Some(bytes);
-        self
-    }
-    /// Sets (or disables) TCP keepalive.
-    pub fn keepalive(mut self, k: Option<Keepalive>) -> Self {
-        self.keepalive = k;
-        self
-    }
-    /// Sets `IPV6_V6ONLY`.
-    pub fn v6only(mut self, on: bool) -> Self {
-        self.v6only = on;
-        self
+    setter!(/// Sets `SO_REUSEPORT`.
+        reuseport: bool => |v| v);
+    setter!(/// Sets `TCP_NODELAY`.
+        nodelay: bool => |v| v);
+    setter!(/// Sets the listen backlog.
+        backlog: i32 => |v| v);
+    setter!(/// Sets `SO_SNDBUF`.
+        send_buffer: usize => Some);
+    setter!(/// Sets `SO_RCVBUF`.
+        recv_buffer: usize => Some);
+    setter!(/// Sets (or disables) TCP keepalive.
+        keepalive: Option<Keepalive> => |v| v);
+    setter!(/// Sets `IPV6_V6ONLY`.
+        v6only: bool => |v| v);
+    setter!(/// Sets the `TCP_FASTOPEN` queue length (`None`: off).
+        fastopen: Option<u32> => |v| v);
+    setter!(/// Sets `TCP_FASTOPEN_CONNECT` for outbound sockets.
+        fastopen_connect: bool => |v| v);
+    setter!(/// Sets `TCP_USER_TIMEOUT`.
+        user_timeout: Option<Duration> => |v| v);
+    setter!(/// Sets `TCP_CONGESTION` (e.g. `"bbr"`, `"cubic"`).
+        congestion: Option<String> => |v| v);
+    setter!(/// Sets `TCP_NOTSENT_LOWAT` in bytes.
+        notsent_lowat: Option<u32> => |v| v);
+    setter!(/// Sets `TCP_DEFER_ACCEPT`.
+        defer_accept: Option<Duration> => |v| v);
+    setter!(/// Sets `SO_LINGER` (`Some(ZERO)`: reset on close).
+        linger: Option<Duration> => |v| v);
+    setter!(/// Sets `IP_TOS`/`IPV6_TCLASS` (the TOS byte: `dscp << 2 | ecn`).
+        tos: Option<u8> => |v| v);
+    setter!(/// Sets the listeners' `SO_INCOMING_CPU` tags (the workers' CPUs, in order).
+        incoming_cpus: Vec<usize> => |v| v);
+    setter!(/// Attaches the CPU-steering reuseport BPF program (needs `incoming_cpus`).
+        cpu_steering: bool => |v| v);
+    setter!(/// Sets the Unix socket file's mode (e.g. `0o660`).
+        unix_mode: Option<u32> => |v| v);
+
+    /// Sets the DSCP code point (0..=63) in the TOS byte, keeping ECN bits zero.
+    pub fn dscp(self, dscp: u8) -> Self {
+        self.tos(Some((dscp & 0x3f) << 2))
     }
 
-    /// Applies the per-socket options (not reuseport/backlog) to `fd`.
+    /// Applies the per-connection options (everything but reuseport, backlog,
+    /// v6only, the listener-only Fast Open queue, defer-accept and CPU tags) to `fd`.
+    /// TCP options are skipped on a Unix socket.
     ///
     /// # Errors
     /// The failing `setsockopt`, named.
     pub fn apply(&self, fd: RawFd) -> io::Result<()> {
-        if self.nodelay {
-            setopt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1, "TCP_NODELAY")?;
-        }
+        let local = crate::addr::local(fd);
+        let unix = matches!(local, Some(Addr::Unix(_)));
+        let v6 = matches!(local, Some(Addr::Tcp(SocketAddr::V6(_))));
+        let b = borrow(fd);
+        let clamp = |n: usize| n.min(i32::MAX as usize / 2);
         if let Some(n) = self.send_buffer {
-            setopt(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, clamp(n), "SO_SNDBUF")?;
+            set(&b, so::SndBuf, &clamp(n), "SO_SNDBUF")?;
         }
         if let Some(n) = self.recv_buffer {
-            setopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, clamp(n), "SO_RCVBUF")?;
+            set(&b, so::RcvBuf, &clamp(n), "SO_RCVBUF")?;
+        }
+        if let Some(d) = self.linger {
+            let l = libc::linger {
+                l_onoff: 1,
+                l_linger: d.as_secs().min(i32::MAX as u64) as i32,
+            };
+            set(&b, so::Linger, &l, "SO_LINGER")?;
+        }
+        if unix {
+            return Ok(());
+        }
+        if self.nodelay {
+            set(&b, so::TcpNoDelay, &true, "TCP_NODELAY")?;
         }
         if let Some(k) = self.keepalive {
-            setopt(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1, "SO_KEEPALIVE")?;
-            let secs = |d: Duration| d.as_secs().clamp(1, i32::MAX as u64) as i32;
-            setopt(
+            let secs = |d: Duration| d.as_secs().clamp(1, i32::MAX as u64) as u32;
+            set(&b, so::KeepAlive, &true, "SO_KEEPALIVE")?;
+            set(&b, so::TcpKeepIdle, &secs(k.idle), "TCP_KEEPIDLE")?;
+            set(&b, so::TcpKeepInterval, &secs(k.interval), "TCP_KEEPINTVL")?;
+            set(&b, so::TcpKeepCount, &k.count.max(1), "TCP_KEEPCNT")?;
+        }
+        if let Some(t) = self.user_timeout {
+            let ms = t.as_millis().min(i32::MAX as u128) as u32;
+            set(&b, so::TcpUserTimeout, &ms, "TCP_USER_TIMEOUT")?;
+        }
+        if let Some(cc) = &self.congestion {
+            set(&b, so::TcpCongestion, &OsString::from(cc), "TCP_CONGESTION").map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "{e} (is {cc:?} in net.ipv4.tcp_allowed_congestion_control? \
+                         `modprobe tcp_{cc}` and add it there)"
+                    ),
+                )
+            })?;
+        }
+        if let Some(n) = self.notsent_lowat {
+            let n = n.min(i32::MAX as u32) as i32;
+            set_int(
                 fd,
                 libc::IPPROTO_TCP,
-                libc::TCP_KEEPIDLE,
-                secs(k.idle),
-                "TCP_KEEPIDLE",
+                libc::TCP_NOTSENT_LOWAT,
+                n,
+                "TCP_NOTSENT_LOWAT",
             )?;
-            setopt(
+        }
+        if let Some(tos) = self.tos {
+            set(&b, so::IpTos, &i32::from(tos), "IP_TOS")?;
+            if v6 {
+                set(&b, so::Ipv6TClass, &i32::from(tos), "IPV6_TCLASS")?;
+            }
+        }
+        if self.fastopen_connect {
+            set(&b, so::TcpFastOpenConnect, &true, "TCP_FASTOPEN_CONNECT")?;
+        }
+        Ok(())
+    }
+
+    /// The listener-only options: Fast Open queue and defer-accept (TCP only).
+    pub(crate) fn apply_listener(&self, fd: RawFd, is_tcp: bool) -> io::Result<()> {
+        if !is_tcp {
+            return Ok(());
+        }
+        if let Some(q) = self.fastopen {
+            let q = q.min(i32::MAX as u32) as i32;
+            set_int(fd, libc::IPPROTO_TCP, libc::TCP_FASTOPEN, q, "TCP_FASTOPEN")?;
+        }
+        if let Some(d) = self.defer_accept {
+            let s = d.as_secs().clamp(1, i32::MAX as u64) as i32;
+            set_int(
                 fd,
                 libc::IPPROTO_TCP,
-                libc::TCP_KEEPINTVL,
-                secs(k.interval),
-                "TCP_KEEPINTVL",
-            )?;
-            setopt(
-                fd,
-                libc::IPPROTO_TCP,
-                libc::TCP_KEEPCNT,
-                k.count.max(1) as i32,
-                "TCP_KEEPCNT",
+                libc::TCP_DEFER_ACCEPT,
+                s,
+                "TCP_DEFER_ACCEPT",
             )?;
         }
         Ok(())
     }
 }
 
-fn clamp(n: usize) -> i32 {
-    n.min(i32::MAX as usize) as i32
+/// `nix`'s typed `setsockopt` with the option's name and the fd in the error.
+pub(crate) fn set<O: nsock::SetSockOpt>(
+    fd: &BorrowedFd<'_>,
+    opt: O,
+    value: &O::Val,
+    what: &str,
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    nsock::setsockopt(fd, opt, value).map_err(|e| {
+        let e = io::Error::from(e);
+        io::Error::new(
+            e.kind(),
+            format!("setsockopt({what}) on fd {}: {e}", fd.as_raw_fd()),
+        )
+    })
 }
 
-/// `setsockopt` of one `int`, with the option's name in the error.
+/// `setsockopt` of one `int`, with the option's name in the error (kept for options
+/// without a typed wrapper; see [`sockopt::set_int`](crate::sockopt::set_int)).
+///
+/// # Errors
+/// The kernel's error.
 pub fn setopt(fd: RawFd, level: i32, name: i32, value: i32, what: &str) -> io::Result<()> {
-    let v: libc::c_int = value;
-    syscall!(setsockopt(
-        fd,
-        level,
-        name,
-        (&v as *const libc::c_int).cast(),
-        std::mem::size_of::<libc::c_int>() as libc::socklen_t
-    ))
-    .map(drop)
-    .map_err(|e| io::Error::new(e.kind(), format!("setsockopt({what}) on fd {fd}: {e}")))
+    set_int(fd, level, name, value, what)
 }
 
-/// A new nonblocking, close-on-exec TCP socket for `addr`'s family.
+/// A new nonblocking, close-on-exec stream socket for `addr`'s family.
+///
+/// # Errors
+/// `socket(2)`'s error (EMFILE when out of descriptors).
+pub fn stream_socket(addr: &Addr) -> io::Result<OwnedFd> {
+    let family = match addr {
+        Addr::Tcp(SocketAddr::V4(_)) => AddressFamily::Inet,
+        Addr::Tcp(SocketAddr::V6(_)) => AddressFamily::Inet6,
+        Addr::Unix(_) => AddressFamily::Unix,
+    };
+    nsock::socket(
+        family,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| {
+        let e = io::Error::from(e);
+        io::Error::new(e.kind(), format!("socket() for {addr}: {e}"))
+    })
+}
+
+/// A new nonblocking, close-on-exec TCP socket for `addr`'s family (the caller owns and
+/// closes the fd).
 ///
 /// # Errors
 /// `socket(2)`'s error (EMFILE when out of descriptors).
 pub fn tcp_socket(addr: &SocketAddr) -> io::Result<RawFd> {
-    let family = if addr.is_ipv4() {
-        libc::AF_INET
-    } else {
-        libc::AF_INET6
-    };
-    syscall!(socket(
-        family,
-        libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-        0
-    ))
+    stream_socket(&Addr::Tcp(*addr)).map(IntoRawFd::into_raw_fd)
 }
 
 /// Closes `fd`, ignoring errors (used on error paths and at shutdown).
 pub fn close_fd(fd: RawFd) {
-    // SAFETY: the caller owns `fd` and does not use it afterwards.
-    unsafe { libc::close(fd) };
-}
-
-fn bind_one(addr: &SocketAddr, opts: &SocketOptions) -> io::Result<RawFd> {
-    let fd = tcp_socket(addr)?;
-    let setup = || -> io::Result<()> {
-        setopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1, "SO_REUSEADDR")?;
-        if opts.reuseport {
-            setopt(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1, "SO_REUSEPORT")?;
-        }
-        if addr.is_ipv6() {
-            setopt(
-                fd,
-                libc::IPPROTO_IPV6,
-                libc::IPV6_V6ONLY,
-                opts.v6only as i32,
-                "IPV6_V6ONLY",
-            )?;
-        }
-        opts.apply(fd)?;
-        let raw = addr::from_std(addr);
-        syscall!(bind(fd, raw.as_ptr(), raw.len)).map_err(|e| bind_error(addr, e))?;
-        syscall!(listen(fd, opts.backlog))?;
-        Ok(())
-    };
-    match setup() {
-        Ok(()) => Ok(fd),
-        Err(e) => {
-            close_fd(fd);
-            Err(e)
-        }
-    }
-}
-
-fn bind_error(addr: &SocketAddr, e: io::Error) -> io::Error {
-    let hint = match e.raw_os_error() {
-        Some(libc::EADDRINUSE) => {
-            " (address in use: another process listens on this port; stop it or pick another port)"
-        }
-        Some(libc::EACCES) => {
-            " (permission denied: ports below 1024 need root or CAP_NET_BIND_SERVICE; \
-             or lower net.ipv4.ip_unprivileged_port_start)"
-        }
-        Some(libc::EADDRNOTAVAIL) => " (no local interface has this address)",
-        _ => "",
-    };
-    io::Error::new(e.kind(), format!("bind {addr}: {e}{hint}"))
-}
-
-/// One bound, listening socket per worker, all on the same address.
-#[derive(Debug)]
-pub struct Listeners {
-    fds: Vec<RawFd>,
-    addr: SocketAddr,
-}
-
-impl Listeners {
-    /// Binds `count` listeners on `addr` (the first resolved address). With port 0,
-    /// the first bind picks the port and the others reuse it.
-    ///
-    /// # Errors
-    /// Resolution failure, port in use, permission denied, bad address: the message
-    /// names the address and what to do. Nothing stays open on error.
-    pub fn bind<A: ToSocketAddrs>(
-        addr: A,
-        count: usize,
-        opts: &SocketOptions,
-    ) -> io::Result<Listeners> {
-        let mut resolved = addr.to_socket_addrs().map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("bad listen address: {e}"),
-            )
-        })?;
-        let mut want = resolved.next().ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "listen address resolved to nothing",
-            )
-        })?;
-        if count > 1 && !opts.reuseport {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "more than one worker needs SO_REUSEPORT (one listener per worker)",
-            ));
-        }
-        let mut fds = Vec::with_capacity(count.max(1));
-        for _ in 0..count.max(1) {
-            match bind_one(&want, opts) {
-                Ok(fd) => {
-                    if want.port() == 0 {
-                        want = addr::local_addr(fd).unwrap_or(want);
-                    }
-                    fds.push(fd);
-                }
-                Err(e) => {
-                    fds.iter().for_each(|&fd| close_fd(fd));
-                    return Err(e);
-                }
-            }
-        }
-        Ok(Listeners { fds, addr: want })
-    }
-
-    /// The bound address (with the real port when 0 was asked for).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Number of listeners.
-    pub fn len(&self) -> usize {
-        self.fds.len()
-    }
-
-    /// True when there are none.
-    pub fn is_empty(&self) -> bool {
-        self.fds.is_empty()
-    }
-
-    /// Hands the listener fds over (the caller closes them).
-    pub(crate) fn into_fds(mut self) -> Vec<RawFd> {
-        std::mem::take(&mut self.fds)
-    }
-}
-
-impl Drop for Listeners {
-    fn drop(&mut self) {
-        self.fds.iter().for_each(|&fd| close_fd(fd));
-    }
+    let _ = nix::unistd::close(fd);
 }

@@ -38,7 +38,7 @@
 //! # let _ = router;
 //! ```
 
-use super::{Request, Response};
+use super::{BodyOut, Request, Response};
 use std::cell::Cell;
 
 /// Receives one request body in pieces; made per request by a [`StreamRoute`].
@@ -56,11 +56,36 @@ pub trait BodyHandler {
 
     /// The request ended without a complete body. The default does nothing.
     fn on_abort(&mut self) {}
+
+    /// The next piece of the body, with `out` to answer while the body is still
+    /// arriving ([`BodyOut::start`], [`BodyOut::write`]): an echo, a transform, a
+    /// proxy. The default passes the piece to [`on_body`](Self::on_body) and sends
+    /// nothing. Once `out` was started, the body put in the response given to
+    /// [`on_end`](Self::on_end) is sent as the last piece (see [`BodyOut`]).
+    ///
+    /// ```
+    /// # use ringcore_net::http::{BodyHandler, BodyOut, Response};
+    /// /// Answers with the request body as it arrives, upper-cased.
+    /// struct Upper;
+    ///
+    /// impl BodyHandler for Upper {
+    ///     fn on_body(&mut self, _: &[u8]) {}
+    ///     fn on_body_out(&mut self, piece: &[u8], out: &mut BodyOut<'_>) {
+    ///         out.start(200, "text/plain").write(&piece.to_ascii_uppercase());
+    ///     }
+    ///     fn on_end(&mut self, _: &mut Response) {}
+    /// }
+    /// ```
+    fn on_body_out(&mut self, piece: &[u8], out: &mut BodyOut<'_>) {
+        let _ = out;
+        self.on_body(piece);
+    }
 }
 
-/// A streaming route: called with the request head (its [`Request::body`] is empty)
-/// once the head is complete; returns the handler that gets the body. A plain `fn`,
-/// so a [`Router`](super::Router) stays `Send + Sync`.
+/// The plain-function form of a streaming route: called with the request head
+/// (its [`Request::body`] is empty) once the head is complete; returns the handler
+/// that gets the body. [`Router::stream`](super::Router::stream) takes this or any
+/// `Fn(&Request<'_>) -> Box<dyn BodyHandler> + Send + Sync` closure.
 pub type StreamRoute = fn(&Request<'_>) -> Box<dyn BodyHandler>;
 
 thread_local! {

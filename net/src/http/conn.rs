@@ -272,7 +272,13 @@ impl HttpConn {
             self.tx += added as u64;
             p
         };
-        if p.error.is_some() {
+        if let Some(job) = self.session.take_offload() {
+            // An offload route: its job runs on the worker's helper thread; the
+            // response comes back in `on_offload` (reading is paused meanwhile, as
+            // `p.paused` is set).
+            conn.offload(move || job.run());
+        }
+        if p.error.is_some() || p.linger {
             self.start_linger(conn);
             return data.len();
         }
@@ -288,7 +294,12 @@ impl HttpConn {
         }
         if p.paused && !self.paused {
             self.paused = true;
-            conn.pause_reading();
+            // Waiting for an offload result, the socket is still read (up to a
+            // bound, see `stash_input`) so that a reset closes the connection and
+            // the late result is dropped; backed-up output pauses reading at once.
+            if !self.session.is_waiting() {
+                conn.pause_reading();
+            }
         }
         let rest = data.len() - p.consumed;
         if self.session.parser().in_body() {
@@ -361,8 +372,11 @@ impl Handler for HttpConn {
     }
 
     fn on_eof(&mut self, conn: &mut Conn<'_>) {
-        if self.paused && !self.stash.is_empty() && self.linger_until.is_none() {
-            self.eof = true; // serve what is stashed first
+        let pending = (self.paused && !self.stash.is_empty()) || self.session.is_waiting();
+        if pending && self.linger_until.is_none() {
+            // Serve what is stashed first (and answer a request whose offload job
+            // is running: a client may half-close after its last request).
+            self.eof = true;
         } else {
             conn.close();
         }
@@ -370,8 +384,46 @@ impl Handler for HttpConn {
 
     fn on_drain(&mut self, conn: &mut Conn<'_>) {
         // Between requests (nothing partial buffered): close once the queue is sent.
-        if self.timer.is_none() && self.stash.is_empty() && !self.session.parser().in_body() {
+        if self.timer.is_none()
+            && self.stash.is_empty()
+            && !self.session.parser().in_body()
+            && !self.session.is_waiting()
+        {
             conn.close();
+        }
+    }
+
+    fn on_offload(&mut self, conn: &mut Conn<'_>, result: Box<dyn std::any::Any + Send>) {
+        if !self.session.is_waiting() || self.linger_until.is_some() {
+            return; // not ours (or no longer wanted): dropped here
+        }
+        let res = result.downcast::<super::Response>().ok();
+        if res.is_none() {
+            tracing::error!("ringcore http: an offload route's job panicked; answering 500");
+        }
+        let date = date_now();
+        let session = &mut self.session;
+        let (keep, added) = conn.send_with(|out| {
+            let before = out.len();
+            let keep = session.complete_offload(res.as_deref(), &date, out);
+            (keep, out.len() - before)
+        });
+        self.tx += added as u64;
+        if !keep || conn.is_draining() {
+            if self.stash.is_empty() {
+                conn.close();
+            } else {
+                self.start_linger(conn); // pipelined requests we will not serve
+            }
+            return;
+        }
+        // Serve what was pipelined behind it; reading resumes unless output is
+        // backed up.
+        self.paused = false;
+        conn.resume_reading();
+        self.serve_stash(conn);
+        if self.linger_until.is_none() {
+            self.track_rates(conn, 0);
         }
     }
 
@@ -406,7 +458,7 @@ impl HttpConn {
             return data.len();
         }
         if self.paused || !self.stash.is_empty() {
-            self.stash.extend_from_slice(data);
+            self.stash_input(conn, data);
             if !self.paused {
                 self.serve_stash(conn);
             }
@@ -414,10 +466,19 @@ impl HttpConn {
         }
         let used = self.process(conn, data);
         if self.paused && used < data.len() && self.linger_until.is_none() {
-            self.stash.extend_from_slice(&data[used..]);
+            self.stash_input(conn, &data[used..]);
             return data.len();
         }
         used
+    }
+
+    /// Keeps input for later; while an offload result is awaited (reading goes
+    /// on), pauses reading once a head and a receive batch are kept.
+    fn stash_input(&mut self, conn: &mut Conn<'_>, data: &[u8]) {
+        self.stash.extend_from_slice(data);
+        if self.session.is_waiting() && self.stash.len() >= self.limits().max_pending_input() {
+            conn.pause_reading();
+        }
     }
 
     /// `on_sent` proper: the queue drained.
@@ -428,7 +489,7 @@ impl HttpConn {
             self.linger_read(conn);
             return;
         }
-        if self.paused && self.linger_until.is_none() {
+        if self.paused && self.linger_until.is_none() && !self.session.is_waiting() {
             self.paused = false;
             conn.resume_reading();
             self.serve_stash(conn);

@@ -146,6 +146,7 @@ impl RequestParser {
             spans: &self.spans,
             body: &[],
             keep_alive,
+            params: &[],
         };
         let length = match head.framing {
             Framing::Length(n) => Some(n as u64),
@@ -191,6 +192,7 @@ impl RequestParser {
             spans: &self.spans,
             body,
             keep_alive: h.keep_alive,
+            params: &[],
         })
     }
 }

@@ -35,6 +35,7 @@
 //! buffered route. See [`BodyHandler`] for the two ways a route can take a body.
 
 mod body;
+mod body_out;
 mod chunked;
 mod conn;
 mod date;
@@ -44,6 +45,7 @@ pub mod files;
 mod harness;
 mod limits;
 mod parse;
+mod pattern;
 mod request;
 mod response;
 mod router;
@@ -53,17 +55,19 @@ mod session;
 mod tests;
 
 pub use body::{worker_buffered_bytes, BodyHandler, StreamRoute};
+pub use body_out::BodyOut;
 pub use conn::HttpConn;
 pub use date::{format_http_date, DateCache, HTTP_DATE_LEN};
 pub use events::Event;
-pub use files::StaticFiles;
+pub use files::{StaticFiles, StaticFilesBuilder};
 #[doc(hidden)]
 pub use harness::run_without_socket;
 pub use limits::{Limits, MinRate};
 pub use parse::{RequestParser, Status, MAX_METHOD_BYTES};
+pub use pattern::MAX_PARAMS;
 pub use request::{Headers, Request};
 pub use response::{reason_phrase, write_error, write_response, Reply, Response};
-pub use router::{Route, Router};
+pub use router::{OffloadJob, Route, Router};
 pub use session::{Progress, Session};
 
 use std::fmt;

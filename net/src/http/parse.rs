@@ -225,6 +225,7 @@ impl RequestParser {
             spans: &self.spans,
             body: body.unwrap_or(&self.body),
             keep_alive: head.keep_alive && self.served < self.limits.max_requests_per_connection,
+            params: &[],
         };
         Status::Complete {
             request,

@@ -25,6 +25,8 @@ pub struct Request<'a> {
     pub(crate) spans: &'a [HeaderSpan],
     pub(crate) body: &'a [u8],
     pub(crate) keep_alive: bool,
+    /// The path parameters the route's pattern captured, `(name, raw value)`.
+    pub(crate) params: &'a [(&'a str, &'a str)],
 }
 
 impl<'a> Request<'a> {
@@ -91,6 +93,32 @@ impl<'a> Request<'a> {
     /// is never kept alive.
     pub fn keep_alive(&self) -> bool {
         self.keep_alive
+    }
+
+    /// The value of the path parameter `name` of the route that matched: for a route
+    /// `/users/:id` and the path `/users/42`, `param("id")` is `Some("42")`; for
+    /// `/static/*rest` and `/static/css/a.css`, `param("rest")` is
+    /// `Some("css/a.css")`. The value is the raw path segment(s), not
+    /// percent-decoded. `None` for a name the pattern does not have.
+    ///
+    /// ```
+    /// # use ringcore_net::http::{Request, Response, Router};
+    /// let router = Router::new().get("/users/:id", |req: &Request<'_>, res: &mut Response| {
+    ///     let id = req.param("id").unwrap_or("");
+    ///     res.set_body(format!("user {id}").as_bytes());
+    /// });
+    /// # let _ = router;
+    /// ```
+    pub fn param(&self, name: &str) -> Option<&'a str> {
+        self.params
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
+    }
+
+    /// All path parameters the route captured, `(name, raw value)` in pattern order.
+    pub fn params(&self) -> &'a [(&'a str, &'a str)] {
+        self.params
     }
 
     /// What a response to this request needs to know (HEAD, keep-alive, version).

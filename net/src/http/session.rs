@@ -5,12 +5,25 @@
 //! (capped by [`Limits::max_buffered_body`] and the worker's
 //! [`Limits::worker_body_budget`]) or read and dropped (404, 405, fixed routes). So
 //! the caller never has to hold more than a request head of unconsumed input.
+//!
+//! `Expect: 100-continue` is answered with `100 Continue` only when the route will
+//! read the body (buffered, offload and streaming routes). A request the router
+//! answers without its body (404, 405, `OPTIONS`, a fixed route) gets its final
+//! status at once, with `Connection: close`, and [`Progress::linger`] asks the
+//! caller to close with a lingering close (the client may still send the body).
+//! A body over the route's limit is `413` before any body byte is read when its
+//! `Content-Length` says so (no `100 Continue` either), when it gets there if chunked.
+//!
+//! An [offload route](Router::offload) leaves a job behind ([`Session::take_offload`]);
+//! the session serves nothing more until [`Session::complete_offload`] gets the
+//! job's response.
 
 use super::body::Reservation;
-use super::router::BodyKind;
+use super::body_out::OutState;
+use super::router::{BodyKind, Served};
 use super::{
-    write_error, BodyHandler, DateCache, Error, Event, Limits, Request, RequestParser, Response,
-    Router,
+    write_error, write_response, BodyHandler, BodyOut, DateCache, Error, Event, Limits, OffloadJob,
+    Reply, Request, RequestParser, Response, Router,
 };
 
 /// What [`Session::on_data`] did with the bytes it was given.
@@ -30,6 +43,10 @@ pub struct Progress {
     /// Parsing stopped early because the output budget was used up: call again
     /// with the rest once the output has drained.
     pub paused: bool,
+    /// A response was sent before the request's body was read (a request with
+    /// `Expect: 100-continue` the route answers without its body): the body may
+    /// still come, so close with a lingering close, as after an error.
+    pub linger: bool,
 }
 
 impl Progress {
@@ -47,6 +64,7 @@ impl Progress {
             close: false,
             error: None,
             paused: false,
+            linger: false,
         }
     }
 }
@@ -55,8 +73,8 @@ impl Progress {
 enum Body {
     /// Between requests.
     None,
-    /// Collected into `Session::buffered` for a buffered route.
-    Buffer,
+    /// Collected into `Session::buffered` for a buffered route, up to this many bytes.
+    Buffer(usize),
     /// Read and dropped; the route ignores it.
     Discard,
     /// Handed to a streaming route's handler.
@@ -81,6 +99,12 @@ pub struct Session {
     reserved: Reservation,
     /// The body being read declared its length (its budget was reserved whole).
     declared: bool,
+    /// A response being streamed while the body arrives ([`BodyOut`]).
+    out_state: OutState,
+    /// The job of an offload route, until the caller takes it.
+    job: Option<OffloadJob>,
+    /// An offload route's request waits for its response (rendered for this).
+    waiting: Option<Reply>,
 }
 
 impl std::fmt::Debug for Session {
@@ -107,7 +131,7 @@ trait Respond {
         res: &mut Response,
         date: &DateCache,
         out: &mut Vec<u8>,
-    ) -> bool;
+    ) -> Served;
 }
 
 impl Respond for &Router {
@@ -120,8 +144,8 @@ impl Respond for &Router {
         res: &mut Response,
         date: &DateCache,
         out: &mut Vec<u8>,
-    ) -> bool {
-        self.serve(req, res, date, out)
+    ) -> Served {
+        self.dispatch(req, res, date, out)
     }
 }
 
@@ -129,7 +153,7 @@ struct FnRespond<F>(F);
 
 impl<F: FnMut(&Request<'_>, &mut Response)> Respond for FnRespond<F> {
     fn kind(&self, _: &Request<'_>) -> BodyKind {
-        BodyKind::Buffer
+        BodyKind::Buffer(None)
     }
     fn respond(
         &mut self,
@@ -137,10 +161,10 @@ impl<F: FnMut(&Request<'_>, &mut Response)> Respond for FnRespond<F> {
         res: &mut Response,
         date: &DateCache,
         out: &mut Vec<u8>,
-    ) -> bool {
+    ) -> Served {
         res.clear();
         (self.0)(req, res);
-        res.write_to(out, date, req.reply())
+        Served::Done(res.write_to(out, date, req.reply()))
     }
 }
 
@@ -155,6 +179,49 @@ impl Session {
             buffered: Vec::new(),
             reserved: Reservation::default(),
             declared: false,
+            out_state: OutState::default(),
+            job: None,
+            waiting: None,
+        }
+    }
+
+    /// The job an [offload route](Router::offload) left, to run off the worker
+    /// (once; later calls return `None`). Until its response is given to
+    /// [`complete_offload`](Self::complete_offload) the session serves nothing
+    /// more: `on_data` returns [`Progress::paused`] and consumes nothing.
+    pub fn take_offload(&mut self) -> Option<OffloadJob> {
+        self.job.take()
+    }
+
+    /// Whether a request waits for an offload job's response.
+    pub fn is_waiting(&self) -> bool {
+        self.waiting.is_some()
+    }
+
+    /// Renders the response of the offload job into `out` (`None`: the job
+    /// panicked, answered `500 Internal Server Error`), after which requests are
+    /// served again. Returns whether the connection stays open. Does nothing (and
+    /// returns `true`) when no request waits.
+    pub fn complete_offload(
+        &mut self,
+        res: Option<&Response>,
+        date: &DateCache,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let Some(reply) = self.waiting.take() else {
+            return true;
+        };
+        self.job = None;
+        match res {
+            Some(res) => res.write_to(out, date, reply),
+            None => write_response(
+                out,
+                date,
+                reply,
+                500,
+                "text/plain",
+                b"Internal Server Error\n",
+            ),
         }
     }
 
@@ -213,6 +280,7 @@ impl Session {
             h.on_abort();
         }
         self.drop_buffer();
+        self.out_state.clear();
     }
 
     fn drop_buffer(&mut self) {
@@ -230,13 +298,17 @@ impl Session {
         date: &DateCache,
         out: &mut Vec<u8>,
     ) -> Progress {
+        // A streamed response already under way cannot be followed by another:
+        // the connection just closes (the client sees the body cut short).
+        if !self.out_state.started {
+            write_error(out, date, error);
+        }
         self.abort_body();
-        write_error(out, date, error);
         Progress {
             consumed: data_len,
             close: true,
             error: Some(error.status()),
-            paused: false,
+            ..Progress::open(data_len)
         }
     }
 
@@ -252,17 +324,18 @@ impl Session {
         let start = out.len();
         let mut consumed = 0;
         let limits = self.parser.limits();
-        let (cap, budget) = (limits.max_buffered_body, limits.worker_body_budget);
+        let (default_cap, budget) = (limits.max_buffered_body, limits.worker_body_budget);
         loop {
+            if self.waiting.is_some() {
+                // An offload route's response comes first; nothing more until then.
+                return Progress::paused_at(consumed);
+            }
             if matches!(self.body, Body::None)
                 && !self.parser.in_body()
                 && out.len() - start >= max_out
                 && consumed < data.len()
             {
-                return Progress {
-                    paused: true,
-                    ..Progress::open(consumed)
-                };
+                return Progress::paused_at(consumed);
             }
             let event = match self.parser.parse_event(&data[consumed..]) {
                 Ok(e) => e,
@@ -280,11 +353,18 @@ impl Session {
                     consumed: used,
                 } => {
                     consumed += used;
-                    if !respond.respond(&request, &mut self.response, date, out) {
-                        return Progress {
-                            close: true,
-                            ..Progress::open(consumed)
-                        };
+                    match respond.respond(&request, &mut self.response, date, out) {
+                        Served::Done(true) => {}
+                        Served::Done(false) => {
+                            return Progress {
+                                close: true,
+                                ..Progress::open(consumed)
+                            }
+                        }
+                        Served::Job(job) => {
+                            let reply = request.reply();
+                            self.wait(job, reply);
+                        }
                     }
                 }
                 Event::Head {
@@ -295,22 +375,40 @@ impl Session {
                     consumed += used;
                     self.declared = declared.is_some();
                     self.body = match respond.kind(&request) {
-                        BodyKind::Stream(route) => Body::Stream(route(&request), request.reply()),
+                        BodyKind::Stream(handler) => Body::Stream(handler, request.reply()),
+                        BodyKind::Discard if declared != Some(0) && expects_continue(&request) => {
+                            // The client waits for a go-ahead the route does not need:
+                            // answer now and close (the body may follow anyway).
+                            let req = Request {
+                                keep_alive: false,
+                                ..request
+                            };
+                            let _ = respond.respond(&req, &mut self.response, date, out);
+                            let _ = self.parser.take_expect_continue();
+                            return Progress {
+                                close: true,
+                                linger: true,
+                                ..Progress::open(data.len())
+                            };
+                        }
                         kind => {
                             self.head.clear();
                             self.head.extend_from_slice(request.head);
-                            if let BodyKind::Discard = kind {
-                                Body::Discard
-                            } else {
-                                if declared.is_some_and(|n| n > cap as u64) {
-                                    let e = Error::new(413, "body larger than max_buffered_body");
-                                    return self.fail(data.len(), &e, date, out);
+                            match kind {
+                                BodyKind::Buffer(cap) => {
+                                    let cap = cap.unwrap_or(default_cap);
+                                    if declared.is_some_and(|n| n > cap as u64) {
+                                        let e =
+                                            Error::new(413, "body larger than the route's limit");
+                                        return self.fail(data.len(), &e, date, out);
+                                    }
+                                    if !self.reserved.grow(declared.unwrap_or(0) as usize, budget) {
+                                        let e = Error::new(503, "worker body budget exhausted");
+                                        return self.fail(data.len(), &e, date, out);
+                                    }
+                                    Body::Buffer(cap)
                                 }
-                                if !self.reserved.grow(declared.unwrap_or(0) as usize, budget) {
-                                    let e = Error::new(503, "worker body budget exhausted");
-                                    return self.fail(data.len(), &e, date, out);
-                                }
-                                Body::Buffer
+                                _ => Body::Discard,
                             }
                         }
                     };
@@ -324,12 +422,20 @@ impl Session {
                         continue;
                     }
                     match &mut self.body {
-                        Body::Stream(h, _) => h.on_body(piece),
-                        Body::Buffer => {
+                        Body::Stream(h, reply) => {
+                            let mut w = BodyOut {
+                                out: &mut *out,
+                                state: &mut self.out_state,
+                                date,
+                                reply: *reply,
+                            };
+                            h.on_body_out(piece, &mut w);
+                        }
+                        Body::Buffer(cap) => {
                             let declared = self.declared;
                             let after = self.buffered.len() + piece.len();
-                            if after > cap {
-                                let e = Error::new(413, "body larger than max_buffered_body");
+                            if after > *cap {
+                                let e = Error::new(413, "body larger than the route's limit");
                                 return self.fail(data.len(), &e, date, out);
                             }
                             if !declared && !self.reserved.grow(piece.len(), budget) {
@@ -343,22 +449,43 @@ impl Session {
                 }
                 Event::End { consumed: used } => {
                     consumed += used;
-                    let keep = match std::mem::replace(&mut self.body, Body::None) {
+                    let served = match std::mem::replace(&mut self.body, Body::None) {
                         Body::Stream(mut h, reply) => {
                             self.response.clear();
                             h.on_end(&mut self.response);
-                            self.response.write_to(out, date, reply)
+                            Served::Done(if self.out_state.started {
+                                BodyOut {
+                                    out: &mut *out,
+                                    state: &mut self.out_state,
+                                    date,
+                                    reply,
+                                }
+                                .finish(self.response.body())
+                            } else {
+                                self.response.write_to(out, date, reply)
+                            })
                         }
                         _ => {
-                            let keep = match self.parser.ended_request(&self.head, &self.buffered) {
-                                Some(req) => respond.respond(&req, &mut self.response, date, out),
-                                None => false,
+                            let served = match self.parser.ended_request(&self.head, &self.buffered)
+                            {
+                                Some(req) => {
+                                    let reply = req.reply();
+                                    match respond.respond(&req, &mut self.response, date, out) {
+                                        Served::Job(job) => {
+                                            self.job = Some(job);
+                                            self.waiting = Some(reply);
+                                            Served::Done(true)
+                                        }
+                                        done => done,
+                                    }
+                                }
+                                None => Served::Done(false),
                             };
                             self.drop_buffer();
-                            keep
+                            served
                         }
                     };
-                    if !keep {
+                    if let Served::Done(false) = served {
                         return Progress {
                             close: true,
                             ..Progress::open(consumed)
@@ -368,4 +495,19 @@ impl Session {
             }
         }
     }
+
+    /// An offload route answers later: keep its job for the caller.
+    fn wait(&mut self, job: OffloadJob, reply: Reply) {
+        self.job = Some(job);
+        self.waiting = Some(reply);
+    }
+}
+
+/// Whether the client sent `Expect: 100-continue` (and so may wait for a go-ahead
+/// before sending the body).
+fn expects_continue(req: &Request<'_>) -> bool {
+    req.minor >= 1
+        && req
+            .header("expect")
+            .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"))
 }

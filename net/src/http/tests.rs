@@ -5,6 +5,7 @@
 use super::*;
 
 mod framing;
+mod routing;
 mod serve;
 
 /// An owned snapshot of a parsed request, for comparisons.

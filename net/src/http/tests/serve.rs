@@ -130,7 +130,8 @@ fn router_statuses() {
         .starts_with("HTTP/1.1 404 Not Found\r\n"));
     let (text, _) = serve(b"DELETE /echo HTTP/1.1\r\nHost: t\r\n\r\n");
     assert!(
-        text.starts_with("HTTP/1.1 405 Method Not Allowed\r\n") && text.contains("Allow: POST\r\n"),
+        text.starts_with("HTTP/1.1 405 Method Not Allowed\r\n")
+            && text.contains("Allow: POST, OPTIONS\r\n"),
         "{text}"
     );
     let (text, _) = serve(b"HEAD /plaintext HTTP/1.1\r\nHost: t\r\n\r\n");
