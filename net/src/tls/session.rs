@@ -17,7 +17,7 @@ use super::stats::Stats;
 use crate::handler::{CloseReason, Conn, ConnInfo, Factory, Handler};
 use crate::layer::{Layer, Plain};
 use rustls::Connection;
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -191,14 +191,18 @@ impl<H: Handler> TlsHandler<H> {
             return false;
         };
         let mut got = false;
-        let mut buf = [0u8; 16 * 1024];
         loop {
-            match tls.reader().read(&mut buf) {
-                Ok(0) | Err(_) => return got, // closed, or nothing more for now
-                Ok(n) => {
-                    self.plain_in.extend_from_slice(&buf[..n]);
+            // Straight from rustls' buffer (no bounce buffer): `fill_buf` yields the
+            // decrypted bytes of the next record.
+            let mut rd = tls.reader();
+            match rd.fill_buf() {
+                Ok(b) if !b.is_empty() => {
+                    let n = b.len();
+                    self.plain_in.extend_from_slice(b);
+                    rd.consume(n);
                     got = true;
                 }
+                _ => return got, // closed, or nothing more for now
             }
         }
     }
