@@ -8,12 +8,12 @@ mod common;
 
 use anyhow::Context;
 use clap::Parser;
-use ringcore::{Conn, ConnInfo, Handler, Listeners, Serve, SocketOptions};
+use ringcore::{Conn, ConnInfo, Handler, Serve};
 use std::time::Duration;
 
 /// ringcore echo server: every byte received is sent back.
 #[derive(Parser, Debug)]
-#[command(version)]
+#[command(name = "ringcore-echo", version)]
 struct Args {
     /// Address to listen on: ip:port, [ipv6]:port ([::]:7000 is dual-stack), unix:/path or unix:@name.
     #[arg(long, default_value = "127.0.0.1:7000")]
@@ -44,12 +44,7 @@ fn main() -> anyhow::Result<()> {
     common::init_logging();
     let args = Args::parse();
     let rt = args.rt.runtime()?;
-    let listeners = Listeners::bind(
-        &args.addr[..],
-        rt.config().workers,
-        &SocketOptions::default(),
-    )
-    .with_context(|| format!("cannot listen on {}", args.addr))?;
+    let listeners = common::listeners(&args.addr, &rt)?;
     eprintln!(
         "echo: listening on {} with {} worker(s), backend {}",
         listeners.addr(),
@@ -58,6 +53,7 @@ fn main() -> anyhow::Result<()> {
     );
     let handle = rt.handle();
     let idle = (args.idle_timeout > 0).then(|| Duration::from_secs(args.idle_timeout));
+    common::report_status(rt.handle(), Duration::from_secs(5));
     rt.serve(listeners, move |_: &ConnInfo| Echo { idle })
         .context("server failed")?;
     eprint!("{}", handle.metrics().to_prometheus());

@@ -11,17 +11,22 @@
 //! hidden paths 404 unless `--allow-hidden`; precompressed `.br`/`.gz` siblings with
 //! `--gzip-static`; `--cache-control`. No path escapes the root (`..`, encoded dots,
 //! symlinks pointing outside). docs/fileserver.md has the details.
+//!
+//! `--access-log PATH|-` logs every request; `--metrics-addr 127.0.0.1:9100` serves
+//! `/metrics` on its own address (the file server's own URL space is the root's).
+//! Signals, systemd and exit codes: docs/operations.md.
 
 mod common;
 
 use anyhow::Context;
 use clap::Parser;
-use ringcore::http::{Limits, StaticFiles, StaticFilesBuilder};
-use ringcore::{Listeners, SocketOptions};
+use ringcore::http::{AccessRecord, Limits, ResponseStats, StaticFiles, StaticFilesBuilder};
+use ringcore::ConnInfo;
+use std::sync::Arc;
 
 /// ringcore static file server.
 #[derive(Parser, Debug)]
-#[command(version)]
+#[command(name = "ringcore-fileserver", version)]
 struct Args {
     /// Directory to serve.
     #[arg(long, default_value = ".")]
@@ -34,7 +39,12 @@ struct Args {
     #[command(flatten)]
     rt: common::RuntimeArgs,
     #[command(flatten)]
+    access: common::access::AccessArgs,
+    #[command(flatten)]
     tls: common::tls::TlsArgs,
+    /// Serve Prometheus metrics at http://ADDR/metrics (off by default).
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<String>,
 }
 
 /// HTTP semantics of the served files (all off by default, as in nginx).
@@ -76,12 +86,22 @@ fn main() -> anyhow::Result<()> {
     let factory = files_builder(&args.root, &args.files)
         .factory()
         .with_context(|| format!("cannot serve {}", args.root))?;
-    let listeners = Listeners::bind(
-        &args.addr[..],
-        rt.config().workers,
-        &SocketOptions::default(),
-    )
-    .with_context(|| format!("cannot listen on {}", args.addr))?;
+    let listeners = common::listeners(&args.addr, &rt)?;
+    let log = args.access.open()?;
+    let stats = ResponseStats::new(rt.config().workers);
+    let metrics = match &args.metrics_addr {
+        Some(addr) => {
+            let (h, s, l) = (rt.handle(), stats.clone(), log.clone());
+            Some(common::MetricsServer::start(addr, &rt, move || {
+                let mut t = h.metrics().to_prometheus() + &s.to_prometheus();
+                if let Some(l) = &l {
+                    t.push_str(&common::access::prometheus(l));
+                }
+                t
+            })?)
+        }
+        None => None,
+    };
     eprintln!(
         "fileserver: serving {} on {}://{}, backend {}",
         args.root,
@@ -89,6 +109,21 @@ fn main() -> anyhow::Result<()> {
         listeners.addr(),
         common::backend_name(&rt)
     );
-    common::tls::serve(&rt, listeners, tls, factory).context("server failed")?;
+    let log2 = log.clone();
+    let hook: ringcore::http::AccessHook = Arc::new(move |r: &AccessRecord<'_>| {
+        stats.record(r);
+        if let Some(l) = &log2 {
+            l.record(r);
+        }
+    });
+    common::report_status(rt.handle(), std::time::Duration::from_secs(5));
+    let files =
+        move |info: &ConnInfo| factory(info).with_access_log(info.peer_addr(), hook.clone());
+    let served = common::tls::serve(&rt, listeners, tls, files);
+    if let Some(m) = metrics {
+        m.stop();
+    }
+    common::access::close(log.as_ref());
+    served.context("server failed")?;
     Ok(())
 }

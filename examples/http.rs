@@ -6,7 +6,12 @@
 //!
 //! HTTPS: add `--tls-cert cert.pem --tls-key key.pem` (see `docs/tls.md`).
 //!
-//! `/metrics` prints the runtime's counters in Prometheus text format.
+//! `/metrics` prints the runtime's counters, responses by status code and a request
+//! latency histogram in Prometheus text format (docs/operations.md lists them).
+//! `--access-log PATH|-` writes one line per request (combined or `--access-log-format
+//! json`). SIGINT/SIGTERM drain (`--drain-timeout`), a second one exits at once,
+//! SIGHUP reopens the access log; under systemd it notifies readiness and serves on
+//! socket-activated listeners.
 //!
 //! ```text
 //! curl --data-binary @big.file http://127.0.0.1:8080/echo -o copy
@@ -20,19 +25,23 @@ mod routes;
 
 use anyhow::Context;
 use clap::Parser;
-use ringcore::http::{HttpConn, Limits, Request, Response, Router};
-use ringcore::{Handle, Listeners, SocketOptions};
+use ringcore::http::{
+    AccessLog, AccessRecord, HttpConn, Limits, Request, Response, ResponseStats, Router,
+};
+use ringcore::{ConnInfo, Handle};
 use std::sync::{Arc, OnceLock};
 
 /// ringcore HTTP/1.1 example server.
 #[derive(Parser, Debug)]
-#[command(version)]
+#[command(name = "ringcore-http", version)]
 struct Args {
     /// Address to listen on: ip:port, [ipv6]:port ([::]:PORT is dual-stack), unix:/path or unix:@name.
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: String,
     #[command(flatten)]
     rt: common::RuntimeArgs,
+    #[command(flatten)]
+    access: common::access::AccessArgs,
     #[command(flatten)]
     tls: common::tls::TlsArgs,
     /// Requests per keep-alive connection before `Connection: close` (0: unlimited,
@@ -44,6 +53,8 @@ struct Args {
 
 static HANDLE: OnceLock<Handle> = OnceLock::new();
 static TLS: OnceLock<ringcore::tls::TlsAcceptor> = OnceLock::new();
+static STATS: OnceLock<ResponseStats> = OnceLock::new();
+static ACCESS: OnceLock<AccessLog> = OnceLock::new();
 
 /// Serializes `{"message": msg}` per request, escaping as JSON requires.
 fn json(_: &Request<'_>, res: &mut Response) {
@@ -69,6 +80,12 @@ fn metrics(_: &Request<'_>, res: &mut Response) {
         .get()
         .map(|h| h.metrics().to_prometheus())
         .unwrap_or_default();
+    if let Some(s) = STATS.get() {
+        text.push_str(&s.to_prometheus());
+    }
+    if let Some(log) = ACCESS.get() {
+        text.push_str(&common::access::prometheus(log));
+    }
     if let Some(tls) = TLS.get() {
         text.push_str(&tls.stats().to_prometheus());
     }
@@ -94,12 +111,12 @@ fn main() -> anyhow::Result<()> {
     if let Some(t) = &tls {
         let _ = TLS.set(t.clone());
     }
-    let listeners = Listeners::bind(
-        &args.addr[..],
-        rt.config().workers,
-        &SocketOptions::default(),
-    )
-    .with_context(|| format!("cannot listen on {}", args.addr))?;
+    let listeners = common::listeners(&args.addr, &rt)?;
+    let log = args.access.open()?;
+    if let Some(l) = &log {
+        let _ = ACCESS.set(l.clone());
+    }
+    let stats = STATS.get_or_init(|| ResponseStats::new(rt.config().workers));
     eprintln!(
         "http: listening on {}://{} with {} worker(s), backend {}",
         common::tls::scheme(&tls),
@@ -114,7 +131,18 @@ fn main() -> anyhow::Result<()> {
         args.max_requests
     };
     let limits = Limits::default().max_requests_per_connection(max);
-    common::tls::serve(&rt, listeners, tls, HttpConn::factory(router, limits))
-        .context("server failed")?;
+    // Every response is counted (status, latency) and, with --access-log, logged.
+    let hook: ringcore::http::AccessHook = Arc::new(move |r: &AccessRecord<'_>| {
+        stats.record(r);
+        if let Some(l) = &log {
+            l.record(r);
+        }
+    });
+    let base = HttpConn::factory(router, limits);
+    common::report_status(rt.handle(), std::time::Duration::from_secs(5));
+    let factory = move |info: &ConnInfo| base(info).with_access_log(info.peer_addr(), hook.clone());
+    let served = common::tls::serve(&rt, listeners, tls, factory);
+    common::access::close(ACCESS.get());
+    served.context("server failed")?;
     Ok(())
 }

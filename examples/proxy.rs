@@ -8,19 +8,25 @@
 //! `--connect-timeout` closes the client side. A tunnel with no traffic for
 //! `--idle-timeout` (default 600 s, nginx's `proxy_timeout`), or still open
 //! `--half-close-timeout` (default 60 s) after one side's FIN, is closed (0: never).
+//!
+//! `--access-log PATH|-` writes one line per connection (client, upstream, bytes each
+//! way, duration, close reason); `--metrics-addr` serves `/metrics` on its own address
+//! (the listening port is a tunnel). Signals, systemd and exit codes:
+//! docs/operations.md.
 
 mod common;
 
 use anyhow::Context;
 use clap::Parser;
-use ringcore::net::TunnelOptions;
-use ringcore::{CloseReason, Conn, ConnInfo, Handler, Listeners, Serve, SocketOptions};
+use ringcore::http::{AccessFormat, AccessLog};
+use ringcore::net::{TunnelOptions, TunnelStats};
+use ringcore::{CloseReason, Conn, ConnInfo, Handler, Serve};
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 /// ringcore splice proxy.
 #[derive(Parser, Debug)]
-#[command(version)]
+#[command(name = "ringcore-proxy", version)]
 struct Args {
     /// Address to listen on: ip:port, [ipv6]:port ([::]:PORT is dual-stack), unix:/path or unix:@name.
     #[arg(long, default_value = "127.0.0.1:9000")]
@@ -39,6 +45,11 @@ struct Args {
     half_close_timeout: u64,
     #[command(flatten)]
     rt: common::RuntimeArgs,
+    #[command(flatten)]
+    access: common::access::AccessArgs,
+    /// Serve Prometheus metrics at http://ADDR/metrics (off by default).
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<String>,
     /// Log every closed connection's reason.
     #[arg(long)]
     verbose: bool,
@@ -48,12 +59,48 @@ struct Proxy {
     upstream: SocketAddr,
     opts: TunnelOptions,
     verbose: bool,
+    log: Option<AccessLog>,
+    client: Option<SocketAddr>,
+    start: Instant,
+    carried: Option<TunnelStats>,
+}
+
+/// One access-log line for a closed tunnel.
+fn tunnel_line(p: &Proxy, format: AccessFormat, reason: &CloseReason) -> String {
+    use ringcore::http::access_log::{json_escape, log_times};
+    let (clf, iso) = log_times(SystemTime::now());
+    let (up, down) = p.carried.map_or((0, 0), |c| (c.to_upstream, c.to_client));
+    let secs = p.start.elapsed().as_secs_f64();
+    let why = match reason {
+        CloseReason::Error(e) => format!("error: {e}"),
+        r => format!("{r:?}"),
+    };
+    match format {
+        AccessFormat::Json => {
+            let mut r = String::new();
+            json_escape(&mut r, why.as_bytes());
+            format!(
+                "{{\"time\":\"{iso}\",\"client\":\"{}\",\"upstream\":\"{}\",\
+                 \"bytes_to_upstream\":{up},\"bytes_to_client\":{down},\
+                 \"duration_us\":{},\"close_reason\":\"{r}\"}}\n",
+                p.client.map_or(String::new(), |a| a.to_string()),
+                p.upstream,
+                (secs * 1e6) as u64
+            )
+        }
+        _ => format!(
+            "{} - - [{clf}] \"CONNECT {}\" {up} {down} {secs:.6} \"{}\"\n",
+            p.client.map_or("-".to_string(), |a| a.ip().to_string()),
+            p.upstream,
+            why.replace('"', "'")
+        ),
+    }
 }
 
 impl Handler for Proxy {
     fn on_open(&mut self, conn: &mut Conn<'_>) {
         if let Err(e) = conn.pipe_to_with(self.upstream, &self.opts) {
-            eprintln!("proxy: {e}");
+            tracing::warn!("proxy: {e}");
             conn.abort();
         }
     }
@@ -62,9 +109,16 @@ impl Handler for Proxy {
         data.len() // never called: the tunnel moves the bytes
     }
 
+    fn on_tunnel_closed(&mut self, stats: TunnelStats) {
+        self.carried = Some(stats);
+    }
+
     fn on_close(&mut self, reason: CloseReason) {
         if self.verbose {
-            eprintln!("proxy: connection closed: {reason:?}");
+            tracing::info!("proxy: connection closed: {reason:?}");
+        }
+        if let Some(log) = &self.log {
+            log.line(&tunnel_line(self, log.format(), &reason));
         }
     }
 }
@@ -79,12 +133,21 @@ fn main() -> anyhow::Result<()> {
         .next()
         .context("upstream resolved to nothing")?;
     let rt = args.rt.runtime()?;
-    let listeners = Listeners::bind(
-        &args.listen[..],
-        rt.config().workers,
-        &SocketOptions::default(),
-    )
-    .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let listeners = common::listeners(&args.listen, &rt)?;
+    let log = args.access.open()?;
+    let metrics = match &args.metrics_addr {
+        Some(addr) => {
+            let (h, l) = (rt.handle(), log.clone());
+            Some(common::MetricsServer::start(addr, &rt, move || {
+                let mut t = h.metrics().to_prometheus();
+                if let Some(l) = &l {
+                    t.push_str(&common::access::prometheus(l));
+                }
+                t
+            })?)
+        }
+        None => None,
+    };
     eprintln!(
         "proxy: {} -> {upstream}, backend {}",
         listeners.addr(),
@@ -96,11 +159,21 @@ fn main() -> anyhow::Result<()> {
         .idle_timeout(secs(args.idle_timeout))
         .half_close_timeout(secs(args.half_close_timeout));
     let verbose = args.verbose;
-    rt.serve(listeners, move |_: &ConnInfo| Proxy {
+    let log2 = log.clone();
+    common::report_status(rt.handle(), Duration::from_secs(5));
+    let served = rt.serve(listeners, move |info: &ConnInfo| Proxy {
         upstream,
         opts,
         verbose,
-    })
-    .context("server failed")?;
+        client: log2.as_ref().and_then(|_| info.peer_addr()),
+        log: log2.clone(),
+        start: Instant::now(),
+        carried: None,
+    });
+    if let Some(m) = metrics {
+        m.stop();
+    }
+    common::access::close(log.as_ref());
+    served.context("server failed")?;
     Ok(())
 }

@@ -68,6 +68,27 @@ pub trait Handler: 'static {
     fn on_close(&mut self, reason: CloseReason) {
         let _ = reason;
     }
+
+    /// The connection was a tunnel ([`Conn::pipe_to`]): what it carried. Called just
+    /// before [`on_close`](Self::on_close) (an access log writes both). The default
+    /// ignores it.
+    fn on_tunnel_closed(&mut self, stats: TunnelStats) {
+        let _ = stats;
+    }
+}
+
+/// What a tunnel carried, from [`Handler::on_tunnel_closed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TunnelStats {
+    /// The upstream address.
+    pub upstream: SocketAddr,
+    /// Whether the upstream connect succeeded.
+    pub connected: bool,
+    /// Bytes delivered from the client to the upstream.
+    pub to_upstream: u64,
+    /// Bytes delivered from the upstream to the client.
+    pub to_client: u64,
 }
 
 /// What a factory knows about a new connection. Addresses are looked up on demand

@@ -26,6 +26,7 @@ mod server;
 pub mod socket;
 pub mod sockopt;
 mod splice;
+pub mod systemd;
 pub mod tcp_info;
 #[cfg(feature = "tls")]
 pub mod tls;
@@ -36,7 +37,7 @@ mod wqueue;
 
 pub use addr::{Addr, PeerCredentials, ToAddr, UnixAddr};
 pub use conn::{DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_PENDING, DEFAULT_OUTPUT_HIGH_WATER};
-pub use handler::{CloseReason, Conn, ConnInfo, Factory, Handler};
+pub use handler::{CloseReason, Conn, ConnInfo, Factory, Handler, TunnelStats};
 pub use outbound::{Connect, ConnectOptions};
 pub use server::{IntoListeners, Serve};
 pub use socket::{Keepalive, Listeners, SocketOptions};

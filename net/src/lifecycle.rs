@@ -233,9 +233,11 @@ impl<F: Factory> Server<F> {
             if let Some(st) = slot.core.splice.take() {
                 self.ctx.give_pipe(io, st);
             }
+            let mut carried = None;
             if let Some(mut t) = slot.core.tunnel.take() {
                 self.ctx.cancel_timer(&mut t.clock.timer);
                 t.release(io);
+                carried = Some(t.stats());
             }
             slot.core.out.discard_all(&mut self.ctx.spare);
             for fd in slot.core.out.take_retired() {
@@ -245,7 +247,13 @@ impl<F: Factory> Server<F> {
             io.counters().open_conns = io.counters().open_conns.saturating_sub(1);
             let reason = slot.core.reason.take().unwrap_or(CloseReason::PeerClosed);
             let h = &mut slot.handler;
-            if catch_unwind(AssertUnwindSafe(|| h.on_close(reason))).is_err() {
+            let last = || {
+                if let Some(st) = carried {
+                    h.on_tunnel_closed(st);
+                }
+                h.on_close(reason)
+            };
+            if catch_unwind(AssertUnwindSafe(last)).is_err() {
                 io.counters().panics += 1;
                 log_panic(self.ctx.worker, "on_close");
             }

@@ -145,6 +145,16 @@ impl Listeners {
         &self.addr
     }
 
+    /// Listeners from TCP sockets already bound and listening (socket activation, see
+    /// [`crate::systemd`]); they are closed with the value.
+    pub(crate) fn from_parts(fds: Vec<RawFd>, addr: SocketAddr) -> Listeners {
+        Listeners {
+            fds,
+            addr: Addr::Tcp(addr),
+            unix_file: None,
+        }
+    }
+
     /// The listening fds, one per worker (for reading options back; do not close them).
     pub fn fds(&self) -> &[RawFd] {
         &self.fds

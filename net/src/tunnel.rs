@@ -60,6 +60,8 @@ struct Dir {
     /// the connect succeeded); closed only through `Io` with nothing in flight.
     pipe: Option<(IoFd, IoFd)>,
     in_pipe: u64,
+    /// Bytes delivered to this direction's destination (for `TunnelStats`).
+    moved: u64,
     fill: bool,
     drain: bool,
     poll_in: bool,
@@ -99,6 +101,16 @@ impl Tunnel {
             dirs: [Dir::default(), Dir::default()],
             clock: TunnelClock::new(opts),
         })
+    }
+
+    /// What the tunnel carried, for [`Handler::on_tunnel_closed`](crate::Handler::on_tunnel_closed).
+    pub(crate) fn stats(&self) -> crate::TunnelStats {
+        crate::TunnelStats {
+            upstream: self.target,
+            connected: self.connected,
+            to_upstream: self.dirs[0].moved,
+            to_client: self.dirs[1].moved,
+        }
     }
 
     /// Bytes buffered in the pipes.
@@ -348,6 +360,7 @@ impl<F: Factory> Server<F> {
                         dir.drain = false;
                         if r > 0 {
                             dir.in_pipe -= (r as u64).min(dir.in_pipe);
+                            dir.moved += r as u64;
                             io.counters().bytes_out += r as u64;
                             t.clock.last_active = self.ctx.now_ms();
                         } else if r == -libc::EAGAIN {

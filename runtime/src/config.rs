@@ -31,15 +31,24 @@ pub struct Config {
     pub cq_entries: Option<u32>,
     /// SQPOLL (default off).
     pub sqpoll: Option<SqPoll>,
-    /// Which backend to run (default [`BackendKind::Auto`]; `RINGCORE_BACKEND` overrides).
+    /// Which backend to run (default [`BackendKind::Auto`]; `RINGCORE_BACKEND` overrides
+    /// unless [`backend_from_env`](Self::backend_from_env) is off).
     pub backend: BackendKind,
+    /// Let `RINGCORE_BACKEND` override [`backend`](Self::backend) (default `true`). Turn
+    /// it off when the backend is an explicit choice (a command-line flag), so the
+    /// explicit choice wins over the environment.
+    pub backend_from_env: bool,
     /// Size of one receive buffer in bytes (default 16 KiB).
     pub buf_size: u32,
     /// Receive buffers per worker, a power of two (default 256).
     pub buf_count: u16,
     /// How long connections may finish after shutdown starts (default 5 s).
     pub drain_timeout: Duration,
-    /// Install SIGINT/SIGTERM handlers that start a graceful shutdown (default `true`).
+    /// Install signal handlers (default `true`): SIGINT/SIGTERM start a graceful
+    /// shutdown and a second one exits at once (status 128 + signal); SIGHUP runs the
+    /// [`on_hangup`](crate::signals::on_hangup) hooks. This runtime is then the
+    /// process's main server and tells systemd when it is ready
+    /// ([`systemd`](crate::systemd)).
     pub handle_signals: bool,
     /// Raise `RLIMIT_NOFILE` to its hard limit at start-up (default `true`).
     pub raise_nofile: bool,
@@ -60,6 +69,7 @@ impl Default for Config {
             cq_entries: None,
             sqpoll: None,
             backend: BackendKind::Auto,
+            backend_from_env: true,
             buf_size: 16 * 1024,
             buf_count: 256,
             drain_timeout: Duration::from_secs(5),
@@ -103,8 +113,10 @@ impl Config {
                 self.buf_size
             ));
         }
-        if let Some(b) = BackendKind::from_env()? {
-            self.backend = b;
+        if self.backend_from_env {
+            if let Some(b) = BackendKind::from_env()? {
+                self.backend = b;
+            }
         }
         Ok(self)
     }
@@ -161,6 +173,13 @@ impl Builder {
     /// Backend choice (overridden by `RINGCORE_BACKEND`).
     pub fn backend(mut self, b: BackendKind) -> Self {
         self.cfg.backend = b;
+        self
+    }
+
+    /// Whether `RINGCORE_BACKEND` overrides [`backend`](Self::backend) (default `true`;
+    /// see [`Config::backend_from_env`]).
+    pub fn backend_from_env(mut self, on: bool) -> Self {
+        self.cfg.backend_from_env = on;
         self
     }
 

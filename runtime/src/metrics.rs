@@ -7,12 +7,12 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 macro_rules! counters {
-    ($( $(#[$doc:meta])* $name:ident ),* $(,)?) => {
+    ($( $(#[doc = $doc:literal])* $name:ident ),* $(,)?) => {
         /// Counters of one worker (or, in a [`Snapshot`], of all workers summed).
         #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
         #[non_exhaustive]
         pub struct Counters {
-            $( $(#[$doc])* pub $name: u64, )*
+            $( $(#[doc = $doc])* pub $name: u64, )*
         }
 
         /// A worker's published counters.
@@ -42,6 +42,12 @@ macro_rules! counters {
             /// `(name, value)` for every counter, in declaration order.
             pub fn fields(&self) -> Vec<(&'static str, u64)> {
                 vec![ $( (stringify!($name), self.$name), )* ]
+            }
+
+            /// `(name, description)` for every counter, in declaration order (the
+            /// field docs; the `# HELP` text of [`Snapshot::to_prometheus`]).
+            pub fn help() -> Vec<(&'static str, &'static str)> {
+                vec![ $( (stringify!($name), concat!($($doc),*)), )* ]
             }
         }
     };
@@ -119,20 +125,29 @@ impl Snapshot {
 
     /// The counters in Prometheus text exposition format, prefixed `ringcore_`.
     pub fn to_prometheus(&self) -> String {
-        let mut out = String::with_capacity(1024);
-        for (name, v) in self.total.fields() {
+        let mut out = String::with_capacity(4096);
+        let help = Counters::help();
+        for ((name, v), (_, doc)) in self.total.fields().into_iter().zip(help) {
             let kind = if GAUGES.contains(&name) {
                 "gauge"
             } else {
                 "counter"
             };
             let suffix = if kind == "counter" { "_total" } else { "" };
+            // One line: the doc comment's lines joined, escaped as HELP requires.
+            let doc = doc
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .replace('\\', "\\\\");
             out.push_str(&format!(
-                "# TYPE ringcore_{name}{suffix} {kind}\nringcore_{name}{suffix} {v}\n"
+                "# HELP ringcore_{name}{suffix} {doc}\n\
+                 # TYPE ringcore_{name}{suffix} {kind}\nringcore_{name}{suffix} {v}\n"
             ));
         }
         out.push_str(&format!(
-            "# TYPE ringcore_workers gauge\nringcore_workers {}\n",
+            "# HELP ringcore_workers Worker threads (one event loop each).\n\
+             # TYPE ringcore_workers gauge\nringcore_workers {}\n",
             self.workers
         ));
         out
@@ -165,5 +180,30 @@ mod tests {
         assert!(text.contains("ringcore_open_conns 0\n"));
         assert!(text.contains("ringcore_timers_pending 0\n"));
         assert!(text.contains("ringcore_drain_aborted_total 0\n"));
+        assert!(text.contains(
+            "# HELP ringcore_accepts_total Connections accepted.\n\
+             # TYPE ringcore_accepts_total counter\n"
+        ));
+    }
+
+    /// Every metric has a non-empty `# HELP` line right before its `# TYPE` line.
+    #[test]
+    fn every_metric_has_help_and_type() {
+        let text = Snapshot::default().to_prometheus();
+        let lines: Vec<&str> = text.lines().collect();
+        let mut samples = 0;
+        for (i, l) in lines.iter().enumerate() {
+            if l.starts_with('#') {
+                continue;
+            }
+            samples += 1;
+            let name = l.split(' ').next().unwrap();
+            let ty = lines[i - 1];
+            let help = lines[i - 2];
+            assert!(ty.starts_with(&format!("# TYPE {name} ")), "{ty}");
+            let h = format!("# HELP {name} ");
+            assert!(help.starts_with(&h) && help.len() > h.len() + 3, "{help}");
+        }
+        assert_eq!(samples, Counters::help().len() + 1);
     }
 }

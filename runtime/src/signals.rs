@@ -1,12 +1,20 @@
-//! SIGINT/SIGTERM -> graceful shutdown.
+//! Signals: SIGINT/SIGTERM drain gracefully, a second one exits at once, SIGHUP runs
+//! the registered hang-up hooks (the examples reopen their access log).
 //!
-//! The handler does only async-signal-safe work: it sets a flag and writes to every
-//! registered worker wake eventfd. A worker deregisters its eventfd before closing it,
-//! and waits until no handler is mid-flight, so a handler never writes to a closed
-//! (and possibly reused) descriptor.
+//! | signal | first time | again, while draining |
+//! | --- | --- | --- |
+//! | SIGINT, SIGTERM | graceful drain (stop accepting, finish within the drain timeout), logged, `STOPPING=1` to systemd | exit at once with status 128 + signal (130, 143), one line on stderr |
+//! | SIGHUP | every [`on_hangup`] hook runs (logged; if there is none, logged as ignored) | the same |
+//!
+//! The handler does only async-signal-safe work: it sets flags, writes to every
+//! registered worker wake eventfd and to a self-pipe, and for the second
+//! SIGINT/SIGTERM writes one fixed line to stderr and calls `_exit`. A watcher thread
+//! reads the self-pipe and does what is not signal-safe (logging, systemd, hooks). A
+//! worker deregisters its eventfd before closing it, and waits until no handler is
+//! mid-flight, so a handler never writes to a closed (and possibly reused) descriptor.
 
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering::SeqCst};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, OnceLock};
 
 const MAX_WAKE: usize = 1024;
 #[allow(clippy::declare_interior_mutable_const)]
@@ -15,18 +23,48 @@ static WAKE_FDS: [AtomicI32; MAX_WAKE] = [EMPTY; MAX_WAKE];
 static IN_HANDLER: AtomicUsize = AtomicUsize::new(0);
 static REQUESTED: AtomicBool = AtomicBool::new(false);
 static INSTALLED: Mutex<usize> = Mutex::new(0);
+/// Write end of the watcher's self-pipe (`-1` until the watcher runs).
+static PIPE_W: AtomicI32 = AtomicI32::new(-1);
+/// The drain timeout of the runtime that installed the handlers, in ms (for the log).
+static DRAIN_MS: AtomicU64 = AtomicU64::new(0);
 
-extern "C" fn on_signal(_sig: libc::c_int) {
+/// Exit status after a second SIGINT/SIGTERM during the drain: 128 + the signal
+/// number (130 for SIGINT, 143 for SIGTERM), as a shell reports a signal death.
+pub const EXIT_ABORT_BASE: i32 = 128;
+
+type Hook = Arc<dyn Fn() + Send + Sync>;
+static HOOKS: Mutex<Vec<Hook>> = Mutex::new(Vec::new());
+
+const ABORT_MSG: &[u8] =
+    b"ringcore: second SIGINT/SIGTERM during the drain: exiting now (status 128+signal)\n";
+
+extern "C" fn on_signal(sig: libc::c_int) {
     IN_HANDLER.fetch_add(1, SeqCst);
-    REQUESTED.store(true, SeqCst);
-    let one: u64 = 1;
-    for slot in WAKE_FDS.iter() {
-        let fd = slot.load(SeqCst);
-        if fd >= 0 {
-            // SAFETY: write(2) is async-signal-safe; `fd` stays open while IN_HANDLER > 0
-            // (see `forget_wake_fd`).
-            unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+    if sig != libc::SIGHUP {
+        if REQUESTED.swap(true, SeqCst) {
+            // SAFETY: write(2) and _exit(2) are async-signal-safe; the message is static.
+            unsafe {
+                libc::write(2, ABORT_MSG.as_ptr().cast(), ABORT_MSG.len());
+                libc::_exit(EXIT_ABORT_BASE + sig);
+            }
         }
+        let one: u64 = 1;
+        for slot in WAKE_FDS.iter() {
+            let fd = slot.load(SeqCst);
+            if fd >= 0 {
+                // SAFETY: write(2) is async-signal-safe; `fd` stays open while
+                // IN_HANDLER > 0 (see `forget_wake_fd`).
+                unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+            }
+        }
+    }
+    let w = PIPE_W.load(SeqCst);
+    if w >= 0 {
+        let b = sig as u8;
+        // SAFETY: write(2) is async-signal-safe; the pipe is never closed once open.
+        // A full pipe (the watcher is behind) drops the byte: the watcher still sees
+        // the earlier ones of the same kind.
+        unsafe { libc::write(w, (&b as *const u8).cast(), 1) };
     }
     IN_HANDLER.fetch_sub(1, SeqCst);
 }
@@ -34,6 +72,20 @@ extern "C" fn on_signal(_sig: libc::c_int) {
 /// True once SIGINT or SIGTERM arrived while handlers were installed.
 pub(crate) fn requested() -> bool {
     REQUESTED.load(SeqCst)
+}
+
+/// Registers `hook` to run on every SIGHUP received while a runtime runs with
+/// signal handling on ([`Config::handle_signals`](crate::Config::handle_signals)).
+///
+/// Hooks run on a helper thread (never in the signal handler, never on a worker), in
+/// the order registered, and stay registered for the life of the process. The
+/// examples reopen their access log here (log rotation: move the file, then
+/// `kill -HUP`).
+pub fn on_hangup(hook: impl Fn() + Send + Sync + 'static) {
+    HOOKS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(Arc::new(hook));
 }
 
 pub(crate) fn remember_wake_fd(fd: i32) {
@@ -55,15 +107,93 @@ pub(crate) fn forget_wake_fd(fd: i32) {
 
 /// Restores the previous handlers when the last concurrent `run` ends.
 pub(crate) struct Guard {
-    old: [libc::sigaction; 2],
+    old: [libc::sigaction; 3],
 }
 
-const SIGNALS: [libc::c_int; 2] = [libc::SIGINT, libc::SIGTERM];
+const SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 
-pub(crate) fn install() -> Guard {
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGINT => "SIGINT",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGHUP => "SIGHUP",
+        _ => "signal",
+    }
+}
+
+/// Starts the watcher thread once per process: it reads signal numbers from the
+/// self-pipe and logs, notifies systemd and runs hooks.
+fn start_watcher() {
+    static STARTED: OnceLock<()> = OnceLock::new();
+    STARTED.get_or_init(|| {
+        let mut fds = [0 as libc::c_int; 2];
+        // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            tracing::warn!(
+                "ringcore: no signal watcher ({}): signals still drain, but are not logged",
+                std::io::Error::last_os_error()
+            );
+            return;
+        }
+        // The write end must never block the handler.
+        // SAFETY: fcntl on a descriptor we just created.
+        unsafe { libc::fcntl(fds[1], libc::F_SETFL, libc::O_NONBLOCK) };
+        let r = fds[0];
+        let spawned = std::thread::Builder::new()
+            .name("ringcore-signals".into())
+            .spawn(move || watch(r));
+        match spawned {
+            Ok(_) => PIPE_W.store(fds[1], SeqCst),
+            Err(e) => tracing::warn!("ringcore: no signal watcher thread: {e}"),
+        }
+    });
+}
+
+fn watch(fd: libc::c_int) {
+    loop {
+        let mut b = 0u8;
+        // SAFETY: reads one byte into a live local; `fd` is ours and never closed.
+        let n = unsafe { libc::read(fd, (&mut b as *mut u8).cast(), 1) };
+        if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+            continue;
+        }
+        if n != 1 {
+            tracing::warn!("ringcore: signal watcher stopped");
+            return;
+        }
+        let sig = b as i32;
+        if sig == libc::SIGHUP {
+            let hooks: Vec<Hook> = HOOKS.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            if hooks.is_empty() {
+                tracing::info!("ringcore: SIGHUP received: nothing to reopen, ignored");
+            } else {
+                tracing::info!(
+                    "ringcore: SIGHUP received: running {} hang-up hook(s)",
+                    hooks.len()
+                );
+                for h in hooks {
+                    h();
+                }
+            }
+        } else {
+            tracing::info!(
+                "ringcore: {} received: graceful drain started (stop accepting, drain \
+                 timeout {} ms); send SIGINT or SIGTERM again to exit at once (status {})",
+                signal_name(sig),
+                DRAIN_MS.load(SeqCst),
+                EXIT_ABORT_BASE + sig
+            );
+            crate::systemd::notify_stopping();
+        }
+    }
+}
+
+pub(crate) fn install(drain: std::time::Duration) -> Guard {
+    start_watcher();
+    DRAIN_MS.store(drain.as_millis() as u64, SeqCst);
     let mut n = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
     // SAFETY: sigaction is plain data; zeroed is a valid starting value.
-    let mut old: [libc::sigaction; 2] = unsafe { std::mem::zeroed() };
+    let mut old: [libc::sigaction; 3] = unsafe { std::mem::zeroed() };
     if *n == 0 {
         REQUESTED.store(false, SeqCst);
     }

@@ -86,6 +86,7 @@ impl Handle {
     /// timeout to finish, then the rest are cancelled and closed. Safe to call more
     /// than once, before or during [`Runtime::run`].
     pub fn shutdown(&self) {
+        crate::systemd::notify_stopping();
         self.shared
             .shutdown
             .store(true, std::sync::atomic::Ordering::SeqCst);
@@ -219,7 +220,7 @@ impl Runtime {
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = slots.clone();
         let _sig = if self.cfg.handle_signals {
-            Some(signals::install())
+            Some(signals::install(self.cfg.drain_timeout))
         } else {
             None
         };
@@ -238,8 +239,11 @@ impl Runtime {
             }
         }
         let mut threads = Vec::new();
+        // Workers whose service started (listens); the last one tells systemd.
+        let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         for (i, (slot, rx)) in slots.iter().cloned().zip(rxs).enumerate() {
             let cfg = self.cfg.clone();
+            let started = started.clone();
             let make = make.clone();
             let handle = self.handle();
             let cpu = if self.cfg.pin {
@@ -254,7 +258,15 @@ impl Runtime {
                     // catches) ends this worker like a fatal error: the others are shut
                     // down too, so `run` returns instead of waiting for them forever.
                     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        run_worker(i, cpu, cfg, &slot, rx, &*make)
+                        let on_started = || {
+                            let n = started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            // The runtime that handles the process's signals is its main
+                            // server: it alone speaks for the process to systemd.
+                            if n + 1 == cfg.workers && cfg.handle_signals {
+                                crate::systemd::notify_ready(cfg.workers);
+                            }
+                        };
+                        run_worker(i, cpu, cfg.clone(), &slot, rx, &*make, &on_started)
                     }))
                     .unwrap_or_else(|_| {
                         Err(io::Error::other(format!(
@@ -355,6 +367,7 @@ fn run_worker<S, F>(
     slot: &Arc<WorkerSlot>,
     rx: Receiver<Control>,
     make: &F,
+    on_started: &dyn Fn(),
 ) -> io::Result<()>
 where
     S: Service,
@@ -385,6 +398,7 @@ where
         owned.quiet = owned.io.counters.sqes == sqes_before;
         return Err(e);
     }
+    on_started();
     let Owned {
         io,
         service,

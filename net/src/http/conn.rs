@@ -115,6 +115,18 @@ impl HttpConn {
         move |_: &ConnInfo| HttpConn::new(router.clone(), limits.clone())
     }
 
+    /// Logs every response of this connection through `hook` (see
+    /// [`access_log`](super::access_log)); `client` is the peer
+    /// ([`ConnInfo::peer_addr`]).
+    pub fn with_access_log(
+        mut self,
+        client: Option<std::net::SocketAddr>,
+        hook: super::AccessHook,
+    ) -> HttpConn {
+        self.session.set_access_hook(client, hook);
+        self
+    }
+
     fn limits(&self) -> &Limits {
         self.session.parser().limits()
     }
@@ -391,6 +403,15 @@ impl Handler for HttpConn {
         {
             conn.close();
         }
+    }
+
+    fn on_timeout(&mut self, conn: &mut Conn<'_>) {
+        if self.session.is_waiting() {
+            // Quiet because an offload job is running, not idle: keep waiting.
+            conn.set_idle_timeout(Some(self.limits().keep_alive_timeout));
+            return;
+        }
+        conn.close_with(crate::CloseReason::IdleTimeout);
     }
 
     fn on_offload(&mut self, conn: &mut Conn<'_>, result: Box<dyn std::any::Any + Send>) {

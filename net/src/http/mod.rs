@@ -34,6 +34,8 @@
 //! them to a [`BodyHandler`] ([`Router::stream`]) or collects them, capped, for a
 //! buffered route. See [`BodyHandler`] for the two ways a route can take a body.
 
+pub mod access_log;
+mod access_writer;
 mod body;
 mod body_out;
 mod chunked;
@@ -50,10 +52,12 @@ mod request;
 mod response;
 mod router;
 mod session;
+pub mod stats;
 
 #[cfg(test)]
 mod tests;
 
+pub use access_log::{AccessFormat, AccessHook, AccessLog, AccessRecord};
 pub use body::{worker_buffered_bytes, BodyHandler, StreamRoute};
 pub use body_out::BodyOut;
 pub use conn::HttpConn;
@@ -69,6 +73,7 @@ pub use request::{Headers, Request};
 pub use response::{reason_phrase, write_error, write_response, Reply, Response};
 pub use router::{OffloadJob, Route, Router};
 pub use session::{Progress, Session};
+pub use stats::ResponseStats;
 
 use std::fmt;
 

@@ -18,6 +18,7 @@
 //! the session serves nothing more until [`Session::complete_offload`] gets the
 //! job's response.
 
+use super::access_log::{AccessHook, Observer};
 use super::body::Reservation;
 use super::body_out::OutState;
 use super::router::{BodyKind, Served};
@@ -105,6 +106,8 @@ pub struct Session {
     job: Option<OffloadJob>,
     /// An offload route's request waits for its response (rendered for this).
     waiting: Option<Reply>,
+    /// The access-log hook and the request it is timing (none: no access log).
+    observer: Option<Box<Observer>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -182,6 +185,20 @@ impl Session {
             out_state: OutState::default(),
             job: None,
             waiting: None,
+            observer: None,
+        }
+    }
+
+    /// Calls `hook` with an [`AccessRecord`](super::AccessRecord) for every response
+    /// this session writes (error responses included); `client` is the peer.
+    pub fn set_access_hook(&mut self, client: Option<std::net::SocketAddr>, hook: AccessHook) {
+        self.observer = Some(Observer::new(client, hook));
+    }
+
+    /// The access log sees the response appended to `out` since `mark`.
+    fn observed(&mut self, out: &[u8], mark: usize) {
+        if let Some(o) = &mut self.observer {
+            o.finish(&out[mark..], false);
         }
     }
 
@@ -212,7 +229,8 @@ impl Session {
             return true;
         };
         self.job = None;
-        match res {
+        let mark = out.len();
+        let keep = match res {
             Some(res) => res.write_to(out, date, reply),
             None => write_response(
                 out,
@@ -222,7 +240,9 @@ impl Session {
                 "text/plain",
                 b"Internal Server Error\n",
             ),
-        }
+        };
+        self.observed(out, mark);
+        keep
     }
 
     /// The parser, e.g. for [`RequestParser::limits`] or [`RequestParser::in_body`].
@@ -300,9 +320,11 @@ impl Session {
     ) -> Progress {
         // A streamed response already under way cannot be followed by another:
         // the connection just closes (the client sees the body cut short).
+        let mark = out.len();
         if !self.out_state.started {
             write_error(out, date, error);
         }
+        self.observed(out, mark);
         self.abort_body();
         Progress {
             consumed: data_len,
@@ -353,7 +375,15 @@ impl Session {
                     consumed: used,
                 } => {
                     consumed += used;
-                    match respond.respond(&request, &mut self.response, date, out) {
+                    let mark = out.len();
+                    if let Some(o) = &mut self.observer {
+                        o.begin(&request);
+                    }
+                    let served = respond.respond(&request, &mut self.response, date, out);
+                    if let Some(o) = &mut self.observer {
+                        o.finish(&out[mark..], false);
+                    }
+                    match served {
                         Served::Done(true) => {}
                         Served::Done(false) => {
                             return Progress {
@@ -373,6 +403,9 @@ impl Session {
                     length: declared,
                 } => {
                     consumed += used;
+                    if let Some(o) = &mut self.observer {
+                        o.begin(&request);
+                    }
                     self.declared = declared.is_some();
                     self.body = match respond.kind(&request) {
                         BodyKind::Stream(handler) => Body::Stream(handler, request.reply()),
@@ -383,7 +416,11 @@ impl Session {
                                 keep_alive: false,
                                 ..request
                             };
+                            let mark = out.len();
                             let _ = respond.respond(&req, &mut self.response, date, out);
+                            if let Some(o) = &mut self.observer {
+                                o.finish(&out[mark..], false);
+                            }
                             let _ = self.parser.take_expect_continue();
                             return Progress {
                                 close: true,
@@ -423,6 +460,7 @@ impl Session {
                     }
                     match &mut self.body {
                         Body::Stream(h, reply) => {
+                            let mark = out.len();
                             let mut w = BodyOut {
                                 out: &mut *out,
                                 state: &mut self.out_state,
@@ -430,6 +468,9 @@ impl Session {
                                 reply: *reply,
                             };
                             h.on_body_out(piece, &mut w);
+                            if let Some(o) = &mut self.observer {
+                                o.streamed(&out[mark..]);
+                            }
                         }
                         Body::Buffer(cap) => {
                             let declared = self.declared;
@@ -449,6 +490,7 @@ impl Session {
                 }
                 Event::End { consumed: used } => {
                     consumed += used;
+                    let mark = out.len();
                     let served = match std::mem::replace(&mut self.body, Body::None) {
                         Body::Stream(mut h, reply) => {
                             self.response.clear();
@@ -485,6 +527,7 @@ impl Session {
                             served
                         }
                     };
+                    self.observed(out, mark);
                     if let Served::Done(false) = served {
                         return Progress {
                             close: true,

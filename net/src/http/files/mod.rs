@@ -180,6 +180,7 @@ impl StaticFilesBuilder {
             linger_until: None,
             linger_sent: false,
             waiting: None,
+            observer: None,
         })
     }
 }
@@ -199,6 +200,8 @@ pub struct StaticFiles {
     /// A GET/HEAD whose file the worker's helper thread is looking up; reading is
     /// paused until its answer is queued.
     waiting: Option<Conditions>,
+    /// The access-log hook and the request it is timing (none: no access log).
+    observer: Option<Box<super::access_log::Observer>>,
 }
 
 impl StaticFiles {
@@ -235,6 +238,25 @@ impl StaticFiles {
         limits: Limits,
     ) -> std::io::Result<impl Fn(&ConnInfo) -> StaticFiles + Send + Sync + 'static> {
         Self::builder(root).limits(limits).factory()
+    }
+
+    /// Logs every response of this connection through `hook` (see
+    /// [`access_log`](super::access_log)); `client` is the peer.
+    pub fn with_access_log(
+        mut self,
+        client: Option<std::net::SocketAddr>,
+        hook: super::AccessHook,
+    ) -> StaticFiles {
+        self.observer = Some(super::access_log::Observer::new(client, hook));
+        self
+    }
+
+    /// The access log sees the response head in `self.head` (`separate`: its body
+    /// is sent apart from it, `Content-Length` bytes of it).
+    fn observed(&mut self, separate: bool) {
+        if let Some(o) = &mut self.observer {
+            o.finish(&self.head, separate);
+        }
     }
 }
 
@@ -351,6 +373,7 @@ impl Handler for StaticFiles {
         let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         self.head.clear();
         let (keep, body) = finish(&mut self.head, &self.cfg, &pending, found, &date, secs);
+        self.observed(!matches!(body, Body::None));
         conn.send(&self.head);
         match body {
             Body::None => {}
@@ -418,6 +441,9 @@ impl Handler for StaticFiles {
                     ..
                 }) => {
                     consumed += n;
+                    if let Some(o) = &mut self.observer {
+                        o.begin(&request);
+                    }
                     answer(&mut self.head, &self.cfg, &request, &date)
                 }
                 Ok(Event::Body { consumed: n, .. }) | Ok(Event::End { consumed: n }) => {
@@ -426,6 +452,7 @@ impl Handler for StaticFiles {
                 }
                 Err(e) => {
                     write_error(&mut self.head, &date, &e);
+                    self.observed(false);
                     conn.send(&self.head);
                     self.linger(conn);
                     return data.len();
@@ -437,6 +464,7 @@ impl Handler for StaticFiles {
             let expect = self.parser.take_expect_continue();
             match answered {
                 Answer::Done(keep) => {
+                    self.observed(false);
                     conn.send(&self.head);
                     if self.after_answer(conn, keep && !expect, consumed < data.len()) {
                         return data.len();

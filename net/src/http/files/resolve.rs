@@ -166,7 +166,9 @@ pub(super) fn lookup(cfg: &Config, ask: &Ask) -> Found {
             // The index goes through the same checks as any request path.
             let index = format!("{}{}", ask.path, super::INDEX);
             match resolve_target(&cfg.root, &index, cfg.allow_hidden) {
-                Ok(Target::File(p)) => p,
+                // An index that is no regular file (a FIFO, a socket) is no index:
+                // the directory is 403 as if it had none (nothing is opened here).
+                Ok(Target::File(p)) if std::fs::metadata(&p).is_ok_and(|m| m.is_file()) => p,
                 Err(404) if cfg.autoindex => {
                     let shown = decode_path(&ask.path).unwrap_or_default();
                     return match listing::render(&dir, &shown, cfg.allow_hidden) {

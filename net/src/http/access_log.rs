@@ -1,0 +1,512 @@
+//! Access logging: one [`AccessRecord`] per answered request, handed to a hook; an
+//! [`AccessLog`] that formats and writes records without blocking the worker.
+//!
+//! ```text
+//!  worker: request parsed -> Observer::begin        (method, target, headers copied)
+//!          response queued -> Observer::finish      (status and bytes read from the
+//!                                                    response head) -> hook(&AccessRecord)
+//!  hook:   AccessLog::record -> format one line into this thread's buffer (bounded;
+//!          full => the line is dropped and counted); a full-enough buffer wakes the writer
+//!  thread: "access-log" takes every buffer (at least every 100 ms), writes, flushes;
+//!          SIGHUP (AccessLog::reopen) reopens the file
+//! ```
+//!
+//! A hook is installed per connection with [`HttpConn::with_access_log`](super::HttpConn::with_access_log)
+//! or [`StaticFiles::with_access_log`](super::StaticFiles::with_access_log); it runs on
+//! the worker, so it must not block ([`AccessLog::record`] never does).
+//!
+//! Formats ([`AccessFormat`]):
+//!
+//! * `combined` (nginx/Apache combined log format plus the request time in seconds):
+//!   `127.0.0.1 - - [02/Dec/2026:03:45:38 +0000] "GET /plaintext HTTP/1.1" 200 13 "-" "curl/8.5.0" 0.000041`
+//! * `json`, one object per line:
+//!   `{"time":"2026-12-02T03:45:38Z","client":"127.0.0.1:53012","method":"GET","path":"/plaintext","status":200,"bytes":13,"duration_us":41,"referer":"","user_agent":"curl/8.5.0"}`
+//!
+//! `bytes` counts the response body (`Content-Length`, nothing for `HEAD` and 304),
+//! as nginx's `$body_bytes_sent` does for complete responses; the duration runs from
+//! the parsed request head to the response queued for sending.
+
+use super::Request;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+pub use super::access_writer::{AccessLog, DEFAULT_BUFFER_BYTES};
+
+/// One answered request, as an access-log hook sees it.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct AccessRecord<'a> {
+    /// The client's address (`None` if the socket could not tell).
+    pub client: Option<SocketAddr>,
+    /// The method (`-` for a request refused before its head could be read).
+    pub method: &'a str,
+    /// The request target as sent (`-` when unknown).
+    pub target: &'a str,
+    /// The minor HTTP version (`1` for HTTP/1.1).
+    pub version_minor: u8,
+    /// The status code sent.
+    pub status: u16,
+    /// Response body bytes.
+    pub bytes: u64,
+    /// From the request head parsed to the response queued.
+    pub duration: Duration,
+    /// The `Referer` header (empty if absent).
+    pub referer: &'a [u8],
+    /// The `User-Agent` header (empty if absent).
+    pub user_agent: &'a [u8],
+}
+
+/// What runs for every answered request (on the worker: it must not block).
+pub type AccessHook = Arc<dyn Fn(&AccessRecord<'_>) + Send + Sync>;
+
+/// Per connection: the request being answered, until its response is queued.
+pub(crate) struct Observer {
+    hook: AccessHook,
+    client: Option<SocketAddr>,
+    method: String,
+    target: String,
+    minor: u8,
+    referer: Vec<u8>,
+    user_agent: Vec<u8>,
+    head_only: bool,
+    start: Option<Instant>,
+    /// A response streamed while its request body arrives: its status (from the
+    /// head) and the bytes written for it so far.
+    stream: Option<(u16, u64)>,
+}
+
+impl Observer {
+    pub(crate) fn new(client: Option<SocketAddr>, hook: AccessHook) -> Box<Observer> {
+        Box::new(Observer {
+            hook,
+            client,
+            method: String::new(),
+            target: String::new(),
+            minor: 1,
+            referer: Vec::new(),
+            user_agent: Vec::new(),
+            head_only: false,
+            start: None,
+            stream: None,
+        })
+    }
+
+    /// Output written for a response streamed while the body arrives (a piece of
+    /// it; the first one starts with its head).
+    pub(crate) fn streamed(&mut self, out: &[u8]) {
+        if out.is_empty() {
+            return;
+        }
+        match &mut self.stream {
+            Some((_, bytes)) => *bytes += out.len() as u64,
+            None => {
+                let status = status_of(out).unwrap_or(0);
+                let head_end = find(out, b"\r\n\r\n").map_or(out.len(), |i| i + 4);
+                self.stream = Some((status, (out.len() - head_end) as u64));
+            }
+        }
+    }
+
+    /// A request head was parsed.
+    pub(crate) fn begin(&mut self, req: &Request<'_>) {
+        let copy = |dst: &mut Vec<u8>, v: Option<&[u8]>| {
+            dst.clear();
+            dst.extend_from_slice(&v.unwrap_or_default()[..v.map_or(0, |v| v.len().min(512))]);
+        };
+        self.method.clear();
+        self.method.push_str(req.method());
+        self.target.clear();
+        self.target
+            .push_str(&req.target()[..req.target().len().min(4096)]);
+        self.minor = req.version_minor();
+        self.head_only = req.is_head();
+        copy(&mut self.referer, req.header("referer"));
+        copy(&mut self.user_agent, req.header("user-agent"));
+        self.start = Some(Instant::now());
+    }
+
+    /// A response was queued: `out` starts with its head (an interim `100 Continue`
+    /// before it is skipped). `body_follows`: the body is sent separately (a file),
+    /// so its size is the head's `Content-Length`; otherwise the body is the rest
+    /// of `out`.
+    pub(crate) fn finish(&mut self, mut out: &[u8], body_follows: bool) {
+        const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+        while out.starts_with(CONTINUE) {
+            out = &out[CONTINUE.len()..];
+        }
+        let (status, bytes) = match self.stream.take() {
+            // The end of a streamed response: the rest of its (chunked) body.
+            Some((status, bytes)) => (status, bytes + out.len() as u64),
+            None => {
+                let Some(status) = status_of(out) else {
+                    return;
+                };
+                (status, self.body_bytes(out, status, body_follows))
+            }
+        };
+        self.emit(status, bytes);
+    }
+
+    /// Body bytes of the response at the start of `out`.
+    fn body_bytes(&self, out: &[u8], status: u16, body_follows: bool) -> u64 {
+        let head_end = find(out, b"\r\n\r\n").map_or(out.len(), |i| i + 4);
+        let bodyless = self.head_only || status == 304 || status == 204 || status < 200;
+        if bodyless {
+            0
+        } else if body_follows {
+            content_length(&out[..head_end]).unwrap_or(0)
+        } else {
+            // One response per `finish`: its body is what follows its head, up to its
+            // Content-Length when one is given.
+            let rest = (out.len() - head_end) as u64;
+            content_length(&out[..head_end]).map_or(rest, |n| n.min(rest))
+        }
+    }
+
+    fn emit(&mut self, status: u16, bytes: u64) {
+        let (method, target) = match self.start {
+            Some(_) => (self.method.as_str(), self.target.as_str()),
+            None => ("-", "-"),
+        };
+        let rec = AccessRecord {
+            client: self.client,
+            method,
+            target,
+            version_minor: self.minor,
+            status,
+            bytes,
+            duration: self.start.map_or(Duration::ZERO, |s| s.elapsed()),
+            referer: &self.referer,
+            user_agent: &self.user_agent,
+        };
+        (self.hook)(&rec);
+        self.start = None;
+    }
+}
+
+/// The status code of the response head at the start of `out`.
+fn status_of(out: &[u8]) -> Option<u16> {
+    if out.len() < 12 || !out.starts_with(b"HTTP/1.") {
+        return None;
+    }
+    std::str::from_utf8(&out[9..12]).ok()?.parse().ok()
+}
+
+fn find(h: &[u8], needle: &[u8]) -> Option<usize> {
+    h.windows(needle.len()).position(|w| w == needle)
+}
+
+fn content_length(head: &[u8]) -> Option<u64> {
+    head.split(|&b| b == b'\n').find_map(|line| {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let (name, value) = line.split_at(line.iter().position(|&b| b == b':')?);
+        if !name.eq_ignore_ascii_case(b"content-length") {
+            return None;
+        }
+        std::str::from_utf8(&value[1..]).ok()?.trim().parse().ok()
+    })
+}
+
+/// Line format of an [`AccessLog`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AccessFormat {
+    /// nginx/Apache "combined", plus the request time in seconds.
+    #[default]
+    Combined,
+    /// One JSON object per line.
+    Json,
+}
+
+impl std::str::FromStr for AccessFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "combined" => Ok(AccessFormat::Combined),
+            "json" => Ok(AccessFormat::Json),
+            _ => Err(format!("{s:?}: access log format is combined or json")),
+        }
+    }
+}
+
+/// `[02/Dec/2026:03:45:38 +0000]`-style and ISO 8601 renderings of `t` (UTC).
+pub fn log_times(t: SystemTime) -> (String, String) {
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    // "Sun, 06 Nov 1994 08:49:37 GMT"
+    let d = super::format_http_date(secs);
+    let s = std::str::from_utf8(&d).unwrap_or("Thu, 01 Jan 1970 00:00:00 GMT");
+    let (day, mon, year, time) = (&s[5..7], &s[8..11], &s[12..16], &s[17..25]);
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let m = MONTHS.iter().position(|&x| x == mon).unwrap_or(0) + 1;
+    (
+        format!("{day}/{mon}/{year}:{time} +0000"),
+        format!("{year}-{m:02}-{day}T{time}Z"),
+    )
+}
+
+/// Appends `v` as the inside of a JSON string (quotes, backslashes and control
+/// bytes escaped; invalid UTF-8 replaced).
+pub fn json_escape(out: &mut String, v: &[u8]) {
+    for c in String::from_utf8_lossy(v).chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                use std::fmt::Write as _;
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+}
+
+/// Appends `v` for a quoted field of the combined format (`"` and control bytes
+/// as `\xHH`, as nginx escapes them).
+fn clf_escape(out: &mut String, v: &[u8]) {
+    if v.is_empty() {
+        out.push('-');
+        return;
+    }
+    for &b in v {
+        if b == b'"' || b == b'\\' || !(0x20..0x7f).contains(&b) {
+            use std::fmt::Write as _;
+            let _ = write!(out, "\\x{b:02X}");
+        } else {
+            out.push(b as char);
+        }
+    }
+}
+
+/// Renders `r` as one line (with its newline) in `format`, timestamped `now`.
+pub fn format_record(r: &AccessRecord<'_>, format: AccessFormat, now: SystemTime) -> String {
+    let mut s = String::with_capacity(192);
+    format_into(&mut s, r, format, now);
+    s
+}
+
+thread_local! {
+    /// The last second rendered, per thread: `(unix seconds, clf, iso)`.
+    static TIMES: std::cell::RefCell<(u64, String, String)> =
+        const { std::cell::RefCell::new((u64::MAX, String::new(), String::new())) };
+}
+
+/// Appends `r` as one line (with its newline) in `format` to `s`, timestamped `now`
+/// (the time rendering is cached per thread for the current second).
+pub fn format_into(s: &mut String, r: &AccessRecord<'_>, format: AccessFormat, now: SystemTime) {
+    use std::fmt::Write as _;
+    let secs = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    TIMES.with(|t| {
+        let mut t = t.borrow_mut();
+        if t.0 != secs {
+            let (clf, iso) = log_times(now);
+            *t = (secs, clf, iso);
+        }
+        match format {
+            AccessFormat::Combined => {
+                match r.client {
+                    Some(a) => {
+                        let _ = write!(s, "{}", a.ip());
+                    }
+                    None => s.push('-'),
+                }
+                s.push_str(" - - [");
+                s.push_str(&t.1);
+                s.push_str("] \"");
+                clf_escape(s, r.method.as_bytes());
+                s.push(' ');
+                clf_escape(s, r.target.as_bytes());
+                let _ = write!(
+                    s,
+                    " HTTP/1.{}\" {} {} \"",
+                    r.version_minor, r.status, r.bytes
+                );
+                clf_escape(s, r.referer);
+                s.push_str("\" \"");
+                clf_escape(s, r.user_agent);
+                let _ = writeln!(s, "\" {:.6}", r.duration.as_secs_f64());
+            }
+            AccessFormat::Json => {
+                s.push_str("{\"time\":\"");
+                s.push_str(&t.2);
+                s.push_str("\",\"client\":\"");
+                if let Some(a) = r.client {
+                    let _ = write!(s, "{a}");
+                }
+                s.push_str("\",\"method\":\"");
+                json_escape(s, r.method.as_bytes());
+                s.push_str("\",\"path\":\"");
+                json_escape(s, r.target.as_bytes());
+                let _ = write!(
+                    s,
+                    "\",\"status\":{},\"bytes\":{},\"duration_us\":{},\"referer\":\"",
+                    r.status,
+                    r.bytes,
+                    r.duration.as_micros()
+                );
+                json_escape(s, r.referer);
+                s.push_str("\",\"user_agent\":\"");
+                json_escape(s, r.user_agent);
+                s.push_str("\"}\n");
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec<'a>() -> AccessRecord<'a> {
+        AccessRecord {
+            client: Some("10.0.0.1:5000".parse().unwrap()),
+            method: "GET",
+            target: "/a\"b",
+            version_minor: 1,
+            status: 200,
+            bytes: 13,
+            duration: Duration::from_micros(1500),
+            referer: b"",
+            user_agent: b"curl/8",
+        }
+    }
+
+    #[test]
+    fn combined_and_json_lines() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(784111777);
+        let c = format_record(&rec(), AccessFormat::Combined, t);
+        assert_eq!(
+            c,
+            "10.0.0.1 - - [06/Nov/1994:08:49:37 +0000] \"GET /a\\x22b HTTP/1.1\" 200 13 \"-\" \"curl/8\" 0.001500\n"
+        );
+        let j = format_record(&rec(), AccessFormat::Json, t);
+        assert_eq!(
+            j,
+            "{\"time\":\"1994-11-06T08:49:37Z\",\"client\":\"10.0.0.1:5000\",\"method\":\"GET\",\
+             \"path\":\"/a\\\"b\",\"status\":200,\"bytes\":13,\"duration_us\":1500,\
+             \"referer\":\"\",\"user_agent\":\"curl/8\"}\n"
+        );
+    }
+
+    #[test]
+    fn observer_reads_status_and_body_bytes() {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        let mut o = Observer::new(
+            None,
+            Arc::new(move |r: &AccessRecord<'_>| {
+                s2.lock()
+                    .unwrap()
+                    .push((r.method.to_string(), r.status, r.bytes))
+            }),
+        );
+        // A refused request: no head was parsed.
+        o.finish(
+            b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
+            false,
+        );
+        // The body follows in `out`, and two responses' bytes are not mixed up.
+        o.finish(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 404 Not Found\r\ncontent-length: 3\r\n\r\nabc",
+            false,
+        );
+        // A file: the body is sent separately.
+        o.finish(
+            b"HTTP/1.1 206 Partial Content\r\nContent-Length: 99\r\n\r\n",
+            true,
+        );
+        let seen = seen.lock().unwrap();
+        assert_eq!(
+            *seen,
+            vec![
+                ("-".to_string(), 400, 0),
+                ("-".to_string(), 404, 3),
+                ("-".to_string(), 206, 99)
+            ]
+        );
+    }
+
+    /// Through a `Session` and a `Router`: one record per response, with the status
+    /// and body bytes of each, for plain, streamed (answered while the body arrives),
+    /// offloaded and refused requests.
+    #[test]
+    fn session_records_every_kind_of_response() {
+        use crate::http::{
+            BodyHandler, BodyOut, DateCache, Limits, Request, Response, Router, Session,
+        };
+        struct Upper;
+        impl BodyHandler for Upper {
+            fn on_body(&mut self, _: &[u8]) {}
+            fn on_body_out(&mut self, piece: &[u8], out: &mut BodyOut<'_>) {
+                out.start(201, "text/plain")
+                    .write(&piece.to_ascii_uppercase());
+            }
+            fn on_end(&mut self, _: &mut Response) {}
+        }
+        let router = Router::new()
+            .get("/a", |_: &Request<'_>, res: &mut Response| {
+                res.set_body(b"abc");
+            })
+            .stream("POST", "/up", |_: &Request<'_>| {
+                Box::new(Upper) as Box<dyn BodyHandler>
+            })
+            .offload("GET", "/slow", |_: &Request<'_>| {
+                |res: &mut Response| {
+                    res.set_status(202).set_body(b"later");
+                }
+            });
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        let mut session = Session::new(Limits::default());
+        session.set_access_hook(
+            Some("127.0.0.1:9".parse().unwrap()),
+            Arc::new(move |r: &AccessRecord<'_>| {
+                s2.lock().unwrap().push((
+                    r.method.to_string(),
+                    r.target.to_string(),
+                    r.status,
+                    r.bytes,
+                ))
+            }),
+        );
+        let date = DateCache::new(SystemTime::now());
+        let mut out = Vec::new();
+        let reqs: &[u8] = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n\
+            HEAD /a HTTP/1.1\r\nHost: x\r\n\r\n\
+            GET /missing HTTP/1.1\r\nHost: x\r\n\r\n\
+            POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello\
+            GET /slow HTTP/1.1\r\nHost: x\r\n\r\n";
+        let p = session.on_data(reqs, &router, &date, &mut out);
+        assert_eq!(p.consumed, reqs.len());
+        let job = session.take_offload().expect("the offload job");
+        let res = job.run();
+        assert!(session.complete_offload(Some(&res), &date, &mut out));
+        let p = session.on_data(b"BAD\x01 / HTTP/1.1\r\n\r\n", &router, &date, &mut out);
+        assert_eq!(p.error, Some(400));
+        let seen = seen.lock().unwrap();
+        let got: Vec<(&str, &str, u16)> = seen
+            .iter()
+            .map(|(m, t, s, _)| (m.as_str(), t.as_str(), *s))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("GET", "/a", 200),
+                ("HEAD", "/a", 200),
+                ("GET", "/missing", 404),
+                ("POST", "/up", 201),
+                ("GET", "/slow", 202),
+                ("-", "-", 400),
+            ]
+        );
+        assert_eq!(seen[0].3, 3);
+        assert_eq!(seen[1].3, 0, "HEAD sends no body");
+        assert!(seen[3].3 >= 5, "streamed bytes: {}", seen[3].3);
+        assert_eq!(seen[4].3, 5);
+    }
+}

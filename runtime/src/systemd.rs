@@ -1,0 +1,252 @@
+//! systemd conventions without a dependency: `sd_notify` (readiness and status) and
+//! socket activation (`LISTEN_PID`/`LISTEN_FDS`).
+//!
+//! **Notify.** When `NOTIFY_SOCKET` is set (a unit with `Type=notify`), [`notify`]
+//! sends one datagram of `KEY=value` lines to that unix socket (a path, or an
+//! abstract name written `@name`). The runtime sends, on its own:
+//!
+//! | when | message |
+//! | --- | --- |
+//! | every worker of a [`Runtime::run`](crate::Runtime::run) with signal handling on (the process's main server; [`Config::handle_signals`](crate::Config::handle_signals)) has started its service (for `ringcore-net`: listens) | `READY=1`, `MAINPID=<pid>`, `STATUS=serving on N worker(s)` |
+//! | the drain begins (first SIGINT/SIGTERM, or [`Handle::shutdown`](crate::Handle::shutdown)) | `STOPPING=1`, `STATUS=draining connections` |
+//!
+//! Anything else (periodic `STATUS=` lines with connection counts) is the
+//! application's: call [`notify`]. Without `NOTIFY_SOCKET` every call is a no-op.
+//! Failures to send are logged once at `debug` and otherwise ignored, as `sd_notify(3)`
+//! callers do: a server must not stop because its supervisor went away.
+//!
+//! **Socket activation.** [`listen_fds`] takes the sockets systemd passed (fd 3
+//! onward) when `LISTEN_PID` is this process, marks them close-on-exec and
+//! non-blocking, and removes the variables so no child inherits them.
+
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::{SocketAddr as UnixAddr, UnixDatagram};
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+
+/// The first descriptor systemd passes (`SD_LISTEN_FDS_START`).
+pub const LISTEN_FDS_START: RawFd = 3;
+
+/// Sends `state` (newline-separated `KEY=value` lines, e.g. `"READY=1"`) to the
+/// socket named by `NOTIFY_SOCKET`.
+///
+/// Returns `Ok(false)` when `NOTIFY_SOCKET` is unset (not run by systemd).
+///
+/// # Errors
+/// A malformed `NOTIFY_SOCKET` or a failed send.
+pub fn notify(state: &str) -> io::Result<bool> {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return Ok(false);
+    };
+    let path = path
+        .into_string()
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NOTIFY_SOCKET is not UTF-8"))?;
+    notify_to(&path, state)?;
+    Ok(true)
+}
+
+/// Sends `state` to the notify socket `path` (`/run/...` or `@abstract`).
+///
+/// # Errors
+/// An empty or relative `path`, or a failed send.
+pub fn notify_to(path: &str, state: &str) -> io::Result<()> {
+    let addr = notify_addr(path)?;
+    let sock = UnixDatagram::unbound()?;
+    let n = sock.send_to_addr(state.as_bytes(), &addr)?;
+    if n != state.len() {
+        return Err(io::Error::other("short send to NOTIFY_SOCKET"));
+    }
+    Ok(())
+}
+
+fn notify_addr(path: &str) -> io::Result<UnixAddr> {
+    if let Some(name) = path.strip_prefix('@') {
+        use std::os::linux::net::SocketAddrExt;
+        return UnixAddr::from_abstract_name(name.as_bytes());
+    }
+    if !path.starts_with('/') {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("NOTIFY_SOCKET={path:?}: want an absolute path or an @abstract name"),
+        ));
+    }
+    UnixAddr::from_pathname(path)
+}
+
+/// [`notify`], logging a failure once instead of returning it.
+pub(crate) fn notify_quiet(state: &str) {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if let Err(e) = notify(state) {
+        if !WARNED.swap(true, SeqCst) {
+            tracing::warn!("ringcore: sd_notify failed (further failures not logged): {e}");
+        }
+    }
+}
+
+/// `READY=1` with the main pid and a status line (all workers started).
+pub(crate) fn notify_ready(workers: usize) {
+    let state = format!(
+        "READY=1\nMAINPID={}\nSTATUS=serving on {workers} worker(s)",
+        std::process::id()
+    );
+    notify_quiet(&state);
+    tracing::info!("ringcore: ready: {workers} worker(s) started");
+}
+
+/// `STOPPING=1`, once per process drain.
+pub(crate) fn notify_stopping() {
+    static SENT: AtomicBool = AtomicBool::new(false);
+    if !SENT.swap(true, SeqCst) {
+        notify_quiet("STOPPING=1\nSTATUS=draining connections");
+    }
+}
+
+/// Takes the sockets passed by systemd socket activation.
+///
+/// When `LISTEN_PID` equals this process id and `LISTEN_FDS` is `n ≥ 1`, returns
+/// descriptors 3 .. 3+n, each checked to be a listening stream socket, marked
+/// close-on-exec and non-blocking; `LISTEN_PID`, `LISTEN_FDS` and `LISTEN_FDNAMES`
+/// are removed from the environment. Otherwise returns an empty list and leaves the
+/// environment alone. Call it once, early in `main` (it edits the environment, which
+/// must not race with other threads reading it).
+///
+/// # Errors
+/// A malformed `LISTEN_FDS`, or a passed descriptor that is not a listening stream
+/// socket (the message names it and says what systemd should pass). The descriptors
+/// are closed on error.
+pub fn listen_fds() -> io::Result<Vec<OwnedFd>> {
+    let pid = std::env::var("LISTEN_PID").ok();
+    if pid.as_deref().and_then(|p| p.trim().parse::<u32>().ok()) != Some(std::process::id()) {
+        return Ok(Vec::new());
+    }
+    let count = std::env::var("LISTEN_FDS").unwrap_or_default();
+    for v in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] {
+        std::env::remove_var(v);
+    }
+    let n: i32 = count.trim().parse().map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("LISTEN_FDS={count:?} is not a number"),
+        )
+    })?;
+    if !(0..=4096).contains(&n) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("LISTEN_FDS={n} is out of range"),
+        ));
+    }
+    // Own them all first, so every one is closed if any is refused.
+    let out: Vec<OwnedFd> = (LISTEN_FDS_START..LISTEN_FDS_START + n)
+        // SAFETY: systemd passed descriptors 3..3+n to this process (LISTEN_PID
+        // matched) for it to own; each is taken exactly once, here.
+        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+        .collect();
+    for fd in &out {
+        use std::os::fd::AsRawFd;
+        check_listener(fd.as_raw_fd())?;
+        set_flags(fd.as_raw_fd())?;
+    }
+    Ok(out)
+}
+
+fn sockopt_int(fd: RawFd, opt: libc::c_int) -> io::Result<libc::c_int> {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `v` and `len` are live locals of the sizes getsockopt is told.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            opt,
+            (&mut v as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(v)
+}
+
+/// Checks that `fd` is a listening TCP (IPv4/IPv6 stream) socket.
+pub fn check_listener(fd: RawFd) -> io::Result<()> {
+    let bad = |what: String| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "inherited fd {fd} {what}: socket activation needs listening TCP sockets \
+                 (ListenStream= with an IP address or port in the .socket unit)"
+            ),
+        )
+    };
+    let ty = sockopt_int(fd, libc::SO_TYPE).map_err(|e| bad(format!("is not a socket ({e})")))?;
+    if ty != libc::SOCK_STREAM {
+        return Err(bad("is not a stream socket".into()));
+    }
+    let dom = sockopt_int(fd, libc::SO_DOMAIN).map_err(|e| bad(e.to_string()))?;
+    if dom != libc::AF_INET && dom != libc::AF_INET6 {
+        return Err(bad("is not an IPv4/IPv6 socket".into()));
+    }
+    if sockopt_int(fd, libc::SO_ACCEPTCONN).map_err(|e| bad(e.to_string()))? == 0 {
+        return Err(bad("is not listening".into()));
+    }
+    Ok(())
+}
+
+fn set_flags(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor this process owns; results are checked.
+    unsafe {
+        if libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let fl = libc::fcntl(fd, libc::F_GETFL);
+        if fl < 0 || libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notify_reaches_a_path_and_an_abstract_socket() {
+        let dir = std::env::temp_dir().join(format!("ringcore-notify-{}", std::process::id()));
+        let _ = std::fs::remove_file(&dir);
+        let rx = UnixDatagram::bind(&dir).unwrap();
+        notify_to(dir.to_str().unwrap(), "READY=1").unwrap();
+        let mut buf = [0u8; 64];
+        let n = rx.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"READY=1");
+        let _ = std::fs::remove_file(&dir);
+
+        use std::os::linux::net::SocketAddrExt;
+        let name = format!("ringcore-notify-test-{}", std::process::id());
+        let addr = UnixAddr::from_abstract_name(name.as_bytes()).unwrap();
+        let rx = UnixDatagram::bind_addr(&addr).unwrap();
+        notify_to(&format!("@{name}"), "STOPPING=1").unwrap();
+        let n = rx.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"STOPPING=1");
+    }
+
+    #[test]
+    fn a_relative_notify_path_is_refused() {
+        let e = notify_to("run/notify", "READY=1").unwrap_err();
+        assert!(e.to_string().contains("absolute path"), "{e}");
+    }
+
+    #[test]
+    fn check_listener_refuses_what_is_not_a_tcp_listener() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        use std::os::fd::AsRawFd;
+        check_listener(l.as_raw_fd()).unwrap();
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let e = check_listener(s.as_raw_fd()).unwrap_err();
+        assert!(e.to_string().contains("not a stream socket"), "{e}");
+        let f = std::fs::File::open("/dev/null").unwrap();
+        let e = check_listener(f.as_raw_fd()).unwrap_err();
+        assert!(e.to_string().contains("not a socket"), "{e}");
+    }
+}
