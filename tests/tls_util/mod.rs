@@ -120,7 +120,13 @@ pub fn try_tls_connect(
     let conn = rustls::ClientConnection::new(config, name).map_err(std::io::Error::other)?;
     let mut s = rustls::StreamOwned::new(conn, tcp);
     while s.conn.is_handshaking() {
-        s.conn.complete_io(&mut s.sock)?;
+        match s.conn.complete_io(&mut s.sock) {
+            // A signal to this thread (the process hosts the server) is not an error.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            r => {
+                r?;
+            }
+        }
     }
     Ok(s)
 }
@@ -128,6 +134,16 @@ pub fn try_tls_connect(
 /// [`try_tls_connect`] that must succeed.
 pub fn tls_connect(addr: SocketAddr, config: Arc<rustls::ClientConfig>, sni: &str) -> Client {
     try_tls_connect(addr, config, sni).expect("TLS handshake")
+}
+
+/// Reads, retrying when a signal interrupted the read.
+pub fn read_some(s: &mut Client, buf: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        match s.read(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            r => return r,
+        }
+    }
 }
 
 /// Writes `payload` from a thread while reading the echo here; checks every byte.
@@ -142,13 +158,13 @@ pub fn echo_check(s: &mut Client, payload: &[u8]) {
             && got.len() + 64 * 1024
                 < (piece.as_ptr() as usize - payload.as_ptr() as usize) + piece.len()
         {
-            let n = s.read(&mut buf).expect("read echo");
+            let n = read_some(s, &mut buf).expect("read echo");
             assert!(n > 0, "EOF in the middle of the echo");
             got.extend_from_slice(&buf[..n]);
         }
     }
     while got.len() < payload.len() {
-        let n = s.read(&mut buf).expect("read echo");
+        let n = read_some(s, &mut buf).expect("read echo");
         assert!(
             n > 0,
             "EOF after {} of {} echoed bytes",
