@@ -63,6 +63,13 @@ struct FileArgs {
     /// Serve <file>.br / <file>.gz instead of <file> when Accept-Encoding allows.
     #[arg(long)]
     gzip_static: bool,
+    /// Keep up to N open files per worker (nginx open_file_cache); 0 = off.
+    /// Requests for a cached path skip the helper thread.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    open_file_cache: usize,
+    /// Seconds a cached open file answers before it is looked up again.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    open_file_cache_valid: u64,
 }
 
 /// The [`StaticFilesBuilder`] the flags describe.
@@ -71,7 +78,11 @@ fn files_builder(root: &str, args: &FileArgs) -> StaticFilesBuilder {
         .limits(Limits::default())
         .autoindex(args.autoindex)
         .allow_hidden(args.allow_hidden)
-        .gzip_static(args.gzip_static);
+        .gzip_static(args.gzip_static)
+        .open_file_cache(
+            args.open_file_cache,
+            std::time::Duration::from_secs(args.open_file_cache_valid),
+        );
     if let Some(cc) = &args.cache_control {
         b = b.cache_control(cc.clone());
     }

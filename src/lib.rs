@@ -37,10 +37,12 @@ pub use ringcore_net::http;
 /// TLS (rustls) as a handler wrapper; feature `tls`, on by default. See `docs/tls.md`.
 #[cfg(feature = "tls")]
 pub use ringcore_net::tls;
+pub use ringcore_net::{Addr, PeerCredentials, TcpInfo, TcpStats, ToAddr, UnixAddr};
 pub use ringcore_net::{
     CloseReason, Conn, ConnInfo, Connect, ConnectOptions, Factory, Handler, IntoListeners,
     Keepalive, Listeners, Serve, SocketOptions, TunnelOptions, DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_MAX_PENDING, DEFAULT_OUTPUT_HIGH_WATER, DEFAULT_TUNNEL_HALF_CLOSE_TIMEOUT,
     DEFAULT_TUNNEL_IDLE_TIMEOUT,
 };
+pub use ringcore_net::{ConnId, ConnectRequest, Notifier, DEFAULT_CONNECT_TIMEOUT};
 pub use ringcore_runtime::{BackendKind, Builder, Config, Counters, Handle, Runtime, Snapshot};

@@ -447,3 +447,79 @@ fn hidden_paths_are_404_unless_allowed() {
         finish(c, server);
     });
 }
+
+/// This process's descriptors open on a file under `root`.
+fn fds_under(root: &Path) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|t| t.starts_with(root))
+        .count()
+}
+
+/// The open-file cache answers from the file it opened until the entry expires
+/// (a file replaced by rename is served in its old version meanwhile, as nginx's
+/// `open_file_cache` does), then a new lookup picks up the new file; the cached
+/// descriptors close when the server stops.
+#[test]
+fn open_file_cache_serves_until_revalidation() {
+    let tree = Tree::new("ofc");
+    let root = tree.root.canonicalize().unwrap();
+    for_each_backend(|backend| {
+        std::fs::write(tree.root.join("hello.txt"), b"version 1\n").unwrap();
+        let b = StaticFiles::builder(&tree.root).open_file_cache(16, Duration::from_secs(3600));
+        let server = start(backend, b);
+        let mut c = HttpClient::connect(server.addr);
+        assert_eq!(ask(&mut c, "GET", "/hello.txt", "").body, b"version 1\n");
+        // Replaced by rename: the cached file (the old inode) still answers.
+        let tmp = tree.dir.join("next");
+        std::fs::write(&tmp, b"version 2!\n").unwrap();
+        std::fs::rename(&tmp, tree.root.join("hello.txt")).unwrap();
+        for _ in 0..3 {
+            let r = ask(&mut c, "GET", "/hello.txt", "");
+            assert_eq!(r.body, b"version 1\n", "cached for an hour");
+            assert_eq!(r.content_length(), Some(10));
+        }
+        // Conditionals and ranges work on a cached answer too.
+        let tag = ask(&mut c, "HEAD", "/hello.txt", "")
+            .header("etag")
+            .unwrap()
+            .to_string();
+        let r = ask(
+            &mut c,
+            "GET",
+            "/hello.txt",
+            &format!("If-None-Match: {tag}\r\n"),
+        );
+        assert_eq!(r.status, 304);
+        let r = ask(&mut c, "GET", "/hello.txt", "Range: bytes=0-6\r\n");
+        assert_eq!((r.status, &r.body[..]), (206, &b"version"[..]));
+        // Pipelined hits answer in order.
+        let mut two = get("GET", "/hello.txt", "");
+        two.extend_from_slice(&get("GET", "/data.bin", ""));
+        two.extend_from_slice(&get("GET", "/hello.txt", "Range: bytes=8-\r\n"));
+        c.send(&two);
+        assert_eq!(c.read_response(false).body, b"version 1\n");
+        assert_eq!(c.read_response(false).body, tree.data);
+        assert_eq!(c.read_response(false).body, b"1\n");
+        finish(c, server);
+        assert_eq!(
+            fds_under(&root),
+            0,
+            "cached descriptors closed with the workers"
+        );
+
+        // A short validity: a new lookup soon sees the new file.
+        let b = StaticFiles::builder(&tree.root).open_file_cache(16, Duration::from_millis(50));
+        let server = start(backend, b);
+        let mut c = HttpClient::connect(server.addr);
+        std::fs::write(tree.root.join("hello.txt"), b"version 3\n").unwrap();
+        assert_eq!(ask(&mut c, "GET", "/hello.txt", "").body, b"version 3\n");
+        std::fs::write(&tmp, b"version 4\n").unwrap();
+        std::fs::rename(&tmp, tree.root.join("hello.txt")).unwrap();
+        support::wait_until("the entry to be revalidated", || {
+            ask(&mut c, "GET", "/hello.txt", "").body == b"version 4\n"
+        });
+        finish(c, server);
+    });
+}

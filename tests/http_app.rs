@@ -89,7 +89,12 @@ fn start(backend: BackendKind, workers: usize, gate: Arc<Gate>) -> TestServer {
 fn read_any(s: &mut TcpStream, buf: &mut Vec<u8>) -> (u16, String, Vec<u8>) {
     let fill = |s: &mut TcpStream, buf: &mut Vec<u8>| {
         let mut tmp = [0u8; 65536];
-        let n = s.read(&mut tmp).expect("read a response");
+        let n = loop {
+            match s.read(&mut tmp) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                r => break r.expect("read a response"),
+            }
+        };
         assert!(n > 0, "EOF inside a response");
         buf.extend_from_slice(&tmp[..n]);
     };

@@ -54,6 +54,10 @@ pub(crate) const CANCELLED: u32 = 1 << 18;
 /// The receive ended with `ENOBUFS`: it is re-armed from [`WorkerCtx::nobuf`], a few
 /// connections per turn, rather than all at once.
 pub(crate) const NOBUF_WAIT: u32 = 1 << 19;
+/// The hang-up guard's poll is in flight (hangup.rs).
+pub(crate) const GUARD_ARMED: u32 = 1 << 20;
+/// An abort set `SO_LINGER` 0: the close will be a reset (lifecycle.rs).
+pub(crate) const RESET_SET: u32 = 1 << 21;
 
 /// Default most unconsumed input bytes kept for a handler.
 pub const DEFAULT_MAX_PENDING: u32 = 1 << 20;
@@ -93,6 +97,9 @@ pub struct ConnCore {
     pub(crate) idle_timer: Option<TimerHandle>,
     /// The user timer's entry in the worker's timer set (set with `USER_TIMER`).
     pub(crate) user_timer: Option<TimerHandle>,
+    /// The connect timeout's entry (an outbound connect or a tunnel's upstream),
+    /// while the connect is in flight.
+    pub(crate) connect_timer: Option<TimerHandle>,
     /// The peer address of an outbound connect in flight (the kernel reads it).
     pub(crate) connect_addr: Option<Box<crate::addr::RawAddr>>,
     pub(crate) out: WriteQueue,
@@ -106,6 +113,11 @@ pub struct ConnCore {
     /// Installed by a wrapping handler (TLS) while its inner handler runs: the `Conn`
     /// output calls land there as plaintext (layer.rs).
     pub(crate) layer: Option<Box<crate::layer::Layer>>,
+    /// Times the hang-up guard fired (hangup.rs); it is armed at most
+    /// [`GUARD_MAX`](crate::hangup::GUARD_MAX) times.
+    pub(crate) guards: u8,
+    /// The hang-up guard fired with the receive armed: when to check it ended.
+    pub(crate) guard_timer: Option<TimerHandle>,
 }
 
 /// A file leaving by splice: file -> pipe -> socket.
@@ -136,8 +148,6 @@ impl SpliceState {
 pub(crate) const PIPE_CHUNK: u64 = 256 * 1024;
 /// Pipes kept for reuse per worker.
 const PIPE_POOL_MAX: usize = 64;
-/// Pools (pipes, spare buffers) not used for this long are shrunk.
-pub(crate) const POOL_IDLE: Duration = Duration::from_secs(5);
 
 impl ConnCore {
     pub(crate) fn new(fd: RawFd, token: Token) -> ConnCore {
@@ -154,6 +164,7 @@ impl ConnCore {
             timer_at: 0,
             idle_timer: None,
             user_timer: None,
+            connect_timer: None,
             connect_addr: None,
             out: WriteQueue::default(),
             pending: Vec::new(),
@@ -161,6 +172,8 @@ impl ConnCore {
             splice: None,
             tunnel: None,
             layer: None,
+            guards: 0,
+            guard_timer: None,
         }
     }
 
@@ -286,6 +299,19 @@ pub struct WorkerCtx {
     pub(crate) nobuf: std::collections::VecDeque<Token>,
     /// The helper thread for [`Conn::offload`](crate::Conn::offload) and its results.
     pub(crate) offload: crate::offload::Offload,
+    /// Messages between connections and connects asked for by handlers (connect.rs).
+    pub(crate) mail: crate::connect::Mailbox,
+}
+
+/// Hands free heap pages back to the kernel (glibc keeps freed memory in its arenas,
+/// so what a burst allocated would stay resident). Other C libraries: nothing.
+fn release_free_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists; no pointer of
+    // ours is involved.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 impl WorkerCtx {
@@ -303,6 +329,7 @@ impl WorkerCtx {
             next_trim: None,
             nobuf: std::collections::VecDeque::new(),
             offload: crate::offload::Offload::new(worker),
+            mail: crate::connect::Mailbox::default(),
         }
     }
 
@@ -342,10 +369,17 @@ impl WorkerCtx {
         !self.pipes.is_empty() || self.spare.held() > 0
     }
 
-    /// Shrinks the pools (every [`POOL_IDLE`]): the pipes and spare buffers that sat
-    /// unused for the whole interval are closed or freed (all of them while draining),
-    /// so fds and memory return after a burst.
+    /// Entries the pools hold (pipes, spare buffers, send headers, queue states).
+    pub(crate) fn pool_entries(&self) -> usize {
+        self.pipes.len() + self.spare.held()
+    }
+
+    /// Shrinks the pools (every [`Config::pool_trim`](ringcore_runtime::Config)): the
+    /// pipes and spare entries that sat unused for the whole interval are closed or
+    /// freed (all of them while draining), so fds and memory return after a burst;
+    /// then, with `malloc_trim` on, free heap pages go back to the kernel.
     pub(crate) fn trim_pools(&mut self, io: &mut Io) {
+        let before = self.pool_entries();
         let unused = if self.draining {
             self.pipes.len()
         } else {
@@ -359,6 +393,12 @@ impl WorkerCtx {
         }
         self.pipes_low = self.pipes.len();
         self.spare.trim_idle(self.draining);
+        let freed = before - self.pool_entries();
+        io.counters().pool_trimmed += freed as u64;
+        io.counters().pool_entries = self.pool_entries() as u64;
+        if freed > 0 && !self.draining && io.config().malloc_trim {
+            release_free_heap();
+        }
     }
 
     #[inline]
@@ -440,6 +480,7 @@ impl WorkerCtx {
     pub(crate) fn cancel_timers(&mut self, core: &mut ConnCore) {
         self.cancel_timer(&mut core.idle_timer);
         self.cancel_timer(&mut core.user_timer);
+        self.cancel_timer(&mut core.connect_timer);
         core.clear(TIMER | USER_TIMER);
     }
 }

@@ -64,6 +64,31 @@ pub trait Handler: 'static {
         let _ = (conn, result);
     }
 
+    /// A message from another connection of this worker ([`Conn::notify`] or a
+    /// [`Notifier`](crate::Notifier)), at the end of the loop turn it was sent in;
+    /// `from` is the sender's id. `msg` is whatever was sent: downcast it
+    /// (`msg.downcast::<MyMsg>()`). Not called once this connection is closing. The
+    /// default drops it.
+    fn on_message(
+        &mut self,
+        conn: &mut Conn<'_>,
+        from: crate::ConnId,
+        msg: Box<dyn std::any::Any>,
+    ) {
+        let _ = (conn, from, msg);
+    }
+
+    /// A message this connection sent to `to` came back: `to` had closed (or was
+    /// closing) when it was to be delivered. The default drops it.
+    fn on_undelivered(
+        &mut self,
+        conn: &mut Conn<'_>,
+        to: crate::ConnId,
+        msg: Box<dyn std::any::Any>,
+    ) {
+        let _ = (conn, to, msg);
+    }
+
     /// The connection is gone: the fd is closed and no op is in flight.
     fn on_close(&mut self, reason: CloseReason) {
         let _ = reason;
@@ -217,7 +242,7 @@ impl Conn<'_> {
             }
             return;
         }
-        self.core.out.push_owned(data);
+        self.core.out.push_owned(data, &mut self.ctx.spare);
         self.ctx.mark_dirty(self.core);
     }
 
@@ -241,11 +266,14 @@ impl Conn<'_> {
             }
             return;
         }
-        self.core.out.push_file(crate::wqueue::FileSeg {
-            fd: crate::iofd::IoFd::new(file.into_raw_fd()),
-            offset,
-            remaining: len,
-        });
+        self.core.out.push_file(
+            crate::wqueue::FileSeg {
+                fd: crate::iofd::IoFd::new(file.into_raw_fd()),
+                offset,
+                remaining: len,
+            },
+            &mut self.ctx.spare,
+        );
         self.ctx.mark_dirty(self.core);
     }
 

@@ -11,8 +11,10 @@
 
 pub mod addr;
 mod conn;
+mod connect;
 mod dataflow;
 mod handler;
+mod hangup;
 #[cfg(feature = "http")]
 pub mod http;
 mod iofd;
@@ -28,6 +30,7 @@ pub mod sockopt;
 mod splice;
 pub mod systemd;
 pub mod tcp_info;
+pub mod tcp_stats;
 #[cfg(feature = "tls")]
 pub mod tls;
 mod tunnel;
@@ -37,11 +40,13 @@ mod wqueue;
 
 pub use addr::{Addr, PeerCredentials, ToAddr, UnixAddr};
 pub use conn::{DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_PENDING, DEFAULT_OUTPUT_HIGH_WATER};
+pub use connect::{ConnId, ConnectRequest, Notifier, DEFAULT_CONNECT_TIMEOUT};
 pub use handler::{CloseReason, Conn, ConnInfo, Factory, Handler, TunnelStats};
 pub use outbound::{Connect, ConnectOptions};
 pub use server::{IntoListeners, Serve};
 pub use socket::{Keepalive, Listeners, SocketOptions};
 pub use tcp_info::TcpInfo;
+pub use tcp_stats::TcpStats;
 pub use tunnel_timer::{
     TunnelOptions, DEFAULT_TUNNEL_HALF_CLOSE_TIMEOUT, DEFAULT_TUNNEL_IDLE_TIMEOUT,
 };

@@ -1,15 +1,16 @@
 //! Outbound connections: the client side of the runtime ([`Connect`]), used by load
-//! generators and proxies. A connect is an op like any other; its peer address lives
-//! in the slot until the connect completes.
+//! generators, and the completion of every outbound connect (client mode, or opened by
+//! a handler with `Conn::connect`, see connect.rs). A connect is an op like any other;
+//! its peer address lives in the slot until the connect completes, and its deadline
+//! is a cancellable timer entry removed when it completes.
 
 use crate::conn::*;
+use crate::connect::{outbound_socket, Target};
 use crate::handler::{CloseReason, Factory, Handler};
-use crate::lifecycle::Use;
 use crate::server::{call, Server};
 use crate::socket::SocketOptions;
-use ringcore_runtime::{Completion, Io, Op, OpKind, Runtime};
+use ringcore_runtime::{Completion, Io, Runtime};
 use std::io;
-use std::os::fd::{AsRawFd, IntoRawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,87 +23,58 @@ pub(crate) struct Outbound {
 }
 
 impl<F: Factory> Server<F> {
-    /// Opens one outbound connection: socket, optional source bind, connect op.
+    /// Opens one client-mode connection: socket (options, source bind), a handler from
+    /// the factory, the connect op (connect.rs).
     pub(crate) fn open_outbound(&mut self, io: &mut Io, target: &Outbound, n: usize) {
-        let fail = |io: &mut Io, e: io::Error| {
-            tracing::warn!(
-                "ringcore: worker {}: outbound connect to {} failed: {e}",
-                io.worker_id(),
-                target.addr
-            );
-            io.counters().closes += 1;
+        let source = (!target.opts.sources.is_empty())
+            .then(|| target.opts.sources[n % target.opts.sources.len()]);
+        let t = Target {
+            addr: target.addr.clone(),
+            timeout: target.opts.timeout,
+            source,
+            socket: &target.opts.socket,
         };
-        let raw_addr = match crate::addr::RawAddr::new(&target.addr) {
-            Ok(a) => a,
-            Err(e) => return fail(io, e),
-        };
-        let fd = match crate::socket::stream_socket(&target.addr) {
+        let fd = match outbound_socket(&t) {
             Ok(fd) => fd,
-            Err(e) => return fail(io, e),
-        };
-        let setup = || -> io::Result<()> {
-            let raw = fd.as_raw_fd();
-            target.opts.socket.apply(raw)?;
-            if !target.opts.sources.is_empty() && !target.addr.is_unix() {
-                let src = target.opts.sources[n % target.opts.sources.len()];
-                if src.is_ipv4() {
-                    crate::socket::set(
-                        &crate::socket::borrow(raw),
-                        nix::sys::socket::sockopt::IpBindAddressNoPort,
-                        &true,
-                        "IP_BIND_ADDRESS_NO_PORT",
-                    )?;
-                }
-                let src_addr = crate::addr::from_std(&std::net::SocketAddr::new(src, 0));
-                nix::sys::socket::bind(raw, src_addr.as_sockaddr()).map_err(|e| {
-                    io::Error::new(io::Error::from(e).kind(), format!("bind source {src}: {e}"))
-                })?;
+            Err(e) => {
+                tracing::warn!("ringcore: worker {}: {e}", io.worker_id());
+                io.counters().closes += 1;
+                return;
             }
-            Ok(())
         };
-        if let Err(e) = setup() {
-            return fail(io, e);
+        if let Some(idx) = self.new_conn(io, fd) {
+            self.connect_slot(io, idx, &t);
         }
-        let fd = fd.into_raw_fd();
-        let Some(idx) = self.new_conn(io, fd) else {
-            return;
-        };
-        let Some(s) = self.conns.get_mut(idx) else {
-            return;
-        };
-        let core = &mut s.value.core;
-        let token = core.token;
-        core.set(CONNECTING);
-        let addr = Box::new(raw_addr);
-        let (ptr, len) = (addr.as_ptr(), addr.len);
-        core.connect_addr = Some(addr);
-        let timeout_at = self.ctx.now + target.opts.timeout;
-        self.ctx
-            .timers
-            .insert(timeout_at, token.with_kind(OpKind::Connect).raw());
-        let op = Op::Connect {
-            fd,
-            addr: ptr,
-            addrlen: len,
-        };
-        // SAFETY: `addr` is boxed in the slot's `connect_addr` and dropped only after the
-        // connect's completion (or with the slot, which outlives every op).
-        unsafe { self.arm(io, idx, token.with_kind(OpKind::Connect), op, Use::Connect) };
     }
 
+    /// The connect completed: `on_open`, or the error (with the address) and a close.
     pub(crate) fn on_connect(&mut self, io: &mut Io, c: Completion, idx: u32) {
         let Some(s) = self.conns.get_mut(idx) else {
             return;
         };
         let slot = &mut s.value;
         slot.core.clear(CONNECTING);
-        slot.core.connect_addr = None;
+        let addr = slot.core.connect_addr.take();
+        self.ctx.cancel_timer(&mut slot.core.connect_timer);
         if slot.core.has(CLOSING) {
             return;
         }
         if c.result < 0 {
-            slot.core
-                .fail(CloseReason::Error(io::Error::from_raw_os_error(-c.result)));
+            let e = io::Error::from_raw_os_error(-c.result);
+            // `RawAddr`'s Debug form is `RawAddr(<address>)`.
+            let to = addr.map_or_else(
+                || "?".to_string(),
+                |a| {
+                    let d = format!("{a:?}");
+                    d.trim_start_matches("RawAddr(")
+                        .trim_end_matches(')')
+                        .to_string()
+                },
+            );
+            slot.core.fail(CloseReason::Error(io::Error::new(
+                e.kind(),
+                format!("connect to {to}: {e}"),
+            )));
             self.ctx.mark_dirty(&mut slot.core);
             return;
         }
@@ -129,7 +101,7 @@ impl Default for ConnectOptions {
     fn default() -> Self {
         ConnectOptions {
             sources: Vec::new(),
-            timeout: Duration::from_secs(10),
+            timeout: crate::connect::DEFAULT_CONNECT_TIMEOUT,
             socket: SocketOptions::default().keepalive(None),
         }
     }

@@ -2,6 +2,7 @@
 //! completions to handler callbacks. Implements the runtime's `Service`.
 
 use crate::conn::*;
+use crate::connect::SlotHandler;
 use crate::handler::{CloseReason, Conn, ConnInfo, Factory, Handler};
 use crate::socket::{close_fd, Listeners, SocketOptions};
 use ringcore_runtime::{Completion, Io, Op, OpKind, RateLimit, Registry, Runtime, Service, Token};
@@ -35,7 +36,7 @@ pub(crate) struct Listener {
 /// One worker's server.
 pub(crate) struct Server<F: Factory> {
     pub(crate) factory: Arc<F>,
-    pub(crate) conns: Registry<ConnSlot<F::Handler>>,
+    pub(crate) conns: Registry<ConnSlot<SlotHandler<F::Handler>>>,
     pub(crate) ctx: WorkerCtx,
     pub(crate) listener: Listener,
     pub(crate) expired: Vec<u64>,
@@ -184,6 +185,16 @@ impl<F: Factory> Server<F> {
             io.counters().closes += 1;
             return None;
         };
+        Some(self.insert_conn(io, fd, SlotHandler::Made(handler)))
+    }
+
+    /// Inserts the slot of a new connection on `fd` run by `handler`; returns its index.
+    pub(crate) fn insert_conn(
+        &mut self,
+        io: &mut Io,
+        fd: RawFd,
+        handler: SlotHandler<F::Handler>,
+    ) -> u32 {
         let idx = self.conns.insert(ConnSlot {
             core: ConnCore::new(fd, Token::NONE),
             handler,
@@ -193,7 +204,7 @@ impl<F: Factory> Server<F> {
         if let Some(s) = self.conns.get_mut(idx) {
             s.value.core.token = token;
         }
-        Some(idx)
+        idx
     }
 
     fn accepted(&mut self, io: &mut Io, fd: RawFd) {
@@ -262,7 +273,9 @@ impl<F: Factory> Service for Server<F> {
             io.counters().stale += 1;
             io.recycle(&c);
             debug_assert!(
-                c.token.kind().is_some() || crate::tunnel::is_tunnel_kind(c.token.raw_kind()),
+                c.token.kind().is_some()
+                    || crate::tunnel::is_tunnel_kind(c.token.raw_kind())
+                    || c.token.raw_kind() == crate::hangup::K_GUARD,
                 "completion with unknown token {c:?}"
             );
             return;
@@ -270,6 +283,11 @@ impl<F: Factory> Service for Server<F> {
         let final_cqe = !(c.token.kind() == Some(OpKind::Recv) && c.more());
         if final_cqe {
             self.conns.op_finished(idx);
+        }
+        if c.token.raw_kind() == crate::hangup::K_GUARD {
+            self.on_guard(c, idx);
+            self.finish_close(io, idx);
+            return self.maybe_release(io, idx);
         }
         if crate::tunnel::is_tunnel_kind(c.token.raw_kind()) {
             self.on_tunnel(io, c, idx);
@@ -344,6 +362,9 @@ impl<F: Factory> Service for Server<F> {
         if self.ctx.offload.in_flight > 0 {
             self.offload_results(io);
         }
+        if self.ctx.mail.has_work() {
+            self.run_mailbox(io);
+        }
         // Receives that ran out of buffers: re-arm as many as half the pool can serve.
         let n = self
             .ctx
@@ -370,14 +391,21 @@ impl<F: Factory> Service for Server<F> {
         if self.ctx.draining {
             // Nothing pooled outlives the worker: close pooled pipes through `io` now.
             self.ctx.trim_pools(io);
-        } else if self.ctx.next_trim.is_none() && self.ctx.pools_hold_something() {
-            self.ctx.next_trim = Some(self.ctx.now + POOL_IDLE);
+        } else if let Some(every) = io.config().pool_trim {
+            if self.ctx.next_trim.is_none() && self.ctx.pools_hold_something() {
+                self.ctx.next_trim = Some(self.ctx.now + every);
+            }
         }
+        io.counters().pool_entries = self.ctx.pool_entries() as u64;
         self.arm_accept(io);
         io.counters().timers_pending = self.ctx.timers.len() as u64;
     }
 
     fn next_deadline(&self) -> Option<Instant> {
+        if self.ctx.mail.has_work() {
+            // Mail (or a connect) queued after this turn's delivery: go round again.
+            return Some(self.ctx.now);
+        }
         // The pool trim is not in the wheel: it runs only while the pools hold something.
         match (self.ctx.timers.next_deadline(), self.ctx.next_trim) {
             (Some(a), Some(b)) => Some(a.min(b)),

@@ -39,11 +39,14 @@ mod access_writer;
 mod body;
 mod body_out;
 mod chunked;
+mod client;
 mod conn;
 mod date;
 mod events;
 mod fields;
 pub mod files;
+mod gateway;
+mod gateway_back;
 mod harness;
 mod limits;
 mod parse;
@@ -60,10 +63,16 @@ mod tests;
 pub use access_log::{AccessFormat, AccessHook, AccessLog, AccessRecord};
 pub use body::{worker_buffered_bytes, BodyHandler, StreamRoute};
 pub use body_out::BodyOut;
+pub use client::{
+    parse_response_head, BodyFraming, Fed, ResponseBody, ResponseError, ResponseHead,
+    MAX_RESPONSE_HEADERS,
+};
 pub use conn::HttpConn;
 pub use date::{format_http_date, DateCache, HTTP_DATE_LEN};
 pub use events::Event;
 pub use files::{StaticFiles, StaticFilesBuilder};
+pub use gateway::{GatewayConfig, GatewayConn};
+pub use gateway_back::gateway_idle_connections;
 #[doc(hidden)]
 pub use harness::run_without_socket;
 pub use limits::{Limits, MinRate};

@@ -2,7 +2,7 @@
 //! (`gzip_static`): which of `br` and `gzip` the client accepts, best first.
 
 /// A content coding a precompressed sibling file can carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Encoding {
     /// Brotli, from `<file>.br`.
     Brotli,

@@ -27,6 +27,8 @@
 //!   apply to the compressed bytes (its own `ETag`).
 //! * [`StaticFilesBuilder::cache_control`] adds a `Cache-Control` field to 200, 206
 //!   and 304 answers for files.
+//! * [`StaticFilesBuilder::open_file_cache`] keeps open files per worker for a while,
+//!   so repeated requests skip the helper thread (off by default; see its docs).
 //!
 //! A request is answered once its head is complete; a request body is read and
 //! dropped as it arrives, never held (a client that sent `Expect: 100-continue` gets
@@ -40,11 +42,12 @@
 //! [`open_regular`]). Path resolution (`realpath`, `stat`), open, `fstat` and
 //! directory reads never run on the worker thread: a GET/HEAD hands them to the
 //! worker's helper thread ([`Conn::offload`]) and pauses reading; the answer is queued
-//! when the result comes back ([`Handler::on_offload`](crate::Handler::on_offload)),
+//! when the result comes back ([`Handler::on_offload`]),
 //! then reading resumes (pipelined requests wait their turn). A connection that closed
 //! meanwhile drops the result, closing the file. docs/design.md ("What may block a
 //! worker").
 
+mod cache;
 pub mod encoding;
 mod listing;
 pub mod range;
@@ -65,8 +68,9 @@ use resolve::{lookup, Ask, Found};
 use respond::{finish, simple, Body, Conditions};
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The file answering for a directory path ending in `/`.
 pub const INDEX: &str = "index.html";
@@ -78,6 +82,8 @@ thread_local! {
 /// What every connection of one server shares: the root and the options.
 #[derive(Debug)]
 struct Config {
+    /// Unique per server (the open-file cache's key; an address could be reused).
+    id: u64,
     /// The canonical root directory.
     root: PathBuf,
     limits: Limits,
@@ -85,6 +91,7 @@ struct Config {
     autoindex: bool,
     allow_hidden: bool,
     gzip_static: bool,
+    open_file_cache: Option<cache::CacheConfig>,
 }
 
 /// Options of a [`StaticFiles`] server; [`StaticFiles::builder`] makes one,
@@ -98,6 +105,7 @@ pub struct StaticFilesBuilder {
     autoindex: bool,
     allow_hidden: bool,
     gzip_static: bool,
+    open_file_cache: Option<cache::CacheConfig>,
 }
 
 impl StaticFilesBuilder {
@@ -138,6 +146,19 @@ impl StaticFilesBuilder {
         self
     }
 
+    /// Keep up to `entries` open files per worker, each answering for `valid`
+    /// without a new lookup (default: off; `entries == 0` turns it off). Like
+    /// nginx's `open_file_cache` + `open_file_cache_valid`: requests for a cached
+    /// path are answered on the worker from a `dup` of the open file instead of
+    /// going through the helper thread, which wins back small-file throughput; the
+    /// price is that for up to `valid` after a file changes, answers may describe
+    /// the old file. Best where files change by rename (atomic deploys). Each entry
+    /// holds a file descriptor: `entries` x workers of them stay open.
+    pub fn open_file_cache(mut self, entries: usize, valid: Duration) -> Self {
+        self.open_file_cache = (entries > 0).then_some(cache::CacheConfig { entries, valid });
+        self
+    }
+
     /// A [`Factory`](crate::Factory) closure serving the root (canonicalised here).
     ///
     /// # Errors
@@ -164,13 +185,16 @@ impl StaticFilesBuilder {
                 )));
             }
         }
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let cfg = Arc::new(Config {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             root,
             limits: self.limits,
             cache_control: self.cache_control.map(|c| c.trim().to_string()),
             autoindex: self.autoindex,
             allow_hidden: self.allow_hidden,
             gzip_static: self.gzip_static,
+            open_file_cache: self.open_file_cache,
         });
         Ok(move |_: &ConnInfo| StaticFiles {
             cfg: cfg.clone(),
@@ -199,7 +223,7 @@ pub struct StaticFiles {
     linger_sent: bool,
     /// A GET/HEAD whose file the worker's helper thread is looking up; reading is
     /// paused until its answer is queued.
-    waiting: Option<Conditions>,
+    waiting: Option<(Conditions, Option<cache::Key>)>,
     /// The access-log hook and the request it is timing (none: no access log).
     observer: Option<Box<super::access_log::Observer>>,
 }
@@ -225,6 +249,7 @@ impl StaticFiles {
             autoindex: false,
             allow_hidden: false,
             gzip_static: false,
+            open_file_cache: None,
         }
     }
 
@@ -341,6 +366,31 @@ impl StaticFiles {
 }
 
 impl StaticFiles {
+    /// Queues the answer to `pending` once its lookup is `found`: the head, then the
+    /// body (file segments by splice, or bytes).
+    fn respond(&mut self, conn: &mut Conn<'_>, pending: &Conditions, found: Found) {
+        let now = SystemTime::now();
+        DATE.with(|d| d.borrow_mut().update(now));
+        let date = DATE.with(|d| d.borrow().clone());
+        let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        self.head.clear();
+        let (_, body) = finish(&mut self.head, &self.cfg, pending, found, &date, secs);
+        self.observed(!matches!(body, Body::None));
+        conn.send(&self.head);
+        match body {
+            Body::None => {}
+            Body::Bytes(b) => conn.send_owned(b),
+            Body::File(file, off, len) => conn.send_file(file, off, len),
+            Body::Multi(parts, trailer) => {
+                for (part_head, file, off, len) in parts {
+                    conn.send(&part_head);
+                    conn.send_file(file, off, len);
+                }
+                conn.send(&trailer);
+            }
+        }
+    }
+
     /// After an answer was queued: closes (or lingers, if `unread` input or a body
     /// is still to come) when the connection is not kept; true if it was not.
     fn after_answer(&mut self, conn: &mut Conn<'_>, keep: bool, unread: bool) -> bool {
@@ -360,34 +410,18 @@ impl StaticFiles {
 
 impl Handler for StaticFiles {
     fn on_offload(&mut self, conn: &mut Conn<'_>, result: Box<dyn std::any::Any + Send>) {
-        let Some(pending) = self.waiting.take() else {
+        let Some((pending, key)) = self.waiting.take() else {
             return;
         };
         // A lookup that panicked: answer 500 rather than leave the request hanging.
         let found = result
             .downcast::<Found>()
             .map_or(Found::Status(500), |f| *f);
-        let now = SystemTime::now();
-        DATE.with(|d| d.borrow_mut().update(now));
-        let date = DATE.with(|d| d.borrow().clone());
-        let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        self.head.clear();
-        let (keep, body) = finish(&mut self.head, &self.cfg, &pending, found, &date, secs);
-        self.observed(!matches!(body, Body::None));
-        conn.send(&self.head);
-        match body {
-            Body::None => {}
-            Body::Bytes(b) => conn.send_owned(b),
-            Body::File(file, off, len) => conn.send_file(file, off, len),
-            Body::Multi(parts, trailer) => {
-                for (part_head, file, off, len) in parts {
-                    conn.send(&part_head);
-                    conn.send_file(file, off, len);
-                }
-                conn.send(&trailer);
-            }
+        if let (Some(key), Some(c)) = (key, self.cfg.open_file_cache) {
+            cache::put(key, &found, c, conn.now());
         }
-        if !self.after_answer(conn, keep, conn.unconsumed() > 0) {
+        self.respond(conn, &pending, found);
+        if !self.after_answer(conn, pending.keep, conn.unconsumed() > 0) {
             // Pipelined input that waited is offered again (on_data) after this.
             conn.resume_reading();
         }
@@ -470,13 +504,25 @@ impl Handler for StaticFiles {
                         return data.len();
                     }
                 }
-                Answer::Lookup(mut pending, path) => {
+                Answer::Lookup(mut pending, ask) => {
+                    pending.keep &= !expect;
+                    let key = self
+                        .cfg
+                        .open_file_cache
+                        .map(|_| cache::Key::new(self.cfg.id, &ask.path, &ask.accept));
+                    if let Some(found) = key.as_ref().and_then(|k| cache::get(k, conn.now())) {
+                        // A fresh cached lookup: answered here, no hand-off.
+                        self.respond(conn, &pending, found);
+                        if self.after_answer(conn, pending.keep, consumed < data.len()) {
+                            return data.len();
+                        }
+                        continue;
+                    }
                     // Resolve, open and fstat off the worker (decision 14); reading
                     // stops until the answer is queued, so pipelined requests wait.
-                    pending.keep &= !expect;
                     let cfg = self.cfg.clone();
-                    conn.offload(move || lookup(&cfg, &path));
-                    self.waiting = Some(pending);
+                    conn.offload(move || lookup(&cfg, &ask));
+                    self.waiting = Some((pending, key));
                     conn.pause_reading();
                     if self.header_deadline.take().is_some() {
                         conn.set_timer(None);

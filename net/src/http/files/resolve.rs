@@ -91,7 +91,7 @@ pub fn resolve(root: &Path, target_path: &str) -> Result<PathBuf, u16> {
         Target::Dir(_) => {
             let index = format!("{}/{}", target_path.trim_end_matches('/'), super::INDEX);
             match resolve_target(root, &index, false) {
-                Ok(Target::File(p)) => Ok(p),
+                Ok(Target::File(p)) if p.is_file() => Ok(p),
                 _ => Err(403),
             }
         }
@@ -156,20 +156,27 @@ pub(super) struct Ask {
 /// Resolves and opens what `ask` names under the configured root. Runs on the
 /// worker's helper thread: every syscall here may block.
 pub(super) fn lookup(cfg: &Config, ask: &Ask) -> Found {
-    let file = match resolve_target(&cfg.root, &ask.path, cfg.allow_hidden) {
+    let (file, opened) = match resolve_target(&cfg.root, &ask.path, cfg.allow_hidden) {
         Err(status) => return Found::Status(status),
-        Ok(Target::File(p)) => p,
+        Ok(Target::File(p)) => {
+            let opened = open_regular(&p);
+            (p, opened)
+        }
         Ok(Target::Dir(dir)) => {
             if !ask.path.ends_with('/') {
                 return Found::Redirect(location(&ask.path, ask.query.as_deref()));
             }
-            // The index goes through the same checks as any request path.
+            // The index goes through the same checks as any request path; one that is
+            // not a servable regular file (missing, hidden, a FIFO, a symlink leading
+            // out) leaves a directory without an index.
             let index = format!("{}{}", ask.path, super::INDEX);
-            match resolve_target(&cfg.root, &index, cfg.allow_hidden) {
-                // An index that is no regular file (a FIFO, a socket) is no index:
-                // the directory is 403 as if it had none (nothing is opened here).
-                Ok(Target::File(p)) if std::fs::metadata(&p).is_ok_and(|m| m.is_file()) => p,
-                Err(404) if cfg.autoindex => {
+            let index = match resolve_target(&cfg.root, &index, cfg.allow_hidden) {
+                Ok(Target::File(p)) => open_regular(&p).map(|o| (p, o)),
+                _ => None,
+            };
+            match index {
+                Some((p, o)) => (p, Some(o)),
+                None if cfg.autoindex => {
                     let shown = decode_path(&ask.path).unwrap_or_default();
                     return match listing::render(&dir, &shown, cfg.allow_hidden) {
                         Ok(html) => Found::Listing(html),
@@ -179,11 +186,11 @@ pub(super) fn lookup(cfg: &Config, ask: &Ask) -> Found {
                         }
                     };
                 }
-                _ => return Found::Status(403),
+                None => return Found::Status(403),
             }
         }
     };
-    let Some((plain, meta)) = open_regular(&file) else {
+    let Some((plain, meta)) = opened else {
         return Found::Status(404);
     };
     for &enc in &ask.accept {
@@ -213,7 +220,9 @@ pub fn location(path: &str, query: Option<&str>) -> String {
     let mut loc = String::with_capacity(path.len() + 2 + query.map_or(0, str::len));
     loc.push('/');
     loc.push_str(path.trim_start_matches('/'));
-    loc.push('/');
+    if !loc.ends_with('/') {
+        loc.push('/');
+    }
     if let Some(q) = query {
         loc.push('?');
         loc.push_str(q);
@@ -261,5 +270,8 @@ mod tests {
         assert_eq!(location("/dir", None), "/dir/");
         assert_eq!(location("/a%20b", Some("x=1&y")), "/a%20b/?x=1&y");
         assert_eq!(location("//evil.example/dir", None), "/evil.example/dir/");
+        // Found by fuzz/fuzz_targets/static_files.rs: an empty path gave `//`.
+        assert_eq!(location("", Some("q")), "/?q");
+        assert_eq!(location("///", None), "/");
     }
 }
