@@ -2,6 +2,9 @@
 //!
 //! `cargo run --release --example fileserver -- --root ./docs --addr 127.0.0.1:8088 [--backend epoll]`
 //!
+//! HTTPS: add `--tls-cert cert.pem --tls-key key.pem`; bodies then leave through the
+//! userspace path (read, encrypt, send), not splice (see `docs/tls.md`).
+//!
 //! GET/HEAD with nginx's static-file semantics: `ETag`/`Last-Modified` with
 //! `If-None-Match`, `If-Modified-Since` and `If-Range`; one range (206) or several
 //! (`multipart/byteranges`); directories (301 to `dir/`, `index.html`, `--autoindex`);
@@ -18,7 +21,7 @@ mod common;
 use anyhow::Context;
 use clap::Parser;
 use ringcore::http::{AccessRecord, Limits, ResponseStats, StaticFiles, StaticFilesBuilder};
-use ringcore::{ConnInfo, Serve};
+use ringcore::ConnInfo;
 use std::sync::Arc;
 
 /// ringcore static file server.
@@ -37,6 +40,8 @@ struct Args {
     rt: common::RuntimeArgs,
     #[command(flatten)]
     access: common::access::AccessArgs,
+    #[command(flatten)]
+    tls: common::tls::TlsArgs,
     /// Serve Prometheus metrics at http://ADDR/metrics (off by default).
     #[arg(long, value_name = "ADDR")]
     metrics_addr: Option<String>,
@@ -88,6 +93,7 @@ fn main() -> anyhow::Result<()> {
     common::init_logging();
     let args = Args::parse();
     let rt = args.rt.runtime()?;
+    let tls = args.tls.acceptor()?;
     let factory = files_builder(&args.root, &args.files)
         .factory()
         .with_context(|| format!("cannot serve {}", args.root))?;
@@ -108,8 +114,9 @@ fn main() -> anyhow::Result<()> {
         None => None,
     };
     eprintln!(
-        "fileserver: serving {} on http://{}, backend {}",
+        "fileserver: serving {} on {}://{}, backend {}",
         args.root,
+        common::tls::scheme(&tls),
         listeners.addr(),
         common::backend_name(&rt)
     );
@@ -121,9 +128,9 @@ fn main() -> anyhow::Result<()> {
         }
     });
     common::report_status(rt.handle(), std::time::Duration::from_secs(5));
-    let served = rt.serve(listeners, move |info: &ConnInfo| {
-        factory(info).with_access_log(info.peer_addr(), hook.clone())
-    });
+    let files =
+        move |info: &ConnInfo| factory(info).with_access_log(info.peer_addr(), hook.clone());
+    let served = common::tls::serve(&rt, listeners, tls, files);
     if let Some(m) = metrics {
         m.stop();
     }

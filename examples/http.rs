@@ -4,6 +4,8 @@
 //!
 //! `cargo run --release --example http -- --addr 127.0.0.1:8080 --workers 1 [--backend epoll] [--sqpoll]`
 //!
+//! HTTPS: add `--tls-cert cert.pem --tls-key key.pem` (see `docs/tls.md`).
+//!
 //! `/metrics` prints the runtime's counters, responses by status code and a request
 //! latency histogram in Prometheus text format (docs/operations.md lists them), and per
 //! worker a histogram of TCP round-trip times and retransmit counters from `TCP_INFO`,
@@ -28,7 +30,7 @@ use clap::Parser;
 use ringcore::http::{
     AccessLog, AccessRecord, HttpConn, Limits, Request, Response, ResponseStats, Router,
 };
-use ringcore::{ConnInfo, Handle, Serve, TcpStats};
+use ringcore::{ConnInfo, Handle, TcpStats};
 use std::sync::{Arc, OnceLock};
 
 /// ringcore HTTP/1.1 example server.
@@ -42,6 +44,8 @@ struct Args {
     rt: common::RuntimeArgs,
     #[command(flatten)]
     access: common::access::AccessArgs,
+    #[command(flatten)]
+    tls: common::tls::TlsArgs,
     /// Requests per keep-alive connection before `Connection: close` (0: unlimited,
     /// the default here so load generators that do not reconnect can be used; nginx's
     /// default is 1000).
@@ -50,6 +54,7 @@ struct Args {
 }
 
 static HANDLE: OnceLock<Handle> = OnceLock::new();
+static TLS: OnceLock<ringcore::tls::TlsAcceptor> = OnceLock::new();
 static STATS: OnceLock<ResponseStats> = OnceLock::new();
 static ACCESS: OnceLock<AccessLog> = OnceLock::new();
 /// TCP_INFO aggregates (RTT histogram, retransmits) per worker, for `/metrics`.
@@ -85,6 +90,9 @@ fn metrics(_: &Request<'_>, res: &mut Response) {
     if let Some(log) = ACCESS.get() {
         text.push_str(&common::access::prometheus(log));
     }
+    if let Some(tls) = TLS.get() {
+        text.push_str(&tls.stats().to_prometheus());
+    }
     if let Some(s) = TCP_STATS.get() {
         s.write_prometheus(&mut text);
     }
@@ -106,6 +114,10 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let rt = args.rt.runtime()?;
     let _ = HANDLE.set(rt.handle());
+    let tls = args.tls.acceptor()?;
+    if let Some(t) = &tls {
+        let _ = TLS.set(t.clone());
+    }
     let listeners = common::listeners(&args.addr, &rt)?;
     let log = args.access.open()?;
     if let Some(l) = &log {
@@ -113,7 +125,8 @@ fn main() -> anyhow::Result<()> {
     }
     let stats = STATS.get_or_init(|| ResponseStats::new(rt.config().workers));
     eprintln!(
-        "http: listening on http://{} with {} worker(s), backend {}",
+        "http: listening on {}://{} with {} worker(s), backend {}",
+        common::tls::scheme(&tls),
         listeners.addr(),
         rt.config().workers,
         common::backend_name(&rt),
@@ -136,12 +149,9 @@ fn main() -> anyhow::Result<()> {
     common::report_status(rt.handle(), std::time::Duration::from_secs(5));
     // Each connection is also sampled (TCP_INFO) once near its end, for /metrics.
     let tcp_stats = TCP_STATS.get_or_init(|| TcpStats::new(rt.config().workers));
-    let served = rt.serve(
-        listeners,
-        tcp_stats.wrap(move |info: &ConnInfo| {
-            base(info).with_access_log(info.peer_addr(), hook.clone())
-        }),
-    );
+    let factory = tcp_stats
+        .wrap(move |info: &ConnInfo| base(info).with_access_log(info.peer_addr(), hook.clone()));
+    let served = common::tls::serve(&rt, listeners, tls, factory);
     common::access::close(ACCESS.get());
     served.context("server failed")?;
     Ok(())

@@ -34,6 +34,9 @@ pub use ringcore_runtime as runtime;
 
 #[cfg(feature = "http")]
 pub use ringcore_net::http;
+/// TLS (rustls) as a handler wrapper; feature `tls`, on by default. See `docs/tls.md`.
+#[cfg(feature = "tls")]
+pub use ringcore_net::tls;
 pub use ringcore_net::{Addr, PeerCredentials, TcpInfo, TcpStats, ToAddr, UnixAddr};
 pub use ringcore_net::{
     CloseReason, Conn, ConnInfo, Connect, ConnectOptions, Factory, Handler, IntoListeners,

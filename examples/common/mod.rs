@@ -7,6 +7,7 @@
 #![allow(dead_code)] // not every example uses every helper
 
 pub mod access;
+pub mod tls;
 
 use anyhow::{bail, Context};
 use clap::Args;

@@ -110,6 +110,9 @@ pub struct ConnCore {
     pub(crate) splice: Option<Box<SpliceState>>,
     /// Set by `pipe_to`: the connection is a splice tunnel to an upstream.
     pub(crate) tunnel: Option<Box<crate::tunnel::Tunnel>>,
+    /// Installed by a wrapping handler (TLS) while its inner handler runs: the `Conn`
+    /// output calls land there as plaintext (layer.rs).
+    pub(crate) layer: Option<Box<crate::layer::Layer>>,
     /// Times the hang-up guard fired (hangup.rs); it is armed at most
     /// [`GUARD_MAX`](crate::hangup::GUARD_MAX) times.
     pub(crate) guards: u8,
@@ -168,6 +171,7 @@ impl ConnCore {
             reason: None,
             splice: None,
             tunnel: None,
+            layer: None,
             guards: 0,
             guard_timer: None,
         }

@@ -194,6 +194,12 @@ impl Conn<'_> {
         if data.is_empty() || self.core.write_closed() {
             return;
         }
+        if let Some(l) = self.core.layer.as_deref_mut() {
+            if !l.write_closed() {
+                l.push_bytes(data);
+            }
+            return;
+        }
         self.core.out.push_copy(data, &mut self.ctx.spare);
         self.ctx.mark_dirty(self.core);
     }
@@ -210,9 +216,12 @@ impl Conn<'_> {
     /// # }
     /// ```
     pub fn send_with<R>(&mut self, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
-        if self.core.write_closed() {
+        if self.core.write_closed() || self.core.layer.as_ref().is_some_and(|l| l.write_closed()) {
             let mut scratch = Vec::new();
             return f(&mut scratch);
+        }
+        if let Some(l) = self.core.layer.as_deref_mut() {
+            return l.push_with(f);
         }
         let before = self.core.out.len();
         let r = self.core.out.push_with(&mut self.ctx.spare, f);
@@ -227,6 +236,12 @@ impl Conn<'_> {
         if data.is_empty() || self.core.write_closed() {
             return;
         }
+        if let Some(l) = self.core.layer.as_deref_mut() {
+            if !l.write_closed() {
+                l.push_owned(data);
+            }
+            return;
+        }
         self.core.out.push_owned(data, &mut self.ctx.spare);
         self.ctx.mark_dirty(self.core);
     }
@@ -236,9 +251,19 @@ impl Conn<'_> {
     /// -> socket) without passing through user space. The file is closed when done.
     /// If the file turns out shorter than `len`, the connection is aborted (the peer
     /// was promised `len` bytes).
+    ///
+    /// Under a layer that transforms the bytes (TLS), splice cannot be used: the file
+    /// is read in bounded chunks, encrypted and sent from user space instead (see
+    /// `docs/tls.md`).
     pub fn send_file(&mut self, file: std::fs::File, offset: u64, len: u64) {
         use std::os::fd::IntoRawFd;
         if len == 0 || self.core.write_closed() {
+            return;
+        }
+        if let Some(l) = self.core.layer.as_deref_mut() {
+            if !l.write_closed() {
+                l.push_file(file, offset, len);
+            }
             return;
         }
         self.core.out.push_file(
@@ -265,7 +290,8 @@ impl Conn<'_> {
     ///
     /// # Errors
     /// `InvalidInput` if reading already started (call it from `on_open`) or bytes are
-    /// queued; the connection is unchanged.
+    /// queued; `Unsupported` under TLS (splice would move the encrypted bytes
+    /// unchanged); the connection is unchanged.
     pub fn pipe_to(&mut self, upstream: SocketAddr, connect_timeout: Duration) -> io::Result<()> {
         let opts = crate::TunnelOptions::default().connect_timeout(connect_timeout);
         self.pipe_to_with(upstream, &opts)
@@ -281,6 +307,13 @@ impl Conn<'_> {
         upstream: SocketAddr,
         opts: &crate::TunnelOptions,
     ) -> io::Result<()> {
+        if self.core.layer.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "pipe_to splices raw socket bytes and cannot run under TLS; relay the \
+                 plaintext through the handler instead",
+            ));
+        }
         let c = &mut *self.core;
         if c.has(crate::conn::RECV_ARMED | crate::conn::EOF)
             || !c.pending.is_empty()
@@ -315,19 +348,22 @@ impl Conn<'_> {
     /// Input bytes received and not consumed yet by [`Handler::on_data`] (they are
     /// offered again with the next bytes, or on resume).
     pub fn unconsumed(&self) -> usize {
+        if let Some(l) = self.core.layer.as_deref() {
+            return l.unconsumed;
+        }
         self.core.pending.len()
     }
 
     /// Bytes queued and not yet handed to the kernel (for backpressure). Same as
     /// [`queued_bytes`](Self::queued_bytes).
     pub fn pending_write(&self) -> usize {
-        self.core.queued_bytes()
+        self.queued_bytes()
     }
 
     /// Output bytes queued and not yet handed to the kernel: everything sent with
     /// `send*` or `send_file` that has not left yet, plus bytes in a splice pipe.
     pub fn queued_bytes(&self) -> usize {
-        self.core.queued_bytes()
+        self.core.queued_bytes() + self.core.layer.as_ref().map_or(0, |l| l.out_len)
     }
 
     /// True while this connection's output is backed up: from the moment
@@ -341,6 +377,10 @@ impl Conn<'_> {
     /// request. Unconsumed bytes are offered again (without waiting for new input) once
     /// the queue drained.
     pub fn is_backed_up(&self) -> bool {
+        if let Some(l) = self.core.layer.as_deref() {
+            let hw = self.core.high_water as usize;
+            return self.core.backed_up() || (hw != 0 && l.out_len >= hw);
+        }
         self.core.backed_up()
     }
 
@@ -366,6 +406,10 @@ impl Conn<'_> {
 
     /// After everything queued is sent, shut down our sending side (FIN). Reading goes on.
     pub fn shutdown_write(&mut self) {
+        if let Some(l) = self.core.layer.as_deref_mut() {
+            l.shutdown = true;
+            return;
+        }
         self.core.want_shutdown_write();
         self.ctx.mark_dirty(self.core);
     }
@@ -378,6 +422,11 @@ impl Conn<'_> {
 
     /// Like [`close`](Self::close) with the reason `on_close` will see.
     pub fn close_with(&mut self, reason: CloseReason) {
+        if let Some(l) = self.core.layer.as_deref_mut() {
+            // Sent after the layer's own output (TLS: close_notify) by the wrapper.
+            l.close.get_or_insert(reason);
+            return;
+        }
         self.core.want_close(reason);
         self.ctx.mark_dirty(self.core);
     }
@@ -484,6 +533,13 @@ impl Conn<'_> {
     /// and close (an HTTP server answers with `Connection: close`).
     pub fn is_draining(&self) -> bool {
         self.ctx.draining
+    }
+
+    /// The TLS session of this connection, when its handler runs under
+    /// [`tls`](crate::tls) (negotiated protocol, ALPN, SNI, resumption, truncation).
+    #[cfg(feature = "tls")]
+    pub fn tls(&self) -> Option<&crate::tls::TlsInfo> {
+        self.core.layer.as_deref().map(|l| &l.tls)
     }
 
     /// The raw socket, for options this API does not cover. Do not close it or read or

@@ -18,6 +18,7 @@ mod hangup;
 #[cfg(feature = "http")]
 pub mod http;
 mod iofd;
+mod layer;
 mod lifecycle;
 mod listener;
 mod offload;
@@ -30,6 +31,8 @@ mod splice;
 pub mod systemd;
 pub mod tcp_info;
 pub mod tcp_stats;
+#[cfg(feature = "tls")]
+pub mod tls;
 mod tunnel;
 mod tunnel_timer;
 mod unix;
