@@ -14,9 +14,11 @@
 use super::config::{TlsAcceptor, TlsConnector};
 use super::file::{self, FileRead};
 use super::stats::Stats;
-use crate::handler::{CloseReason, Conn, ConnInfo, Factory, Handler};
+use crate::handler::{CloseReason, Conn, ConnInfo, Factory, Handler, TunnelStats};
 use crate::layer::{Layer, Plain};
+use crate::ConnId;
 use rustls::Connection;
+use std::any::Any;
 use std::io::{self, BufRead, Write};
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,6 +84,7 @@ impl<H> TlsHandler<H> {
             eof_delivered: false,
             closed_real: false,
             shut_real: false,
+            early: Vec::new(),
         }
     }
 
@@ -116,6 +119,9 @@ pub struct TlsHandler<H> {
     /// The real connection's close / shutdown was requested (after `close_notify`).
     closed_real: bool,
     shut_real: bool,
+    /// Messages from other connections that arrived before the handshake completed:
+    /// handed to the inner handler right after its `on_open`, in arrival order.
+    early: Vec<(ConnId, Box<dyn Any>)>,
 }
 
 fn tls_error(kind: io::ErrorKind, msg: String) -> CloseReason {
@@ -236,6 +242,12 @@ impl<H: Handler> TlsHandler<H> {
             }
         }
         self.with_inner(conn, |h, c| h.on_open(c));
+        for (from, msg) in std::mem::take(&mut self.early) {
+            if conn.core.has(crate::conn::CLOSING) {
+                break; // as without TLS: no messages once closing
+            }
+            self.with_inner(conn, |h, c| h.on_message(c, from, msg));
+        }
     }
 
     /// Encrypts the inner handler's queued output (files a chunk at a time), then
@@ -529,8 +541,29 @@ impl<H: Handler> Handler for TlsHandler<H> {
         self.settle(conn, false);
     }
 
+    fn on_message(&mut self, conn: &mut Conn<'_>, from: ConnId, msg: Box<dyn Any>) {
+        if !self.opened {
+            // The inner handler is not open yet: keep it for after its `on_open`.
+            if !self.dead {
+                self.early.push((from, msg));
+            }
+            return;
+        }
+        self.with_inner(conn, |h, c| h.on_message(c, from, msg));
+        self.settle(conn, false);
+    }
+
+    fn on_undelivered(&mut self, conn: &mut Conn<'_>, to: ConnId, msg: Box<dyn Any>) {
+        self.with_inner(conn, |h, c| h.on_undelivered(c, to, msg));
+        self.settle(conn, false);
+    }
+
     fn on_close(&mut self, reason: CloseReason) {
         self.inner.on_close(reason);
+    }
+
+    fn on_tunnel_closed(&mut self, stats: TunnelStats) {
+        self.inner.on_tunnel_closed(stats);
     }
 }
 
