@@ -54,6 +54,10 @@ pub(crate) const CANCELLED: u32 = 1 << 18;
 /// The receive ended with `ENOBUFS`: it is re-armed from [`WorkerCtx::nobuf`], a few
 /// connections per turn, rather than all at once.
 pub(crate) const NOBUF_WAIT: u32 = 1 << 19;
+/// The hang-up guard's poll is in flight (hangup.rs).
+pub(crate) const GUARD_ARMED: u32 = 1 << 20;
+/// An abort set `SO_LINGER` 0: the close will be a reset (lifecycle.rs).
+pub(crate) const RESET_SET: u32 = 1 << 21;
 
 /// Default most unconsumed input bytes kept for a handler.
 pub const DEFAULT_MAX_PENDING: u32 = 1 << 20;
@@ -103,6 +107,14 @@ pub struct ConnCore {
     pub(crate) splice: Option<Box<SpliceState>>,
     /// Set by `pipe_to`: the connection is a splice tunnel to an upstream.
     pub(crate) tunnel: Option<Box<crate::tunnel::Tunnel>>,
+    /// Times the hang-up guard fired (hangup.rs); it is armed at most
+    /// [`GUARD_MAX`](crate::hangup::GUARD_MAX) times.
+    pub(crate) guards: u8,
+    /// The hang-up guard fired with the receive armed: when to check it ended.
+    pub(crate) guard_timer: Option<TimerHandle>,
+    /// The connect timeout's entry (outbound connect or a tunnel's upstream), while
+    /// the connect is in flight.
+    pub(crate) connect_timer: Option<TimerHandle>,
 }
 
 /// A file leaving by splice: file -> pipe -> socket.
@@ -155,6 +167,9 @@ impl ConnCore {
             reason: None,
             splice: None,
             tunnel: None,
+            guards: 0,
+            guard_timer: None,
+            connect_timer: None,
         }
     }
 

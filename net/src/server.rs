@@ -262,7 +262,9 @@ impl<F: Factory> Service for Server<F> {
             io.counters().stale += 1;
             io.recycle(&c);
             debug_assert!(
-                c.token.kind().is_some() || crate::tunnel::is_tunnel_kind(c.token.raw_kind()),
+                c.token.kind().is_some()
+                    || crate::tunnel::is_tunnel_kind(c.token.raw_kind())
+                    || c.token.raw_kind() == crate::hangup::K_GUARD,
                 "completion with unknown token {c:?}"
             );
             return;
@@ -270,6 +272,11 @@ impl<F: Factory> Service for Server<F> {
         let final_cqe = !(c.token.kind() == Some(OpKind::Recv) && c.more());
         if final_cqe {
             self.conns.op_finished(idx);
+        }
+        if c.token.raw_kind() == crate::hangup::K_GUARD {
+            self.on_guard(c, idx);
+            self.finish_close(io, idx);
+            return self.maybe_release(io, idx);
         }
         if crate::tunnel::is_tunnel_kind(c.token.raw_kind()) {
             self.on_tunnel(io, c, idx);

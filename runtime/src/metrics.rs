@@ -106,6 +106,10 @@ counters! {
     /// Connections aborted at the drain deadline with output still queued (their
     /// responses were cut).
     drain_aborted,
+    /// Receives found still armed after their connection's peer hung up or reset
+    /// (the hang-up guard cancelled and re-armed them; see `ringcore_net`'s guard).
+    /// Nonzero means the backend missed an end of stream.
+    hangup_guards,
 }
 
 /// Counters that are gauges (a current value, not a running total).

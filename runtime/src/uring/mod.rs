@@ -113,6 +113,7 @@ impl Ring {
             Op::Connect { fd, addr, addrlen } => op::connect::sqe(fd, addr, addrlen),
             Op::PollWritable { fd } => op::poll::sqe(fd),
             Op::PollReadable { fd } => op::poll::sqe_readable(fd),
+            Op::PollHangup { fd } => op::poll::sqe_hangup(fd),
             Op::Cancel { target, .. } => op::cancel::sqe_token(target),
             Op::Nop => op::nop::sqe(),
         };
