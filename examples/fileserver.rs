@@ -110,8 +110,13 @@ fn main() -> anyhow::Result<()> {
         }
     });
     common::report_status(rt.handle(), std::time::Duration::from_secs(5));
+    let detail = log.is_some();
     let served = rt.serve(listeners, move |info: &ConnInfo| {
-        factory(info).with_access_log(info.peer_addr(), hook.clone())
+        if detail {
+            factory(info).with_access_log(info.peer_addr(), hook.clone())
+        } else {
+            factory(info).with_response_hook(hook.clone())
+        }
     });
     if let Some(m) = metrics {
         m.stop();

@@ -119,16 +119,22 @@ fn main() -> anyhow::Result<()> {
     };
     let limits = Limits::default().max_requests_per_connection(max);
     // Every response is counted (status, latency) and, with --access-log, logged.
+    let log2 = log.clone();
     let hook: ringcore::http::AccessHook = Arc::new(move |r: &AccessRecord<'_>| {
         stats.record(r);
-        if let Some(l) = &log {
+        if let Some(l) = &log2 {
             l.record(r);
         }
     });
     let base = HttpConn::factory(router, limits);
     common::report_status(rt.handle(), std::time::Duration::from_secs(5));
+    let detail = log.is_some();
     let served = rt.serve(listeners, move |info: &ConnInfo| {
-        base(info).with_access_log(info.peer_addr(), hook.clone())
+        if detail {
+            base(info).with_access_log(info.peer_addr(), hook.clone())
+        } else {
+            base(info).with_response_hook(hook.clone())
+        }
     });
     common::access::close(ACCESS.get());
     served.context("server failed")?;
