@@ -439,3 +439,44 @@ fn late_offload_result_is_dropped() {
         server.stop();
     });
 }
+
+#[test]
+fn graceful_shutdown_waits_for_an_offload_answer() {
+    for_each_backend(|backend| {
+        let gate = Arc::new(Gate::default());
+        let server = start(backend, 1, gate.clone());
+        let mut a = HttpClient::connect(server.addr);
+        a.send(&get("GET", "/gate", ""));
+        // The request is in (its job runs) before shutdown begins.
+        wait_until("the job started", || Arc::strong_count(&gate) > 2);
+        server.begin_shutdown();
+        gate.open();
+        assert_eq!(a.read_response(false).body, b"through the gate");
+        assert_eq!(a.expect_closed(), Closed::Eof);
+        server.join();
+    });
+}
+
+#[test]
+fn a_long_offload_job_is_not_an_idle_connection() {
+    for_each_backend(|backend| {
+        let gate = Arc::new(Gate::default());
+        let limits = Limits::default().keep_alive_timeout(std::time::Duration::from_millis(50));
+        let server = start_server(
+            backend,
+            |b| b,
+            HttpConn::factory(router(gate.clone()), limits),
+        );
+        let mut a = HttpClient::connect(server.addr);
+        a.send(&get("GET", "/gate", ""));
+        wait_until("the job started", || Arc::strong_count(&gate) > 2);
+        // Several idle timeouts pass while the job runs (letting time pass is the
+        // point here; the test cannot pass by accident if the timer fired).
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        gate.open();
+        assert_eq!(a.read_response(false).body, b"through the gate");
+        // Idle after the answer: now the keep-alive timeout closes it.
+        assert_eq!(a.expect_closed(), Closed::Eof);
+        server.stop();
+    });
+}

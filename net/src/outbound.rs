@@ -77,9 +77,8 @@ impl<F: Factory> Server<F> {
         let (ptr, len) = (addr.as_ptr(), addr.len);
         core.connect_addr = Some(addr);
         let timeout_at = self.ctx.now + target.opts.timeout;
-        self.ctx
-            .timers
-            .insert(timeout_at, token.with_kind(OpKind::Connect).raw());
+        let key = token.with_kind(OpKind::Connect).raw();
+        core.connect_timer = Some(self.ctx.timers.insert(timeout_at, key));
         let op = Op::Connect {
             fd,
             addr: ptr,
@@ -97,6 +96,8 @@ impl<F: Factory> Server<F> {
         let slot = &mut s.value;
         slot.core.clear(CONNECTING);
         slot.core.connect_addr = None;
+        // Connected or failed: the timeout has nothing left to time.
+        self.ctx.cancel_timer(&mut slot.core.connect_timer);
         if slot.core.has(CLOSING) {
             return;
         }

@@ -387,3 +387,20 @@ fn streamed_response_while_the_body_arrives() {
         "{text}"
     );
 }
+
+#[test]
+fn streamed_response_cut_short_by_a_bad_body_sends_no_error_after_it() {
+    let r = Router::new().stream("POST", "/echo", |_: &Request<'_>| {
+        Box::new(Echo) as Box<dyn BodyHandler>
+    });
+    let mut session = Session::new(Limits::default());
+    let mut out = Vec::new();
+    let bytes = b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n";
+    let p = session.on_data(bytes, &r, &date(), &mut out);
+    assert_eq!((p.consumed, p.error), (bytes.len(), None));
+    let p = session.on_data(b"zz\r\n", &r, &date(), &mut out);
+    assert_eq!(p.error, Some(400));
+    let text = String::from_utf8_lossy(&out).into_owned();
+    assert!(text.ends_with("2\r\nab\r\n"), "{text}");
+    assert_eq!(text.matches("HTTP/1.1").count(), 1, "{text}");
+}
