@@ -128,8 +128,14 @@ fn main() -> anyhow::Result<()> {
         }
     });
     common::report_status(rt.handle(), std::time::Duration::from_secs(5));
-    let files =
-        move |info: &ConnInfo| factory(info).with_access_log(info.peer_addr(), hook.clone());
+    let detail = log.is_some();
+    let files = move |info: &ConnInfo| {
+        if detail {
+            factory(info).with_access_log(info.peer_addr(), hook.clone())
+        } else {
+            factory(info).with_response_hook(hook.clone())
+        }
+    };
     let served = common::tls::serve(&rt, listeners, tls, files);
     if let Some(m) = metrics {
         m.stop();

@@ -139,9 +139,10 @@ fn main() -> anyhow::Result<()> {
     };
     let limits = Limits::default().max_requests_per_connection(max);
     // Every response is counted (status, latency) and, with --access-log, logged.
+    let log2 = log.clone();
     let hook: ringcore::http::AccessHook = Arc::new(move |r: &AccessRecord<'_>| {
         stats.record(r);
-        if let Some(l) = &log {
+        if let Some(l) = &log2 {
             l.record(r);
         }
     });
@@ -149,8 +150,14 @@ fn main() -> anyhow::Result<()> {
     common::report_status(rt.handle(), std::time::Duration::from_secs(5));
     // Each connection is also sampled (TCP_INFO) once near its end, for /metrics.
     let tcp_stats = TCP_STATS.get_or_init(|| TcpStats::new(rt.config().workers));
-    let factory = tcp_stats
-        .wrap(move |info: &ConnInfo| base(info).with_access_log(info.peer_addr(), hook.clone()));
+    let detail = log.is_some();
+    let factory = tcp_stats.wrap(move |info: &ConnInfo| {
+        if detail {
+            base(info).with_access_log(info.peer_addr(), hook.clone())
+        } else {
+            base(info).with_response_hook(hook.clone())
+        }
+    });
     let served = common::tls::serve(&rt, listeners, tls, factory);
     common::access::close(ACCESS.get());
     served.context("server failed")?;

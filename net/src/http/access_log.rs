@@ -74,11 +74,25 @@ pub(crate) struct Observer {
     /// A response streamed while its request body arrives: its status (from the
     /// head) and the bytes written for it so far.
     stream: Option<(u16, u64)>,
+    /// Copy the method, target, Referer and User-Agent and count the body bytes (an
+    /// access log); without, records carry `-`, empty headers and 0 bytes (response
+    /// counters need only the status and duration).
+    detail: bool,
 }
 
 impl Observer {
     pub(crate) fn new(client: Option<SocketAddr>, hook: AccessHook) -> Box<Observer> {
+        Self::with_detail(client, hook, true)
+    }
+
+    /// An observer that copies nothing from the request (see `detail`).
+    pub(crate) fn lean(hook: AccessHook) -> Box<Observer> {
+        Self::with_detail(None, hook, false)
+    }
+
+    fn with_detail(client: Option<SocketAddr>, hook: AccessHook, detail: bool) -> Box<Observer> {
         Box::new(Observer {
+            detail,
             hook,
             client,
             method: String::new(),
@@ -110,6 +124,11 @@ impl Observer {
 
     /// A request head was parsed.
     pub(crate) fn begin(&mut self, req: &Request<'_>) {
+        self.head_only = req.is_head();
+        self.start = Some(Instant::now());
+        if !self.detail {
+            return;
+        }
         let copy = |dst: &mut Vec<u8>, v: Option<&[u8]>| {
             dst.clear();
             dst.extend_from_slice(&v.unwrap_or_default()[..v.map_or(0, |v| v.len().min(512))]);
@@ -120,10 +139,8 @@ impl Observer {
         self.target
             .push_str(&req.target()[..req.target().len().min(4096)]);
         self.minor = req.version_minor();
-        self.head_only = req.is_head();
         copy(&mut self.referer, req.header("referer"));
         copy(&mut self.user_agent, req.header("user-agent"));
-        self.start = Some(Instant::now());
     }
 
     /// A response was queued: `out` starts with its head (an interim `100 Continue`
@@ -142,7 +159,12 @@ impl Observer {
                 let Some(status) = status_of(out) else {
                     return;
                 };
-                (status, self.body_bytes(out, status, body_follows))
+                let bytes = if self.detail {
+                    self.body_bytes(out, status, body_follows)
+                } else {
+                    0
+                };
+                (status, bytes)
             }
         };
         self.emit(status, bytes);
@@ -157,17 +179,15 @@ impl Observer {
         } else if body_follows {
             content_length(&out[..head_end]).unwrap_or(0)
         } else {
-            // One response per `finish`: its body is what follows its head, up to its
-            // Content-Length when one is given.
-            let rest = (out.len() - head_end) as u64;
-            content_length(&out[..head_end]).map_or(rest, |n| n.min(rest))
+            // One response per `finish`: its body is what follows its head.
+            (out.len() - head_end) as u64
         }
     }
 
     fn emit(&mut self, status: u16, bytes: u64) {
         let (method, target) = match self.start {
-            Some(_) => (self.method.as_str(), self.target.as_str()),
-            None => ("-", "-"),
+            Some(_) if self.detail => (self.method.as_str(), self.target.as_str()),
+            _ => ("-", "-"),
         };
         let rec = AccessRecord {
             client: self.client,

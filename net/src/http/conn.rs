@@ -130,6 +130,13 @@ impl HttpConn {
         self
     }
 
+    /// Like [`with_access_log`](Self::with_access_log), for response counters only
+    /// (see [`Session::set_response_hook`]).
+    pub fn with_response_hook(mut self, hook: super::AccessHook) -> HttpConn {
+        self.session.set_response_hook(hook);
+        self
+    }
+
     fn limits(&self) -> &Limits {
         self.session.parser().limits()
     }

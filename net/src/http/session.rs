@@ -195,6 +195,13 @@ impl Session {
         self.observer = Some(Observer::new(client, hook));
     }
 
+    /// Like [`set_access_hook`](Self::set_access_hook), for response counters: the
+    /// records carry the status and duration only (method and target `-`, no
+    /// client, no headers, bytes 0), which costs less per request.
+    pub fn set_response_hook(&mut self, hook: AccessHook) {
+        self.observer = Some(Observer::lean(hook));
+    }
+
     /// The access log sees the response appended to `out` since `mark`.
     fn observed(&mut self, out: &[u8], mark: usize) {
         if let Some(o) = &mut self.observer {

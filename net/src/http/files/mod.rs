@@ -276,6 +276,13 @@ impl StaticFiles {
         self
     }
 
+    /// Like [`with_access_log`](Self::with_access_log), for response counters only:
+    /// records carry the status and duration (method and target `-`, bytes 0).
+    pub fn with_response_hook(mut self, hook: super::AccessHook) -> StaticFiles {
+        self.observer = Some(super::access_log::Observer::lean(hook));
+        self
+    }
+
     /// The access log sees the response head in `self.head` (`separate`: its body
     /// is sent apart from it, `Content-Length` bytes of it).
     fn observed(&mut self, separate: bool) {
