@@ -5,7 +5,9 @@
 //! `cargo run --release --example http -- --addr 127.0.0.1:8080 --workers 1 [--backend epoll] [--sqpoll]`
 //!
 //! `/metrics` prints the runtime's counters, responses by status code and a request
-//! latency histogram in Prometheus text format (docs/operations.md lists them).
+//! latency histogram in Prometheus text format (docs/operations.md lists them), and per
+//! worker a histogram of TCP round-trip times and retransmit counters from `TCP_INFO`,
+//! sampled once per connection near its end (peer FIN, idle timeout or shutdown).
 //! `--access-log PATH|-` writes one line per request (combined or `--access-log-format
 //! json`). SIGINT/SIGTERM drain (`--drain-timeout`), a second one exits at once,
 //! SIGHUP reopens the access log; under systemd it notifies readiness and serves on
@@ -26,7 +28,7 @@ use clap::Parser;
 use ringcore::http::{
     AccessLog, AccessRecord, HttpConn, Limits, Request, Response, ResponseStats, Router,
 };
-use ringcore::{ConnInfo, Handle, Serve};
+use ringcore::{ConnInfo, Handle, Serve, TcpStats};
 use std::sync::{Arc, OnceLock};
 
 /// ringcore HTTP/1.1 example server.
@@ -50,6 +52,8 @@ struct Args {
 static HANDLE: OnceLock<Handle> = OnceLock::new();
 static STATS: OnceLock<ResponseStats> = OnceLock::new();
 static ACCESS: OnceLock<AccessLog> = OnceLock::new();
+/// TCP_INFO aggregates (RTT histogram, retransmits) per worker, for `/metrics`.
+static TCP_STATS: OnceLock<Arc<TcpStats>> = OnceLock::new();
 
 /// Serializes `{"message": msg}` per request, escaping as JSON requires.
 fn json(_: &Request<'_>, res: &mut Response) {
@@ -80,6 +84,9 @@ fn metrics(_: &Request<'_>, res: &mut Response) {
     }
     if let Some(log) = ACCESS.get() {
         text.push_str(&common::access::prometheus(log));
+    }
+    if let Some(s) = TCP_STATS.get() {
+        s.write_prometheus(&mut text);
     }
     res.set_content_type("text/plain; version=0.0.4")
         .set_body(text.as_bytes());
@@ -127,9 +134,14 @@ fn main() -> anyhow::Result<()> {
     });
     let base = HttpConn::factory(router, limits);
     common::report_status(rt.handle(), std::time::Duration::from_secs(5));
-    let served = rt.serve(listeners, move |info: &ConnInfo| {
-        base(info).with_access_log(info.peer_addr(), hook.clone())
-    });
+    // Each connection is also sampled (TCP_INFO) once near its end, for /metrics.
+    let tcp_stats = TCP_STATS.get_or_init(|| TcpStats::new(rt.config().workers));
+    let served = rt.serve(
+        listeners,
+        tcp_stats.wrap(move |info: &ConnInfo| {
+            base(info).with_access_log(info.peer_addr(), hook.clone())
+        }),
+    );
     common::access::close(ACCESS.get());
     served.context("server failed")?;
     Ok(())

@@ -34,6 +34,7 @@ pub use ringcore_runtime as runtime;
 
 #[cfg(feature = "http")]
 pub use ringcore_net::http;
+pub use ringcore_net::{Addr, PeerCredentials, TcpInfo, TcpStats, ToAddr, UnixAddr};
 pub use ringcore_net::{
     CloseReason, Conn, ConnInfo, Connect, ConnectOptions, Factory, Handler, IntoListeners,
     Keepalive, Listeners, Serve, SocketOptions, TunnelOptions, DEFAULT_CLOSE_TIMEOUT,

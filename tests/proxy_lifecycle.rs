@@ -239,3 +239,29 @@ fn active_tunnel_outlives_its_idle_timeout() {
         echo.stop();
     });
 }
+
+/// The tunnel's upstream connect timeout leaves the timer set once the connect
+/// completed (issue 8, cancellable timers): with tunnels established, each holds one
+/// timer entry (its idle/half-close clock), not two; after they close, none.
+#[test]
+fn finished_upstream_connects_leave_no_timers() {
+    for_each_backend(|backend| {
+        const TUNNELS: usize = 20;
+        let upstream = support::start_echo(backend, |b| b);
+        let proxy = start_proxy(backend, upstream.addr);
+        let mut clients: Vec<TcpStream> = (0..TUNNELS).map(|_| connect(proxy.addr)).collect();
+        for c in &mut clients {
+            support::client::echo_check(c, b"through the tunnel", 64);
+        }
+        let c = proxy.wait_counters("every tunnel connected", |c| c.connects == TUNNELS as u64);
+        assert_eq!(
+            c.timers_pending, TUNNELS as u64,
+            "one timer per tunnel (its clock); a finished connect's timeout must be gone"
+        );
+        drop(clients);
+        proxy.wait_counters("every tunnel closed", |c| c.open_conns == 0);
+        proxy.wait_counters("no timer left", |c| c.timers_pending == 0);
+        proxy.stop();
+        upstream.stop();
+    });
+}

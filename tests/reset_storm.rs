@@ -52,6 +52,12 @@ fn every_connection_reset_mid_request_closes() {
             drop(clients);
             let c = server.wait_counters("every reset connection closed", |c| c.open_conns == 0);
             assert_eq!(c.closes, (round + 1) * CONNS as u64, "round {round}");
+            // Receives the hang-up guard found still armed after their peer's reset
+            // (a missed end; 0 while the backend sees every reset).
+            eprintln!(
+                "{backend} round {round}: {} missed ends rescued",
+                c.hangup_guards
+            );
         }
         assert_eq!(server.stop().panics, 0);
     });
@@ -91,7 +97,10 @@ fn resets_racing_arrivals_all_close() {
             let c = server.wait_counters("every reset connection closed", |c| {
                 c.accepts == ((round + 1) * THREADS * PER) as u64 && c.open_conns == 0
             });
-            eprintln!("{backend} round {round}: {} enobufs so far", c.enobufs);
+            eprintln!(
+                "{backend} round {round}: {} enobufs, {} missed ends rescued so far",
+                c.enobufs, c.hangup_guards
+            );
             // A receive that found the pool empty is re-armed once buffers come back,
             // not on every turn: a handful of ENOBUFS per connection at most (it was
             // ~100 per connection when all of them were re-armed at once).
@@ -102,6 +111,56 @@ fn resets_racing_arrivals_all_close() {
                 c.accepts
             );
         }
+        assert_eq!(server.stop().panics, 0);
+    });
+}
+
+/// Defect 13, forced: the backend "misses" the end of every connection (the fault
+/// injector swallows each receive's first final end-of-stream or error completion, as
+/// if the kernel had left the multishot receive parked after the reset). With no timer
+/// configured, the hang-up guard must still close every connection, reset
+/// (`SO_LINGER 0`) or closed with a FIN. Before the guard: none of them closed.
+#[test]
+fn lost_receive_ends_are_caught_by_the_hangup_guard() {
+    use ringcore_runtime::fault::{self, FaultPlan, FaultRates};
+    for_each_backend(|backend| {
+        const CONNS: usize = 200;
+        let mut rates = FaultRates::none();
+        rates.recv_end_lost = 1000;
+        let lost_before = fault::stats().recv_ends_lost;
+        let server = start_server(
+            backend,
+            |b| b.fault_injection(FaultPlan::new(13).rates(rates)),
+            |_: &ConnInfo| LineWaiter,
+        );
+        let clients: Vec<TcpStream> = (0..CONNS)
+            .map(|_| {
+                let mut s = connect(server.addr);
+                s.write_all(PARTIAL).unwrap();
+                s
+            })
+            .collect();
+        server.wait_counters("every partial request read", |c| {
+            c.open_conns == CONNS as u64 && c.bytes_in >= (CONNS * PARTIAL.len()) as u64
+        });
+        for (i, s) in clients.iter().enumerate() {
+            if i % 2 == 0 {
+                set_linger_zero(s);
+            }
+        }
+        drop(clients);
+        let c = server.wait_counters("every connection closed", |c| c.open_conns == 0);
+        assert_eq!(c.closes, CONNS as u64);
+        let lost = fault::stats().recv_ends_lost - lost_before;
+        assert!(lost > 0, "the fault never fired");
+        assert!(
+            c.hangup_guards > 0,
+            "{lost} ends lost, yet no receive was rescued by the guard"
+        );
+        eprintln!(
+            "{backend}: {lost} ends lost, {} rescued by the guard",
+            c.hangup_guards
+        );
         assert_eq!(server.stop().panics, 0);
     });
 }

@@ -51,3 +51,41 @@ fn closed_connections_leave_no_timers() {
         server.stop();
     });
 }
+
+/// Holds its outbound connection open, with no timer of its own.
+struct Holder;
+
+impl Handler for Holder {
+    fn on_data(&mut self, _conn: &mut Conn<'_>, data: &[u8]) -> usize {
+        data.len()
+    }
+}
+
+/// A finished outbound connect removes its timeout from the timer set (issue 8,
+/// cancellable timers): 20 client connections held open leave `timers_pending` at its
+/// baseline, 0, instead of 20 entries that would stay for the 10 s connect timeout.
+#[test]
+fn finished_outbound_connects_leave_no_timers() {
+    use ringcore::{Connect, ConnectOptions};
+    for_each_backend(|backend| {
+        let server = start_server(backend, |b| b, |_: &ConnInfo| Holder);
+        let rt = support::base_builder(backend)
+            .drain_timeout(Duration::from_millis(200))
+            .build()
+            .expect("client runtime");
+        let handle = rt.handle();
+        let addr = server.addr;
+        let client = std::thread::spawn(move || {
+            rt.connect(addr, 20, ConnectOptions::default(), |_: &ConnInfo| Holder)
+        });
+        let mut c = handle.metrics().total;
+        support::wait_until("20 outbound connections", || {
+            c = handle.metrics().total;
+            c.connects == 20
+        });
+        assert_eq!(c.timers_pending, 0, "finished connects hold timers: {c:?}");
+        handle.shutdown();
+        client.join().unwrap().expect("client runtime ran");
+        server.stop();
+    });
+}

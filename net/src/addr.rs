@@ -92,6 +92,9 @@ fn parse_unix(s: &str) -> io::Result<Option<UnixAddr>> {
     // sun_path is 108 bytes: a path needs a trailing NUL, an abstract name a leading one.
     const SUN_PATH: usize = 108;
     if let Some(name) = rest.strip_prefix('@') {
+        if name.is_empty() {
+            return Err(bad("empty abstract name"));
+        }
         if name.len() + 1 > SUN_PATH {
             return Err(bad("abstract names are at most 107 bytes"));
         }

@@ -54,6 +54,10 @@ pub(crate) const CANCELLED: u32 = 1 << 18;
 /// The receive ended with `ENOBUFS`: it is re-armed from [`WorkerCtx::nobuf`], a few
 /// connections per turn, rather than all at once.
 pub(crate) const NOBUF_WAIT: u32 = 1 << 19;
+/// The hang-up guard's poll is in flight (hangup.rs).
+pub(crate) const GUARD_ARMED: u32 = 1 << 20;
+/// An abort set `SO_LINGER` 0: the close will be a reset (lifecycle.rs).
+pub(crate) const RESET_SET: u32 = 1 << 21;
 
 /// Default most unconsumed input bytes kept for a handler.
 pub const DEFAULT_MAX_PENDING: u32 = 1 << 20;
@@ -93,8 +97,6 @@ pub struct ConnCore {
     pub(crate) idle_timer: Option<TimerHandle>,
     /// The user timer's entry in the worker's timer set (set with `USER_TIMER`).
     pub(crate) user_timer: Option<TimerHandle>,
-    /// An outbound connect's deadline, while the connect is in flight.
-    pub(crate) connect_timer: Option<TimerHandle>,
     /// The peer address of an outbound connect in flight (the kernel reads it).
     pub(crate) connect_addr: Option<Box<crate::addr::RawAddr>>,
     pub(crate) out: WriteQueue,
@@ -105,6 +107,14 @@ pub struct ConnCore {
     pub(crate) splice: Option<Box<SpliceState>>,
     /// Set by `pipe_to`: the connection is a splice tunnel to an upstream.
     pub(crate) tunnel: Option<Box<crate::tunnel::Tunnel>>,
+    /// Times the hang-up guard fired (hangup.rs); it is armed at most
+    /// [`GUARD_MAX`](crate::hangup::GUARD_MAX) times.
+    pub(crate) guards: u8,
+    /// The hang-up guard fired with the receive armed: when to check it ended.
+    pub(crate) guard_timer: Option<TimerHandle>,
+    /// The connect timeout's entry (outbound connect or a tunnel's upstream), while
+    /// the connect is in flight.
+    pub(crate) connect_timer: Option<TimerHandle>,
 }
 
 /// A file leaving by splice: file -> pipe -> socket.
@@ -135,8 +145,6 @@ impl SpliceState {
 pub(crate) const PIPE_CHUNK: u64 = 256 * 1024;
 /// Pipes kept for reuse per worker.
 const PIPE_POOL_MAX: usize = 64;
-/// Pools (pipes, spare buffers) not used for this long are shrunk.
-pub(crate) const POOL_IDLE: Duration = Duration::from_secs(5);
 
 impl ConnCore {
     pub(crate) fn new(fd: RawFd, token: Token) -> ConnCore {
@@ -153,13 +161,15 @@ impl ConnCore {
             timer_at: 0,
             idle_timer: None,
             user_timer: None,
-            connect_timer: None,
             connect_addr: None,
             out: WriteQueue::default(),
             pending: Vec::new(),
             reason: None,
             splice: None,
             tunnel: None,
+            guards: 0,
+            guard_timer: None,
+            connect_timer: None,
         }
     }
 
@@ -289,6 +299,17 @@ pub struct WorkerCtx {
     pub(crate) mail: crate::connect::Mailbox,
 }
 
+/// Hands free heap pages back to the kernel (glibc keeps freed memory in its arenas,
+/// so what a burst allocated would stay resident). Other C libraries: nothing.
+fn release_free_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists; no pointer of
+    // ours is involved.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 impl WorkerCtx {
     pub(crate) fn new(worker: usize, now: Instant) -> WorkerCtx {
         WorkerCtx {
@@ -344,10 +365,17 @@ impl WorkerCtx {
         !self.pipes.is_empty() || self.spare.held() > 0
     }
 
-    /// Shrinks the pools (every [`POOL_IDLE`]): the pipes and spare buffers that sat
-    /// unused for the whole interval are closed or freed (all of them while draining),
-    /// so fds and memory return after a burst.
+    /// Entries the pools hold (pipes, spare buffers, send headers, queue states).
+    pub(crate) fn pool_entries(&self) -> usize {
+        self.pipes.len() + self.spare.held()
+    }
+
+    /// Shrinks the pools (every [`Config::pool_trim`](ringcore_runtime::Config)): the
+    /// pipes and spare entries that sat unused for the whole interval are closed or
+    /// freed (all of them while draining), so fds and memory return after a burst;
+    /// then, with `malloc_trim` on, free heap pages go back to the kernel.
     pub(crate) fn trim_pools(&mut self, io: &mut Io) {
+        let before = self.pool_entries();
         let unused = if self.draining {
             self.pipes.len()
         } else {
@@ -361,6 +389,12 @@ impl WorkerCtx {
         }
         self.pipes_low = self.pipes.len();
         self.spare.trim_idle(self.draining);
+        let freed = before - self.pool_entries();
+        io.counters().pool_trimmed += freed as u64;
+        io.counters().pool_entries = self.pool_entries() as u64;
+        if freed > 0 && !self.draining && io.config().malloc_trim {
+            release_free_heap();
+        }
     }
 
     #[inline]
@@ -442,7 +476,6 @@ impl WorkerCtx {
     pub(crate) fn cancel_timers(&mut self, core: &mut ConnCore) {
         self.cancel_timer(&mut core.idle_timer);
         self.cancel_timer(&mut core.user_timer);
-        self.cancel_timer(&mut core.connect_timer);
         core.clear(TIMER | USER_TIMER);
     }
 }

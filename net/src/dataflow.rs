@@ -198,6 +198,7 @@ impl<F: Factory> Server<F> {
             core.set(ABORT);
         }
         if core.has(ABORT) {
+            core.reset_if_unsent();
             let filling = core.splice.as_ref().is_some_and(|st| st.filling);
             core.out.discard_unsent(&mut self.ctx.spare, filling);
             self.close_retired(io, idx);
@@ -269,6 +270,7 @@ impl<F: Factory> Server<F> {
                 }
             }
         }
+        self.arm_guard(io, idx);
         let Some(s) = self.conns.get_mut(idx) else {
             return;
         };
@@ -370,8 +372,10 @@ impl<F: Factory> Server<F> {
         match t.kind() {
             Some(OpKind::Timer) => slot.core.user_timer = None,
             Some(OpKind::Timeout) => slot.core.idle_timer = None,
-            Some(OpKind::Connect) => slot.core.connect_timer = None,
             _ => {}
+        }
+        if t.raw_kind() == crate::hangup::K_GUARD {
+            return self.guard_due(io, idx);
         }
         if t.kind() == Some(OpKind::Close) {
             slot.core.close_timer = None;
@@ -396,6 +400,7 @@ impl<F: Factory> Server<F> {
             },
             Some(crate::tunnel_timer::TUNNEL_TIMER) => self.tunnel_timer_fired(io, idx),
             Some(OpKind::Connect) => {
+                slot.core.connect_timer = None; // fired: gone from the timer set
                 let tunnel_connecting = slot.core.tunnel.as_ref().is_some_and(|t| t.connecting);
                 if slot.core.has(CONNECTING) || tunnel_connecting {
                     slot.core.fail(CloseReason::Error(io::Error::new(

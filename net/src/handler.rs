@@ -227,7 +227,7 @@ impl Conn<'_> {
         if data.is_empty() || self.core.write_closed() {
             return;
         }
-        self.core.out.push_owned(data);
+        self.core.out.push_owned(data, &mut self.ctx.spare);
         self.ctx.mark_dirty(self.core);
     }
 
@@ -241,11 +241,14 @@ impl Conn<'_> {
         if len == 0 || self.core.write_closed() {
             return;
         }
-        self.core.out.push_file(crate::wqueue::FileSeg {
-            fd: crate::iofd::IoFd::new(file.into_raw_fd()),
-            offset,
-            remaining: len,
-        });
+        self.core.out.push_file(
+            crate::wqueue::FileSeg {
+                fd: crate::iofd::IoFd::new(file.into_raw_fd()),
+                offset,
+                remaining: len,
+            },
+            &mut self.ctx.spare,
+        );
         self.ctx.mark_dirty(self.core);
     }
 

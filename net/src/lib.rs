@@ -14,6 +14,7 @@ mod conn;
 mod connect;
 mod dataflow;
 mod handler;
+mod hangup;
 #[cfg(feature = "http")]
 pub mod http;
 mod iofd;
@@ -28,6 +29,7 @@ pub mod sockopt;
 mod splice;
 pub mod systemd;
 pub mod tcp_info;
+pub mod tcp_stats;
 mod tunnel;
 mod tunnel_timer;
 mod unix;
@@ -41,6 +43,7 @@ pub use outbound::{Connect, ConnectOptions};
 pub use server::{IntoListeners, Serve};
 pub use socket::{Keepalive, Listeners, SocketOptions};
 pub use tcp_info::TcpInfo;
+pub use tcp_stats::TcpStats;
 pub use tunnel_timer::{
     TunnelOptions, DEFAULT_TUNNEL_HALF_CLOSE_TIMEOUT, DEFAULT_TUNNEL_IDLE_TIMEOUT,
 };

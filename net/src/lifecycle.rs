@@ -17,6 +17,11 @@
 //! Closed     | CANCELLED, registry closed   | nothing                   | close CQE, in_flight 0 -> released
 //! ```
 //!
+//! Read ops are the multishot receive, a tunnel's readability polls and fills, and
+//! the hang-up guard (hangup.rs: a poll for `POLLRDHUP | POLLERR | POLLHUP` beside the
+//! receive of a connection without timers, so that a receive whose end never came is
+//! cancelled and re-armed instead of holding the slot forever).
+//!
 //! Events and what they may do, whatever the state: a completion (recv, send, splice,
 //! poll, tunnel op, cancel, close) updates counters and flags and marks the connection
 //! dirty; it re-arms nothing by itself except through [`Server::arm`], which refuses
@@ -62,6 +67,44 @@ impl ConnCore {
             Use::Write => !self.has(ABORT),
             Use::Read | Use::Connect => !self.has(CLOSING),
         }
+    }
+}
+
+impl ConnCore {
+    /// An abort with bytes still unsent (in the queue, or in the kernel's send queue:
+    /// one `SIOCOUTQ` ioctl) makes the close a reset (`SO_LINGER` 0): the kernel drops
+    /// the bytes and the socket at once and the peer learns at once, instead of an
+    /// orphaned socket holding them, with a FIN queued behind them, for as long as a
+    /// peer that does not read makes it wait (a slow reader cut off by a rate limit,
+    /// the close or drain deadline). Without unsent bytes the close stays graceful.
+    pub(crate) fn reset_if_unsent(&mut self) {
+        if self.has(CANCELLED | RESET_SET) {
+            return;
+        }
+        let mut in_kernel: libc::c_int = 0;
+        // SAFETY: `fd` is this connection's open socket (closed only after CANCELLED);
+        // TIOCOUTQ (= SIOCOUTQ) writes one c_int to the valid pointer.
+        let r = unsafe { libc::ioctl(self.fd, libc::TIOCOUTQ, &mut in_kernel as *mut libc::c_int) };
+        let unsent_in_kernel = r == 0 && in_kernel > 0;
+        if self.queued_bytes() == 0 && !unsent_in_kernel {
+            return;
+        }
+        self.set(RESET_SET);
+        let l = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: as above; `l` is a valid linger of the size passed. A failure only
+        // leaves the close graceful.
+        unsafe {
+            libc::setsockopt(
+                self.fd,
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&l as *const libc::linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            )
+        };
     }
 }
 
@@ -230,6 +273,8 @@ impl<F: Factory> Server<F> {
         if let Some(mut slot) = self.conns.release_if_done(idx) {
             self.ctx.cancel_timers(&mut slot.core);
             self.ctx.cancel_timer(&mut slot.core.close_timer);
+            self.ctx.cancel_timer(&mut slot.core.guard_timer);
+            self.ctx.cancel_timer(&mut slot.core.connect_timer);
             if let Some(st) = slot.core.splice.take() {
                 self.ctx.give_pipe(io, st);
             }

@@ -87,9 +87,15 @@ impl Listeners {
                     unix_file,
                 };
                 for _ in 1..count {
-                    let dup = nix::unistd::dup(fd.as_raw_fd()).map_err(|e| {
-                        io::Error::new(io::Error::from(e).kind(), format!("dup listener: {e}"))
-                    })?;
+                    // Close-on-exec like every other fd of ours (plain dup(2) drops it).
+                    let dup =
+                        nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(0))
+                            .map_err(|e| {
+                                io::Error::new(
+                                    io::Error::from(e).kind(),
+                                    format!("dup listener: {e}"),
+                                )
+                            })?;
                     l.fds.push(dup);
                 }
                 l.fds.insert(0, fd.into_raw_fd());

@@ -273,7 +273,9 @@ impl<F: Factory> Service for Server<F> {
             io.counters().stale += 1;
             io.recycle(&c);
             debug_assert!(
-                c.token.kind().is_some() || crate::tunnel::is_tunnel_kind(c.token.raw_kind()),
+                c.token.kind().is_some()
+                    || crate::tunnel::is_tunnel_kind(c.token.raw_kind())
+                    || c.token.raw_kind() == crate::hangup::K_GUARD,
                 "completion with unknown token {c:?}"
             );
             return;
@@ -281,6 +283,11 @@ impl<F: Factory> Service for Server<F> {
         let final_cqe = !(c.token.kind() == Some(OpKind::Recv) && c.more());
         if final_cqe {
             self.conns.op_finished(idx);
+        }
+        if c.token.raw_kind() == crate::hangup::K_GUARD {
+            self.on_guard(c, idx);
+            self.finish_close(io, idx);
+            return self.maybe_release(io, idx);
         }
         if crate::tunnel::is_tunnel_kind(c.token.raw_kind()) {
             self.on_tunnel(io, c, idx);
@@ -384,9 +391,12 @@ impl<F: Factory> Service for Server<F> {
         if self.ctx.draining {
             // Nothing pooled outlives the worker: close pooled pipes through `io` now.
             self.ctx.trim_pools(io);
-        } else if self.ctx.next_trim.is_none() && self.ctx.pools_hold_something() {
-            self.ctx.next_trim = Some(self.ctx.now + POOL_IDLE);
+        } else if let Some(every) = io.config().pool_trim {
+            if self.ctx.next_trim.is_none() && self.ctx.pools_hold_something() {
+                self.ctx.next_trim = Some(self.ctx.now + every);
+            }
         }
+        io.counters().pool_entries = self.ctx.pool_entries() as u64;
         self.arm_accept(io);
         io.counters().timers_pending = self.ctx.timers.len() as u64;
     }

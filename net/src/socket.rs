@@ -86,7 +86,9 @@ pub struct SocketOptions {
     /// after this long (the kernel rounds up to its SYN-ACK retransmit schedule).
     pub defer_accept: Option<Duration>,
     /// `SO_LINGER`: `close` waits up to this long for unsent data; `Some(ZERO)` resets
-    /// the connection on close (default off: normal FIN).
+    /// the connection on close (default off: normal FIN). A nonzero linger makes
+    /// `close(2)` block (even on a nonblocking socket), which stalls a worker: in a
+    /// server use only `Some(ZERO)`, or rely on [`Conn::set_close_timeout`](crate::Conn::set_close_timeout).
     pub linger: Option<Duration>,
     /// `IP_TOS` (and `IPV6_TCLASS` on IPv6 sockets): the whole TOS byte, DSCP in the
     /// top 6 bits (`dscp << 2`).

@@ -1,12 +1,15 @@
 //! `send_file`: a file region leaves by splice, file -> pipe -> socket, as a linked
-//! pair of splice SQEs (io_uring) or `splice(2)` on readiness (epoll), through a pipe
-//! from the worker's pool. A full socket (`EAGAIN`) waits on a writability poll.
+//! pair of splice ops through a pipe from the worker's pool. The backend decides where
+//! they run: `splice(2)` on readiness (epoll); on io_uring per
+//! [`SpliceMode`](ringcore_runtime::SpliceMode): inline on the worker (default), or as
+//! `IORING_OP_SPLICE` on io-wq threads (`Ring`; `InlineDrain` arms the fill alone so
+//! its drain can run inline). A full socket (`EAGAIN`) waits on a writability poll.
 
 use crate::conn::*;
 use crate::handler::{CloseReason, Factory, Handler};
 use crate::lifecycle::Use;
 use crate::server::{call, Server};
-use ringcore_runtime::{Completion, Io, Op, OpKind};
+use ringcore_runtime::{Completion, Io, Op, OpKind, SpliceMode};
 use std::io;
 
 impl<F: Factory> Server<F> {
@@ -67,6 +70,19 @@ impl<F: Factory> Server<F> {
             off_out: -1,
             len,
         };
+        if io.config().splice_mode == SpliceMode::InlineDrain {
+            // The fill goes to io_uring alone; its completion drives the drain, which
+            // then runs inline (a linked drain would ride along to io-wq).
+            // SAFETY: splice references no user memory; the file stays open while
+            // `filling` (see below).
+            if unsafe { self.arm(io, idx, tok.with_kind(OpKind::Splice), fill, Use::Write) } {
+                if let Some(st) = self.splice_state(idx) {
+                    st.ops += 1;
+                    st.filling = true;
+                }
+            }
+            return;
+        }
         let drain = Op::Splice {
             fd_in: pr,
             off_in: -1,

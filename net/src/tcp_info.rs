@@ -260,3 +260,11 @@ mod tests {
         assert!(tcp_info(u.0.as_raw_fd()).is_err());
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests_support {
+    /// An all-zero snapshot for aggregation tests.
+    pub(crate) fn zero() -> super::TcpInfo {
+        super::TcpInfo::from_raw(&super::RawTcpInfo::default(), 0)
+    }
+}

@@ -195,9 +195,8 @@ impl<F: Factory> Server<F> {
             t.connecting = true;
             let (fd, addr, len) = (t.up, t.addr.as_ptr(), t.addr.len);
             let deadline = self.ctx.now + t.timeout;
-            self.ctx
-                .timers
-                .insert(deadline, tok.with_kind(OpKind::Connect).raw());
+            let key = tok.with_kind(OpKind::Connect).raw();
+            core.connect_timer = Some(self.ctx.timers.insert(deadline, key));
             self.tsubmit(
                 io,
                 idx,
@@ -292,6 +291,10 @@ impl<F: Factory> Server<F> {
         match k {
             K_CONNECT => {
                 t.connecting = false;
+                // Connected or failed: the connect timeout has nothing left to time.
+                if let Some(h) = core.connect_timer.take() {
+                    self.ctx.timers.cancel(h);
+                }
                 if c.result < 0 {
                     let target = t.target;
                     core.fail(err(-c.result, &format!("connect upstream {target}")));

@@ -8,8 +8,12 @@
 //!   dropped (the kernel reads their heap bytes); new bytes go to later chunks;
 //! * INVARIANT: `msg` is not touched (the kernel reads the msghdr and iovecs).
 //!
-//! Chunk buffers and the `SendBuf` come from and return to a per-worker [`Spare`]
-//! pool, so an idle connection holds no buffer and a busy one allocates nothing.
+//! The queue's state lives in a boxed [`Queue`] that exists only while the connection
+//! has output: it is taken from the per-worker [`Spare`] pool when bytes are queued
+//! and goes back there (with its chunk list and send header) once everything was sent,
+//! so an idle connection's write queue is one null pointer (8 bytes) and a busy one
+//! allocates nothing. Chunk buffers come from and return to the same pool. The pool
+//! frees what sat unused for a whole trim interval ([`Spare::trim_idle`]).
 
 use crate::iofd::IoFd;
 use std::collections::VecDeque;
@@ -76,8 +80,13 @@ pub struct Spare {
     // so each must keep a stable heap address while it moves between queue and pool.
     #[allow(clippy::vec_box)]
     sends: Vec<Box<SendBuf>>,
-    /// Fewest buffers / send headers held since the last trim (that many sat unused).
-    low: (usize, usize),
+    /// Queue states of connections with nothing to send (boxed: a connection holds
+    /// only the pointer).
+    #[allow(clippy::vec_box)]
+    queues: Vec<Box<Queue>>,
+    /// Fewest buffers / send headers / queue states held since the last trim (that
+    /// many sat unused).
+    low: (usize, usize, usize),
 }
 
 impl Spare {
@@ -100,27 +109,42 @@ impl Spare {
     }
 
     /// Frees what sat unused since the last call (everything if `all`), so memory
-    /// returns after a burst; called periodically by the worker.
-    pub(crate) fn trim_idle(&mut self, all: bool) {
-        let (bl, sl) = if all {
-            (self.bufs.len(), self.sends.len())
+    /// returns after a burst; called periodically by the worker. Returns how many
+    /// entries were freed.
+    pub(crate) fn trim_idle(&mut self, all: bool) -> usize {
+        let (bl, sl, ql) = if all {
+            (self.bufs.len(), self.sends.len(), self.queues.len())
         } else {
             self.low
         };
+        let before = self.held();
+        // The oldest entries go (the pools are stacks: the top is what is in use).
         self.bufs.drain(..bl.min(self.bufs.len()));
         self.sends.drain(..sl.min(self.sends.len()));
-        if self.bufs.is_empty() {
-            self.bufs = Vec::new();
-        }
-        if self.sends.is_empty() {
-            self.sends = Vec::new();
-        }
-        self.low = (self.bufs.len(), self.sends.len());
+        self.queues.drain(..ql.min(self.queues.len()));
+        shrink(&mut self.bufs);
+        shrink(&mut self.sends);
+        shrink(&mut self.queues);
+        self.low = (self.bufs.len(), self.sends.len(), self.queues.len());
+        before - self.held()
     }
 
-    /// Buffers and send headers held.
+    /// Buffers, send headers and queue states held.
     pub(crate) fn held(&self) -> usize {
-        self.bufs.len() + self.sends.len()
+        self.bufs.len() + self.sends.len() + self.queues.len()
+    }
+
+    fn queue(&mut self) -> Box<Queue> {
+        let q = self.queues.pop();
+        self.low.2 = self.low.2.min(self.queues.len());
+        q.unwrap_or_default()
+    }
+
+    fn give_queue(&mut self, q: Box<Queue>) {
+        debug_assert!(q.idle(), "a queue with output returned to the pool");
+        if self.queues.len() < SPARE_MAX {
+            self.queues.push(q);
+        }
     }
 
     fn send_buf(&mut self) -> Box<SendBuf> {
@@ -134,9 +158,24 @@ impl Spare {
     }
 }
 
-/// A connection's queued output.
+/// A pool vector that emptied gives its memory back too (a burst can grow it large).
+fn shrink<T>(v: &mut Vec<T>) {
+    if v.len() < v.capacity() / 4 {
+        v.shrink_to(v.len() * 2);
+    }
+}
+
+/// A connection's queued output: nothing (a null pointer) while there is none.
 #[derive(Default)]
 pub struct WriteQueue {
+    /// INVARIANT: `Some` while anything is queued, in flight or retired; otherwise it
+    /// may go back to the pool ([`WriteQueue::release_if_idle`]).
+    q: Option<Box<Queue>>,
+}
+
+/// The state of a write queue with output (pooled, see the module docs).
+#[derive(Default)]
+struct Queue {
     chunks: VecDeque<Item>,
     /// Bytes of `chunks[0]` already sent.
     head: usize,
@@ -153,12 +192,163 @@ pub struct WriteQueue {
 impl WriteQueue {
     /// Unsent bytes.
     pub fn len(&self) -> usize {
-        self.len
+        self.q.as_ref().map_or(0, |q| q.len)
     }
 
     /// True when nothing is queued.
     pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// True while a send op is in flight.
+    pub fn in_flight(&self) -> bool {
+        self.q.as_ref().is_some_and(|q| q.in_flight())
+    }
+
+    /// True while the queue holds its state (a pool entry) rather than nothing.
+    #[cfg(test)]
+    pub fn holds_state(&self) -> bool {
+        self.q.is_some()
+    }
+
+    fn get(&mut self, spare: &mut Spare) -> &mut Queue {
+        self.q.get_or_insert_with(|| spare.queue())
+    }
+
+    #[cfg(test)]
+    fn st(&self) -> &Queue {
+        self.q.as_ref().expect("queue state")
+    }
+
+    /// Gives the queue's state back to the pool if nothing is queued, in flight or
+    /// retired (the connection went idle).
+    pub fn release_if_idle(&mut self, spare: &mut Spare) {
+        if self.q.as_ref().is_some_and(|q| q.idle()) {
+            if let Some(mut q) = self.q.take() {
+                if let Some(sb) = q.msg.take() {
+                    spare.sends.push(sb);
+                }
+                spare.give_queue(q);
+            }
+        }
+    }
+
+    /// Appends a copy of `data`, coalescing into the last chunk when it is not in flight.
+    pub fn push_copy(&mut self, data: &[u8], spare: &mut Spare) {
+        self.get(spare).push_copy(data, spare);
+    }
+
+    /// Lets `f` append bytes straight into the queue, without an intermediate buffer:
+    /// `f` gets the last chunk when it is bytes, not in flight, not partly sent and
+    /// under the coalescing size, else an empty spare buffer (queued if `f` wrote
+    /// into it). `f` must only append; the queue counts whatever length change it
+    /// makes, so a misbehaving `f` can garble its own unsent bytes but never bytes in
+    /// flight or the queue's accounting.
+    pub fn push_with<R>(&mut self, spare: &mut Spare, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+        let r = self.get(spare).push_with(spare, f);
+        self.release_if_idle(spare);
+        r
+    }
+
+    /// Appends `data` without copying.
+    pub fn push_owned(&mut self, data: Vec<u8>, spare: &mut Spare) {
+        if !data.is_empty() {
+            self.get(spare).push_owned(data);
+        }
+    }
+
+    /// Appends a file region; it is sent after everything queued before it.
+    pub fn push_file(&mut self, seg: FileSeg, spare: &mut Spare) {
+        self.get(spare).push_file(seg);
+    }
+
+    /// True when the next thing to send is bytes (a send op can be prepared).
+    pub fn bytes_ready(&self) -> bool {
+        self.q.as_ref().is_some_and(|q| q.bytes_ready())
+    }
+
+    /// The file segment at the head of the queue, if the head is a file.
+    pub fn head_file(&mut self) -> Option<&mut FileSeg> {
+        self.q.as_mut().and_then(|q| q.head_file())
+    }
+
+    /// Records `n` bytes of the head file segment as sent; retires it when finished.
+    /// Without a head file segment (it cannot happen: an abort keeps a segment whose
+    /// fill is in flight) nothing changes.
+    pub fn file_sent(&mut self, n: u64) {
+        if let Some(q) = self.q.as_mut() {
+            q.file_sent(n);
+        }
+    }
+
+    /// Drops the head file segment (its file could not be read), with its bytes.
+    pub fn drop_head_file(&mut self) {
+        if let Some(q) = self.q.as_mut() {
+            q.drop_head_file();
+        }
+    }
+
+    /// Files of finished or dropped segments, for the caller to close (through `Io`).
+    pub fn take_retired(&mut self) -> impl Iterator<Item = IoFd> + '_ {
+        self.q.iter_mut().flat_map(|q| q.retired.drain(..))
+    }
+
+    /// Fills the send header for everything queued (up to [`MAX_IOV`] chunks) and returns
+    /// it. The returned pointer is valid until [`complete`](Self::complete).
+    ///
+    /// # Panics
+    /// If a send is already in flight or the queue is empty.
+    pub fn prepare(&mut self, spare: &mut Spare) -> *const libc::msghdr {
+        match self.q.as_mut() {
+            Some(q) => q.prepare(spare),
+            None => panic!("prepare: bad state"),
+        }
+    }
+
+    /// True if the prepared send covers every queued byte.
+    pub fn prepared_all(&self) -> bool {
+        self.q.as_ref().is_some_and(|q| q.inflight_bytes == q.len)
+    }
+
+    /// Records that the in-flight send finished after moving `sent` bytes (0 on error).
+    /// Returns true if it was short. A queue left with nothing gives its state back to
+    /// the pool.
+    pub fn complete(&mut self, sent: usize, spare: &mut Spare) -> bool {
+        let Some(q) = self.q.as_mut() else {
+            return false;
+        };
+        let short = q.complete(sent, spare);
+        self.release_if_idle(spare);
+        short
+    }
+
+    /// Drops everything not in flight (abort). Bytes in flight stay until completion,
+    /// and so does the head file segment while `file_busy` (a splice from its file is in
+    /// flight: the file must stay open, and its completion is counted against it).
+    pub fn discard_unsent(&mut self, spare: &mut Spare, file_busy: bool) {
+        if let Some(q) = self.q.as_mut() {
+            q.discard_unsent(spare, file_busy);
+        }
+        self.release_if_idle(spare);
+    }
+
+    /// Drops everything (nothing may be in flight): chunks go to `spare`, files to the
+    /// retired list.
+    pub fn discard_all(&mut self, spare: &mut Spare) {
+        if let Some(q) = self.q.as_mut() {
+            q.discard_all(spare);
+        }
+        self.release_if_idle(spare);
+    }
+}
+
+impl Queue {
+    /// True when the queue holds nothing at all: its state may go back to the pool.
+    fn idle(&self) -> bool {
         self.len == 0
+            && self.chunks.is_empty()
+            && self.inflight_bytes == 0
+            && self.retired.is_empty()
     }
 
     /// True while a send op is in flight.
@@ -271,11 +461,6 @@ impl WriteQueue {
         }
     }
 
-    /// Files of finished or dropped segments, for the caller to close (through `Io`).
-    pub fn take_retired(&mut self) -> std::vec::Drain<'_, IoFd> {
-        self.retired.drain(..)
-    }
-
     /// Fills the send header for everything queued (up to [`MAX_IOV`] chunks) and returns
     /// it. The returned pointer is valid until [`complete`](Self::complete).
     ///
@@ -317,11 +502,6 @@ impl WriteQueue {
         &sb.msg as *const libc::msghdr
     }
 
-    /// True if the prepared send covers every queued byte.
-    pub fn prepared_all(&self) -> bool {
-        self.inflight_bytes == self.len
-    }
-
     /// Records that the in-flight send finished after moving `sent` bytes (0 on error).
     /// Returns true if it was short.
     pub fn complete(&mut self, sent: usize, spare: &mut Spare) -> bool {
@@ -348,6 +528,7 @@ impl WriteQueue {
                 spare.sends.push(sb);
             }
             if self.chunks.is_empty() && self.chunks.capacity() > 8 {
+                // A pooled queue keeps a small chunk list, not what a burst grew.
                 self.chunks = VecDeque::new();
             }
         }
@@ -424,7 +605,7 @@ mod tests {
         let mut sp = Spare::default();
         let mut q = WriteQueue::default();
         q.push_copy(b"hello ", &mut sp);
-        q.push_owned(b"big world".to_vec());
+        q.push_owned(b"big world".to_vec(), &mut sp);
         q.push_copy(b"!", &mut sp);
         let p = q.prepare(&mut sp);
         assert_eq!(iov_bytes(p), b"hello big world!");
@@ -444,17 +625,17 @@ mod tests {
         let mut q = WriteQueue::default();
         q.push_with(&mut sp, |b| b.extend_from_slice(b"ab"));
         q.push_with(&mut sp, |b| b.extend_from_slice(b"cd"));
-        assert_eq!((q.len(), q.chunks.len()), (4, 1));
+        assert_eq!((q.len(), q.st().chunks.len()), (4, 1));
         let p = q.prepare(&mut sp);
         assert_eq!(iov_bytes(p), b"abcd");
         // In flight: a new chunk, and nothing written leaves nothing queued.
         q.push_with(&mut sp, |_| ());
-        assert_eq!(q.chunks.len(), 1);
+        assert_eq!(q.st().chunks.len(), 1);
         q.push_with(&mut sp, |b| {
             assert!(b.is_empty());
             b.extend_from_slice(b"ef")
         });
-        assert_eq!((q.len(), q.chunks.len()), (6, 2));
+        assert_eq!((q.len(), q.st().chunks.len()), (6, 2));
         // Short send: chunk 0 partly sent, the new bytes go to chunk 1.
         assert!(q.complete(1, &mut sp));
         q.push_with(&mut sp, |b| {
@@ -487,7 +668,7 @@ mod tests {
         for i in 0..(MAX_IOV * 3) {
             let v = vec![i as u8; 10];
             want.extend_from_slice(&v);
-            q.push_owned(v);
+            q.push_owned(v, &mut sp);
         }
         let mut got = vec![];
         while !q.is_empty() {
@@ -504,9 +685,9 @@ mod tests {
     fn discard_keeps_in_flight() {
         let mut sp = Spare::default();
         let mut q = WriteQueue::default();
-        q.push_owned(vec![1; 10]);
+        q.push_owned(vec![1; 10], &mut sp);
         let _ = q.prepare(&mut sp);
-        q.push_owned(vec![2; 10]);
+        q.push_owned(vec![2; 10], &mut sp);
         q.discard_unsent(&mut sp, false);
         assert_eq!(q.len(), 10);
         q.complete(10, &mut sp);
@@ -537,11 +718,14 @@ mod tests {
     fn abort_keeps_a_file_whose_fill_is_in_flight() {
         let mut sp = Spare::default();
         let mut q = WriteQueue::default();
-        q.push_file(FileSeg {
-            fd: open_file(),
-            offset: 0,
-            remaining: 100,
-        });
+        q.push_file(
+            FileSeg {
+                fd: open_file(),
+                offset: 0,
+                remaining: 100,
+            },
+            &mut sp,
+        );
         q.push_copy(b"after", &mut sp);
         q.discard_unsent(&mut sp, true);
         assert_eq!(
@@ -566,11 +750,14 @@ mod tests {
         let mut sp = Spare::default();
         let mut q = WriteQueue::default();
         for _ in 0..2 {
-            q.push_file(FileSeg {
-                fd: open_file(),
-                offset: 0,
-                remaining: 10,
-            });
+            q.push_file(
+                FileSeg {
+                    fd: open_file(),
+                    offset: 0,
+                    remaining: 10,
+                },
+                &mut sp,
+            );
         }
         q.file_sent(10);
         assert_eq!(close_all(&mut q), 1);
@@ -584,12 +771,12 @@ mod tests {
         let mut sp = Spare::default();
         let mut q = WriteQueue::default();
         for _ in 0..100 {
-            q.push_owned(vec![0; 100]);
+            q.push_owned(vec![0; 100], &mut sp);
             q.push_copy(&[1; 20_000], &mut sp);
         }
         while !q.is_empty() {
             let _ = q.prepare(&mut sp);
-            let n = q.inflight_bytes;
+            let n = q.st().inflight_bytes;
             q.complete(n, &mut sp);
         }
         assert!(sp.held() >= 100, "the burst filled the pool: {}", sp.held());
@@ -605,5 +792,47 @@ mod tests {
         q.complete(100, &mut sp);
         sp.trim_idle(false);
         assert!(sp.held() >= 1);
+    }
+
+    /// Issue 12 item 7: a connection that sent everything holds no queue state (the
+    /// state, its chunk list and send header went back to the worker's pool), so an
+    /// idle connection after traffic costs no more than one that never sent.
+    #[test]
+    fn idle_queue_gives_its_state_back() {
+        let mut sp = Spare::default();
+        let mut q = WriteQueue::default();
+        assert!(!q.holds_state());
+        q.push_copy(&[7; 128], &mut sp);
+        assert!(q.holds_state());
+        let _ = q.prepare(&mut sp);
+        // Short: the rest is still queued, the state stays.
+        assert!(q.complete(100, &mut sp));
+        assert!(q.holds_state());
+        let _ = q.prepare(&mut sp);
+        assert!(!q.complete(28, &mut sp));
+        assert!(!q.holds_state(), "an idle queue kept its state");
+        assert_eq!(sp.queues.len(), 1);
+        // The next connection reuses it: nothing new is allocated.
+        let mut q2 = WriteQueue::default();
+        q2.push_with(&mut sp, |b| b.extend_from_slice(b"x"));
+        assert!(q2.holds_state());
+        assert_eq!(sp.queues.len(), 0);
+        // A closure that writes nothing leaves nothing held.
+        let mut q3 = WriteQueue::default();
+        q3.push_with(&mut sp, |_| ());
+        assert!(!q3.holds_state());
+        q2.discard_all(&mut sp);
+        assert!(!q2.holds_state());
+        sp.trim_idle(true);
+        assert_eq!(sp.held(), 0);
+    }
+
+    /// An idle connection's write queue is one pointer (it was 96 bytes inline).
+    #[test]
+    fn an_idle_write_queue_is_one_pointer() {
+        assert_eq!(
+            std::mem::size_of::<WriteQueue>(),
+            std::mem::size_of::<usize>()
+        );
     }
 }

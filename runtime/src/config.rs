@@ -14,6 +14,38 @@ pub struct SqPoll {
     pub cpu: Option<u32>,
 }
 
+/// How the io_uring backend runs `splice` ops (file -> pipe -> socket).
+///
+/// io_uring never runs a splice inline: every `IORING_OP_SPLICE` is handed to an io-wq
+/// kernel thread, a wake-up and a context switch per op. The inline modes issue the
+/// `splice(2)` on the worker with `SPLICE_F_NONBLOCK` (as the epoll backend does) and
+/// turn its result into the op's completion; a socket that is full answers `EAGAIN`,
+/// which the connection already handles with a writability poll and a retry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SpliceMode {
+    /// Every splice is an `IORING_OP_SPLICE` (io-wq); a file never blocks the worker.
+    Ring,
+    /// Pipe -> socket splices run inline (they never block: both sides are
+    /// nonblocking); file -> pipe fills stay on io_uring.
+    InlineDrain,
+    /// Both run inline. A file -> pipe fill of a file that is not in the page cache
+    /// waits for the disk on the worker thread (as on the epoll backend).
+    Inline,
+}
+
+impl SpliceMode {
+    /// Parses `ring`, `drain` or `inline` (`RINGCORE_SPLICE`).
+    pub fn parse(s: &str) -> Option<SpliceMode> {
+        match s.trim() {
+            "ring" | "uring" | "off" => Some(SpliceMode::Ring),
+            "drain" | "inline-drain" => Some(SpliceMode::InlineDrain),
+            "inline" | "on" => Some(SpliceMode::Inline),
+            _ => None,
+        }
+    }
+}
+
 /// Everything a runtime is built from. Build one with [`Builder`].
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -54,6 +86,19 @@ pub struct Config {
     pub raise_nofile: bool,
     /// How long to stop accepting after `EMFILE`/`ENFILE` (default 100 ms).
     pub emfile_backoff: Duration,
+    /// How often a worker shrinks its pools (spare buffers, send headers, write-queue
+    /// states, splice pipes): whatever sat unused for a whole interval is freed
+    /// (default 5 s; `None`: pools keep what a burst left, the behaviour before
+    /// issue 12). `RINGCORE_POOL_TRIM_MS` overrides it (`0`: off).
+    pub pool_trim: Option<Duration>,
+    /// After a pool trim freed something, hand free heap pages back to the kernel with
+    /// glibc's `malloc_trim(0)` (default `true`; a no-op on other C libraries).
+    /// `RINGCORE_MALLOC_TRIM=0|1` overrides it.
+    pub malloc_trim: bool,
+    /// How the io_uring backend runs splices (default [`SpliceMode::Inline`]; see
+    /// docs/benchmarks.md "Issue 12 ablation"). `RINGCORE_SPLICE=ring|drain|inline`
+    /// overrides it. The epoll backend always splices inline.
+    pub splice_mode: SpliceMode,
     /// Faults to inject at the backend seam (default none; tests only).
     #[cfg(feature = "fault-injection")]
     pub fault: Option<crate::fault::FaultPlan>,
@@ -76,6 +121,9 @@ impl Default for Config {
             handle_signals: true,
             raise_nofile: true,
             emfile_backoff: Duration::from_millis(100),
+            pool_trim: Some(Duration::from_secs(5)),
+            malloc_trim: true,
+            splice_mode: SpliceMode::Inline,
             #[cfg(feature = "fault-injection")]
             fault: None,
         }
@@ -118,7 +166,37 @@ impl Config {
                 self.backend = b;
             }
         }
+        if let Some(ms) = env_u64("RINGCORE_POOL_TRIM_MS")? {
+            self.pool_trim = (ms > 0).then(|| Duration::from_millis(ms));
+        }
+        if let Some(on) = env_u64("RINGCORE_MALLOC_TRIM")? {
+            self.malloc_trim = on != 0;
+        }
+        if let Ok(v) = std::env::var("RINGCORE_SPLICE") {
+            self.splice_mode = SpliceMode::parse(&v).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("RINGCORE_SPLICE={v:?}: expected ring, drain or inline"),
+                )
+            })?;
+        }
+        if self.pool_trim == Some(Duration::ZERO) {
+            return bad("pool_trim must be longer than zero (None turns trimming off)".into());
+        }
         Ok(self)
+    }
+}
+
+/// A numeric environment override, if set.
+fn env_u64(name: &str) -> io::Result<Option<u64>> {
+    match std::env::var(name) {
+        Ok(v) => v.trim().parse().map(Some).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{name}={v:?} is not a whole number"),
+            )
+        }),
+        Err(_) => Ok(None),
     }
 }
 
@@ -216,6 +294,26 @@ impl Builder {
     /// Accept pause after `EMFILE`/`ENFILE`.
     pub fn emfile_backoff(mut self, d: Duration) -> Self {
         self.cfg.emfile_backoff = d;
+        self
+    }
+
+    /// How often workers shrink their pools (`None`: never); see
+    /// [`Config::pool_trim`].
+    pub fn pool_trim(mut self, every: Option<Duration>) -> Self {
+        self.cfg.pool_trim = every;
+        self
+    }
+
+    /// Call glibc's `malloc_trim(0)` after a pool trim freed something; see
+    /// [`Config::malloc_trim`].
+    pub fn malloc_trim(mut self, on: bool) -> Self {
+        self.cfg.malloc_trim = on;
+        self
+    }
+
+    /// How the io_uring backend runs splices; see [`SpliceMode`].
+    pub fn splice_mode(mut self, mode: SpliceMode) -> Self {
+        self.cfg.splice_mode = mode;
         self
     }
 

@@ -42,7 +42,7 @@ mod worker;
 
 pub use backend::BackendKind;
 pub use completion::Completion;
-pub use config::{Builder, Config, SqPoll};
+pub use config::{Builder, Config, SpliceMode, SqPoll};
 pub use io::Io;
 pub use metrics::{Counters, Snapshot};
 pub use op::Op;

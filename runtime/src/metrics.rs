@@ -95,13 +95,25 @@ counters! {
     open_conns,
     /// Timer entries pending in the worker's timer set right now (a gauge).
     timers_pending,
+    /// Splices the io_uring backend ran inline on the worker (`Config::splice_mode`).
+    inline_splices,
+    /// Entries held by the worker's reuse pools right now: spare buffers, send
+    /// headers, write-queue states and splice pipes (a gauge; it falls back to 0 once
+    /// the pools sat unused for two trim intervals).
+    pool_entries,
+    /// Pool entries freed by idle trims.
+    pool_trimmed,
     /// Connections aborted at the drain deadline with output still queued (their
     /// responses were cut).
     drain_aborted,
+    /// Receives found still armed after their connection's peer hung up or reset
+    /// (the hang-up guard cancelled and re-armed them; see `ringcore_net`'s guard).
+    /// Nonzero means the backend missed an end of stream.
+    hangup_guards,
 }
 
 /// Counters that are gauges (a current value, not a running total).
-const GAUGES: &[&str] = &["open_conns", "timers_pending"];
+const GAUGES: &[&str] = &["open_conns", "timers_pending", "pool_entries"];
 
 /// The summed counters of all workers at one moment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -10,11 +10,13 @@
 //! | sending an error response | `lingering_time` after the error | close |
 //! | lingering after it was sent | `lingering_timeout` after the last read, `lingering_time` after the send | close |
 //! | request body arriving | `min_body_rate` average since the body's start, after its grace | 408, close |
-//! | response queued | `min_response_rate` average since output was queued, after its grace | abort |
+//! | response waiting (queued, or in the kernel untaken) | `min_response_rate` over every span of its grace (bytes the peer took, sampled every quarter grace) | abort |
 //!
 //! The two rates are checked by a second deadline (`rate_at`) folded into the same
-//! timer: at the grace's end, then at the computed instant at which the bytes so far
-//! become too few, at most once a second. They cost two counters per read and send.
+//! timer: the body rate at the grace's end, then at the computed instant at which the
+//! bytes so far become too few, at most once a second; the response rate at each of its
+//! samples ([`SlidingRate`]: one `SIOCOUTQ` ioctl per sample, a quarter of the grace
+//! apart). They cost two counters per read and send.
 //!
 //! Memory per connection is bounded: bodies are consumed as they arrive (see
 //! [`Session`]), and while more than [`Limits::max_queued_output`] bytes of responses
@@ -22,6 +24,7 @@
 //! the queue drains (`on_sent`). Input that arrived before the pause took effect is
 //! kept here (`stash`) and served first on resume.
 
+use super::limits::SlidingRate;
 use super::{write_error, DateCache, Error, Limits, Router, Session};
 use crate::{CloseReason, Conn, ConnInfo, Handler};
 use std::cell::RefCell;
@@ -74,8 +77,8 @@ pub struct HttpConn {
     tx: u64,
     /// The body being read: when it started and `rx` then.
     body_rate: Option<(Instant, u64)>,
-    /// Output queued: since when, and bytes sent (`tx` − queued) then.
-    resp_rate: Option<(Instant, u64)>,
+    /// Output waiting: the samples of the bytes the peer took meanwhile.
+    resp_rate: Option<SlidingRate>,
     /// When the rates are next checked.
     rate_at: Option<Instant>,
     /// What the connection's timer is set to (the earlier of `timer` and `rate_at`).
@@ -172,33 +175,36 @@ impl HttpConn {
         } else {
             self.body_rate = None;
         }
-        if resp_min.is_some() && conn.queued_bytes() > 0 {
-            if self.resp_rate.is_none() {
-                self.resp_rate = Some((now, self.sent(conn)));
-            }
-        } else {
+        // The response window starts when output is queued and ends at a sample that
+        // finds everything taken (queue and kernel send queue empty): not when our
+        // queue drains, as the kernel may hold megabytes the peer has not taken.
+        if resp_min.is_none() {
             self.resp_rate = None;
+        } else if self.resp_rate.is_none() && conn.queued_bytes() > 0 {
+            self.resp_rate = Some(SlidingRate::new(now));
         }
         if self.body_rate.is_none() && self.resp_rate.is_none() {
             self.rate_at = None;
         } else if self.rate_at.is_none() {
-            self.rate_at = self.next_rate_check(self.sent(conn));
+            self.rate_at = self.next_rate_check(None);
         }
         self.sync_timer(conn);
     }
 
-    /// The earliest instant at which a running rate window can be found too slow.
-    /// `sent`: the response bytes counted as sent so far (see [`Self::sent`]).
-    fn next_rate_check(&self, sent: u64) -> Option<Instant> {
+    /// The earliest instant at which a running rate window can be found too slow: the
+    /// body's computed deadline (not before `floor`), the response's next sample.
+    fn next_rate_check(&self, floor: Option<Instant>) -> Option<Instant> {
         let limits = self.limits();
         let body = self
             .body_rate
             .zip(limits.min_body_rate)
-            .map(|((start, base), r)| start + r.deadline_after_start(self.rx - base));
+            .map(|((start, base), r)| start + r.deadline_after_start(self.rx - base))
+            .map(|t| floor.map_or(t, |f| t.max(f)));
         let resp = self
             .resp_rate
+            .as_ref()
             .zip(limits.min_response_rate)
-            .map(|((start, base), r)| start + r.deadline_after_start(sent.saturating_sub(base)));
+            .map(|(w, r)| w.next_sample(&r));
         match (body, resp) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -206,32 +212,38 @@ impl HttpConn {
     }
 
     /// The rate check is due: `Some(true)` when the body is too slow, `Some(false)`
-    /// when the response is, `None` when both keep up (the next check is planned, at
-    /// least a second away).
+    /// when the response is, `None` when both keep up (the next check is planned: the
+    /// body's at least a second away, the response's at its next sample).
     fn check_rates(&mut self, conn: &mut Conn<'_>) -> Option<bool> {
         let now = conn.now();
         let limits = self.limits();
+        let resp_min = limits.min_response_rate;
         if let (Some((start, base)), Some(r)) = (self.body_rate, limits.min_body_rate) {
             if r.too_slow(self.rx - base, now.saturating_duration_since(start)) {
                 return Some(true);
             }
         }
-        // Bytes the peer took: handed to the kernel minus what still waits in the
-        // socket's send queue (else a peer that never reads would be credited with
-        // the megabytes the kernel buffers). One ioctl per check, never per send.
-        let sent = self.sent(conn).saturating_sub(unsent_in_kernel(conn));
-        if let (Some((start, base)), Some(r)) = (self.resp_rate, limits.min_response_rate) {
-            let elapsed = now.saturating_duration_since(start);
-            if conn.queued_bytes() > 0 && r.too_slow(sent.saturating_sub(base), elapsed) {
-                return Some(false);
+        let sent = self.sent(conn);
+        if let (Some(w), Some(r)) = (self.resp_rate.as_mut(), resp_min) {
+            if w.due(now, &r) {
+                // Bytes the peer took: handed to the kernel minus what still waits in
+                // the socket's send queue (else a peer that never reads would be
+                // credited with the megabytes the kernel buffers). One ioctl per
+                // sample, never per send.
+                let in_kernel = unsent_in_kernel(conn);
+                if in_kernel == 0 && conn.queued_bytes() == 0 {
+                    self.resp_rate = None; // everything taken: the window ends
+                } else if w.sample(now, sent.saturating_sub(in_kernel), sent, &r) {
+                    return Some(false);
+                }
             }
         }
         let floor = now + std::time::Duration::from_secs(1);
-        self.rate_at = self.next_rate_check(sent).map(|t| t.max(floor));
+        self.rate_at = self.next_rate_check(Some(floor));
         None
     }
 
-    /// Stops the rate windows (lingering or closing).
+    /// Stops the rate windows (timed out or aborted).
     fn stop_rates(&mut self) {
         self.body_rate = None;
         self.resp_rate = None;
@@ -248,7 +260,9 @@ impl HttpConn {
         let until = conn.now() + self.limits().lingering_time;
         self.linger_until = Some(until);
         self.linger_sent = false;
-        self.stop_rates();
+        // The body rate ends; the response rate keeps judging the peer until what was
+        // sent is taken (a slow reader must not escape it by making us linger).
+        self.body_rate = None;
         self.stash = Vec::new();
         self.paused = false;
         conn.resume_reading();

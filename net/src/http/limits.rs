@@ -84,14 +84,18 @@ pub struct Limits {
     /// that carried the request head; checked at most once a second (or at the
     /// computed deadline). `None` disables it. Default 240 B/s after 5 s.
     pub min_body_rate: Option<MinRate>,
-    /// Minimum response data rate (Kestrel `MinResponseDataRate`): while response
-    /// bytes are queued (from the moment output is queued until the queue drains),
-    /// the bytes the peer took since then (handed to the kernel, minus what still waits
-    /// in the socket's send queue) must average at least
-    /// `bytes_per_sec` once the grace period is over, or the connection is aborted
-    /// (no response is possible: the peer is not reading). Defeats a client that
+    /// Minimum response data rate (Kestrel `MinResponseDataRate`, judged over a
+    /// sliding window): while response bytes are queued (from the moment output is
+    /// queued until the queue drains), the bytes the peer took (handed to the kernel,
+    /// minus what still waits in the socket's send queue, `SIOCOUTQ`) in every span of
+    /// the grace period must average at least `bytes_per_sec`, or the connection is
+    /// aborted (no response is possible: the peer is not reading). The bytes are
+    /// sampled every quarter of the grace (at least 100 ms apart), so a peer that stops
+    /// reading is cut off within grace + a quarter grace (6.25 s by default), however
+    /// much its receive buffer absorbed at first; a client that keeps taking bytes at
+    /// the rate is never affected, however large the response. Defeats a client that
     /// reads large responses through a tiny window. Idle keep-alive connections are
-    /// not affected (nothing is queued). `None` disables it. Default 240 B/s after 5 s.
+    /// not affected (nothing is queued). `None` disables it. Default 240 B/s, 5 s.
     pub min_response_rate: Option<MinRate>,
 }
 
@@ -131,6 +135,94 @@ impl MinRate {
         let ms = u128::from(bytes) * 1000 / u128::from(self.bytes_per_sec.max(1));
         self.grace
             .max(Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX)))
+    }
+}
+
+/// The minimum response rate judged over a sliding window ([`Limits::min_response_rate`]).
+///
+/// While response bytes wait (queued by us, or handed to the kernel and not yet
+/// acknowledged by the peer), two counts are sampled every `period` (a quarter of the
+/// grace period, at least 100 ms): `sent`, the bytes handed to the kernel, and `taken`,
+/// the bytes the peer has taken (`sent` minus the socket's send queue). The peer is too
+/// slow when, over the last four periods (one grace period), it took fewer bytes than
+/// the rate asks for, and at no sample in that span had it caught up with everything
+/// sent by the sample before (a peer that catches up is waiting for us, not slow: the
+/// window starts again). So whatever the peer's receive buffer absorbed at the start
+/// buys it no time later: a peer that stops reading is found too slow at most
+/// grace + period after the output started waiting, while a client that takes what it
+/// is sent, at the rate or at its own pace between requests, never is. Pure: the caller
+/// supplies the clock and the counts.
+#[derive(Debug, Clone)]
+pub(crate) struct SlidingRate {
+    /// When output started waiting.
+    start: std::time::Instant,
+    /// `(when, taken, sent)` at the last samples, oldest first.
+    samples: [(std::time::Instant, u64, u64); 4],
+    /// Samples held (at most 4).
+    len: usize,
+}
+
+impl SlidingRate {
+    /// A window starting at `now` (no samples yet).
+    pub(crate) fn new(now: std::time::Instant) -> SlidingRate {
+        SlidingRate {
+            start: now,
+            samples: [(now, 0, 0); 4],
+            len: 0,
+        }
+    }
+
+    /// Time between samples for `rate`: a quarter of its grace, at least 100 ms.
+    pub(crate) fn period(rate: &MinRate) -> Duration {
+        (rate.grace / 4).max(Duration::from_millis(100))
+    }
+
+    /// When the next sample is due.
+    pub(crate) fn next_sample(&self, rate: &MinRate) -> std::time::Instant {
+        self.last() + Self::period(rate)
+    }
+
+    /// When the last sample was taken (the start before the first).
+    fn last(&self) -> std::time::Instant {
+        match self.len {
+            0 => self.start,
+            n => self.samples[n - 1].0,
+        }
+    }
+
+    /// True if a sample may be taken at `now` (at least half a period after the last).
+    pub(crate) fn due(&self, now: std::time::Instant, rate: &MinRate) -> bool {
+        now.saturating_duration_since(self.last()) >= Self::period(rate) / 2
+    }
+
+    /// Takes a sample at `now`, if one is [`due`](Self::due): `taken`, the bytes the
+    /// peer has taken in all, and `sent`, the bytes handed to the kernel in all. Says
+    /// whether the peer is too slow (see the type's documentation).
+    pub(crate) fn sample(
+        &mut self,
+        now: std::time::Instant,
+        taken: u64,
+        sent: u64,
+        rate: &MinRate,
+    ) -> bool {
+        if !self.due(now, rate) {
+            return false;
+        }
+        if self.len > 0 && taken >= self.samples[self.len - 1].2 {
+            self.len = 0; // caught up: the peer waited for us
+        }
+        let slow = self.len == self.samples.len() && {
+            let (then, base, _) = self.samples[0];
+            let elapsed = now.saturating_duration_since(then);
+            u128::from(taken.saturating_sub(base)) * 1000 < rate.required_millis(elapsed)
+        };
+        if self.len == self.samples.len() {
+            self.samples.rotate_left(1);
+            self.len -= 1;
+        }
+        self.samples[self.len] = (now, taken, sent);
+        self.len += 1;
+        slow
     }
 }
 
@@ -271,8 +363,51 @@ impl Limits {
 
 #[cfg(test)]
 mod rate_tests {
-    use super::MinRate;
-    use std::time::Duration;
+    use super::{MinRate, SlidingRate};
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn sliding_rate_forgets_the_initial_burst() {
+        let r = MinRate::new(240, Duration::from_secs(5)).unwrap();
+        let p = SlidingRate::period(&r);
+        assert_eq!(p, Duration::from_millis(1250));
+        let t0 = Instant::now();
+        let sent = 2_600_000; // in the kernel's send buffer, unread
+        let mut w = SlidingRate::new(t0);
+        // 8 KiB taken at once (the peer's receive buffer), then 32 B per period.
+        let mut taken = 8192;
+        for k in 1..=4u32 {
+            assert_eq!(w.next_sample(&r), t0 + p * k);
+            taken += 32;
+            assert!(
+                !w.sample(t0 + p * k, taken, sent, &r),
+                "no verdict before a full window"
+            );
+        }
+        taken += 32;
+        assert!(
+            w.sample(t0 + p * 5, taken, sent, &r),
+            "32 B per 1.25 s is too slow once the burst left the window"
+        );
+        // A steady 300 B/s reader is never too slow, however long it runs.
+        let mut w = SlidingRate::new(t0);
+        for k in 1..=40u32 {
+            let t = t0 + p * k;
+            let taken = (t - t0).as_millis() as u64 * 300 / 1000;
+            assert!(!w.sample(t, taken, sent, &r), "sample {k}");
+        }
+        // A client that takes each small response as it comes (13 B a period, with the
+        // next one always just sent when sampled) waits for us: never too slow.
+        let mut w = SlidingRate::new(t0);
+        for k in 1..=40u64 {
+            let t = t0 + p * k as u32;
+            assert!(!w.sample(t, 13 * (k - 1), 13 * k, &r), "sample {k}");
+        }
+        // Early calls take no sample.
+        let mut w = SlidingRate::new(t0);
+        assert!(!w.sample(t0 + p / 4, 0, sent, &r));
+        assert_eq!(w.next_sample(&r), t0 + p);
+    }
 
     #[test]
     fn min_rate_waits_for_the_grace_then_compares_the_average() {

@@ -5,7 +5,7 @@
 //! of the side that blocked, so the op waits for the next edge instead of asking
 //! again. The syscalls themselves are in `op/*.rs`, next to each op's SQE.
 
-use super::fdstate::{Fds, NOPOLL, READABLE, WRITABLE};
+use super::fdstate::{Fds, HUP, NOPOLL, READABLE, WRITABLE};
 use super::pending::{Pending, Progress};
 use crate::metrics::Counters;
 use crate::op::{self, send::Rest, Op};
@@ -105,6 +105,22 @@ pub(super) fn attempt(fds: &mut Fds, p: &mut Pending, c: &mut Counters) -> Attem
             if fds.get(fd).flags & (READABLE | NOPOLL) != 0 {
                 Attempt::Done {
                     result: op::poll::READABLE,
+                    ok: true,
+                }
+            } else {
+                Attempt::Wait
+            }
+        }
+        Op::PollHangup { fd } => {
+            if let Err(e) = fds.register(fd, c) {
+                return Attempt::Done {
+                    result: neg(&e),
+                    ok: false,
+                };
+            }
+            if fds.get(fd).flags & (HUP | NOPOLL) != 0 {
+                Attempt::Done {
+                    result: op::poll::HANGUP,
                     ok: true,
                 }
             } else {

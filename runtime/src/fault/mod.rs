@@ -14,6 +14,7 @@
 //! | `EMFILE` on accept | as `ENOBUFS`, for the multishot accept |
 //! | delay / reorder | a completion is held for a few loop turns, then released interleaved with others; completions of one token keep their order, and ops of a link are never held |
 //! | stale duplicate | a copy of a completion under a previous generation of its slot (so the registry must drop it), without buffer or `F_MORE` |
+//! | lost end of a receive | a multishot recv's final end-of-stream or error completion (`0`, `-ECONNRESET`, ...) is swallowed: the service sees its receive still armed, as if the kernel had missed a reset (issue 8 #13); a cancel of it (by token or by fd) later completes it with `-ECANCELED`; once per token (a fresh receive sees the socket's state, as the kernel's does) |
 //!
 //! On epoll a receive completion's bytes live in one scratch buffer until the next
 //! completion is fetched, so completions carrying a buffer are never held there.
@@ -58,6 +59,11 @@ pub struct FaultRates {
     pub max_delay_turns: u8,
     /// Per completion of a connection's op: also deliver a stale duplicate.
     pub stale_duplicate: u16,
+    /// Per final end-of-stream or error completion of a connection's multishot recv:
+    /// swallow it, leaving the receive parked in the service's eyes until it cancels
+    /// it. Off in [`FaultRates::default`] and [`FaultRates::random`] (a handler
+    /// without timers would then wait forever unless the runtime guards it).
+    pub recv_end_lost: u16,
 }
 
 impl Default for FaultRates {
@@ -72,6 +78,7 @@ impl Default for FaultRates {
             delay: 150,
             max_delay_turns: 4,
             stale_duplicate: 50,
+            recv_end_lost: 0,
         }
     }
 }
@@ -89,6 +96,7 @@ impl FaultRates {
             delay: 0,
             max_delay_turns: 1,
             stale_duplicate: 0,
+            recv_end_lost: 0,
         }
     }
 
@@ -111,6 +119,7 @@ impl FaultRates {
             delay: pick(100, 400),
             max_delay_turns: 1 + (seed % 6) as u8,
             stale_duplicate: pick(30, 200),
+            recv_end_lost: 0,
         }
     }
 }
@@ -170,9 +179,11 @@ pub struct FaultStats {
     pub delayed: u64,
     /// Stale duplicates delivered.
     pub stale_duplicates: u64,
+    /// Final recv completions swallowed ([`FaultRates::recv_end_lost`]).
+    pub recv_ends_lost: u64,
 }
 
-static STATS: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
+static STATS: [AtomicU64; 9] = [const { AtomicU64::new(0) }; 9];
 
 #[derive(Clone, Copy)]
 enum Stat {
@@ -184,6 +195,7 @@ enum Stat {
     Cut,
     Delayed,
     Duplicate,
+    EndLost,
 }
 
 fn bump(s: Stat) {
@@ -202,6 +214,7 @@ pub fn stats() -> FaultStats {
         multishot_cuts: g(Stat::Cut),
         delayed: g(Stat::Delayed),
         stale_duplicates: g(Stat::Duplicate),
+        recv_ends_lost: g(Stat::EndLost),
     }
 }
 
@@ -248,6 +261,9 @@ struct Multi {
     accept: bool,
     armed_turn: u64,
     cut: bool,
+    /// A cancel naming it was pushed (a lost end is then reported as cancelled: the
+    /// kernel would have found the parked op).
+    cancel_asked: bool,
 }
 
 /// A held-back completion.
@@ -281,6 +297,11 @@ pub(crate) struct FaultDriver {
     multi: HashMap<u64, Multi>,
     /// Linked ops in flight, per token: never held.
     linked: HashMap<u64, u32>,
+    /// Receives whose final completion was swallowed, by token: their fd. A cancel
+    /// naming one completes it with `-ECANCELED`.
+    lost: HashMap<u64, std::os::fd::RawFd>,
+    /// Tokens that lost an end once (never twice).
+    lost_once: std::collections::HashSet<u64>,
 }
 
 impl FaultDriver {
@@ -298,6 +319,8 @@ impl FaultDriver {
             copies: HashMap::new(),
             multi: HashMap::new(),
             linked: HashMap::new(),
+            lost: HashMap::new(),
+            lost_once: Default::default(),
         }
     }
 
@@ -380,6 +403,19 @@ impl FaultDriver {
                     self.synthesise(token, -libc::ENOBUFS);
                     return Ok(());
                 }
+                Op::CancelFd { fd } => {
+                    self.cancel_lost(|_, &f| f == fd);
+                    self.multi
+                        .values_mut()
+                        .filter(|m| m.fd == fd)
+                        .for_each(|m| m.cancel_asked = true);
+                }
+                Op::Cancel { target, .. } => {
+                    self.cancel_lost(|&raw, _| raw == target.raw());
+                    if let Some(m) = self.multi.get_mut(&target.raw()) {
+                        m.cancel_asked = true;
+                    }
+                }
                 Op::AcceptMulti { .. } if self.rng.hit(self.rates.accept_emfile) => {
                     bump(Stat::AcceptEmfile);
                     *self.in_flight.entry(token.raw()).or_default() += 1;
@@ -421,6 +457,22 @@ impl FaultDriver {
         Ok(())
     }
 
+    /// A cancel names swallowed receives: they end now, cancelled (after the next
+    /// wait, as the kernel's completion would come).
+    fn cancel_lost(&mut self, names: impl Fn(&u64, &std::os::fd::RawFd) -> bool) {
+        let mut ended: Vec<u64> = self
+            .lost
+            .iter()
+            .filter(|(raw, fd)| names(raw, fd))
+            .map(|(&raw, _)| raw)
+            .collect();
+        ended.sort_unstable();
+        for raw in ended {
+            self.lost.remove(&raw);
+            self.synthesise(Token::from_raw(raw), -libc::ECANCELED);
+        }
+    }
+
     /// Bookkeeping for an op handed to the real backend.
     fn submitted(&mut self, token: Token, op: &Op) {
         *self.in_flight.entry(token.raw()).or_default() += 1;
@@ -432,6 +484,7 @@ impl FaultDriver {
                     accept: matches!(op, Op::AcceptMulti { .. }),
                     armed_turn: self.turn,
                     cut: false,
+                    cancel_asked: false,
                 },
             );
         }
@@ -539,6 +592,28 @@ impl FaultDriver {
                         } else {
                             -libc::ENOBUFS
                         };
+                    }
+                    let end = x.result == 0
+                        || x.result < 0
+                            && x.result != -libc::ECANCELED
+                            && x.result != -libc::ENOBUFS;
+                    if !m.accept
+                        && end
+                        && !self.token_held(raw)
+                        && !self.lost_once.contains(&raw)
+                        && self.rng.hit(self.rates.recv_end_lost)
+                    {
+                        // The kernel "missed" the end: the receive stays armed for the
+                        // service until it cancels it (if it asked already, the parked
+                        // op would have been found: it ends cancelled).
+                        bump(Stat::EndLost);
+                        self.lost_once.insert(raw);
+                        if m.cancel_asked {
+                            x.result = -libc::ECANCELED;
+                        } else {
+                            self.lost.insert(raw, m.fd);
+                            continue;
+                        }
                     }
                 }
             }

@@ -145,6 +145,16 @@ pub enum Op {
         /// The descriptor.
         fd: RawFd,
     },
+    /// One-shot poll for a hang-up or an error (`POLLRDHUP`; `POLLERR` and `POLLHUP`
+    /// are always reported): completes once the peer has shut down its sending side or
+    /// reset the connection; `result` is the ready mask. A guard for a connection whose
+    /// receive waits: whatever happens to that receive, the end of the connection is
+    /// seen (io_uring: `IORING_OP_POLL_ADD`; epoll: the fd's `EPOLLRDHUP` / `EPOLLHUP` /
+    /// `EPOLLERR`).
+    PollHangup {
+        /// The descriptor.
+        fd: RawFd,
+    },
     /// Does nothing; completes with 0.
     Nop,
 }
@@ -162,6 +172,7 @@ impl Op {
             | Op::Read { fd, .. }
             | Op::Connect { fd, .. }
             | Op::PollReadable { fd }
+            | Op::PollHangup { fd }
             | Op::Cancel { fd, .. }
             | Op::PollWritable { fd } => fd,
             Op::Splice { fd_out, .. } => fd_out,
@@ -183,6 +194,7 @@ impl Op {
             Op::Connect { .. } => "connect",
             Op::PollWritable { .. } => "poll",
             Op::PollReadable { .. } => "poll-in",
+            Op::PollHangup { .. } => "poll-hup",
             Op::Cancel { .. } => "cancel-op",
             Op::Nop => "nop",
         }

@@ -1,4 +1,4 @@
-//! One-shot poll for writability. io_uring: `IORING_OP_POLL_ADD` (kernel 5.1). epoll: no
+//! One-shot polls: writability, readability, hang-up. Mostly for writability. io_uring: `IORING_OP_POLL_ADD` (kernel 5.1). epoll: no
 //! syscall of its own: completes with [`WRITABLE`] once the fd's `EPOLLOUT` is seen.
 
 use io_uring::{opcode, squeue, types};
@@ -13,6 +13,15 @@ pub(crate) fn sqe(fd: RawFd) -> squeue::Entry {
 pub(crate) fn sqe_readable(fd: RawFd) -> squeue::Entry {
     opcode::PollAdd::new(types::Fd(fd), libc::POLLIN as u32).build()
 }
+
+/// The SQE (hang-up or error: `POLLRDHUP`; `POLLERR` and `POLLHUP` are always
+/// reported).
+pub(crate) fn sqe_hangup(fd: RawFd) -> squeue::Entry {
+    opcode::PollAdd::new(types::Fd(fd), HANGUP as u32).build()
+}
+
+/// The mask a hang-up poll waits for, and (epoll) its result.
+pub(crate) const HANGUP: i32 = (libc::POLLRDHUP | libc::POLLERR | libc::POLLHUP) as i32;
 
 /// epoll: the result of a completed readability poll (the `POLLIN` mask).
 pub(crate) const READABLE: i32 = libc::POLLIN as i32;

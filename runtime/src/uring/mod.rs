@@ -15,7 +15,7 @@ mod bufring;
 pub(crate) mod probe;
 
 use crate::completion::Completion;
-use crate::config::Config;
+use crate::config::{Config, SpliceMode};
 use crate::metrics::Counters;
 use crate::op::{self, Op};
 use crate::token::Token;
@@ -35,6 +35,12 @@ pub(crate) struct Ring {
     /// caps the wait, in case one goes async): a request/response turn then costs one
     /// enter, not one to submit and one to wait.
     inline_sends: usize,
+    /// Which splices run inline on the worker ([`SpliceMode`]).
+    splice_mode: SpliceMode,
+    /// Completions of ops that ran inline during this turn; they join the batch at the
+    /// next [`Ring::wait`] (never the batch being dispatched, so a callback that keeps
+    /// re-arming cannot hold the loop turn).
+    staged: VecDeque<Completion>,
 }
 
 impl Ring {
@@ -80,6 +86,8 @@ impl Ring {
             batch: VecDeque::with_capacity(1024),
             sqpoll: cfg.sqpoll.is_some(),
             inline_sends: 0,
+            splice_mode: cfg.splice_mode,
+            staged: VecDeque::new(),
         })
     }
 
@@ -105,6 +113,7 @@ impl Ring {
             Op::Connect { fd, addr, addrlen } => op::connect::sqe(fd, addr, addrlen),
             Op::PollWritable { fd } => op::poll::sqe(fd),
             Op::PollReadable { fd } => op::poll::sqe_readable(fd),
+            Op::PollHangup { fd } => op::poll::sqe_hangup(fd),
             Op::Cancel { target, .. } => op::cancel::sqe_token(target),
             Op::Nop => op::nop::sqe(),
         };
@@ -117,6 +126,10 @@ impl Ring {
     /// Every pointer inside `op` must stay valid (and the memory unmoved) until the op's
     /// final completion has been returned by [`Ring::next`].
     pub(crate) unsafe fn push(&mut self, token: Token, op: Op, c: &mut Counters) -> io::Result<()> {
+        if let Some(r) = self.try_inline_splice(&op, c) {
+            self.staged.push_back(Completion::new(token, r));
+            return Ok(());
+        }
         // SAFETY: forwarded caller contract.
         let e = unsafe { Self::sqe(token, &op) };
         if matches!(op, Op::Send { .. }) {
@@ -156,6 +169,20 @@ impl Ring {
         second: (Token, Op),
         c: &mut Counters,
     ) -> io::Result<()> {
+        if let Some(r) = self.try_inline_splice(&first.1, c) {
+            // The head ran inline: complete it, then run the linked op only if the head
+            // moved everything it was asked to (io_uring's link rule: a short or failed
+            // head cancels the rest of the chain).
+            self.staged.push_back(Completion::new(first.0, r));
+            let full = matches!(first.1, Op::Splice { len, .. } if r >= 0 && r as u32 == len);
+            if !full {
+                self.staged
+                    .push_back(Completion::new(second.0, -libc::ECANCELED));
+                return Ok(());
+            }
+            // SAFETY: forwarded caller contract, for the second op.
+            return unsafe { self.push(second.0, second.1, c) };
+        }
         // SAFETY: forwarded caller contract.
         let head = unsafe { Self::sqe(first.0, &first.1) }.flags(squeue::Flags::IO_LINK);
         // SAFETY: forwarded caller contract.
@@ -182,6 +209,37 @@ impl Ring {
             // SQ too full for the pair: hand what we have to the kernel first.
             c.sq_full += 1;
             self.enter(0, None, c)?;
+        }
+    }
+
+    /// Runs a splice on the worker when the [`SpliceMode`] says so: `splice(2)` with
+    /// `SPLICE_F_NONBLOCK`, its result in completion form (`-errno` on failure). `None`
+    /// when the op is not a splice, the mode keeps it on io_uring, or a file fill found
+    /// the pipe full (then the ring takes it, as without the option).
+    fn try_inline_splice(&mut self, op: &Op, c: &mut Counters) -> Option<i32> {
+        let Op::Splice {
+            fd_in,
+            off_in,
+            fd_out,
+            off_out,
+            len,
+        } = *op
+        else {
+            return None;
+        };
+        // A fill reads a file at an offset; a drain reads the pipe (offset -1).
+        let fill = off_in >= 0;
+        match self.splice_mode {
+            SpliceMode::Ring => return None,
+            SpliceMode::InlineDrain if fill => return None,
+            _ => {}
+        }
+        c.syscalls += 1;
+        c.inline_splices += 1;
+        match op::splice::splice(fd_in, off_in, fd_out, off_out, len) {
+            Ok(n) => Some(n.min(i32::MAX as usize) as i32),
+            Err(e) if fill && e.kind() == io::ErrorKind::WouldBlock => None,
+            Err(e) => Some(-e.raw_os_error().unwrap_or(libc::EIO)),
         }
     }
 
@@ -222,6 +280,7 @@ impl Ring {
     /// then copy every CQE into the batch.
     pub(crate) fn wait(&mut self, timeout: Option<Duration>, c: &mut Counters) -> io::Result<()> {
         let sends = std::mem::take(&mut self.inline_sends);
+        self.batch.append(&mut self.staged);
         let mut want = if self.batch.is_empty() { 1 } else { 0 };
         let mut timeout = if want == 0 {
             Some(Duration::ZERO)
@@ -255,9 +314,9 @@ impl Ring {
         Ok(())
     }
 
-    /// True when completions are waiting in the batch.
+    /// True when completions are waiting in the batch (or staged for it).
     pub(crate) fn has_ready(&self) -> bool {
-        !self.batch.is_empty()
+        !self.batch.is_empty() || !self.staged.is_empty()
     }
 
     /// The next completion of this turn's batch.

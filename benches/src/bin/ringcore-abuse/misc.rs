@@ -38,6 +38,7 @@ pub async fn slow(
             let s = net::connect(addr, None, rcv, t).await.ok()?;
             let start = Instant::now();
             let end = start + Duration::from_secs_f64(secs);
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&s);
             let (mut rd, mut wr) = s.into_split();
             let first: Vec<u8> = match kind {
                 Slow::Loris => b"GET /plaintext HTTP/1.1\r\nHost: localhost\r\n".to_vec(),
@@ -62,6 +63,12 @@ pub async fn slow(
                     if w.is_finished() {
                         wr = writer.take().unwrap().await.ok();
                     }
+                }
+                // A slow reader cannot see the server's close by reading: kilobytes
+                // still wait in its receive buffer. Ask the socket (the fd stays open:
+                // `rd` owns it).
+                if kind == Slow::Read && net::peer_closed(fd) {
+                    return Some(Some(start.elapsed().as_secs_f64()));
                 }
                 let step =
                     tokio::time::timeout(interval.min(end - Instant::now()), rd.read(&mut buf))

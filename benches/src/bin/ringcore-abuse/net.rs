@@ -213,3 +213,23 @@ pub async fn echo_roundtrip(
         .await
         .unwrap_or(Err("timeout".into()))
 }
+
+/// True once the peer closed or reset the connection (TCP state `CLOSE` or
+/// `CLOSE_WAIT`, from `TCP_INFO`), whatever unread data is still buffered.
+pub fn peer_closed(fd: std::os::fd::RawFd) -> bool {
+    // SAFETY: an all-zero tcp_info is valid; getsockopt writes at most `len` bytes.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: `fd` is an open socket of the caller; `info`/`len` are valid pointers.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    // 7 = TCP_CLOSE (reset), 8 = TCP_CLOSE_WAIT (FIN received).
+    r == 0 && matches!(info.tcpi_state, 7 | 8)
+}

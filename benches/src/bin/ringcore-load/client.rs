@@ -273,22 +273,30 @@ pub struct Idle {
     stats: Rc<RefCell<WorkerStats>>,
     started: Instant,
     opened: bool,
+    /// Bytes of the one round trip still to come back (`--ping`).
+    ping_left: usize,
 }
 
 impl Idle {
-    pub fn new(shared: &Arc<Shared>) -> Self {
+    /// `ping`: bytes sent once on open (0: none); they must come back before the
+    /// connection counts as pinged.
+    pub fn new(shared: &Arc<Shared>, ping: usize) -> Self {
         Idle {
             shared: shared.clone(),
             stats: worker_stats(shared),
             started: Instant::now(),
             opened: false,
+            ping_left: ping,
         }
     }
 }
 
 impl Handler for Idle {
-    fn on_open(&mut self, _conn: &mut Conn<'_>) {
+    fn on_open(&mut self, conn: &mut Conn<'_>) {
         self.opened = true;
+        if self.ping_left > 0 {
+            conn.send(&vec![b'p'; self.ping_left]);
+        }
         self.shared.open.fetch_add(1, Ordering::Relaxed);
         self.shared.opened.fetch_add(1, Ordering::Relaxed);
         // Connect latency (queueing included: every connect starts at once).
@@ -299,6 +307,12 @@ impl Handler for Idle {
     }
 
     fn on_data(&mut self, _conn: &mut Conn<'_>, data: &[u8]) -> usize {
+        if self.ping_left > 0 {
+            self.ping_left = self.ping_left.saturating_sub(data.len());
+            if self.ping_left == 0 {
+                self.shared.pinged.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         data.len()
     }
 

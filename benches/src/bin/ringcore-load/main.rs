@@ -73,6 +73,10 @@ enum Mode {
         /// 25,000 connections).
         #[arg(long, default_value_t = 0)]
         sources: usize,
+        /// Bytes each connection sends once on open and waits to get back (echo)
+        /// before idling (0: none); measures idle memory after traffic.
+        #[arg(long, default_value_t = 0)]
+        ping: usize,
     },
 }
 
@@ -192,6 +196,10 @@ fn main() -> anyhow::Result<()> {
     let handle = rt.handle();
     let (done_tx, done_rx) = mpsc::channel::<()>();
     let is_hold = matches!(cli.mode, Mode::Hold { .. });
+    let ping = match &cli.mode {
+        Mode::Hold { ping, .. } => *ping as u64,
+        _ => 0,
+    };
     let warmup = Duration::from_secs_f64(common.warmup.max(0.0));
     let duration = Duration::from_secs_f64(common.duration.max(0.0));
     let progress = std::io::stderr().is_terminal() && !common.json;
@@ -218,9 +226,13 @@ fn main() -> anyhow::Result<()> {
                     );
                 }
                 let now = Instant::now();
-                let all_open = shared.opened.load(Ordering::Relaxed)
-                    + shared.connect_errors.load(Ordering::Relaxed)
-                    >= conns;
+                let done_opening = if ping > 0 {
+                    shared.pinged.load(Ordering::Relaxed)
+                } else {
+                    shared.opened.load(Ordering::Relaxed)
+                };
+                let all_open =
+                    done_opening + shared.connect_errors.load(Ordering::Relaxed) >= conns;
                 if measure_start.is_none() {
                     let ready = if is_hold {
                         all_open || now - t0 >= warmup
@@ -324,10 +336,11 @@ fn main() -> anyhow::Result<()> {
                 )
             })
         }
-        Mode::Hold { .. } => {
+        Mode::Hold { ping, .. } => {
             let shared = shared.clone();
+            let ping = *ping;
             rt.connect(common.addr, per_worker, opts, move |_: &ConnInfo| {
-                Idle::new(&shared)
+                Idle::new(&shared, ping)
             })
         }
     };
@@ -398,6 +411,7 @@ fn main() -> anyhow::Result<()> {
         "bytes_in": c.bytes_in,
         "rps": rps,
         "opened": shared.opened.load(Ordering::Relaxed),
+        "pinged": shared.pinged.load(Ordering::Relaxed),
         "open_time_s": open_time,
         "connect_errors": shared.connect_errors.load(Ordering::Relaxed),
         "conn_errors": c.conn_errors,
@@ -443,8 +457,9 @@ fn print_human(r: &serde_json::Value, mode: &str) {
     );
     if mode == "hold" {
         println!(
-            "  opened {} in {:.2} s, held {:.1} s, connect errors {}, lost {}",
+            "  opened {} (round trip done: {}) in {:.2} s, held {:.1} s, connect errors {}, lost {}",
             u("opened"),
+            u("pinged"),
             f("open_time_s"),
             f("duration_s"),
             u("connect_errors"),

@@ -36,6 +36,8 @@ pub struct Shared {
     pub opened: AtomicU64,
     /// Connect failures (on_close without on_open).
     pub connect_errors: AtomicU64,
+    /// `hold --ping`: connections whose one round trip came back whole.
+    pub pinged: AtomicU64,
     /// Merged results.
     pub collector: Mutex<Collector>,
 }
@@ -48,6 +50,7 @@ impl Shared {
             open: AtomicU64::new(0),
             opened: AtomicU64::new(0),
             connect_errors: AtomicU64::new(0),
+            pinged: AtomicU64::new(0),
             collector: Mutex::new(Collector::default()),
         })
     }

@@ -1,0 +1,360 @@
+//! Unix stream sockets on both backends: a path and an abstract name, several workers
+//! sharing one listener, peer credentials and addresses, stale socket files, the file's
+//! mode, its removal on shutdown, and outbound `Connect` to a Unix address.
+
+mod support;
+
+use ringcore::{
+    Addr, BackendKind, Conn, ConnInfo, Connect, ConnectOptions, Handler, Listeners,
+    PeerCredentials, Serve, SocketOptions, UnixAddr,
+};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A fresh directory for socket files (removed with its contents on drop).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("ringcore-unix-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// On open: one line "pid uid gid worker peer", then echo.
+struct Hello;
+
+impl Handler for Hello {
+    fn on_open(&mut self, conn: &mut Conn<'_>) {
+        let c = conn
+            .peer_credentials()
+            .expect("SO_PEERCRED on a Unix connection");
+        let peer = conn.peer().map(|p| p.to_string()).unwrap_or_default();
+        let line = format!(
+            "{} {} {} {} {peer}\n",
+            c.pid,
+            c.uid,
+            c.gid,
+            conn.worker_id()
+        );
+        conn.send(line.as_bytes());
+    }
+    fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) -> usize {
+        conn.send(data);
+        data.len()
+    }
+}
+
+fn serve_on(
+    backend: BackendKind,
+    workers: usize,
+    listeners: Listeners,
+) -> (
+    ringcore::Handle,
+    std::thread::JoinHandle<std::io::Result<()>>,
+) {
+    let rt = support::base_builder(backend)
+        .workers(workers)
+        .build()
+        .expect("runtime");
+    let h = rt.handle();
+    let j = std::thread::spawn(move || rt.serve(listeners, |_: &ConnInfo| Hello));
+    (h, j)
+}
+
+fn hello(s: &mut UnixStream) -> (PeerCredentials, usize, String) {
+    s.set_read_timeout(Some(support::DEADLINE)).unwrap();
+    let mut line = String::new();
+    BufReader::new(&mut *s)
+        .read_line(&mut line)
+        .expect("hello line");
+    let f: Vec<&str> = line.trim_end().split(' ').collect();
+    assert_eq!(f.len(), 5, "{line:?}");
+    let creds = PeerCredentials {
+        pid: f[0].parse().unwrap(),
+        uid: f[1].parse().unwrap(),
+        gid: f[2].parse().unwrap(),
+    };
+    (creds, f[3].parse().unwrap(), f[4].to_string())
+}
+
+fn echo(s: &mut UnixStream, msg: &[u8]) {
+    s.write_all(msg).unwrap();
+    let mut got = vec![0u8; msg.len()];
+    s.read_exact(&mut got).unwrap();
+    assert_eq!(got, msg);
+}
+
+#[test]
+fn path_listener_shared_by_workers_with_credentials_mode_and_cleanup() {
+    support::for_each_backend(|backend| {
+        let dir = TempDir::new(&format!("path-{backend}"));
+        let path = dir.0.join("s.sock");
+        let addr = format!("unix:{}", path.display());
+        let opts = SocketOptions::default().unix_mode(Some(0o600));
+        let l = Listeners::bind(&addr, 2, &opts).expect("bind unix path");
+        assert_eq!(l.len(), 2, "one fd (a dup of one socket) per worker");
+        for &fd in l.fds() {
+            let flags = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).unwrap();
+            assert!(
+                flags & libc::FD_CLOEXEC != 0,
+                "listener fd {fd} must be close-on-exec"
+            );
+        }
+        assert_eq!(l.addr(), &Addr::Unix(UnixAddr::Path(path.clone())));
+        let meta = std::fs::metadata(&path).unwrap();
+        assert!(meta.file_type().is_socket());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        let (h, j) = serve_on(backend, 2, l);
+        // Many clients at once: every one is accepted by one of the two workers
+        // sharing the socket, and gets its own credentials back.
+        let mut clients = Vec::new();
+        let mut per_worker = [0usize; 2];
+        for i in 0..40 {
+            let mut s = UnixStream::connect(&path).expect("connect");
+            let (creds, worker, peer) = hello(&mut s);
+            assert_eq!(creds, PeerCredentials::current());
+            assert_eq!(peer, "unix:(unnamed)");
+            per_worker[worker] += 1;
+            echo(&mut s, format!("ping {i}").as_bytes());
+            clients.push(s);
+        }
+        eprintln!("connections per worker on {backend}: {per_worker:?}");
+        assert_eq!(per_worker.iter().sum::<usize>(), 40);
+        drop(clients);
+        h.shutdown();
+        j.join().unwrap().expect("serve returns Ok");
+        assert!(
+            std::fs::symlink_metadata(&path).is_err(),
+            "the socket file is removed on clean shutdown"
+        );
+    });
+}
+
+#[test]
+fn abstract_name() {
+    use std::os::linux::net::SocketAddrExt;
+    support::for_each_backend(|backend| {
+        let name = format!("ringcore-test-{}-{backend}", std::process::id());
+        let l = Listeners::bind(format!("unix:@{name}"), 1, &SocketOptions::default())
+            .expect("bind abstract");
+        assert_eq!(l.addr().to_string(), format!("unix:@{name}"));
+        let (h, j) = serve_on(backend, 1, l);
+        let sa = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+        let mut s = UnixStream::connect_addr(&sa).expect("connect abstract");
+        let (creds, _, _) = hello(&mut s);
+        assert_eq!(creds, PeerCredentials::current());
+        echo(&mut s, b"abstract");
+        drop(s);
+        h.shutdown();
+        j.join().unwrap().expect("serve returns Ok");
+        // The name is released with the socket: binding it again works.
+        drop(Listeners::bind(format!("unix:@{name}"), 1, &SocketOptions::default()).unwrap());
+    });
+}
+
+#[test]
+fn stale_file_is_replaced_live_one_is_an_error() {
+    let dir = TempDir::new("stale");
+    let path = dir.0.join("s.sock");
+    let addr = format!("unix:{}", path.display());
+    // A live server: refused with a clear message, its file untouched.
+    let live = UnixListener::bind(&path).unwrap();
+    let e = Listeners::bind(&addr, 1, &SocketOptions::default()).unwrap_err();
+    assert!(
+        e.to_string().contains("address in use by a running server"),
+        "{e}"
+    );
+    assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse);
+    assert!(
+        UnixStream::connect(&path).is_ok(),
+        "the live server still answers"
+    );
+    // The server dies without removing its file: the next bind replaces it.
+    drop(live);
+    assert!(
+        std::fs::symlink_metadata(&path).is_ok(),
+        "stale file left behind"
+    );
+    let l = Listeners::bind(&addr, 1, &SocketOptions::default()).expect("replace stale file");
+    assert!(
+        UnixStream::connect(&path).is_ok(),
+        "the new listener answers"
+    );
+    // Dropped unused: the file goes with it.
+    drop(l);
+    assert!(std::fs::symlink_metadata(&path).is_err());
+    // A regular file is never removed.
+    std::fs::write(&path, b"data").unwrap();
+    let e = Listeners::bind(&addr, 1, &SocketOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("not a socket"), "{e}");
+    assert_eq!(std::fs::read(&path).unwrap(), b"data");
+    // A missing directory names the problem.
+    let e = Listeners::bind(
+        format!("unix:{}/no/such/dir.sock", dir.0.display()),
+        1,
+        &SocketOptions::default(),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("directory does not exist"), "{e}");
+}
+
+#[test]
+fn a_replaced_file_is_not_removed_by_the_old_server() {
+    let dir = TempDir::new("replaced");
+    let path = dir.0.join("s.sock");
+    let addr = format!("unix:{}", path.display());
+    let old = Listeners::bind(&addr, 1, &SocketOptions::default()).unwrap();
+    // Someone removes the file and a new server binds the path.
+    std::fs::remove_file(&path).unwrap();
+    let new = UnixListener::bind(&path).unwrap();
+    drop(old);
+    assert!(
+        UnixStream::connect(&path).is_ok(),
+        "the newer server's file survives the old one's shutdown"
+    );
+    drop(new);
+}
+
+/// Client side: sends "hi", expects it back, closes; counts successes.
+struct Client(Arc<AtomicUsize>, Vec<u8>);
+
+impl Handler for Client {
+    fn on_open(&mut self, conn: &mut Conn<'_>) {
+        assert!(matches!(conn.peer(), Some(Addr::Unix(UnixAddr::Path(_)))));
+        conn.send(b"hi");
+    }
+    fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) -> usize {
+        self.1.extend_from_slice(data);
+        if self.1 == b"hi" {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            conn.close();
+        }
+        data.len()
+    }
+}
+
+#[test]
+fn connect_to_a_unix_path() {
+    support::for_each_backend(|backend| {
+        let dir = TempDir::new(&format!("connect-{backend}"));
+        let path = dir.0.join("up.sock");
+        let up = UnixListener::bind(&path).unwrap();
+        let server = std::thread::spawn(move || {
+            for _ in 0..2 {
+                let (mut s, _) = up.accept().unwrap();
+                let mut b = [0u8; 2];
+                s.read_exact(&mut b).unwrap();
+                s.write_all(&b).unwrap();
+            }
+        });
+        let ok = Arc::new(AtomicUsize::new(0));
+        let rt = support::base_builder(backend).workers(2).build().unwrap();
+        let ok2 = ok.clone();
+        rt.connect(
+            format!("unix:{}", path.display()),
+            1,
+            ConnectOptions::default().timeout(Duration::from_secs(10)),
+            move |_: &ConnInfo| Client(ok2.clone(), Vec::new()),
+        )
+        .expect("connect run");
+        assert_eq!(ok.load(Ordering::SeqCst), 2);
+        server.join().unwrap();
+    });
+}
+
+#[test]
+fn bad_unix_addresses_are_rejected_with_a_reason() {
+    for (a, why) in [
+        ("unix:", "empty path"),
+        ("unix:@", "empty abstract name"),
+        (&*format!("unix:/{}", "x".repeat(200)), "107 bytes"),
+    ] {
+        match Listeners::bind(a, 1, &SocketOptions::default()) {
+            Err(e) => assert!(e.to_string().contains(why), "{a}: {e}"),
+            Ok(_) => panic!("{a} bound"),
+        }
+    }
+}
+
+/// Worker 0 stuck in a callback: the other worker still accepts on the shared socket.
+struct Stuck(Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
+
+impl Handler for Stuck {
+    fn on_open(&mut self, conn: &mut Conn<'_>) {
+        conn.send(format!("{}\n", conn.worker_id()).as_bytes());
+    }
+    fn on_sent(&mut self, conn: &mut Conn<'_>) {
+        // The line left (sends are submitted after the callback returns, so block
+        // only now).
+        if conn.worker_id() == 0 {
+            // Block this worker until the test saw worker 1 serve (bounded by DEADLINE).
+            let (m, cv) = &*self.0;
+            let g = m.lock().unwrap();
+            let _ = cv.wait_timeout_while(g, support::DEADLINE, |released| !*released);
+        }
+    }
+    fn on_data(&mut self, _conn: &mut Conn<'_>, data: &[u8]) -> usize {
+        data.len()
+    }
+}
+
+/// epoll only: io_uring arms accept with exclusive wake-ups and its multishot accept
+/// stays first in the socket's wait queue, so connections keep going to the blocked
+/// worker (known limitation, documented in docs/tuning.md; the fix is a single-shot
+/// accept for shared listeners in the runtime).
+#[test]
+fn a_busy_worker_does_not_starve_the_shared_unix_listener() {
+    support::for_each_backend(|backend| {
+        if backend == BackendKind::Uring {
+            eprintln!("skipping io_uring: a blocked worker keeps its exclusive accept wake-ups");
+            return;
+        }
+        let dir = TempDir::new(&format!("busy-{backend}"));
+        let path = dir.0.join("s.sock");
+        let l = Listeners::bind(
+            format!("unix:{}", path.display()),
+            2,
+            &SocketOptions::default(),
+        )
+        .unwrap();
+        let gate = Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+        let rt = support::base_builder(backend).workers(2).build().unwrap();
+        let h = rt.handle();
+        let g2 = gate.clone();
+        let j = std::thread::spawn(move || rt.serve(l, move |_: &ConnInfo| Stuck(g2.clone())));
+        let mut seen = Vec::new();
+        let mut conns = Vec::new();
+        // Connect until worker 1 answers; once worker 0 blocks, only worker 1 can.
+        while !seen.contains(&1) {
+            assert!(seen.len() < 50, "worker 1 never accepted: {seen:?}");
+            let mut s = UnixStream::connect(&path).unwrap();
+            s.set_read_timeout(Some(support::DEADLINE)).unwrap();
+            let mut line = String::new();
+            BufReader::new(&mut s)
+                .read_line(&mut line)
+                .expect("a worker answers");
+            seen.push(line.trim().parse::<usize>().unwrap());
+            conns.push(s);
+        }
+        eprintln!("{backend}: workers in accept order {seen:?}");
+        *gate.0.lock().unwrap() = true;
+        gate.1.notify_all();
+        drop(conns);
+        h.shutdown();
+        j.join().unwrap().unwrap();
+    });
+}
