@@ -17,7 +17,7 @@ use clap::Parser;
 use ringcore::http::{
     gateway_idle_connections, GatewayConfig, GatewayConn, Limits, Request, Response, Router,
 };
-use ringcore::{Handle, Listeners, Serve, SocketOptions};
+use ringcore::{Handle, Serve};
 use std::net::ToSocketAddrs;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -87,12 +87,8 @@ fn main() -> anyhow::Result<()> {
         .with_context(|| format!("--upstream {} resolves to no address", args.upstream))?;
     let rt = args.rt.runtime()?;
     let _ = HANDLE.set(rt.handle());
-    let listeners = Listeners::bind(
-        &args.addr[..],
-        rt.config().workers,
-        &SocketOptions::default(),
-    )
-    .with_context(|| format!("cannot listen on {}", args.addr))?;
+    // systemd socket activation if present, else --addr bound once per worker.
+    let listeners = common::listeners(&args.addr, &rt)?;
     eprintln!(
         "gateway: listening on http://{} with {} worker(s), backend {}; {}* -> {}",
         listeners.local_addr(),
@@ -118,6 +114,7 @@ fn main() -> anyhow::Result<()> {
                     args.max_requests
                 }),
         );
+    common::report_status(rt.handle(), Duration::from_secs(5));
     rt.serve(listeners, GatewayConn::factory(router, cfg))
         .context("server failed")?;
     Ok(())

@@ -8,13 +8,14 @@ mod support;
 
 use ringcore::{
     BackendKind, CloseReason, Conn, ConnId, ConnInfo, ConnectRequest, Handler, Notifier,
+    SocketOptions,
 };
 use std::any::Any;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 use support::client::{connect, connect_small_rcvbuf, read_expect, Rng};
-use support::{for_each_backend, start_echo, start_server, TestServer};
+use support::{for_each_backend, start_echo, start_server, start_server_opts, TestServer};
 
 /// Output queued on one side at which the other side stops reading.
 const HIGH: usize = 1 << 20;
@@ -47,6 +48,8 @@ struct Relay {
     me: Option<Notifier>,
     /// Source address to bind the backend connection to.
     source: Option<std::net::IpAddr>,
+    /// Socket options of the backend connection.
+    socket: SocketOptions,
 }
 
 impl Handler for Relay {
@@ -60,6 +63,7 @@ impl Handler for Relay {
         if let Some(ip) = self.source {
             req = req.source(ip);
         }
+        req = req.socket(self.socket.clone());
         conn.connect_with(
             req,
             Backend {
@@ -187,7 +191,7 @@ impl Handler for Backend {
 }
 
 fn start_relay(backend: BackendKind, target: SocketAddr, timeout: Duration) -> TestServer {
-    start_relay_from(backend, target, timeout, None)
+    start_relay_from(backend, target, timeout, None, SocketOptions::default())
 }
 
 fn start_relay_from(
@@ -195,10 +199,12 @@ fn start_relay_from(
     target: SocketAddr,
     timeout: Duration,
     source: Option<std::net::IpAddr>,
+    socket: SocketOptions,
 ) -> TestServer {
-    start_server(
+    start_server_opts(
         backend,
         |b| b,
+        &socket.clone(),
         move |_: &ConnInfo| Relay {
             backend: target,
             timeout,
@@ -207,6 +213,7 @@ fn start_relay_from(
             up_paused: false,
             me: None,
             source,
+            socket: socket.clone(),
         },
     )
 }
@@ -220,6 +227,7 @@ fn read_until(s: &mut std::net::TcpStream, needle: &[u8]) -> Vec<u8> {
         match s.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => panic!("read: {e} after {:?}", String::from_utf8_lossy(&out)),
         }
     }
@@ -260,8 +268,14 @@ fn relay_round_trip_4mib_and_slots_released() {
 #[test]
 fn relay_client_that_does_not_read_pauses_the_backend() {
     for_each_backend(|backend| {
-        let echo = start_echo(backend, |b| b);
-        let relay = start_relay(backend, echo.addr, Duration::from_secs(5));
+        // Small kernel buffers on every socket of the chain (relay listener, its
+        // backend connection, the echo listener), so what the kernel holds does not
+        // hide what the relay holds.
+        let small = SocketOptions::default()
+            .send_buffer(64 * 1024)
+            .recv_buffer(64 * 1024);
+        let echo = start_server_opts(backend, |b| b, &small, support::echo_factory);
+        let relay = start_relay_from(backend, echo.addr, Duration::from_secs(5), None, small);
         let mut s = connect_small_rcvbuf(relay.addr, 4096);
         let payload = Rng::new(3).bytes(64 << 20);
         let mut w = s.try_clone().unwrap();
@@ -284,9 +298,13 @@ fn relay_client_that_does_not_read_pauses_the_backend() {
             last = now;
             settled
         });
+        // bytes_in counts both of the relay's connections (client side and backend
+        // side): each side's 1 MiB mark, the echo server's 1 MiB, and the small
+        // socket buffers, twice, stay far below 24 MiB. Without the pausing the
+        // relay reads all 64 MiB (and more, counting the echo).
         eprintln!("relay read {last} bytes while the client read nothing");
         assert!(
-            last < 40 << 20,
+            last < 24 << 20,
             "the relay read {last} bytes of 64 MiB although the client reads nothing"
         );
         // Now read everything: all of it arrives, in order.
@@ -326,7 +344,13 @@ fn connect_setup_error_reaches_the_originator() {
     for_each_backend(|backend| {
         let echo = start_echo(backend, |b| b);
         let foreign: std::net::IpAddr = "192.0.2.1".parse().unwrap(); // TEST-NET-1
-        let relay = start_relay_from(backend, echo.addr, Duration::from_secs(5), Some(foreign));
+        let relay = start_relay_from(
+            backend,
+            echo.addr,
+            Duration::from_secs(5),
+            Some(foreign),
+            SocketOptions::default(),
+        );
         let mut s = connect(relay.addr);
         let got = read_until(&mut s, b"\n");
         let text = String::from_utf8_lossy(&got);

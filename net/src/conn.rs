@@ -480,7 +480,6 @@ impl WorkerCtx {
     pub(crate) fn cancel_timers(&mut self, core: &mut ConnCore) {
         self.cancel_timer(&mut core.idle_timer);
         self.cancel_timer(&mut core.user_timer);
-        self.cancel_timer(&mut core.connect_timer);
         core.clear(TIMER | USER_TIMER);
     }
 }

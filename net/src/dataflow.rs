@@ -376,7 +376,6 @@ impl<F: Factory> Server<F> {
         match t.kind() {
             Some(OpKind::Timer) => slot.core.user_timer = None,
             Some(OpKind::Timeout) => slot.core.idle_timer = None,
-            Some(OpKind::Connect) => slot.core.connect_timer = None,
             _ => {}
         }
         if t.raw_kind() == crate::hangup::K_GUARD {

@@ -55,6 +55,7 @@ impl<F: Factory> Server<F> {
         let slot = &mut s.value;
         slot.core.clear(CONNECTING);
         let addr = slot.core.connect_addr.take();
+        // Connected or failed: the timeout has nothing left to time.
         self.ctx.cancel_timer(&mut slot.core.connect_timer);
         if slot.core.has(CLOSING) {
             return;
