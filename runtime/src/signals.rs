@@ -27,6 +27,12 @@ static INSTALLED: Mutex<usize> = Mutex::new(0);
 static PIPE_W: AtomicI32 = AtomicI32::new(-1);
 /// The drain timeout of the runtime that installed the handlers, in ms (for the log).
 static DRAIN_MS: AtomicU64 = AtomicU64::new(0);
+/// The first SIGINT/SIGTERM (0 until one arrives), for the drain log line.
+static SIGNO: AtomicI32 = AtomicI32::new(0);
+/// Set once the "graceful drain started" line is logged (by the watcher or by the
+/// first worker to drain, whichever runs first; the process may exit before the
+/// watcher thread is scheduled).
+static DRAIN_LOGGED: AtomicBool = AtomicBool::new(false);
 
 /// Exit status after a second SIGINT/SIGTERM during the drain: 128 + the signal
 /// number (130 for SIGINT, 143 for SIGTERM), as a shell reports a signal death.
@@ -41,6 +47,8 @@ const ABORT_MSG: &[u8] =
 extern "C" fn on_signal(sig: libc::c_int) {
     IN_HANDLER.fetch_add(1, SeqCst);
     if sig != libc::SIGHUP {
+        // Before REQUESTED, so a worker that sees the request also sees the signal.
+        let _ = SIGNO.compare_exchange(0, sig, SeqCst, SeqCst);
         if REQUESTED.swap(true, SeqCst) {
             // SAFETY: write(2) and _exit(2) are async-signal-safe; the message is static.
             unsafe {
@@ -176,16 +184,27 @@ fn watch(fd: libc::c_int) {
                 }
             }
         } else {
-            tracing::info!(
-                "ringcore: {} received: graceful drain started (stop accepting, drain \
-                 timeout {} ms); send SIGINT or SIGTERM again to exit at once (status {})",
-                signal_name(sig),
-                DRAIN_MS.load(SeqCst),
-                EXIT_ABORT_BASE + sig
-            );
-            crate::systemd::notify_stopping();
+            drain_started();
         }
     }
+}
+
+/// Logs that a SIGINT/SIGTERM started the graceful drain and tells systemd
+/// (`STOPPING=1`), once per signal-driven drain. Called by the watcher thread and by
+/// the first worker that drains, so the line is never lost to a quick exit.
+pub(crate) fn drain_started() {
+    let sig = SIGNO.load(SeqCst);
+    if sig == 0 || DRAIN_LOGGED.swap(true, SeqCst) {
+        return;
+    }
+    tracing::info!(
+        "ringcore: {} received: graceful drain started (stop accepting, drain \
+         timeout {} ms); send SIGINT or SIGTERM again to exit at once (status {})",
+        signal_name(sig),
+        DRAIN_MS.load(SeqCst),
+        EXIT_ABORT_BASE + sig
+    );
+    crate::systemd::notify_stopping();
 }
 
 pub(crate) fn install(drain: std::time::Duration) -> Guard {
@@ -196,6 +215,8 @@ pub(crate) fn install(drain: std::time::Duration) -> Guard {
     let mut old: [libc::sigaction; 3] = unsafe { std::mem::zeroed() };
     if *n == 0 {
         REQUESTED.store(false, SeqCst);
+        SIGNO.store(0, SeqCst);
+        DRAIN_LOGGED.store(false, SeqCst);
     }
     for (i, &sig) in SIGNALS.iter().enumerate() {
         // SAFETY: as above.

@@ -454,10 +454,10 @@ where
             let requested = rx.try_recv().is_ok() || signals::requested() || service.wants_exit();
             if requested && phase == Phase::Running {
                 if signals::requested() {
-                    // The signal watcher thread sends it too, but the process may end
-                    // (a quick drain) before that thread runs: the first worker to
-                    // drain sends it (once per process; a datagram, never blocks).
-                    crate::systemd::notify_stopping();
+                    // The signal watcher thread logs the drain and sends STOPPING=1
+                    // too, but the process may end (a quick drain) before that thread
+                    // runs: the first worker to drain does it (once per drain).
+                    signals::drain_started();
                 }
                 io.draining = true;
                 phase = Phase::Draining(io.now + cfg.drain_timeout);
