@@ -4,9 +4,10 @@
 //! close sequence and per-connection timers.
 
 use crate::conn::*;
+use crate::guard::call;
 use crate::handler::{CloseReason, Factory, Handler};
 use crate::lifecycle::Use;
-use crate::server::{call, Server, ACCEPT_BACKOFF_KEY};
+use crate::server::{Server, ACCEPT_BACKOFF_KEY};
 use ringcore_runtime::{Completion, Io, Op, OpKind, Token};
 use std::io;
 use std::time::Duration;
@@ -378,7 +379,7 @@ impl<F: Factory> Server<F> {
             Some(OpKind::Timeout) => slot.core.idle_timer = None,
             _ => {}
         }
-        if t.raw_kind() == crate::hangup::K_GUARD {
+        if t.raw_kind() == crate::kinds::K_GUARD {
             return self.guard_due(io, idx);
         }
         if t.kind() == Some(OpKind::Close) {

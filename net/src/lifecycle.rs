@@ -38,8 +38,9 @@
 //! a registration per fd number), and only when no op referencing it is in flight.
 
 use crate::conn::*;
+use crate::guard::log_panic;
 use crate::handler::{CloseReason, Factory, Handler};
-use crate::server::{log_panic, Server};
+use crate::server::Server;
 use ringcore_runtime::{Io, Op, OpKind, Token};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
