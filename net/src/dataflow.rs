@@ -229,7 +229,11 @@ impl<F: Factory> Server<F> {
             }
             if eof {
                 if let Some(s) = self.conns.get_mut(idx) {
-                    if !s.value.core.has(CLOSING) {
+                    if s.value.core.has(PENDING_NEW) {
+                        // The handler left input behind output that is backed up
+                        // again (or paused again): the EOF waits for it once more.
+                        s.value.core.set(EOF_PENDING);
+                    } else if !s.value.core.has(CLOSING) {
                         call(&mut s.value, &mut self.ctx, io, "on_eof", |h, conn| {
                             h.on_eof(conn)
                         });
