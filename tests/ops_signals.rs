@@ -261,3 +261,48 @@ fn version_help_and_drain_timeout_flag() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not a duration"), "{err}");
 }
+
+/// Stopped and continued (SIGSTOP/SIGCONT: job control, a cgroup freeze, a debugger
+/// or `strace -p` attaching) while idle and while holding a connection: the worker's
+/// wait (`epoll_wait` / `io_uring_enter`) returns EINTR, which must be retried, not
+/// taken as an error. This is also where the EINTR the test clients see comes from:
+/// their sockets have timeouts (SO_RCVTIMEO), and a timed socket call interrupted by
+/// a stop/continue fails with EINTR even with no signal handler installed.
+#[test]
+fn stop_and_continue_keep_serving() {
+    for_each_backend(|b| {
+        let mut p = Proc::spawn(example_cmd(
+            "echo",
+            b,
+            &["--addr", "127.0.0.1:0", "--workers", "1"],
+        ));
+        let addr = p.addr_after("listening on");
+        p.wait_line("ready: 1 worker(s)");
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(support::DEADLINE)).unwrap();
+        support::proc::echo_round(&mut s, b"before");
+        for round in 0..3 {
+            p.signal(libc::SIGSTOP);
+            let pid = p.child.id();
+            support::wait_until("the example to stop", || {
+                std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|st| {
+                    st.rsplit(')')
+                        .next()
+                        .is_some_and(|r| r.trim_start().starts_with('T'))
+                })
+            });
+            p.signal(libc::SIGCONT);
+            support::proc::echo_round(&mut s, format!("after stop {round}").as_bytes());
+            let mut fresh = TcpStream::connect(addr).unwrap();
+            fresh.set_read_timeout(Some(support::DEADLINE)).unwrap();
+            support::proc::echo_round(&mut fresh, b"new connection");
+        }
+        assert!(
+            p.running(),
+            "the example exited after a stop/continue: {:#?}",
+            p.seen
+        );
+        drop(s);
+        p.terminate();
+    });
+}
