@@ -35,6 +35,7 @@ pub mod tcp_stats;
 pub mod tls;
 mod tunnel;
 mod tunnel_timer;
+pub mod udp;
 mod unix;
 mod wqueue;
 
@@ -50,3 +51,4 @@ pub use tcp_stats::TcpStats;
 pub use tunnel_timer::{
     TunnelOptions, DEFAULT_TUNNEL_HALF_CLOSE_TIMEOUT, DEFAULT_TUNNEL_IDLE_TIMEOUT,
 };
+pub use udp::{DatagramFactory, DatagramHandler, Datagrams, ServeUdp, UdpOptions, UdpSockets};
