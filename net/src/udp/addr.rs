@@ -47,6 +47,7 @@ pub(crate) fn send_addr(peer: SocketAddr, v6_socket: bool) -> SockaddrStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::sys::socket::SockaddrLike;
 
     fn raw(a: SocketAddr) -> Vec<u8> {
         let s = SockaddrStorage::from(a);

@@ -280,3 +280,13 @@ fn bind_one(addr: &SocketAddr, opts: &UdpOptions) -> io::Result<RawFd> {
 }
 
 pub use addr::{parse_sockaddr, MAX_DATAGRAM};
+
+/// The largest datagram delivered whole with receive buffers of `buf_size` bytes
+/// (`Builder::buf_size`): each buffer also holds a 16-byte header, 32 bytes of source
+/// address and 24 of control data. Larger datagrams reach
+/// [`DatagramHandler::on_truncated`].
+pub fn payload_capacity(buf_size: usize) -> usize {
+    buf_size.saturating_sub(
+        ringcore_runtime::op::datagram::RECVMSG_HEADER + service::NAME_CAP + service::CONTROL_CAP,
+    )
+}

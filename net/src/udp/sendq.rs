@@ -52,6 +52,11 @@ impl SendSlot {
 }
 
 /// The queue. `pending` + `in_flight` never exceeds `limit`.
+///
+/// Slots stay boxed everywhere (not only in flight): a slot moves from `spare` to
+/// `pending` to `in_flight` and back without copying, and its address, which the
+/// kernel reads while the send is in flight, never changes.
+#[allow(clippy::vec_box)]
 pub(crate) struct SendQueue {
     limit: usize,
     v6: bool,

@@ -18,7 +18,7 @@
 
 use super::sendq::SendQueue;
 use super::{parse_sockaddr, DatagramHandler, Datagrams};
-use ringcore_runtime::op::datagram::RecvMsg;
+use ringcore_runtime::op::datagram::{RecvMsg, RECVMSG_HEADER};
 use ringcore_runtime::{Completion, Io, Op, OpKind, RateLimit, Service, Token};
 use std::io;
 use std::net::SocketAddr;
@@ -37,9 +37,9 @@ pub(crate) const CANCEL: u32 = u32::MAX - 2;
 pub(crate) const CLOSE: u32 = u32::MAX - 3;
 
 /// Name bytes reserved per received buffer (a `sockaddr_in6` is 28).
-const NAME_CAP: usize = 32;
+pub(crate) const NAME_CAP: usize = 32;
 /// Control bytes reserved per received buffer: one `SO_RXQ_OVFL` cmsg (a `u32`).
-const CONTROL_CAP: usize = 24;
+pub(crate) const CONTROL_CAP: usize = 24;
 /// Wait before re-arming a receive that failed with an error other than `ENOBUFS`.
 const ERROR_BACKOFF: Duration = Duration::from_millis(10);
 
@@ -272,6 +272,17 @@ impl<H: DatagramHandler> UdpService<H> {
 
 impl<H: DatagramHandler> Service for UdpService<H> {
     fn start(&mut self, io: &mut Io) -> io::Result<()> {
+        let overhead = RECVMSG_HEADER + NAME_CAP + CONTROL_CAP;
+        if io.buffer_size() <= overhead {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "receive buffers of {} bytes cannot hold a datagram: UDP needs more \
+                     than {overhead} bytes per buffer (raise buf_size)",
+                    io.buffer_size()
+                ),
+            ));
+        }
         self.arm(io);
         self.call(io, "on_open", |h, ctx| h.on_open(ctx));
         self.send_queued(io);
