@@ -41,7 +41,12 @@ impl SendSlot {
         self.iov.iov_base = self.buf.as_mut_ptr().cast();
         self.iov.iov_len = self.buf.len();
         self.hdr.msg_name = self.addr.as_ptr() as *mut libc::c_void;
-        self.hdr.msg_namelen = self.addr.len();
+        // The family's own size (nix reports the whole storage for some conversions).
+        self.hdr.msg_namelen = if self.addr.as_sockaddr_in6().is_some() {
+            std::mem::size_of::<libc::sockaddr_in6>()
+        } else {
+            std::mem::size_of::<libc::sockaddr_in>()
+        } as libc::socklen_t;
         self.hdr.msg_iov = &mut self.iov;
         self.hdr.msg_iovlen = 1;
         self.hdr.msg_control = std::ptr::null_mut();
