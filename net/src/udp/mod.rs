@@ -218,6 +218,35 @@ impl UdpSockets {
         Ok(s)
     }
 
+    /// Binds `count` sockets on `addr`, each on its own port when the port is 0 (a
+    /// client's sources: replies to one socket come back to that socket, so each
+    /// worker sees the answers to its own sends). With a fixed port this is
+    /// [`bind`](Self::bind).
+    ///
+    /// # Errors
+    /// As [`bind`](Self::bind).
+    pub fn bind_distinct(
+        addr: SocketAddr,
+        count: usize,
+        opts: &UdpOptions,
+    ) -> io::Result<UdpSockets> {
+        if addr.port() != 0 {
+            return Self::bind(addr, count, opts);
+        }
+        let mut s = UdpSockets {
+            fds: Vec::with_capacity(count.max(1)),
+            addr,
+            send_queue: opts.send_queue.max(1),
+        };
+        for _ in 0..count.max(1) {
+            s.fds.push(bind_one(&addr, opts)?);
+        }
+        if let Some(a) = crate::addr::local_addr(s.fds[0]) {
+            s.addr = a;
+        }
+        Ok(s)
+    }
+
     /// The bound address (with the port the kernel picked for port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
