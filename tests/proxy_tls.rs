@@ -9,7 +9,6 @@
 #[path = "../examples/proxy_app/relay.rs"]
 mod relay;
 mod support;
-mod tls_util;
 
 use relay::{Carried, RelayConfig};
 use ringcore::http::AccessFormat;
@@ -20,8 +19,8 @@ use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::client::{connect, echo_check, read_to_eof, shutdown_write, Rng};
+use support::tls::{tls_connect, Pki};
 use support::{for_each_backend, start_echo, start_server, TestServer};
-use tls_util::{tls_connect, Pki};
 
 /// What the proxy reported per closed client connection: the access-log line (JSON)
 /// and the raw summary.
@@ -98,7 +97,7 @@ fn setup(backend: BackendKind, sides: Sides, pki: &mut Pki, trusted: bool) -> Se
     } else {
         start_server(backend, |b| b, front)
     };
-    let client_config = pki.client_config(&[&rustls::version::TLS13], &[]);
+    let client_config = pki.tls13();
     Setup {
         upstream,
         proxy,
@@ -124,7 +123,7 @@ fn one_mib_each_way(s: &Setup, sides: Sides) {
     let payload = Rng::new(11).bytes(1 << 20);
     if sides.client {
         let mut c = tls_connect(s.proxy.addr, s.client_config.clone(), "localhost");
-        tls_util::echo_check(&mut c, &payload);
+        support::tls::echo_check(&mut c, &payload);
         c.conn.send_close_notify();
         c.flush().unwrap();
         shutdown_write(&c.sock);

@@ -5,9 +5,8 @@
 //! reading still gets every byte. Both backends.
 
 mod support;
-mod tls_util;
 
-use ringcore::tls::{rustls, TlsAcceptor};
+use ringcore::tls::TlsAcceptor;
 use ringcore::{CloseReason, Conn, ConnInfo, Handler};
 use std::io::Read;
 use std::net::SocketAddr;
@@ -15,8 +14,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::client::connect_small_rcvbuf;
+use support::tls::{bytes, handshake, hash, Client, Pki};
 use support::{for_each_backend, start_server, wait_until};
-use tls_util::{bytes, hash, Client, Pki};
 
 /// Size of the file: far more than socket buffers and the TLS file window hold.
 const FILE_LEN: usize = 32 << 20;
@@ -61,8 +60,7 @@ struct Fixture {
 
 fn fixture() -> Fixture {
     let mut pki = Pki::new();
-    let leaf = pki.leaf(&["localhost"], false);
-    let acc = TlsAcceptor::from_pem_files(&leaf.cert, &leaf.key).unwrap();
+    let acc = pki.localhost_acceptor();
     let content = bytes(77, FILE_LEN);
     let path = pki.dir.join("big.bin");
     std::fs::write(&path, &content).unwrap();
@@ -78,19 +76,7 @@ fn fixture() -> Fixture {
 fn slow_client(addr: SocketAddr, pki: &Pki) -> Client {
     let tcp = connect_small_rcvbuf(addr, 4096);
     tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let cfg = pki.client_config(&[&rustls::version::TLS13], &[]);
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let conn = rustls::ClientConnection::new(cfg, name).unwrap();
-    let mut s = rustls::StreamOwned::new(conn, tcp);
-    while s.conn.is_handshaking() {
-        match s.conn.complete_io(&mut s.sock) {
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            r => {
-                r.expect("handshake");
-            }
-        }
-    }
-    s
+    handshake(tcp, pki.tls13(), "localhost")
 }
 
 fn start(
