@@ -377,6 +377,12 @@ impl Handler for Back {
         }
     }
 
+    fn on_undelivered(&mut self, conn: &mut Conn<'_>, _to: ConnId, _msg: Box<dyn Any>) {
+        // The client side closed before it learnt of us (it left while the connect or
+        // the upstream handshake ran): nobody is left to forward to.
+        conn.close();
+    }
+
     fn on_close(&mut self, reason: CloseReason) {
         // A connect or handshake that failed is an error even if `reason` is not.
         let err = error_text(&reason).or_else(|| {
