@@ -58,6 +58,10 @@ pub(crate) const NOBUF_WAIT: u32 = 1 << 19;
 pub(crate) const GUARD_ARMED: u32 = 1 << 20;
 /// An abort set `SO_LINGER` 0: the close will be a reset (lifecycle.rs).
 pub(crate) const RESET_SET: u32 = 1 << 21;
+/// A layer (TLS) holds a close its inner handler asked for while plaintext (a file
+/// being read and encrypted in chunks) is still to go out: the close deadline already
+/// runs, though the real close has not begun (layer.rs).
+pub(crate) const LAYER_CLOSE: u32 = 1 << 22;
 
 /// Default most unconsumed input bytes kept for a handler.
 pub const DEFAULT_MAX_PENDING: u32 = 1 << 20;

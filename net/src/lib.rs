@@ -41,6 +41,7 @@ pub mod tls;
 mod tunnel;
 mod tunnel_state;
 mod tunnel_timer;
+pub mod udp;
 mod unix;
 mod wqueue;
 
@@ -58,3 +59,4 @@ pub use tcp_stats::TcpStats;
 pub use tunnel_state::{
     TunnelOptions, DEFAULT_TUNNEL_HALF_CLOSE_TIMEOUT, DEFAULT_TUNNEL_IDLE_TIMEOUT,
 };
+pub use udp::{DatagramFactory, DatagramHandler, Datagrams, ServeUdp, UdpOptions, UdpSockets};

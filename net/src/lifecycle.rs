@@ -255,7 +255,9 @@ impl<F: Factory> Server<F> {
             return;
         };
         let core = &mut s.value.core;
-        if core.has(CANCELLED) || !core.has(CLOSING) {
+        // LAYER_CLOSE: the close was asked for inside a layer (TLS) and waits for its
+        // plaintext; the deadline counts from that request (layer.rs).
+        if core.has(CANCELLED) || !(core.has(CLOSING) || core.has(LAYER_CLOSE)) {
             return;
         }
         io.counters().timeouts += 1;

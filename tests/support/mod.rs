@@ -2,6 +2,7 @@
 //! echo server on a thread, wait for counters, and count open fds.
 //!
 //! * [`client`]: blocking std clients, payload generation (xorshift) and checking;
+//! * [`tls`]: certificates made at test time (rcgen) and a blocking rustls client;
 //! * [`child`]: re-executing the test binary as a child server process (fd limits,
 //!   default SIGPIPE disposition) and talking to it over stdin/stdout;
 //! * [`proc`]: running the example binaries as child processes (the operability
@@ -18,6 +19,7 @@ pub mod child;
 pub mod client;
 pub mod http;
 pub mod proc;
+pub mod tls;
 
 use ringcore::{
     BackendKind, Builder, Conn, ConnInfo, Counters, Factory, Handle, Handler, Listeners, Runtime,
