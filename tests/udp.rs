@@ -142,6 +142,10 @@ fn echo_many_peers() {
                 assert_eq!(&got, want, "{backend}: round {round}: echo differs");
             }
         }
+        // An empty datagram is a datagram too.
+        peers[1].send_to(&[], server.addr).unwrap();
+        assert_eq!(recv(&peers[1]).0, b"");
+        total += 1;
         // One peer, the largest datagram a default buffer holds whole.
         let big = rng.bytes(payload_capacity(16 * 1024));
         peers[0].send_to(&big, server.addr).unwrap();
@@ -540,5 +544,23 @@ fn udp_beside_tcp_in_one_runtime() {
         join.join().unwrap().expect("serve_with_udp returns Ok");
         let k = handle.metrics().total;
         assert_eq!((k.datagrams_in, k.datagrams_out, k.accepts), (20, 20, 20));
+    });
+}
+
+#[test]
+fn bad_configurations_fail_with_a_clear_error() {
+    for_each_backend(|backend| {
+        // One socket for two workers.
+        let rt = base_builder(backend).workers(2).build().unwrap();
+        let one = UdpSockets::bind("127.0.0.1:0", 1, &UdpOptions::default()).unwrap();
+        let e = rt.serve_udp(one, |_| Echo).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+        assert!(e.to_string().contains("bind one per worker"), "{e}");
+        // Receive buffers too small to hold a datagram's header and address.
+        let rt = base_builder(backend).buf_size(64).build().unwrap();
+        let e = rt.serve_udp("127.0.0.1:0", |_| Echo).unwrap_err();
+        assert!(e.to_string().contains("raise buf_size"), "{backend}: {e}");
+        // A Unix address is not a UDP address.
+        assert!(UdpSockets::bind("unix:/tmp/x", 1, &UdpOptions::default()).is_err());
     });
 }
