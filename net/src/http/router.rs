@@ -1,6 +1,7 @@
 //! The router: `(method, path pattern)` to a route that may hold state; see [`Router`].
 
-use super::pattern::{Class, Params, Pattern};
+use super::pattern::{Class, Decoded, Params, Pattern};
+use super::percent::DecodeError;
 use super::response::render;
 use super::{write_response, BodyHandler, DateCache, Reply, Request, Response, HTTP_DATE_LEN};
 use std::sync::Arc;
@@ -217,6 +218,8 @@ enum Lookup<'a> {
     NotFound,
     NotAllowed(&'a Entry),
     Options(&'a Entry),
+    /// The route's path parameters do not decode: 400.
+    BadPath(DecodeError),
 }
 
 /// A response that never changes but for its `Date`.
@@ -517,10 +520,14 @@ impl Router {
     /// How the body of `req` (a head whose body follows) is to be read.
     pub(crate) fn body_kind(&self, req: &Request<'_>) -> BodyKind {
         let mut params = Params::new();
-        match self.find(req, &mut params) {
+        let (found, decoded) = decode(self.find(req, &mut params), &params);
+        match found {
             Lookup::Route(m) => match &m.target {
                 Target::Fn(_) | Target::Offload(_) => BodyKind::Buffer(m.body_limit),
-                Target::Stream(make) => BodyKind::Stream(make(&with_params(req, &params))),
+                Target::Stream(make) => {
+                    let view = decoded.view();
+                    BodyKind::Stream(make(&with_params(req, &view, &params)))
+                }
                 Target::Fixed(_) => BodyKind::Discard,
             },
             _ => BodyKind::Discard,
@@ -531,7 +538,8 @@ impl Router {
     /// should start cleared. An offload route's job runs inline.
     pub fn handle(&self, req: &Request<'_>, res: &mut Response) {
         let mut params = Params::new();
-        if let Some(job) = Self::fill(self.find(req, &mut params), &params, req, res) {
+        let (found, decoded) = decode(self.find(req, &mut params), &params);
+        if let Some(job) = Self::fill(found, &decoded.view(), &params, req, res) {
             *res = job.run();
         }
     }
@@ -541,12 +549,13 @@ impl Router {
     fn fill(
         found: Lookup<'_>,
         params: &Params<'_>,
+        raw: &Params<'_>,
         req: &Request<'_>,
         res: &mut Response,
     ) -> Option<OffloadJob> {
         match found {
             Lookup::Route(m) => {
-                let req = with_params(req, params);
+                let req = with_params(req, params, raw);
                 match &m.target {
                     Target::Fn(route) => route(&req, res),
                     Target::Offload(make) => return Some(make(&req)),
@@ -578,6 +587,11 @@ impl Router {
             Lookup::Options(entry) => {
                 res.set_status(204).header("Allow", &allow(entry));
             }
+            Lookup::BadPath(why) => {
+                res.set_status(400)
+                    .set_content_type("text/plain")
+                    .set_body(format!("Bad Request: {}\n", why.as_str()).as_bytes());
+            }
         }
         None
     }
@@ -608,24 +622,38 @@ impl Router {
         out: &mut Vec<u8>,
     ) -> Served {
         let mut params = Params::new();
-        let found = self.find(req, &mut params);
+        let (found, decoded) = decode(self.find(req, &mut params), &params);
         if let Lookup::Route(m) = &found {
             if let Target::Fixed(fixed) = &m.target {
                 return Served::Done(fixed.write(out, date, req.reply()));
             }
         }
         res.clear();
-        match Self::fill(found, &params, req, res) {
+        match Self::fill(found, &decoded.view(), &params, req, res) {
             Some(job) => Served::Job(job),
             None => Served::Done(res.write_to(out, date, req.reply())),
         }
     }
 }
 
-/// `req` with the captured path parameters.
-fn with_params<'a>(req: &Request<'a>, params: &'a Params<'a>) -> Request<'a> {
+/// A route's captured parameters, percent-decoded; a route whose parameters do not
+/// decode becomes a 400 (before it runs, before its body is read). Other lookups
+/// decode nothing.
+fn decode<'a>(found: Lookup<'a>, raw: &Params<'a>) -> (Lookup<'a>, Decoded<'a>) {
+    match found {
+        Lookup::Route(_) if !raw.as_slice().is_empty() => match Decoded::new(raw) {
+            Ok(d) => (found, d),
+            Err(e) => (Lookup::BadPath(e), Decoded::empty()),
+        },
+        _ => (found, Decoded::empty()),
+    }
+}
+
+/// `req` with the captured path parameters, decoded and raw.
+fn with_params<'b>(req: &Request<'b>, params: &'b Params<'b>, raw: &'b Params<'b>) -> Request<'b> {
     Request {
         params: params.as_slice(),
+        raw_params: raw.as_slice(),
         ..*req
     }
 }
