@@ -18,7 +18,6 @@ use ringcore::http::{
     gateway_idle_connections, GatewayConfig, GatewayConn, Limits, Request, Response, Router,
 };
 use ringcore::{Handle, Serve};
-use std::net::ToSocketAddrs;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -79,12 +78,7 @@ fn metrics(_: &Request<'_>, res: &mut Response) {
 fn main() -> anyhow::Result<()> {
     common::init_logging();
     let args = Args::parse();
-    let upstream = args
-        .upstream
-        .to_socket_addrs()
-        .with_context(|| format!("cannot resolve --upstream {}", args.upstream))?
-        .next()
-        .with_context(|| format!("--upstream {} resolves to no address", args.upstream))?;
+    let upstream = common::resolve("--upstream", &args.upstream)?;
     let rt = args.rt.runtime()?;
     let _ = HANDLE.set(rt.handle());
     // systemd socket activation if present, else --addr bound once per worker.

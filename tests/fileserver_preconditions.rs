@@ -7,10 +7,11 @@
 mod support;
 
 use ringcore::http::{format_http_date, StaticFiles};
+use ringcore::BackendKind;
 use std::path::PathBuf;
 use std::time::{Duration, UNIX_EPOCH};
 use support::http::{get, HttpClient, Resp};
-use support::{for_each_backend, start_server};
+use support::{for_each_backend, start_server, TestServer};
 
 /// `Last-Modified` of `data.bin`: 2020-09-13 12:26:40 UTC.
 const MTIME: u64 = 1_600_000_000;
@@ -50,6 +51,19 @@ fn date(secs: u64) -> String {
     String::from_utf8(format_http_date(secs).to_vec()).unwrap()
 }
 
+fn serve(backend: BackendKind, tree: &Tree) -> TestServer {
+    let files = StaticFiles::builder(&tree.root).factory().unwrap();
+    start_server(backend, |b| b, files)
+}
+
+/// Nothing stray on `c`; every connection closed once it is dropped.
+fn finish(c: HttpClient, server: TestServer) {
+    assert_eq!(c.buffered(), 0);
+    drop(c);
+    server.wait_counters("closed", |c| c.open_conns == 0);
+    assert_eq!(server.stop().panics, 0);
+}
+
 fn ask(c: &mut HttpClient, method: &str, target: &str, extra: &str) -> Resp {
     c.send(&get(method, target, extra));
     c.read_response(method == "HEAD")
@@ -59,11 +73,7 @@ fn ask(c: &mut HttpClient, method: &str, target: &str, extra: &str) -> Resp {
 fn if_match_and_if_unmodified_since_give_412_in_rfc_order() {
     let tree = Tree::new("pre");
     for_each_backend(|backend| {
-        let server = start_server(
-            backend,
-            |b| b,
-            StaticFiles::builder(&tree.root).factory().unwrap(),
-        );
+        let server = serve(backend, &tree);
         let mut c = HttpClient::connect(server.addr);
         let tag = ask(&mut c, "GET", "/data.bin", "")
             .header("etag")
@@ -135,10 +145,7 @@ fn if_match_and_if_unmodified_since_give_412_in_rfc_order() {
             ask(&mut c, "GET", "/missing", "If-Match: *\r\n").status,
             404
         );
-        assert_eq!(c.buffered(), 0);
-        drop(c);
-        server.wait_counters("closed", |c| c.open_conns == 0);
-        assert_eq!(server.stop().panics, 0);
+        finish(c, server);
     });
 }
 
@@ -146,11 +153,7 @@ fn if_match_and_if_unmodified_since_give_412_in_rfc_order() {
 fn paths_are_decoded_per_segment() {
     let tree = Tree::new("path");
     for_each_backend(|backend| {
-        let server = start_server(
-            backend,
-            |b| b,
-            StaticFiles::builder(&tree.root).factory().unwrap(),
-        );
+        let server = serve(backend, &tree);
         let mut c = HttpClient::connect(server.addr);
         for (target, want) in [
             ("/a%20b/c.txt", 200),
@@ -175,9 +178,6 @@ fn paths_are_decoded_per_segment() {
             let r = ask(&mut c, "GET", target, "");
             assert_eq!(r.status, want, "{target}");
         }
-        assert_eq!(c.buffered(), 0);
-        drop(c);
-        server.wait_counters("closed", |c| c.open_conns == 0);
-        assert_eq!(server.stop().panics, 0);
+        finish(c, server);
     });
 }

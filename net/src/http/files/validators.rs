@@ -43,44 +43,13 @@ fn next_tag(s: &[u8]) -> Option<(bool, &[u8], &[u8])> {
     Some((weak, &s[..=end], &s[end + 1..]))
 }
 
-/// `If-None-Match` (all its field lines, in order) against the current tag, by weak
-/// comparison (RFC 9110 13.1.2: `W/"x"` matches `"x"`): true when a listed tag
-/// matches, or the value is `*` (the file exists). A malformed list stops at the
-/// first element that does not parse; what was parsed before it still counts.
-pub fn none_match<'a>(values: impl IntoIterator<Item = &'a [u8]>, etag: &str) -> bool {
-    let current = etag.as_bytes();
-    for v in values {
-        let mut rest = v.trim_ascii();
-        if rest == b"*" {
-            return true;
-        }
-        loop {
-            rest = rest.trim_ascii_start();
-            while let Some(r) = rest.strip_prefix(b",") {
-                rest = r.trim_ascii_start();
-            }
-            if rest.is_empty() {
-                break;
-            }
-            let Some((_, tag, after)) = next_tag(rest) else {
-                break;
-            };
-            if tag == current {
-                return true;
-            }
-            rest = after;
-        }
-    }
-    false
-}
-
-/// `If-Match` (all its field lines, in order) against the current tag, by strong
-/// comparison (RFC 9110 13.1.1: a weak tag never matches, not even `W/` plus the
-/// current tag): true when a listed strong tag equals the current one, or the value
-/// is `*` (the file exists, which it does when this is asked). A malformed list stops
+/// Whether an entity-tag list (all its field lines, in order) is `*` or lists a tag
+/// for which `hit(weak, tag)` holds (`tag` with its quotes). A malformed list stops
 /// at the first element that does not parse; what was parsed before it still counts.
-pub fn match_strong<'a>(values: impl IntoIterator<Item = &'a [u8]>, etag: &str) -> bool {
-    let current = etag.as_bytes();
+fn list_matches<'a>(
+    values: impl IntoIterator<Item = &'a [u8]>,
+    mut hit: impl FnMut(bool, &[u8]) -> bool,
+) -> bool {
     for v in values {
         let mut rest = v.trim_ascii();
         if rest == b"*" {
@@ -97,13 +66,30 @@ pub fn match_strong<'a>(values: impl IntoIterator<Item = &'a [u8]>, etag: &str) 
             let Some((weak, tag, after)) = next_tag(rest) else {
                 break;
             };
-            if !weak && tag == current {
+            if hit(weak, tag) {
                 return true;
             }
             rest = after;
         }
     }
     false
+}
+
+/// `If-None-Match` (all its field lines, in order) against the current tag, by weak
+/// comparison (RFC 9110 13.1.2: `W/"x"` matches `"x"`): true when a listed tag
+/// matches, or the value is `*` (the file exists). A malformed list stops at the
+/// first element that does not parse; what was parsed before it still counts.
+pub fn none_match<'a>(values: impl IntoIterator<Item = &'a [u8]>, etag: &str) -> bool {
+    list_matches(values, |_, tag| tag == etag.as_bytes())
+}
+
+/// `If-Match` (all its field lines, in order) against the current tag, by strong
+/// comparison (RFC 9110 13.1.1: a weak tag never matches, not even `W/` plus the
+/// current tag): true when a listed strong tag equals the current one, or the value
+/// is `*` (the file exists, which it does when this is asked). A malformed list stops
+/// at the first element that does not parse; what was parsed before it still counts.
+pub fn match_strong<'a>(values: impl IntoIterator<Item = &'a [u8]>, etag: &str) -> bool {
+    list_matches(values, |weak, tag| !weak && tag == etag.as_bytes())
 }
 
 /// `If-Unmodified-Since`: false when the file was modified after the date, i.e. a
