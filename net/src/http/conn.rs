@@ -85,6 +85,8 @@ pub struct HttpConn {
     armed: Option<Instant>,
     /// Bytes left unconsumed by the last `on_data` (offered again, counted once).
     left: usize,
+    /// A call route's outbound call in flight.
+    call: Option<super::call::Pending>,
 }
 
 impl HttpConn {
@@ -106,6 +108,7 @@ impl HttpConn {
             rate_at: None,
             armed: None,
             left: 0,
+            call: None,
         }
     }
 
@@ -308,8 +311,12 @@ impl HttpConn {
         if let Some(job) = self.session.take_offload() {
             // An offload route: its job runs on the worker's helper thread; the
             // response comes back in `on_offload` (reading is paused meanwhile, as
-            // `p.paused` is set).
-            conn.offload(move || job.run());
+            // `p.paused` is set). A call route: the backend connection reports in
+            // `on_message`.
+            match job.into_call() {
+                Ok(call) => self.call = Some(super::call::Pending::start(conn, call)),
+                Err(job) => conn.offload(move || job.run()),
+            }
         }
         if p.error.is_some() || p.linger {
             self.start_linger(conn);
@@ -436,36 +443,31 @@ impl Handler for HttpConn {
     }
 
     fn on_offload(&mut self, conn: &mut Conn<'_>, result: Box<dyn std::any::Any + Send>) {
-        if !self.session.is_waiting() || self.linger_until.is_some() {
-            return; // not ours (or no longer wanted): dropped here
-        }
         let res = result.downcast::<super::Response>().ok();
         if res.is_none() {
             tracing::error!("ringcore http: an offload route's job panicked; answering 500");
         }
-        let date = date_now();
-        let session = &mut self.session;
-        let (keep, added) = conn.send_with(|out| {
-            let before = out.len();
-            let keep = session.complete_offload(res.as_deref(), &date, out);
-            (keep, out.len() - before)
-        });
-        self.tx += added as u64;
-        if !keep || conn.is_draining() {
-            if self.stash.is_empty() {
-                conn.close();
-            } else {
-                self.start_linger(conn); // pipelined requests we will not serve
-            }
+        self.deliver(conn, res);
+    }
+
+    fn on_message(
+        &mut self,
+        conn: &mut Conn<'_>,
+        from: crate::ConnId,
+        msg: Box<dyn std::any::Any>,
+    ) {
+        let Some(call) = self.call.as_mut() else {
             return;
+        };
+        if let Ok(Some(res)) = call.on_message(from, msg) {
+            self.call = None;
+            self.deliver(conn, Some(Box::new(res)));
         }
-        // Serve what was pipelined behind it; reading resumes unless output is
-        // backed up.
-        self.paused = false;
-        conn.resume_reading();
-        self.serve_stash(conn);
-        if self.linger_until.is_none() {
-            self.track_rates(conn, 0);
+    }
+
+    fn on_close(&mut self, _reason: CloseReason) {
+        if let Some(mut call) = self.call.take() {
+            call.cancel();
         }
     }
 
@@ -493,6 +495,39 @@ impl Handler for HttpConn {
 }
 
 impl HttpConn {
+    /// An offload job's response (`None`: it panicked, answered 500) or a call's:
+    /// sent, then what was pipelined behind it is served. Dropped if no request waits
+    /// (or the connection is lingering).
+    fn deliver(&mut self, conn: &mut Conn<'_>, res: Option<Box<super::Response>>) {
+        if !self.session.is_waiting() || self.linger_until.is_some() {
+            return; // not ours (or no longer wanted): dropped here
+        }
+        let date = date_now();
+        let session = &mut self.session;
+        let (keep, added) = conn.send_with(|out| {
+            let before = out.len();
+            let keep = session.complete_offload(res.as_deref(), &date, out);
+            (keep, out.len() - before)
+        });
+        self.tx += added as u64;
+        if !keep || conn.is_draining() {
+            if self.stash.is_empty() {
+                conn.close();
+            } else {
+                self.start_linger(conn); // pipelined requests we will not serve
+            }
+            return;
+        }
+        // Serve what was pipelined behind it; reading resumes unless output is
+        // backed up.
+        self.paused = false;
+        conn.resume_reading();
+        self.serve_stash(conn);
+        if self.linger_until.is_none() {
+            self.track_rates(conn, 0);
+        }
+    }
+
     /// `on_data` proper: serve, stash or (lingering) drop `data`.
     fn take_input(&mut self, conn: &mut Conn<'_>, data: &[u8]) -> usize {
         if self.linger_until.is_some() {

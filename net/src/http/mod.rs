@@ -38,6 +38,7 @@ pub mod access_log;
 mod access_writer;
 mod body;
 mod body_out;
+mod call;
 mod chunked;
 mod client;
 mod conn;
@@ -64,6 +65,7 @@ mod tests;
 pub use access_log::{AccessFormat, AccessHook, AccessLog, AccessRecord};
 pub use body::{worker_buffered_bytes, BodyHandler, StreamRoute};
 pub use body_out::BodyOut;
+pub use call::{pass_through, Call, CallReply, DEFAULT_CALL_MAX_BODY, DEFAULT_CALL_TIMEOUT};
 pub use client::{
     parse_response_head, BodyFraming, Fed, ResponseBody, ResponseError, ResponseHead,
     MAX_RESPONSE_HEADERS,

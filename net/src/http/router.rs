@@ -3,6 +3,7 @@
 use super::pattern::{Class, Decoded, Params, Pattern};
 use super::percent::DecodeError;
 use super::response::render;
+use super::Call;
 use super::{write_response, BodyHandler, DateCache, Reply, Request, Response, HTTP_DATE_LEN};
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
@@ -16,21 +17,46 @@ type Handle = Arc<dyn Fn(&Request<'_>, &mut Response) + Send + Sync>;
 type MakeBody = Arc<dyn Fn(&Request<'_>) -> Box<dyn BodyHandler> + Send + Sync>;
 type MakeJob = Arc<dyn Fn(&Request<'_>) -> OffloadJob + Send + Sync>;
 
-/// The off-worker part of an [offload route](Router::offload): fills in a fresh
-/// `200 OK` [`Response`] on the offload thread.
-pub struct OffloadJob(Box<dyn FnOnce(&mut Response) + Send>);
+/// The deferred part of an [offload route](Router::offload) (fills in a fresh
+/// `200 OK` [`Response`] on the offload thread) or of a [call route](Router::call)
+/// (an outbound [`Call`] made by [`HttpConn`](super::HttpConn)).
+pub struct OffloadJob(Work);
+
+enum Work {
+    Thread(Box<dyn FnOnce(&mut Response) + Send>),
+    Call(Call),
+}
 
 impl OffloadJob {
     /// Wraps the closure an offload route returns.
     pub fn new(job: impl FnOnce(&mut Response) + Send + 'static) -> Self {
-        OffloadJob(Box::new(job))
+        OffloadJob(Work::Thread(Box::new(job)))
     }
 
     /// Runs the job (on the calling thread) and returns the response it filled in.
+    /// A call route's job cannot run here (it needs the connection's worker): it is
+    /// answered `502` with a body saying so.
     pub fn run(self) -> Response {
         let mut res = Response::new();
-        (self.0)(&mut res);
+        match self.0 {
+            Work::Thread(job) => job(&mut res),
+            Work::Call(call) => {
+                let e = std::io::Error::other(format!(
+                    "an outbound call to {} runs only under HttpConn",
+                    call.addr
+                ));
+                (call.answer)(Err(e), &mut res);
+            }
+        }
         res
+    }
+
+    /// The outbound call, if this is a call route's job.
+    pub(crate) fn into_call(self) -> Result<Call, OffloadJob> {
+        match self.0 {
+            Work::Call(call) => Ok(call),
+            work => Err(OffloadJob(work)),
+        }
     }
 }
 
@@ -138,7 +164,7 @@ impl std::fmt::Debug for OffloadJob {
 ///                 res.set_body(name.trim().as_bytes());
 ///             }
 ///         });
-///         // Outbound call: see examples/gateway.rs.
+///         // Outbound call: Router::call (examples/service.rs).
 ///     let rt = Runtime::builder().build()?;
 ///     rt.serve("127.0.0.1:8080", HttpConn::factory(router, Limits::default()))
 /// }
@@ -435,6 +461,41 @@ impl Router {
         J: FnOnce(&mut Response) + Send + 'static,
     {
         let make = move |req: &Request<'_>| OffloadJob::new(route(req));
+        self.add(method, path, Target::Offload(Arc::new(make)))
+    }
+
+    /// Adds a route that calls a backend: `route` runs on the worker with the whole
+    /// request (body buffered as for [`route`](Router::route)) and returns the
+    /// [`Call`] to make; [`HttpConn`](super::HttpConn) opens the connection on the
+    /// same worker ([`Conn::connect_with`](crate::Conn::connect_with)), sends the
+    /// request, reads the whole reply (at most [`Call::max_body`] bytes), and the
+    /// call's [`answer`](Call::answer) turns it into the response (by default the
+    /// backend's status, `Content-Type` and body; `502`, or `504` on a timeout,
+    /// when the call fails). Meanwhile the connection reads no further request;
+    /// other connections are served as usual. If the client goes away first, the
+    /// call is aborted.
+    ///
+    /// ```
+    /// # use ringcore_net::http::{Call, Request, Router};
+    /// let backend: std::net::SocketAddr = "127.0.0.1:9000".parse().unwrap();
+    /// let router = Router::new().call("GET", "/quote/:sym", move |req: &Request<'_>| {
+    ///     let sym = req.raw_param("sym").unwrap_or("");
+    ///     Call::get(backend, &format!("/price/{sym}"))
+    /// });
+    /// # let _ = router;
+    /// ```
+    ///
+    /// [`Router::handle`] and [`Router::serve`], called directly, cannot make the
+    /// call: they answer it as a failed one (`502`).
+    ///
+    /// # Panics
+    ///
+    /// As [`route`](Router::route).
+    pub fn call<F>(self, method: &str, path: &str, route: F) -> Self
+    where
+        F: Fn(&Request<'_>) -> Call + Send + Sync + 'static,
+    {
+        let make = move |req: &Request<'_>| OffloadJob(Work::Call(route(req)));
         self.add(method, path, Target::Offload(Arc::new(make)))
     }
 
