@@ -8,7 +8,9 @@
 //! `curl -v http://127.0.0.1:8081/api/x` (the upstream answers 404 for `/api/x`: the
 //! gateway passes the upstream's status through). An upstream that refuses gives
 //! `502 Bad Gateway`; one that does not answer within `--response-timeout` gives
-//! `504 Gateway Timeout`. One upstream connection per request (no keep-alive pool yet).
+//! `504 Gateway Timeout`. Several `--upstream`s take turns (round-robin per worker);
+//! one whose connect fails is skipped for `--upstream-down-time` (the choice is logged
+//! at debug: `RUST_LOG=debug`).
 
 mod common;
 
@@ -28,9 +30,14 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8081")]
     addr: String,
-    /// Upstream HTTP server, HOST:PORT.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    upstream: String,
+    /// Upstream HTTP server, HOST:PORT; repeat it for several (round-robin; one whose
+    /// connect fails is skipped for --upstream-down-time and the request goes to the
+    /// next; 502 when none is left).
+    #[arg(long = "upstream", default_value = "127.0.0.1:8080")]
+    upstreams: Vec<String>,
+    /// With several upstreams: how long one whose connect failed is skipped, e.g. 10s.
+    #[arg(long, default_value = "10s", value_parser = common::parse_duration)]
+    upstream_down_time: Duration,
     /// Path prefix forwarded to the upstream.
     #[arg(long, default_value = "/api/")]
     prefix: String,
@@ -78,23 +85,31 @@ fn metrics(_: &Request<'_>, res: &mut Response) {
 fn main() -> anyhow::Result<()> {
     common::init_logging();
     let args = Args::parse();
-    let upstream = common::resolve("--upstream", &args.upstream)?;
+    let upstreams = args
+        .upstreams
+        .iter()
+        .map(|u| common::resolve("--upstream", u))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let upstream = upstreams[0]; // clap's default makes the list non-empty
     let rt = args.rt.runtime()?;
     let _ = HANDLE.set(rt.handle());
     // systemd socket activation if present, else --addr bound once per worker.
     let listeners = common::listeners(&args.addr, &rt)?;
     eprintln!(
-        "gateway: listening on http://{} with {} worker(s), backend {}; {}* -> {}",
+        "gateway: listening on http://{} with {} worker(s), backend {}; {}* -> {:?}",
         listeners.local_addr(),
         rt.config().workers,
         common::backend_name(&rt),
         args.prefix,
-        upstream,
+        upstreams,
     );
     let router = Router::new()
         .get("/health", health)
         .get("/metrics", metrics);
-    let cfg = GatewayConfig::new(upstream)
+    let cfg = upstreams[1..]
+        .iter()
+        .fold(GatewayConfig::new(upstream), |c, &u| c.add_upstream(u))
+        .down_time(args.upstream_down_time)
         .prefix(&args.prefix)
         .connect_timeout(Duration::from_millis(args.connect_timeout))
         .response_timeout(Duration::from_millis(args.response_timeout))

@@ -46,6 +46,7 @@
 //! (413 beyond); `Upgrade` (WebSocket) is not forwarded.
 
 use super::gateway_back::{pool_take, Back, Exchange};
+use super::gateway_pick::{mark_down, pick};
 use super::{write_error, DateCache, Event, Limits, Reply, RequestParser, Response, Router};
 use crate::{CloseReason, Conn, ConnId, ConnInfo, ConnectRequest, Handler, Notifier};
 use std::any::Any;
@@ -60,8 +61,17 @@ const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct GatewayConfig {
-    /// The upstream server.
+    /// The first upstream server (the `Host` sent when a request has none).
     pub upstream: SocketAddr,
+    /// Every upstream server, tried round-robin (see [`down_time`](Self::down_time));
+    /// starts as `[upstream]`.
+    pub upstreams: Vec<SocketAddr>,
+    /// With several upstreams: how long one whose connect failed (refused,
+    /// unreachable, timed out) is skipped by this worker (default 10 s, nginx's
+    /// `fail_timeout`). The request that met the failure goes to the next upstream;
+    /// when none is left, the client gets `502` (`504` if the last connect timed
+    /// out). A single upstream is never skipped.
+    pub down_time: Duration,
     /// Requests whose path starts with this are forwarded (default `/api/`).
     pub prefix: String,
     /// Upstream connect timeout (default 5 s); past it the client gets 504.
@@ -88,6 +98,8 @@ impl GatewayConfig {
     pub fn new(upstream: SocketAddr) -> GatewayConfig {
         GatewayConfig {
             upstream,
+            upstreams: vec![upstream],
+            down_time: Duration::from_secs(10),
             prefix: "/api/".into(),
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(60),
@@ -96,6 +108,20 @@ impl GatewayConfig {
             pool_max_idle: 32,
             pool_idle_timeout: Duration::from_secs(60),
         }
+    }
+
+    /// Adds an upstream: requests are spread round-robin over all of them.
+    pub fn add_upstream(mut self, addr: SocketAddr) -> Self {
+        if !self.upstreams.contains(&addr) {
+            self.upstreams.push(addr);
+        }
+        self
+    }
+
+    /// Sets how long an upstream whose connect failed is skipped (with several).
+    pub fn down_time(mut self, t: Duration) -> Self {
+        self.down_time = t;
+        self
     }
 
     /// Sets the most idle upstream connections kept per worker (0: no pool).
@@ -172,6 +198,9 @@ pub(super) enum ToFront {
     /// A reused connection failed before any response byte: run the exchange on a
     /// fresh one.
     Retry(Exchange),
+    /// The connect to the exchange's upstream failed (nothing was sent): try the
+    /// next upstream, else answer this status.
+    ConnectFailed(Exchange, u16, String),
     Pause,
     Resume,
 }
@@ -254,6 +283,8 @@ pub struct GatewayConn {
     local: Option<(Vec<u8>, Vec<u8>)>,
     /// The client waits for `100 Continue` before sending the body.
     expect_continue: bool,
+    /// Upstreams whose connect failed for the current exchange.
+    tried: Vec<SocketAddr>,
 }
 
 impl GatewayConn {
@@ -275,6 +306,7 @@ impl GatewayConn {
             back_paused: false,
             local: None,
             expect_continue: false,
+            tried: Vec::new(),
         }
     }
 
@@ -375,7 +407,9 @@ impl GatewayConn {
         self.back = None;
         self.phase = Phase::Connecting;
         let front = self.me.get_or_insert_with(|| conn.notifier()).clone();
+        self.tried.clear();
         let ex = Exchange {
+            upstream: self.cfg.upstream,
             front,
             head,
             head_request: req.is_head(),
@@ -387,16 +421,56 @@ impl GatewayConn {
         conn.pause_reading();
     }
 
-    /// Runs `ex` on an idle pooled upstream connection (`pooled`), else on a new one.
-    fn launch(&mut self, conn: &mut Conn<'_>, ex: Exchange, pooled: bool) {
+    /// Runs `ex` on the next live upstream (round-robin, see
+    /// [`GatewayConfig::down_time`]): on an idle pooled connection (`pooled`), else on
+    /// a new one. With no live upstream left: 502.
+    fn launch(&mut self, conn: &mut Conn<'_>, mut ex: Exchange, pooled: bool) {
+        let Some(addr) = pick(&self.cfg.upstreams, &self.tried, conn.now()) else {
+            let why = format!(
+                "no live upstream: all {} are marked down after failed connects (each is tried again {:?} after its failure)",
+                self.cfg.upstreams.len(),
+                self.cfg.down_time
+            );
+            tracing::debug!("gateway: {why}");
+            return self.fail(conn, 502, &why);
+        };
+        tracing::debug!(
+            "gateway: {} -> upstream {addr}",
+            String::from_utf8_lossy(ex.head.split(|&b| b == b'\r').next().unwrap_or(&[]))
+        );
+        ex.upstream = addr;
         if pooled {
-            if let Some(id) = pool_take(self.cfg.upstream) {
+            if let Some(id) = pool_take(addr) {
                 conn.notify(id, ToBack::Start(ex));
                 return;
             }
         }
-        let r = ConnectRequest::new(self.cfg.upstream).timeout(self.cfg.connect_timeout);
+        let r = ConnectRequest::new(addr).timeout(self.cfg.connect_timeout);
         conn.connect_with(r, Back::new(self.cfg.clone(), ex));
+    }
+
+    /// The connect to `ex.upstream` failed: mark it down (with several upstreams)
+    /// and try the next, else answer `status`.
+    fn connect_failed(&mut self, conn: &mut Conn<'_>, ex: Exchange, status: u16, why: String) {
+        let n = self.cfg.upstreams.len();
+        if n > 1 {
+            mark_down(ex.upstream, conn.now() + self.cfg.down_time);
+            tracing::debug!(
+                "gateway: upstream {} marked down for {:?}: {why}",
+                ex.upstream,
+                self.cfg.down_time
+            );
+        }
+        self.tried.push(ex.upstream);
+        if pick(&self.cfg.upstreams, &self.tried, conn.now()).is_some() {
+            return self.launch(conn, ex, true);
+        }
+        if n > 1 {
+            let why = format!("no live upstream (all {n} failed or are down); last: {why}");
+            self.fail(conn, status, &why);
+        } else {
+            self.fail(conn, status, &why);
+        }
     }
 
     /// Answers `status` without the upstream and closes (the request body may be
@@ -579,11 +653,18 @@ impl Handler for GatewayConn {
         // (Hello, or a failure) are taken from any back, and only while connecting.
         let current = self.back == Some(from);
         let early = self.phase == Phase::Connecting
-            && matches!(*msg, ToFront::Hello | ToFront::Fail(..) | ToFront::Retry(_));
+            && matches!(
+                *msg,
+                ToFront::Hello | ToFront::Fail(..) | ToFront::Retry(_) | ToFront::ConnectFailed(..)
+            );
         if !current && !early {
             return;
         }
         match *msg {
+            ToFront::ConnectFailed(ex, status, why) => {
+                self.back = None;
+                self.connect_failed(conn, ex, status, why);
+            }
             ToFront::Retry(ex) => {
                 self.phase = Phase::Connecting;
                 self.back = None;

@@ -48,6 +48,7 @@ mod fields;
 pub mod files;
 mod gateway;
 mod gateway_back;
+mod gateway_pick;
 mod harness;
 mod limits;
 mod parse;
@@ -76,6 +77,7 @@ pub use events::Event;
 pub use files::{StaticFiles, StaticFilesBuilder};
 pub use gateway::{GatewayConfig, GatewayConn};
 pub use gateway_back::gateway_idle_connections;
+pub use gateway_pick::gateway_upstream_down;
 #[doc(hidden)]
 pub use harness::run_without_socket;
 pub use limits::{Limits, MinRate};
