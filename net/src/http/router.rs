@@ -436,7 +436,10 @@ impl Router {
     ///
     /// For blocking calls (a file read through a blocking API, a DNS lookup, a
     /// legacy client library) and CPU-heavy work (password hashing). Jobs of one
-    /// worker run one at a time, in order.
+    /// worker share its offload pool ([`OffloadLimits`](crate::OffloadLimits): a few
+    /// threads, a bounded queue; a full queue is answered `503` with `Retry-After`),
+    /// and a job past [`Limits::offload_timeout`](super::Limits::offload_timeout) is
+    /// answered `504` (its late result dropped).
     ///
     /// ```
     /// # use ringcore_net::http::{Request, Response, Router};
