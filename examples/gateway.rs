@@ -17,10 +17,11 @@ mod common;
 use anyhow::Context;
 use clap::Parser;
 use ringcore::http::{
-    gateway_idle_connections, GatewayConfig, GatewayConn, Limits, Request, Response, Router,
+    gateway_idle_connections, AccessHook, AccessRecord, GatewayConfig, GatewayConn, Limits,
+    Request, Response, Router,
 };
-use ringcore::{Handle, Serve};
-use std::sync::OnceLock;
+use ringcore::{ConnInfo, Handle, Serve};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// ringcore HTTP gateway example.
@@ -58,6 +59,8 @@ struct Args {
     max_requests: u32,
     #[command(flatten)]
     rt: common::RuntimeArgs,
+    #[command(flatten)]
+    access: common::access::AccessArgs,
 }
 
 static HANDLE: OnceLock<Handle> = OnceLock::new();
@@ -124,7 +127,24 @@ fn main() -> anyhow::Result<()> {
                 }),
         );
     common::report_status(rt.handle(), Duration::from_secs(5));
-    rt.serve(listeners, GatewayConn::factory(router, cfg))
-        .context("server failed")?;
+    // With --access-log: a line per request (client, method, path, status, bytes,
+    // duration, and the upstream that answered a forwarded one).
+    let log = args.access.open()?;
+    let (router, cfg) = (Arc::new(router), Arc::new(cfg));
+    let hook: Option<AccessHook> = log.clone().map(|l| {
+        let hook: AccessHook = Arc::new(move |r: &AccessRecord<'_>| l.record(r));
+        hook
+    });
+    let factory = move |info: &ConnInfo| {
+        let peer = info.peer_addr();
+        let front = GatewayConn::new(router.clone(), cfg.clone(), peer.map(|a| a.ip()));
+        match &hook {
+            Some(h) => front.with_access_log(peer, h.clone()),
+            None => front,
+        }
+    };
+    let served = rt.serve(listeners, factory);
+    common::access::close(log.as_ref());
+    served.context("server failed")?;
     Ok(())
 }

@@ -7,10 +7,15 @@
 
 mod support;
 
-use ringcore::http::{GatewayConfig, GatewayConn, HttpConn, Limits, Request, Response, Router};
+use ringcore::http::{
+    AccessHook, AccessRecord, GatewayConfig, GatewayConn, HttpConn, Limits, Request, Response,
+    Router,
+};
 use ringcore::BackendKind;
+use ringcore::ConnInfo;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::client::{connect, set_linger_zero};
 use support::http::{get, HttpClient};
@@ -185,5 +190,54 @@ fn upstream_reset_during_upload_is_502_or_a_close_and_nothing_hangs() {
         }
         gw.wait_counters("closed", |c| c.open_conns == 0);
         assert_eq!(gw.stop().panics, 0);
+    });
+}
+
+#[test]
+fn access_log_names_the_upstream() {
+    type Line = (String, String, u16, u64, Option<SocketAddr>);
+    for_each_backend(|backend| {
+        let a = upstream(backend, "A");
+        let d = dead();
+        let lines: Arc<Mutex<Vec<Line>>> = Arc::default();
+        let sink = lines.clone();
+        let hook: AccessHook = Arc::new(move |r: &AccessRecord<'_>| {
+            let line = (
+                r.method.to_string(),
+                r.target.to_string(),
+                r.status,
+                r.bytes,
+                r.upstream,
+            );
+            sink.lock().unwrap().push(line);
+        });
+        let router = Arc::new(Router::new().get(
+            "/health",
+            |_: &Request<'_>, res: &mut Response| {
+                res.set_body(b"ok\n");
+            },
+        ));
+        let cfg = Arc::new(GatewayConfig::new(d).add_upstream(a.addr).pool_max_idle(0));
+        let gw = start_server(
+            backend,
+            |b| b.workers(1),
+            move |info: &ConnInfo| {
+                GatewayConn::new(router.clone(), cfg.clone(), None)
+                    .with_access_log(info.peer_addr(), hook.clone())
+            },
+        );
+        let mut c = HttpClient::connect(gw.addr);
+        assert_eq!(ask(&mut c, "/api/who"), (200, "A".into()));
+        assert_eq!(ask(&mut c, "/health"), (200, "ok\n".into()));
+        drop(c);
+        gw.wait_counters("closed", |c| c.open_conns == 0);
+        assert_eq!(gw.stop().panics, 0);
+        let got = lines.lock().unwrap().clone();
+        let want: Vec<Line> = vec![
+            ("GET".into(), "/api/who".into(), 200, 1, Some(a.addr)),
+            ("GET".into(), "/health".into(), 200, 3, None),
+        ];
+        assert_eq!(got, want);
+        assert_eq!(a.stop().panics, 0);
     });
 }

@@ -46,6 +46,7 @@
 //! (413 beyond); `Upgrade` (WebSocket) is not forwarded.
 
 use super::gateway_back::{pool_take, Back, Exchange};
+use super::gateway_log::GatewayLog;
 use super::gateway_pick::{mark_down, pick};
 use super::{write_error, DateCache, Event, Limits, Reply, RequestParser, Response, Router};
 use crate::{CloseReason, Conn, ConnId, ConnInfo, ConnectRequest, Handler, Notifier};
@@ -285,6 +286,8 @@ pub struct GatewayConn {
     expect_continue: bool,
     /// Upstreams whose connect failed for the current exchange.
     tried: Vec<SocketAddr>,
+    /// The access log, if any.
+    log: Option<GatewayLog>,
 }
 
 impl GatewayConn {
@@ -307,7 +310,23 @@ impl GatewayConn {
             local: None,
             expect_continue: false,
             tried: Vec::new(),
+            log: None,
         }
+    }
+
+    /// Logs every request of this connection through `hook` (see
+    /// [`access_log`](super::access_log)): forwarded ones with the upstream that
+    /// answered ([`AccessRecord::upstream`](super::AccessRecord::upstream)), and the
+    /// gateway's own errors (502/504) with their status; `client` is the peer
+    /// ([`ConnInfo::peer_addr`]). `bytes` counts what followed the response head
+    /// (chunk framing included for a chunked answer).
+    pub fn with_access_log(
+        mut self,
+        client: Option<SocketAddr>,
+        hook: super::AccessHook,
+    ) -> GatewayConn {
+        self.log = Some(GatewayLog::new(hook, client));
+        self
     }
 
     /// A [`Factory`](crate::Factory) closure: `router` for local paths, `cfg` for
@@ -399,6 +418,9 @@ impl GatewayConn {
         body: bool,
     ) {
         let head = self.upstream_head(req, length, body);
+        if let Some(l) = &mut self.log {
+            l.begin(req);
+        }
         self.reply = req.reply();
         self.close_after = !req.keep_alive();
         self.body = body.then_some(length.is_some());
@@ -439,6 +461,9 @@ impl GatewayConn {
             String::from_utf8_lossy(ex.head.split(|&b| b == b'\r').next().unwrap_or(&[]))
         );
         ex.upstream = addr;
+        if let Some(l) = &mut self.log {
+            l.upstream(addr);
+        }
         if pooled {
             if let Some(id) = pool_take(addr) {
                 conn.notify(id, ToBack::Start(ex));
@@ -476,6 +501,9 @@ impl GatewayConn {
     /// Answers `status` without the upstream and closes (the request body may be
     /// unread).
     fn fail(&mut self, conn: &mut Conn<'_>, status: u16, why: &str) {
+        if let Some(l) = &mut self.log {
+            l.end(status);
+        }
         if self.head_sent {
             conn.abort();
             return;
@@ -496,6 +524,9 @@ impl GatewayConn {
 
     /// The exchange is over: next request, or close.
     fn finish(&mut self, conn: &mut Conn<'_>) {
+        if let Some(l) = &mut self.log {
+            l.end(0);
+        }
         self.phase = Phase::Idle;
         self.back = None;
         self.back_paused = false;
@@ -511,6 +542,9 @@ impl GatewayConn {
         let mut res = Response::new();
         let mut out = Vec::new();
         let keep = self.router.serve(req, &mut res, &Self::date(), &mut out);
+        if let Some(l) = &mut self.log {
+            l.local(req, &out);
+        }
         conn.send_owned(out);
         if !keep {
             conn.close();
@@ -683,11 +717,17 @@ impl Handler for GatewayConn {
                 }
             }
             ToFront::Head(bytes, close) => {
+                if let Some(l) = &mut self.log {
+                    l.head(&bytes);
+                }
                 self.head_sent = true;
                 self.close_after |= close;
                 conn.send_owned(bytes);
             }
             ToFront::Body(bytes) => {
+                if let Some(l) = &mut self.log {
+                    l.body(bytes.len());
+                }
                 conn.send_owned(bytes);
                 if conn.queued_bytes() >= self.cfg.high_water && !self.back_paused {
                     self.back_paused = true;
@@ -696,7 +736,12 @@ impl Handler for GatewayConn {
             }
             ToFront::End => self.finish(conn),
             ToFront::Fail(status, why) => self.fail(conn, status, &why),
-            ToFront::Abort => conn.abort(),
+            ToFront::Abort => {
+                if let Some(l) = &mut self.log {
+                    l.end(502);
+                }
+                conn.abort();
+            }
             ToFront::Pause => conn.pause_reading(),
             ToFront::Resume => {
                 if self.phase == Phase::Body {
@@ -750,6 +795,10 @@ impl Handler for GatewayConn {
     }
 
     fn on_close(&mut self, _reason: CloseReason) {
+        // A forwarded request the client left before it was answered: 499, as nginx.
+        if let Some(l) = self.log.as_mut().filter(|l| l.pending()) {
+            l.end(499);
+        }
         if let (Some(me), Some(b)) = (&self.me, self.back) {
             me.notify(b, ToBack::Gone);
         }

@@ -48,6 +48,7 @@ mod fields;
 pub mod files;
 mod gateway;
 mod gateway_back;
+mod gateway_log;
 mod gateway_pick;
 mod harness;
 mod limits;
