@@ -15,7 +15,7 @@
 
 use super::client::{parse_response_head, ResponseBody, ResponseHead};
 use super::Response;
-use crate::connect::ConnectRequest;
+use crate::ConnectRequest;
 use crate::{CloseReason, Conn, ConnId, Handler, Notifier};
 use std::any::Any;
 use std::io;
