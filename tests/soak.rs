@@ -16,7 +16,6 @@
 #[path = "support/soak.rs"]
 mod soak;
 mod support;
-mod tls_util;
 
 use ringcore::http::{HttpConn, Limits, Request, Response, Router, StaticFiles};
 use ringcore::tls::{rustls, TlsAcceptor};
@@ -266,12 +265,12 @@ fn count_splices(backend: BackendKind, seed: u64, c: &ringcore::Counters) {
 struct Tls {
     acceptor: TlsAcceptor,
     client: Arc<rustls::ClientConfig>,
-    _pki: tls_util::Pki,
+    _pki: support::tls::Pki,
 }
 
 impl Tls {
     fn new() -> Tls {
-        let mut pki = tls_util::Pki::new();
+        let mut pki = support::tls::Pki::new();
         let leaf = pki.leaf(&["localhost"], false);
         let acceptor = TlsAcceptor::from_pem_files(&leaf.cert, &leaf.key).expect("acceptor");
         let client = pki.client_config(&[&rustls::version::TLS13, &rustls::version::TLS12], &[]);
@@ -304,15 +303,15 @@ fn tls_echo(backend: BackendKind, seed: u64, rng: &mut Rng, tls: &Tls) -> Result
         for payload in &clients {
             let config = tls.client.clone();
             sc.spawn(move || {
-                let mut s = tls_util::tls_connect(addr, config, "localhost");
-                tls_util::echo_check(&mut s, payload);
+                let mut s = support::tls::tls_connect(addr, config, "localhost");
+                support::tls::echo_check(&mut s, payload);
                 s.conn.send_close_notify();
                 s.flush().expect("send close_notify");
                 shutdown_write(&s.sock);
                 let mut rest = Vec::new();
                 let mut buf = [0u8; 4096];
                 loop {
-                    match tls_util::read_some(&mut s, &mut buf) {
+                    match support::tls::read_some(&mut s, &mut buf) {
                         Ok(0) => break,
                         Ok(n) => rest.extend_from_slice(&buf[..n]),
                         // The server closed without its own close_notify.

@@ -89,7 +89,8 @@ impl DatagramHandler for UdpLoad {
                     st.record(now, sent, sent, phase);
                 }
                 // A reply to a datagram already counted lost (it came late): ignored.
-                None if seq.is_some_and(|s| s < self.next_seq) && bytes.len() == self.msg.len() => {}
+                None if seq.is_some_and(|s| s < self.next_seq) && bytes.len() == self.msg.len() => {
+                }
                 _ => {
                     if phase == MEASURE {
                         st.protocol_errors += 1;
