@@ -31,7 +31,7 @@ use clap::Parser;
 use ringcore::http::{AccessFormat, AccessLog};
 use ringcore::net::{TunnelOptions, TunnelStats};
 use ringcore::{CloseReason, Conn, ConnInfo, Handler, Serve};
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -135,12 +135,7 @@ impl Handler for Proxy {
 fn main() -> anyhow::Result<()> {
     common::init_logging();
     let args = Args::parse();
-    let upstream = args
-        .upstream
-        .to_socket_addrs()
-        .with_context(|| format!("bad upstream {}", args.upstream))?
-        .next()
-        .context("upstream resolved to nothing")?;
+    let upstream = common::resolve("--upstream", &args.upstream)?;
     let rt = args.rt.runtime()?;
     let listeners = common::listeners(&args.listen, &rt)?;
     let log = args.access.open()?;

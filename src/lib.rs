@@ -45,6 +45,7 @@ pub use ringcore_net::{
     DEFAULT_TUNNEL_IDLE_TIMEOUT,
 };
 pub use ringcore_net::{ConnId, ConnectRequest, Notifier, DEFAULT_CONNECT_TIMEOUT};
+pub use ringcore_net::{OffloadFull, OffloadLimits};
 pub use ringcore_net::{
     DatagramFactory, DatagramHandler, Datagrams, ServeUdp, UdpOptions, UdpSockets,
 };

@@ -152,6 +152,17 @@ pub fn backend_name(rt: &Runtime) -> &'static str {
         .unwrap_or("unavailable")
 }
 
+/// Resolves an upstream address given as `flag VALUE` (`HOST:PORT`, `[v6]:PORT`) to
+/// its first socket address; the error names the flag and says what was wrong.
+pub fn resolve(flag: &str, value: &str) -> anyhow::Result<std::net::SocketAddr> {
+    use std::net::ToSocketAddrs;
+    value
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve {flag} {value} (expected HOST:PORT)"))?
+        .next()
+        .with_context(|| format!("{flag} {value} resolves to no address"))
+}
+
 /// The listeners to serve on: the sockets systemd passed (socket activation:
 /// `LISTEN_PID` is this process, `LISTEN_FDS` ≥ 1), else `addr` bound once per worker.
 pub fn listeners(addr: &str, rt: &Runtime) -> anyhow::Result<Listeners> {

@@ -331,18 +331,39 @@ impl Conn<'_> {
         Ok(())
     }
 
-    /// Runs `job` off the worker thread, on the worker's helper thread (one per worker,
-    /// jobs in order), for work that may block: opening or stat-ing files, name
-    /// resolution. Its result comes back to this connection's
+    /// Runs `job` off the worker thread, on the worker's offload pool
+    /// ([`OffloadLimits`](crate::OffloadLimits): a few helper threads per worker
+    /// taking jobs in order), for work that may block: opening or stat-ing files,
+    /// name resolution. Its result comes back to this connection's
     /// [`Handler::on_offload`] on the worker, unless the connection closed meanwhile
     /// (then it is dropped; see there). The job must not touch the connection; a
-    /// handler that waits for the result usually pauses reading meanwhile.
+    /// handler that waits for the result usually pauses reading meanwhile. Always
+    /// accepted (the queue limit is not applied: see [`try_offload`](Self::try_offload)).
     pub fn offload<R: std::any::Any + Send>(&mut self, job: impl FnOnce() -> R + Send + 'static) {
         let tok = self.core.token;
         self.ctx.offload.submit(
             tok,
             Box::new(move || Box::new(job()) as Box<dyn std::any::Any + Send>),
         );
+    }
+
+    /// [`offload`](Self::offload), unless the worker's pool already has
+    /// `threads + queue` jobs queued or running ([`OffloadLimits`](crate::OffloadLimits)).
+    ///
+    /// # Errors
+    ///
+    /// [`OffloadFull`](crate::OffloadFull): the job was not taken (and is dropped);
+    /// try later, or answer "busy" (HTTP offload routes answer `503` with
+    /// `Retry-After`).
+    pub fn try_offload<R: std::any::Any + Send>(
+        &mut self,
+        job: impl FnOnce() -> R + Send + 'static,
+    ) -> Result<(), crate::OffloadFull> {
+        let tok = self.core.token;
+        self.ctx.offload.try_submit(
+            tok,
+            Box::new(move || Box::new(job()) as Box<dyn std::any::Any + Send>),
+        )
     }
 
     /// Input bytes received and not consumed yet by [`Handler::on_data`] (they are

@@ -48,6 +48,7 @@ mod wqueue;
 pub use addr::{Addr, PeerCredentials, ToAddr, UnixAddr};
 pub use conn::{DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_PENDING, DEFAULT_OUTPUT_HIGH_WATER};
 pub use handler::{CloseReason, Conn, ConnInfo, Factory, Handler, TunnelStats};
+pub use offload::{OffloadFull, OffloadLimits, DEFAULT_OFFLOAD_QUEUE, DEFAULT_OFFLOAD_THREADS};
 pub use listener::Listeners;
 pub use mailbox::{ConnId, ConnectRequest, Notifier, DEFAULT_CONNECT_TIMEOUT};
 pub use outbound::Connect;

@@ -33,6 +33,7 @@ use super::limits::SlidingRate;
 use super::{write_error, DateCache, Error, Limits, Router, Session};
 use crate::{CloseReason, Conn, ConnInfo, Handler};
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -56,6 +57,8 @@ enum Deadline {
     Header,
     Body,
     Linger,
+    /// An offload job's result is due (`Limits::offload_timeout`).
+    Offload,
 }
 
 /// A routed HTTP/1.1 connection.
@@ -93,6 +96,13 @@ pub struct HttpConn {
     armed: Option<Instant>,
     /// Bytes left unconsumed by the last `on_data` (offered again, counted once).
     left: usize,
+    /// A call route's outbound call in flight.
+    call: Option<super::call::Pending>,
+    /// The offload job awaited: its number (a result carrying another is late and
+    /// dropped), its deadline, and the flag that tells a still-queued job not to run.
+    job: Option<(u64, Instant, Arc<AtomicBool>)>,
+    /// Offload jobs started on this connection.
+    jobs: u64,
 }
 
 impl HttpConn {
@@ -114,6 +124,9 @@ impl HttpConn {
             rate_at: None,
             armed: None,
             left: 0,
+            call: None,
+            job: None,
+            jobs: 0,
         }
     }
 
@@ -318,8 +331,12 @@ impl HttpConn {
         if let Some(job) = self.session.take_offload() {
             // An offload route: its job runs on the worker's helper thread; the
             // response comes back in `on_offload` (reading is paused meanwhile, as
-            // `p.paused` is set).
-            conn.offload(move || job.run());
+            // `p.paused` is set). A call route: the backend connection reports in
+            // `on_message`.
+            match job.into_call() {
+                Ok(call) => self.call = Some(super::call::Pending::start(conn, call)),
+                Err(job) => self.start_job(conn, job),
+            }
         }
         if p.error.is_some() || p.linger {
             self.start_linger(conn);
@@ -364,8 +381,55 @@ impl HttpConn {
         } else {
             self.disarm(conn);
         }
+        if let Some((_, at, _)) = self.job {
+            self.arm(conn, Deadline::Offload, at);
+        }
         self.track_rates(conn, data.len());
         p.consumed
+    }
+
+    /// Hands an offload route's job to the worker's pool with its deadline; a full
+    /// pool is answered `503` with `Retry-After` at once.
+    fn start_job(&mut self, conn: &mut Conn<'_>, job: super::OffloadJob) {
+        self.jobs += 1;
+        let seq = self.jobs;
+        let live = Arc::new(AtomicBool::new(true));
+        let run = live.clone();
+        let taken = conn.try_offload(move || {
+            // Not run once its deadline passed while it was queued.
+            run.load(Ordering::Acquire).then(|| (seq, job.run()))
+        });
+        match taken {
+            Ok(()) => {
+                let at = conn.now() + self.limits().offload_timeout;
+                self.job = Some((seq, at, live));
+            }
+            Err(full) => {
+                tracing::debug!("ringcore http: {full}; answering 503");
+                let mut res = super::Response::new();
+                res.set_status(503)
+                    .set_content_type("text/plain")
+                    .header("Retry-After", b"1")
+                    .set_body(b"Service Unavailable: the worker's offload queue is full\n");
+                if !self.answer_waiting(conn, &res) {
+                    conn.close(); // after the answer is sent
+                }
+            }
+        }
+    }
+
+    /// Renders the response of the request that waits for its job (which keeps
+    /// the connection or not); returns whether the connection stays open.
+    fn answer_waiting(&mut self, conn: &mut Conn<'_>, res: &super::Response) -> bool {
+        let date = date_now();
+        let session = &mut self.session;
+        let (keep, added) = conn.send_with(|out| {
+            let before = out.len();
+            let keep = session.complete_offload(Some(res), &date, out);
+            (keep, out.len() - before)
+        });
+        self.tx += added as u64;
+        keep
     }
 
     /// Serves the stash (after a pause, or because newer input was appended).
@@ -453,36 +517,44 @@ impl Handler for HttpConn {
     }
 
     fn on_offload(&mut self, conn: &mut Conn<'_>, result: Box<dyn std::any::Any + Send>) {
-        if !self.session.is_waiting() || self.linger_until.is_some() {
-            return; // not ours (or no longer wanted): dropped here
-        }
-        let res = result.downcast::<super::Response>().ok();
-        if res.is_none() {
-            tracing::error!("ringcore http: an offload route's job panicked; answering 500");
-        }
-        let date = date_now();
-        let session = &mut self.session;
-        let (keep, added) = conn.send_with(|out| {
-            let before = out.len();
-            let keep = session.complete_offload(res.as_deref(), &date, out);
-            (keep, out.len() - before)
-        });
-        self.tx += added as u64;
-        if !keep || conn.is_draining() {
-            if self.stash.is_empty() {
-                conn.close();
-            } else {
-                self.start_linger(conn); // pipelined requests we will not serve
+        let Some((seq, _, _)) = self.job else {
+            return; // late: its deadline passed (answered 504), or not ours
+        };
+        let res = match result.downcast::<Option<(u64, super::Response)>>() {
+            Ok(r) => match *r {
+                Some((s, res)) if s == seq => Some(Box::new(res)),
+                _ => return, // an earlier job's late result
+            },
+            Err(_) => {
+                tracing::error!("ringcore http: an offload route's job panicked; answering 500");
+                None
             }
-            return;
+        };
+        self.job = None;
+        if self.timer.is_some_and(|(k, _)| k == Deadline::Offload) {
+            self.disarm(conn);
         }
-        // Serve what was pipelined behind it; reading resumes unless output is
-        // backed up.
-        self.paused = false;
-        conn.resume_reading();
-        self.serve_stash(conn);
-        if self.linger_until.is_none() {
-            self.track_rates(conn, 0);
+        self.deliver(conn, res);
+    }
+
+    fn on_message(
+        &mut self,
+        conn: &mut Conn<'_>,
+        from: crate::ConnId,
+        msg: Box<dyn std::any::Any>,
+    ) {
+        let Some(call) = self.call.as_mut() else {
+            return;
+        };
+        if let Ok(Some(res)) = call.on_message(from, msg) {
+            self.call = None;
+            self.deliver(conn, Some(Box::new(res)));
+        }
+    }
+
+    fn on_close(&mut self, _reason: CloseReason) {
+        if let Some(mut call) = self.call.take() {
+            call.cancel();
         }
     }
 
@@ -510,6 +582,39 @@ impl Handler for HttpConn {
 }
 
 impl HttpConn {
+    /// An offload job's response (`None`: it panicked, answered 500) or a call's:
+    /// sent, then what was pipelined behind it is served. Dropped if no request waits
+    /// (or the connection is lingering).
+    fn deliver(&mut self, conn: &mut Conn<'_>, res: Option<Box<super::Response>>) {
+        if !self.session.is_waiting() || self.linger_until.is_some() {
+            return; // not ours (or no longer wanted): dropped here
+        }
+        let date = date_now();
+        let session = &mut self.session;
+        let (keep, added) = conn.send_with(|out| {
+            let before = out.len();
+            let keep = session.complete_offload(res.as_deref(), &date, out);
+            (keep, out.len() - before)
+        });
+        self.tx += added as u64;
+        if !keep || conn.is_draining() {
+            if self.stash.is_empty() {
+                conn.close();
+            } else {
+                self.start_linger(conn); // pipelined requests we will not serve
+            }
+            return;
+        }
+        // Serve what was pipelined behind it; reading resumes unless output is
+        // backed up.
+        self.paused = false;
+        conn.resume_reading();
+        self.serve_stash(conn);
+        if self.linger_until.is_none() {
+            self.track_rates(conn, 0);
+        }
+    }
+
     /// `on_data` proper: serve, stash or (lingering) drop `data`.
     fn take_input(&mut self, conn: &mut Conn<'_>, data: &[u8]) -> usize {
         if self.linger_until.is_some() {
@@ -581,8 +686,23 @@ impl HttpConn {
     /// A deadline of `kind` expired (or the body was too slow): answer and close.
     fn time_out(&mut self, conn: &mut Conn<'_>, kind: Deadline) {
         self.timer = None;
+        if kind == Deadline::Offload {
+            // The job is late: 504 now; its result, if it ever comes, is dropped
+            // (and a job still queued is not run).
+            if let Some((_, _, live)) = self.job.take() {
+                live.store(false, Ordering::Release);
+                tracing::debug!("ringcore http: an offload job passed its deadline; answering 504");
+                let mut res = super::Response::new();
+                res.set_status(504)
+                    .set_content_type("text/plain")
+                    .set_body(b"Gateway Timeout: the offloaded work did not finish in time\n");
+                self.deliver(conn, Some(Box::new(res)));
+            }
+            return;
+        }
         self.stop_rates();
         let error = match kind {
+            Deadline::Offload => return,
             Deadline::Linger => return conn.abort(),
             Deadline::Header => Error::header_timeout(),
             Deadline::Body => {
