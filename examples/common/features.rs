@@ -34,7 +34,9 @@ pub struct Feature {
     pub name: &'static str,
     /// One line for `--features help`: what `on` means.
     pub doc: &'static str,
-    /// The library default, as a value `apply` accepts.
+    /// The library default, as a value `apply` accepts (shown in the listing and the
+    /// start-up line; a switch that is not named is not applied, so the library's
+    /// own default is what runs).
     pub default: &'static str,
     /// The values `apply` accepts besides on/off, for `help` and error messages.
     pub values: &'static str,
@@ -171,11 +173,15 @@ pub fn apply(mut b: Builder, flag: Option<&str>) -> anyhow::Result<(Builder, Str
     let chosen = parse(spec).with_context(|| format!("bad {source}"))?;
     let mut summary = Vec::new();
     for f in FEATURES {
-        let value = chosen
-            .iter()
-            .find(|(g, _)| g.name == f.name)
-            .map_or(f.default, |(_, v)| v.as_str());
-        b = (f.apply)(b, value).map_err(|e| anyhow::anyhow!("feature {}: {e}", f.name))?;
+        // Only switches that were named call the `Builder`: the others keep the
+        // library's own default (which `default` mirrors for the listing).
+        let value = match chosen.iter().find(|(g, _)| g.name == f.name) {
+            Some((_, v)) => {
+                b = (f.apply)(b, v).map_err(|e| anyhow::anyhow!("feature {}: {e}", f.name))?;
+                v.as_str()
+            }
+            None => f.default,
+        };
         summary.push(format!("{}={value}", f.name));
     }
     Ok((b, summary.join(" ")))
