@@ -4,14 +4,13 @@
 //! to use, the flag beating the environment, and a switch reaching the `Builder`
 //! (SQPOLL's kernel thread appears).
 
-mod ops_util;
 mod support;
 
-use ops_util::{echo_round, example, example_cmd, Proc};
 use ringcore::BackendKind;
 use std::net::TcpStream;
 use std::process::Command;
 use support::for_each_backend;
+use support::proc::{echo_round, example, example_cmd, Proc};
 
 /// Whether the process has an io_uring SQPOLL kernel thread (`iou-sqp-PID`).
 fn has_sqpoll_thread(pid: u32) -> bool {
