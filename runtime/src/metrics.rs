@@ -110,6 +110,14 @@ counters! {
     /// (the hang-up guard cancelled and re-armed them; see `ringcore_net`'s guard).
     /// Nonzero means the backend missed an end of stream.
     hangup_guards,
+    /// Receive completions whose bytes spanned more than one provided buffer (io_uring
+    /// receive bundles, `Config::recv_bundle`).
+    recv_bundles,
+    /// Sends that went out as `SEND_ZC` (`Config::send_zc_threshold`).
+    send_zc,
+    /// `SEND_ZC` sends the kernel reported it copied after all (always so on loopback:
+    /// the receiver's socket takes a copy).
+    send_zc_copied,
 }
 
 /// Counters that are gauges (a current value, not a running total).
