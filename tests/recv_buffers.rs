@@ -69,7 +69,10 @@ fn incremental_buffers_hold_many_small_messages() {
         let c = finish(server, sent);
         eprintln!("{backend}: incremental: {} ENOBUFS", c.enobufs);
         if backend == BackendKind::Uring && kernel_at_least((6, 12)) {
-            assert_eq!(c.enobufs, 0, "two 16 KiB buffers ran dry on 10 KB in flight");
+            assert_eq!(
+                c.enobufs, 0,
+                "two 16 KiB buffers ran dry on 10 KB in flight"
+            );
         }
         // The same load without the option still loses nothing (ENOBUFS re-arms).
         let server = start_echo(backend, tiny);
@@ -85,10 +88,7 @@ fn incremental_buffers_hold_many_small_messages() {
 fn bundles_and_incremental_buffers_under_enobufs() {
     for_each_backend(|backend| {
         let server = start_echo(backend, |b| {
-            b.buf_size(256)
-                .buf_count(4)
-                .recv_bundle(true)
-                .buf_inc(true)
+            b.buf_size(256).buf_count(4).recv_bundle(true).buf_inc(true)
         });
         let sent = echo_mix(&server, 23);
         let c = finish(server, sent);

@@ -211,7 +211,9 @@ impl Config {
             self.send_zc_threshold = (n > 0).then_some(n as usize);
         }
         if self.send_zc_threshold == Some(0) {
-            return bad("send_zc_threshold must be at least 1 byte (None turns SEND_ZC off)".into());
+            return bad(
+                "send_zc_threshold must be at least 1 byte (None turns SEND_ZC off)".into(),
+            );
         }
         if self.pool_trim == Some(Duration::ZERO) {
             return bad("pool_trim must be longer than zero (None turns trimming off)".into());

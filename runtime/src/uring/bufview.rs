@@ -222,7 +222,10 @@ mod tests {
         // Released out of order: the buffer returns only once all three are done.
         t.release(c, &mut out);
         t.release(a, &mut out);
-        assert!(out.is_empty(), "buffer returned while a view still reads it");
+        assert!(
+            out.is_empty(),
+            "buffer returned while a view still reads it"
+        );
         t.release(b, &mut out);
         assert_eq!(out, vec![0]);
         // Republished: offsets start over.

@@ -89,20 +89,18 @@ impl Ring {
         }
         let zc_threshold = cfg.send_zc_threshold.filter(|_| probe::has_send_zc(&ring));
         if cfg.send_zc_threshold.is_some() && zc_threshold.is_none() {
-            tracing::debug!(
-                "ringcore: SEND_ZC/SENDMSG_ZC need Linux 6.1; sending with copies"
-            );
+            tracing::debug!("ringcore: SEND_ZC/SENDMSG_ZC need Linux 6.1; sending with copies");
         }
-        let bufs = BufRing::new(&ring, cfg.buf_count, cfg.buf_size, bundle, cfg.buf_inc)
-            .map_err(|e| {
-            let msg = format!(
-                "registering the provided buffer ring ({} x {} B) failed: {e} \
+        let bufs =
+            BufRing::new(&ring, cfg.buf_count, cfg.buf_size, bundle, cfg.buf_inc).map_err(|e| {
+                let msg = format!(
+                    "registering the provided buffer ring ({} x {} B) failed: {e} \
                  (provided buffer rings need Linux 5.19; ENOMEM means RLIMIT_MEMLOCK \
                  is too low for this kernel: raise `ulimit -l`, lower buf_count, or use \
                  the epoll backend)",
-                cfg.buf_count, cfg.buf_size
-            );
-            crate::error::context(&e, msg)
+                    cfg.buf_count, cfg.buf_size
+                );
+                crate::error::context(&e, msg)
             })?;
         Ok(Ring {
             ring,
@@ -140,7 +138,9 @@ impl Ring {
             Op::RecvMulti { fd } => op::recv::sqe(fd, bufring::BGID),
             Op::Send { fd, msg, waitall } => {
                 // SAFETY: forwarded push contract: `msg` and its iovecs are valid.
-                let len = self.zc_threshold.map(|_| unsafe { op::send::total_len(msg) });
+                let len = self
+                    .zc_threshold
+                    .map(|_| unsafe { op::send::total_len(msg) });
                 match (self.zc_threshold, len) {
                     (Some(t), Some(n)) if n >= t => {
                         zc = true;
