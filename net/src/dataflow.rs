@@ -26,6 +26,7 @@ impl<F: Factory> Server<F> {
             io.counters().bytes_in += n as u64;
             slot.core.touch(self.ctx.now_ms());
             // Usually one part; several when a receive bundle spanned buffers.
+            self.ctx.holds.begin(c);
             let mut part = 0;
             while let Some(bytes) = io.received_part(&c, part) {
                 part += 1;
@@ -34,7 +35,8 @@ impl<F: Factory> Server<F> {
                     break;
                 }
             }
-            io.recycle(&c);
+            // Recycles the buffer, unless `send_received` queued bytes from it.
+            self.ctx.holds.end(io, &c);
         } else if c.result == 0 {
             slot.core.set(EOF);
             slot.core.clear(RECV_ARMED);
@@ -99,9 +101,11 @@ impl<F: Factory> Server<F> {
             return true;
         }
         // Fast path: hand the pool buffer straight to the handler, no copy.
+        self.ctx.holds.expose(Some(data));
         let consumed = call(slot, &mut self.ctx, io, "on_data", |h, conn| {
             h.on_data(conn, data)
         });
+        self.ctx.holds.expose(None);
         if let Some(used) = consumed {
             let used = used.min(n);
             if used < n && !slot.core.has(CLOSING) {
@@ -150,6 +154,13 @@ impl<F: Factory> Server<F> {
                 ),
             )));
             self.ctx.mark_dirty(core);
+        }
+    }
+
+    /// Releases the receive-buffer holds of queued bytes that were sent or dropped.
+    pub(crate) fn release_holds(&mut self, io: &mut Io) {
+        while let Some(h) = self.ctx.spare.released.pop() {
+            self.ctx.holds.release(io, h);
         }
     }
 

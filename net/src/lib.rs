@@ -24,6 +24,7 @@ mod listener;
 mod offload;
 mod outbound;
 mod reason;
+mod recvhold;
 mod server;
 pub mod socket;
 pub mod sockopt;

@@ -117,6 +117,12 @@ pub struct Config {
     /// see docs/benchmarks.md for why). `RINGCORE_SEND_ZC=<bytes>` overrides it (`0`:
     /// off). The epoll backend ignores it.
     pub send_zc_threshold: Option<usize>,
+    /// io_uring: most receive buffers a worker lets handlers hold for zero-copy sends
+    /// (`Conn::send_received` in ringcore-net); past it those sends copy and count a
+    /// `recv_hold_fallbacks`, so held buffers never drain the pool (default `None`: a
+    /// quarter of [`buf_count`](Self::buf_count); `Some(0)`: always copy).
+    /// `RINGCORE_RECV_HOLD_LIMIT` overrides it.
+    pub recv_hold_limit: Option<u32>,
     /// Faults to inject at the backend seam (default none; tests only).
     #[cfg(feature = "fault-injection")]
     pub fault: Option<crate::fault::FaultPlan>,
@@ -145,6 +151,7 @@ impl Default for Config {
             recv_bundle: false,
             buf_inc: false,
             send_zc_threshold: None,
+            recv_hold_limit: None,
             #[cfg(feature = "fault-injection")]
             fault: None,
         }
@@ -152,6 +159,13 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The effective [`recv_hold_limit`](Self::recv_hold_limit): the setting, or a
+    /// quarter of the pool.
+    pub fn recv_hold_limit(&self) -> usize {
+        self.recv_hold_limit
+            .map_or(self.buf_count as usize / 4, |n| n as usize)
+    }
+
     /// Checks the values and applies `RINGCORE_BACKEND`.
     ///
     /// # Errors
@@ -209,6 +223,9 @@ impl Config {
         }
         if let Some(n) = env_u64("RINGCORE_SEND_ZC")? {
             self.send_zc_threshold = (n > 0).then_some(n as usize);
+        }
+        if let Some(n) = env_u64("RINGCORE_RECV_HOLD_LIMIT")? {
+            self.recv_hold_limit = Some(n.min(u32::MAX as u64) as u32);
         }
         if self.send_zc_threshold == Some(0) {
             return bad(
@@ -369,6 +386,13 @@ impl Builder {
     /// [`Config::send_zc_threshold`].
     pub fn send_zc_threshold(mut self, bytes: Option<usize>) -> Self {
         self.cfg.send_zc_threshold = bytes;
+        self
+    }
+
+    /// Most receive buffers held for zero-copy sends per worker (`None`: a quarter of
+    /// the pool); see [`Config::recv_hold_limit`].
+    pub fn recv_hold_limit(mut self, limit: Option<u32>) -> Self {
+        self.cfg.recv_hold_limit = limit;
         self
     }
 
