@@ -7,7 +7,8 @@
 #
 #   cargo build --release --examples -p ringcore
 #   cargo build --release -p ringcore-benches --bin ringcore-load --bin peer-tokio
-#   ROUNDS=3 SECS=4 benches/scripts/ablation-buffers.sh echo128|echo16k|http|large
+#   ROUNDS=3 SECS=4 benches/scripts/ablation-buffers.sh echo128|echo500|echo16k|http|large
+#   (VARIANTS="name=ENV=1,ENV2=2 ..." picks the variants; PORT the port, default 17612)
 #
 # Prints per run: variant, scenario, rps, server CPU µs/req (utime+stime from
 # /proc/PID/stat over warm-up + measurement, divided by every request the server
@@ -82,6 +83,7 @@ for round in $(seq "$rounds"); do
   echo "# round $round ($what)"
   case $what in
     echo128) scen="echo128:1:128:1 echo128:50:128:1 echo128:500:128:1" ;;
+    echo500) scen="echo128:500:128:1" ;;
     echo16k) scen="echo16k:50:16384:1" ;;
     http) scen="http:100:0:1 http:100:0:16" ;;
     large) scen="echo256k:10:262144:1 echo1m:4:1048576:1" ;;

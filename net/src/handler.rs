@@ -220,7 +220,7 @@ impl Conn<'_> {
     /// is reused by the next read), bytes `on_data` gets from the connection's pending
     /// input (after a pause or leftovers), bytes under a layer such as TLS, and bytes
     /// sent while the worker already holds
-    /// [`Config::recv_hold_limit`](ringcore_runtime::Config::recv_hold_limit) buffers
+    /// [`Config::recv_hold_limit`](ringcore_runtime::Config::recv_hold_limit()) buffers
     /// (counted in `recv_hold_fallbacks`). Ignored after `close`.
     pub fn send_received(&mut self, data: &[u8]) {
         if data.is_empty() || self.core.write_closed() {

@@ -10,7 +10,7 @@
 //! while its callback runs, plus one per queued chunk.
 //!
 //! A held buffer is a buffer the kernel cannot fill, so holds are limited per worker
-//! ([`Config::recv_hold_limit`](ringcore_runtime::Config::recv_hold_limit), default a
+//! ([`Config::recv_hold_limit`](ringcore_runtime::Config::recv_hold_limit()), default a
 //! quarter of the pool): past it `send_received` copies, like `send`, and counts a
 //! `recv_hold_fallbacks`. The ring never runs dry because of holds, and a slow reader
 //! pins at most its share. On epoll the bytes are in the worker's scratch buffer, which
