@@ -4,9 +4,10 @@
 //! close sequence and per-connection timers.
 
 use crate::conn::*;
+use crate::guard::call;
 use crate::handler::{CloseReason, Factory, Handler};
 use crate::lifecycle::Use;
-use crate::server::{call, Server, ACCEPT_BACKOFF_KEY};
+use crate::server::{Server, ACCEPT_BACKOFF_KEY};
 use ringcore_runtime::{Completion, Io, Op, OpKind, Token};
 use std::io;
 use std::time::Duration;
@@ -256,7 +257,11 @@ impl<F: Factory> Server<F> {
             }
             if eof {
                 if let Some(s) = self.conns.get_mut(idx) {
-                    if !s.value.core.has(CLOSING) {
+                    if s.value.core.has(PENDING_NEW) {
+                        // The handler left input behind output that is backed up
+                        // again (or paused again): the EOF waits for it once more.
+                        s.value.core.set(EOF_PENDING);
+                    } else if !s.value.core.has(CLOSING) {
                         call(&mut s.value, &mut self.ctx, io, "on_eof", |h, conn| {
                             h.on_eof(conn)
                         });
@@ -406,7 +411,7 @@ impl<F: Factory> Server<F> {
             Some(OpKind::Timeout) => slot.core.idle_timer = None,
             _ => {}
         }
-        if t.raw_kind() == crate::hangup::K_GUARD {
+        if t.raw_kind() == crate::kinds::K_GUARD {
             return self.guard_due(io, idx);
         }
         if t.kind() == Some(OpKind::Close) {

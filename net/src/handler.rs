@@ -358,7 +358,7 @@ impl Conn<'_> {
                 "pipe_to must be called from on_open, before any byte is read or queued",
             ));
         }
-        c.tunnel = Some(crate::tunnel::Tunnel::new(upstream, opts));
+        c.tunnel = Some(crate::tunnel_state::Tunnel::new(upstream, opts));
         self.ctx.mark_dirty(self.core);
         Ok(())
     }
@@ -434,6 +434,14 @@ impl Conn<'_> {
     pub fn set_output_limit(&mut self, high_water: usize) {
         self.core.high_water = high_water.min(u32::MAX as usize) as u32;
         self.ctx.mark_dirty(self.core);
+    }
+
+    /// The output high-water mark in bytes ([`set_output_limit`](Self::set_output_limit);
+    /// `0`: no limit). A protocol handler that answers pipelined requests bounds the
+    /// output one `on_data` call adds by the room left under it
+    /// (`output_limit() - queued_bytes()`).
+    pub fn output_limit(&self) -> usize {
+        self.core.high_water as usize
     }
 
     /// After everything queued is sent, shut down our sending side (FIN). Reading goes on.

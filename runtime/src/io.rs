@@ -20,7 +20,7 @@ pub struct Io {
     pub(crate) cfg: Arc<Config>,
     pub(crate) draining: bool,
     /// Wakes this worker from another thread (`None` outside [`Runtime::run`](crate::Runtime::run)).
-    pub(crate) waker: Option<crate::worker::Waker>,
+    pub(crate) waker: Option<crate::waker::Waker>,
     _not_send: std::marker::PhantomData<*const ()>,
 }
 

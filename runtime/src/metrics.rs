@@ -110,6 +110,23 @@ counters! {
     /// (the hang-up guard cancelled and re-armed them; see `ringcore_net`'s guard).
     /// Nonzero means the backend missed an end of stream.
     hangup_guards,
+    /// Datagrams received and handed to a `DatagramHandler` (UDP; their bytes count
+    /// in `bytes_in`).
+    datagrams_in,
+    /// Datagrams sent (UDP; their bytes count in `bytes_out`).
+    datagrams_out,
+    /// Datagrams dropped before sending because the socket's send queue was full
+    /// (`UdpOptions::send_queue`), or cut at the drain deadline.
+    datagrams_dropped,
+    /// Datagrams larger than one receive buffer: reported to `on_truncated`, never
+    /// delivered whole (raise `buf_size` for larger datagrams).
+    datagrams_truncated,
+    /// Datagrams the kernel dropped because a UDP socket's receive buffer was full
+    /// (`SO_RXQ_OVFL`, as last reported with a received datagram; raise
+    /// `net.core.rmem_max` and `UdpOptions::recv_buffer`).
+    datagrams_kernel_dropped,
+    /// Datagram sends or receives that failed with an error.
+    datagram_errors,
     /// Receive completions whose bytes spanned more than one provided buffer (io_uring
     /// receive bundles, `Config::recv_bundle`).
     recv_bundles,

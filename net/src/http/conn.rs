@@ -18,11 +18,16 @@
 //! samples ([`SlidingRate`]: one `SIOCOUTQ` ioctl per sample, a quarter of the grace
 //! apart). They cost two counters per read and send.
 //!
-//! Memory per connection is bounded: bodies are consumed as they arrive (see
-//! [`Session`]), and while more than [`Limits::max_queued_output`] bytes of responses
-//! wait to be sent, no further pipelined request is parsed and reading pauses until
-//! the queue drains (`on_sent`). Input that arrived before the pause took effect is
-//! kept here (`stash`) and served first on resume.
+//! Memory per connection is bounded, and backpressure comes from one place, the
+//! connection's output high-water mark ([`Conn::set_output_limit`], set to
+//! [`Limits::max_queued_output`] when the connection opens): no `on_data` call adds
+//! more than the room left under it, and once the queue reaches it no further
+//! pipelined request is parsed. The unparsed rest is left unconsumed: the runtime
+//! holds it (bounded by what one receive brings, as it stops reading at the mark) and
+//! offers it again once the queue drained to the low-water mark. Bodies are consumed as
+//! they arrive (see [`Session`]). Only while an offload job runs is input read on
+//! (so that a reset is seen) and kept here (`stash`), up to
+//! [`Limits::max_pending_input`] before reading pauses.
 
 use super::limits::SlidingRate;
 use super::{write_error, DateCache, Error, Limits, Router, Session};
@@ -64,10 +69,13 @@ pub struct HttpConn {
     linger_until: Option<Instant>,
     /// Lingering: the error response has been sent (the lingering caps run).
     linger_sent: bool,
-    /// Reading is paused because the output queue is above the high-water mark.
+    /// Parsing stopped for an offload job's result (reading goes on into `stash`,
+    /// then pauses), or for output a wrapping layer holds (reading paused until
+    /// `on_sent`). Output backed up in the connection's own queue does not set it:
+    /// the runtime stops reading then.
     paused: bool,
-    /// Input taken from the runtime but not yet served (while paused, or the rest
-    /// of what was stashed); served before anything newer.
+    /// Input read while an offload job ran (at most [`Limits::max_pending_input`]
+    /// and one receive), or the rest of it; served before anything newer.
     stash: Vec<u8>,
     /// The peer's FIN arrived while stashed input waited: close once it is served.
     eof: bool,
@@ -288,10 +296,12 @@ impl HttpConn {
     /// Serves what it can of `data`; returns the bytes used (all of them once the
     /// connection is closing).
     fn process(&mut self, conn: &mut Conn<'_>, data: &[u8]) -> usize {
-        let max_out = self
-            .limits()
-            .max_queued_output
-            .saturating_sub(conn.pending_write());
+        // The room left under the connection's high-water mark: the one bound on
+        // output (and so on the pipelined requests answered per call).
+        let max_out = match conn.output_limit() {
+            0 => usize::MAX,
+            hw => hw.saturating_sub(conn.queued_bytes()),
+        };
         let date = date_now();
         let (session, router) = (&mut self.session, &*self.router);
         let p = if max_out == 0 && !session.parser().in_body() {
@@ -326,19 +336,25 @@ impl HttpConn {
             return data.len();
         }
         if p.paused && !self.paused {
-            self.paused = true;
-            // Waiting for an offload result, the socket is still read (up to a
-            // bound, see `stash_input`) so that a reset closes the connection and
-            // the late result is dropped; backed-up output pauses reading at once.
-            if !self.session.is_waiting() {
+            if self.session.is_waiting() {
+                // Waiting for an offload result, the socket is still read (up to a
+                // bound, see `stash_input`) so that a reset closes the connection
+                // and the late result is dropped.
+                self.paused = true;
+            } else if !conn.is_backed_up() {
+                // Output held above the connection's queue (a wrapping layer's):
+                // the runtime would go on reading, so pause until `on_sent`.
+                self.paused = true;
                 conn.pause_reading();
             }
+            // Otherwise the queue is at its high-water mark: the runtime stops
+            // reading and offers the unconsumed rest again once it drained.
         }
         let rest = data.len() - p.consumed;
         if self.session.parser().in_body() {
             let at = conn.now() + self.limits().body_timeout;
             self.arm(conn, Deadline::Body, at);
-        } else if rest > 0 && !self.paused {
+        } else if rest > 0 && !self.paused && !p.paused {
             // The rest starts a request; if a request completed in this call, the
             // rest is a new request whose first byte just arrived: its own deadline.
             if self.timer.is_none_or(|(k, _)| k != Deadline::Header) || p.consumed > 0 {
@@ -361,7 +377,7 @@ impl HttpConn {
         }
         stash.drain(..used.min(stash.len()));
         self.stash = stash;
-        if self.eof && !self.paused {
+        if self.eof && !self.paused && !conn.is_backed_up() {
             // Everything the peer sent before its FIN is served (a partial request
             // left in the stash can never complete).
             conn.close();
@@ -386,6 +402,7 @@ fn unsent_in_kernel(conn: &Conn<'_>) -> u64 {
 impl Handler for HttpConn {
     fn on_open(&mut self, conn: &mut Conn<'_>) {
         conn.set_idle_timeout(Some(self.limits().keep_alive_timeout));
+        conn.set_output_limit(self.limits().max_queued_output);
         conn.set_max_pending(self.limits().max_pending_input());
     }
 
@@ -405,7 +422,7 @@ impl Handler for HttpConn {
     }
 
     fn on_eof(&mut self, conn: &mut Conn<'_>) {
-        let pending = (self.paused && !self.stash.is_empty()) || self.session.is_waiting();
+        let pending = !self.stash.is_empty() || self.session.is_waiting();
         if pending && self.linger_until.is_none() {
             // Serve what is stashed first (and answer a request whose offload job
             // is running: a client may half-close after its last request).
@@ -499,19 +516,37 @@ impl HttpConn {
             self.linger_read(conn);
             return data.len();
         }
-        if self.paused || !self.stash.is_empty() {
+        if self.session.is_waiting() {
             self.stash_input(conn, data);
-            if !self.paused {
-                self.serve_stash(conn);
+            return data.len();
+        }
+        if !self.stash.is_empty() {
+            if self.paused || conn.is_backed_up() {
+                // Newer input waits in the runtime (offered again on resume or
+                // drain) rather than growing the stash.
+                return 0;
             }
+            self.stash.extend_from_slice(data);
+            self.serve_stash(conn);
             return data.len();
         }
         let used = self.process(conn, data);
-        if self.paused && used < data.len() && self.linger_until.is_none() {
+        if self.session.is_waiting() && used < data.len() && self.linger_until.is_none() {
+            // An offload route: what was pipelined behind it is kept here while
+            // reading goes on.
             self.stash_input(conn, &data[used..]);
             return data.len();
         }
+        // The rest (behind backed-up output, or a partial request) stays with the
+        // runtime, which offers it again with new bytes or once the queue drained.
         used
+    }
+
+    /// Input held here (read while an offload job ran) and not served yet, in bytes:
+    /// with [`Conn::queued_bytes`] and [`Conn::unconsumed`], the memory this
+    /// connection holds.
+    pub fn stashed_input(&self) -> usize {
+        self.stash.len()
     }
 
     /// Keeps input for later; while an offload result is awaited (reading goes
@@ -531,9 +566,14 @@ impl HttpConn {
             self.linger_read(conn);
             return;
         }
-        if self.paused && self.linger_until.is_none() && !self.session.is_waiting() {
+        if self.linger_until.is_some() || self.session.is_waiting() {
+            return;
+        }
+        if self.paused {
             self.paused = false;
-            conn.resume_reading();
+            conn.resume_reading(); // the runtime offers what it held back
+        }
+        if !self.stash.is_empty() && !conn.is_backed_up() {
             self.serve_stash(conn);
         }
     }

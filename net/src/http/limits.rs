@@ -71,10 +71,13 @@ pub struct Limits {
     /// Lingering close, between reads: the longest wait for more input while
     /// lingering (nginx `lingering_timeout`). Default 5 s.
     pub lingering_timeout: Duration,
-    /// Output high-water mark: while more than this many bytes of responses are
-    /// queued and unsent, no further pipelined request is parsed and reading pauses,
-    /// until the queue drains (nginx likewise answers one request at a time). A
-    /// single response may exceed it. Default 64 KiB.
+    /// Output high-water mark of an HTTP connection: [`HttpConn`](super::HttpConn)
+    /// sets it as the connection's own mark ([`Conn::set_output_limit`](crate::Conn::set_output_limit))
+    /// when it opens, so backpressure has one source. No `on_data` call adds more
+    /// responses than the room left under it; once this many bytes are queued and
+    /// unsent, no further pipelined request is parsed and the runtime stops reading
+    /// until the queue drains to a quarter of it (nginx likewise answers one request
+    /// at a time). A single response may exceed it. Default 64 KiB.
     pub max_queued_output: usize,
     /// Minimum request-body data rate (Kestrel `MinRequestBodyDataRate`): once a body
     /// has been arriving for longer than the grace period, the bytes received since

@@ -168,6 +168,12 @@ impl Ring {
             Op::PollReadable { fd } => op::poll::sqe_readable(fd),
             Op::PollHangup { fd } => op::poll::sqe_hangup(fd),
             Op::Cancel { target, .. } => op::cancel::sqe_token(target),
+            // SAFETY: forwarded push contract: the template outlives the op.
+            Op::RecvMsgMulti { fd, msg } => unsafe {
+                op::datagram::recv_sqe(fd, msg, bufring::BGID)
+            },
+            // SAFETY: forwarded push contract: `msg`, its name and iovecs are valid.
+            Op::SendMsg { fd, msg } => unsafe { op::datagram::send_sqe(fd, msg) },
             Op::Nop => op::nop::sqe(),
         };
         (e.user_data(token.raw()), zc)
@@ -191,7 +197,7 @@ impl Ring {
         }
         // SAFETY: forwarded caller contract.
         let (e, zc) = unsafe { self.sqe(token, &op) };
-        if matches!(op, Op::Send { .. }) {
+        if matches!(op, Op::Send { .. } | Op::SendMsg { .. }) {
             self.inline_sends += 1;
         }
         loop {
