@@ -310,6 +310,8 @@ pub struct WorkerCtx {
     pub(crate) offload: crate::offload::Offload,
     /// Messages between connections and connects asked for by handlers (connect.rs).
     pub(crate) mail: crate::mailbox::Mailbox,
+    /// Receive buffers held by zero-copy sends ([`crate::recvhold`]).
+    pub(crate) holds: crate::recvhold::Holds,
 }
 
 /// Hands free heap pages back to the kernel (glibc keeps freed memory in its arenas,
@@ -337,6 +339,7 @@ impl WorkerCtx {
             pipes_low: 0,
             next_trim: None,
             nobuf: std::collections::VecDeque::new(),
+            holds: crate::recvhold::Holds::new(),
             offload: crate::offload::Offload::new(worker),
             mail: crate::mailbox::Mailbox::default(),
         }

@@ -204,6 +204,38 @@ impl Conn<'_> {
         self.ctx.mark_dirty(self.core);
     }
 
+    /// Queues `data` for sending like [`send`](Self::send), but without copying when
+    /// `data` is (part of) the bytes `on_data` was handed straight from a receive
+    /// buffer: the write queue then points into that buffer, which goes back to the
+    /// kernel only once these bytes were sent (or dropped by a close). Zero-copy echo:
+    ///
+    /// ```no_run
+    /// # fn f(conn: &mut ringcore_net::Conn<'_>, data: &[u8]) -> usize {
+    /// conn.send_received(data);
+    /// data.len()
+    /// # }
+    /// ```
+    ///
+    /// Any other slice is copied, as are bytes on the epoll backend (its receive buffer
+    /// is reused by the next read), bytes `on_data` gets from the connection's pending
+    /// input (after a pause or leftovers), bytes under a layer such as TLS, and bytes
+    /// sent while the worker already holds
+    /// [`Config::recv_hold_limit`](ringcore_runtime::Config::recv_hold_limit()) buffers
+    /// (counted in `recv_hold_fallbacks`). Ignored after `close`.
+    pub fn send_received(&mut self, data: &[u8]) {
+        if data.is_empty() || self.core.write_closed() {
+            return;
+        }
+        if self.core.layer.is_none() {
+            if let Some(held) = self.ctx.holds.take(data) {
+                self.core.out.push_held(held, &mut self.ctx.spare);
+                self.ctx.mark_dirty(self.core);
+                return;
+            }
+        }
+        self.send(data);
+    }
+
     /// Lets `f` write bytes for sending straight into the write queue, saving the copy
     /// [`send`](Self::send) makes: `f` gets a buffer to append to (it may already hold
     /// earlier unsent bytes of this connection; leave them alone) and its result is

@@ -28,6 +28,7 @@ mod offload;
 mod outbound;
 mod outbound_opts;
 mod reason;
+mod recvhold;
 mod server;
 mod slot_handler;
 pub mod socket;

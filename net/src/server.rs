@@ -215,6 +215,11 @@ impl<F: Factory> Service for Server<F> {
     fn start(&mut self, io: &mut Io) -> io::Result<()> {
         self.ctx.now = io.now();
         self.ctx.offload.waker = io.waker();
+        if io.backend() == ringcore_runtime::BackendKind::Uring {
+            // (epoll hands out a scratch buffer the next read reuses: never held.)
+            let limit = io.config().recv_hold_limit();
+            self.ctx.holds.set_limit(limit);
+        }
         if let Some(out) = self.outbound.clone() {
             for n in 0..out.count {
                 self.open_outbound(io, &out, n * 1000 + self.ctx.worker);
@@ -326,6 +331,7 @@ impl<F: Factory> Service for Server<F> {
     }
 
     fn flush(&mut self, io: &mut Io) {
+        self.release_holds(io);
         if self.ctx.offload.in_flight > 0 {
             self.offload_results(io);
         }
@@ -364,6 +370,9 @@ impl<F: Factory> Service for Server<F> {
             }
         }
         io.counters().pool_entries = self.ctx.pool_entries() as u64;
+        // Holds released by sends that completed or queues dropped during this flush.
+        self.release_holds(io);
+        io.counters().recv_held = self.ctx.holds.len() as u64;
         self.arm_accept(io);
         io.counters().timers_pending = self.ctx.timers.len() as u64;
     }

@@ -165,6 +165,26 @@ impl Driver {
     }
 
     #[inline]
+    pub(crate) fn buffer_part(&self, bid: u16, len: usize, i: usize) -> Option<&[u8]> {
+        match self {
+            #[cfg(feature = "fault-injection")]
+            Driver::Fault(f) => f.inner().buffer_part(bid, len, i),
+            Driver::Uring(r) => r.buffer_part(bid, len, i),
+            Driver::Epoll(p) => (i == 0).then(|| p.buffer(bid, len)),
+        }
+    }
+
+    /// (receive bundles, incremental buffers) as actually in use on this worker.
+    pub(crate) fn recv_features(&self) -> (bool, bool) {
+        match self {
+            #[cfg(feature = "fault-injection")]
+            Driver::Fault(f) => f.inner().recv_features(),
+            Driver::Uring(r) => (r.bundles(), r.incremental()),
+            Driver::Epoll(_) => (false, false),
+        }
+    }
+
+    #[inline]
     pub(crate) fn recycle(&mut self, bid: u16) {
         match self {
             #[cfg(feature = "fault-injection")]

@@ -127,10 +127,25 @@ counters! {
     datagrams_kernel_dropped,
     /// Datagram sends or receives that failed with an error.
     datagram_errors,
+    /// Receive completions whose bytes spanned more than one provided buffer (io_uring
+    /// receive bundles, `Config::recv_bundle`).
+    recv_bundles,
+    /// Sends that went out as `SEND_ZC` (`Config::send_zc_threshold`).
+    send_zc,
+    /// `SEND_ZC` sends the kernel reported it copied after all (always so on loopback:
+    /// the receiver's socket takes a copy).
+    send_zc_copied,
+    /// Sends queued straight from a held receive buffer (`Conn::send_received`).
+    recv_holds,
+    /// `Conn::send_received` calls that copied because the worker already held
+    /// `Config::recv_hold_limit` receive buffers.
+    recv_hold_fallbacks,
+    /// Receive buffers held by queued zero-copy sends right now (a gauge).
+    recv_held,
 }
 
 /// Counters that are gauges (a current value, not a running total).
-const GAUGES: &[&str] = &["open_conns", "timers_pending", "pool_entries"];
+const GAUGES: &[&str] = &["open_conns", "timers_pending", "pool_entries", "recv_held"];
 
 /// The summed counters of all workers at one moment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
