@@ -99,7 +99,10 @@ fn bundles_and_incremental_buffers_under_enobufs() {
         if backend == BackendKind::Uring {
             // 1 KiB of buffers against MiB transfers: the pool runs dry, receives are
             // re-armed, and (checked by `finish`) nothing was lost.
-            assert!(c.enobufs > 0, "the pool never ran dry: ENOBUFS re-arm untested");
+            assert!(
+                c.enobufs > 0,
+                "the pool never ran dry: ENOBUFS re-arm untested"
+            );
         }
     });
 }
