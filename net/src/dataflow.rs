@@ -271,6 +271,9 @@ impl<F: Factory> Server<F> {
             let Some(s) = self.conns.get_mut(idx) else {
                 return;
             };
+            // What the handler sent for the input it was handed may have filled the
+            // queue again: stop reading before arming anything.
+            s.value.core.update_backed_up();
             if s.value.core.has(READ_STOP) {
                 return self.drive(io, idx);
             }
