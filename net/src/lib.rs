@@ -31,6 +31,7 @@ mod reason;
 mod recvhold;
 mod server;
 mod slot_handler;
+mod slot_size;
 pub mod socket;
 pub mod sockopt;
 mod splice;

@@ -31,8 +31,13 @@
 //! * [`expire`](TimerWheel::expire): pops every due item, `O(log n)` each.
 //!
 //! An entry's index is only reused after its heap item is gone, so a heap item always
-//! names exactly one entry; the generation (a wheel-wide counter) tells a stale
-//! [`TimerHandle`] (its entry fired or was cancelled) from a live one. When the wheel
+//! names exactly one entry; the generation (a wheel-wide 32-bit counter that skips 0)
+//! tells a stale [`TimerHandle`] (its entry fired or was cancelled) from a live one. A
+//! handle is 8 bytes and `Option<TimerHandle>` too (a connection carries five of them,
+//! so this is 80 bytes of every idle connection's slot); the price is that a handle
+//! kept across 2^32 further inserts into the same wheel could alias a new entry, so
+//! owners drop a handle when its entry fires or is cancelled (every owner in
+//! `ringcore-net` does). When the wheel
 //! becomes empty its storage is released, so memory returns after a burst.
 //!
 //! Owners may still use the lazy pattern for deadlines that move often (an idle timeout
@@ -42,6 +47,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 /// Wheel resolution.
@@ -55,11 +61,13 @@ pub const COMPACT_SLACK: usize = 1024;
 pub type TimerKey = u64;
 
 /// Names one inserted entry, for [`TimerWheel::cancel`]. Stays harmless after the entry
-/// fired or was cancelled: cancelling it again does nothing.
+/// fired or was cancelled: cancelling it again does nothing (until 2^32 more entries
+/// were inserted into the wheel; drop a handle once its entry fired). 8 bytes, and
+/// `Option<TimerHandle>` is 8 bytes too.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TimerHandle {
     index: u32,
-    gen: u64,
+    gen: NonZeroU32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,8 +79,8 @@ enum State {
 
 #[derive(Clone, Copy, Debug)]
 struct Entry {
-    /// INVARIANT: unique over the wheel's life among entries that were ever handed out.
-    gen: u64,
+    /// INVARIANT: unique among the last 2^32 - 1 entries handed out by this wheel.
+    gen: NonZeroU32,
     key: TimerKey,
     state: State,
 }
@@ -88,7 +96,7 @@ pub struct TimerWheel {
     heap: BinaryHeap<Reverse<(u64, u32)>>,
     entries: Vec<Entry>,
     free: Vec<u32>,
-    next_gen: u64,
+    next_gen: NonZeroU32,
     /// Pending entries.
     len: usize,
     /// Cancelled entries still in the heap.
@@ -106,7 +114,7 @@ impl TimerWheel {
             heap: BinaryHeap::new(),
             entries: Vec::new(),
             free: Vec::new(),
-            next_gen: 0,
+            next_gen: NonZeroU32::MIN,
             len: 0,
             cancelled: 0,
             compact_slack: COMPACT_SLACK,
@@ -123,7 +131,7 @@ impl TimerWheel {
     pub fn insert(&mut self, deadline: Instant, key: TimerKey) -> TimerHandle {
         let tick = (self.tick_of(deadline) + 1).max(self.current);
         let gen = self.next_gen;
-        self.next_gen += 1;
+        self.next_gen = gen.checked_add(1).unwrap_or(NonZeroU32::MIN);
         let e = Entry {
             gen,
             key,
@@ -422,5 +430,28 @@ mod tests {
         let mut out = vec![];
         w.expire(t0 + TICK * 200, &mut out);
         assert_eq!(out, vec![9]);
+    }
+
+    #[test]
+    fn handle_is_eight_bytes_even_as_option() {
+        // A connection slot holds five `Option<TimerHandle>`s (net/src/conn.rs).
+        assert_eq!(std::mem::size_of::<Option<TimerHandle>>(), 8);
+    }
+
+    #[test]
+    fn generation_wraps_past_zero_and_stale_handles_stay_stale() {
+        let t0 = Instant::now();
+        let mut w = TimerWheel::new(t0);
+        w.next_gen = NonZeroU32::MAX;
+        let a = w.insert(t0 + Duration::from_millis(5), 1);
+        assert!(w.cancel(a));
+        let b = w.insert(t0 + Duration::from_millis(5), 2);
+        assert_eq!(b.gen, NonZeroU32::MIN, "the counter skips 0 when it wraps");
+        assert_eq!(a.index, b.index, "the index is reused");
+        assert!(!w.cancel(a), "the old handle does not cancel the new entry");
+        assert!(w.is_pending(b));
+        let mut out = Vec::new();
+        w.expire(t0 + Duration::from_millis(10), &mut out);
+        assert_eq!(out, vec![2]);
     }
 }
