@@ -33,6 +33,7 @@ pub mod metrics;
 pub mod op;
 pub mod ratelimit;
 pub mod registry;
+mod segslab;
 pub mod signals;
 pub mod systemd;
 pub mod timer;

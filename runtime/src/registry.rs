@@ -12,6 +12,7 @@
 //! * a completion whose generation does not match the slot's is stale
 //!   ([`Registry::lookup`] returns `None`).
 
+use crate::segslab::SegSlab;
 use crate::token::{OpKind, Token, GENERATION_MASK};
 
 /// One registry entry.
@@ -47,7 +48,8 @@ const CLOSED: u32 = 1 << 31;
 /// A slab of [`Slot`]s keyed by token.
 #[derive(Debug)]
 pub struct Registry<T> {
-    slab: slab::Slab<Slot<T>>,
+    /// Segmented, so growth never leaves a freed copy behind (segslab.rs).
+    slab: SegSlab<Slot<T>>,
     next_generation: u32,
     stale: u64,
 }
@@ -59,10 +61,12 @@ impl<T> Default for Registry<T> {
 }
 
 impl<T> Registry<T> {
-    /// An empty registry with room for `cap` slots before it reallocates.
+    /// An empty registry. `cap` is accepted for compatibility and ignored: slots live
+    /// in fixed segments allocated as they are needed, and are never moved.
     pub fn with_capacity(cap: usize) -> Self {
+        let _ = cap;
         Registry {
-            slab: slab::Slab::with_capacity(cap),
+            slab: SegSlab::new(),
             next_generation: 0,
             stale: 0,
         }
@@ -146,7 +150,7 @@ impl<T> Registry<T> {
     pub fn release_if_done(&mut self, index: u32) -> Option<T> {
         let s = self.slab.get(index as usize)?;
         if s.state == CLOSED {
-            Some(self.slab.remove(index as usize).value)
+            self.slab.try_remove(index as usize).map(|s| s.value)
         } else {
             None
         }
@@ -159,7 +163,7 @@ impl<T> Registry<T> {
 
     /// True when no slot is occupied.
     pub fn is_empty(&self) -> bool {
-        self.slab.is_empty()
+        self.slab.len() == 0
     }
 
     /// Stale completions seen so far.
@@ -169,7 +173,7 @@ impl<T> Registry<T> {
 
     /// Indices of every occupied slot (for shutdown sweeps).
     pub fn indices(&self) -> Vec<u32> {
-        self.slab.iter().map(|(k, _)| k as u32).collect()
+        self.slab.keys().map(|k| k as u32).collect()
     }
 }
 
