@@ -4,7 +4,9 @@
 //! The syscalls themselves are in `op/*.rs`, next to each op's SQE.
 
 use super::attempt::{attempt, count, neg, Attempt};
-use super::fdstate::{MULTI_ACCEPT, MULTI_DGRAM, MULTI_KIND, NIL, READABLE, REGISTERED, WRITABLE};
+use super::fdstate::{
+    HUP, MULTI_ACCEPT, MULTI_DGRAM, MULTI_KIND, NIL, NOPOLL, READABLE, REGISTERED, WRITABLE,
+};
 use super::pending::{list_fds, Pending};
 use super::{LinkTail, Poller};
 use crate::completion::{Completion, F_MORE};
@@ -25,6 +27,9 @@ pub(super) enum Started {
     Done { ok: bool },
     /// Waiting in the slab at this index.
     Pending(u32),
+    /// A hang-up poll waiting in its fd's entry (never a link head: only ops pushed
+    /// without a link take that path).
+    Watching,
 }
 
 impl Started {
@@ -34,6 +39,7 @@ impl Started {
             Started::Done { ok: true } => None,
             Started::Done { ok: false } => Some(LinkTail::Failed),
             Started::Pending(id) => Some(LinkTail::Pending(id)),
+            Started::Watching => None,
         }
     }
 }
@@ -82,6 +88,9 @@ impl Poller {
                 0 => self.done(token, -libc::ENOENT),
                 _ => self.done(token, 0),
             },
+            Op::PollHangup { fd } if !link && self.fds.get(fd).hup == Token::NONE => {
+                self.watch_hangup(token, fd, c)
+            }
             _ => {
                 let mut p = Pending::new(token, op, link);
                 let retry = match attempt(&mut self.fds, &mut p, c) {
@@ -107,6 +116,30 @@ impl Poller {
                 }
                 Started::Pending(id)
             }
+        }
+    }
+
+    /// Arms a hang-up poll in `fd`'s entry (done at once if the hang-up is known).
+    /// The same outcome as parking it (attempt.rs `poll`), without a slab entry.
+    fn watch_hangup(&mut self, token: Token, fd: RawFd, c: &mut Counters) -> Started {
+        if let Err(e) = self.fds.register(fd, c) {
+            return self.done(token, neg(&e));
+        }
+        if self.fds.get(fd).flags & (HUP | NOPOLL) != 0 {
+            return self.done(token, op::poll::HANGUP);
+        }
+        self.fds.get_mut(fd).hup = token;
+        Started::Watching
+    }
+
+    /// Completes `fd`'s hang-up poll if one is armed and the hang-up was seen.
+    fn run_hangup(&mut self, fd: RawFd) {
+        let Some(st) = self.fds.find_mut(fd) else {
+            return;
+        };
+        if st.hup != Token::NONE && st.flags & (HUP | NOPOLL) != 0 {
+            let token = mem::replace(&mut st.hup, Token::NONE);
+            self.emit(Completion::new(token, op::poll::HANGUP));
         }
     }
 
@@ -182,10 +215,13 @@ impl Poller {
             return 0;
         };
         let multi = mem::replace(&mut st.multi, Token::NONE);
+        let hup = mem::replace(&mut st.hup, Token::NONE);
         st.flags &= !MULTI_KIND;
-        if multi != Token::NONE {
-            self.emit(Completion::new(multi, -libc::ECANCELED));
-            n += 1;
+        for t in [multi, hup] {
+            if t != Token::NONE {
+                self.emit(Completion::new(t, -libc::ECANCELED));
+                n += 1;
+            }
         }
         let mut ids = mem::take(&mut self.ids);
         self.collect_parked(fd, &mut ids);
@@ -207,6 +243,11 @@ impl Poller {
         if st.multi == target {
             st.multi = Token::NONE;
             st.flags &= !MULTI_KIND;
+            self.emit(Completion::new(target, -libc::ECANCELED));
+            return 1;
+        }
+        if st.hup == target {
+            st.hup = Token::NONE;
             self.emit(Completion::new(target, -libc::ECANCELED));
             return 1;
         }
@@ -253,6 +294,7 @@ impl Poller {
             ids.clear();
             self.ids = ids;
         }
+        self.run_hangup(fd);
         self.run_multi(fd, c);
     }
 
@@ -367,6 +409,7 @@ impl Poller {
                 Started::Done { ok } if p.then != NIL => self.released.push_back((p.then, ok)),
                 Started::Done { .. } => {}
                 Started::Pending(nid) => self.ops[nid as usize].then = p.then,
+                Started::Watching => debug_assert_eq!(p.then, NIL, "a watch never heads a link"),
             }
             if self.link_tail == Some(LinkTail::Pending(id)) {
                 self.link_tail = started.tail();

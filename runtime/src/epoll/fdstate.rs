@@ -1,6 +1,11 @@
 //! Per-fd state: the epoll registration, the readiness seen so far, the armed
-//! multishot op and the head of the list of parked ops. One 16-byte entry per fd
-//! number, in a table indexed by fd and grown on demand.
+//! multishot op, the armed hang-up poll and the head of the list of parked ops. One
+//! 24-byte entry per fd number, in a table indexed by fd and grown on demand.
+//!
+//! The hang-up poll has its own field because the net crate's hang-up guard keeps one
+//! armed on every connection without a timer, for the connection's whole life: as a
+//! parked op it cost a 104-byte slab entry per idle connection (more than the rest of
+//! the epoll backend's per-connection state together); here it costs 8 bytes.
 //!
 //! Readiness is edge-triggered, so it is remembered here: an `EPOLLIN` / `EPOLLOUT`
 //! event sets [`READABLE`] / [`WRITABLE`]; a syscall that says `EAGAIN` (or a short
@@ -47,6 +52,10 @@ pub(super) struct FdState {
     /// The armed multishot accept or recv.
     /// INVARIANT: `Token::NONE` when none is armed.
     pub(super) multi: Token,
+    /// The armed one-shot hang-up poll ([`Op::PollHangup`](crate::op::Op)) that is not
+    /// part of a link; a second one on the same fd is parked like other ops.
+    /// INVARIANT: `Token::NONE` when none is armed.
+    pub(super) hup: Token,
     /// First op parked on this fd (an index into the poller's op slab), or [`NIL`].
     pub(super) parked: u32,
     /// `REGISTERED | NOPOLL | READABLE | WRITABLE | QUEUED | MULTI_ACCEPT | HUP | MULTI_DGRAM`.
@@ -57,6 +66,7 @@ impl FdState {
     /// A fd the backend has never seen.
     pub(super) const EMPTY: FdState = FdState {
         multi: Token::NONE,
+        hup: Token::NONE,
         parked: NIL,
         flags: 0,
     };
@@ -72,7 +82,7 @@ impl FdState {
     /// True if some op waits on this fd.
     #[inline]
     pub(super) fn has_work(&self) -> bool {
-        self.multi != Token::NONE || self.parked != NIL
+        self.multi != Token::NONE || self.hup != Token::NONE || self.parked != NIL
     }
 }
 

@@ -131,7 +131,8 @@ fn pattern(n: usize) -> Vec<u8> {
 
 #[test]
 fn fd_state_stays_small() {
-    assert!(std::mem::size_of::<FdState>() <= 16);
+    // One entry per fd number: 16 B plus the 8 B hang-up poll token (fdstate.rs).
+    assert!(std::mem::size_of::<FdState>() <= 24);
 }
 
 #[test]

@@ -209,3 +209,106 @@ fn bad_fds_fail_like_the_kernel_would() {
         Completion::new(tok(1, OpKind::Close), -libc::EBADF)
     );
 }
+
+/// The hang-up guard of `ringcore-net` keeps a hang-up poll armed on every idle
+/// connection without a timer: it must wait in the fd's entry, not in a 104-byte slab
+/// entry (it did, and that was 113 B of every idle connection at 15k connections).
+#[test]
+fn hangup_poll_waits_without_a_slab_entry_and_fires_on_peer_close() {
+    let (mut p, mut c) = poller(64);
+    let (a, b) = pair();
+    let t = tok(3, OpKind::Poll);
+    push(
+        &mut p,
+        &mut c,
+        t,
+        Op::PollHangup { fd: a.as_raw_fd() },
+        false,
+    );
+    assert_quiet(&mut p, &mut c);
+    assert_eq!(p.ops.len(), 0, "the hang-up poll took a slab entry");
+    // A second one on the same fd parks as before; both fire.
+    let t2 = tok(4, OpKind::Poll);
+    push(
+        &mut p,
+        &mut c,
+        t2,
+        Op::PollHangup { fd: a.as_raw_fd() },
+        false,
+    );
+    assert_eq!(p.ops.len(), 1);
+    assert_quiet(&mut p, &mut c);
+    drop(b);
+    let mut got: Vec<Completion> = drive_n(&mut p, &mut c, 2)
+        .into_iter()
+        .map(|g| g.0)
+        .collect();
+    got.sort_by_key(|x| x.token.slot());
+    assert_eq!(
+        got,
+        vec![
+            Completion::new(t, crate::op::poll::HANGUP),
+            Completion::new(t2, crate::op::poll::HANGUP)
+        ]
+    );
+    assert_eq!(p.ops.len(), 0);
+    // Known hung up: a new one completes at once.
+    let t3 = tok(5, OpKind::Poll);
+    push(
+        &mut p,
+        &mut c,
+        t3,
+        Op::PollHangup { fd: a.as_raw_fd() },
+        false,
+    );
+    assert_eq!(
+        drive_n(&mut p, &mut c, 1)[0].0,
+        Completion::new(t3, crate::op::poll::HANGUP)
+    );
+}
+
+#[test]
+fn hangup_poll_is_cancelled_by_token_by_fd_and_by_close() {
+    let (mut p, mut c) = poller(64);
+    let (a, _b) = pair();
+    let fd = a.as_raw_fd();
+    let (t, cancel) = (tok(1, OpKind::Poll), tok(1, OpKind::Cancel));
+    push(&mut p, &mut c, t, Op::PollHangup { fd }, false);
+    push(&mut p, &mut c, cancel, Op::Cancel { fd, target: t }, false);
+    let got = drive_n(&mut p, &mut c, 2);
+    assert_eq!(got[0].0, Completion::new(t, -libc::ECANCELED));
+    assert_eq!(got[1].0, Completion::new(cancel, 0));
+    // Cancelled once: a second cancel finds nothing.
+    push(&mut p, &mut c, cancel, Op::Cancel { fd, target: t }, false);
+    assert_eq!(
+        drive_n(&mut p, &mut c, 1)[0].0,
+        Completion::new(cancel, -libc::ENOENT)
+    );
+
+    let (recv, all) = (tok(2, OpKind::Recv), tok(2, OpKind::Cancel));
+    push(&mut p, &mut c, t, Op::PollHangup { fd }, false);
+    push(&mut p, &mut c, recv, Op::RecvMulti { fd }, false);
+    push(&mut p, &mut c, all, Op::CancelFd { fd }, false);
+    let got: Vec<Completion> = drive_n(&mut p, &mut c, 3)
+        .into_iter()
+        .map(|g| g.0)
+        .collect();
+    assert!(
+        got.contains(&Completion::new(t, -libc::ECANCELED)),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&Completion::new(recv, -libc::ECANCELED)),
+        "{got:?}"
+    );
+    assert_eq!(got[2], Completion::new(all, 2));
+
+    let (a2, _b2) = pair();
+    let fd2 = a2.into_raw_fd();
+    let close = tok(3, OpKind::Close);
+    push(&mut p, &mut c, t, Op::PollHangup { fd: fd2 }, false);
+    push(&mut p, &mut c, close, Op::Close { fd: fd2 }, false);
+    let got = drive_n(&mut p, &mut c, 2);
+    assert_eq!(got[0].0, Completion::new(t, -libc::ECANCELED));
+    assert_eq!(got[1].0, Completion::new(close, 0));
+}
