@@ -62,6 +62,14 @@ pub(crate) const RESET_SET: u32 = 1 << 21;
 /// being read and encrypted in chunks) is still to go out: the close deadline already
 /// runs, though the real close has not begun (layer.rs).
 pub(crate) const LAYER_CLOSE: u32 = 1 << 22;
+// Flags use bits 0..24; the top byte counts hang-up guard rescues (a separate `u8`
+// field cost 8 bytes of every slot through padding, net/src/slot_size.rs).
+/// One hang-up guard rescue, counted in `flags` bits 24..32 ([`ConnCore::guards`]).
+const GUARD_ONE: u32 = 1 << 24;
+const _: () = assert!(
+    LAYER_CLOSE < GUARD_ONE,
+    "flag bits reached the guard counter"
+);
 
 /// Default most unconsumed input bytes kept for a handler.
 pub const DEFAULT_MAX_PENDING: u32 = 1 << 20;
@@ -123,9 +131,6 @@ pub struct ConnCore {
     /// Installed by a wrapping handler (TLS) while its inner handler runs: the `Conn`
     /// output calls land there as plaintext (layer.rs).
     pub(crate) layer: Option<Box<crate::layer::Layer>>,
-    /// Times the hang-up guard fired (hangup.rs); it is armed at most
-    /// [`GUARD_MAX`](crate::hangup::GUARD_MAX) times.
-    pub(crate) guards: u8,
     /// The hang-up guard fired with the receive armed: when to check it ended.
     pub(crate) guard_timer: Option<TimerHandle>,
 }
@@ -181,8 +186,20 @@ impl ConnCore {
             splice: None,
             tunnel: None,
             layer: None,
-            guards: 0,
             guard_timer: None,
+        }
+    }
+
+    /// Times the hang-up guard rescued a receive (hangup.rs); it is armed at most
+    /// [`GUARD_MAX`](crate::hangup::GUARD_MAX) times.
+    pub(crate) fn guards(&self) -> u8 {
+        (self.flags / GUARD_ONE) as u8
+    }
+
+    /// Counts one hang-up guard rescue (saturating).
+    pub(crate) fn add_guard(&mut self) {
+        if self.guards() < u8::MAX {
+            self.flags += GUARD_ONE;
         }
     }
 

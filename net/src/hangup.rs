@@ -49,7 +49,7 @@ impl<F: Factory> Server<F> {
         let core = &s.value.core;
         if !core.has(RECV_ARMED)
             || core.has(GUARD_ARMED | RECV_CANCEL | EOF)
-            || core.guards >= GUARD_MAX
+            || core.guards() >= GUARD_MAX
             || core.idle_ms != 0
             || core.user_timer.is_some()
             || core.tunnel.is_some()
@@ -96,7 +96,7 @@ impl<F: Factory> Server<F> {
         if !core.has(RECV_ARMED) || core.has(RECV_CANCEL | CLOSING) {
             return;
         }
-        core.guards += 1;
+        core.add_guard();
         io.counters().hangup_guards += 1;
         let (fd, target) = (core.fd, core.token);
         let cancel = core.token.with_kind(OpKind::Cancel);

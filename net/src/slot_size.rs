@@ -13,7 +13,7 @@ use crate::conn::ConnCore;
 
 /// Upper bound of `size_of::<ConnCore>()`, the per-connection state apart from the
 /// user's handler.
-pub(crate) const CONN_CORE_MAX: usize = 176;
+pub(crate) const CONN_CORE_MAX: usize = 168;
 
 const _: () = assert!(
     std::mem::size_of::<ConnCore>() <= CONN_CORE_MAX,
@@ -34,7 +34,7 @@ mod tests {
     }
 
     /// Upper bound of a registry slot holding the echo example's handler.
-    const ECHO_SLOT_MAX: usize = 208;
+    const ECHO_SLOT_MAX: usize = 200;
 
     #[test]
     fn idle_connection_slot_stays_small() {
