@@ -8,7 +8,8 @@ use std::mem;
 use std::os::fd::RawFd;
 use std::slice;
 
-/// The SQE: `IORING_OP_SEND` (kernel 5.6) when the message is one buffer, which spares
+/// The SQE: `IORING_OP_SEND` (kernel 5.6) when the message is one buffer without
+/// control data, which spares
 /// the kernel importing a `msghdr` and an iovec array per send; `IORING_OP_SENDMSG`
 /// otherwise.
 ///
@@ -22,7 +23,10 @@ pub(crate) unsafe fn sqe(fd: RawFd, msg: *const libc::msghdr, waitall: bool) -> 
     }
     // SAFETY: forwarded caller contract: `msg` and its iovecs are valid.
     let iov = unsafe { iovecs(msg) };
-    if let [one] = iov {
+    // Control data (passed fds) needs the msghdr.
+    // SAFETY: as above.
+    let plain = unsafe { (*msg).msg_controllen } == 0;
+    if let ([one], true) = (iov, plain) {
         if let Ok(len) = u32::try_from(one.iov_len) {
             return opcode::Send::new(types::Fd(fd), one.iov_base as *const u8, len)
                 .flags(flags as i32)
@@ -40,8 +44,10 @@ pub(crate) unsafe fn sqe(fd: RawFd, msg: *const libc::msghdr, waitall: bool) -> 
 /// `msg` points at a valid `msghdr` whose iovecs point at readable memory.
 pub(crate) unsafe fn sendmsg(fd: RawFd, msg: *const libc::msghdr) -> io::Result<usize> {
     // SAFETY: the caller guarantees `msg` and its iovecs are valid.
-    if let [one] = unsafe { iovecs(msg) } {
-        // One buffer: plain send(2), no iovec import.
+    let plain = unsafe { (*msg).msg_controllen } == 0;
+    // SAFETY: as above.
+    if let ([one], true) = (unsafe { iovecs(msg) }, plain) {
+        // One buffer without control data: plain send(2), no iovec import.
         // SAFETY: the iovec describes readable memory (caller contract); send only reads.
         return unsafe { syscall!(send(fd, one.iov_base, one.iov_len, libc::MSG_NOSIGNAL)) }
             .map(|n| n as usize);

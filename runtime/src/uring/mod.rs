@@ -96,6 +96,8 @@ impl Ring {
     unsafe fn sqe(token: Token, op: &Op) -> squeue::Entry {
         let e = match *op {
             Op::AcceptMulti { fd } => op::accept::sqe(fd),
+            Op::Accept { fd } => op::accept::sqe_one(fd),
+            Op::RecvMsg { fd, msg, flags } => op::recvmsg::sqe(fd, msg, flags),
             Op::RecvMulti { fd } => op::recv::sqe(fd, bufring::BGID),
             // SAFETY: forwarded push contract: `msg` and its iovecs are valid.
             Op::Send { fd, msg, waitall } => unsafe { op::send::sqe(fd, msg, waitall) },
