@@ -58,6 +58,8 @@ pub(crate) const NOBUF_WAIT: u32 = 1 << 19;
 pub(crate) const GUARD_ARMED: u32 = 1 << 20;
 /// An abort set `SO_LINGER` 0: the close will be a reset (lifecycle.rs).
 pub(crate) const RESET_SET: u32 = 1 << 21;
+/// `Handler::on_closing` ran (closing.rs): once per connection.
+pub(crate) const CLOSING_SEEN: u32 = 1 << 22;
 
 /// Default most unconsumed input bytes kept for a handler.
 pub const DEFAULT_MAX_PENDING: u32 = 1 << 20;
@@ -118,6 +120,9 @@ pub struct ConnCore {
     pub(crate) guards: u8,
     /// The hang-up guard fired with the receive armed: when to check it ended.
     pub(crate) guard_timer: Option<TimerHandle>,
+    /// Set by `Conn::receive_fds`: the connection receives with recvmsg into this
+    /// (fdpass.rs).
+    pub(crate) fdrecv: Option<Box<crate::fdpass::FdRecv>>,
 }
 
 /// A file leaving by splice: file -> pipe -> socket.
@@ -174,6 +179,7 @@ impl ConnCore {
             layer: None,
             guards: 0,
             guard_timer: None,
+            fdrecv: None,
         }
     }
 

@@ -10,9 +10,11 @@
 #![warn(missing_docs)]
 
 pub mod addr;
+mod closing;
 mod conn;
 mod connect;
 mod dataflow;
+pub mod fdpass;
 mod handler;
 mod hangup;
 #[cfg(feature = "http")]
@@ -39,11 +41,12 @@ mod unix;
 mod wqueue;
 
 pub use addr::{Addr, PeerCredentials, ToAddr, UnixAddr};
+pub use closing::Closing;
 pub use conn::{DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_PENDING, DEFAULT_OUTPUT_HIGH_WATER};
 pub use connect::{ConnId, ConnectRequest, Notifier, DEFAULT_CONNECT_TIMEOUT};
 pub use handler::{CloseReason, Conn, ConnInfo, Factory, Handler, TunnelStats};
 pub use outbound::{Connect, ConnectOptions};
-pub use server::{IntoListeners, Serve};
+pub use server::{IntoListeners, Serve, SHARED_ACCEPT_DEPTH};
 pub use socket::{Keepalive, Listeners, SocketOptions};
 pub use tcp_info::TcpInfo;
 pub use tcp_stats::TcpStats;
