@@ -7,7 +7,8 @@
 //! socket) is still open then and its kernel state (`TCP_INFO`, `SO_PEERCRED`,
 //! addresses) can be read. Every connection
 //! passes through it once, however it ends: a graceful close, the peer's reset, an
-//! abort, a panic, a tunnel's end, or the drain deadline.
+//! abort, a panic, a tunnel's end, or the drain deadline (the server's call is in
+//! `closing_call.rs`).
 
 use crate::tcp_info::TcpInfo;
 use std::io;
@@ -60,36 +61,5 @@ impl Closing {
     /// write it: the runtime closes it right after `on_closing` returns.
     pub fn raw_fd(&self) -> RawFd {
         self.fd
-    }
-}
-
-impl<F: crate::Factory> crate::server::Server<F> {
-    /// Runs the handler's `on_closing` for slot `idx`, once: from `finish_close` (nothing
-    /// in flight, the sockets still open), or just before a closing connection's last
-    /// send is submitted linked to its close. A panic is caught and counted.
-    pub(crate) fn call_on_closing(&mut self, io: &mut ringcore_runtime::Io, idx: u32) {
-        use crate::Handler as _;
-        let worker = self.ctx.worker;
-        let Some(s) = self.conns.get_mut(idx) else {
-            return;
-        };
-        if s.value.core.has(crate::conn::CLOSING_SEEN) {
-            return;
-        }
-        s.value.core.set(crate::conn::CLOSING_SEEN);
-        let core = &s.value.core;
-        let tunnel = core.tunnel.as_ref().filter(|t| t.up >= 0);
-        let closing = Closing {
-            fd: core.fd,
-            upstream: tunnel.map(|t| t.up),
-            upstream_connected: tunnel.is_some_and(|t| t.stats().connected),
-            worker,
-        };
-        let h = &mut s.value.handler;
-        let run = std::panic::AssertUnwindSafe(|| h.on_closing(&closing));
-        if std::panic::catch_unwind(run).is_err() {
-            io.counters().panics += 1;
-            crate::server::log_panic(worker, "on_closing");
-        }
     }
 }

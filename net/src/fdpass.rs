@@ -17,13 +17,14 @@
 //! closed and closes the connection with an error naming the limit: the peer's
 //! message was not delivered whole.
 //!
+//! The receive completion is handled in `fdpass_recv.rs` (a part of the server).
+//!
 //! A connection that did not opt in drops every fd sent to it: its receive has no
 //! control buffer, so the kernel closes them (nothing leaks into the process).
 
 use crate::conn::*;
-use crate::handler::{CloseReason, Conn, Factory, Handler};
-use crate::server::{call, Server};
-use ringcore_runtime::{Completion, Io};
+use crate::handler::Conn;
+use crate::scm::{cmsg_space, zeroed_msghdr};
 use std::io;
 use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
 
@@ -37,42 +38,6 @@ pub const FD_RECV_BUFFER: usize = 16 * 1024;
 /// Control buffer words: room for one `SCM_RIGHTS` header and [`MAX_PASSED_FDS`] fds
 /// (`CMSG_SPACE(16 * 4)` = 80 bytes on 64-bit Linux), 8-byte aligned as cmsgs need.
 const CTL_WORDS: usize = 16;
-
-/// `CMSG_SPACE` for `n` fds.
-fn cmsg_space(n: usize) -> usize {
-    // SAFETY: CMSG_SPACE is arithmetic on its argument.
-    unsafe { libc::CMSG_SPACE((n * std::mem::size_of::<libc::c_int>()) as u32) as usize }
-}
-
-/// Control data carrying `fds` as one `SCM_RIGHTS` message (8-byte aligned words).
-pub(crate) fn rights_control(fds: &[OwnedFd]) -> Vec<u64> {
-    use std::os::fd::AsRawFd;
-    let space = cmsg_space(fds.len());
-    let mut ctl = vec![0u64; space.div_ceil(8)];
-    let mut msg: libc::msghdr = unsafe_zeroed_msghdr();
-    msg.msg_control = ctl.as_mut_ptr().cast();
-    msg.msg_controllen = space as _;
-    // SAFETY: `msg` names `ctl`, which holds `space` bytes: room for the one header and
-    // `fds.len()` ints that CMSG_SPACE computed; CMSG_FIRSTHDR is therefore non-null and
-    // CMSG_DATA points inside `ctl`. Unaligned writes: CMSG_DATA is int-aligned only.
-    unsafe {
-        let c = libc::CMSG_FIRSTHDR(&msg);
-        (*c).cmsg_level = libc::SOL_SOCKET;
-        (*c).cmsg_type = libc::SCM_RIGHTS;
-        (*c).cmsg_len = libc::CMSG_LEN((fds.len() * 4) as u32) as _;
-        let data = libc::CMSG_DATA(c).cast::<libc::c_int>();
-        for (i, fd) in fds.iter().enumerate() {
-            data.add(i).write_unaligned(fd.as_raw_fd());
-        }
-    }
-    ctl
-}
-
-fn unsafe_zeroed_msghdr() -> libc::msghdr {
-    // SAFETY: msghdr is plain data (pointers and integers); all-zero is a valid,
-    // empty header.
-    unsafe { std::mem::zeroed() }
-}
 
 /// The receive state of a connection that receives fds: the `recvmsg` header, its one
 /// iovec, the data buffer and the control buffer.
@@ -90,7 +55,7 @@ pub(crate) struct FdRecv {
 impl FdRecv {
     pub(crate) fn new() -> Box<FdRecv> {
         Box::new(FdRecv {
-            msg: unsafe_zeroed_msghdr(),
+            msg: zeroed_msghdr(),
             iov: libc::iovec {
                 iov_base: std::ptr::null_mut(),
                 iov_len: 0,
@@ -106,7 +71,7 @@ impl FdRecv {
             iov_base: self.buf.as_mut_ptr().cast(),
             iov_len: self.buf.len(),
         };
-        self.msg = unsafe_zeroed_msghdr();
+        self.msg = zeroed_msghdr();
         self.msg.msg_iov = &mut self.iov;
         self.msg.msg_iovlen = 1;
         self.msg.msg_control = self.ctl.as_mut_ptr().cast();
@@ -114,9 +79,14 @@ impl FdRecv {
         &mut self.msg
     }
 
+    /// The first `n` bytes the completed receive wrote into the data buffer.
+    pub(crate) fn received(&self, n: usize) -> &[u8] {
+        &self.buf[..n.min(self.buf.len())]
+    }
+
     /// The fds of the completed receive (now owned: they close on drop) and whether
     /// the kernel truncated the control data.
-    fn take_fds(&mut self) -> (Vec<OwnedFd>, bool) {
+    pub(crate) fn take_fds(&mut self) -> (Vec<OwnedFd>, bool) {
         let mut fds = Vec::new();
         let truncated = self.msg.msg_flags & libc::MSG_CTRUNC != 0;
         // SAFETY: the receive completed, so the kernel is done with the header; it set
@@ -226,67 +196,5 @@ impl Conn<'_> {
         }
         c.fdrecv = Some(FdRecv::new());
         Ok(())
-    }
-}
-
-impl<F: Factory> Server<F> {
-    /// A `recvmsg` of a connection that receives fds brought `c.result > 0` bytes:
-    /// fds to `on_fds`, then the bytes to `on_data` (through the pending buffer).
-    pub(crate) fn on_recvmsg_bytes(&mut self, io: &mut Io, c: &Completion, idx: u32) {
-        let Some(s) = self.conns.get_mut(idx) else {
-            return;
-        };
-        let slot = &mut s.value;
-        let n = c.result as usize;
-        io.counters().bytes_in += n as u64;
-        slot.core.touch(self.ctx.now_ms());
-        let Some(rx) = slot.core.fdrecv.as_mut() else {
-            return;
-        };
-        let (fds, truncated) = rx.take_fds();
-        if slot.core.has(CLOSING) {
-            return; // `fds` close here
-        }
-        if truncated {
-            let got = fds.len();
-            drop(fds);
-            tracing::warn!(
-                worker = self.ctx.worker,
-                fds = got,
-                "a peer passed more than MAX_PASSED_FDS file descriptors in one message; \
-                 closed them and the connection"
-            );
-            slot.core.fail(CloseReason::Error(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "received control data truncated (MSG_CTRUNC): more than \
-                     {MAX_PASSED_FDS} fds (MAX_PASSED_FDS) in one message; the {got} \
-                     received were closed"
-                ),
-            )));
-            self.ctx.mark_dirty(&mut slot.core);
-            return;
-        }
-        if !fds.is_empty() {
-            call(slot, &mut self.ctx, io, "on_fds", |h, conn| {
-                h.on_fds(conn, fds)
-            });
-            if slot.core.has(CLOSING) {
-                return;
-            }
-        }
-        if !slot.core.has(BACKED_UP) && slot.core.update_backed_up() {
-            self.ctx.mark_dirty(&mut slot.core);
-        }
-        if let Some(rx) = slot.core.fdrecv.as_ref() {
-            slot.core
-                .pending
-                .extend_from_slice(&rx.buf[..n.min(rx.buf.len())]);
-        }
-        if slot.core.has(READ_STOP) {
-            slot.core.set(PENDING_NEW);
-            return;
-        }
-        self.deliver_pending(io, idx);
     }
 }

@@ -16,6 +16,7 @@
 //! frees what sat unused for a whole trim interval ([`Spare::trim_idle`]).
 
 use crate::iofd::IoFd;
+use crate::recvhold::HeldBuf;
 use std::collections::VecDeque;
 
 /// Most iovecs per send.
@@ -53,14 +54,17 @@ pub struct FdsSeg {
 
 enum Item {
     Bytes(Vec<u8>),
+    /// Bytes in a receive buffer the connection holds (zero-copy echo).
+    Held(HeldBuf),
     File(FileSeg),
     Fds(Box<FdsSeg>),
 }
 
 impl Item {
-    fn bytes(&self) -> Option<&Vec<u8>> {
+    fn bytes(&self) -> Option<&[u8]> {
         match self {
             Item::Bytes(b) => Some(b),
+            Item::Held(h) => Some(h.bytes()),
             Item::Fds(f) => Some(&f.data),
             Item::File(_) => None,
         }
@@ -102,6 +106,9 @@ pub struct Spare {
     /// Fewest buffers / send headers / queue states held since the last trim (that
     /// many sat unused).
     low: (usize, usize, usize),
+    /// Holds of receive buffers whose queued bytes were sent or dropped: the server
+    /// releases them ([`crate::recvhold::Holds::release`]) at the end of the turn.
+    pub(crate) released: Vec<u32>,
 }
 
 impl Spare {
@@ -270,6 +277,14 @@ impl WriteQueue {
         if !data.is_empty() {
             self.get(spare).push_owned(data);
         }
+    }
+
+    /// Appends bytes of a held receive buffer without copying; the hold is handed back
+    /// through `spare.released` once they were sent or dropped.
+    pub(crate) fn push_held(&mut self, held: HeldBuf, spare: &mut Spare) {
+        let q = self.get(spare);
+        q.len += held.len();
+        q.chunks.push_back(Item::Held(held));
     }
 
     /// Appends a file region; it is sent after everything queued before it.
@@ -442,14 +457,17 @@ impl Queue {
     /// Appends bytes that carry file descriptors (see [`FdsSeg`]).
     pub fn push_fds(&mut self, data: Vec<u8>, fds: Vec<std::os::fd::OwnedFd>) {
         self.len += data.len();
-        let ctl = crate::fdpass::rights_control(&fds);
+        let ctl = crate::scm::rights_control(&fds);
         self.chunks
             .push_back(Item::Fds(Box::new(FdsSeg { data, fds, ctl })));
     }
 
     /// True when the next thing to send is bytes (a send op can be prepared).
     pub fn bytes_ready(&self) -> bool {
-        matches!(self.chunks.front(), Some(Item::Bytes(_) | Item::Fds(_)))
+        matches!(
+            self.chunks.front(),
+            Some(Item::Bytes(_) | Item::Held(_) | Item::Fds(_))
+        )
     }
 
     /// The file segment at the head of the queue, if the head is a file.
@@ -558,8 +576,10 @@ impl Queue {
             if left >= avail {
                 left -= avail;
                 self.head = 0;
-                if let Some(Item::Bytes(c)) = self.chunks.pop_front() {
-                    spare.give(c);
+                match self.chunks.pop_front() {
+                    Some(Item::Bytes(c)) => spare.give(c),
+                    Some(Item::Held(h)) => spare.released.push(h.hold()),
+                    _ => {}
                 }
             } else {
                 self.head += left;
@@ -602,6 +622,15 @@ impl Queue {
                     };
                     self.len -= unsent;
                     spare.give(c);
+                }
+                Item::Held(h) => {
+                    let unsent = if self.chunks.is_empty() {
+                        h.len() - self.head
+                    } else {
+                        h.len()
+                    };
+                    self.len -= unsent;
+                    spare.released.push(h.hold());
                 }
                 Item::File(f) => {
                     self.len -= f.remaining as usize;

@@ -13,6 +13,7 @@ use crate::metrics::{Shared as SharedCounters, Snapshot};
 use crate::op::Op;
 use crate::signals;
 use crate::token::{OpKind, Token};
+use crate::waker::{wake, Waker};
 use crossbeam_channel::{Receiver, Sender};
 use std::io;
 use std::mem::ManuallyDrop;
@@ -60,7 +61,7 @@ enum Control {
 struct WorkerSlot {
     tx: Sender<Control>,
     /// The worker's wake eventfd, `-1` once it exited.
-    wake_fd: Mutex<RawFd>,
+    wake_fd: Arc<Mutex<RawFd>>,
     counters: Arc<SharedCounters>,
 }
 
@@ -110,37 +111,6 @@ impl Handle {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         Snapshot::from_shared(ws.iter().map(|w| &*w.counters))
-    }
-}
-
-/// Wakes one worker from any thread: its loop turn ends (or its next wait returns at
-/// once) and the service's `expire` and `flush` run. A service hands work to a helper
-/// thread and has the helper call [`wake`](Self::wake) once the result is queued, so
-/// the result is picked up on the worker without the worker ever waiting for it.
-/// Waking a worker that has exited does nothing.
-#[derive(Clone)]
-pub struct Waker(Arc<WorkerSlot>);
-
-impl Waker {
-    /// Makes the worker run a loop turn soon (one eventfd write).
-    pub fn wake(&self) {
-        wake(&self.0.wake_fd);
-    }
-}
-
-impl std::fmt::Debug for Waker {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Waker")
-    }
-}
-
-fn wake(fd: &Mutex<RawFd>) {
-    let fd = fd.lock().unwrap_or_else(|e| e.into_inner());
-    if *fd >= 0 {
-        let one: u64 = 1;
-        // SAFETY: writes 8 bytes from a live u64 to an eventfd we own (guarded by the
-        // mutex, which the worker holds while closing it).
-        unsafe { libc::write(*fd, (&one as *const u64).cast(), 8) };
     }
 }
 
@@ -209,7 +179,7 @@ impl Runtime {
             let (tx, rx) = crossbeam_channel::unbounded();
             slots.push(Arc::new(WorkerSlot {
                 tx,
-                wake_fd: Mutex::new(efd),
+                wake_fd: Arc::new(Mutex::new(efd)),
                 counters: Arc::new(SharedCounters::default()),
             }));
             rxs.push(rx);
@@ -384,7 +354,7 @@ where
     let wake_fd = *slot.wake_fd.lock().unwrap_or_else(|e| e.into_inner());
     signals::remember_wake_fd(wake_fd);
     let mut io = Io::new(driver, id, cfg.clone());
-    io.waker = Some(Waker(slot.clone()));
+    io.waker = Some(Waker::new(slot.wake_fd.clone()));
     // `make` sees only `&Io`: it cannot queue an op, so a failure frees everything.
     let service = make(id, &io)?;
     let mut owned = Owned {
