@@ -61,6 +61,10 @@ struct WorkerSlot {
     tx: Sender<Control>,
     /// The worker's wake eventfd, `-1` once it exited.
     wake_fd: Mutex<RawFd>,
+    /// The worker's ring fd while it runs with [`Config::msg_ring_wake`] (`-1`
+    /// otherwise): wakes are then a ring-less `MSG_RING` into it. Set to `-1` before
+    /// the ring closes, under this lock, so no wake reaches a reused fd number.
+    wake_ring: Mutex<RawFd>,
     counters: Arc<SharedCounters>,
 }
 
@@ -98,7 +102,7 @@ impl Handle {
             .iter()
         {
             let _ = w.tx.send(Control::Shutdown);
-            wake(&w.wake_fd);
+            wake(w);
         }
     }
 
@@ -122,9 +126,10 @@ impl Handle {
 pub struct Waker(Arc<WorkerSlot>);
 
 impl Waker {
-    /// Makes the worker run a loop turn soon (one eventfd write).
+    /// Makes the worker run a loop turn soon (one eventfd write, or one `MSG_RING`
+    /// with [`Config::msg_ring_wake`]).
     pub fn wake(&self) {
-        wake(&self.0.wake_fd);
+        wake(&self.0);
     }
 }
 
@@ -134,8 +139,20 @@ impl std::fmt::Debug for Waker {
     }
 }
 
-fn wake(fd: &Mutex<RawFd>) {
-    let fd = fd.lock().unwrap_or_else(|e| e.into_inner());
+fn wake(slot: &WorkerSlot) {
+    {
+        let ring = slot.wake_ring.lock().unwrap_or_else(|e| e.into_inner());
+        if *ring >= 0 {
+            // The ring stays open while the lock is held (see `wake_ring`).
+            match crate::uring::enter::send_msg_ring(*ring, WAKE_MSG_TOKEN.raw()) {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::debug!("ringcore: MSG_RING wake failed ({e}); writing the eventfd")
+                }
+            }
+        }
+    }
+    let fd = slot.wake_fd.lock().unwrap_or_else(|e| e.into_inner());
     if *fd >= 0 {
         let one: u64 = 1;
         // SAFETY: writes 8 bytes from a live u64 to an eventfd we own (guarded by the
@@ -210,6 +227,7 @@ impl Runtime {
             slots.push(Arc::new(WorkerSlot {
                 tx,
                 wake_fd: Mutex::new(efd),
+                wake_ring: Mutex::new(-1),
                 counters: Arc::new(SharedCounters::default()),
             }));
             rxs.push(rx);
@@ -235,7 +253,7 @@ impl Runtime {
         {
             for s in &slots {
                 let _ = s.tx.send(Control::Shutdown);
-                wake(&s.wake_fd);
+                wake(s);
             }
         }
         let mut threads = Vec::new();
@@ -297,6 +315,30 @@ impl Runtime {
     }
 }
 
+/// Publishes the worker's ring fd for `MSG_RING` wakes while it lives.
+struct RingWake<'a>(Option<&'a WorkerSlot>);
+
+impl<'a> RingWake<'a> {
+    fn install(slot: &'a WorkerSlot, io: &Io, cfg: &Config) -> RingWake<'a> {
+        if !cfg.msg_ring_wake {
+            return RingWake(None);
+        }
+        let Some(fd) = io.driver.ring_fd() else {
+            return RingWake(None);
+        };
+        *slot.wake_ring.lock().unwrap_or_else(|e| e.into_inner()) = fd;
+        RingWake(Some(slot))
+    }
+}
+
+impl Drop for RingWake<'_> {
+    fn drop(&mut self) {
+        if let Some(slot) = self.0 {
+            *slot.wake_ring.lock().unwrap_or_else(|e| e.into_inner()) = -1;
+        }
+    }
+}
+
 fn close_wake(slot: &WorkerSlot) {
     let mut fd = slot.wake_fd.lock().unwrap_or_else(|e| e.into_inner());
     if *fd >= 0 {
@@ -308,6 +350,9 @@ fn close_wake(slot: &WorkerSlot) {
 }
 
 const WAKE_TOKEN: Token = Token::internal(crate::token::WORKER_INTERNAL_ID, OpKind::Wake);
+/// The completion a `MSG_RING` wake posts ([`Config::msg_ring_wake`]): a kind no op
+/// is submitted with, so it is never confused with the wake read.
+const WAKE_MSG_TOKEN: Token = WAKE_TOKEN.with_raw_kind(crate::token::SERVICE_KIND_BASE - 1);
 const WAKE_CANCEL_TOKEN: Token = Token::internal(crate::token::WORKER_INTERNAL_ID, OpKind::Cancel);
 
 #[derive(PartialEq, Eq, Clone, Copy, Debug)]
@@ -393,6 +438,9 @@ where
         wake_buf: ManuallyDrop::new(Box::new(0u64)),
         quiet: false,
     };
+    // Declared after `owned`, so dropped before it: wakes stop using the ring fd
+    // before the ring can close.
+    let _ring_wake = RingWake::install(slot, &owned.io, &cfg);
     let sqes_before = owned.io.counters.sqes;
     if let Err(e) = owned.service.start(&mut owned.io) {
         owned.quiet = owned.io.counters.sqes == sqes_before;
@@ -444,6 +492,9 @@ where
                 // and flush no-ops.
                 if c.token == WAKE_TOKEN {
                     wake_armed = false;
+                    woke = true;
+                } else if c.token == WAKE_MSG_TOKEN {
+                    io.counters.msg_ring_wakes += 1;
                     woke = true;
                 }
             } else {
