@@ -326,6 +326,15 @@ impl<'a> RingWake<'a> {
         let Some(fd) = io.driver.ring_fd() else {
             return RingWake(None);
         };
+        // The start-up probe: one wake to itself (a spare loop turn). A kernel without
+        // ring-less MSG_RING (before 6.13) answers EINVAL: keep the eventfd.
+        if let Err(e) = crate::uring::enter::send_msg_ring(fd, WAKE_MSG_TOKEN.raw()) {
+            tracing::warn!(
+                "ringcore: MSG_RING wake-ups unavailable ({e}; ring-less MSG_RING needs \
+                 Linux 6.13); waking workers through their eventfd"
+            );
+            return RingWake(None);
+        }
         *slot.wake_ring.lock().unwrap_or_else(|e| e.into_inner()) = fd;
         RingWake(Some(slot))
     }

@@ -103,7 +103,16 @@ impl Ring {
         };
         Ok(Ring {
             reg_ring,
-            skip_cancel: cfg.skip_cancel_cqe,
+            skip_cancel: cfg.skip_cancel_cqe && {
+                let ok = ring.params().is_feature_skip_cqe_on_success();
+                if !ok {
+                    tracing::warn!(
+                        "ringcore: this kernel lacks IOSQE_CQE_SKIP_SUCCESS (Linux 5.17); \
+                         cancels post their completions"
+                    );
+                }
+                ok
+            },
             ring,
             bufs,
             batch: VecDeque::with_capacity(1024),

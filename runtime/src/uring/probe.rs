@@ -11,6 +11,10 @@
 //! | `IORING_SETUP_SUBMIT_ALL`, `COOP_TASKRUN` | 5.18      |
 //! | multishot accept, `IORING_REGISTER_PBUF_RING`, `ASYNC_CANCEL_FD/ALL`, `SINGLE_ISSUER` | 5.19 / 6.0 |
 //! | multishot recv, `DEFER_TASKRUN`      | 6.0 / 6.1      |
+//!
+//! Optional features, each checked where it is turned on (`Config` options, off by
+//! default): `IOSQE_CQE_SKIP_SUCCESS` 5.17 (`IORING_FEAT_CQE_SKIP`), registered ring fd
+//! 5.18 (the registration itself), ring-less `MSG_RING` 6.13 (one wake to itself).
 
 use io_uring::{opcode, IoUring, Probe};
 use std::io;
