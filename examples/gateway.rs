@@ -8,18 +8,20 @@
 //! `curl -v http://127.0.0.1:8081/api/x` (the upstream answers 404 for `/api/x`: the
 //! gateway passes the upstream's status through). An upstream that refuses gives
 //! `502 Bad Gateway`; one that does not answer within `--response-timeout` gives
-//! `504 Gateway Timeout`. One upstream connection per request (no keep-alive pool yet).
+//! `504 Gateway Timeout`. Several `--upstream`s take turns (round-robin per worker);
+//! one whose connect fails is skipped for `--upstream-down-time` (the choice is logged
+//! at debug: `RUST_LOG=debug`).
 
 mod common;
 
 use anyhow::Context;
 use clap::Parser;
 use ringcore::http::{
-    gateway_idle_connections, GatewayConfig, GatewayConn, Limits, Request, Response, Router,
+    gateway_idle_connections, AccessHook, AccessRecord, GatewayConfig, GatewayConn, Limits,
+    Request, Response, Router,
 };
-use ringcore::{Handle, Serve};
-use std::net::ToSocketAddrs;
-use std::sync::OnceLock;
+use ringcore::{ConnInfo, Handle, Serve};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// ringcore HTTP gateway example.
@@ -29,9 +31,14 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8081")]
     addr: String,
-    /// Upstream HTTP server, HOST:PORT.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    upstream: String,
+    /// Upstream HTTP server, HOST:PORT; repeat it for several (round-robin; one whose
+    /// connect fails is skipped for --upstream-down-time and the request goes to the
+    /// next; 502 when none is left).
+    #[arg(long = "upstream", default_value = "127.0.0.1:8080")]
+    upstreams: Vec<String>,
+    /// With several upstreams: how long one whose connect failed is skipped, e.g. 10s.
+    #[arg(long, default_value = "10s", value_parser = common::parse_duration)]
+    upstream_down_time: Duration,
     /// Path prefix forwarded to the upstream.
     #[arg(long, default_value = "/api/")]
     prefix: String,
@@ -52,6 +59,8 @@ struct Args {
     max_requests: u32,
     #[command(flatten)]
     rt: common::RuntimeArgs,
+    #[command(flatten)]
+    access: common::access::AccessArgs,
 }
 
 static HANDLE: OnceLock<Handle> = OnceLock::new();
@@ -79,28 +88,31 @@ fn metrics(_: &Request<'_>, res: &mut Response) {
 fn main() -> anyhow::Result<()> {
     common::init_logging();
     let args = Args::parse();
-    let upstream = args
-        .upstream
-        .to_socket_addrs()
-        .with_context(|| format!("cannot resolve --upstream {}", args.upstream))?
-        .next()
-        .with_context(|| format!("--upstream {} resolves to no address", args.upstream))?;
+    let upstreams = args
+        .upstreams
+        .iter()
+        .map(|u| common::resolve("--upstream", u))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let upstream = upstreams[0]; // clap's default makes the list non-empty
     let rt = args.rt.runtime()?;
     let _ = HANDLE.set(rt.handle());
     // systemd socket activation if present, else --addr bound once per worker.
     let listeners = common::listeners(&args.addr, &rt)?;
     eprintln!(
-        "gateway: listening on http://{} with {} worker(s), backend {}; {}* -> {}",
+        "gateway: listening on http://{} with {} worker(s), backend {}; {}* -> {:?}",
         listeners.local_addr(),
         rt.config().workers,
         common::backend_name(&rt),
         args.prefix,
-        upstream,
+        upstreams,
     );
     let router = Router::new()
         .get("/health", health)
         .get("/metrics", metrics);
-    let cfg = GatewayConfig::new(upstream)
+    let cfg = upstreams[1..]
+        .iter()
+        .fold(GatewayConfig::new(upstream), |c, &u| c.add_upstream(u))
+        .down_time(args.upstream_down_time)
         .prefix(&args.prefix)
         .connect_timeout(Duration::from_millis(args.connect_timeout))
         .response_timeout(Duration::from_millis(args.response_timeout))
@@ -115,7 +127,24 @@ fn main() -> anyhow::Result<()> {
                 }),
         );
     common::report_status(rt.handle(), Duration::from_secs(5));
-    rt.serve(listeners, GatewayConn::factory(router, cfg))
-        .context("server failed")?;
+    // With --access-log: a line per request (client, method, path, status, bytes,
+    // duration, and the upstream that answered a forwarded one).
+    let log = args.access.open()?;
+    let (router, cfg) = (Arc::new(router), Arc::new(cfg));
+    let hook: Option<AccessHook> = log.clone().map(|l| {
+        let hook: AccessHook = Arc::new(move |r: &AccessRecord<'_>| l.record(r));
+        hook
+    });
+    let factory = move |info: &ConnInfo| {
+        let peer = info.peer_addr();
+        let front = GatewayConn::new(router.clone(), cfg.clone(), peer.map(|a| a.ip()));
+        match &hook {
+            Some(h) => front.with_access_log(peer, h.clone()),
+            None => front,
+        }
+    };
+    let served = rt.serve(listeners, factory);
+    common::access::close(log.as_ref());
+    served.context("server failed")?;
     Ok(())
 }

@@ -51,6 +51,16 @@ struct Args {
     /// default is 1000).
     #[arg(long, default_value_t = 0)]
     max_requests: u32,
+    /// Offload threads per worker (for `/hash`).
+    #[arg(long, default_value_t = ringcore::net::DEFAULT_OFFLOAD_THREADS)]
+    offload_threads: usize,
+    /// Offload jobs that may wait per worker beyond the running ones; more are
+    /// answered `503` with `Retry-After: 1`.
+    #[arg(long, default_value_t = ringcore::net::DEFAULT_OFFLOAD_QUEUE)]
+    offload_queue: usize,
+    /// Deadline of an offloaded job, e.g. 30s (then `504`; its late result is dropped).
+    #[arg(long, default_value = "30s", value_parser = common::parse_duration)]
+    offload_timeout: std::time::Duration,
 }
 
 static HANDLE: OnceLock<Handle> = OnceLock::new();
@@ -112,6 +122,12 @@ fn bench_routes() -> Router {
 fn main() -> anyhow::Result<()> {
     common::init_logging();
     let args = Args::parse();
+    // Read by each worker as it starts: set before the runtime runs.
+    ringcore::OffloadLimits {
+        threads: args.offload_threads,
+        queue: args.offload_queue,
+    }
+    .set();
     let rt = args.rt.runtime()?;
     let _ = HANDLE.set(rt.handle());
     let tls = args.tls.acceptor()?;
@@ -137,7 +153,9 @@ fn main() -> anyhow::Result<()> {
     } else {
         args.max_requests
     };
-    let limits = Limits::default().max_requests_per_connection(max);
+    let limits = Limits::default()
+        .max_requests_per_connection(max)
+        .offload_timeout(args.offload_timeout);
     // Every response is counted (status, latency) and, with --access-log, logged.
     let log2 = log.clone();
     let hook: ringcore::http::AccessHook = Arc::new(move |r: &AccessRecord<'_>| {

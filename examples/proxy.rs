@@ -9,22 +9,35 @@
 //! `--idle-timeout` (default 600 s, nginx's `proxy_timeout`), or still open
 //! `--half-close-timeout` (default 60 s) after one side's FIN, is closed (0: never).
 //!
+//! TLS: `--tls-cert PATH --tls-key PATH [--tls-sni ...]` terminates TLS from clients
+//! in front of a plaintext upstream; `--upstream-tls` speaks TLS to the upstream
+//! (`--upstream-ca PATH` or the system roots; `--upstream-sni NAME`, default the
+//! upstream's host). With TLS on either side the bytes are **copied through user
+//! space** (decrypt, relay, encrypt: `proxy_app/relay.rs`), not spliced; the same
+//! timeouts, half-close and access log apply. Example:
+//! `proxy --tls-cert cert.pem --tls-key key.pem --upstream 127.0.0.1:8080`.
+//!
 //! `--access-log PATH|-` writes one line per connection (client, upstream, bytes each
 //! way, duration, close reason); `--metrics-addr` serves `/metrics` on its own address
 //! (the listening port is a tunnel). Signals, systemd and exit codes:
 //! docs/operations.md.
 
 mod common;
+#[path = "proxy_app/relay.rs"]
+mod relay;
 
 use anyhow::Context;
 use clap::Parser;
 use ringcore::http::{AccessFormat, AccessLog};
 use ringcore::net::{TunnelOptions, TunnelStats};
 use ringcore::{CloseReason, Conn, ConnInfo, Handler, Serve};
-use std::net::{SocketAddr, ToSocketAddrs};
-use std::time::{Duration, Instant, SystemTime};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-/// ringcore splice proxy.
+/// ringcore proxy: splice tunnels, or a userspace TLS relay with --tls-cert /
+/// --upstream-tls (no splice under TLS: every byte is decrypted, copied and encrypted).
 #[derive(Parser, Debug)]
 #[command(name = "ringcore-proxy", version)]
 struct Args {
@@ -45,6 +58,21 @@ struct Args {
     half_close_timeout: u64,
     #[command(flatten)]
     rt: common::RuntimeArgs,
+    /// Terminate TLS from clients (--tls-cert/--tls-key/--tls-sni). Under TLS the
+    /// proxy copies bytes through user space (no splice).
+    #[command(flatten)]
+    tls: common::tls::TlsArgs,
+    /// Speak TLS to the upstream (verifying its certificate; userspace copy, no splice).
+    #[arg(long)]
+    upstream_tls: bool,
+    /// CA certificates (PEM) that sign the upstream's certificate (default: the
+    /// system roots). Needs --upstream-tls.
+    #[arg(long, requires = "upstream_tls")]
+    upstream_ca: Option<PathBuf>,
+    /// Server name sent to (and verified on) the upstream (default: the host part of
+    /// --upstream). Needs --upstream-tls.
+    #[arg(long, requires = "upstream_tls")]
+    upstream_sni: Option<String>,
     #[command(flatten)]
     access: common::access::AccessArgs,
     /// Serve Prometheus metrics at http://ADDR/metrics (off by default).
@@ -67,34 +95,15 @@ struct Proxy {
 
 /// One access-log line for a closed tunnel.
 fn tunnel_line(p: &Proxy, format: AccessFormat, reason: &CloseReason) -> String {
-    use ringcore::http::access_log::{json_escape, log_times};
-    let (clf, iso) = log_times(SystemTime::now());
     let (up, down) = p.carried.map_or((0, 0), |c| (c.to_upstream, c.to_client));
-    let secs = p.start.elapsed().as_secs_f64();
-    let why = match reason {
-        CloseReason::Error(e) => format!("error: {e}"),
-        r => format!("{r:?}"),
-    };
-    match format {
-        AccessFormat::Json => {
-            let mut r = String::new();
-            json_escape(&mut r, why.as_bytes());
-            format!(
-                "{{\"time\":\"{iso}\",\"client\":\"{}\",\"upstream\":\"{}\",\
-                 \"bytes_to_upstream\":{up},\"bytes_to_client\":{down},\
-                 \"duration_us\":{},\"close_reason\":\"{r}\"}}\n",
-                p.client.map_or(String::new(), |a| a.to_string()),
-                p.upstream,
-                (secs * 1e6) as u64
-            )
-        }
-        _ => format!(
-            "{} - - [{clf}] \"CONNECT {}\" {up} {down} {secs:.6} \"{}\"\n",
-            p.client.map_or("-".to_string(), |a| a.ip().to_string()),
-            p.upstream,
-            why.replace('"', "'")
-        ),
-    }
+    relay::access_line(
+        format,
+        p.client,
+        p.upstream,
+        (up, down),
+        p.start.elapsed(),
+        reason,
+    )
 }
 
 impl Handler for Proxy {
@@ -126,12 +135,7 @@ impl Handler for Proxy {
 fn main() -> anyhow::Result<()> {
     common::init_logging();
     let args = Args::parse();
-    let upstream = args
-        .upstream
-        .to_socket_addrs()
-        .with_context(|| format!("bad upstream {}", args.upstream))?
-        .next()
-        .context("upstream resolved to nothing")?;
+    let upstream = common::resolve("--upstream", &args.upstream)?;
     let rt = args.rt.runtime()?;
     let listeners = common::listeners(&args.listen, &rt)?;
     let log = args.access.open()?;
@@ -149,8 +153,14 @@ fn main() -> anyhow::Result<()> {
         None => None,
     };
     eprintln!(
-        "proxy: {} -> {upstream}, backend {}",
+        "proxy: {} -> {upstream}{}, backend {}",
         listeners.addr(),
+        match (args.tls.tls_cert.is_some(), args.upstream_tls) {
+            (false, false) => " (splice)",
+            (true, false) => " (TLS from clients; userspace copy)",
+            (false, true) => " (TLS to the upstream; userspace copy)",
+            (true, true) => " (TLS both sides; userspace copy)",
+        },
         common::backend_name(&rt)
     );
     let secs = |s: u64| (s != 0).then(|| Duration::from_secs(s));
@@ -161,19 +171,75 @@ fn main() -> anyhow::Result<()> {
     let verbose = args.verbose;
     let log2 = log.clone();
     common::report_status(rt.handle(), Duration::from_secs(5));
-    let served = rt.serve(listeners, move |info: &ConnInfo| Proxy {
-        upstream,
-        opts,
-        verbose,
-        client: log2.as_ref().and_then(|_| info.peer_addr()),
-        log: log2.clone(),
-        start: Instant::now(),
-        carried: None,
-    });
+    let acceptor = args.tls.acceptor()?;
+    let connector = upstream_connector(&args)?;
+    let served = if acceptor.is_some() || connector.is_some() {
+        let (log3, report_all) = (log.clone(), verbose);
+        let report: relay::Report = Arc::new(move |c: &relay::Carried, reason: &CloseReason| {
+            if report_all {
+                tracing::info!("proxy: connection closed: {reason:?}");
+            }
+            if let Some(log) = &log3 {
+                let bytes = (c.to_upstream, c.to_client);
+                let l =
+                    relay::access_line(log.format(), c.client, upstream, bytes, c.duration, reason);
+                log.line(&l);
+            }
+        });
+        let cfg = relay::RelayConfig {
+            upstream,
+            connector,
+            connect_timeout: Duration::from_millis(args.connect_timeout),
+            idle_timeout: secs(args.idle_timeout),
+            half_close_timeout: secs(args.half_close_timeout),
+            report: Some(report),
+        };
+        let want_addr = log.is_some();
+        let front = move |info: &ConnInfo| cfg.front(want_addr.then(|| info.peer_addr()).flatten());
+        common::tls::serve(&rt, listeners, acceptor, front)
+    } else {
+        rt.serve(listeners, move |info: &ConnInfo| Proxy {
+            upstream,
+            opts,
+            verbose,
+            client: log2.as_ref().and_then(|_| info.peer_addr()),
+            log: log2.clone(),
+            start: Instant::now(),
+            carried: None,
+        })
+    };
     if let Some(m) = metrics {
         m.stop();
     }
     common::access::close(log.as_ref());
     served.context("server failed")?;
     Ok(())
+}
+
+/// The upstream TLS settings of --upstream-tls/--upstream-ca/--upstream-sni.
+fn upstream_connector(args: &Args) -> anyhow::Result<Option<ringcore::tls::TlsConnector>> {
+    use ringcore::tls::TlsConnector;
+    if !args.upstream_tls {
+        return Ok(None);
+    }
+    let name = match &args.upstream_sni {
+        Some(n) => n.clone(),
+        None => upstream_host(&args.upstream).to_string(),
+    };
+    let c = match &args.upstream_ca {
+        Some(ca) => TlsConnector::from_pem_roots(ca, &name, &[])
+            .with_context(|| format!("--upstream-ca {}", ca.display()))?,
+        None => TlsConnector::system_roots(&name, &[])
+            .context("--upstream-tls without --upstream-ca (system roots)")?,
+    };
+    let t = args.tls.tls_handshake_timeout;
+    Ok(Some(c.handshake_timeout(
+        (t != 0).then(|| Duration::from_secs(t)),
+    )))
+}
+
+/// The host part of `host:port` / `[v6]:port`.
+fn upstream_host(upstream: &str) -> &str {
+    let host = upstream.rsplit_once(':').map_or(upstream, |(h, _)| h);
+    host.trim_start_matches('[').trim_end_matches(']')
 }

@@ -45,4 +45,8 @@ pub use ringcore_net::{
     DEFAULT_TUNNEL_IDLE_TIMEOUT,
 };
 pub use ringcore_net::{ConnId, ConnectRequest, Notifier, DEFAULT_CONNECT_TIMEOUT};
+pub use ringcore_net::{
+    DatagramFactory, DatagramHandler, Datagrams, ServeUdp, UdpOptions, UdpSockets,
+};
+pub use ringcore_net::{OffloadFull, OffloadLimits};
 pub use ringcore_runtime::{BackendKind, Builder, Config, Counters, Handle, Runtime, Snapshot};

@@ -229,3 +229,73 @@ fn resume_delivers_bytes_that_arrived_while_paused() {
         server.stop();
     });
 }
+
+/// Answers each input line with a [`REPLY`]-byte reply, and takes no further line once
+/// its output is backed up (as a pipelining protocol handler should): the rest is left
+/// unconsumed for the runtime to offer again once the queue drained. Closes on EOF.
+struct LineAnswerer;
+
+const REPLY: usize = 4096;
+
+impl Handler for LineAnswerer {
+    fn on_open(&mut self, conn: &mut Conn<'_>) {
+        conn.set_output_limit(4 * REPLY);
+    }
+
+    fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) -> usize {
+        let mut used = 0;
+        while let Some(nl) = data[used..].iter().position(|&b| b == b'\n') {
+            if conn.is_backed_up() {
+                break;
+            }
+            let line = &data[used..used + nl];
+            let mut reply = vec![b'.'; REPLY];
+            reply[..line.len()].copy_from_slice(line);
+            reply[REPLY - 1] = b'\n';
+            conn.send(&reply);
+            used += nl + 1;
+        }
+        used
+    }
+
+    fn on_eof(&mut self, conn: &mut Conn<'_>) {
+        conn.close();
+    }
+}
+
+/// Issue 8 (found while moving HttpConn's backpressure onto the connection's mark):
+/// input left unconsumed behind backed-up output, then the peer's FIN. The runtime
+/// must offer every line before `on_eof`, however many drains it takes; it called
+/// `on_eof` right after the first re-offer, with lines still undelivered, and the
+/// handler's close lost them.
+#[test]
+fn eof_waits_for_input_left_behind_backed_up_output() {
+    for_each_backend(|backend| {
+        let server = start_server(backend, |b| b, |_: &ConnInfo| LineAnswerer);
+        let mut s = support::client::connect(server.addr);
+        let n = 300;
+        let lines: Vec<u8> = (0..n).flat_map(|i| format!("{i}\n").into_bytes()).collect();
+        std::io::Write::write_all(&mut s, &lines).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut got = Vec::new();
+        std::io::Read::read_to_end(&mut s, &mut got).expect("read until the server closes");
+        let replies: Vec<&[u8]> = got
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .collect();
+        assert_eq!(
+            replies.len(),
+            n,
+            "replies before the close ({} bytes)",
+            got.len()
+        );
+        for (i, r) in replies.iter().enumerate() {
+            assert!(
+                r.starts_with(format!("{i}.").as_bytes()),
+                "reply {i} out of order"
+            );
+        }
+        server.wait_counters("the connection to close", |c| c.open_conns == 0);
+        server.stop();
+    });
+}

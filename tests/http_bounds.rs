@@ -138,6 +138,18 @@ struct Seen {
     max_input: AtomicUsize,
     /// Largest `Conn::pending_write` (queued, unsent response bytes) after `on_data`.
     max_queued: AtomicUsize,
+    /// Largest input the connection holds after a callback: unconsumed bytes kept by
+    /// the runtime plus `HttpConn`'s own stash.
+    max_held: AtomicUsize,
+}
+
+impl Seen {
+    fn record(&self, conn: &Conn<'_>, http: &HttpConn) {
+        self.max_queued
+            .fetch_max(conn.pending_write(), Ordering::Relaxed);
+        let held = conn.unconsumed() + http.stashed_input();
+        self.max_held.fetch_max(held, Ordering::Relaxed);
+    }
 }
 
 /// [`HttpConn`] with a record of the memory its connection holds.
@@ -150,13 +162,15 @@ impl Handler for Probe {
     fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) -> usize {
         self.1.max_input.fetch_max(data.len(), Ordering::Relaxed);
         let n = self.0.on_data(conn, data);
-        self.1
-            .max_queued
-            .fetch_max(conn.pending_write(), Ordering::Relaxed);
+        self.1.record(conn, &self.0);
+        // What the runtime keeps of this call is offered again later.
+        let left = data.len() - n.min(data.len());
+        self.1.max_held.fetch_max(left, Ordering::Relaxed);
         n
     }
     fn on_sent(&mut self, conn: &mut Conn<'_>) {
-        self.0.on_sent(conn)
+        self.0.on_sent(conn);
+        self.1.record(conn, &self.0);
     }
     fn on_eof(&mut self, conn: &mut Conn<'_>) {
         self.0.on_eof(conn)
@@ -173,14 +187,20 @@ impl Handler for Probe {
 }
 
 fn start_probed(backend: BackendKind, limits: Limits) -> (TestServer, Arc<Seen>) {
+    start_probed_with(backend, limits, |b| b)
+}
+
+fn start_probed_with(
+    backend: BackendKind,
+    limits: Limits,
+    config: impl FnOnce(ringcore::Builder) -> ringcore::Builder,
+) -> (TestServer, Arc<Seen>) {
     let seen = Arc::new(Seen::default());
     let make = HttpConn::factory(router(), limits);
     let s2 = seen.clone();
-    let server = start_server(
-        backend,
-        |b| b,
-        move |info: &ConnInfo| Probe(make(info), s2.clone()),
-    );
+    let server = start_server(backend, config, move |info: &ConnInfo| {
+        Probe(make(info), s2.clone())
+    });
     (server, seen)
 }
 
@@ -353,45 +373,68 @@ fn stalled_body_gets_408_at_the_body_deadline() {
     });
 }
 
+/// A client pipelines requests and never reads: the connection's memory stays bounded
+/// by one high-water mark for output (`Limits::max_queued_output`, which `HttpConn`
+/// sets as the connection's own mark) and by the receive limit for input (nothing is
+/// parsed or stashed beyond what one receive brings once output is backed up), and
+/// every response arrives, in order, once the client reads.
 #[test]
 fn pipelining_client_that_never_reads_keeps_queued_output_bounded() {
     for_each_backend(|backend| {
         let limits = Limits::default().max_requests_per_connection(u32::MAX);
-        let (server, seen) = start_probed(backend, limits);
+        // A small receive pool (16 x 4 KiB), so that what one receive may bring at
+        // once (io_uring: one multishot receive's batch, at most the pool) is small
+        // beside what the client sends.
+        let pool = 16 * 4096;
+        let (out_bound, in_bound) = (
+            limits.max_queued_output + 1024, // plus one response at most
+            limits.max_pending_input() + pool,
+        );
+        let (server, seen) = start_probed_with(backend, limits, |b| b.buf_count(16).buf_size(4096));
         let s = connect_small_rcvbuf(server.addr, 4096);
         // Write requests until the server stops taking them (a write blocks for a
-        // while: the server stopped reading), or 8 MiB went out.
+        // while: the server stopped reading), or 4 MiB went out.
         s.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
         let one = get("GET", "/plaintext", "");
         let batch: Vec<u8> = (0..1000).flat_map(|_| one.clone()).collect();
         let mut w = s.try_clone().unwrap();
         let mut sent = 0usize;
-        while sent < 8 << 20 {
-            match w.write(&batch) {
+        while sent < 4 << 20 {
+            match w.write(&batch[sent % batch.len()..]) {
                 Ok(n) => sent += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(_) => break, // timed out: the server stopped reading
             }
         }
         let queued = seen.max_queued.load(Ordering::Relaxed);
-        eprintln!(
-            "{backend}: client wrote {sent} request bytes; most queued output {queued} bytes"
+        let held = seen.max_held.load(Ordering::Relaxed);
+        assert!(
+            sent > 4 * out_bound,
+            "{backend}: the client could write only {sent} bytes: no backlog to bound"
         );
         assert!(
-            queued <= 256 * 1024,
-            "{queued} bytes of responses queued for a client that does not read"
+            queued <= out_bound,
+            "{backend}: {queued} bytes of responses queued for a client that does not read \
+             (bound {out_bound}; client wrote {sent})"
         );
-        // Reading now gets every response to the requests sent, in order.
+        assert!(
+            held <= in_bound,
+            "{backend}: {held} bytes of pipelined input held (bound {in_bound}; client \
+             wrote {sent})"
+        );
+        // Reading now gets the response to every complete request sent, in order.
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        w.shutdown(std::net::Shutdown::Write).unwrap();
         drop(w);
         let mut c = HttpClient::from_stream(s);
         let complete = sent / one.len();
-        for i in 0..complete.min(3000) {
+        for i in 0..complete {
             let r = c
                 .try_read_response(false)
-                .unwrap_or_else(|e| panic!("response {i}: {e}"));
+                .unwrap_or_else(|e| panic!("{backend}: response {i} of {complete}: {e}"));
             assert_eq!(r.status, 200);
         }
+        c.expect_closed();
         drop(c);
         server.wait_counters("every connection closed", |c| c.open_conns == 0);
         assert_eq!(server.stop().panics, 0);

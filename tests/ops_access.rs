@@ -4,14 +4,13 @@
 //! bytes each way, duration, close reason), and `/metrics` with `# HELP` and `# TYPE`
 //! on every metric, responses by status and the latency histogram.
 
-mod ops_util;
 mod support;
 
-use ops_util::{example_cmd, http_get, scratch, wait_file, Proc};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::process::Stdio;
 use support::for_each_backend;
+use support::proc::{example_cmd, http_get, scratch, wait_file, Proc};
 
 /// Every sample line of a Prometheus text has its own `# HELP` and `# TYPE`.
 fn assert_help_and_type(text: &str) {
@@ -131,9 +130,7 @@ fn http_access_log_combined_and_metrics() {
             Some(4)
         );
         assert_eq!(sample(&m, "ringcore_access_log_dropped_total"), Some(0));
-        p.wait_line("ready:");
-        p.signal(libc::SIGTERM);
-        assert_eq!(p.wait_exit().code(), Some(0));
+        p.terminate_when_ready();
         // The /metrics request itself was logged before the exit (close flushes).
         let text = std::fs::read_to_string(&log).unwrap();
         assert!(text.contains("\"GET /metrics HTTP/1.1\" 200 "), "{text}");
@@ -174,9 +171,7 @@ fn http_access_log_json_on_stdout() {
             line.ends_with("\"referer\":\"\",\"user_agent\":\"a\\\"b\"}"),
             "{line}"
         );
-        p.wait_line("ready:");
-        p.signal(libc::SIGTERM);
-        assert_eq!(p.wait_exit().code(), Some(0));
+        p.terminate_when_ready();
     });
 }
 
@@ -243,9 +238,7 @@ fn fileserver_access_log_and_metrics_addr() {
             "{m}"
         );
         assert_eq!(sample(&m, "ringcore_accepts_total"), Some(3), "{m}");
-        p.wait_line("ready:");
-        p.signal(libc::SIGTERM);
-        assert_eq!(p.wait_exit().code(), Some(0));
+        p.terminate_when_ready();
     });
 }
 
@@ -300,7 +293,7 @@ fn proxy_access_log_and_metrics_addr() {
             let mut s = TcpStream::connect(addr).unwrap();
             s.set_read_timeout(Some(support::DEADLINE)).unwrap();
             let data = vec![b'p'; 3000];
-            ops_util::echo_round(&mut s, &data);
+            support::proc::echo_round(&mut s, &data);
             s.shutdown(Shutdown::Write).unwrap();
             let mut rest = Vec::new();
             s.read_to_end(&mut rest).unwrap();
@@ -334,9 +327,7 @@ fn proxy_access_log_and_metrics_addr() {
                 Some(1),
                 "{m}"
             );
-            p.wait_line("ready:");
-            p.signal(libc::SIGTERM);
-            assert_eq!(p.wait_exit().code(), Some(0));
+            p.terminate_when_ready();
         }
     });
 }

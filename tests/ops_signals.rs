@@ -3,15 +3,14 @@
 //! once with 128 + signal, SIGHUP reopens the access log, flags beat environment
 //! variables, `--cpus`/`--workers`/`--sqpoll` say what they cannot do, `--version`.
 
-mod ops_util;
 mod support;
 
-use ops_util::{example, example_cmd, http_get, scratch, wait_file, Proc};
 use ringcore::BackendKind;
 use std::io::Read;
 use std::net::TcpStream;
 use std::process::Command;
 use support::for_each_backend;
+use support::proc::{example, example_cmd, http_get, scratch, wait_file, Proc};
 
 /// SIGTERM starts the drain and says so; a connection still open holds the process;
 /// a second signal (SIGINT) ends it at once with status 130, logged.
@@ -34,13 +33,13 @@ fn second_signal_during_the_drain_exits_at_once() {
         p.wait_line("ready: 1 worker(s)");
         let mut s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(support::DEADLINE)).unwrap();
-        ops_util::echo_round(&mut s, b"held open");
+        support::proc::echo_round(&mut s, b"held open");
         p.signal(libc::SIGTERM);
         let l = p.wait_line("SIGTERM received: graceful drain started");
         assert!(l.contains("drain timeout 3600000 ms"), "{l}");
         assert!(l.contains("status 143"), "{l}");
         // Still draining: the held connection keeps working.
-        ops_util::echo_round(&mut s, b"still served");
+        support::proc::echo_round(&mut s, b"still served");
         assert!(p.running());
         p.signal(libc::SIGINT);
         let st = p.wait_exit();
@@ -120,9 +119,7 @@ fn sighup_reopens_the_access_log() {
         let old = std::fs::read_to_string(&rotated).unwrap();
         assert!(old.contains("?first") && !old.contains("?second"), "{old}");
         assert!(p.running(), "SIGHUP killed the server");
-        p.wait_line("ready:");
-        p.signal(libc::SIGTERM);
-        assert_eq!(p.wait_exit().code(), Some(0));
+        p.terminate_when_ready();
     });
 }
 
@@ -141,11 +138,9 @@ fn sighup_without_a_log_is_ignored_not_fatal() {
         p.wait_line("SIGHUP received: nothing to reopen");
         let mut s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(support::DEADLINE)).unwrap();
-        ops_util::echo_round(&mut s, b"alive");
+        support::proc::echo_round(&mut s, b"alive");
         drop(s);
-        p.wait_line("ready:");
-        p.signal(libc::SIGTERM);
-        assert_eq!(p.wait_exit().code(), Some(0));
+        p.terminate_when_ready();
     });
 }
 
@@ -171,9 +166,7 @@ fn explicit_backend_beats_the_environment() {
                 "epoll"
             }
         ));
-        p.wait_line("ready:");
-        p.signal(libc::SIGTERM);
-        assert_eq!(p.wait_exit().code(), Some(0));
+        p.terminate_when_ready();
     });
     // Without the flag, the environment decides.
     let mut cmd = Command::new(example("echo"));
@@ -182,9 +175,7 @@ fn explicit_backend_beats_the_environment() {
     let mut p = Proc::spawn(cmd);
     let l = p.wait_line("listening on");
     assert!(l.ends_with("backend epoll"), "{l}");
-    p.wait_line("ready:");
-    p.signal(libc::SIGTERM);
-    assert_eq!(p.wait_exit().code(), Some(0));
+    p.terminate_when_ready();
 }
 
 /// `--sqpoll` with the epoll backend is refused with a message saying what to do,
@@ -222,9 +213,7 @@ fn cpus_define_workers_and_oversubscription_warns() {
         ));
         let l = p.wait_line("listening on");
         assert!(l.contains("with 1 worker(s)"), "{l}");
-        p.wait_line("ready:");
-        p.signal(libc::SIGTERM);
-        assert_eq!(p.wait_exit().code(), Some(0));
+        p.terminate_when_ready();
 
         let n = ringcore::runtime::affinity::allowed_cpus().len() + 1;
         let w = n.to_string();
@@ -237,9 +226,7 @@ fn cpus_define_workers_and_oversubscription_warns() {
         assert!(warn.contains(&format!("{n} workers")), "{warn}");
         let l = p.wait_line("listening on");
         assert!(l.contains(&format!("with {n} worker(s)")), "{l}");
-        p.wait_line("ready:");
-        p.signal(libc::SIGTERM);
-        assert_eq!(p.wait_exit().code(), Some(0));
+        p.terminate_when_ready();
     });
 }
 
@@ -273,4 +260,49 @@ fn version_help_and_drain_timeout_flag() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not a duration"), "{err}");
+}
+
+/// Stopped and continued (SIGSTOP/SIGCONT: job control, a cgroup freeze, a debugger
+/// or `strace -p` attaching) while idle and while holding a connection: the worker's
+/// wait (`epoll_wait` / `io_uring_enter`) returns EINTR, which must be retried, not
+/// taken as an error. This is also where the EINTR the test clients see comes from:
+/// their sockets have timeouts (SO_RCVTIMEO), and a timed socket call interrupted by
+/// a stop/continue fails with EINTR even with no signal handler installed.
+#[test]
+fn stop_and_continue_keep_serving() {
+    for_each_backend(|b| {
+        let mut p = Proc::spawn(example_cmd(
+            "echo",
+            b,
+            &["--addr", "127.0.0.1:0", "--workers", "1"],
+        ));
+        let addr = p.addr_after("listening on");
+        p.wait_line("ready: 1 worker(s)");
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(support::DEADLINE)).unwrap();
+        support::proc::echo_round(&mut s, b"before");
+        for round in 0..3 {
+            p.signal(libc::SIGSTOP);
+            let pid = p.child.id();
+            support::wait_until("the example to stop", || {
+                std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|st| {
+                    st.rsplit(')')
+                        .next()
+                        .is_some_and(|r| r.trim_start().starts_with('T'))
+                })
+            });
+            p.signal(libc::SIGCONT);
+            support::proc::echo_round(&mut s, format!("after stop {round}").as_bytes());
+            let mut fresh = TcpStream::connect(addr).unwrap();
+            fresh.set_read_timeout(Some(support::DEADLINE)).unwrap();
+            support::proc::echo_round(&mut fresh, b"new connection");
+        }
+        assert!(
+            p.running(),
+            "the example exited after a stop/continue: {:#?}",
+            p.seen
+        );
+        drop(s);
+        p.terminate();
+    });
 }

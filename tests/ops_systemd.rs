@@ -4,10 +4,8 @@
 //! the drain begins; a listener created here and passed as fd 3 with `LISTEN_PID`
 //! and `LISTEN_FDS` (socket activation) is served by several workers.
 
-mod ops_util;
 mod support;
 
-use ops_util::{example_cmd, http_get, scratch, Proc};
 use ringcore::BackendKind;
 use std::net::TcpListener;
 use std::os::fd::{AsRawFd, RawFd};
@@ -15,6 +13,7 @@ use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 use support::for_each_backend;
+use support::proc::{example_cmd, http_get, scratch, Proc};
 
 /// Receives datagrams until one contains `pat` (deadline via the socket timeout).
 fn recv_until(sock: &UnixDatagram, pat: &str, seen: &mut Vec<String>) -> String {
@@ -143,8 +142,7 @@ fn socket_activation_serves_on_the_inherited_listener() {
         assert_eq!(st, 200);
         let m = String::from_utf8_lossy(&body);
         assert!(m.contains("ringcore_workers 2\n"), "{m}");
-        p.signal(libc::SIGTERM);
-        assert_eq!(p.wait_exit().code(), Some(0));
+        p.terminate();
         drop(busy);
     });
 }
@@ -178,10 +176,9 @@ fn listen_pid_of_another_process_is_ignored() {
         p.wait_line("ready:");
         let mut s = std::net::TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(support::DEADLINE)).unwrap();
-        ops_util::echo_round(&mut s, b"bound, not inherited");
+        support::proc::echo_round(&mut s, b"bound, not inherited");
         assert!(!p.seen.iter().any(|l| l.contains("socket activation")));
         drop(s);
-        p.signal(libc::SIGTERM);
-        assert_eq!(p.wait_exit().code(), Some(0));
+        p.terminate();
     });
 }

@@ -102,7 +102,10 @@ fn msg_ring_wakes_the_worker() {
         let c = server.stop();
         if backend == BackendKind::Uring {
             // One from the start-up probe (a wake to itself), one from the shutdown.
-            assert_eq!(c.msg_ring_wakes, 2, "the shutdown wake was no MSG_RING: {c:?}");
+            assert_eq!(
+                c.msg_ring_wakes, 2,
+                "the shutdown wake was no MSG_RING: {c:?}"
+            );
         } else {
             assert_eq!(c.msg_ring_wakes, 0, "{c:?}");
         }

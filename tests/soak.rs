@@ -6,6 +6,10 @@
 //! hashes in messages), no slot leak (`open_conns` back to 0), the process's fds back
 //! to what they were, no handler panic, and `serve` returns within its drain deadline.
 //!
+//! The io_uring runs cycle through the three splice modes (`Inline`, the default,
+//! `InlineDrain`, `Ring`; see `soak::splice_mode`), and a TLS workload (the rustls
+//! layer over echo) runs last in every seed.
+//!
 //! A failure prints its seed and the line that replays it; see tests/support/soak.rs
 //! for `RINGCORE_SOAK_SEED`, `RINGCORE_SOAK_SEEDS`, `RINGCORE_SOAK_KEEP_GOING`.
 
@@ -14,10 +18,13 @@ mod soak;
 mod support;
 
 use ringcore::http::{HttpConn, Limits, Request, Response, Router, StaticFiles};
+use ringcore::tls::{rustls, TlsAcceptor};
 use ringcore::{BackendKind, ConnInfo};
 use soak::hash;
 use std::io::Write;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::Duration;
 use support::client::{connect, echo_check, read_to_eof, shutdown_write, Rng};
 use support::http::{get, HttpClient, Resp};
@@ -188,6 +195,7 @@ fn proxy(backend: BackendKind, seed: u64, rng: &mut Rng) -> Result<(), String> {
     echo.wait_idle("upstream connections closed")?;
     let p = proxy.stop()?;
     let e = echo.stop()?;
+    count_splices(backend, seed, &p);
     no_panics("proxy", &p)?;
     no_panics("proxy upstream", &e)
 }
@@ -234,21 +242,132 @@ fn files(backend: BackendKind, seed: u64, rng: &mut Rng, tree: &soak::Tree) -> R
     drop(c);
     srv.wait_idle("file connections closed")?;
     let counters = srv.stop()?;
+    count_splices(backend, seed, &counters);
     no_panics("files", &counters)
 }
 
+/// Splices run inline on io_uring, by the seed's splice mode (`[Inline, InlineDrain,
+/// Ring]`), summed over the run: proof that the inline paths ran under faults.
+static INLINE_SPLICES: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+
+fn count_splices(backend: BackendKind, seed: u64, c: &ringcore::Counters) {
+    if backend == BackendKind::Uring {
+        let i = match soak::splice_mode(seed) {
+            ringcore::runtime::SpliceMode::Inline => 0,
+            ringcore::runtime::SpliceMode::InlineDrain => 1,
+            _ => 2,
+        };
+        INLINE_SPLICES[i].fetch_add(c.inline_splices, Relaxed);
+    }
+}
+
+/// A TLS server's acceptor and a client configuration that trusts it.
+struct Tls {
+    acceptor: TlsAcceptor,
+    client: Arc<rustls::ClientConfig>,
+    _pki: support::tls::Pki,
+}
+
+impl Tls {
+    fn new() -> Tls {
+        let mut pki = support::tls::Pki::new();
+        let leaf = pki.leaf(&["localhost"], false);
+        let acceptor = TlsAcceptor::from_pem_files(&leaf.cert, &leaf.key).expect("acceptor");
+        let client = pki.client_config(&[&rustls::version::TLS13, &rustls::version::TLS12], &[]);
+        Tls {
+            acceptor,
+            client,
+            _pki: pki,
+        }
+    }
+}
+
+/// Echo over TLS (the rustls layer wrapping the echo handler), 1-2 clients: the echo
+/// must be byte-exact; then the client's close_notify and FIN, and the server must
+/// end the stream with nothing more.
+fn tls_echo(backend: BackendKind, seed: u64, rng: &mut Rng, tls: &Tls) -> Result<(), String> {
+    let srv = soak::start(
+        backend,
+        seed,
+        DRAIN,
+        tls.acceptor.wrap(support::echo_factory),
+    );
+    let addr = srv.addr;
+    let clients: Vec<Vec<u8>> = (0..rng.range(1, 2))
+        .map(|_| {
+            let n = rng.range(1, 48 << 10);
+            rng.bytes(n)
+        })
+        .collect();
+    std::thread::scope(|sc| {
+        for payload in &clients {
+            let config = tls.client.clone();
+            sc.spawn(move || {
+                let mut s = support::tls::tls_connect(addr, config, "localhost");
+                support::tls::echo_check(&mut s, payload);
+                s.conn.send_close_notify();
+                s.flush().expect("send close_notify");
+                shutdown_write(&s.sock);
+                let mut rest = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    match support::tls::read_some(&mut s, &mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => rest.extend_from_slice(&buf[..n]),
+                        // The server closed without its own close_notify.
+                        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+                        Err(e) => panic!("reading to the end after the TLS echo: {e}"),
+                    }
+                }
+                assert!(
+                    rest.is_empty(),
+                    "{} bytes after the TLS echo (hash {:x})",
+                    rest.len(),
+                    hash(&rest)
+                );
+            });
+        }
+    });
+    srv.wait_idle("TLS connections closed")?;
+    let c = srv.stop()?;
+    no_panics("tls", &c)
+}
+
 /// One seed on one backend: every workload in turn.
-fn run_seed(backend: BackendKind, seed: u64, tree: &soak::Tree) -> Result<(), String> {
+fn run_seed(backend: BackendKind, seed: u64, tree: &soak::Tree, tls: &Tls) -> Result<(), String> {
     let mut rng = Rng::new(seed);
     echo(backend, seed, &mut rng).map_err(|e| format!("echo: {e}"))?;
     http(backend, seed, &mut rng).map_err(|e| format!("http: {e}"))?;
     proxy(backend, seed, &mut rng).map_err(|e| format!("proxy: {e}"))?;
-    files(backend, seed, &mut rng, tree).map_err(|e| format!("files: {e}"))
+    files(backend, seed, &mut rng, tree).map_err(|e| format!("files: {e}"))?;
+    tls_echo(backend, seed, &mut rng, tls).map_err(|e| format!("tls: {e}"))
 }
 
 #[test]
 fn soak_under_faults() {
     let _alone = soak::exclusive();
     let tree = soak::Tree::new();
-    soak::run_seeds("soak", |backend, seed| run_seed(backend, seed, &tree));
+    let tls = Tls::new();
+    soak::run_seeds("soak", |backend, seed| run_seed(backend, seed, &tree, &tls));
+    let seeds = soak::seeds();
+    let covers = |mode| seeds.iter().any(|&s| soak::splice_mode(s) == mode);
+    if support::backends().contains(&BackendKind::Uring) && seeds.len() >= 9 {
+        use ringcore::runtime::SpliceMode::{Inline, InlineDrain};
+        let n = |i: usize| INLINE_SPLICES[i].load(Relaxed);
+        eprintln!(
+            "soak: io_uring inline splices: {} (Inline seeds), {} (InlineDrain), {} (Ring)",
+            n(0),
+            n(1),
+            n(2)
+        );
+        assert!(
+            !covers(Inline) || n(0) > 0,
+            "no inline splice in the Inline seeds"
+        );
+        assert!(
+            !covers(InlineDrain) || n(1) > 0,
+            "no inline splice in the InlineDrain seeds"
+        );
+        assert_eq!(n(2), 0, "inline splices in the Ring seeds");
+    }
 }

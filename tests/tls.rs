@@ -4,7 +4,6 @@
 //! versus truncation, files under TLS, and backpressure with a client that does not read.
 
 mod support;
-mod tls_util;
 
 use ringcore::tls::{rustls, TlsAcceptor, TlsInfo};
 use ringcore::{CloseReason, Conn, ConnInfo, Handler};
@@ -12,8 +11,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use support::tls::{bytes, echo_check, tls_connect, try_tls_connect, Pki};
 use support::{for_each_backend, start_server, wait_until};
-use tls_util::{bytes, echo_check, tls_connect, try_tls_connect, Pki};
 
 /// What the inner handlers saw.
 #[derive(Default)]
@@ -59,8 +58,7 @@ fn echo_server(
 fn echo_over_tls13_and_tls12_with_alpn() {
     for_each_backend(|backend| {
         let mut pki = Pki::new();
-        let leaf = pki.leaf(&["localhost"], false);
-        let acceptor = TlsAcceptor::from_pem_files(&leaf.cert, &leaf.key).unwrap();
+        let acceptor = pki.localhost_acceptor();
         let (server, seen) = echo_server(backend, &acceptor);
         for (i, v) in [&rustls::version::TLS13, &rustls::version::TLS12]
             .into_iter()
@@ -105,8 +103,7 @@ fn echo_over_tls13_and_tls12_with_alpn() {
 fn resumption_with_tickets() {
     for_each_backend(|backend| {
         let mut pki = Pki::new();
-        let leaf = pki.leaf(&["localhost"], false);
-        let acceptor = TlsAcceptor::from_pem_files(&leaf.cert, &leaf.key).unwrap();
+        let acceptor = pki.localhost_acceptor();
         let (server, _seen) = echo_server(backend, &acceptor);
         for v in [&rustls::version::TLS13, &rustls::version::TLS12] {
             // One client config = one session cache: the second handshake resumes.
@@ -142,7 +139,7 @@ fn sni_picks_the_certificate_and_a_wrong_name_is_refused() {
             .build()
             .unwrap();
         let (server, seen) = echo_server(backend, &acceptor);
-        let cfg = pki.client_config(&[&rustls::version::TLS13], &[]);
+        let cfg = pki.tls13();
         for name in ["a.test", "b.test", "x.b.test"] {
             let mut c = tls_connect(server.addr, cfg.clone(), name);
             echo_check(&mut c, name.as_bytes());
@@ -189,7 +186,7 @@ fn expired_certificate_is_refused_by_the_client() {
         let leaf = pki.leaf(&["localhost"], true);
         let acceptor = TlsAcceptor::from_pem_files(&leaf.cert, &leaf.key).unwrap();
         let (server, seen) = echo_server(backend, &acceptor);
-        let cfg = pki.client_config(&[&rustls::version::TLS13], &[]);
+        let cfg = pki.tls13();
         let Err(e) = try_tls_connect(server.addr, cfg, "localhost") else {
             panic!("the client must refuse this server")
         };
@@ -229,8 +226,7 @@ fn drain(s: &mut TcpStream) -> Vec<u8> {
 fn garbage_gets_an_alert_and_a_close_not_a_crash() {
     for_each_backend(|backend| {
         let mut pki = Pki::new();
-        let leaf = pki.leaf(&["localhost"], false);
-        let acceptor = TlsAcceptor::from_pem_files(&leaf.cert, &leaf.key).unwrap();
+        let acceptor = pki.localhost_acceptor();
         let (server, seen) = echo_server(backend, &acceptor);
         let mut s = TcpStream::connect(server.addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
@@ -247,7 +243,7 @@ fn garbage_gets_an_alert_and_a_close_not_a_crash() {
         let closes = seen.lock().unwrap().closes.clone();
         assert!(closes[0].contains("InvalidData"), "{closes:?}");
         // The worker lives on: a real client still gets served.
-        let cfg = pki.client_config(&[&rustls::version::TLS13], &[]);
+        let cfg = pki.tls13();
         let mut c = tls_connect(server.addr, cfg, "localhost");
         echo_check(&mut c, b"still here");
         server.stop();
@@ -256,7 +252,7 @@ fn garbage_gets_an_alert_and_a_close_not_a_crash() {
 
 /// The first bytes of a real ClientHello.
 fn client_hello(pki: &Pki) -> Vec<u8> {
-    let cfg = pki.client_config(&[&rustls::version::TLS13], &[]);
+    let cfg = pki.tls13();
     let mut c = rustls::ClientConnection::new(cfg, "localhost".try_into().unwrap()).unwrap();
     let mut out = Vec::new();
     c.write_tls(&mut out).unwrap();
@@ -267,8 +263,7 @@ fn client_hello(pki: &Pki) -> Vec<u8> {
 fn truncated_client_hello_is_closed() {
     for_each_backend(|backend| {
         let mut pki = Pki::new();
-        let leaf = pki.leaf(&["localhost"], false);
-        let acceptor = TlsAcceptor::from_pem_files(&leaf.cert, &leaf.key).unwrap();
+        let acceptor = pki.localhost_acceptor();
         let (server, seen) = echo_server(backend, &acceptor);
         let hello = client_hello(&pki);
         let mut s = TcpStream::connect(server.addr).unwrap();
@@ -320,10 +315,9 @@ fn stalled_handshake_is_closed_by_the_deadline() {
 fn truncation_without_close_notify_is_reported() {
     for_each_backend(|backend| {
         let mut pki = Pki::new();
-        let leaf = pki.leaf(&["localhost"], false);
-        let acceptor = TlsAcceptor::from_pem_files(&leaf.cert, &leaf.key).unwrap();
+        let acceptor = pki.localhost_acceptor();
         let (server, seen) = echo_server(backend, &acceptor);
-        let cfg = pki.client_config(&[&rustls::version::TLS13], &[]);
+        let cfg = pki.tls13();
         let mut c = tls_connect(server.addr, cfg, "localhost");
         echo_check(&mut c, b"then cut");
         c.sock.shutdown(std::net::Shutdown::Write).unwrap(); // FIN, no close_notify
@@ -339,10 +333,9 @@ fn truncation_without_close_notify_is_reported() {
 fn bad_record_mid_session_gets_bad_record_mac_and_a_close() {
     for_each_backend(|backend| {
         let mut pki = Pki::new();
-        let leaf = pki.leaf(&["localhost"], false);
-        let acceptor = TlsAcceptor::from_pem_files(&leaf.cert, &leaf.key).unwrap();
+        let acceptor = pki.localhost_acceptor();
         let (server, seen) = echo_server(backend, &acceptor);
-        let cfg = pki.client_config(&[&rustls::version::TLS13], &[]);
+        let cfg = pki.tls13();
         let mut c = tls_connect(server.addr, cfg, "localhost");
         echo_check(&mut c, b"fine so far");
         // An application-data record whose ciphertext is noise: it cannot decrypt.
@@ -350,7 +343,7 @@ fn bad_record_mid_session_gets_bad_record_mac_and_a_close() {
         rec.extend_from_slice(&bytes(99, 0x40));
         c.sock.write_all(&rec).unwrap();
         let mut buf = [0u8; 256];
-        let r = tls_util::read_some(&mut c, &mut buf);
+        let r = support::tls::read_some(&mut c, &mut buf);
         // rustls on the client decodes the server's fatal alert into an error.
         let e = r.expect_err("the server answers with an alert, not data");
         assert!(e.to_string().contains("BadRecordMac"), "{e}");

@@ -3,15 +3,14 @@
 //! the name, keep-alive, a 16 MiB file hash-checked, a range).
 
 mod support;
-mod tls_util;
 
 use ringcore::http::{HttpConn, Limits, Router, StaticFiles};
 use ringcore::tls::TlsAcceptor;
 use ringcore::BackendKind;
 use std::io::Write;
 use std::process::{Command, Stdio};
+use support::tls::{bytes, hash, Pki};
 use support::{for_each_backend, start_server, TestServer};
-use tls_util::{bytes, hash, Pki};
 
 /// True if `tool` runs here; otherwise says why the test is skipped.
 fn have(tool: &str) -> bool {
@@ -70,8 +69,7 @@ fn curl_over_tls13_and_tls12_with_keep_alive() {
     }
     for_each_backend(|backend| {
         let mut pki = Pki::new();
-        let leaf = pki.leaf(&["localhost"], false);
-        let acc = TlsAcceptor::from_pem_files(&leaf.cert, &leaf.key).unwrap();
+        let acc = pki.localhost_acceptor();
         let server = http_server(backend, &acc);
         for v in [
             ["--tlsv1.3", "--tls-max", "1.3"],
@@ -185,8 +183,7 @@ fn curl_downloads_a_big_file_and_a_range_over_tls() {
     }
     for_each_backend(|backend| {
         let mut pki = Pki::new();
-        let leaf = pki.leaf(&["localhost"], false);
-        let acc = TlsAcceptor::from_pem_files(&leaf.cert, &leaf.key).unwrap();
+        let acc = pki.localhost_acceptor();
         let root = pki.dir.join("root");
         std::fs::create_dir_all(&root).unwrap();
         let data = bytes(77, (16 << 20) + 5);

@@ -3,21 +3,15 @@
 //! and the client side (`TlsConnector` on `Runtime::connect`).
 
 mod support;
-mod tls_util;
 
-use ringcore::tls::{rustls, TlsAcceptor, TlsConnector};
+use ringcore::tls::TlsConnector;
 use ringcore::{CloseReason, Conn, ConnInfo, Connect, ConnectOptions, Handler};
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use support::tls::{bytes, hash, tls_connect, Pki};
 use support::{base_builder, for_each_backend, start_server, wait_until};
-use tls_util::{bytes, hash, tls_connect, Pki};
-
-fn acceptor(pki: &mut Pki) -> TlsAcceptor {
-    let leaf = pki.leaf(&["localhost"], false);
-    TlsAcceptor::from_pem_files(&leaf.cert, &leaf.key).unwrap()
-}
 
 const TOTAL: usize = 24 << 20;
 const CHUNK: usize = 64 * 1024;
@@ -71,7 +65,7 @@ impl Handler for Firehose {
 fn client_that_does_not_read_keeps_memory_bounded() {
     for_each_backend(|backend| {
         let mut pki = Pki::new();
-        let acc = acceptor(&mut pki);
+        let acc = pki.localhost_acceptor();
         let data = Arc::new(bytes(3, TOTAL));
         let stats = Arc::new(FireStats::default());
         let (d, s) = (data.clone(), stats.clone());
@@ -81,7 +75,7 @@ fn client_that_does_not_read_keeps_memory_bounded() {
             stats: s.clone(),
         });
         let server = start_server(backend, |b| b, factory);
-        let cfg = pki.client_config(&[&rustls::version::TLS13], &[]);
+        let cfg = pki.tls13();
         let mut c = tls_connect(server.addr, cfg, "localhost");
         // Not reading: the server must stop at the high-water mark.
         wait_until("the server backed up", || stats.backed_up.load(Relaxed) > 0);
@@ -143,7 +137,7 @@ impl Handler for Pauser {
 fn paused_inner_handler_gets_nothing_until_it_resumes() {
     for_each_backend(|backend| {
         let mut pki = Pki::new();
-        let acc = acceptor(&mut pki);
+        let acc = pki.localhost_acceptor();
         let stats = Arc::new(PauseStats::default());
         let s = stats.clone();
         let factory = acc.wrap(move |_: &ConnInfo| Pauser {
@@ -151,10 +145,10 @@ fn paused_inner_handler_gets_nothing_until_it_resumes() {
             stats: s.clone(),
         });
         let server = start_server(backend, |b| b, factory);
-        let cfg = pki.client_config(&[&rustls::version::TLS13], &[]);
+        let cfg = pki.tls13();
         let mut c = tls_connect(server.addr, cfg, "localhost");
         let payload = bytes(9, 2 << 20);
-        tls_util::echo_check(&mut c, &payload);
+        support::tls::echo_check(&mut c, &payload);
         assert_eq!(
             stats.while_paused.load(Relaxed),
             0,
@@ -190,7 +184,7 @@ impl Handler for FileSender {
 fn send_file_goes_through_the_userspace_path() {
     for_each_backend(|backend| {
         let mut pki = Pki::new();
-        let acc = acceptor(&mut pki);
+        let acc = pki.localhost_acceptor();
         let path = pki.dir.join("file.bin");
         let content = bytes(5, (3 << 20) + 11);
         std::fs::write(&path, &content).unwrap();
@@ -202,7 +196,7 @@ fn send_file_goes_through_the_userspace_path() {
             len,
         });
         let server = start_server(backend, |b| b, factory);
-        let cfg = pki.client_config(&[&rustls::version::TLS13], &[]);
+        let cfg = pki.tls13();
         let mut c = tls_connect(server.addr, cfg, "localhost");
         let mut got = Vec::new();
         c.read_to_end(&mut got).expect("clean end (close_notify)");
@@ -221,7 +215,7 @@ fn send_file_goes_through_the_userspace_path() {
             len: content.len() as u64 + 100,
         });
         let server = start_server(backend, |b| b, factory);
-        let cfg = pki.client_config(&[&rustls::version::TLS13], &[]);
+        let cfg = pki.tls13();
         let mut c = tls_connect(server.addr, cfg, "localhost");
         let mut got = Vec::new();
         let r = c.read_to_end(&mut got);
@@ -276,7 +270,7 @@ impl Handler for EchoClient {
 fn connector_speaks_tls_to_a_server() {
     for_each_backend(|backend| {
         let mut pki = Pki::new();
-        let acc = acceptor(&mut pki);
+        let acc = pki.localhost_acceptor();
         let server = start_server(backend, |b| b, acc.wrap(|_: &ConnInfo| Echo));
         let data = Arc::new(bytes(4, 1 << 20));
         let result = Arc::new(Mutex::new(None));

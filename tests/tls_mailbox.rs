@@ -3,9 +3,8 @@
 //! inner handler's `on_open`.
 
 mod support;
-mod tls_util;
 
-use ringcore::tls::{rustls, TlsAcceptor};
+use ringcore::tls::rustls;
 use ringcore::{CloseReason, Conn, ConnId, ConnInfo, Factory, Handler};
 use std::any::Any;
 use std::io::{BufRead, BufReader, Write};
@@ -13,8 +12,8 @@ use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use support::tls::{handshake, Client, Pki};
 use support::{for_each_backend, start_server, wait_until};
-use tls_util::{Client, Pki};
 
 /// What the test sees of the server.
 #[derive(Default)]
@@ -145,8 +144,7 @@ fn server(
     backend: ringcore::BackendKind,
     pki: &mut Pki,
 ) -> (support::TestServer, Arc<Shared>, Arc<rustls::ClientConfig>) {
-    let leaf = pki.leaf(&["localhost"], false);
-    let acc = TlsAcceptor::from_pem_files(&leaf.cert, &leaf.key).unwrap();
+    let acc = pki.localhost_acceptor();
     let shared = Arc::new(Shared::default());
     let s = shared.clone();
     let factory = OuterFactory {
@@ -157,24 +155,8 @@ fn server(
         shared: shared.clone(),
     };
     let srv = start_server(backend, |b| b, factory);
-    let cfg = pki.client_config(&[&rustls::version::TLS13], &[]);
+    let cfg = pki.tls13();
     (srv, shared, cfg)
-}
-
-/// Completes a TLS handshake on an already connected socket.
-fn handshake(tcp: TcpStream, cfg: Arc<rustls::ClientConfig>) -> Client {
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let conn = rustls::ClientConnection::new(cfg, name).unwrap();
-    let mut s = rustls::StreamOwned::new(conn, tcp);
-    while s.conn.is_handshaking() {
-        match s.conn.complete_io(&mut s.sock) {
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            r => {
-                r.expect("TLS handshake");
-            }
-        }
-    }
-    s
 }
 
 fn connect(srv: &support::TestServer) -> TcpStream {
@@ -207,9 +189,9 @@ fn messages_reach_the_handler_inside_tls() {
     for_each_backend(|backend| {
         let mut pki = Pki::new();
         let (srv, shared, cfg) = server(backend, &mut pki);
-        let mut a = handshake(connect(&srv), cfg.clone());
+        let mut a = handshake(connect(&srv), cfg.clone(), "localhost");
         wait_until("first connection open", || ids(&shared) == 1);
-        let mut b = handshake(connect(&srv), cfg.clone());
+        let mut b = handshake(connect(&srv), cfg.clone(), "localhost");
         wait_until("second connection open", || ids(&shared) == 2);
 
         b.write_all(b"to 0 hello\n").unwrap();
@@ -236,7 +218,7 @@ fn message_during_the_handshake_waits_for_on_open() {
         // Connected, but no ClientHello yet: the inner handler is not open.
         let early = connect(&srv);
         wait_until("first connection accepted", || ids(&shared) == 1);
-        let mut b = handshake(connect(&srv), cfg.clone());
+        let mut b = handshake(connect(&srv), cfg.clone(), "localhost");
         wait_until("second connection open", || ids(&shared) == 2);
 
         b.write_all(b"to 0 early\n").unwrap();
@@ -257,7 +239,7 @@ fn message_during_the_handshake_waits_for_on_open() {
             "the inner handler saw something before its handshake"
         );
 
-        let mut a = handshake(early, cfg);
+        let mut a = handshake(early, cfg, "localhost");
         assert_eq!(read_line(&mut BufReader::new(&mut a)), "got early\n");
         assert_eq!(seen(&shared), ["open", "msg early"]);
         drop((a, b));

@@ -4,6 +4,8 @@
 
 #![warn(missing_docs)]
 
+pub mod tokio_peer;
+
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The body of `/plaintext`.

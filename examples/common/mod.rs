@@ -7,6 +7,7 @@
 #![allow(dead_code)] // not every example uses every helper
 
 pub mod access;
+pub mod features;
 pub mod tls;
 
 use anyhow::{bail, Context};
@@ -38,6 +39,11 @@ pub struct RuntimeArgs {
     /// closed, e.g. 5s, 500ms, 0 (a second SIGINT/SIGTERM exits at once).
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
+    /// Fast-path switches as name=value pairs, comma-separated (e.g. sqpoll=on,splice=ring;
+    /// `--features help` lists them). Precedence: this flag, then the RINGCORE_FEATURES
+    /// environment variable, then each switch's default.
+    #[arg(long, value_name = "NAME=VALUE,...")]
+    pub features: Option<String>,
 }
 
 /// Parses `5s`, `500ms`, `2m` or a bare number of seconds (`1.5`).
@@ -115,6 +121,8 @@ impl RuntimeArgs {
             .backend_from_env(false)
             .workers(workers)
             .drain_timeout(self.drain_timeout);
+        let (fb, summary) = features::apply(b, self.features.as_deref())?;
+        b = fb;
         if self.sqpoll {
             b = b.sqpoll(Duration::from_millis(100), None);
         }
@@ -122,6 +130,13 @@ impl RuntimeArgs {
             b = b.cpus(self.cpus.clone());
         }
         let rt = b.build().context("invalid runtime configuration")?;
+        tracing::info!("features: {summary}");
+        let sqpoll = rt.config().sqpoll.is_some();
+        if sqpoll && !self.sqpoll && backend_name(&rt) == "epoll" {
+            tracing::warn!(
+                "feature sqpoll=on ignored: the backend is epoll (SQPOLL is an io_uring option)"
+            );
+        }
         if self.sqpoll && backend_name(&rt) == "epoll" {
             tracing::warn!(
                 "--sqpoll ignored: io_uring is unavailable here and the runtime fell back \
@@ -150,6 +165,17 @@ pub fn backend_name(rt: &Runtime) -> &'static str {
     ringcore::runtime::probe_backend(rt.config())
         .map(|b| b.name())
         .unwrap_or("unavailable")
+}
+
+/// Resolves an upstream address given as `flag VALUE` (`HOST:PORT`, `[v6]:PORT`) to
+/// its first socket address; the error names the flag and says what was wrong.
+pub fn resolve(flag: &str, value: &str) -> anyhow::Result<std::net::SocketAddr> {
+    use std::net::ToSocketAddrs;
+    value
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve {flag} {value} (expected HOST:PORT)"))?
+        .next()
+        .with_context(|| format!("{flag} {value} resolves to no address"))
 }
 
 /// The listeners to serve on: the sockets systemd passed (socket activation:

@@ -366,7 +366,7 @@ pub fn peer_credentials(fd: RawFd) -> io::Result<PeerCredentials> {
             format!("peer credentials need a Unix socket (fd {fd} is not one)"),
         ));
     }
-    let c = socket::getsockopt(&crate::socket::borrow(fd), socket::sockopt::PeerCredentials)
+    let c = socket::getsockopt(&crate::iofd::borrow(fd), socket::sockopt::PeerCredentials)
         .map_err(|e| io::Error::other(format!("getsockopt(SO_PEERCRED) on fd {fd}: {e}")))?;
     Ok(PeerCredentials {
         pid: c.pid(),

@@ -58,6 +58,10 @@ pub(crate) const NOBUF_WAIT: u32 = 1 << 19;
 pub(crate) const GUARD_ARMED: u32 = 1 << 20;
 /// An abort set `SO_LINGER` 0: the close will be a reset (lifecycle.rs).
 pub(crate) const RESET_SET: u32 = 1 << 21;
+/// A layer (TLS) holds a close its inner handler asked for while plaintext (a file
+/// being read and encrypted in chunks) is still to go out: the close deadline already
+/// runs, though the real close has not begun (layer.rs).
+pub(crate) const LAYER_CLOSE: u32 = 1 << 22;
 
 /// Default most unconsumed input bytes kept for a handler.
 pub const DEFAULT_MAX_PENDING: u32 = 1 << 20;
@@ -73,6 +77,12 @@ pub const DEFAULT_OUTPUT_HIGH_WATER: usize = 1 << 20;
 /// `lingering_time`: long enough for a slow but live reader to take a large response,
 /// short enough that a peer that stopped reading does not hold its slot and queue.
 pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A connection's slot in the worker's registry: its state and its handler.
+pub(crate) struct ConnSlot<H> {
+    pub(crate) core: ConnCore,
+    pub(crate) handler: H,
+}
 
 /// A connection's state, apart from its handler.
 pub struct ConnCore {
@@ -109,7 +119,7 @@ pub struct ConnCore {
     /// The pipe and progress of a file being spliced out (only while one is).
     pub(crate) splice: Option<Box<SpliceState>>,
     /// Set by `pipe_to`: the connection is a splice tunnel to an upstream.
-    pub(crate) tunnel: Option<Box<crate::tunnel::Tunnel>>,
+    pub(crate) tunnel: Option<Box<crate::tunnel_state::Tunnel>>,
     /// Installed by a wrapping handler (TLS) while its inner handler runs: the `Conn`
     /// output calls land there as plaintext (layer.rs).
     pub(crate) layer: Option<Box<crate::layer::Layer>>,
@@ -144,8 +154,7 @@ impl SpliceState {
     }
 }
 
-/// Bytes moved per splice pair (the pipe is sized to hold this much).
-pub(crate) const PIPE_CHUNK: u64 = 256 * 1024;
+pub(crate) use crate::iofd::PIPE_CHUNK;
 /// Pipes kept for reuse per worker.
 const PIPE_POOL_MAX: usize = 64;
 
@@ -300,7 +309,9 @@ pub struct WorkerCtx {
     /// The helper thread for [`Conn::offload`](crate::Conn::offload) and its results.
     pub(crate) offload: crate::offload::Offload,
     /// Messages between connections and connects asked for by handlers (connect.rs).
-    pub(crate) mail: crate::connect::Mailbox,
+    pub(crate) mail: crate::mailbox::Mailbox,
+    /// Receive buffers held by zero-copy sends ([`crate::recvhold`]).
+    pub(crate) holds: crate::recvhold::Holds,
 }
 
 /// Hands free heap pages back to the kernel (glibc keeps freed memory in its arenas,
@@ -328,8 +339,9 @@ impl WorkerCtx {
             pipes_low: 0,
             next_trim: None,
             nobuf: std::collections::VecDeque::new(),
+            holds: crate::recvhold::Holds::new(),
             offload: crate::offload::Offload::new(worker),
-            mail: crate::connect::Mailbox::default(),
+            mail: crate::mailbox::Mailbox::default(),
         }
     }
 

@@ -42,149 +42,24 @@
 //! `open_conns` like accepted ones and are aborted by the drain deadline like them.
 
 use crate::conn::*;
+use crate::guard::call;
 use crate::handler::{CloseReason, Conn, Factory, Handler};
 use crate::lifecycle::Use;
-use crate::server::{call, Server};
+use crate::mailbox::Mail;
+pub use crate::mailbox::{ConnId, ConnectRequest, Notifier};
+use crate::server::Server;
+use crate::slot_handler::SlotHandler;
 use crate::socket::SocketOptions;
 use ringcore_runtime::{Io, Op, OpKind, Token};
 use std::any::Any;
-use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::rc::Rc;
 use std::time::Duration;
-
-/// Default connect timeout of [`ConnectRequest`] (and client-mode connects).
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Rounds of mail delivered per flush before the rest waits for the next loop turn
 /// (a ping-pong between two handlers must not starve the worker's other work).
 const MAIL_ROUNDS: usize = 16;
-
-/// Names a connection on its worker: its slot and the slot's generation. A `ConnId`
-/// outlives the connection safely: once the connection closed, messages to it are
-/// returned to the sender ([`Handler::on_undelivered`]), even if a new connection
-/// took the slot. Meaningful only on the worker that made it.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ConnId(pub(crate) Token);
-
-impl std::fmt::Debug for ConnId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ConnId({}/{})", self.0.slot(), self.0.generation())
-    }
-}
-
-impl ConnId {
-    fn token(self) -> Token {
-        self.0.with_kind(OpKind::Recv)
-    }
-}
-
-/// An outbound TCP connection to open from a handler ([`Conn::connect_with`]).
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct ConnectRequest {
-    /// The peer to connect to.
-    pub addr: SocketAddr,
-    /// Connect timeout (default [`DEFAULT_CONNECT_TIMEOUT`], 10 s); a connect still
-    /// pending then fails with `TimedOut`.
-    pub timeout: Duration,
-    /// Source address to bind (port chosen by the kernel); `None`: the kernel picks.
-    pub source: Option<IpAddr>,
-    /// Socket options of the new socket (default: `TCP_NODELAY` on, no keepalive).
-    pub socket: SocketOptions,
-}
-
-impl ConnectRequest {
-    /// A request for `addr` with the defaults.
-    pub fn new(addr: SocketAddr) -> ConnectRequest {
-        ConnectRequest {
-            addr,
-            timeout: DEFAULT_CONNECT_TIMEOUT,
-            source: None,
-            socket: SocketOptions::default().keepalive(None),
-        }
-    }
-
-    /// Sets the connect timeout.
-    pub fn timeout(mut self, t: Duration) -> Self {
-        self.timeout = t;
-        self
-    }
-
-    /// Sets the source address.
-    pub fn source(mut self, ip: IpAddr) -> Self {
-        self.source = Some(ip);
-        self
-    }
-
-    /// Sets the socket options.
-    pub fn socket(mut self, o: SocketOptions) -> Self {
-        self.socket = o;
-        self
-    }
-}
-
-/// One message in the mailbox.
-pub(crate) struct Mail {
-    to: Token,
-    from: Token,
-    msg: Box<dyn Any>,
-    /// A returned message: `to` is its sender, `from` the connection it missed.
-    returned: bool,
-}
-
-type Queue = Rc<RefCell<VecDeque<Mail>>>;
-
-/// A worker's mailbox and the connects its handlers asked for this turn.
-#[derive(Default)]
-pub(crate) struct Mailbox {
-    queue: Queue,
-    connects: Vec<(ConnectRequest, Box<dyn Handler>)>,
-}
-
-impl Mailbox {
-    /// True if something waits for the next flush.
-    pub(crate) fn has_work(&self) -> bool {
-        !self.connects.is_empty() || !self.queue.borrow().is_empty()
-    }
-}
-
-/// Sends messages on behalf of one connection, from anywhere on its worker, even
-/// after the connection closed (from `on_close`, say): see [`Conn::notifier`]. Not
-/// `Send`: it belongs to the worker's thread.
-#[derive(Clone)]
-pub struct Notifier {
-    from: Token,
-    queue: Queue,
-}
-
-impl Notifier {
-    /// Queues `msg` for `to`'s [`Handler::on_message`]; see [`Conn::notify`].
-    pub fn notify<M: Any>(&self, to: ConnId, msg: M) {
-        self.queue.borrow_mut().push_back(Mail {
-            to: to.token(),
-            from: self.from,
-            msg: Box::new(msg),
-            returned: false,
-        });
-    }
-
-    /// The connection this notifier speaks for.
-    pub fn id(&self) -> ConnId {
-        ConnId(self.from)
-    }
-}
-
-impl std::fmt::Debug for Notifier {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Notifier")
-            .field("from", &self.id())
-            .finish()
-    }
-}
 
 impl Conn<'_> {
     /// This connection's id, for other connections of the worker to
@@ -231,106 +106,6 @@ impl Conn<'_> {
     /// (`EMFILE`: raise `RLIMIT_NOFILE`). The message names the address.
     pub fn connect_with<H: Handler>(&mut self, req: ConnectRequest, handler: H) {
         self.ctx.mail.connects.push((req, Box::new(handler)));
-    }
-}
-
-/// A slot's handler: the factory's for accepted (and client-mode) connections, or a
-/// boxed one for connections a handler opened.
-pub(crate) enum SlotHandler<H> {
-    /// Made by the server's factory.
-    Made(H),
-    /// Given to [`Conn::connect_with`].
-    Opened(Box<dyn Handler>),
-}
-
-macro_rules! forward {
-    ($self:ident, $h:ident => $e:expr) => {
-        match $self {
-            SlotHandler::Made($h) => $e,
-            SlotHandler::Opened($h) => $e,
-        }
-    };
-}
-
-// Every `Handler` method must be forwarded here and in the `Box<H>` impl below: a
-// missing one would silently run the trait's default instead of the user's.
-impl<H: Handler> Handler for SlotHandler<H> {
-    fn on_open(&mut self, conn: &mut Conn<'_>) {
-        forward!(self, h => h.on_open(conn))
-    }
-    fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) -> usize {
-        forward!(self, h => h.on_data(conn, data))
-    }
-    fn on_sent(&mut self, conn: &mut Conn<'_>) {
-        forward!(self, h => h.on_sent(conn))
-    }
-    fn on_eof(&mut self, conn: &mut Conn<'_>) {
-        forward!(self, h => h.on_eof(conn))
-    }
-    fn on_timeout(&mut self, conn: &mut Conn<'_>) {
-        forward!(self, h => h.on_timeout(conn))
-    }
-    fn on_drain(&mut self, conn: &mut Conn<'_>) {
-        forward!(self, h => h.on_drain(conn))
-    }
-    fn on_timer(&mut self, conn: &mut Conn<'_>) {
-        forward!(self, h => h.on_timer(conn))
-    }
-    fn on_offload(&mut self, conn: &mut Conn<'_>, result: Box<dyn Any + Send>) {
-        forward!(self, h => h.on_offload(conn, result))
-    }
-    fn on_message(&mut self, conn: &mut Conn<'_>, from: ConnId, msg: Box<dyn Any>) {
-        forward!(self, h => h.on_message(conn, from, msg))
-    }
-    fn on_undelivered(&mut self, conn: &mut Conn<'_>, to: ConnId, msg: Box<dyn Any>) {
-        forward!(self, h => h.on_undelivered(conn, to, msg))
-    }
-    fn on_close(&mut self, reason: CloseReason) {
-        forward!(self, h => h.on_close(reason))
-    }
-    fn on_tunnel_closed(&mut self, stats: crate::handler::TunnelStats) {
-        forward!(self, h => h.on_tunnel_closed(stats))
-    }
-}
-
-/// A boxed handler is a handler (a factory may choose the handler type per
-/// connection).
-impl<H: Handler + ?Sized> Handler for Box<H> {
-    fn on_open(&mut self, conn: &mut Conn<'_>) {
-        (**self).on_open(conn)
-    }
-    fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) -> usize {
-        (**self).on_data(conn, data)
-    }
-    fn on_sent(&mut self, conn: &mut Conn<'_>) {
-        (**self).on_sent(conn)
-    }
-    fn on_eof(&mut self, conn: &mut Conn<'_>) {
-        (**self).on_eof(conn)
-    }
-    fn on_timeout(&mut self, conn: &mut Conn<'_>) {
-        (**self).on_timeout(conn)
-    }
-    fn on_drain(&mut self, conn: &mut Conn<'_>) {
-        (**self).on_drain(conn)
-    }
-    fn on_timer(&mut self, conn: &mut Conn<'_>) {
-        (**self).on_timer(conn)
-    }
-    fn on_offload(&mut self, conn: &mut Conn<'_>, result: Box<dyn Any + Send>) {
-        (**self).on_offload(conn, result)
-    }
-    fn on_message(&mut self, conn: &mut Conn<'_>, from: ConnId, msg: Box<dyn Any>) {
-        (**self).on_message(conn, from, msg)
-    }
-    fn on_undelivered(&mut self, conn: &mut Conn<'_>, to: ConnId, msg: Box<dyn Any>) {
-        (**self).on_undelivered(conn, to, msg)
-    }
-    fn on_close(&mut self, reason: CloseReason) {
-        (**self).on_close(reason)
-    }
-    fn on_tunnel_closed(&mut self, stats: crate::handler::TunnelStats) {
-        (**self).on_tunnel_closed(stats)
     }
 }
 
@@ -383,7 +158,7 @@ impl<F: Factory> Server<F> {
                 let mut h = handler;
                 if catch_unwind(AssertUnwindSafe(|| h.on_close(CloseReason::Error(e)))).is_err() {
                     io.counters().panics += 1;
-                    crate::server::log_panic(self.ctx.worker, "on_close");
+                    crate::guard::log_panic(self.ctx.worker, "on_close");
                 }
                 return;
             }

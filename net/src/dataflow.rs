@@ -4,9 +4,10 @@
 //! close sequence and per-connection timers.
 
 use crate::conn::*;
+use crate::guard::call;
 use crate::handler::{CloseReason, Factory, Handler};
 use crate::lifecycle::Use;
-use crate::server::{call, Server, ACCEPT_BACKOFF_KEY};
+use crate::server::{Server, ACCEPT_BACKOFF_KEY};
 use ringcore_runtime::{Completion, Io, Op, OpKind, Token};
 use std::io;
 use std::time::Duration;
@@ -25,43 +26,18 @@ impl<F: Factory> Server<F> {
             let n = c.result as usize;
             io.counters().bytes_in += n as u64;
             slot.core.touch(self.ctx.now_ms());
-            if slot.core.has(CLOSING) {
-                io.recycle(&c);
-                return;
-            }
-            if !slot.core.has(BACKED_UP) && slot.core.update_backed_up() {
-                // Output reached the high-water mark this turn: stop delivering now;
-                // `drive` cancels the receive.
-                self.ctx.mark_dirty(&mut slot.core);
-            }
-            if slot.core.has(READ_STOP) || !slot.core.pending.is_empty() {
-                slot.core.pending.extend_from_slice(io.received(&c));
-                io.recycle(&c);
-                if slot.core.has(READ_STOP) {
-                    slot.core.set(PENDING_NEW);
-                }
-                // While stopped, only bytes already in flight when the receive was
-                // cancelled land here: at most one buffer pool's worth.
-                if !slot.core.has(READ_STOP) {
-                    self.deliver_pending(io, idx);
-                }
-                return;
-            }
-            // Fast path: hand the pool buffer straight to the handler, no copy. The
-            // slice is detached from `io` so the callback can use `io` mutably.
-            let data: &[u8] = detach(io.received(&c));
-            let consumed = call(slot, &mut self.ctx, io, "on_data", |h, conn| {
-                h.on_data(conn, data)
-            });
-            if let Some(used) = consumed {
-                let used = used.min(n);
-                if used < n && !slot.core.has(CLOSING) {
-                    slot.core.pending.extend_from_slice(&data[used..]);
-                    slot.core.note_leftovers();
-                    self.check_pending_limit(idx, used);
+            // Usually one part; several when a receive bundle spanned buffers.
+            self.ctx.holds.begin(c);
+            let mut part = 0;
+            while let Some(bytes) = io.received_part(&c, part) {
+                part += 1;
+                // The slice is detached from `io` so the callback can use `io` mutably.
+                if !self.on_bytes(io, idx, detach(bytes)) {
+                    break;
                 }
             }
-            io.recycle(&c);
+            // Recycles the buffer, unless `send_received` queued bytes from it.
+            self.ctx.holds.end(io, &c);
         } else if c.result == 0 {
             slot.core.set(EOF);
             slot.core.clear(RECV_ARMED);
@@ -94,6 +70,52 @@ impl<F: Factory> Server<F> {
                 }
             }
         }
+    }
+
+    /// Hands one part of a receive to the connection: straight to `on_data`, or into
+    /// the pending input while reading is paused or input is left over. False when the
+    /// connection is closing (the rest of the receive is dropped).
+    fn on_bytes(&mut self, io: &mut Io, idx: u32, data: &[u8]) -> bool {
+        let Some(s) = self.conns.get_mut(idx) else {
+            return false;
+        };
+        let slot = &mut s.value;
+        let n = data.len();
+        if slot.core.has(CLOSING) {
+            return false;
+        }
+        if !slot.core.has(BACKED_UP) && slot.core.update_backed_up() {
+            // Output reached the high-water mark this turn: stop delivering now;
+            // `drive` cancels the receive.
+            self.ctx.mark_dirty(&mut slot.core);
+        }
+        if slot.core.has(READ_STOP) || !slot.core.pending.is_empty() {
+            slot.core.pending.extend_from_slice(data);
+            if slot.core.has(READ_STOP) {
+                slot.core.set(PENDING_NEW);
+            }
+            // While stopped, only bytes already in flight when the receive was
+            // cancelled land here: at most one buffer pool's worth.
+            if !slot.core.has(READ_STOP) {
+                self.deliver_pending(io, idx);
+            }
+            return true;
+        }
+        // Fast path: hand the pool buffer straight to the handler, no copy.
+        self.ctx.holds.expose(Some(data));
+        let consumed = call(slot, &mut self.ctx, io, "on_data", |h, conn| {
+            h.on_data(conn, data)
+        });
+        self.ctx.holds.expose(None);
+        if let Some(used) = consumed {
+            let used = used.min(n);
+            if used < n && !slot.core.has(CLOSING) {
+                slot.core.pending.extend_from_slice(&data[used..]);
+                slot.core.note_leftovers();
+                self.check_pending_limit(idx, used);
+            }
+        }
+        true
     }
 
     pub(crate) fn deliver_pending(&mut self, io: &mut Io, idx: u32) {
@@ -133,6 +155,13 @@ impl<F: Factory> Server<F> {
                 ),
             )));
             self.ctx.mark_dirty(core);
+        }
+    }
+
+    /// Releases the receive-buffer holds of queued bytes that were sent or dropped.
+    pub(crate) fn release_holds(&mut self, io: &mut Io) {
+        while let Some(h) = self.ctx.spare.released.pop() {
+            self.ctx.holds.release(io, h);
         }
     }
 
@@ -228,7 +257,11 @@ impl<F: Factory> Server<F> {
             }
             if eof {
                 if let Some(s) = self.conns.get_mut(idx) {
-                    if !s.value.core.has(CLOSING) {
+                    if s.value.core.has(PENDING_NEW) {
+                        // The handler left input behind output that is backed up
+                        // again (or paused again): the EOF waits for it once more.
+                        s.value.core.set(EOF_PENDING);
+                    } else if !s.value.core.has(CLOSING) {
                         call(&mut s.value, &mut self.ctx, io, "on_eof", |h, conn| {
                             h.on_eof(conn)
                         });
@@ -238,6 +271,9 @@ impl<F: Factory> Server<F> {
             let Some(s) = self.conns.get_mut(idx) else {
                 return;
             };
+            // What the handler sent for the input it was handed may have filled the
+            // queue again: stop reading before arming anything.
+            s.value.core.update_backed_up();
             if s.value.core.has(READ_STOP) {
                 return self.drive(io, idx);
             }
@@ -378,7 +414,7 @@ impl<F: Factory> Server<F> {
             Some(OpKind::Timeout) => slot.core.idle_timer = None,
             _ => {}
         }
-        if t.raw_kind() == crate::hangup::K_GUARD {
+        if t.raw_kind() == crate::kinds::K_GUARD {
             return self.guard_due(io, idx);
         }
         if t.kind() == Some(OpKind::Close) {

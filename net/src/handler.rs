@@ -204,6 +204,38 @@ impl Conn<'_> {
         self.ctx.mark_dirty(self.core);
     }
 
+    /// Queues `data` for sending like [`send`](Self::send), but without copying when
+    /// `data` is (part of) the bytes `on_data` was handed straight from a receive
+    /// buffer: the write queue then points into that buffer, which goes back to the
+    /// kernel only once these bytes were sent (or dropped by a close). Zero-copy echo:
+    ///
+    /// ```no_run
+    /// # fn f(conn: &mut ringcore_net::Conn<'_>, data: &[u8]) -> usize {
+    /// conn.send_received(data);
+    /// data.len()
+    /// # }
+    /// ```
+    ///
+    /// Any other slice is copied, as are bytes on the epoll backend (its receive buffer
+    /// is reused by the next read), bytes `on_data` gets from the connection's pending
+    /// input (after a pause or leftovers), bytes under a layer such as TLS, and bytes
+    /// sent while the worker already holds
+    /// [`Config::recv_hold_limit`](ringcore_runtime::Config::recv_hold_limit()) buffers
+    /// (counted in `recv_hold_fallbacks`). Ignored after `close`.
+    pub fn send_received(&mut self, data: &[u8]) {
+        if data.is_empty() || self.core.write_closed() {
+            return;
+        }
+        if self.core.layer.is_none() {
+            if let Some(held) = self.ctx.holds.take(data) {
+                self.core.out.push_held(held, &mut self.ctx.spare);
+                self.ctx.mark_dirty(self.core);
+                return;
+            }
+        }
+        self.send(data);
+    }
+
     /// Lets `f` write bytes for sending straight into the write queue, saving the copy
     /// [`send`](Self::send) makes: `f` gets a buffer to append to (it may already hold
     /// earlier unsent bytes of this connection; leave them alone) and its result is
@@ -326,23 +358,44 @@ impl Conn<'_> {
                 "pipe_to must be called from on_open, before any byte is read or queued",
             ));
         }
-        c.tunnel = Some(crate::tunnel::Tunnel::new(upstream, opts));
+        c.tunnel = Some(crate::tunnel_state::Tunnel::new(upstream, opts));
         self.ctx.mark_dirty(self.core);
         Ok(())
     }
 
-    /// Runs `job` off the worker thread, on the worker's helper thread (one per worker,
-    /// jobs in order), for work that may block: opening or stat-ing files, name
-    /// resolution. Its result comes back to this connection's
+    /// Runs `job` off the worker thread, on the worker's offload pool
+    /// ([`OffloadLimits`](crate::OffloadLimits): a few helper threads per worker
+    /// taking jobs in order), for work that may block: opening or stat-ing files,
+    /// name resolution. Its result comes back to this connection's
     /// [`Handler::on_offload`] on the worker, unless the connection closed meanwhile
     /// (then it is dropped; see there). The job must not touch the connection; a
-    /// handler that waits for the result usually pauses reading meanwhile.
+    /// handler that waits for the result usually pauses reading meanwhile. Always
+    /// accepted (the queue limit is not applied: see [`try_offload`](Self::try_offload)).
     pub fn offload<R: std::any::Any + Send>(&mut self, job: impl FnOnce() -> R + Send + 'static) {
         let tok = self.core.token;
         self.ctx.offload.submit(
             tok,
             Box::new(move || Box::new(job()) as Box<dyn std::any::Any + Send>),
         );
+    }
+
+    /// [`offload`](Self::offload), unless the worker's pool already has
+    /// `threads + queue` jobs queued or running ([`OffloadLimits`](crate::OffloadLimits)).
+    ///
+    /// # Errors
+    ///
+    /// [`OffloadFull`](crate::OffloadFull): the job was not taken (and is dropped);
+    /// try later, or answer "busy" (HTTP offload routes answer `503` with
+    /// `Retry-After`).
+    pub fn try_offload<R: std::any::Any + Send>(
+        &mut self,
+        job: impl FnOnce() -> R + Send + 'static,
+    ) -> Result<(), crate::OffloadFull> {
+        let tok = self.core.token;
+        self.ctx.offload.try_submit(
+            tok,
+            Box::new(move || Box::new(job()) as Box<dyn std::any::Any + Send>),
+        )
     }
 
     /// Input bytes received and not consumed yet by [`Handler::on_data`] (they are
@@ -402,6 +455,14 @@ impl Conn<'_> {
     pub fn set_output_limit(&mut self, high_water: usize) {
         self.core.high_water = high_water.min(u32::MAX as usize) as u32;
         self.ctx.mark_dirty(self.core);
+    }
+
+    /// The output high-water mark in bytes ([`set_output_limit`](Self::set_output_limit);
+    /// `0`: no limit). A protocol handler that answers pipelined requests bounds the
+    /// output one `on_data` call adds by the room left under it
+    /// (`output_limit() - queued_bytes()`).
+    pub fn output_limit(&self) -> usize {
+        self.core.high_water as usize
     }
 
     /// After everything queued is sent, shut down our sending side (FIN). Reading goes on.

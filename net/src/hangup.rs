@@ -26,13 +26,10 @@
 
 use crate::conn::*;
 use crate::handler::Factory;
+use crate::kinds::K_GUARD;
 use crate::lifecycle::Use;
 use crate::server::Server;
-use ringcore_runtime::token::SERVICE_KIND_BASE;
 use ringcore_runtime::{Completion, Io, Op, OpKind};
-
-/// Raw op kind of the guard's poll (after the tunnel's kinds).
-pub(crate) const K_GUARD: u8 = SERVICE_KIND_BASE + 24;
 
 /// Most receives the guard rescues on one connection.
 pub(crate) const GUARD_MAX: u8 = 3;

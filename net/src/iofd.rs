@@ -38,3 +38,15 @@ impl Drop for IoFd {
         );
     }
 }
+
+/// Bytes moved per splice pair (the pipe is sized to hold this much).
+pub(crate) const PIPE_CHUNK: u64 = 256 * 1024;
+
+/// Borrows a raw fd for `nix`'s `AsFd`-taking calls.
+pub(crate) fn borrow(fd: RawFd) -> std::os::fd::BorrowedFd<'static> {
+    // SAFETY: every caller passes an fd it owns (a listener, or a connection's fd held
+    // by its slot) and uses the borrow only for the one call it makes; a closed or
+    // reused number makes that call fail with EBADF or act on the wrong socket, the
+    // same as the libc call it replaces, never memory unsafety.
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+}

@@ -98,3 +98,22 @@ impl Layer {
         });
     }
 }
+
+impl crate::handler::Conn<'_> {
+    /// The inner handler asked to close while the layer still holds output for it
+    /// (a file read and encrypted in chunks needs the peer to read): start the close
+    /// (linger) deadline now, as a plaintext close does, so a peer that stopped
+    /// reading cannot hold the connection open. The real close, when it comes, keeps
+    /// this deadline. Idempotent.
+    pub(crate) fn arm_layer_close_deadline(&mut self) {
+        use crate::conn::{CANCELLED, LAYER_CLOSE};
+        let core = &mut *self.core;
+        if core.has(CANCELLED) || core.close_timer.is_some() || core.linger_ms == 0 {
+            return;
+        }
+        let at = self.ctx.now + std::time::Duration::from_millis(core.linger_ms as u64);
+        let key = core.token.with_kind(ringcore_runtime::OpKind::Close).raw();
+        core.close_timer = Some(self.ctx.timers.insert(at, key));
+        core.set(LAYER_CLOSE);
+    }
+}

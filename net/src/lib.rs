@@ -13,18 +13,24 @@ pub mod addr;
 mod conn;
 mod connect;
 mod dataflow;
+mod guard;
 mod handler;
 mod hangup;
 #[cfg(feature = "http")]
 pub mod http;
 mod iofd;
+mod kinds;
 mod layer;
 mod lifecycle;
 mod listener;
+mod mailbox;
 mod offload;
 mod outbound;
+mod outbound_opts;
 mod reason;
+mod recvhold;
 mod server;
+mod slot_handler;
 pub mod socket;
 pub mod sockopt;
 mod splice;
@@ -34,19 +40,25 @@ pub mod tcp_stats;
 #[cfg(feature = "tls")]
 pub mod tls;
 mod tunnel;
+mod tunnel_state;
 mod tunnel_timer;
+pub mod udp;
 mod unix;
 mod wqueue;
 
 pub use addr::{Addr, PeerCredentials, ToAddr, UnixAddr};
 pub use conn::{DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_PENDING, DEFAULT_OUTPUT_HIGH_WATER};
-pub use connect::{ConnId, ConnectRequest, Notifier, DEFAULT_CONNECT_TIMEOUT};
 pub use handler::{CloseReason, Conn, ConnInfo, Factory, Handler, TunnelStats};
-pub use outbound::{Connect, ConnectOptions};
+pub use listener::Listeners;
+pub use mailbox::{ConnId, ConnectRequest, Notifier, DEFAULT_CONNECT_TIMEOUT};
+pub use offload::{OffloadFull, OffloadLimits, DEFAULT_OFFLOAD_QUEUE, DEFAULT_OFFLOAD_THREADS};
+pub use outbound::Connect;
+pub use outbound_opts::ConnectOptions;
 pub use server::{IntoListeners, Serve};
-pub use socket::{Keepalive, Listeners, SocketOptions};
+pub use socket::{Keepalive, SocketOptions};
 pub use tcp_info::TcpInfo;
 pub use tcp_stats::TcpStats;
-pub use tunnel_timer::{
+pub use tunnel_state::{
     TunnelOptions, DEFAULT_TUNNEL_HALF_CLOSE_TIMEOUT, DEFAULT_TUNNEL_IDLE_TIMEOUT,
 };
+pub use udp::{DatagramFactory, DatagramHandler, Datagrams, ServeUdp, UdpOptions, UdpSockets};

@@ -38,8 +38,9 @@
 //! a registration per fd number), and only when no op referencing it is in flight.
 
 use crate::conn::*;
+use crate::guard::log_panic;
 use crate::handler::{CloseReason, Factory, Handler};
-use crate::server::{log_panic, Server};
+use crate::server::Server;
 use ringcore_runtime::{Io, Op, OpKind, Token};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -263,7 +264,9 @@ impl<F: Factory> Server<F> {
             return;
         };
         let core = &mut s.value.core;
-        if core.has(CANCELLED) || !core.has(CLOSING) {
+        // LAYER_CLOSE: the close was asked for inside a layer (TLS) and waits for its
+        // plaintext; the deadline counts from that request (layer.rs).
+        if core.has(CANCELLED) || !(core.has(CLOSING) || core.has(LAYER_CLOSE)) {
             return;
         }
         io.counters().timeouts += 1;

@@ -9,7 +9,7 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
 
-fn bind_error(addr: &SocketAddr, e: io::Error) -> io::Error {
+pub(crate) fn bind_error(addr: &SocketAddr, e: io::Error) -> io::Error {
     let hint = match e.raw_os_error() {
         Some(libc::EADDRINUSE) => {
             " (address in use: another process listens on this port; stop it or pick another port)"

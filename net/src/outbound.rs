@@ -6,21 +6,14 @@
 
 use crate::conn::*;
 use crate::connect::{outbound_socket, Target};
+use crate::guard::call;
 use crate::handler::{CloseReason, Factory, Handler};
-use crate::server::{call, Server};
-use crate::socket::SocketOptions;
+pub use crate::outbound_opts::ConnectOptions;
+use crate::outbound_opts::Outbound;
+use crate::server::Server;
 use ringcore_runtime::{Completion, Io, Runtime};
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
-
-/// Outbound connections a client-mode worker opens at start.
-#[derive(Clone)]
-pub(crate) struct Outbound {
-    pub(crate) addr: crate::addr::Addr,
-    pub(crate) count: usize,
-    pub(crate) opts: ConnectOptions,
-}
 
 impl<F: Factory> Server<F> {
     /// Opens one client-mode connection: socket (options, source bind), a handler from
@@ -82,47 +75,6 @@ impl<F: Factory> Server<F> {
         io.counters().connects += 1;
         call(slot, &mut self.ctx, io, "on_open", |h, c| h.on_open(c));
         self.ctx.mark_dirty(&mut slot.core);
-    }
-}
-
-/// Options for outbound connections ([`Connect::connect`]).
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct ConnectOptions {
-    /// Source addresses to bind, round-robin (empty: the kernel picks). Spread clients
-    /// over 127.0.0.x to open more than ~28k connections to one server port.
-    pub sources: Vec<std::net::IpAddr>,
-    /// Connect timeout (default 10 s).
-    pub timeout: Duration,
-    /// Socket options (nodelay, buffers, keepalive) for the new sockets.
-    pub socket: SocketOptions,
-}
-
-impl Default for ConnectOptions {
-    fn default() -> Self {
-        ConnectOptions {
-            sources: Vec::new(),
-            timeout: crate::connect::DEFAULT_CONNECT_TIMEOUT,
-            socket: SocketOptions::default().keepalive(None),
-        }
-    }
-}
-
-impl ConnectOptions {
-    /// Sets the source addresses.
-    pub fn sources(mut self, s: Vec<std::net::IpAddr>) -> Self {
-        self.sources = s;
-        self
-    }
-    /// Sets the connect timeout.
-    pub fn timeout(mut self, t: Duration) -> Self {
-        self.timeout = t;
-        self
-    }
-    /// Sets the socket options.
-    pub fn socket(mut self, o: SocketOptions) -> Self {
-        self.socket = o;
-        self
     }
 }
 

@@ -2,9 +2,13 @@
 //! completions to handler callbacks. Implements the runtime's `Service`.
 
 use crate::conn::*;
-use crate::connect::SlotHandler;
-use crate::handler::{CloseReason, Conn, ConnInfo, Factory, Handler};
-use crate::socket::{close_fd, Listeners, SocketOptions};
+// Kept for code that still names them here (branches in flight).
+#[allow(unused_imports)]
+pub(crate) use crate::guard::{call, log_panic};
+use crate::handler::{CloseReason, ConnInfo, Factory, Handler};
+use crate::listener::Listeners;
+use crate::slot_handler::SlotHandler;
+use crate::socket::{close_fd, SocketOptions};
 use ringcore_runtime::{Completion, Io, Op, OpKind, RateLimit, Registry, Runtime, Service, Token};
 use std::io;
 use std::os::fd::RawFd;
@@ -17,11 +21,6 @@ const LOG_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Timer key of the listener's accept back-off.
 pub(crate) const ACCEPT_BACKOFF_KEY: u64 = u64::MAX - 1;
-
-pub(crate) struct ConnSlot<H> {
-    pub(crate) core: ConnCore,
-    pub(crate) handler: H,
-}
 
 pub(crate) struct Listener {
     pub(crate) fd: RawFd,
@@ -40,39 +39,7 @@ pub(crate) struct Server<F: Factory> {
     pub(crate) ctx: WorkerCtx,
     pub(crate) listener: Listener,
     pub(crate) expired: Vec<u64>,
-    pub(crate) outbound: Option<crate::outbound::Outbound>,
-}
-
-pub(crate) fn log_panic(worker: usize, what: &str) {
-    tracing::error!(
-        "ringcore: worker {worker}: a {what} callback panicked; its connection is closed"
-    );
-}
-
-/// Runs `f` on the handler with a `Conn`, turning a panic into an aborted connection.
-#[inline]
-pub(crate) fn call<H: Handler, R>(
-    slot: &mut ConnSlot<H>,
-    ctx: &mut WorkerCtx,
-    io: &mut Io,
-    what: &str,
-    f: impl FnOnce(&mut H, &mut Conn<'_>) -> R,
-) -> Option<R> {
-    let mut conn = Conn {
-        core: &mut slot.core,
-        ctx,
-    };
-    let h = &mut slot.handler;
-    match catch_unwind(AssertUnwindSafe(|| f(h, &mut conn))) {
-        Ok(r) => Some(r),
-        Err(_) => {
-            io.counters().panics += 1;
-            log_panic(ctx.worker, what);
-            slot.core.fail(CloseReason::Panic);
-            ctx.mark_dirty(&mut slot.core);
-            None
-        }
-    }
+    pub(crate) outbound: Option<crate::outbound_opts::Outbound>,
 }
 
 impl<F: Factory> Server<F> {
@@ -248,6 +215,11 @@ impl<F: Factory> Service for Server<F> {
     fn start(&mut self, io: &mut Io) -> io::Result<()> {
         self.ctx.now = io.now();
         self.ctx.offload.waker = io.waker();
+        if io.backend() == ringcore_runtime::BackendKind::Uring {
+            // (epoll hands out a scratch buffer the next read reuses: never held.)
+            let limit = io.config().recv_hold_limit();
+            self.ctx.holds.set_limit(limit);
+        }
         if let Some(out) = self.outbound.clone() {
             for n in 0..out.count {
                 self.open_outbound(io, &out, n * 1000 + self.ctx.worker);
@@ -274,8 +246,8 @@ impl<F: Factory> Service for Server<F> {
             io.recycle(&c);
             debug_assert!(
                 c.token.kind().is_some()
-                    || crate::tunnel::is_tunnel_kind(c.token.raw_kind())
-                    || c.token.raw_kind() == crate::hangup::K_GUARD,
+                    || crate::kinds::is_tunnel_kind(c.token.raw_kind())
+                    || c.token.raw_kind() == crate::kinds::K_GUARD,
                 "completion with unknown token {c:?}"
             );
             return;
@@ -284,12 +256,12 @@ impl<F: Factory> Service for Server<F> {
         if final_cqe && !crate::lifecycle::uncounted_cancel(io, c.token) {
             self.conns.op_finished(idx);
         }
-        if c.token.raw_kind() == crate::hangup::K_GUARD {
+        if c.token.raw_kind() == crate::kinds::K_GUARD {
             self.on_guard(c, idx);
             self.finish_close(io, idx);
             return self.maybe_release(io, idx);
         }
-        if crate::tunnel::is_tunnel_kind(c.token.raw_kind()) {
+        if crate::kinds::is_tunnel_kind(c.token.raw_kind()) {
             self.on_tunnel(io, c, idx);
             self.finish_close(io, idx);
             return self.maybe_release(io, idx);
@@ -359,6 +331,7 @@ impl<F: Factory> Service for Server<F> {
     }
 
     fn flush(&mut self, io: &mut Io) {
+        self.release_holds(io);
         if self.ctx.offload.in_flight > 0 {
             self.offload_results(io);
         }
@@ -397,6 +370,9 @@ impl<F: Factory> Service for Server<F> {
             }
         }
         io.counters().pool_entries = self.ctx.pool_entries() as u64;
+        // Holds released by sends that completed or queues dropped during this flush.
+        self.release_holds(io);
+        io.counters().recv_held = self.ctx.holds.len() as u64;
         self.arm_accept(io);
         io.counters().timers_pending = self.ctx.timers.len() as u64;
     }

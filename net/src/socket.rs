@@ -11,8 +11,6 @@ use std::net::SocketAddr;
 use std::os::fd::{BorrowedFd, IntoRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-pub use crate::listener::Listeners;
-
 /// Turns -1 into `io::Error::last_os_error()`.
 macro_rules! syscall {
     ($fn:ident ( $($arg:expr),* $(,)? )) => {{
@@ -25,14 +23,7 @@ macro_rules! syscall {
 #[allow(unused_imports)]
 pub(crate) use syscall;
 
-/// Borrows a raw fd for `nix`'s `AsFd`-taking calls.
-pub(crate) fn borrow(fd: RawFd) -> BorrowedFd<'static> {
-    // SAFETY: every caller passes an fd it owns (a listener, or a connection's fd held
-    // by its slot) and uses the borrow only for the one call it makes; a closed or
-    // reused number makes that call fail with EBADF or act on the wrong socket, the
-    // same as the libc call it replaces, never memory unsafety.
-    unsafe { BorrowedFd::borrow_raw(fd) }
-}
+pub(crate) use crate::iofd::borrow;
 
 /// TCP keepalive probe settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

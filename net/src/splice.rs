@@ -6,9 +6,10 @@
 //! its drain can run inline). A full socket (`EAGAIN`) waits on a writability poll.
 
 use crate::conn::*;
+use crate::guard::call;
 use crate::handler::{CloseReason, Factory, Handler};
 use crate::lifecycle::Use;
-use crate::server::{call, Server};
+use crate::server::Server;
 use ringcore_runtime::{Completion, Io, Op, OpKind, SpliceMode};
 use std::io;
 

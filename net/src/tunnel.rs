@@ -18,91 +18,21 @@
 //! the slot (which owns the upstream fd, the pipes and the connect address) outlives
 //! every one of them.
 
-use crate::addr::RawAddr;
 use crate::conn::*;
 use crate::handler::{CloseReason, Factory};
-use crate::iofd::IoFd;
+use crate::kinds::{
+    kind, DRAIN, FILL, K_CONNECT, K_UP_CANCEL, K_UP_CLOSE, POLL_IN, POLL_OUT, SHUT,
+};
 use crate::lifecycle::Use;
 use crate::server::Server;
 use crate::socket::close_fd;
-use crate::tunnel_timer::{TunnelClock, TunnelOptions};
+use crate::tunnel_state::{new_pipe, pipe_fds, Dir, Tunnel};
 use ringcore_runtime::token::SERVICE_KIND_BASE;
 use ringcore_runtime::{Completion, Io, Op, OpKind, Token};
 use std::io;
-use std::net::SocketAddr;
 use std::os::fd::RawFd;
-use std::time::Duration;
-
-const FILL: u8 = 0;
-const DRAIN: u8 = 1;
-const POLL_IN: u8 = 2;
-const POLL_OUT: u8 = 3;
-const SHUT: u8 = 4;
-/// Raw kind of the upstream connect.
-const K_CONNECT: u8 = SERVICE_KIND_BASE + 16;
-/// Raw kind of the upstream cancel.
-const K_UP_CANCEL: u8 = SERVICE_KIND_BASE + 17;
-/// Raw kind of the upstream close.
-const K_UP_CLOSE: u8 = SERVICE_KIND_BASE + 18;
-
-fn kind(dir: usize, what: u8) -> u8 {
-    SERVICE_KIND_BASE + dir as u8 * 8 + what
-}
-
-/// True for a raw kind that belongs to a tunnel.
-pub(crate) fn is_tunnel_kind(k: u8) -> bool {
-    (SERVICE_KIND_BASE..=K_UP_CLOSE).contains(&k)
-}
-
-#[derive(Default)]
-struct Dir {
-    /// INVARIANT: nonblocking pipe (read, write) owned by this direction (none before
-    /// the connect succeeded); closed only through `Io` with nothing in flight.
-    pipe: Option<(IoFd, IoFd)>,
-    in_pipe: u64,
-    /// Bytes delivered to this direction's destination (for `TunnelStats`).
-    moved: u64,
-    fill: bool,
-    drain: bool,
-    poll_in: bool,
-    poll_out: bool,
-    eof: bool,
-    shut: bool,
-    /// The shutdown completed (the tunnel is done only then: see `CLOSE_WAIT`).
-    shut_done: bool,
-}
-
-/// The tunnel state a client slot owns while it pipes to an upstream.
-pub(crate) struct Tunnel {
-    /// Upstream socket, `-1` until created.
-    pub(crate) up: RawFd,
-    up_closing: bool,
-    target: SocketAddr,
-    timeout: Duration,
-    /// The connect op's address (the kernel reads it until the connect completes).
-    addr: Box<RawAddr>,
-    pub(crate) connecting: bool,
-    connected: bool,
-    dirs: [Dir; 2],
-    /// Idle and half-close deadlines (tunnel_timer.rs).
-    pub(crate) clock: TunnelClock,
-}
 
 impl Tunnel {
-    pub(crate) fn new(target: SocketAddr, opts: &TunnelOptions) -> Box<Tunnel> {
-        Box::new(Tunnel {
-            up: -1,
-            up_closing: false,
-            target,
-            timeout: opts.connect_timeout,
-            addr: Box::new(crate::addr::from_std(&target)),
-            connecting: false,
-            connected: false,
-            dirs: [Dir::default(), Dir::default()],
-            clock: TunnelClock::new(opts),
-        })
-    }
-
     /// What the tunnel carried, for [`Handler::on_tunnel_closed`](crate::Handler::on_tunnel_closed).
     pub(crate) fn stats(&self) -> crate::TunnelStats {
         crate::TunnelStats {
@@ -112,48 +42,6 @@ impl Tunnel {
             to_client: self.dirs[1].moved,
         }
     }
-
-    /// Bytes buffered in the pipes.
-    pub(crate) fn buffered(&self) -> u64 {
-        self.dirs[0].in_pipe + self.dirs[1].in_pipe
-    }
-}
-
-impl Tunnel {
-    /// Closes the pipes through `io`, so the backend forgets them (nothing may be in
-    /// flight: from `finish_close` or the slot's release).
-    pub(crate) fn release_pipes(&mut self, io: &mut Io) {
-        for d in &mut self.dirs {
-            if let Some((r, w)) = d.pipe.take() {
-                r.close(io);
-                w.close(io);
-            }
-        }
-    }
-
-    /// Closes the pipes, and the upstream if it never got its close op, through `io`;
-    /// called when the slot is released.
-    pub(crate) fn release(&mut self, io: &mut Io) {
-        self.release_pipes(io);
-        if self.up >= 0 && !self.up_closing {
-            io.close_now(self.up);
-            self.up = -1;
-        }
-    }
-}
-
-fn pipe_fds(d: &Dir) -> (RawFd, RawFd) {
-    d.pipe
-        .as_ref()
-        .map_or((-1, -1), |(r, w)| (r.raw(), w.raw()))
-}
-
-fn new_pipe() -> io::Result<(IoFd, IoFd)> {
-    let mut fds = [0 as libc::c_int; 2];
-    crate::socket::syscall!(pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC))?;
-    // SAFETY: fcntl on the pipe just created; failure only keeps the default size.
-    unsafe { libc::fcntl(fds[1], libc::F_SETPIPE_SZ, PIPE_CHUNK as libc::c_int) };
-    Ok((IoFd::new(fds[0]), IoFd::new(fds[1])))
 }
 
 impl<F: Factory> Server<F> {

@@ -16,6 +16,7 @@
 //! frees what sat unused for a whole trim interval ([`Spare::trim_idle`]).
 
 use crate::iofd::IoFd;
+use crate::recvhold::HeldBuf;
 use std::collections::VecDeque;
 
 /// Most iovecs per send.
@@ -40,13 +41,16 @@ pub struct FileSeg {
 
 enum Item {
     Bytes(Vec<u8>),
+    /// Bytes in a receive buffer the connection holds (zero-copy echo).
+    Held(HeldBuf),
     File(FileSeg),
 }
 
 impl Item {
-    fn bytes(&self) -> Option<&Vec<u8>> {
+    fn bytes(&self) -> Option<&[u8]> {
         match self {
             Item::Bytes(b) => Some(b),
+            Item::Held(h) => Some(h.bytes()),
             Item::File(_) => None,
         }
     }
@@ -87,6 +91,9 @@ pub struct Spare {
     /// Fewest buffers / send headers / queue states held since the last trim (that
     /// many sat unused).
     low: (usize, usize, usize),
+    /// Holds of receive buffers whose queued bytes were sent or dropped: the server
+    /// releases them ([`crate::recvhold::Holds::release`]) at the end of the turn.
+    pub(crate) released: Vec<u32>,
 }
 
 impl Spare {
@@ -257,6 +264,14 @@ impl WriteQueue {
         }
     }
 
+    /// Appends bytes of a held receive buffer without copying; the hold is handed back
+    /// through `spare.released` once they were sent or dropped.
+    pub(crate) fn push_held(&mut self, held: HeldBuf, spare: &mut Spare) {
+        let q = self.get(spare);
+        q.len += held.len();
+        q.chunks.push_back(Item::Held(held));
+    }
+
     /// Appends a file region; it is sent after everything queued before it.
     pub fn push_file(&mut self, seg: FileSeg, spare: &mut Spare) {
         self.get(spare).push_file(seg);
@@ -421,7 +436,7 @@ impl Queue {
 
     /// True when the next thing to send is bytes (a send op can be prepared).
     pub fn bytes_ready(&self) -> bool {
-        matches!(self.chunks.front(), Some(Item::Bytes(_)))
+        matches!(self.chunks.front(), Some(Item::Bytes(_) | Item::Held(_)))
     }
 
     /// The file segment at the head of the queue, if the head is a file.
@@ -513,8 +528,10 @@ impl Queue {
             if left >= avail {
                 left -= avail;
                 self.head = 0;
-                if let Some(Item::Bytes(c)) = self.chunks.pop_front() {
-                    spare.give(c);
+                match self.chunks.pop_front() {
+                    Some(Item::Bytes(c)) => spare.give(c),
+                    Some(Item::Held(h)) => spare.released.push(h.hold()),
+                    _ => {}
                 }
             } else {
                 self.head += left;
@@ -557,6 +574,15 @@ impl Queue {
                     };
                     self.len -= unsent;
                     spare.give(c);
+                }
+                Item::Held(h) => {
+                    let unsent = if self.chunks.is_empty() {
+                        h.len() - self.head
+                    } else {
+                        h.len()
+                    };
+                    self.len -= unsent;
+                    spare.released.push(h.hold());
                 }
                 Item::File(f) => {
                     self.len -= f.remaining as usize;

@@ -35,7 +35,7 @@ pub(crate) enum Driver {
     Epoll(Box<Poller>),
     /// Either of the above behind the fault injector (tests only).
     #[cfg(feature = "fault-injection")]
-    Fault(Box<crate::fault::FaultDriver>),
+    Fault(Box<crate::fault::FaultDriver<Driver>>),
 }
 
 impl Driver {
@@ -165,6 +165,26 @@ impl Driver {
     }
 
     #[inline]
+    pub(crate) fn buffer_part(&self, bid: u16, len: usize, i: usize) -> Option<&[u8]> {
+        match self {
+            #[cfg(feature = "fault-injection")]
+            Driver::Fault(f) => f.inner().buffer_part(bid, len, i),
+            Driver::Uring(r) => r.buffer_part(bid, len, i),
+            Driver::Epoll(p) => (i == 0).then(|| p.buffer(bid, len)),
+        }
+    }
+
+    /// (receive bundles, incremental buffers) as actually in use on this worker.
+    pub(crate) fn recv_features(&self) -> (bool, bool) {
+        match self {
+            #[cfg(feature = "fault-injection")]
+            Driver::Fault(f) => f.inner().recv_features(),
+            Driver::Uring(r) => (r.bundles(), r.incremental()),
+            Driver::Epoll(_) => (false, false),
+        }
+    }
+
+    #[inline]
     pub(crate) fn recycle(&mut self, bid: u16) {
         match self {
             #[cfg(feature = "fault-injection")]
@@ -211,5 +231,34 @@ impl Driver {
             Driver::Fault(f) => f.inner_mut().forget(fd),
             Driver::Uring(_) => {}
         }
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+impl crate::fault::Inner for Driver {
+    fn is_epoll(&self) -> bool {
+        matches!(self, Driver::Epoll(_))
+    }
+    unsafe fn push(&mut self, token: Token, op: Op, c: &mut Counters) -> io::Result<()> {
+        // SAFETY: forwarded caller contract.
+        unsafe { Driver::push(self, token, op, c) }
+    }
+    unsafe fn push_linked(
+        &mut self,
+        first: (Token, Op),
+        second: (Token, Op),
+        c: &mut Counters,
+    ) -> io::Result<()> {
+        // SAFETY: forwarded caller contract.
+        unsafe { Driver::push_linked(self, first, second, c) }
+    }
+    fn wait(&mut self, timeout: Option<Duration>, c: &mut Counters) -> io::Result<()> {
+        Driver::wait(self, timeout, c)
+    }
+    fn next(&mut self, c: &mut Counters) -> Option<Completion> {
+        Driver::next(self, c)
+    }
+    fn has_ready(&self) -> bool {
+        Driver::has_ready(self)
     }
 }

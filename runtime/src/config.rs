@@ -116,6 +116,32 @@ pub struct Config {
     /// re-armed (default off, see docs/benchmarks.md). Signal handlers still write the
     /// eventfd; the epoll backend always uses it. `RINGCORE_MSG_RING=0|1` overrides it.
     pub msg_ring_wake: bool,
+    /// io_uring: multishot receives take *bundles* of provided buffers
+    /// (`IORING_RECVSEND_BUNDLE`, Linux 6.10): one completion for all the bytes the
+    /// socket had, across several buffers (default off; probed at start-up through
+    /// `IORING_FEAT_RECVSEND_BUNDLE`, off with a debug log where missing).
+    /// `RINGCORE_RECV_BUNDLE=0|1` overrides it. The epoll backend ignores it.
+    pub recv_bundle: bool,
+    /// io_uring: consume provided buffers incrementally (`IOU_PBUF_RING_INC`, Linux
+    /// 6.12): a 100-byte message takes 100 bytes of a buffer, not the whole buffer; the
+    /// next receive continues in the same buffer (default off; a kernel that rejects
+    /// the flag gets the plain ring, with a debug log). `RINGCORE_BUF_INC=0|1`
+    /// overrides it. The epoll backend ignores it.
+    /// Not for servers with UDP services: a datagram received into the rest of a
+    /// partly consumed buffer may not fit and is then reported truncated.
+    pub buf_inc: bool,
+    /// io_uring: sends of at least this many bytes go out as `SEND_ZC`/`SENDMSG_ZC`
+    /// (Linux 6.0 / 6.1): the kernel sends from the write queue's own pages and the
+    /// buffer is held until the zero-copy notification arrives (default `None`: never;
+    /// see docs/benchmarks.md for why). `RINGCORE_SEND_ZC=<bytes>` overrides it (`0`:
+    /// off). The epoll backend ignores it.
+    pub send_zc_threshold: Option<usize>,
+    /// io_uring: most receive buffers a worker lets handlers hold for zero-copy sends
+    /// (`Conn::send_received` in ringcore-net); past it those sends copy and count a
+    /// `recv_hold_fallbacks`, so held buffers never drain the pool (default `None`: a
+    /// quarter of [`buf_count`](Self::buf_count); `Some(0)`: always copy).
+    /// `RINGCORE_RECV_HOLD_LIMIT` overrides it.
+    pub recv_hold_limit: Option<u32>,
     /// Faults to inject at the backend seam (default none; tests only).
     #[cfg(feature = "fault-injection")]
     pub fault: Option<crate::fault::FaultPlan>,
@@ -144,6 +170,10 @@ impl Default for Config {
             registered_ring: false,
             skip_cancel_cqe: false,
             msg_ring_wake: false,
+            recv_bundle: false,
+            buf_inc: false,
+            send_zc_threshold: None,
+            recv_hold_limit: None,
             #[cfg(feature = "fault-injection")]
             fault: None,
         }
@@ -151,6 +181,13 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The effective [`recv_hold_limit`](Self::recv_hold_limit): the setting, or a
+    /// quarter of the pool.
+    pub fn recv_hold_limit(&self) -> usize {
+        self.recv_hold_limit
+            .map_or(self.buf_count as usize / 4, |n| n as usize)
+    }
+
     /// Checks the values and applies `RINGCORE_BACKEND`.
     ///
     /// # Errors
@@ -208,6 +245,23 @@ impl Config {
                     format!("RINGCORE_SPLICE={v:?}: expected ring, drain or inline"),
                 )
             })?;
+        }
+        if let Some(on) = env_u64("RINGCORE_RECV_BUNDLE")? {
+            self.recv_bundle = on != 0;
+        }
+        if let Some(on) = env_u64("RINGCORE_BUF_INC")? {
+            self.buf_inc = on != 0;
+        }
+        if let Some(n) = env_u64("RINGCORE_SEND_ZC")? {
+            self.send_zc_threshold = (n > 0).then_some(n as usize);
+        }
+        if let Some(n) = env_u64("RINGCORE_RECV_HOLD_LIMIT")? {
+            self.recv_hold_limit = Some(n.min(u32::MAX as u64) as u32);
+        }
+        if self.send_zc_threshold == Some(0) {
+            return bad(
+                "send_zc_threshold must be at least 1 byte (None turns SEND_ZC off)".into(),
+            );
         }
         if self.pool_trim == Some(Duration::ZERO) {
             return bad("pool_trim must be longer than zero (None turns trimming off)".into());
@@ -363,6 +417,33 @@ impl Builder {
     /// [`Config::msg_ring_wake`].
     pub fn msg_ring_wake(mut self, on: bool) -> Self {
         self.cfg.msg_ring_wake = on;
+        self
+    }
+
+    /// Receive bundles of provided buffers on io_uring; see [`Config::recv_bundle`].
+    pub fn recv_bundle(mut self, on: bool) -> Self {
+        self.cfg.recv_bundle = on;
+        self
+    }
+
+    /// Incremental consumption of provided buffers on io_uring; see
+    /// [`Config::buf_inc`].
+    pub fn buf_inc(mut self, on: bool) -> Self {
+        self.cfg.buf_inc = on;
+        self
+    }
+
+    /// Send with `SEND_ZC` from this many bytes on (io_uring; `None`: never); see
+    /// [`Config::send_zc_threshold`].
+    pub fn send_zc_threshold(mut self, bytes: Option<usize>) -> Self {
+        self.cfg.send_zc_threshold = bytes;
+        self
+    }
+
+    /// Most receive buffers held for zero-copy sends per worker (`None`: a quarter of
+    /// the pool); see [`Config::recv_hold_limit`].
+    pub fn recv_hold_limit(mut self, limit: Option<u32>) -> Self {
+        self.cfg.recv_hold_limit = limit;
         self
     }
 

@@ -20,7 +20,7 @@ pub struct Io {
     pub(crate) cfg: Arc<Config>,
     pub(crate) draining: bool,
     /// Wakes this worker from another thread (`None` outside [`Runtime::run`](crate::Runtime::run)).
-    pub(crate) waker: Option<crate::worker::Waker>,
+    pub(crate) waker: Option<crate::waker::Waker>,
     _not_send: std::marker::PhantomData<*const ()>,
 }
 
@@ -108,13 +108,34 @@ impl Io {
         !self.driver.skips_cancel_success()
     }
 
-    /// The bytes of a receive completion (empty if it carries no buffer).
+    /// The bytes of a receive completion (empty if it carries no buffer). With receive
+    /// bundles on, only the first part: see [`received_part`](Self::received_part).
     #[inline]
     pub fn received(&self, c: &Completion) -> &[u8] {
         match c.buffer() {
             Some(bid) if c.result > 0 => self.driver.buffer(bid, c.result as usize),
             _ => &[],
         }
+    }
+
+    /// Part `i` of a receive completion's bytes, in order; `None` past the last part.
+    /// A receive spans several parts only when io_uring receive bundles are on
+    /// ([`Config::recv_bundle`](crate::Config::recv_bundle)); otherwise part 0 is
+    /// [`received`](Self::received) (when non-empty) and there is no part 1. Services
+    /// that may run with bundles read every part.
+    #[inline]
+    pub fn received_part(&self, c: &Completion, i: usize) -> Option<&[u8]> {
+        match c.buffer() {
+            Some(bid) if c.result > 0 => self.driver.buffer_part(bid, c.result as usize, i),
+            _ => None,
+        }
+    }
+
+    /// Whether this worker's receives use buffer bundles and incremental buffer
+    /// consumption, as probed at start-up: `(bundles, incremental)`; `(false, false)`
+    /// on epoll.
+    pub fn recv_features(&self) -> (bool, bool) {
+        self.driver.recv_features()
     }
 
     /// Returns the completion's pool buffer (if any) to the backend. Call once per

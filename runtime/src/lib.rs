@@ -38,6 +38,7 @@ pub mod systemd;
 pub mod timer;
 pub mod token;
 mod uring;
+mod waker;
 mod worker;
 
 pub use backend::BackendKind;
@@ -51,4 +52,5 @@ pub use registry::Registry;
 pub use timer::{TimerHandle, TimerWheel};
 pub use token::{OpKind, Token};
 pub use uring::probe::kernel_version;
-pub use worker::{probe_backend, Handle, Runtime, Service, Waker};
+pub use waker::Waker;
+pub use worker::{probe_backend, Handle, Runtime, Service};

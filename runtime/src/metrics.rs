@@ -113,10 +113,42 @@ counters! {
     /// (the hang-up guard cancelled and re-armed them; see `ringcore_net`'s guard).
     /// Nonzero means the backend missed an end of stream.
     hangup_guards,
+    /// Datagrams received and handed to a `DatagramHandler` (UDP; their bytes count
+    /// in `bytes_in`).
+    datagrams_in,
+    /// Datagrams sent (UDP; their bytes count in `bytes_out`).
+    datagrams_out,
+    /// Datagrams dropped before sending because the socket's send queue was full
+    /// (`UdpOptions::send_queue`), or cut at the drain deadline.
+    datagrams_dropped,
+    /// Datagrams larger than one receive buffer: reported to `on_truncated`, never
+    /// delivered whole (raise `buf_size` for larger datagrams).
+    datagrams_truncated,
+    /// Datagrams the kernel dropped because a UDP socket's receive buffer was full
+    /// (`SO_RXQ_OVFL`, as last reported with a received datagram; raise
+    /// `net.core.rmem_max` and `UdpOptions::recv_buffer`).
+    datagrams_kernel_dropped,
+    /// Datagram sends or receives that failed with an error.
+    datagram_errors,
+    /// Receive completions whose bytes spanned more than one provided buffer (io_uring
+    /// receive bundles, `Config::recv_bundle`).
+    recv_bundles,
+    /// Sends that went out as `SEND_ZC` (`Config::send_zc_threshold`).
+    send_zc,
+    /// `SEND_ZC` sends the kernel reported it copied after all (always so on loopback:
+    /// the receiver's socket takes a copy).
+    send_zc_copied,
+    /// Sends queued straight from a held receive buffer (`Conn::send_received`).
+    recv_holds,
+    /// `Conn::send_received` calls that copied because the worker already held
+    /// `Config::recv_hold_limit` receive buffers.
+    recv_hold_fallbacks,
+    /// Receive buffers held by queued zero-copy sends right now (a gauge).
+    recv_held,
 }
 
 /// Counters that are gauges (a current value, not a running total).
-const GAUGES: &[&str] = &["open_conns", "timers_pending", "pool_entries"];
+const GAUGES: &[&str] = &["open_conns", "timers_pending", "pool_entries", "recv_held"];
 
 /// The summed counters of all workers at one moment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -76,6 +76,9 @@ pub enum OpKind {
     Poll = 13,
     /// A user timer (timer wheel key; never submitted as an op).
     Timer = 14,
+    /// An op of a datagram (UDP) socket: its multishot receive, a send, its cancel
+    /// or close (the slot field says which; see `ringcore_net::udp`).
+    Datagram = 15,
 }
 
 impl OpKind {
@@ -96,6 +99,7 @@ impl OpKind {
             12 => OpKind::Nop,
             13 => OpKind::Poll,
             14 => OpKind::Timer,
+            15 => OpKind::Datagram,
             _ => return None,
         })
     }
@@ -194,7 +198,7 @@ impl std::fmt::Debug for Token {
 mod tests {
     use super::*;
 
-    const KINDS: [OpKind; 14] = [
+    const KINDS: [OpKind; 15] = [
         OpKind::Accept,
         OpKind::Recv,
         OpKind::Send,
@@ -209,6 +213,7 @@ mod tests {
         OpKind::Nop,
         OpKind::Poll,
         OpKind::Timer,
+        OpKind::Datagram,
     ];
 
     #[test]

@@ -13,10 +13,10 @@ use crate::metrics::{Shared as SharedCounters, Snapshot};
 use crate::op::Op;
 use crate::signals;
 use crate::token::{OpKind, Token};
+use crate::waker::{wake, WakeTarget, Waker, WAKE_MSG_TOKEN, WAKE_TOKEN};
 use crossbeam_channel::{Receiver, Sender};
 use std::io;
 use std::mem::ManuallyDrop;
-use std::os::fd::RawFd;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -59,12 +59,8 @@ enum Control {
 
 struct WorkerSlot {
     tx: Sender<Control>,
-    /// The worker's wake eventfd, `-1` once it exited.
-    wake_fd: Mutex<RawFd>,
-    /// The worker's ring fd while it runs with [`Config::msg_ring_wake`] (`-1`
-    /// otherwise): wakes are then a ring-less `MSG_RING` into it. Set to `-1` before
-    /// the ring closes, under this lock, so no wake reaches a reused fd number.
-    wake_ring: Mutex<RawFd>,
+    /// Where wakes go: the eventfd, or the ring with `msg_ring_wake`.
+    wake: Arc<WakeTarget>,
     counters: Arc<SharedCounters>,
 }
 
@@ -102,7 +98,7 @@ impl Handle {
             .iter()
         {
             let _ = w.tx.send(Control::Shutdown);
-            wake(w);
+            wake(&w.wake);
         }
     }
 
@@ -114,50 +110,6 @@ impl Handle {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         Snapshot::from_shared(ws.iter().map(|w| &*w.counters))
-    }
-}
-
-/// Wakes one worker from any thread: its loop turn ends (or its next wait returns at
-/// once) and the service's `expire` and `flush` run. A service hands work to a helper
-/// thread and has the helper call [`wake`](Self::wake) once the result is queued, so
-/// the result is picked up on the worker without the worker ever waiting for it.
-/// Waking a worker that has exited does nothing.
-#[derive(Clone)]
-pub struct Waker(Arc<WorkerSlot>);
-
-impl Waker {
-    /// Makes the worker run a loop turn soon (one eventfd write, or one `MSG_RING`
-    /// with [`Config::msg_ring_wake`]).
-    pub fn wake(&self) {
-        wake(&self.0);
-    }
-}
-
-impl std::fmt::Debug for Waker {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Waker")
-    }
-}
-
-fn wake(slot: &WorkerSlot) {
-    {
-        let ring = slot.wake_ring.lock().unwrap_or_else(|e| e.into_inner());
-        if *ring >= 0 {
-            // The ring stays open while the lock is held (see `wake_ring`).
-            match crate::uring::enter::send_msg_ring(*ring, WAKE_MSG_TOKEN.raw()) {
-                Ok(()) => return,
-                Err(e) => {
-                    tracing::debug!("ringcore: MSG_RING wake failed ({e}); writing the eventfd")
-                }
-            }
-        }
-    }
-    let fd = slot.wake_fd.lock().unwrap_or_else(|e| e.into_inner());
-    if *fd >= 0 {
-        let one: u64 = 1;
-        // SAFETY: writes 8 bytes from a live u64 to an eventfd we own (guarded by the
-        // mutex, which the worker holds while closing it).
-        unsafe { libc::write(*fd, (&one as *const u64).cast(), 8) };
     }
 }
 
@@ -226,8 +178,7 @@ impl Runtime {
             let (tx, rx) = crossbeam_channel::unbounded();
             slots.push(Arc::new(WorkerSlot {
                 tx,
-                wake_fd: Mutex::new(efd),
-                wake_ring: Mutex::new(-1),
+                wake: Arc::new(WakeTarget::new(efd)),
                 counters: Arc::new(SharedCounters::default()),
             }));
             rxs.push(rx);
@@ -253,7 +204,7 @@ impl Runtime {
         {
             for s in &slots {
                 let _ = s.tx.send(Control::Shutdown);
-                wake(s);
+                wake(&s.wake);
             }
         }
         let mut threads = Vec::new();
@@ -335,7 +286,7 @@ impl<'a> RingWake<'a> {
             );
             return RingWake(None);
         }
-        *slot.wake_ring.lock().unwrap_or_else(|e| e.into_inner()) = fd;
+        *slot.wake.ring.lock().unwrap_or_else(|e| e.into_inner()) = fd;
         RingWake(Some(slot))
     }
 }
@@ -343,13 +294,13 @@ impl<'a> RingWake<'a> {
 impl Drop for RingWake<'_> {
     fn drop(&mut self) {
         if let Some(slot) = self.0 {
-            *slot.wake_ring.lock().unwrap_or_else(|e| e.into_inner()) = -1;
+            *slot.wake.ring.lock().unwrap_or_else(|e| e.into_inner()) = -1;
         }
     }
 }
 
 fn close_wake(slot: &WorkerSlot) {
-    let mut fd = slot.wake_fd.lock().unwrap_or_else(|e| e.into_inner());
+    let mut fd = slot.wake.fd.lock().unwrap_or_else(|e| e.into_inner());
     if *fd >= 0 {
         signals::forget_wake_fd(*fd);
         // SAFETY: we own this eventfd; after this the slot says -1 so nobody writes it.
@@ -358,10 +309,6 @@ fn close_wake(slot: &WorkerSlot) {
     }
 }
 
-const WAKE_TOKEN: Token = Token::internal(crate::token::WORKER_INTERNAL_ID, OpKind::Wake);
-/// The completion a `MSG_RING` wake posts ([`Config::msg_ring_wake`]): a kind no op
-/// is submitted with, so it is never confused with the wake read.
-const WAKE_MSG_TOKEN: Token = WAKE_TOKEN.with_raw_kind(crate::token::SERVICE_KIND_BASE - 1);
 const WAKE_CANCEL_TOKEN: Token = Token::internal(crate::token::WORKER_INTERNAL_ID, OpKind::Cancel);
 
 #[derive(PartialEq, Eq, Clone, Copy, Debug)]
@@ -435,10 +382,10 @@ where
         }
     }
     let driver = Driver::open(&cfg)?;
-    let wake_fd = *slot.wake_fd.lock().unwrap_or_else(|e| e.into_inner());
+    let wake_fd = *slot.wake.fd.lock().unwrap_or_else(|e| e.into_inner());
     signals::remember_wake_fd(wake_fd);
     let mut io = Io::new(driver, id, cfg.clone());
-    io.waker = Some(Waker(slot.clone()));
+    io.waker = Some(Waker::new(slot.wake.clone()));
     // `make` sees only `&Io`: it cannot queue an op, so a failure frees everything.
     let service = make(id, &io)?;
     let mut owned = Owned {

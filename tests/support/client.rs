@@ -2,6 +2,20 @@
 //!
 //! Every socket gets [`IO_TIMEOUT`] read and write timeouts, so a stalled server
 //! fails the test instead of hanging it.
+//!
+//! Why the loops here (and in a few tests) retry `ErrorKind::Interrupted`: no test
+//! process installs a signal handler (test runtimes are built with
+//! `handle_signals(false)`, SIGPIPE is ignored, SIGCHLD is left at its default), so no
+//! signal is delivered to a test thread. But a socket call with a timeout
+//! (`SO_RCVTIMEO` / `SO_SNDTIMEO`) is not restarted by the kernel after the process was
+//! stopped and continued (SIGSTOP/SIGCONT, a cgroup freeze, `strace -p` or a debugger
+//! attaching): it fails with EINTR even with no handler (signal(7), "Interruption of
+//! system calls ... by stop signals"; reproduced with a C client blocked in a timed
+//! `read` and `kill -STOP/-CONT`, or `strace -p`). The timeouts are what keeps a test
+//! from hanging, so the EINTR is legitimate and retried. The runtime retries it too
+//! (`epoll_wait`, `io_uring_enter`, every epoll syscall): `ops_signals`'s
+//! `stop_and_continue_keep_serving` checks that a stopped and continued server
+//! keeps serving.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};

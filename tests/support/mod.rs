@@ -2,8 +2,12 @@
 //! echo server on a thread, wait for counters, and count open fds.
 //!
 //! * [`client`]: blocking std clients, payload generation (xorshift) and checking;
+//! * [`tls`]: certificates made at test time (rcgen) and a blocking rustls client;
 //! * [`child`]: re-executing the test binary as a child server process (fd limits,
-//!   default SIGPIPE disposition) and talking to it over stdin/stdout.
+//!   default SIGPIPE disposition) and talking to it over stdin/stdout;
+//! * [`proc`]: running the example binaries as child processes (the operability
+//!   tests `ops_*`): build, spawn with flags and environment, read stderr lines,
+//!   signal, wait for exit.
 //!
 //! Nothing here sleeps to synchronise: clients block on sockets with generous timeouts,
 //! and conditions on the server side are awaited by polling its counters against a
@@ -14,6 +18,8 @@
 pub mod child;
 pub mod client;
 pub mod http;
+pub mod proc;
+pub mod tls;
 
 use ringcore::{
     BackendKind, Builder, Conn, ConnInfo, Counters, Factory, Handle, Handler, Listeners, Runtime,

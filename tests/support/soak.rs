@@ -21,6 +21,7 @@ use ringcore::{
     BackendKind, Builder, Conn, Counters, Factory, Handle, Handler, Listeners, SocketOptions,
 };
 use ringcore_runtime::fault::FaultPlan;
+use ringcore_runtime::SpliceMode;
 use std::io;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -83,7 +84,19 @@ pub fn soak_builder(backend: BackendKind, seed: u64, drain: Duration) -> Builder
         1 => b = b.buf_count(16).buf_size(1024),
         _ => b = b.buf_count(64),
     }
-    b
+    b.splice_mode(splice_mode(seed))
+}
+
+/// The seed's splice mode (io_uring; epoll always splices inline): the default
+/// [`SpliceMode::Inline`], [`SpliceMode::InlineDrain`] or [`SpliceMode::Ring`] in turn,
+/// three seeds each, so that over any 9 consecutive seeds every mode meets every
+/// ring size (`seed % 3`).
+pub fn splice_mode(seed: u64) -> SpliceMode {
+    match (seed / 3) % 3 {
+        0 => SpliceMode::Inline,
+        1 => SpliceMode::InlineDrain,
+        _ => SpliceMode::Ring,
+    }
 }
 
 /// The seed's fault plan: [`FaultPlan::random`], narrowed for diagnosis by
@@ -320,8 +333,9 @@ pub fn run_seeds(test: &str, one: impl Fn(BackendKind, u64) -> Result<(), String
                 "epoll"
             };
             eprintln!(
-                "SOAK FAILURE {test} seed={seed} backend={backend}: {msg}\n  replay: \
-                 RINGCORE_SOAK_SEED={seed} RINGCORE_BACKEND={name} cargo test --release --test {test}"
+                "SOAK FAILURE {test} seed={seed} backend={backend} (splice mode {:?}): {msg}\n  replay: \
+                 RINGCORE_SOAK_SEED={seed} RINGCORE_BACKEND={name} cargo test --release --test {test}",
+                splice_mode(seed)
             );
             failures.push(format!("seed {seed} on {backend}: {msg}"));
             if !keep_going() {

@@ -6,12 +6,11 @@
 
 use clap::Parser;
 use ringcore::tls::rustls;
-use ringcore_benches::{split_requests, PlaintextCache};
+use ringcore_benches::{tokio_peer, PlaintextCache};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::io::AsyncWriteExt;
 use tokio_rustls::TlsAcceptor;
 
 /// tokio-rustls peer server.
@@ -34,32 +33,12 @@ async fn serve(acceptor: TlsAcceptor, s: tokio::net::TcpStream) {
         return;
     };
     let mut cache = PlaintextCache::new();
-    let mut inbuf: Vec<u8> = Vec::with_capacity(16 * 1024);
-    let mut out: Vec<u8> = Vec::with_capacity(16 * 1024);
-    let mut chunk = vec![0u8; 16 * 1024];
-    loop {
-        let n = match s.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        inbuf.extend_from_slice(&chunk[..n]);
-        let (reqs, used) = split_requests(&inbuf);
-        if reqs > 0 {
-            out.clear();
-            let r = cache.refresh();
-            for _ in 0..reqs {
-                out.extend_from_slice(r);
-            }
-            inbuf.drain(..used);
-            if s.write_all(&out).await.is_err() {
-                return;
-            }
-        }
-        if inbuf.len() > 1 << 20 {
-            return;
-        }
+    if tokio_peer::http_plaintext(&mut s, |f| f(&mut cache))
+        .await
+        .is_ok()
+    {
+        let _ = s.shutdown().await; // close_notify
     }
-    let _ = s.shutdown().await; // close_notify
 }
 
 fn main() -> anyhow::Result<()> {
@@ -75,23 +54,7 @@ fn main() -> anyhow::Result<()> {
     config.session_storage = rustls::server::ServerSessionMemoryCache::new(4096);
     config.ticketer = rustls::crypto::ring::Ticketer::new()?;
     let acceptor = TlsAcceptor::from(Arc::new(config));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()?;
-    rt.block_on(async move {
-        let listener = TcpListener::bind(args.addr).await?;
-        eprintln!("peer-tokio-tls: listening on {}", listener.local_addr()?);
-        loop {
-            let (s, _) = match listener.accept().await {
-                Ok(x) => x,
-                Err(e) => {
-                    eprintln!("peer-tokio-tls: accept: {e}");
-                    tokio::task::yield_now().await;
-                    continue;
-                }
-            };
-            let _ = s.set_nodelay(true);
-            tokio::spawn(serve(acceptor.clone(), s));
-        }
+    tokio_peer::serve("peer-tokio-tls", args.addr, |s| {
+        tokio::spawn(serve(acceptor.clone(), s));
     })
 }

@@ -55,6 +55,9 @@ pub struct AccessRecord<'a> {
     pub referer: &'a [u8],
     /// The `User-Agent` header (empty if absent).
     pub user_agent: &'a [u8],
+    /// The upstream that answered, for a forwarded request (the gateway); logged
+    /// after the duration (combined) or as `"upstream"` (json) when present.
+    pub upstream: Option<SocketAddr>,
 }
 
 /// What runs for every answered request (on the worker: it must not block).
@@ -199,6 +202,7 @@ impl Observer {
             duration: self.start.map_or(Duration::ZERO, |s| s.elapsed()),
             referer: &self.referer,
             user_agent: &self.user_agent,
+            upstream: None,
         };
         (self.hook)(&rec);
         self.start = None;
@@ -349,7 +353,11 @@ pub fn format_into(s: &mut String, r: &AccessRecord<'_>, format: AccessFormat, n
                 clf_escape(s, r.referer);
                 s.push_str("\" \"");
                 clf_escape(s, r.user_agent);
-                let _ = writeln!(s, "\" {:.6}", r.duration.as_secs_f64());
+                let _ = write!(s, "\" {:.6}", r.duration.as_secs_f64());
+                if let Some(u) = r.upstream {
+                    let _ = write!(s, " {u}");
+                }
+                s.push('\n');
             }
             AccessFormat::Json => {
                 s.push_str("{\"time\":\"");
@@ -372,7 +380,11 @@ pub fn format_into(s: &mut String, r: &AccessRecord<'_>, format: AccessFormat, n
                 json_escape(s, r.referer);
                 s.push_str("\",\"user_agent\":\"");
                 json_escape(s, r.user_agent);
-                s.push_str("\"}\n");
+                s.push('"');
+                if let Some(u) = r.upstream {
+                    let _ = write!(s, ",\"upstream\":\"{u}\"");
+                }
+                s.push_str("}\n");
             }
         }
     });
@@ -393,6 +405,7 @@ mod tests {
             duration: Duration::from_micros(1500),
             referer: b"",
             user_agent: b"curl/8",
+            upstream: None,
         }
     }
 

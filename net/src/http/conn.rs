@@ -18,16 +18,22 @@
 //! samples ([`SlidingRate`]: one `SIOCOUTQ` ioctl per sample, a quarter of the grace
 //! apart). They cost two counters per read and send.
 //!
-//! Memory per connection is bounded: bodies are consumed as they arrive (see
-//! [`Session`]), and while more than [`Limits::max_queued_output`] bytes of responses
-//! wait to be sent, no further pipelined request is parsed and reading pauses until
-//! the queue drains (`on_sent`). Input that arrived before the pause took effect is
-//! kept here (`stash`) and served first on resume.
+//! Memory per connection is bounded, and backpressure comes from one place, the
+//! connection's output high-water mark ([`Conn::set_output_limit`], set to
+//! [`Limits::max_queued_output`] when the connection opens): no `on_data` call adds
+//! more than the room left under it, and once the queue reaches it no further
+//! pipelined request is parsed. The unparsed rest is left unconsumed: the runtime
+//! holds it (bounded by what one receive brings, as it stops reading at the mark) and
+//! offers it again once the queue drained to the low-water mark. Bodies are consumed as
+//! they arrive (see [`Session`]). Only while an offload job runs is input read on
+//! (so that a reset is seen) and kept here (`stash`), up to
+//! [`Limits::max_pending_input`] before reading pauses.
 
 use super::limits::SlidingRate;
 use super::{write_error, DateCache, Error, Limits, Router, Session};
 use crate::{CloseReason, Conn, ConnInfo, Handler};
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -51,6 +57,8 @@ enum Deadline {
     Header,
     Body,
     Linger,
+    /// An offload job's result is due (`Limits::offload_timeout`).
+    Offload,
 }
 
 /// A routed HTTP/1.1 connection.
@@ -64,10 +72,13 @@ pub struct HttpConn {
     linger_until: Option<Instant>,
     /// Lingering: the error response has been sent (the lingering caps run).
     linger_sent: bool,
-    /// Reading is paused because the output queue is above the high-water mark.
+    /// Parsing stopped for an offload job's result (reading goes on into `stash`,
+    /// then pauses), or for output a wrapping layer holds (reading paused until
+    /// `on_sent`). Output backed up in the connection's own queue does not set it:
+    /// the runtime stops reading then.
     paused: bool,
-    /// Input taken from the runtime but not yet served (while paused, or the rest
-    /// of what was stashed); served before anything newer.
+    /// Input read while an offload job ran (at most [`Limits::max_pending_input`]
+    /// and one receive), or the rest of it; served before anything newer.
     stash: Vec<u8>,
     /// The peer's FIN arrived while stashed input waited: close once it is served.
     eof: bool,
@@ -85,6 +96,13 @@ pub struct HttpConn {
     armed: Option<Instant>,
     /// Bytes left unconsumed by the last `on_data` (offered again, counted once).
     left: usize,
+    /// A call route's outbound call in flight.
+    call: Option<super::call::Pending>,
+    /// The offload job awaited: its number (a result carrying another is late and
+    /// dropped), its deadline, and the flag that tells a still-queued job not to run.
+    job: Option<(u64, Instant, Arc<AtomicBool>)>,
+    /// Offload jobs started on this connection.
+    jobs: u64,
 }
 
 impl HttpConn {
@@ -106,6 +124,9 @@ impl HttpConn {
             rate_at: None,
             armed: None,
             left: 0,
+            call: None,
+            job: None,
+            jobs: 0,
         }
     }
 
@@ -288,10 +309,12 @@ impl HttpConn {
     /// Serves what it can of `data`; returns the bytes used (all of them once the
     /// connection is closing).
     fn process(&mut self, conn: &mut Conn<'_>, data: &[u8]) -> usize {
-        let max_out = self
-            .limits()
-            .max_queued_output
-            .saturating_sub(conn.pending_write());
+        // The room left under the connection's high-water mark: the one bound on
+        // output (and so on the pipelined requests answered per call).
+        let max_out = match conn.output_limit() {
+            0 => usize::MAX,
+            hw => hw.saturating_sub(conn.queued_bytes()),
+        };
         let date = date_now();
         let (session, router) = (&mut self.session, &*self.router);
         let p = if max_out == 0 && !session.parser().in_body() {
@@ -308,8 +331,12 @@ impl HttpConn {
         if let Some(job) = self.session.take_offload() {
             // An offload route: its job runs on the worker's helper thread; the
             // response comes back in `on_offload` (reading is paused meanwhile, as
-            // `p.paused` is set).
-            conn.offload(move || job.run());
+            // `p.paused` is set). A call route: the backend connection reports in
+            // `on_message`.
+            match job.into_call() {
+                Ok(call) => self.call = Some(super::call::Pending::start(conn, call)),
+                Err(job) => self.start_job(conn, job),
+            }
         }
         if p.error.is_some() || p.linger {
             self.start_linger(conn);
@@ -326,19 +353,25 @@ impl HttpConn {
             return data.len();
         }
         if p.paused && !self.paused {
-            self.paused = true;
-            // Waiting for an offload result, the socket is still read (up to a
-            // bound, see `stash_input`) so that a reset closes the connection and
-            // the late result is dropped; backed-up output pauses reading at once.
-            if !self.session.is_waiting() {
+            if self.session.is_waiting() {
+                // Waiting for an offload result, the socket is still read (up to a
+                // bound, see `stash_input`) so that a reset closes the connection
+                // and the late result is dropped.
+                self.paused = true;
+            } else if !conn.is_backed_up() {
+                // Output held above the connection's queue (a wrapping layer's):
+                // the runtime would go on reading, so pause until `on_sent`.
+                self.paused = true;
                 conn.pause_reading();
             }
+            // Otherwise the queue is at its high-water mark: the runtime stops
+            // reading and offers the unconsumed rest again once it drained.
         }
         let rest = data.len() - p.consumed;
         if self.session.parser().in_body() {
             let at = conn.now() + self.limits().body_timeout;
             self.arm(conn, Deadline::Body, at);
-        } else if rest > 0 && !self.paused {
+        } else if rest > 0 && !self.paused && !p.paused {
             // The rest starts a request; if a request completed in this call, the
             // rest is a new request whose first byte just arrived: its own deadline.
             if self.timer.is_none_or(|(k, _)| k != Deadline::Header) || p.consumed > 0 {
@@ -348,8 +381,55 @@ impl HttpConn {
         } else {
             self.disarm(conn);
         }
+        if let Some((_, at, _)) = self.job {
+            self.arm(conn, Deadline::Offload, at);
+        }
         self.track_rates(conn, data.len());
         p.consumed
+    }
+
+    /// Hands an offload route's job to the worker's pool with its deadline; a full
+    /// pool is answered `503` with `Retry-After` at once.
+    fn start_job(&mut self, conn: &mut Conn<'_>, job: super::OffloadJob) {
+        self.jobs += 1;
+        let seq = self.jobs;
+        let live = Arc::new(AtomicBool::new(true));
+        let run = live.clone();
+        let taken = conn.try_offload(move || {
+            // Not run once its deadline passed while it was queued.
+            run.load(Ordering::Acquire).then(|| (seq, job.run()))
+        });
+        match taken {
+            Ok(()) => {
+                let at = conn.now() + self.limits().offload_timeout;
+                self.job = Some((seq, at, live));
+            }
+            Err(full) => {
+                tracing::debug!("ringcore http: {full}; answering 503");
+                let mut res = super::Response::new();
+                res.set_status(503)
+                    .set_content_type("text/plain")
+                    .header("Retry-After", b"1")
+                    .set_body(b"Service Unavailable: the worker's offload queue is full\n");
+                if !self.answer_waiting(conn, &res) {
+                    conn.close(); // after the answer is sent
+                }
+            }
+        }
+    }
+
+    /// Renders the response of the request that waits for its job (which keeps
+    /// the connection or not); returns whether the connection stays open.
+    fn answer_waiting(&mut self, conn: &mut Conn<'_>, res: &super::Response) -> bool {
+        let date = date_now();
+        let session = &mut self.session;
+        let (keep, added) = conn.send_with(|out| {
+            let before = out.len();
+            let keep = session.complete_offload(Some(res), &date, out);
+            (keep, out.len() - before)
+        });
+        self.tx += added as u64;
+        keep
     }
 
     /// Serves the stash (after a pause, or because newer input was appended).
@@ -361,7 +441,7 @@ impl HttpConn {
         }
         stash.drain(..used.min(stash.len()));
         self.stash = stash;
-        if self.eof && !self.paused {
+        if self.eof && !self.paused && !conn.is_backed_up() {
             // Everything the peer sent before its FIN is served (a partial request
             // left in the stash can never complete).
             conn.close();
@@ -386,6 +466,7 @@ fn unsent_in_kernel(conn: &Conn<'_>) -> u64 {
 impl Handler for HttpConn {
     fn on_open(&mut self, conn: &mut Conn<'_>) {
         conn.set_idle_timeout(Some(self.limits().keep_alive_timeout));
+        conn.set_output_limit(self.limits().max_queued_output);
         conn.set_max_pending(self.limits().max_pending_input());
     }
 
@@ -405,7 +486,7 @@ impl Handler for HttpConn {
     }
 
     fn on_eof(&mut self, conn: &mut Conn<'_>) {
-        let pending = (self.paused && !self.stash.is_empty()) || self.session.is_waiting();
+        let pending = !self.stash.is_empty() || self.session.is_waiting();
         if pending && self.linger_until.is_none() {
             // Serve what is stashed first (and answer a request whose offload job
             // is running: a client may half-close after its last request).
@@ -436,36 +517,44 @@ impl Handler for HttpConn {
     }
 
     fn on_offload(&mut self, conn: &mut Conn<'_>, result: Box<dyn std::any::Any + Send>) {
-        if !self.session.is_waiting() || self.linger_until.is_some() {
-            return; // not ours (or no longer wanted): dropped here
-        }
-        let res = result.downcast::<super::Response>().ok();
-        if res.is_none() {
-            tracing::error!("ringcore http: an offload route's job panicked; answering 500");
-        }
-        let date = date_now();
-        let session = &mut self.session;
-        let (keep, added) = conn.send_with(|out| {
-            let before = out.len();
-            let keep = session.complete_offload(res.as_deref(), &date, out);
-            (keep, out.len() - before)
-        });
-        self.tx += added as u64;
-        if !keep || conn.is_draining() {
-            if self.stash.is_empty() {
-                conn.close();
-            } else {
-                self.start_linger(conn); // pipelined requests we will not serve
+        let Some((seq, _, _)) = self.job else {
+            return; // late: its deadline passed (answered 504), or not ours
+        };
+        let res = match result.downcast::<Option<(u64, super::Response)>>() {
+            Ok(r) => match *r {
+                Some((s, res)) if s == seq => Some(Box::new(res)),
+                _ => return, // an earlier job's late result
+            },
+            Err(_) => {
+                tracing::error!("ringcore http: an offload route's job panicked; answering 500");
+                None
             }
-            return;
+        };
+        self.job = None;
+        if self.timer.is_some_and(|(k, _)| k == Deadline::Offload) {
+            self.disarm(conn);
         }
-        // Serve what was pipelined behind it; reading resumes unless output is
-        // backed up.
-        self.paused = false;
-        conn.resume_reading();
-        self.serve_stash(conn);
-        if self.linger_until.is_none() {
-            self.track_rates(conn, 0);
+        self.deliver(conn, res);
+    }
+
+    fn on_message(
+        &mut self,
+        conn: &mut Conn<'_>,
+        from: crate::ConnId,
+        msg: Box<dyn std::any::Any>,
+    ) {
+        let Some(call) = self.call.as_mut() else {
+            return;
+        };
+        if let Ok(Some(res)) = call.on_message(from, msg) {
+            self.call = None;
+            self.deliver(conn, Some(Box::new(res)));
+        }
+    }
+
+    fn on_close(&mut self, _reason: CloseReason) {
+        if let Some(mut call) = self.call.take() {
+            call.cancel();
         }
     }
 
@@ -493,25 +582,76 @@ impl Handler for HttpConn {
 }
 
 impl HttpConn {
+    /// An offload job's response (`None`: it panicked, answered 500) or a call's:
+    /// sent, then what was pipelined behind it is served. Dropped if no request waits
+    /// (or the connection is lingering).
+    fn deliver(&mut self, conn: &mut Conn<'_>, res: Option<Box<super::Response>>) {
+        if !self.session.is_waiting() || self.linger_until.is_some() {
+            return; // not ours (or no longer wanted): dropped here
+        }
+        let date = date_now();
+        let session = &mut self.session;
+        let (keep, added) = conn.send_with(|out| {
+            let before = out.len();
+            let keep = session.complete_offload(res.as_deref(), &date, out);
+            (keep, out.len() - before)
+        });
+        self.tx += added as u64;
+        if !keep || conn.is_draining() {
+            if self.stash.is_empty() {
+                conn.close();
+            } else {
+                self.start_linger(conn); // pipelined requests we will not serve
+            }
+            return;
+        }
+        // Serve what was pipelined behind it; reading resumes unless output is
+        // backed up.
+        self.paused = false;
+        conn.resume_reading();
+        self.serve_stash(conn);
+        if self.linger_until.is_none() {
+            self.track_rates(conn, 0);
+        }
+    }
+
     /// `on_data` proper: serve, stash or (lingering) drop `data`.
     fn take_input(&mut self, conn: &mut Conn<'_>, data: &[u8]) -> usize {
         if self.linger_until.is_some() {
             self.linger_read(conn);
             return data.len();
         }
-        if self.paused || !self.stash.is_empty() {
+        if self.session.is_waiting() {
             self.stash_input(conn, data);
-            if !self.paused {
-                self.serve_stash(conn);
+            return data.len();
+        }
+        if !self.stash.is_empty() {
+            if self.paused || conn.is_backed_up() {
+                // Newer input waits in the runtime (offered again on resume or
+                // drain) rather than growing the stash.
+                return 0;
             }
+            self.stash.extend_from_slice(data);
+            self.serve_stash(conn);
             return data.len();
         }
         let used = self.process(conn, data);
-        if self.paused && used < data.len() && self.linger_until.is_none() {
+        if self.session.is_waiting() && used < data.len() && self.linger_until.is_none() {
+            // An offload route: what was pipelined behind it is kept here while
+            // reading goes on.
             self.stash_input(conn, &data[used..]);
             return data.len();
         }
+        // The rest (behind backed-up output, or a partial request) stays with the
+        // runtime, which offers it again with new bytes or once the queue drained.
         used
+    }
+
+    /// Input held here (read while an offload job ran) and not served yet, in bytes:
+    /// with [`Conn::queued_bytes`] and [`Conn::unconsumed`], the memory this
+    /// connection holds.
+    pub fn stashed_input(&self) -> usize {
+        self.stash.len()
     }
 
     /// Keeps input for later; while an offload result is awaited (reading goes
@@ -531,9 +671,14 @@ impl HttpConn {
             self.linger_read(conn);
             return;
         }
-        if self.paused && self.linger_until.is_none() && !self.session.is_waiting() {
+        if self.linger_until.is_some() || self.session.is_waiting() {
+            return;
+        }
+        if self.paused {
             self.paused = false;
-            conn.resume_reading();
+            conn.resume_reading(); // the runtime offers what it held back
+        }
+        if !self.stash.is_empty() && !conn.is_backed_up() {
             self.serve_stash(conn);
         }
     }
@@ -541,8 +686,23 @@ impl HttpConn {
     /// A deadline of `kind` expired (or the body was too slow): answer and close.
     fn time_out(&mut self, conn: &mut Conn<'_>, kind: Deadline) {
         self.timer = None;
+        if kind == Deadline::Offload {
+            // The job is late: 504 now; its result, if it ever comes, is dropped
+            // (and a job still queued is not run).
+            if let Some((_, _, live)) = self.job.take() {
+                live.store(false, Ordering::Release);
+                tracing::debug!("ringcore http: an offload job passed its deadline; answering 504");
+                let mut res = super::Response::new();
+                res.set_status(504)
+                    .set_content_type("text/plain")
+                    .set_body(b"Gateway Timeout: the offloaded work did not finish in time\n");
+                self.deliver(conn, Some(Box::new(res)));
+            }
+            return;
+        }
         self.stop_rates();
         let error = match kind {
+            Deadline::Offload => return,
             Deadline::Linger => return conn.abort(),
             Deadline::Header => Error::header_timeout(),
             Deadline::Body => {

@@ -147,6 +147,7 @@ impl RequestParser {
             body: &[],
             keep_alive,
             params: &[],
+            raw_params: &[],
         };
         let length = match head.framing {
             Framing::Length(n) => Some(n as u64),
@@ -193,6 +194,7 @@ impl RequestParser {
             body,
             keep_alive: h.keep_alive,
             params: &[],
+            raw_params: &[],
         })
     }
 }

@@ -46,6 +46,8 @@
 //! (413 beyond); `Upgrade` (WebSocket) is not forwarded.
 
 use super::gateway_back::{pool_take, Back, Exchange};
+use super::gateway_log::GatewayLog;
+use super::gateway_pick::{mark_down, pick};
 use super::{write_error, DateCache, Event, Limits, Reply, RequestParser, Response, Router};
 use crate::{CloseReason, Conn, ConnId, ConnInfo, ConnectRequest, Handler, Notifier};
 use std::any::Any;
@@ -60,8 +62,17 @@ const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct GatewayConfig {
-    /// The upstream server.
+    /// The first upstream server (the `Host` sent when a request has none).
     pub upstream: SocketAddr,
+    /// Every upstream server, tried round-robin (see [`down_time`](Self::down_time));
+    /// starts as `[upstream]`.
+    pub upstreams: Vec<SocketAddr>,
+    /// With several upstreams: how long one whose connect failed (refused,
+    /// unreachable, timed out) is skipped by this worker (default 10 s, nginx's
+    /// `fail_timeout`). The request that met the failure goes to the next upstream;
+    /// when none is left, the client gets `502` (`504` if the last connect timed
+    /// out). A single upstream is never skipped.
+    pub down_time: Duration,
     /// Requests whose path starts with this are forwarded (default `/api/`).
     pub prefix: String,
     /// Upstream connect timeout (default 5 s); past it the client gets 504.
@@ -88,6 +99,8 @@ impl GatewayConfig {
     pub fn new(upstream: SocketAddr) -> GatewayConfig {
         GatewayConfig {
             upstream,
+            upstreams: vec![upstream],
+            down_time: Duration::from_secs(10),
             prefix: "/api/".into(),
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(60),
@@ -96,6 +109,20 @@ impl GatewayConfig {
             pool_max_idle: 32,
             pool_idle_timeout: Duration::from_secs(60),
         }
+    }
+
+    /// Adds an upstream: requests are spread round-robin over all of them.
+    pub fn add_upstream(mut self, addr: SocketAddr) -> Self {
+        if !self.upstreams.contains(&addr) {
+            self.upstreams.push(addr);
+        }
+        self
+    }
+
+    /// Sets how long an upstream whose connect failed is skipped (with several).
+    pub fn down_time(mut self, t: Duration) -> Self {
+        self.down_time = t;
+        self
     }
 
     /// Sets the most idle upstream connections kept per worker (0: no pool).
@@ -172,6 +199,9 @@ pub(super) enum ToFront {
     /// A reused connection failed before any response byte: run the exchange on a
     /// fresh one.
     Retry(Exchange),
+    /// The connect to the exchange's upstream failed (nothing was sent): try the
+    /// next upstream, else answer this status.
+    ConnectFailed(Exchange, u16, String),
     Pause,
     Resume,
 }
@@ -254,6 +284,10 @@ pub struct GatewayConn {
     local: Option<(Vec<u8>, Vec<u8>)>,
     /// The client waits for `100 Continue` before sending the body.
     expect_continue: bool,
+    /// Upstreams whose connect failed for the current exchange.
+    tried: Vec<SocketAddr>,
+    /// The access log, if any.
+    log: Option<GatewayLog>,
 }
 
 impl GatewayConn {
@@ -275,7 +309,24 @@ impl GatewayConn {
             back_paused: false,
             local: None,
             expect_continue: false,
+            tried: Vec::new(),
+            log: None,
         }
+    }
+
+    /// Logs every request of this connection through `hook` (see
+    /// [`access_log`](super::access_log)): forwarded ones with the upstream that
+    /// answered ([`AccessRecord::upstream`](super::AccessRecord::upstream)), and the
+    /// gateway's own errors (502/504) with their status; `client` is the peer
+    /// ([`ConnInfo::peer_addr`]). `bytes` counts what followed the response head
+    /// (chunk framing included for a chunked answer).
+    pub fn with_access_log(
+        mut self,
+        client: Option<SocketAddr>,
+        hook: super::AccessHook,
+    ) -> GatewayConn {
+        self.log = Some(GatewayLog::new(hook, client));
+        self
     }
 
     /// A [`Factory`](crate::Factory) closure: `router` for local paths, `cfg` for
@@ -367,6 +418,9 @@ impl GatewayConn {
         body: bool,
     ) {
         let head = self.upstream_head(req, length, body);
+        if let Some(l) = &mut self.log {
+            l.begin(req);
+        }
         self.reply = req.reply();
         self.close_after = !req.keep_alive();
         self.body = body.then_some(length.is_some());
@@ -375,7 +429,9 @@ impl GatewayConn {
         self.back = None;
         self.phase = Phase::Connecting;
         let front = self.me.get_or_insert_with(|| conn.notifier()).clone();
+        self.tried.clear();
         let ex = Exchange {
+            upstream: self.cfg.upstream,
             front,
             head,
             head_request: req.is_head(),
@@ -387,21 +443,67 @@ impl GatewayConn {
         conn.pause_reading();
     }
 
-    /// Runs `ex` on an idle pooled upstream connection (`pooled`), else on a new one.
-    fn launch(&mut self, conn: &mut Conn<'_>, ex: Exchange, pooled: bool) {
+    /// Runs `ex` on the next live upstream (round-robin, see
+    /// [`GatewayConfig::down_time`]): on an idle pooled connection (`pooled`), else on
+    /// a new one. With no live upstream left: 502.
+    fn launch(&mut self, conn: &mut Conn<'_>, mut ex: Exchange, pooled: bool) {
+        let Some(addr) = pick(&self.cfg.upstreams, &self.tried, conn.now()) else {
+            let why = format!(
+                "no live upstream: all {} are marked down after failed connects (each is tried again {:?} after its failure)",
+                self.cfg.upstreams.len(),
+                self.cfg.down_time
+            );
+            tracing::debug!("gateway: {why}");
+            return self.fail(conn, 502, &why);
+        };
+        tracing::debug!(
+            "gateway: {} -> upstream {addr}",
+            String::from_utf8_lossy(ex.head.split(|&b| b == b'\r').next().unwrap_or(&[]))
+        );
+        ex.upstream = addr;
+        if let Some(l) = &mut self.log {
+            l.upstream(addr);
+        }
         if pooled {
-            if let Some(id) = pool_take(self.cfg.upstream) {
+            if let Some(id) = pool_take(addr) {
                 conn.notify(id, ToBack::Start(ex));
                 return;
             }
         }
-        let r = ConnectRequest::new(self.cfg.upstream).timeout(self.cfg.connect_timeout);
+        let r = ConnectRequest::new(addr).timeout(self.cfg.connect_timeout);
         conn.connect_with(r, Back::new(self.cfg.clone(), ex));
+    }
+
+    /// The connect to `ex.upstream` failed: mark it down (with several upstreams)
+    /// and try the next, else answer `status`.
+    fn connect_failed(&mut self, conn: &mut Conn<'_>, ex: Exchange, status: u16, why: String) {
+        let n = self.cfg.upstreams.len();
+        if n > 1 {
+            mark_down(ex.upstream, conn.now() + self.cfg.down_time);
+            tracing::debug!(
+                "gateway: upstream {} marked down for {:?}: {why}",
+                ex.upstream,
+                self.cfg.down_time
+            );
+        }
+        self.tried.push(ex.upstream);
+        if pick(&self.cfg.upstreams, &self.tried, conn.now()).is_some() {
+            return self.launch(conn, ex, true);
+        }
+        if n > 1 {
+            let why = format!("no live upstream (all {n} failed or are down); last: {why}");
+            self.fail(conn, status, &why);
+        } else {
+            self.fail(conn, status, &why);
+        }
     }
 
     /// Answers `status` without the upstream and closes (the request body may be
     /// unread).
     fn fail(&mut self, conn: &mut Conn<'_>, status: u16, why: &str) {
+        if let Some(l) = &mut self.log {
+            l.end(status);
+        }
         if self.head_sent {
             conn.abort();
             return;
@@ -422,6 +524,9 @@ impl GatewayConn {
 
     /// The exchange is over: next request, or close.
     fn finish(&mut self, conn: &mut Conn<'_>) {
+        if let Some(l) = &mut self.log {
+            l.end(0);
+        }
         self.phase = Phase::Idle;
         self.back = None;
         self.back_paused = false;
@@ -437,6 +542,9 @@ impl GatewayConn {
         let mut res = Response::new();
         let mut out = Vec::new();
         let keep = self.router.serve(req, &mut res, &Self::date(), &mut out);
+        if let Some(l) = &mut self.log {
+            l.local(req, &out);
+        }
         conn.send_owned(out);
         if !keep {
             conn.close();
@@ -579,11 +687,18 @@ impl Handler for GatewayConn {
         // (Hello, or a failure) are taken from any back, and only while connecting.
         let current = self.back == Some(from);
         let early = self.phase == Phase::Connecting
-            && matches!(*msg, ToFront::Hello | ToFront::Fail(..) | ToFront::Retry(_));
+            && matches!(
+                *msg,
+                ToFront::Hello | ToFront::Fail(..) | ToFront::Retry(_) | ToFront::ConnectFailed(..)
+            );
         if !current && !early {
             return;
         }
         match *msg {
+            ToFront::ConnectFailed(ex, status, why) => {
+                self.back = None;
+                self.connect_failed(conn, ex, status, why);
+            }
             ToFront::Retry(ex) => {
                 self.phase = Phase::Connecting;
                 self.back = None;
@@ -602,11 +717,17 @@ impl Handler for GatewayConn {
                 }
             }
             ToFront::Head(bytes, close) => {
+                if let Some(l) = &mut self.log {
+                    l.head(&bytes);
+                }
                 self.head_sent = true;
                 self.close_after |= close;
                 conn.send_owned(bytes);
             }
             ToFront::Body(bytes) => {
+                if let Some(l) = &mut self.log {
+                    l.body(bytes.len());
+                }
                 conn.send_owned(bytes);
                 if conn.queued_bytes() >= self.cfg.high_water && !self.back_paused {
                     self.back_paused = true;
@@ -615,7 +736,12 @@ impl Handler for GatewayConn {
             }
             ToFront::End => self.finish(conn),
             ToFront::Fail(status, why) => self.fail(conn, status, &why),
-            ToFront::Abort => conn.abort(),
+            ToFront::Abort => {
+                if let Some(l) = &mut self.log {
+                    l.end(502);
+                }
+                conn.abort();
+            }
             ToFront::Pause => conn.pause_reading(),
             ToFront::Resume => {
                 if self.phase == Phase::Body {
@@ -669,6 +795,10 @@ impl Handler for GatewayConn {
     }
 
     fn on_close(&mut self, _reason: CloseReason) {
+        // A forwarded request the client left before it was answered: 499, as nginx.
+        if let Some(l) = self.log.as_mut().filter(|l| l.pending()) {
+            l.end(499);
+        }
         if let (Some(me), Some(b)) = (&self.me, self.back) {
             me.notify(b, ToBack::Gone);
         }

@@ -55,6 +55,8 @@ pub fn gateway_idle_connections() -> usize {
 
 /// One request to forward.
 pub(super) struct Exchange {
+    /// The upstream it goes to (chosen by the front).
+    pub(super) upstream: SocketAddr,
     /// The front that asked (and gets the response).
     pub(super) front: Notifier,
     /// The upstream request head (kept for a retry).
@@ -69,6 +71,8 @@ pub(super) struct Exchange {
 /// One upstream connection.
 pub(super) struct Back {
     cfg: Arc<GatewayConfig>,
+    /// The upstream this connection goes to.
+    upstream: SocketAddr,
     me: Option<ConnId>,
     /// Speaks for this connection from `on_close` (set once connected).
     notifier: Option<Notifier>,
@@ -95,6 +99,7 @@ impl Back {
     pub(super) fn new(cfg: Arc<GatewayConfig>, ex: Exchange) -> Back {
         Back {
             cfg,
+            upstream: ex.upstream,
             me: None,
             notifier: None,
             ex: Some(ex),
@@ -141,7 +146,7 @@ impl Back {
     /// on a fresh connection if this reused one failed before any response byte (and
     /// the request can be replayed), else `status`.
     fn give_up(&mut self, conn: Option<&mut Conn<'_>>, status: u16, why: String, retry: bool) {
-        tracing::debug!("gateway: upstream {}: {why}", self.cfg.upstream);
+        tracing::debug!("gateway: upstream {}: {why}", self.upstream);
         let replay = retry
             && self.reused
             && !self.got_bytes
@@ -238,7 +243,7 @@ impl Back {
             && self.cfg.pool_max_idle > 0
             && self
                 .me
-                .is_some_and(|me| pool_put(self.cfg.upstream, me, self.cfg.pool_max_idle));
+                .is_some_and(|me| pool_put(self.upstream, me, self.cfg.pool_max_idle));
         if !reuse {
             conn.close();
             return;
@@ -468,6 +473,17 @@ impl Handler for Back {
             (CloseReason::Error(e), false) => (502, format!("upstream: {e}")),
             (r, _) => (502, format!("upstream closed: {r:?}")),
         };
+        if !self.opened && !self.reused {
+            // The connect failed: nothing was sent, the front may try another
+            // upstream. Sent as the front itself (this connection never connected).
+            if let Some(ex) = self.ex.take() {
+                self.finished = true;
+                let to = ex.front.id();
+                let sender = ex.front.clone();
+                sender.notify(to, ToFront::ConnectFailed(ex, status, why));
+            }
+            return;
+        }
         self.give_up(None, status, why, self.opened);
     }
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 /// Runs `handler` the way a worker delivers input, without a socket: `on_open`, then
 /// `on_data` once per non-empty read, each time with the unconsumed rest of the
 /// earlier reads followed by the new bytes (held back while the handler paused
-/// reading), until the handler closes or shuts its write side down (no time passes,
+/// reading; offered again at once if they were left while reading was stopped), until the handler closes or shuts its write side down (no time passes,
 /// so no timer fires). After each call everything queued is "sent" and `on_sent`
 /// runs. Returns the bytes it queued for sending, in order (stopping at a file
 /// segment, which is not read), and whether it asked to close.
@@ -27,27 +27,29 @@ pub fn run_without_socket<H: Handler>(handler: &mut H, reads: &[&[u8]]) -> (Vec<
     let mut held = false;
     let last = [&b""[..]];
     for read in reads.iter().chain(&last) {
-        if done(&core) {
-            break;
-        }
         pending.extend_from_slice(read);
         held |= !read.is_empty();
-        if core.has(PAUSED) || !held {
-            continue;
-        }
-        held = false;
-        let mut conn = Conn {
-            core: &mut core,
-            ctx: &mut ctx,
-        };
-        let used = handler.on_data(&mut conn, &pending);
-        pending.drain(..used.min(pending.len()));
-        // Send it all; `on_sent` may queue more (a handler resuming after a pause).
-        while drain(&mut core, &mut ctx, &mut out) && !core.has(CLOSING | ABORT) {
-            handler.on_sent(&mut Conn {
+        while held && !core.has(PAUSED) && !done(&core) {
+            let mut conn = Conn {
                 core: &mut core,
                 ctx: &mut ctx,
-            });
+            };
+            let used = handler.on_data(&mut conn, &pending);
+            pending.drain(..used.min(pending.len()));
+            // As the runtime does: bytes left while reading is stopped (paused, or
+            // output at the high-water mark) are offered again once it resumes,
+            // without waiting for new input.
+            let stopped = core.has(PAUSED) || core.backed_up();
+            // Send it all; `on_sent` may queue more (a handler resuming after a pause).
+            let mut sent = false;
+            while drain(&mut core, &mut ctx, &mut out) && !core.has(CLOSING | ABORT) {
+                sent = true;
+                handler.on_sent(&mut Conn {
+                    core: &mut core,
+                    ctx: &mut ctx,
+                });
+            }
+            held = stopped && !pending.is_empty() && (core.has(PAUSED) || used > 0 || sent);
         }
     }
     drain(&mut core, &mut ctx, &mut out);

@@ -63,6 +63,10 @@ pub struct Limits {
     /// (nginx `client_body_timeout`); on expiry the connection gets `408` and
     /// closes. Default 60 s.
     pub body_timeout: Duration,
+    /// Deadline of an [offload route](super::Router::offload)'s job, from its
+    /// submission: past it the client gets `504 Gateway Timeout` and the job's late
+    /// result is dropped (a job still queued then is not run). Default 30 s.
+    pub offload_timeout: Duration,
     /// Lingering close, total: after an error response the connection's write side
     /// is shut down and input is read and discarded (so the peer's unread data does
     /// not turn the close into a reset that destroys the response) until the peer's
@@ -71,10 +75,13 @@ pub struct Limits {
     /// Lingering close, between reads: the longest wait for more input while
     /// lingering (nginx `lingering_timeout`). Default 5 s.
     pub lingering_timeout: Duration,
-    /// Output high-water mark: while more than this many bytes of responses are
-    /// queued and unsent, no further pipelined request is parsed and reading pauses,
-    /// until the queue drains (nginx likewise answers one request at a time). A
-    /// single response may exceed it. Default 64 KiB.
+    /// Output high-water mark of an HTTP connection: [`HttpConn`](super::HttpConn)
+    /// sets it as the connection's own mark ([`Conn::set_output_limit`](crate::Conn::set_output_limit))
+    /// when it opens, so backpressure has one source. No `on_data` call adds more
+    /// responses than the room left under it; once this many bytes are queued and
+    /// unsent, no further pipelined request is parsed and the runtime stops reading
+    /// until the queue drains to a quarter of it (nginx likewise answers one request
+    /// at a time). A single response may exceed it. Default 64 KiB.
     pub max_queued_output: usize,
     /// Minimum request-body data rate (Kestrel `MinRequestBodyDataRate`): once a body
     /// has been arriving for longer than the grace period, the bytes received since
@@ -239,6 +246,7 @@ impl Default for Limits {
             max_buffered_body: 64 * 1024,
             worker_body_budget: 64 * 1024 * 1024,
             body_timeout: Duration::from_secs(60),
+            offload_timeout: Duration::from_secs(30),
             lingering_time: Duration::from_secs(30),
             lingering_timeout: Duration::from_secs(5),
             max_queued_output: 64 * 1024,
@@ -320,6 +328,12 @@ impl Limits {
     /// Sets [`Limits::body_timeout`].
     pub fn body_timeout(mut self, timeout: Duration) -> Self {
         self.body_timeout = timeout;
+        self
+    }
+
+    /// Sets [`Limits::offload_timeout`].
+    pub fn offload_timeout(mut self, timeout: Duration) -> Self {
+        self.offload_timeout = timeout;
         self
     }
 

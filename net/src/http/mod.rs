@@ -38,6 +38,7 @@ pub mod access_log;
 mod access_writer;
 mod body;
 mod body_out;
+mod call;
 mod chunked;
 mod client;
 mod conn;
@@ -47,10 +48,13 @@ mod fields;
 pub mod files;
 mod gateway;
 mod gateway_back;
+mod gateway_log;
+mod gateway_pick;
 mod harness;
 mod limits;
 mod parse;
 mod pattern;
+mod percent;
 mod request;
 mod response;
 mod router;
@@ -63,6 +67,7 @@ mod tests;
 pub use access_log::{AccessFormat, AccessHook, AccessLog, AccessRecord};
 pub use body::{worker_buffered_bytes, BodyHandler, StreamRoute};
 pub use body_out::BodyOut;
+pub use call::{pass_through, Call, CallReply, DEFAULT_CALL_MAX_BODY, DEFAULT_CALL_TIMEOUT};
 pub use client::{
     parse_response_head, BodyFraming, Fed, ResponseBody, ResponseError, ResponseHead,
     MAX_RESPONSE_HEADERS,
@@ -73,11 +78,13 @@ pub use events::Event;
 pub use files::{StaticFiles, StaticFilesBuilder};
 pub use gateway::{GatewayConfig, GatewayConn};
 pub use gateway_back::gateway_idle_connections;
+pub use gateway_pick::gateway_upstream_down;
 #[doc(hidden)]
 pub use harness::run_without_socket;
 pub use limits::{Limits, MinRate};
 pub use parse::{RequestParser, Status, MAX_METHOD_BYTES};
 pub use pattern::MAX_PARAMS;
+pub use percent::{decode_segment, DecodeError};
 pub use request::{Headers, Request};
 pub use response::{reason_phrase, write_error, write_response, Reply, Response};
 pub use router::{OffloadJob, Route, Router};

@@ -226,6 +226,7 @@ impl RequestParser {
             body: body.unwrap_or(&self.body),
             keep_alive: head.keep_alive && self.served < self.limits.max_requests_per_connection,
             params: &[],
+            raw_params: &[],
         };
         Status::Complete {
             request,

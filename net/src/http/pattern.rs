@@ -5,8 +5,11 @@
 //! (one non-empty segment) or, last only, a catch-all `*name` (the rest of the path,
 //! possibly empty, slashes included). Matching compares the raw request path (the
 //! target before any `?`), byte for byte, without percent-decoding or normalising
-//! `.`/`..` segments; a parameter's value is the raw segment.
+//! `.`/`..` segments. Captured values are then percent-decoded per segment
+//! ([`Decoded`]), after the split, so `%2F` never becomes a separator.
 
+use super::percent::{decode_segment, decode_segments, DecodeError};
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 /// Most parameters (`:name` and `*name`) one pattern may hold.
@@ -56,6 +59,8 @@ pub(crate) struct Pattern {
 pub(crate) struct Params<'a> {
     len: usize,
     items: [(&'a str, &'a str); MAX_PARAMS],
+    /// The last item is a catch-all (`*name`): its value spans segments.
+    rest: bool,
 }
 
 impl<'a> Params<'a> {
@@ -63,6 +68,7 @@ impl<'a> Params<'a> {
         Params {
             len: 0,
             items: [("", ""); MAX_PARAMS],
+            rest: false,
         }
     }
 
@@ -76,6 +82,56 @@ impl<'a> Params<'a> {
             self.items[self.len] = (name, value);
             self.len += 1;
         }
+    }
+}
+
+/// A match's parameters, percent-decoded: a `:name` value is one segment, decoded
+/// whole (a `%2F` in it is a `/` of the value); a `*name` value is decoded segment by
+/// segment, and refused if a segment holds `%2F` (it would read as a separator).
+/// Values without `%` borrow the path; the others are allocated.
+#[derive(Debug)]
+pub(crate) struct Decoded<'a> {
+    len: usize,
+    items: [(&'a str, Cow<'a, str>); MAX_PARAMS],
+}
+
+impl<'a> Decoded<'a> {
+    /// Nothing captured.
+    pub(crate) fn empty() -> Self {
+        Decoded {
+            len: 0,
+            items: std::array::from_fn(|_| ("", Cow::Borrowed(""))),
+        }
+    }
+
+    /// Decodes `raw`.
+    ///
+    /// # Errors
+    ///
+    /// The first value that does not decode (a bad escape, NUL, not UTF-8, an
+    /// encoded slash in a catch-all).
+    pub(crate) fn new(raw: &Params<'a>) -> Result<Self, DecodeError> {
+        let mut out = Decoded::empty();
+        for (i, &(name, value)) in raw.as_slice().iter().enumerate() {
+            let rest = raw.rest && i + 1 == raw.len;
+            let v = if rest {
+                decode_segments(value)?
+            } else {
+                decode_segment(value)?
+            };
+            out.items[i] = (name, v);
+            out.len = i + 1;
+        }
+        Ok(out)
+    }
+
+    /// The decoded values as `(name, value)` pairs.
+    pub(crate) fn view(&self) -> Params<'_> {
+        let mut p = Params::new();
+        for (name, v) in &self.items[..self.len] {
+            p.push(name, v);
+        }
+        p
     }
 }
 
@@ -177,6 +233,7 @@ impl Pattern {
             let last = i + 1 == n;
             if let Seg::Rest(name) = seg {
                 params.push(name, rest);
+                params.rest = true;
                 return true;
             }
             let (part, tail) = match rest.split_once('/') {
@@ -257,6 +314,43 @@ mod tests {
             Some(vec![("id".into(), "7".into()), ("f".into(), "a/b".into())])
         );
         assert_eq!(Pattern::parse("/s/*r").unwrap().class(), Class::Prefix);
+    }
+
+    fn decoded(pattern: &str, path: &str) -> Result<Vec<(String, String)>, DecodeError> {
+        let p = Pattern::parse(pattern).unwrap();
+        let mut params = Params::new();
+        assert!(p.matches(path, &mut params), "{pattern} {path}");
+        let d = Decoded::new(&params)?;
+        let out = d
+            .view()
+            .as_slice()
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        Ok(out)
+    }
+
+    #[test]
+    fn values_are_decoded_after_the_split() {
+        let one = |n: &str, v: &str| Ok(vec![(n.to_string(), v.to_string())]);
+        assert_eq!(decoded("/u/:id", "/u/a%20b"), one("id", "a b"));
+        assert_eq!(
+            decoded("/u/:id", "/u/a%2Fb"),
+            one("id", "a/b"),
+            "one segment"
+        );
+        assert_eq!(decoded("/u/:id", "/u/%zz"), Err(DecodeError::BadEscape));
+        assert_eq!(decoded("/u/:id", "/u/a%00"), Err(DecodeError::Nul));
+        assert_eq!(decoded("/s/*r", "/s/a%20b/c%25"), one("r", "a b/c%"));
+        assert_eq!(
+            decoded("/s/*r", "/s/a%2Fb/c"),
+            Err(DecodeError::EncodedSlash)
+        );
+        assert_eq!(decoded("/s/*r", "/s/a/%2e%2e/b"), one("r", "a/../b"));
+        assert_eq!(
+            decoded("/u/:id/*f", "/u/%41/x%2Cy"),
+            Ok(vec![("id".into(), "A".into()), ("f".into(), "x,y".into())])
+        );
     }
 
     #[test]

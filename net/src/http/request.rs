@@ -25,8 +25,10 @@ pub struct Request<'a> {
     pub(crate) spans: &'a [HeaderSpan],
     pub(crate) body: &'a [u8],
     pub(crate) keep_alive: bool,
-    /// The path parameters the route's pattern captured, `(name, raw value)`.
+    /// The path parameters the route's pattern captured, `(name, decoded value)`.
     pub(crate) params: &'a [(&'a str, &'a str)],
+    /// The same, `(name, raw value)` as in the path.
+    pub(crate) raw_params: &'a [(&'a str, &'a str)],
 }
 
 impl<'a> Request<'a> {
@@ -95,11 +97,20 @@ impl<'a> Request<'a> {
         self.keep_alive
     }
 
-    /// The value of the path parameter `name` of the route that matched: for a route
-    /// `/users/:id` and the path `/users/42`, `param("id")` is `Some("42")`; for
-    /// `/static/*rest` and `/static/css/a.css`, `param("rest")` is
-    /// `Some("css/a.css")`. The value is the raw path segment(s), not
-    /// percent-decoded. `None` for a name the pattern does not have.
+    /// The value of the path parameter `name` of the route that matched,
+    /// percent-decoded: for a route `/users/:id` and the path `/users/a%20b`,
+    /// `param("id")` is `Some("a b")`; for `/static/*rest` and
+    /// `/static/css/a.css`, `param("rest")` is `Some("css/a.css")`. `None` for a name
+    /// the pattern does not have.
+    ///
+    /// The path is split at `/` before decoding, so `%2F` never becomes a separator:
+    /// in a `:name` value it decodes to a `/` of that one segment
+    /// (`/users/a%2Fb` gives `a/b`); a `*name` value is decoded segment by segment
+    /// and a request whose catch-all holds `%2F` is answered `400` (its decoded
+    /// `/` could not be told from a separator). A malformed escape (`%zz`, `%4`),
+    /// an encoded NUL (`%00`) or bytes that are not UTF-8 are `400 Bad Request`
+    /// too, before the route runs. [`raw_param`](Self::raw_param) has the value as
+    /// sent.
     ///
     /// ```
     /// # use ringcore_net::http::{Request, Response, Router};
@@ -116,9 +127,24 @@ impl<'a> Request<'a> {
             .map(|(_, v)| *v)
     }
 
-    /// All path parameters the route captured, `(name, raw value)` in pattern order.
+    /// All path parameters the route captured, `(name, decoded value)` in pattern
+    /// order (see [`param`](Self::param)).
     pub fn params(&self) -> &'a [(&'a str, &'a str)] {
         self.params
+    }
+
+    /// The value of the path parameter `name` as it appears in the path, not
+    /// percent-decoded (`/users/a%2Fb` gives `a%2Fb`).
+    pub fn raw_param(&self, name: &str) -> Option<&'a str> {
+        self.raw_params
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
+    }
+
+    /// All path parameters, `(name, raw value)` in pattern order.
+    pub fn raw_params(&self) -> &'a [(&'a str, &'a str)] {
+        self.raw_params
     }
 
     /// What a response to this request needs to know (HEAD, keep-alive, version).

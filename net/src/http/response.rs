@@ -336,6 +336,7 @@ statuses! {
     408 => "Request Timeout",
     409 => "Conflict",
     411 => "Length Required",
+    412 => "Precondition Failed",
     413 => "Content Too Large",
     414 => "URI Too Long",
     415 => "Unsupported Media Type",

@@ -1,7 +1,9 @@
 //! The router: `(method, path pattern)` to a route that may hold state; see [`Router`].
 
-use super::pattern::{Class, Params, Pattern};
+use super::pattern::{Class, Decoded, Params, Pattern};
+use super::percent::DecodeError;
 use super::response::render;
+use super::Call;
 use super::{write_response, BodyHandler, DateCache, Reply, Request, Response, HTTP_DATE_LEN};
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
@@ -15,21 +17,46 @@ type Handle = Arc<dyn Fn(&Request<'_>, &mut Response) + Send + Sync>;
 type MakeBody = Arc<dyn Fn(&Request<'_>) -> Box<dyn BodyHandler> + Send + Sync>;
 type MakeJob = Arc<dyn Fn(&Request<'_>) -> OffloadJob + Send + Sync>;
 
-/// The off-worker part of an [offload route](Router::offload): fills in a fresh
-/// `200 OK` [`Response`] on the offload thread.
-pub struct OffloadJob(Box<dyn FnOnce(&mut Response) + Send>);
+/// The deferred part of an [offload route](Router::offload) (fills in a fresh
+/// `200 OK` [`Response`] on the offload thread) or of a [call route](Router::call)
+/// (an outbound [`Call`] made by [`HttpConn`](super::HttpConn)).
+pub struct OffloadJob(Work);
+
+enum Work {
+    Thread(Box<dyn FnOnce(&mut Response) + Send>),
+    Call(Call),
+}
 
 impl OffloadJob {
     /// Wraps the closure an offload route returns.
     pub fn new(job: impl FnOnce(&mut Response) + Send + 'static) -> Self {
-        OffloadJob(Box::new(job))
+        OffloadJob(Work::Thread(Box::new(job)))
     }
 
     /// Runs the job (on the calling thread) and returns the response it filled in.
+    /// A call route's job cannot run here (it needs the connection's worker): it is
+    /// answered `502` with a body saying so.
     pub fn run(self) -> Response {
         let mut res = Response::new();
-        (self.0)(&mut res);
+        match self.0 {
+            Work::Thread(job) => job(&mut res),
+            Work::Call(call) => {
+                let e = std::io::Error::other(format!(
+                    "an outbound call to {} runs only under HttpConn",
+                    call.addr
+                ));
+                (call.answer)(Err(e), &mut res);
+            }
+        }
         res
+    }
+
+    /// The outbound call, if this is a call route's job.
+    pub(crate) fn into_call(self) -> Result<Call, OffloadJob> {
+        match self.0 {
+            Work::Call(call) => Ok(call),
+            work => Err(OffloadJob(work)),
+        }
     }
 }
 
@@ -137,7 +164,7 @@ impl std::fmt::Debug for OffloadJob {
 ///                 res.set_body(name.trim().as_bytes());
 ///             }
 ///         });
-///         // Outbound call: see examples/gateway.rs.
+///         // Outbound call: Router::call (examples/service.rs).
 ///     let rt = Runtime::builder().build()?;
 ///     rt.serve("127.0.0.1:8080", HttpConn::factory(router, Limits::default()))
 /// }
@@ -217,6 +244,8 @@ enum Lookup<'a> {
     NotFound,
     NotAllowed(&'a Entry),
     Options(&'a Entry),
+    /// The route's path parameters do not decode: 400.
+    BadPath(DecodeError),
 }
 
 /// A response that never changes but for its `Date`.
@@ -407,7 +436,10 @@ impl Router {
     ///
     /// For blocking calls (a file read through a blocking API, a DNS lookup, a
     /// legacy client library) and CPU-heavy work (password hashing). Jobs of one
-    /// worker run one at a time, in order.
+    /// worker share its offload pool ([`OffloadLimits`](crate::OffloadLimits): a few
+    /// threads, a bounded queue; a full queue is answered `503` with `Retry-After`),
+    /// and a job past [`Limits::offload_timeout`](super::Limits::offload_timeout) is
+    /// answered `504` (its late result dropped).
     ///
     /// ```
     /// # use ringcore_net::http::{Request, Response, Router};
@@ -432,6 +464,41 @@ impl Router {
         J: FnOnce(&mut Response) + Send + 'static,
     {
         let make = move |req: &Request<'_>| OffloadJob::new(route(req));
+        self.add(method, path, Target::Offload(Arc::new(make)))
+    }
+
+    /// Adds a route that calls a backend: `route` runs on the worker with the whole
+    /// request (body buffered as for [`route`](Router::route)) and returns the
+    /// [`Call`] to make; [`HttpConn`](super::HttpConn) opens the connection on the
+    /// same worker ([`Conn::connect_with`](crate::Conn::connect_with)), sends the
+    /// request, reads the whole reply (at most [`Call::max_body`] bytes), and the
+    /// call's [`answer`](Call::answer) turns it into the response (by default the
+    /// backend's status, `Content-Type` and body; `502`, or `504` on a timeout,
+    /// when the call fails). Meanwhile the connection reads no further request;
+    /// other connections are served as usual. If the client goes away first, the
+    /// call is aborted.
+    ///
+    /// ```
+    /// # use ringcore_net::http::{Call, Request, Router};
+    /// let backend: std::net::SocketAddr = "127.0.0.1:9000".parse().unwrap();
+    /// let router = Router::new().call("GET", "/quote/:sym", move |req: &Request<'_>| {
+    ///     let sym = req.raw_param("sym").unwrap_or("");
+    ///     Call::get(backend, &format!("/price/{sym}"))
+    /// });
+    /// # let _ = router;
+    /// ```
+    ///
+    /// [`Router::handle`] and [`Router::serve`], called directly, cannot make the
+    /// call: they answer it as a failed one (`502`).
+    ///
+    /// # Panics
+    ///
+    /// As [`route`](Router::route).
+    pub fn call<F>(self, method: &str, path: &str, route: F) -> Self
+    where
+        F: Fn(&Request<'_>) -> Call + Send + Sync + 'static,
+    {
+        let make = move |req: &Request<'_>| OffloadJob(Work::Call(route(req)));
         self.add(method, path, Target::Offload(Arc::new(make)))
     }
 
@@ -517,10 +584,14 @@ impl Router {
     /// How the body of `req` (a head whose body follows) is to be read.
     pub(crate) fn body_kind(&self, req: &Request<'_>) -> BodyKind {
         let mut params = Params::new();
-        match self.find(req, &mut params) {
+        let (found, decoded) = decode(self.find(req, &mut params), &params);
+        match found {
             Lookup::Route(m) => match &m.target {
                 Target::Fn(_) | Target::Offload(_) => BodyKind::Buffer(m.body_limit),
-                Target::Stream(make) => BodyKind::Stream(make(&with_params(req, &params))),
+                Target::Stream(make) => {
+                    let view = decoded.view();
+                    BodyKind::Stream(make(&with_params(req, &view, &params)))
+                }
                 Target::Fixed(_) => BodyKind::Discard,
             },
             _ => BodyKind::Discard,
@@ -531,7 +602,8 @@ impl Router {
     /// should start cleared. An offload route's job runs inline.
     pub fn handle(&self, req: &Request<'_>, res: &mut Response) {
         let mut params = Params::new();
-        if let Some(job) = Self::fill(self.find(req, &mut params), &params, req, res) {
+        let (found, decoded) = decode(self.find(req, &mut params), &params);
+        if let Some(job) = Self::fill(found, &decoded.view(), &params, req, res) {
             *res = job.run();
         }
     }
@@ -541,12 +613,13 @@ impl Router {
     fn fill(
         found: Lookup<'_>,
         params: &Params<'_>,
+        raw: &Params<'_>,
         req: &Request<'_>,
         res: &mut Response,
     ) -> Option<OffloadJob> {
         match found {
             Lookup::Route(m) => {
-                let req = with_params(req, params);
+                let req = with_params(req, params, raw);
                 match &m.target {
                     Target::Fn(route) => route(&req, res),
                     Target::Offload(make) => return Some(make(&req)),
@@ -578,6 +651,11 @@ impl Router {
             Lookup::Options(entry) => {
                 res.set_status(204).header("Allow", &allow(entry));
             }
+            Lookup::BadPath(why) => {
+                res.set_status(400)
+                    .set_content_type("text/plain")
+                    .set_body(format!("Bad Request: {}\n", why.as_str()).as_bytes());
+            }
         }
         None
     }
@@ -608,24 +686,38 @@ impl Router {
         out: &mut Vec<u8>,
     ) -> Served {
         let mut params = Params::new();
-        let found = self.find(req, &mut params);
+        let (found, decoded) = decode(self.find(req, &mut params), &params);
         if let Lookup::Route(m) = &found {
             if let Target::Fixed(fixed) = &m.target {
                 return Served::Done(fixed.write(out, date, req.reply()));
             }
         }
         res.clear();
-        match Self::fill(found, &params, req, res) {
+        match Self::fill(found, &decoded.view(), &params, req, res) {
             Some(job) => Served::Job(job),
             None => Served::Done(res.write_to(out, date, req.reply())),
         }
     }
 }
 
-/// `req` with the captured path parameters.
-fn with_params<'a>(req: &Request<'a>, params: &'a Params<'a>) -> Request<'a> {
+/// A route's captured parameters, percent-decoded; a route whose parameters do not
+/// decode becomes a 400 (before it runs, before its body is read). Other lookups
+/// decode nothing.
+fn decode<'a>(found: Lookup<'a>, raw: &Params<'a>) -> (Lookup<'a>, Decoded<'a>) {
+    match found {
+        Lookup::Route(_) if !raw.as_slice().is_empty() => match Decoded::new(raw) {
+            Ok(d) => (found, d),
+            Err(e) => (Lookup::BadPath(e), Decoded::empty()),
+        },
+        _ => (found, Decoded::empty()),
+    }
+}
+
+/// `req` with the captured path parameters, decoded and raw.
+fn with_params<'b>(req: &Request<'b>, params: &'b Params<'b>, raw: &'b Params<'b>) -> Request<'b> {
     Request {
         params: params.as_slice(),
+        raw_params: raw.as_slice(),
         ..*req
     }
 }

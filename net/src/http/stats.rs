@@ -157,6 +157,7 @@ mod tests {
             duration: Duration::from_micros(us),
             referer: b"",
             user_agent: b"",
+            upstream: None,
         }
     }
 

@@ -318,6 +318,11 @@ impl<H: Handler> TlsHandler<H> {
             }
         }
         if !l.out.is_empty() || !self.opened {
+            if l.close.is_some() && !self.closed_real {
+                // Output still waits (a file being encrypted for a peer that may have
+                // stopped reading): the close deadline runs from now.
+                conn.arm_layer_close_deadline();
+            }
             return;
         }
         if let Some(reason) = l.close.take() {

@@ -95,6 +95,33 @@ pub(super) fn attempt(fds: &mut Fds, p: &mut Pending, c: &mut Counters) -> Attem
             }
         }
         Op::Connect { fd, addr, addrlen } => connect(fds, fd, addr, addrlen, &mut p.progress, c),
+        Op::SendMsg { fd, msg } => loop {
+            if !fds.get(fd).ready(WRITABLE) {
+                return Attempt::Wait;
+            }
+            c.syscalls += 1;
+            // SAFETY: the push contract keeps `msg`, its name and iovecs valid until
+            // completion.
+            match unsafe { op::datagram::sendmsg(fd, msg) } {
+                Ok(n) => {
+                    return Attempt::Done {
+                        result: count(n),
+                        ok: true,
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    fds.clear(fd, WRITABLE);
+                    return Attempt::Wait;
+                }
+                Err(e) => {
+                    return Attempt::Done {
+                        result: neg(&e),
+                        ok: false,
+                    }
+                }
+            }
+        },
         Op::PollReadable { fd } => poll(fds, fd, READABLE, op::poll::READABLE, c),
         Op::PollHangup { fd } => poll(fds, fd, HUP, op::poll::HANGUP, c),
         Op::PollWritable { fd } => poll(fds, fd, WRITABLE, op::poll::WRITABLE, c),

@@ -4,7 +4,7 @@
 //! The syscalls themselves are in `op/*.rs`, next to each op's SQE.
 
 use super::attempt::{attempt, count, neg, Attempt};
-use super::fdstate::{MULTI_ACCEPT, NIL, READABLE, REGISTERED, WRITABLE};
+use super::fdstate::{MULTI_ACCEPT, MULTI_DGRAM, MULTI_KIND, NIL, READABLE, REGISTERED, WRITABLE};
 use super::pending::{list_fds, Pending};
 use super::{LinkTail, Poller};
 use crate::completion::{Completion, F_MORE};
@@ -51,7 +51,7 @@ impl Poller {
         }
         match op {
             Op::Nop => self.done(token, 0),
-            Op::AcceptMulti { .. } | Op::RecvMulti { .. } => {
+            Op::AcceptMulti { .. } | Op::RecvMulti { .. } | Op::RecvMsgMulti { .. } => {
                 self.arm(token, op, c);
                 Started::Done { ok: true }
             }
@@ -131,12 +131,16 @@ impl Poller {
             self.emit(Completion::new(token, neg(&e)));
             return;
         }
+        if let Op::RecvMsgMulti { msg, .. } = op {
+            self.set_dgram_template(fd, msg);
+        }
         let st = self.fds.get_mut(fd);
         st.multi = token;
+        st.flags &= !MULTI_KIND;
         if accept {
             st.flags |= MULTI_ACCEPT;
-        } else {
-            st.flags &= !MULTI_ACCEPT;
+        } else if matches!(op, Op::RecvMsgMulti { .. }) {
+            st.flags |= MULTI_DGRAM;
         }
         // A fresh registration has no flags yet: epoll reports the current state (e.g.
         // connections already queued) at the next wait.
@@ -145,10 +149,10 @@ impl Poller {
         }
     }
 
-    fn disarm(&mut self, fd: RawFd) {
+    pub(super) fn disarm(&mut self, fd: RawFd) {
         let st = self.fds.get_mut(fd);
         st.multi = Token::NONE;
-        st.flags &= !MULTI_ACCEPT;
+        st.flags &= !MULTI_KIND;
     }
 
     /// After a successful shutdown, lets waiting ops see it (their next syscall reports
@@ -178,7 +182,7 @@ impl Poller {
             return 0;
         };
         let multi = mem::replace(&mut st.multi, Token::NONE);
-        st.flags &= !MULTI_ACCEPT;
+        st.flags &= !MULTI_KIND;
         if multi != Token::NONE {
             self.emit(Completion::new(multi, -libc::ECANCELED));
             n += 1;
@@ -202,7 +206,7 @@ impl Poller {
         };
         if st.multi == target {
             st.multi = Token::NONE;
-            st.flags &= !MULTI_ACCEPT;
+            st.flags &= !MULTI_KIND;
             self.emit(Completion::new(target, -libc::ECANCELED));
             return 1;
         }
@@ -261,6 +265,8 @@ impl Poller {
         }
         if st.flags & MULTI_ACCEPT != 0 {
             self.accept_batch(fd, st.multi, c);
+        } else if st.flags & MULTI_DGRAM != 0 {
+            self.recv_datagrams(fd, st.multi, c);
         } else {
             self.recv_once(fd, st.multi, c);
         }

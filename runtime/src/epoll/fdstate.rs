@@ -36,6 +36,10 @@ pub(super) const MULTI_ACCEPT: u8 = 1 << 5;
 /// epoll reported `EPOLLRDHUP`, `EPOLLHUP` or `EPOLLERR`: end of stream or an error is
 /// pending, so short reads and writes keep the fd ready (the next syscall reports it).
 pub(super) const HUP: u8 = 1 << 6;
+/// The armed multishot op is a datagram receive (`recvmmsg` batches).
+pub(super) const MULTI_DGRAM: u8 = 1 << 7;
+/// Which multishot op is armed (neither bit: a stream recv).
+pub(super) const MULTI_KIND: u8 = MULTI_ACCEPT | MULTI_DGRAM;
 
 /// What the backend knows about one fd.
 #[derive(Clone, Copy, Debug)]
@@ -45,7 +49,7 @@ pub(super) struct FdState {
     pub(super) multi: Token,
     /// First op parked on this fd (an index into the poller's op slab), or [`NIL`].
     pub(super) parked: u32,
-    /// `REGISTERED | NOPOLL | READABLE | WRITABLE | QUEUED | MULTI_ACCEPT | HUP`.
+    /// `REGISTERED | NOPOLL | READABLE | WRITABLE | QUEUED | MULTI_ACCEPT | HUP | MULTI_DGRAM`.
     pub(super) flags: u8,
 }
 
@@ -161,7 +165,7 @@ impl Fds {
         let st = self.get_mut(fd);
         match r {
             Ok(_) => {
-                st.flags = (st.flags & (QUEUED | MULTI_ACCEPT)) | REGISTERED;
+                st.flags = (st.flags & (QUEUED | MULTI_KIND)) | REGISTERED;
                 Ok(())
             }
             Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
@@ -171,7 +175,7 @@ impl Fds {
             // A stale registration of a reused fd number (closed without Op::Close
             // while another reference kept the file alive): keep it, it is this fd.
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-                st.flags = (st.flags & (QUEUED | MULTI_ACCEPT)) | REGISTERED | READABLE | WRITABLE;
+                st.flags = (st.flags & (QUEUED | MULTI_KIND)) | REGISTERED | READABLE | WRITABLE;
                 Ok(())
             }
             Err(e) => Err(e),

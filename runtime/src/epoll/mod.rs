@@ -28,6 +28,7 @@
 //!   slab until the first completes in full; it is cancelled if the first fails.
 
 mod attempt;
+mod dgram;
 mod exec;
 mod fdstate;
 mod pending;
@@ -89,6 +90,8 @@ pub(crate) struct Poller {
     /// The one receive buffer (`cfg.buf_size` bytes); its bytes belong to the last
     /// receive completion returned until `next()` is called again.
     scratch: Box<[u8]>,
+    /// Datagram receive slots and the turn's queued datagram sends.
+    dgram: dgram::Dgram,
 }
 
 impl Poller {
@@ -111,6 +114,7 @@ impl Poller {
             events: Vec::with_capacity(EVENTS),
             ids: Vec::new(),
             scratch: vec![0u8; cfg.buf_size as usize].into_boxed_slice(),
+            dgram: dgram::Dgram::default(),
         })
     }
 
@@ -133,6 +137,14 @@ impl Poller {
         c: &mut Counters,
     ) -> io::Result<()> {
         c.sqes += 1;
+        if self.link_tail.is_none() && !link {
+            if let Op::SendMsg { .. } = op {
+                self.queue_send(token, op);
+                return Ok(());
+            }
+        }
+        // Queued datagram sends leave before any other op starts (order is kept).
+        self.flush_datagrams(c);
         match self.link_tail.take() {
             Some(LinkTail::Failed) => {
                 self.emit(Completion::new(token, -libc::ECANCELED));
@@ -166,6 +178,7 @@ impl Poller {
     /// # Errors
     /// A failing `epoll_wait` (other than `EINTR`).
     pub(crate) fn wait(&mut self, timeout: Option<Duration>, c: &mut Counters) -> io::Result<()> {
+        self.flush_datagrams(c);
         if !(self.ready.is_empty() && self.staged.is_empty()) && self.polled_last {
             // Completions are waiting (typically sends performed at the end of the last
             // turn): hand them out without a syscall, as io_uring does when its CQ is
@@ -269,9 +282,13 @@ impl Poller {
         !self.ready.is_empty() || !self.staged.is_empty() || !self.runq.is_empty()
     }
 
-    /// The bytes of the last receive completion (the scratch buffer; `bid` is 0).
-    pub(crate) fn buffer(&self, _bid: u16, len: usize) -> &[u8] {
-        &self.scratch[..len]
+    /// The bytes of the last receive completion: the scratch buffer (`bid` 0), or
+    /// datagram slot `bid - 1` of the last `recvmmsg` batch.
+    pub(crate) fn buffer(&self, bid: u16, len: usize) -> &[u8] {
+        match bid {
+            0 => &self.scratch[..len],
+            n => self.dgram_slot(n as usize - 1, len),
+        }
     }
 
     /// Nothing to return: the scratch buffer is reused by the next read.
@@ -281,6 +298,8 @@ impl Poller {
     /// Forgets `fd` before it is closed directly (not through `Op::Close`), so a new
     /// fd with the same number starts unregistered.
     pub(crate) fn forget(&mut self, fd: RawFd) {
+        let mut c = Counters::default();
+        self.flush_datagrams(&mut c);
         self.forget_fd(fd);
     }
 

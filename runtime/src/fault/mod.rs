@@ -1,6 +1,6 @@
 //! Fault injection at the backend seam (cargo feature `fault-injection`, test-only).
 //!
-//! [`FaultDriver`] wraps a worker's real [`Driver`] (io_uring or epoll) and, from a
+//! [`FaultDriver`] wraps a worker's real driver (io_uring or epoll; any [`Inner`]) and, from a
 //! seeded RNG, perturbs what the service sees, the same way on both backends
 //! (ARCHITECTURE.md, decision 16). Every fault is one the kernel could produce, and
 //! none releases memory the kernel may still touch:
@@ -21,7 +21,6 @@
 //! Synthesised completions are delivered after the next wait, as a kernel's would be.
 //! Tiny rings (SQ 4, small CQ) are plain configuration (`ring_entries`, `cq_entries`).
 
-use crate::backend::Driver;
 use crate::completion::{Completion, F_BUFFER, F_MORE};
 use crate::metrics::Counters;
 use crate::op::Op;
@@ -275,8 +274,8 @@ struct Held {
 }
 
 /// The fault-injecting wrapper of a worker's driver.
-pub(crate) struct FaultDriver {
-    inner: Driver,
+pub(crate) struct FaultDriver<D: Inner> {
+    inner: D,
     rng: SplitMix64,
     rates: FaultRates,
     epoll: bool,
@@ -304,9 +303,39 @@ pub(crate) struct FaultDriver {
     lost_once: std::collections::HashSet<u64>,
 }
 
-impl FaultDriver {
-    pub(crate) fn new(inner: Driver, plan: &FaultPlan) -> Self {
-        let epoll = matches!(inner, Driver::Epoll(_));
+/// What the injector needs of the driver it wraps (the backend's `Driver`
+/// implements it). A trait, so that this module depends on nothing above it: the
+/// backend names the injector, never the other way round.
+pub(crate) trait Inner {
+    /// True for the epoll backend (its sends complete at once, never short by
+    /// themselves).
+    fn is_epoll(&self) -> bool;
+    /// Queues `op`.
+    ///
+    /// # Safety
+    /// Pointers in `op` stay valid until its final completion.
+    unsafe fn push(&mut self, token: Token, op: Op, c: &mut Counters) -> io::Result<()>;
+    /// Queues `first` linked to `second`, as one unit.
+    ///
+    /// # Safety
+    /// Pointers in both ops stay valid until their final completions.
+    unsafe fn push_linked(
+        &mut self,
+        first: (Token, Op),
+        second: (Token, Op),
+        c: &mut Counters,
+    ) -> io::Result<()>;
+    /// Waits for completions (at most `timeout`).
+    fn wait(&mut self, timeout: Option<Duration>, c: &mut Counters) -> io::Result<()>;
+    /// The next completion, if one is ready.
+    fn next(&mut self, c: &mut Counters) -> Option<Completion>;
+    /// True if a completion is ready without waiting.
+    fn has_ready(&self) -> bool;
+}
+
+impl<D: Inner> FaultDriver<D> {
+    pub(crate) fn new(inner: D, plan: &FaultPlan) -> Self {
+        let epoll = inner.is_epoll();
         FaultDriver {
             inner,
             rng: SplitMix64::new(plan.seed),
@@ -324,11 +353,11 @@ impl FaultDriver {
         }
     }
 
-    pub(crate) fn inner(&self) -> &Driver {
+    pub(crate) fn inner(&self) -> &D {
         &self.inner
     }
 
-    pub(crate) fn inner_mut(&mut self) -> &mut Driver {
+    pub(crate) fn inner_mut(&mut self) -> &mut D {
         &mut self.inner
     }
 
@@ -347,7 +376,7 @@ impl FaultDriver {
     }
 
     /// # Safety
-    /// As [`Driver::push`].
+    /// As [`Inner::push`].
     pub(crate) unsafe fn push(&mut self, token: Token, op: Op, c: &mut Counters) -> io::Result<()> {
         let mut op = op;
         let mut copy = None;
@@ -431,7 +460,7 @@ impl FaultDriver {
     /// pair's completions are never held.
     ///
     /// # Safety
-    /// As [`Driver::push_linked`].
+    /// As [`Inner::push_linked`].
     pub(crate) unsafe fn push_linked(
         &mut self,
         first: (Token, Op),
@@ -706,7 +735,7 @@ impl FaultDriver {
     }
 }
 
-impl Drop for FaultDriver {
+impl<D: Inner> Drop for FaultDriver<D> {
     fn drop(&mut self) {
         if !self.in_flight.is_empty() {
             // A fatal exit with sends in flight: the kernel may still read the

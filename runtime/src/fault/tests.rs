@@ -2,7 +2,7 @@
 //! table in the module docs says, and a plan without faults is transparent.
 
 use super::*;
-use crate::backend::BackendKind;
+use crate::backend::{BackendKind, Driver};
 use crate::config::Config;
 use std::io::Read;
 use std::os::fd::AsRawFd;
@@ -20,7 +20,7 @@ fn driver(backend: BackendKind, rates: FaultRates) -> Option<Driver> {
     match Driver::open(&cfg) {
         Ok(d) => Some(d),
         Err(e) if backend == BackendKind::Uring => {
-            eprintln!("skipping io_uring: {e}");
+            tracing::warn!("fault tests: skipping io_uring: {e}");
             None
         }
         Err(e) => panic!("epoll: {e}"),

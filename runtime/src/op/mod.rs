@@ -35,6 +35,7 @@ pub(crate) mod accept;
 pub(crate) mod cancel;
 pub(crate) mod close;
 pub(crate) mod connect;
+pub mod datagram;
 pub(crate) mod nop;
 pub(crate) mod poll;
 pub(crate) mod read;
@@ -155,6 +156,30 @@ pub enum Op {
         /// The descriptor.
         fd: RawFd,
     },
+    /// Multishot `recvmsg(2)` of datagrams into the worker's buffer pool: each
+    /// completion names a pool buffer (`F_BUFFER`) holding `result` bytes in the layout
+    /// of [`datagram`] (header, source address, control, payload; parse it with
+    /// [`datagram::RecvMsg::parse`]). `-ENOBUFS` means the pool ran dry and ends the op;
+    /// any error ends it. io_uring: `IORING_OP_RECVMSG` with `IORING_RECV_MULTISHOT`
+    /// (kernel 6.0); epoll: `recvmmsg(2)` batches on each readable edge.
+    RecvMsgMulti {
+        /// The datagram socket.
+        fd: RawFd,
+        /// Template: only `msg_namelen` and `msg_controllen` (the capacities reserved
+        /// in each buffer) are used. Must stay valid until the op's final completion.
+        msg: *const libc::msghdr,
+    },
+    /// `sendmsg(2)` of one datagram with `MSG_NOSIGNAL`, to the address in the
+    /// header's name. `result` is the number of bytes sent. io_uring: one
+    /// `IORING_OP_SENDMSG`; epoll: the sends pushed one after another on one fd leave
+    /// together in one `sendmmsg(2)` when the loop turn ends (or before any other op).
+    SendMsg {
+        /// The datagram socket.
+        fd: RawFd,
+        /// The message: name, iovecs (no control data); it and everything it points
+        /// at must stay valid and unmodified until completion.
+        msg: *const libc::msghdr,
+    },
     /// Does nothing; completes with 0.
     Nop,
 }
@@ -174,7 +199,9 @@ impl Op {
             | Op::PollReadable { fd }
             | Op::PollHangup { fd }
             | Op::Cancel { fd, .. }
-            | Op::PollWritable { fd } => fd,
+            | Op::PollWritable { fd }
+            | Op::RecvMsgMulti { fd, .. }
+            | Op::SendMsg { fd, .. } => fd,
             Op::Splice { fd_out, .. } => fd_out,
             Op::Nop => -1,
         }
@@ -196,6 +223,8 @@ impl Op {
             Op::PollReadable { .. } => "poll-in",
             Op::PollHangup { .. } => "poll-hup",
             Op::Cancel { .. } => "cancel-op",
+            Op::RecvMsgMulti { .. } => "recvmsg",
+            Op::SendMsg { .. } => "sendmsg",
             Op::Nop => "nop",
         }
     }

@@ -11,6 +11,12 @@ pub(crate) fn sqe(fd: RawFd, bgid: u16) -> squeue::Entry {
     opcode::RecvMulti::new(types::Fd(fd), bgid).build()
 }
 
+/// The bundle SQE (`IORING_RECVSEND_BUNDLE`, kernel 6.10): each completion may cover
+/// several buffers of group `bgid`, in ring order.
+pub(crate) fn sqe_bundle(fd: RawFd, bgid: u16) -> squeue::Entry {
+    opcode::RecvMultiBundle::new(types::Fd(fd), bgid).build()
+}
+
 /// epoll: one `recv(2)` into `buf` (the worker's scratch buffer). `Ok(0)` is end of
 /// stream.
 pub(crate) fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {

@@ -34,6 +34,37 @@ pub(crate) unsafe fn sqe(fd: RawFd, msg: *const libc::msghdr, waitall: bool) -> 
         .build()
 }
 
+/// `IORING_SEND_ZC_REPORT_USAGE`: the notification says whether the kernel copied.
+const ZC_REPORT_USAGE: u16 = 1 << 3;
+
+/// The zero-copy SQE: `IORING_OP_SEND_ZC` (kernel 6.0) for one buffer,
+/// `IORING_OP_SENDMSG_ZC` (6.1) otherwise, asking the notification to report whether
+/// the kernel copied after all. The op completes twice: the result (with `F_MORE`),
+/// then a notification (`F_NOTIF`) once the kernel no longer reads the memory.
+///
+/// # Safety
+/// As [`sqe`], until the *notification*.
+pub(crate) unsafe fn sqe_zc(fd: RawFd, msg: *const libc::msghdr, waitall: bool) -> squeue::Entry {
+    let mut flags = libc::MSG_NOSIGNAL as u32;
+    if waitall {
+        flags |= libc::MSG_WAITALL as u32;
+    }
+    // SAFETY: forwarded caller contract: `msg` and its iovecs are valid.
+    let iov = unsafe { iovecs(msg) };
+    if let [one] = iov {
+        if let Ok(len) = u32::try_from(one.iov_len) {
+            return opcode::SendZc::new(types::Fd(fd), one.iov_base as *const u8, len)
+                .flags(flags as i32)
+                .zc_flags(ZC_REPORT_USAGE)
+                .build();
+        }
+    }
+    opcode::SendMsgZc::new(types::Fd(fd), msg)
+        .flags(flags)
+        .ioprio(ZC_REPORT_USAGE)
+        .build()
+}
+
 /// epoll: one `sendmsg(2)` with `MSG_NOSIGNAL` (a closed peer is `EPIPE`, never SIGPIPE).
 ///
 /// # Safety

@@ -6,6 +6,7 @@
 //! to the callback and puts the buffer back ([`BufRing::recycle`]) as soon as the
 //! callback returns. The kernel never sees a buffer twice without a recycle between.
 
+use super::bufview::Tracker;
 use io_uring::types::BufRingEntry;
 use io_uring::IoUring;
 use std::alloc::Layout;
@@ -32,15 +33,29 @@ pub(crate) struct BufRing {
     bufs_layout: Layout,
     size: u32,
     registered: bool,
+    /// Set when receives are bundled or buffers consumed incrementally: completions
+    /// then name views (see [`super::bufview`]), not buffers.
+    track: Option<Tracker>,
+    /// Scratch list of buffers a release hands back.
+    back: Vec<u16>,
 }
 
 impl BufRing {
     /// Allocates `count` buffers of `size` bytes and registers them as group [`BGID`].
+    /// `bundle`: receives will take bundles; `inc`: ask for incremental consumption
+    /// (`IOU_PBUF_RING_INC`), falling back to the plain ring (with a debug log) if the
+    /// kernel rejects it. [`BufRing::incremental`] tells which one was registered.
     ///
     /// # Errors
     /// `InvalidInput` if `count` is not a power of two in 1..=32768; the kernel's error
     /// if registration fails (kernels before 5.19 answer `EINVAL`).
-    pub(crate) fn new(ring: &IoUring, count: u16, size: u32) -> io::Result<BufRing> {
+    pub(crate) fn new(
+        ring: &IoUring,
+        count: u16,
+        size: u32,
+        bundle: bool,
+        inc: bool,
+    ) -> io::Result<BufRing> {
         if count == 0 || !count.is_power_of_two() || count > 32768 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -91,14 +106,40 @@ impl BufRing {
             bufs_layout,
             size,
             registered: false,
+            track: None,
+            back: Vec::new(),
         };
-        // SAFETY: `br.ring` is a live mapping of `count` entries that stays mapped until
-        // `br` is dropped, which unregisters first.
-        unsafe {
-            ring.submitter()
-                .register_buf_ring_with_flags(br.ring as u64, count, BGID, 0)?;
+        let mut inc_on = false;
+        if inc {
+            // SAFETY: as below.
+            let r = unsafe {
+                ring.submitter().register_buf_ring_with_flags(
+                    br.ring as u64,
+                    count,
+                    BGID,
+                    io_uring::types::IOU_PBUF_RING_INC as u16,
+                )
+            };
+            match r {
+                Ok(()) => inc_on = true,
+                Err(e) => tracing::debug!(
+                    "ringcore: incremental buffer consumption (IOU_PBUF_RING_INC, Linux \
+                     6.12) unavailable ({e}); using whole buffers"
+                ),
+            }
+        }
+        if !inc_on {
+            // SAFETY: `br.ring` is a live mapping of `count` entries that stays mapped
+            // until `br` is dropped, which unregisters first.
+            unsafe {
+                ring.submitter()
+                    .register_buf_ring_with_flags(br.ring as u64, count, BGID, 0)?;
+            }
         }
         br.registered = true;
+        if bundle || inc_on {
+            br.track = Some(Tracker::new(count, size, bundle, inc_on));
+        }
         for bid in 0..count {
             br.push(bid);
         }
@@ -124,8 +165,54 @@ impl BufRing {
         }
     }
 
+    /// True when the kernel consumes buffers incrementally.
+    pub(crate) fn incremental(&self) -> bool {
+        self.track.as_ref().is_some_and(|t| t.incremental())
+    }
+
+    /// True when completions name views ([`BufRing::view`]) rather than buffers.
+    pub(crate) fn tracking(&self) -> bool {
+        self.track.is_some()
+    }
+
+    /// Tracking mode: the view of a receive of `len` bytes starting in buffer `bid`.
+    pub(crate) fn view(&mut self, bid: u16, len: u32, buf_more: bool) -> u16 {
+        let t = self.track.as_mut().expect("view() in tracking mode only");
+        t.view(bid, len, buf_more)
+    }
+
+    /// Tracking mode: a completion naming buffer `bid` with no bytes.
+    pub(crate) fn empty(&mut self, bid: u16, buf_more: bool) {
+        if let Some(b) = self.track.as_mut().and_then(|t| t.empty(bid, buf_more)) {
+            self.recycle_bid(b);
+        }
+    }
+
+    /// Number of parts of view `id` (tracking mode).
+    pub(crate) fn parts(&self, id: u16) -> usize {
+        self.track.as_ref().map_or(0, |t| t.parts(id).len())
+    }
+
+    /// Part `i` of view `id` (tracking mode), or `None` past the last.
+    pub(crate) fn part(&self, id: u16, i: usize) -> Option<&[u8]> {
+        let &(bid, off, len) = self.track.as_ref()?.parts(id).get(i)?;
+        let start = bid as usize * self.size as usize + off as usize;
+        debug_assert!(off as usize + len as usize <= self.size as usize);
+        // SAFETY: the part lies inside buffer `bid` (`off + len <= size`, the tracker's
+        // invariant), inside the allocation. The kernel filled these bytes before posting
+        // the completion behind the view, and does not write them again before the
+        // buffer is republished, which happens only once every view holding it was
+        // released (needs `&mut self`, so not while the slice lives). An incrementally
+        // consumed buffer may receive more bytes *after* this part meanwhile, never
+        // inside it.
+        Some(unsafe { std::slice::from_raw_parts(self.bufs.as_ptr().add(start), len as usize) })
+    }
+
     fn push(&mut self, bid: u16) {
         debug_assert!(bid < self.entries);
+        if let Some(t) = self.track.as_mut() {
+            t.pushed(bid, self.tail);
+        }
         let idx = (self.tail & (self.entries - 1)) as usize;
         let addr = self.bufs.as_ptr() as u64 + bid as u64 * self.size as u64;
         // SAFETY: `idx < entries`, so the entry is inside the mapping; the kernel only
@@ -147,8 +234,26 @@ impl BufRing {
         }
     }
 
-    /// Gives buffer `bid` back to the kernel.
+    /// Gives buffer `bid` back to the kernel (plain mode), or ends view `bid`
+    /// (tracking mode: its buffers go back once no other view holds them).
     pub(crate) fn recycle(&mut self, bid: u16) {
+        if let Some(t) = self.track.as_mut() {
+            let mut back = std::mem::take(&mut self.back);
+            t.release(bid, &mut back);
+            if !back.is_empty() {
+                for &b in &back {
+                    self.push(b);
+                }
+                self.publish();
+            }
+            back.clear();
+            self.back = back;
+            return;
+        }
+        self.recycle_bid(bid);
+    }
+
+    fn recycle_bid(&mut self, bid: u16) {
         self.push(bid);
         self.publish();
     }

@@ -12,6 +12,7 @@
 //!   callbacks may push new SQEs freely.
 
 mod bufring;
+mod bufview;
 pub(crate) mod enter;
 pub(crate) mod probe;
 
@@ -22,7 +23,7 @@ use crate::op::{self, Op};
 use crate::token::Token;
 use bufring::BufRing;
 use io_uring::{cqueue, squeue, types, IoUring};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::time::Duration;
 
@@ -47,6 +48,15 @@ pub(crate) struct Ring {
     reg_ring: Option<u32>,
     /// Connection cancels carry `CQE_SKIP_SUCCESS` ([`Config::skip_cancel_cqe`]).
     skip_cancel: bool,
+    /// Multishot receives take buffer bundles (`Config::recv_bundle`, probed).
+    bundle: bool,
+    /// Sends of at least this many bytes go out as `SEND_ZC` (`Config::send_zc_threshold`,
+    /// probed).
+    zc_threshold: Option<usize>,
+    /// Zero-copy sends in flight, by user_data: the result of the first completion
+    /// once it came. The service sees one completion, made when the notification
+    /// arrives: only then may the write queue touch the bytes again.
+    zc: HashMap<u64, Option<i32>>,
 }
 
 impl Ring {
@@ -76,16 +86,28 @@ impl Ring {
             crate::error::context(&e, msg)
         })?;
         probe::check(&ring)?;
-        let bufs = BufRing::new(&ring, cfg.buf_count, cfg.buf_size).map_err(|e| {
-            let msg = format!(
-                "registering the provided buffer ring ({} x {} B) failed: {e} \
+        let bundle = cfg.recv_bundle && ring.params().is_feature_recvsend_bundle();
+        if cfg.recv_bundle && !bundle {
+            tracing::debug!(
+                "ringcore: receive bundles (IORING_RECVSEND_BUNDLE) need Linux 6.10; \
+                 receiving into single buffers"
+            );
+        }
+        let zc_threshold = cfg.send_zc_threshold.filter(|_| probe::has_send_zc(&ring));
+        if cfg.send_zc_threshold.is_some() && zc_threshold.is_none() {
+            tracing::debug!("ringcore: SEND_ZC/SENDMSG_ZC need Linux 6.1; sending with copies");
+        }
+        let bufs =
+            BufRing::new(&ring, cfg.buf_count, cfg.buf_size, bundle, cfg.buf_inc).map_err(|e| {
+                let msg = format!(
+                    "registering the provided buffer ring ({} x {} B) failed: {e} \
                  (provided buffer rings need Linux 5.19; ENOMEM means RLIMIT_MEMLOCK \
                  is too low for this kernel: raise `ulimit -l`, lower buf_count, or use \
                  the epoll backend)",
-                cfg.buf_count, cfg.buf_size
-            );
-            crate::error::context(&e, msg)
-        })?;
+                    cfg.buf_count, cfg.buf_size
+                );
+                crate::error::context(&e, msg)
+            })?;
         let reg_ring = if cfg.registered_ring && cfg.sqpoll.is_none() {
             use std::os::fd::AsRawFd;
             match enter::register_ring_fd(ring.as_raw_fd()) {
@@ -120,17 +142,48 @@ impl Ring {
             inline_sends: 0,
             splice_mode: cfg.splice_mode,
             staged: VecDeque::new(),
+            bundle,
+            zc_threshold,
+            zc: HashMap::new(),
         })
     }
 
+    /// True when buffers are consumed incrementally (`IOU_PBUF_RING_INC` registered).
+    pub(crate) fn incremental(&self) -> bool {
+        self.bufs.incremental()
+    }
+
+    /// True when receives take buffer bundles.
+    pub(crate) fn bundles(&self) -> bool {
+        self.bundle
+    }
+
+    /// The SQE for `op`, and whether it is a zero-copy send (two completions).
+    ///
     /// # Safety
     /// Pointers in `op` are valid (the push contract).
-    unsafe fn sqe(token: Token, op: &Op) -> squeue::Entry {
+    unsafe fn sqe(&self, token: Token, op: &Op) -> (squeue::Entry, bool) {
+        let mut zc = false;
         let e = match *op {
             Op::AcceptMulti { fd } => op::accept::sqe(fd),
+            Op::RecvMulti { fd } if self.bundle => op::recv::sqe_bundle(fd, bufring::BGID),
             Op::RecvMulti { fd } => op::recv::sqe(fd, bufring::BGID),
-            // SAFETY: forwarded push contract: `msg` and its iovecs are valid.
-            Op::Send { fd, msg, waitall } => unsafe { op::send::sqe(fd, msg, waitall) },
+            Op::Send { fd, msg, waitall } => {
+                // SAFETY: forwarded push contract: `msg` and its iovecs are valid.
+                let len = self
+                    .zc_threshold
+                    .map(|_| unsafe { op::send::total_len(msg) });
+                match (self.zc_threshold, len) {
+                    (Some(t), Some(n)) if n >= t => {
+                        zc = true;
+                        // SAFETY: forwarded push contract; the service sees this op's
+                        // completion only after the notification (`Ring::harvest`).
+                        unsafe { op::send::sqe_zc(fd, msg, waitall) }
+                    }
+                    // SAFETY: forwarded push contract.
+                    _ => unsafe { op::send::sqe(fd, msg, waitall) },
+                }
+            }
             Op::Shutdown { fd, how } => op::shutdown::sqe(fd, how),
             Op::Close { fd } => op::close::sqe(fd),
             Op::CancelFd { fd } => op::cancel::sqe(fd),
@@ -147,9 +200,21 @@ impl Ring {
             Op::PollReadable { fd } => op::poll::sqe_readable(fd),
             Op::PollHangup { fd } => op::poll::sqe_hangup(fd),
             Op::Cancel { target, .. } => op::cancel::sqe_token(target),
+            // SAFETY: forwarded push contract: the template outlives the op.
+            Op::RecvMsgMulti { fd, msg } => unsafe {
+                op::datagram::recv_sqe(fd, msg, bufring::BGID)
+            },
+            // SAFETY: forwarded push contract: `msg`, its name and iovecs are valid.
+            Op::SendMsg { fd, msg } => unsafe { op::datagram::send_sqe(fd, msg) },
             Op::Nop => op::nop::sqe(),
         };
-        e.user_data(token.raw())
+        (e.user_data(token.raw()), zc)
+    }
+
+    /// Notes a zero-copy send just pushed.
+    fn zc_pushed(&mut self, token: Token, c: &mut Counters) {
+        self.zc.insert(token.raw(), None);
+        c.send_zc += 1;
     }
 
     /// Queues one op. A full SQ is submitted first.
@@ -163,8 +228,8 @@ impl Ring {
             return Ok(());
         }
         // SAFETY: forwarded caller contract.
-        let mut e = unsafe { Self::sqe(token, &op) };
-        if matches!(op, Op::Send { .. }) {
+        let (mut e, zc) = unsafe { self.sqe(token, &op) };
+        if matches!(op, Op::Send { .. } | Op::SendMsg { .. }) {
             self.inline_sends += 1;
         }
         if self.skip_cancel && Self::skips_success(token, &op) {
@@ -176,6 +241,9 @@ impl Ring {
             match pushed {
                 Ok(()) => {
                     c.sqes += 1;
+                    if zc {
+                        self.zc_pushed(token, c);
+                    }
                     return Ok(());
                 }
                 Err(_) => {
@@ -240,9 +308,10 @@ impl Ring {
             return unsafe { self.push(second.0, second.1, c) };
         }
         // SAFETY: forwarded caller contract.
-        let head = unsafe { Self::sqe(first.0, &first.1) }.flags(squeue::Flags::IO_LINK);
+        let (head, zc1) = unsafe { self.sqe(first.0, &first.1) };
+        let head = head.flags(squeue::Flags::IO_LINK);
         // SAFETY: forwarded caller contract.
-        let next = unsafe { Self::sqe(second.0, &second.1) };
+        let (next, zc2) = unsafe { self.sqe(second.0, &second.1) };
         if matches!(second.1, Op::Send { .. }) {
             self.inline_sends += 1;
         }
@@ -258,7 +327,14 @@ impl Ring {
             // SAFETY: the caller guarantees both ops' memory outlives them; on success
             // both entries are written before `sq` is dropped, which publishes the tail.
             if unsafe { sq.push_multiple(&[head.clone(), next.clone()]) }.is_ok() {
+                drop(sq);
                 c.sqes += 2;
+                if zc1 {
+                    self.zc_pushed(first.0, c);
+                }
+                if zc2 {
+                    self.zc_pushed(second.0, c);
+                }
                 return Ok(());
             }
             drop(sq);
@@ -375,12 +451,18 @@ impl Ring {
         }
         let mut cq = self.ring.completion();
         cq.sync();
+        let plain = !self.bufs.tracking() && self.zc.is_empty();
         for e in &mut cq {
-            self.batch.push_back(Completion {
+            let x = Completion {
                 token: Token::from_raw(e.user_data()),
                 result: e.result(),
                 flags: e.flags(),
-            });
+            };
+            if plain {
+                self.batch.push_back(x);
+            } else if let Some(x) = harvest(&mut self.bufs, &mut self.zc, x, c) {
+                self.batch.push_back(x);
+            }
         }
         Ok(())
     }
@@ -397,9 +479,21 @@ impl Ring {
         Some(cqe)
     }
 
-    /// The received bytes of pool buffer `bid`.
+    /// The received bytes of pool buffer `bid` (tracking mode: the first part of view
+    /// `bid`).
     pub(crate) fn buffer(&self, bid: u16, len: usize) -> &[u8] {
+        if self.bufs.tracking() {
+            return self.bufs.part(bid, 0).unwrap_or(&[]);
+        }
         self.bufs.slice(bid, len)
+    }
+
+    /// Part `i` of a receive's bytes: with bundles a receive may span several buffers.
+    pub(crate) fn buffer_part(&self, bid: u16, len: usize, i: usize) -> Option<&[u8]> {
+        if self.bufs.tracking() {
+            return self.bufs.part(bid, i);
+        }
+        (i == 0).then(|| self.bufs.slice(bid, len))
     }
 
     /// Size of one pool buffer.
@@ -411,6 +505,62 @@ impl Ring {
     pub(crate) fn recycle(&mut self, bid: u16) {
         self.bufs.recycle(bid);
     }
+}
+
+/// `IORING_CQE_F_BUF_MORE`: the kernel keeps consuming this (incremental) buffer.
+const F_BUF_MORE: u32 = 1 << 4;
+/// `IORING_NOTIF_USAGE_ZC_COPIED`, in a zero-copy notification's result.
+const ZC_COPIED: u32 = 1 << 31;
+
+/// Rewrites one harvested CQE when buffers are tracked or zero-copy sends are in
+/// flight. A receive's buffer id becomes a view id ([`bufview`]); a zero-copy send's
+/// two completions become one, released when the later of them arrives (normally the
+/// notification), carrying the send's result. `None`: nothing to dispatch yet.
+fn harvest(
+    bufs: &mut BufRing,
+    zc: &mut HashMap<u64, Option<i32>>,
+    mut x: Completion,
+    c: &mut Counters,
+) -> Option<Completion> {
+    let raw = x.token.raw();
+    if let Some(state) = zc.get_mut(&raw) {
+        const NOTIFIED: Option<i32> = Some(i32::MIN);
+        if x.flags & crate::completion::F_NOTIF != 0 {
+            c.send_zc_copied += u64::from(x.result as u32 & ZC_COPIED != 0);
+            return match *state {
+                None => {
+                    // Notification before the result (not seen in practice): wait.
+                    *state = NOTIFIED;
+                    None
+                }
+                Some(r) => {
+                    zc.remove(&raw);
+                    Some(Completion::new(x.token, r))
+                }
+            };
+        }
+        if x.more() && *state != NOTIFIED {
+            *state = Some(x.result);
+            return None;
+        }
+        zc.remove(&raw);
+        return Some(Completion::new(x.token, x.result));
+    }
+    if bufs.tracking() {
+        if let Some(bid) = x.buffer() {
+            let more = x.flags & F_BUF_MORE != 0;
+            let low = x.flags & 0xffff & !F_BUF_MORE;
+            if x.result > 0 {
+                let id = bufs.view(bid, x.result as u32, more);
+                c.recv_bundles += u64::from(bufs.parts(id) > 1);
+                x.flags = low | (u32::from(id) << 16);
+            } else {
+                bufs.empty(bid, more);
+                x.flags = low & !crate::completion::F_BUFFER;
+            }
+        }
+    }
+    Some(x)
 }
 
 impl Drop for Ring {

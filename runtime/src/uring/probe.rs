@@ -11,6 +11,9 @@
 //! | `IORING_SETUP_SUBMIT_ALL`, `COOP_TASKRUN` | 5.18      |
 //! | multishot accept, `IORING_REGISTER_PBUF_RING`, `ASYNC_CANCEL_FD/ALL`, `SINGLE_ISSUER` | 5.19 / 6.0 |
 //! | multishot recv, `DEFER_TASKRUN`      | 6.0 / 6.1      |
+//! | `SEND_ZC` / `SENDMSG_ZC` (optional, `send_zc_threshold`) | 6.0 / 6.1 |
+//! | `IORING_RECVSEND_BUNDLE` on recv (optional, `recv_bundle`; `IORING_FEAT_RECVSEND_BUNDLE`) | 6.10 |
+//! | `IOU_PBUF_RING_INC` (optional, `buf_inc`; registration retried without it) | 6.12 |
 //!
 //! Optional features, each checked where it is turned on (`Config` options, off by
 //! default): `IOSQE_CQE_SKIP_SUCCESS` 5.17 (`IORING_FEAT_CQE_SKIP`), registered ring fd
@@ -36,6 +39,14 @@ const OPCODES: &[(u8, &str, &str)] = &[
     (opcode::Splice::CODE, "IORING_OP_SPLICE", "5.7"),
     (opcode::Shutdown::CODE, "IORING_OP_SHUTDOWN", "5.11"),
 ];
+
+/// True when `IORING_OP_SEND_ZC` and `IORING_OP_SENDMSG_ZC` are there (6.0 / 6.1).
+pub(crate) fn has_send_zc(ring: &IoUring) -> bool {
+    let mut probe = Probe::new();
+    ring.submitter().register_probe(&mut probe).is_ok()
+        && probe.is_supported(opcode::SendZc::CODE)
+        && probe.is_supported(opcode::SendMsgZc::CODE)
+}
 
 /// Probes every opcode and the kernel version.
 ///

@@ -7,6 +7,7 @@
 //! ringcore-load echo --conns 50 --rate 50000          # open loop, 50k req/s in total
 //! ringcore-load http --addr 127.0.0.1:8080 --path /plaintext --depth 16 --conns 256
 //! ringcore-load hold --addr 127.0.0.1:7000 --conns 100000 --duration 10
+//! ringcore-load udp --addr 127.0.0.1:7001 --size 64 --depth 32 --cpu 1
 //! ```
 //!
 //! Closed loop (default): each connection keeps `--depth` requests in flight.
@@ -17,6 +18,7 @@ mod client;
 mod echo;
 mod http;
 mod stats;
+mod udp;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
@@ -63,6 +65,19 @@ enum Mode {
         host: Option<String>,
         /// Requests in flight per connection (closed loop).
         #[arg(long, default_value_t = 1)]
+        depth: usize,
+    },
+    /// UDP datagrams echoed back: one socket per generator worker (--conns is not
+    /// used), --depth datagrams in flight each; reports datagrams/s, latency and lost
+    /// datagrams (no reply within 200 ms).
+    Udp {
+        #[command(flatten)]
+        common: Common,
+        /// Datagram size in bytes (at least 8: a sequence number leads).
+        #[arg(long, default_value_t = 64)]
+        size: usize,
+        /// Datagrams in flight per generator socket (closed loop).
+        #[arg(long, default_value_t = 32)]
         depth: usize,
     },
     /// Open N idle connections and keep them open for --duration seconds.
@@ -149,6 +164,7 @@ fn main() -> anyhow::Result<()> {
         Mode::Echo { common, .. } => (common, "echo"),
         Mode::Http { common, .. } => (common, "http"),
         Mode::Hold { common, .. } => (common, "hold"),
+        Mode::Udp { common, .. } => (common, "udp"),
     };
     if common.conns == 0 {
         bail!("--conns must be at least 1");
@@ -336,6 +352,24 @@ fn main() -> anyhow::Result<()> {
                 )
             })
         }
+        Mode::Udp { size, depth, .. } => {
+            use ringcore::{ServeUdp, UdpOptions, UdpSockets};
+            if *size < 8 {
+                bail!("--size must be at least 8 (a sequence number leads each datagram)");
+            }
+            let local: SocketAddr = if common.addr.is_ipv6() {
+                "[::1]:0".parse()?
+            } else {
+                "127.0.0.1:0".parse()?
+            };
+            let opts = UdpOptions::default().send_queue(depth.max(&1) * 2);
+            let sockets = UdpSockets::bind_distinct(local, workers, &opts)
+                .context("binding the generator's UDP sockets")?;
+            let (target, size, depth, shared) = (common.addr, *size, *depth, shared.clone());
+            rt.serve_udp(sockets, move |_| {
+                udp::UdpLoad::new(target, size, depth, &shared)
+            })
+        }
         Mode::Hold { ping, .. } => {
             let shared = shared.clone();
             let ping = *ping;
@@ -385,6 +419,7 @@ fn main() -> anyhow::Result<()> {
     let (size, depth, path) = match &cli.mode {
         Mode::Echo { size, depth, .. } => (Some(*size), Some(*depth), None),
         Mode::Http { depth, path, .. } => (None, Some(*depth), Some(path.clone())),
+        Mode::Udp { size, depth, .. } => (Some(*size), Some(*depth), None),
         Mode::Hold { .. } => (None, None, None),
     };
     let errors = c.protocol_errors
@@ -420,6 +455,8 @@ fn main() -> anyhow::Result<()> {
         "non_2xx": c.non_2xx,
         "backlogged_sends": c.backlogged,
         "errors": errors,
+        "sent": c.sent,
+        "lost": c.lost,
         "latency": pct(&c.latency),
         "schedule_latency": pct(&c.service),
         "client_cpu_user_s": cpu_user,
@@ -455,7 +492,17 @@ fn print_human(r: &serde_json::Value, mode: &str) {
             "closed loop".into()
         }
     );
-    if mode == "hold" {
+    if mode == "udp" {
+        println!(
+            "  {} datagrams echoed in {:.2} s = {:.0} datagrams/s; sent {}, lost {} (no reply in 200 ms), bad replies {}",
+            u("requests"),
+            f("duration_s"),
+            f("rps"),
+            u("sent"),
+            u("lost"),
+            u("protocol_errors")
+        );
+    } else if mode == "hold" {
         println!(
             "  opened {} (round trip done: {}) in {:.2} s, held {:.1} s, connect errors {}, lost {}",
             u("opened"),

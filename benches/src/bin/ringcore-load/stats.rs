@@ -82,6 +82,10 @@ pub struct Collector {
     /// Sends that were due but held back because the connection had too many requests
     /// outstanding (open loop); their latency still counts from the intended time.
     pub backlogged: u64,
+    /// UDP: datagrams sent while measuring, and those whose reply never came (declared
+    /// lost after `udp::LOSS_TIMEOUT`).
+    pub sent: u64,
+    pub lost: u64,
     /// Workers that reported.
     pub workers: usize,
 }
@@ -98,6 +102,8 @@ impl Default for Collector {
             conn_errors: 0,
             server_closes: 0,
             backlogged: 0,
+            sent: 0,
+            lost: 0,
             workers: 0,
         }
     }
@@ -115,6 +121,8 @@ pub struct WorkerStats {
     pub conn_errors: u64,
     pub server_closes: u64,
     pub backlogged: u64,
+    pub sent: u64,
+    pub lost: u64,
     /// Completed requests not yet added to `shared.live_requests`.
     unpublished: u64,
 }
@@ -164,6 +172,8 @@ impl Drop for WorkerStats {
         c.conn_errors += self.conn_errors;
         c.server_closes += self.server_closes;
         c.backlogged += self.backlogged;
+        c.sent += self.sent;
+        c.lost += self.lost;
         c.workers += 1;
     }
 }
@@ -190,6 +200,8 @@ pub fn worker_stats(shared: &Arc<Shared>) -> Rc<RefCell<WorkerStats>> {
             conn_errors: 0,
             server_closes: 0,
             backlogged: 0,
+            sent: 0,
+            lost: 0,
             unpublished: 0,
         }));
         *w.borrow_mut() = Rc::downgrade(&s);

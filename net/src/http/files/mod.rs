@@ -8,9 +8,11 @@
 //!
 //! * `GET`/`HEAD`; other methods 405 with `Allow: GET, HEAD`.
 //! * Validators: a strong `ETag` ([`validators`]) and `Last-Modified`;
-//!   `If-None-Match` (weak comparison, `*`, lists) and, without it,
-//!   `If-Modified-Since` (a date in the future or one that does not parse is
-//!   ignored) answer 304. `If-Range` with the current strong `ETag` or the exact
+//!   `If-Match` (strong comparison, `*`, lists) and, without it,
+//!   `If-Unmodified-Since` answer 412 when they fail; then `If-None-Match` (weak
+//!   comparison, `*`, lists) and, without it, `If-Modified-Since` (a date in the
+//!   future or one that does not parse is ignored) answer 304 (RFC 9110 13.2.2
+//!   order, [`validators::evaluate`]). `If-Range` with the current strong `ETag` or the exact
 //!   `Last-Modified` date lets the `Range` apply; anything else gets the full 200.
 //! * Ranges ([`range`]): one range is a 206; several disjoint ones (at most
 //!   [`MAX_RANGES`]) a `multipart/byteranges` 206; overlapping or too many, the
@@ -34,8 +36,10 @@
 //! dropped as it arrives, never held (a client that sent `Expect: 100-continue` gets
 //! the answer and a close instead of a wait for the body).
 //!
-//! Path safety: the target is percent-decoded; a decoded NUL, backslash or any `..`
-//! segment is refused (403); the joined path is canonicalised (resolving symlinks) and
+//! Path safety: the target is percent-decoded segment by segment, so `%2F` is never a
+//! separator (a segment holding one names nothing: 404); a malformed escape, a
+//! decoded NUL or bytes that are not UTF-8 are 400; a backslash or any `..` segment,
+//! decoded or not, is refused (403); the joined path is canonicalised (resolving symlinks) and
 //! must stay under the canonical root, so a symlink pointing outside is refused too.
 //!
 //! Only regular files are served: a FIFO, socket or device under the root is 404 (see
@@ -297,7 +301,7 @@ enum Answer {
     /// Answered (written to the head buffer): keep-alive or not.
     Done(bool),
     /// Look the file up off the worker, then [`finish`].
-    Lookup(Conditions, Ask),
+    Lookup(Box<Conditions>, Ask),
 }
 
 /// Every field line named `name`, joined with `,` (a list field may be split over
@@ -334,6 +338,8 @@ fn answer(out: &mut Vec<u8>, cfg: &Config, req: &Request<'_>, date: &DateCache) 
     let conditions = Conditions {
         keep,
         head_only: req.is_head(),
+        if_match: joined(req, "if-match"),
+        if_unmodified_since: owned("if-unmodified-since"),
         if_none_match: joined(req, "if-none-match"),
         if_modified_since: owned("if-modified-since"),
         range: owned("range"),
@@ -353,7 +359,7 @@ fn answer(out: &mut Vec<u8>, cfg: &Config, req: &Request<'_>, date: &DateCache) 
         query: req.query().map(str::to_string),
         accept,
     };
-    Answer::Lookup(conditions, ask)
+    Answer::Lookup(Box::new(conditions), ask)
 }
 
 impl StaticFiles {
@@ -529,7 +535,7 @@ impl Handler for StaticFiles {
                     // stops until the answer is queued, so pipelined requests wait.
                     let cfg = self.cfg.clone();
                     conn.offload(move || lookup(&cfg, &ask));
-                    self.waiting = Some((pending, key));
+                    self.waiting = Some((*pending, key));
                     conn.pause_reading();
                     if self.header_deadline.take().is_some() {
                         conn.set_timer(None);

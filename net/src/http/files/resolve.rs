@@ -7,30 +7,29 @@
 use super::encoding::Encoding;
 use super::listing;
 use super::Config;
+use crate::http::percent::{decode_segments, DecodeError};
 use std::fs::{File, Metadata};
 use std::path::{Component, Path, PathBuf};
 
-/// Percent-decodes a request path; `None` for bad escapes, NUL or backslash.
+/// Percent-decodes a request path segment by segment (an encoded slash, `%2F`, is
+/// never a separator); `None` for bad escapes, NUL, bytes that are not UTF-8, a
+/// backslash or an encoded slash. [`resolve_target`] says which status each gets.
 pub fn decode_path(p: &str) -> Option<String> {
-    let b = p.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = |c: u8| (c as char).to_digit(16);
-            let hi = hex(*b.get(i + 1)?)?;
-            let lo = hex(*b.get(i + 2)?)?;
-            out.push((hi * 16 + lo) as u8);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
+    decode_checked(p).ok().map(|d| d.into_owned())
+}
+
+/// [`decode_path`] with the status to answer: 400 for a malformed escape, a NUL or
+/// bytes that are not UTF-8 (the request is malformed); 404 for an encoded slash (no
+/// name holds `/`); 403 for a backslash (refused, as `..`).
+fn decode_checked(p: &str) -> Result<std::borrow::Cow<'_, str>, u16> {
+    let decoded = decode_segments(p).map_err(|e| match e {
+        DecodeError::EncodedSlash => 404u16,
+        _ => 400,
+    })?;
+    if decoded.contains('\\') {
+        return Err(403);
     }
-    if out.contains(&0) || out.contains(&b'\\') {
-        return None;
-    }
-    String::from_utf8(out).ok()
+    Ok(decoded)
 }
 
 /// Whether any segment of `path` is hidden (a name starting with `.`; `.` and `..`
@@ -51,12 +50,15 @@ pub enum Target {
     Dir(PathBuf),
 }
 
-/// Resolves a request path under `root` (canonical): `Err(403)` for escapes (`..`,
-/// an encoded NUL or backslash, a symlink leading outside), `Err(404)` if missing or
+/// Resolves a request path under `root` (canonical). The path is percent-decoded
+/// per segment first (`%2F` is part of a name, never a separator): `Err(400)` for a
+/// malformed escape, an encoded NUL or bytes that are not UTF-8; `Err(403)` for
+/// escapes (a `..` segment, decoded or not, a backslash, a symlink leading outside);
+/// `Err(404)` if missing (a segment holding an encoded slash names nothing) or
 /// hidden (a segment starting with `.`, in the request or in the resolved path)
 /// unless `allow_hidden`.
 pub fn resolve_target(root: &Path, target_path: &str, allow_hidden: bool) -> Result<Target, u16> {
-    let decoded = decode_path(target_path).ok_or(403u16)?;
+    let decoded = decode_checked(target_path)?;
     let rel = Path::new(decoded.trim_start_matches('/'));
     for c in rel.components() {
         match c {
@@ -249,9 +251,16 @@ mod tests {
         assert!(resolve(&root, "/a.txt").is_ok());
         assert_eq!(resolve(&root, "/../secret"), Err(403));
         assert_eq!(resolve(&root, "/%2e%2e/secret"), Err(403));
-        assert_eq!(resolve(&root, "/%2E%2E%2Fsecret"), Err(403));
+        assert_eq!(resolve(&root, "/%2E%2E/secret"), Err(403));
+        assert_eq!(
+            resolve(&root, "/%2E%2E%2Fsecret"),
+            Err(404),
+            "no name holds '/'"
+        );
+        assert_eq!(resolve(&root, "/a.txt%zz"), Err(400));
+        assert_eq!(resolve(&root, "/a%5C.txt"), Err(403), "backslash");
         assert_eq!(resolve(&root, "/link"), Err(403));
-        assert_eq!(resolve(&root, "/a.txt%00"), Err(403));
+        assert_eq!(resolve(&root, "/a.txt%00"), Err(400));
         assert_eq!(resolve(&root, "/missing"), Err(404));
         assert_eq!(resolve(&root, "/.env"), Err(404));
         assert_eq!(resolve(&root, "/%2eenv"), Err(404));

@@ -3,7 +3,7 @@
 
 use super::range::{boundary, parse_ranges, Multipart, Ranges};
 use super::resolve::Found;
-use super::validators::{etag, mtime_secs, none_match, not_modified_since, range_allowed};
+use super::validators::{etag, evaluate, mtime_secs, range_allowed, Precondition, Preconditions};
 use super::Config;
 use crate::http::{format_http_date, reason_phrase, DateCache};
 use std::borrow::Cow;
@@ -32,6 +32,10 @@ pub(super) struct Conditions {
     pub keep: bool,
     /// A HEAD request: no body.
     pub head_only: bool,
+    /// `If-Match`, every field line joined with `,`.
+    pub if_match: Option<Vec<u8>>,
+    /// `If-Unmodified-Since`.
+    pub if_unmodified_since: Option<Vec<u8>>,
     /// `If-None-Match`, every field line joined with `,`.
     pub if_none_match: Option<Vec<u8>>,
     /// `If-Modified-Since`.
@@ -167,18 +171,24 @@ pub(super) fn finish(
         // Another Accept-Encoding may get another representation of this URL.
         fields.push(("Vary", b"Accept-Encoding"));
     }
-    // RFC 9110 13.2.2: If-None-Match decides when present; If-Modified-Since only
-    // without it.
-    let not_modified = match &c.if_none_match {
-        Some(inm) => none_match([&inm[..]], &tag),
-        None => c
-            .if_modified_since
-            .as_deref()
-            .is_some_and(|ims| not_modified_since(ims, mtime, now)),
+    // RFC 9110 13.2.2: If-Match (else If-Unmodified-Since) first, then
+    // If-None-Match (else If-Modified-Since); If-Range below, with Range only.
+    let pre = Preconditions {
+        if_match: c.if_match.as_deref(),
+        if_unmodified_since: c.if_unmodified_since.as_deref(),
+        if_none_match: c.if_none_match.as_deref(),
+        if_modified_since: c.if_modified_since.as_deref(),
     };
-    if not_modified {
-        head(out, date, 304, keep, &fields, None);
-        return (keep, Body::None);
+    match evaluate(&pre, &tag, mtime, now) {
+        Precondition::Failed => {
+            simple(out, date, 412, keep, c.head_only, &[]);
+            return (keep, Body::None);
+        }
+        Precondition::NotModified => {
+            head(out, date, 304, keep, &fields, None);
+            return (keep, Body::None);
+        }
+        Precondition::Proceed => {}
     }
     fields.push(("Content-Type", ctype.as_bytes()));
     fields.push(("Accept-Ranges", b"bytes"));

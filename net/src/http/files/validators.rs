@@ -1,6 +1,7 @@
 //! Validators and preconditions (RFC 9110 section 8.8 and 13): the strong `ETag`,
-//! `Last-Modified`, and how `If-None-Match`, `If-Modified-Since` and `If-Range` are
-//! evaluated against them.
+//! `Last-Modified`, and how `If-Match`, `If-Unmodified-Since`, `If-None-Match`,
+//! `If-Modified-Since` and `If-Range` are evaluated against them ([`Precondition`]
+//! holds the RFC 9110 13.2.2 order).
 //!
 //! The `ETag` of a file is `"<inode>-<size>-<mtime seconds>.<mtime nanoseconds>"`
 //! (hex): it changes when the file is rewritten in place (size or mtime), and when it
@@ -42,12 +43,13 @@ fn next_tag(s: &[u8]) -> Option<(bool, &[u8], &[u8])> {
     Some((weak, &s[..=end], &s[end + 1..]))
 }
 
-/// `If-None-Match` (all its field lines, in order) against the current tag, by weak
-/// comparison (RFC 9110 13.1.2: `W/"x"` matches `"x"`): true when a listed tag
-/// matches, or the value is `*` (the file exists). A malformed list stops at the
-/// first element that does not parse; what was parsed before it still counts.
-pub fn none_match<'a>(values: impl IntoIterator<Item = &'a [u8]>, etag: &str) -> bool {
-    let current = etag.as_bytes();
+/// Whether an entity-tag list (all its field lines, in order) is `*` or lists a tag
+/// for which `hit(weak, tag)` holds (`tag` with its quotes). A malformed list stops
+/// at the first element that does not parse; what was parsed before it still counts.
+fn list_matches<'a>(
+    values: impl IntoIterator<Item = &'a [u8]>,
+    mut hit: impl FnMut(bool, &[u8]) -> bool,
+) -> bool {
     for v in values {
         let mut rest = v.trim_ascii();
         if rest == b"*" {
@@ -61,16 +63,97 @@ pub fn none_match<'a>(values: impl IntoIterator<Item = &'a [u8]>, etag: &str) ->
             if rest.is_empty() {
                 break;
             }
-            let Some((_, tag, after)) = next_tag(rest) else {
+            let Some((weak, tag, after)) = next_tag(rest) else {
                 break;
             };
-            if tag == current {
+            if hit(weak, tag) {
                 return true;
             }
             rest = after;
         }
     }
     false
+}
+
+/// `If-None-Match` (all its field lines, in order) against the current tag, by weak
+/// comparison (RFC 9110 13.1.2: `W/"x"` matches `"x"`): true when a listed tag
+/// matches, or the value is `*` (the file exists). A malformed list stops at the
+/// first element that does not parse; what was parsed before it still counts.
+pub fn none_match<'a>(values: impl IntoIterator<Item = &'a [u8]>, etag: &str) -> bool {
+    list_matches(values, |_, tag| tag == etag.as_bytes())
+}
+
+/// `If-Match` (all its field lines, in order) against the current tag, by strong
+/// comparison (RFC 9110 13.1.1: a weak tag never matches, not even `W/` plus the
+/// current tag): true when a listed strong tag equals the current one, or the value
+/// is `*` (the file exists, which it does when this is asked). A malformed list stops
+/// at the first element that does not parse; what was parsed before it still counts.
+pub fn match_strong<'a>(values: impl IntoIterator<Item = &'a [u8]>, etag: &str) -> bool {
+    list_matches(values, |weak, tag| !weak && tag == etag.as_bytes())
+}
+
+/// `If-Unmodified-Since`: false when the file was modified after the date, i.e. a
+/// 412 is due. A value that is not a valid HTTP-date is ignored (RFC 9110 13.1.4):
+/// true.
+pub fn unmodified_since(value: &[u8], mtime: u64) -> bool {
+    match parse_http_date(value) {
+        Some(since) => mtime <= since,
+        None => true,
+    }
+}
+
+/// The outcome of a GET/HEAD's preconditions, evaluated in the order of RFC 9110
+/// 13.2.2 by [`evaluate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precondition {
+    /// `If-Match` or `If-Unmodified-Since` failed: 412 Precondition Failed.
+    Failed,
+    /// `If-None-Match` or `If-Modified-Since` says the client's copy is current: 304.
+    NotModified,
+    /// Serve the representation (a `Range` is then subject to `If-Range`).
+    Proceed,
+}
+
+/// The request's precondition fields, each with its field lines joined by `,`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Preconditions<'a> {
+    /// `If-Match`.
+    pub if_match: Option<&'a [u8]>,
+    /// `If-Unmodified-Since`.
+    pub if_unmodified_since: Option<&'a [u8]>,
+    /// `If-None-Match`.
+    pub if_none_match: Option<&'a [u8]>,
+    /// `If-Modified-Since`.
+    pub if_modified_since: Option<&'a [u8]>,
+}
+
+/// Evaluates a GET/HEAD's preconditions against a file's tag and `Last-Modified`
+/// (`now`, seconds since the epoch, judges future dates), in RFC 9110 13.2.2 order:
+///
+/// 1. `If-Match` present: no strong match (and not `*`) is 412;
+/// 2. else `If-Unmodified-Since` present and a valid date: modified after it is 412;
+/// 3. `If-None-Match` present: a weak match (or `*`) is 304;
+/// 4. else `If-Modified-Since`: not modified since a valid, non-future date is 304;
+/// 5. otherwise proceed (`If-Range`, step 5 of the RFC, applies with `Range` only).
+pub fn evaluate(p: &Preconditions<'_>, etag: &str, mtime: u64, now: u64) -> Precondition {
+    let passed = match (p.if_match, p.if_unmodified_since) {
+        (Some(im), _) => match_strong([im], etag),
+        (None, Some(ius)) => unmodified_since(ius, mtime),
+        (None, None) => true,
+    };
+    if !passed {
+        return Precondition::Failed;
+    }
+    let not_modified = match (p.if_none_match, p.if_modified_since) {
+        (Some(inm), _) => none_match([inm], etag),
+        (None, Some(ims)) => not_modified_since(ims, mtime, now),
+        (None, None) => false,
+    };
+    if not_modified {
+        Precondition::NotModified
+    } else {
+        Precondition::Proceed
+    }
 }
 
 /// `If-Modified-Since`: true when the file is not newer than the date, i.e. a 304 is
@@ -158,6 +241,94 @@ mod tests {
         assert!(
             none_match([&b"\"x\""[..], &b"\"1f-a-5f.0\""[..]], TAG),
             "two lines"
+        );
+    }
+
+    #[test]
+    fn if_match_strong_comparison_lists_and_star() {
+        let m = |v: &[u8]| match_strong([v], TAG);
+        assert!(m(b"\"1f-a-5f.0\""));
+        assert!(!m(b"W/\"1f-a-5f.0\""), "a weak tag never matches If-Match");
+        assert!(m(b"W/\"1f-a-5f.0\", \"1f-a-5f.0\""));
+        assert!(m(b"\"x\" , \"1f-a-5f.0\""));
+        assert!(m(b"*"));
+        assert!(!m(b"\"x\""));
+        assert!(!m(b""));
+        assert!(!m(b"1f-a-5f.0"), "unquoted is not a tag");
+    }
+
+    #[test]
+    fn if_unmodified_since_garbage_is_ignored() {
+        let d = |s: u64| format_http_date(s);
+        assert!(unmodified_since(&d(100), 100));
+        assert!(unmodified_since(&d(200), 100));
+        assert!(!unmodified_since(&d(99), 100));
+        assert!(unmodified_since(b"not a date", 100));
+    }
+
+    #[test]
+    fn preconditions_in_rfc_order() {
+        use Precondition::*;
+        let d = format_http_date;
+        let ev = |p: Preconditions<'_>| evaluate(&p, TAG, 100, 1000);
+        let tag = TAG.as_bytes();
+        let (old, new) = (d(50), d(150));
+        let p = Preconditions::default;
+        assert_eq!(ev(p()), Proceed);
+        // 1. If-Match decides over If-Unmodified-Since, whatever the date says.
+        let ok = Preconditions {
+            if_match: Some(tag),
+            if_unmodified_since: Some(&old),
+            ..p()
+        };
+        assert_eq!(ev(ok), Proceed);
+        let bad = Preconditions {
+            if_match: Some(b"\"x\""),
+            if_unmodified_since: Some(&new),
+            ..p()
+        };
+        assert_eq!(ev(bad), Failed);
+        // 2. If-Unmodified-Since alone.
+        assert_eq!(
+            ev(Preconditions {
+                if_unmodified_since: Some(&old),
+                ..p()
+            }),
+            Failed
+        );
+        assert_eq!(
+            ev(Preconditions {
+                if_unmodified_since: Some(&new),
+                ..p()
+            }),
+            Proceed
+        );
+        // 412 wins over 304.
+        let both = Preconditions {
+            if_match: Some(b"\"x\""),
+            if_none_match: Some(tag),
+            ..p()
+        };
+        assert_eq!(ev(both), Failed);
+        // 3./4. as before; If-None-Match decides over If-Modified-Since.
+        let inm = Preconditions {
+            if_match: Some(b"*"),
+            if_none_match: Some(tag),
+            ..p()
+        };
+        assert_eq!(ev(inm), NotModified);
+        let other = Preconditions {
+            if_none_match: Some(b"\"x\""),
+            if_modified_since: Some(&new),
+            ..p()
+        };
+        assert_eq!(ev(other), Proceed);
+        assert_eq!(
+            ev(Preconditions {
+                if_modified_since: Some(&new),
+                ..p()
+            }),
+            NotModified
         );
     }
 

@@ -1,11 +1,9 @@
 //! Running the example binaries as child processes for the operability tests: build
 //! them (once per test binary, through cargo), start them with flags and environment,
 //! read their stderr line by line, send signals, wait for exit. Every wait has a
-//! deadline ([`super::support::DEADLINE`]); nothing sleeps to synchronise.
+//! deadline ([`super::DEADLINE`]); nothing sleeps to synchronise.
 
-#![allow(dead_code)]
-
-use super::support::DEADLINE;
+use super::DEADLINE;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -152,6 +150,24 @@ impl Proc {
         }
     }
 
+    /// Sends SIGTERM and asserts a clean exit (status 0) within the deadline.
+    pub fn terminate(&mut self) {
+        self.signal(libc::SIGTERM);
+        let st = self.wait_exit();
+        assert_eq!(
+            st.code(),
+            Some(0),
+            "exit after SIGTERM: {st}; saw {:#?}",
+            self.seen
+        );
+    }
+
+    /// Waits for the `ready:` line, then [`terminate`](Self::terminate)s.
+    pub fn terminate_when_ready(&mut self) {
+        self.wait_line("ready:");
+        self.terminate();
+    }
+
     /// True while the process runs.
     pub fn running(&mut self) -> bool {
         self.child.try_wait().expect("try_wait").is_none()
@@ -186,8 +202,8 @@ pub fn example_cmd(name: &str, backend: ringcore::BackendKind, args: &[&str]) ->
 
 /// One HTTP/1.1 GET on a new connection; `(status, body)`.
 pub fn http_get(addr: SocketAddr, target: &str, extra: &str) -> (u16, Vec<u8>) {
-    let mut c = super::support::http::HttpClient::connect(addr);
-    c.send(&super::support::http::get("GET", target, extra));
+    let mut c = super::http::HttpClient::connect(addr);
+    c.send(&super::http::get("GET", target, extra));
     let r = c.read_response(false);
     (r.status, r.body)
 }
@@ -195,7 +211,7 @@ pub fn http_get(addr: SocketAddr, target: &str, extra: &str) -> (u16, Vec<u8>) {
 /// Polls the file at `p` until `cond` holds for its contents (deadline).
 pub fn wait_file(p: &std::path::Path, what: &str, cond: impl Fn(&str) -> bool) -> String {
     let mut text = String::new();
-    super::support::wait_until(what, || {
+    super::wait_until(what, || {
         text = std::fs::read_to_string(p).unwrap_or_default();
         cond(&text)
     });

@@ -1,10 +1,8 @@
 //! Helpers of the TLS tests: certificates made at test time (rcgen), written as PEM
 //! files, and a blocking rustls client.
 
-#![allow(dead_code)]
-
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-use ringcore::tls::rustls;
+use ringcore::tls::{rustls, TlsAcceptor};
 use rustls::pki_types::{CertificateDer, ServerName};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -76,6 +74,17 @@ impl Pki {
         leaf
     }
 
+    /// An acceptor (defaults) for a fresh leaf named `localhost`.
+    pub fn localhost_acceptor(&mut self) -> TlsAcceptor {
+        let leaf = self.leaf(&["localhost"], false);
+        TlsAcceptor::from_pem_files(&leaf.cert, &leaf.key).expect("acceptor for the leaf")
+    }
+
+    /// A client configuration trusting this CA: TLS 1.3 only, no ALPN.
+    pub fn tls13(&self) -> Arc<rustls::ClientConfig> {
+        self.client_config(&[&rustls::version::TLS13], &[])
+    }
+
     /// A rustls client configuration trusting this CA.
     pub fn client_config(
         &self,
@@ -116,6 +125,16 @@ pub fn try_tls_connect(
     tcp.set_read_timeout(Some(Duration::from_secs(30)))?;
     tcp.set_write_timeout(Some(Duration::from_secs(30)))?;
     tcp.set_nodelay(true)?;
+    try_handshake(tcp, config, sni)
+}
+
+/// Completes a TLS handshake with `sni` on an already connected socket (one made with
+/// a small receive buffer, say); the error is the client's view.
+pub fn try_handshake(
+    tcp: TcpStream,
+    config: Arc<rustls::ClientConfig>,
+    sni: &str,
+) -> std::io::Result<Client> {
     let name = ServerName::try_from(sni.to_string()).expect("valid SNI");
     let conn = rustls::ClientConnection::new(config, name).map_err(std::io::Error::other)?;
     let mut s = rustls::StreamOwned::new(conn, tcp);
@@ -129,6 +148,11 @@ pub fn try_tls_connect(
         }
     }
     Ok(s)
+}
+
+/// [`try_handshake`] that must succeed.
+pub fn handshake(tcp: TcpStream, config: Arc<rustls::ClientConfig>, sni: &str) -> Client {
+    try_handshake(tcp, config, sni).expect("TLS handshake")
 }
 
 /// [`try_tls_connect`] that must succeed.
