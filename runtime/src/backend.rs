@@ -261,4 +261,10 @@ impl crate::fault::Inner for Driver {
     fn has_ready(&self) -> bool {
         Driver::has_ready(self)
     }
+    fn skips_success(&self, token: Token, op: &Op) -> bool {
+        match self {
+            Driver::Uring(r) => r.skips_cancel_success() && Ring::skips_success(token, op),
+            _ => false,
+        }
+    }
 }

@@ -260,7 +260,7 @@ impl Ring {
     /// is on: a connection's cancels (kind [`OpKind::Cancel`](crate::OpKind::Cancel),
     /// not the worker's or a service's internal ones). The same rule as
     /// [`Io::cancel_posts_success`](crate::Io::cancel_posts_success).
-    fn skips_success(token: Token, op: &Op) -> bool {
+    pub(crate) fn skips_success(token: Token, op: &Op) -> bool {
         matches!(op, Op::Cancel { .. } | Op::CancelFd { .. })
             && !token.is_internal()
             && token.kind() == Some(crate::OpKind::Cancel)
