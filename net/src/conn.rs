@@ -62,12 +62,15 @@ pub(crate) const RESET_SET: u32 = 1 << 21;
 /// being read and encrypted in chunks) is still to go out: the close deadline already
 /// runs, though the real close has not begun (layer.rs).
 pub(crate) const LAYER_CLOSE: u32 = 1 << 22;
-// Flags use bits 0..24; the top byte counts hang-up guard rescues (a separate `u8`
-// field cost 8 bytes of every slot through padding, net/src/slot_size.rs).
-/// One hang-up guard rescue, counted in `flags` bits 24..32 ([`ConnCore::guards`]).
-const GUARD_ONE: u32 = 1 << 24;
+/// `Handler::on_closing` ran (closing.rs): once per connection.
+pub(crate) const CLOSING_SEEN: u32 = 1 << 23;
+// Flags use bits 0..30; the top two bits count hang-up guard rescues (a separate `u8`
+// field cost 8 bytes of every slot through padding, net/src/slot_size.rs). A new flag
+// takes the next free bit below 30 and replaces CLOSING_SEEN in the assertion below.
+/// One hang-up guard rescue, counted in `flags` bits 30..32 ([`ConnCore::guards`]).
+const GUARD_ONE: u32 = 1 << 30;
 const _: () = assert!(
-    LAYER_CLOSE < GUARD_ONE,
+    CLOSING_SEEN < GUARD_ONE,
     "flag bits reached the guard counter"
 );
 
@@ -133,6 +136,9 @@ pub struct ConnCore {
     pub(crate) layer: Option<Box<crate::layer::Layer>>,
     /// The hang-up guard fired with the receive armed: when to check it ended.
     pub(crate) guard_timer: Option<TimerHandle>,
+    /// Set by `Conn::receive_fds`: the connection receives with recvmsg into this
+    /// (fdpass.rs).
+    pub(crate) fdrecv: Option<Box<crate::fdpass::FdRecv>>,
 }
 
 /// A file leaving by splice: file -> pipe -> socket.
@@ -187,6 +193,7 @@ impl ConnCore {
             tunnel: None,
             layer: None,
             guard_timer: None,
+            fdrecv: None,
         }
     }
 
@@ -196,9 +203,10 @@ impl ConnCore {
         (self.flags / GUARD_ONE) as u8
     }
 
-    /// Counts one hang-up guard rescue (saturating).
+    /// Counts one hang-up guard rescue (saturating at 3, two bits; the guard stops at
+    /// [`GUARD_MAX`](crate::hangup::GUARD_MAX) = 3 anyway).
     pub(crate) fn add_guard(&mut self) {
-        if self.guards() < u8::MAX {
+        if self.guards() < 3 {
             self.flags += GUARD_ONE;
         }
     }

@@ -109,6 +109,15 @@ impl ConnCore {
     }
 }
 
+/// True for a cancel that posts no completion on success (`CQE_SKIP_SUCCESS`, see
+/// [`Io::cancel_posts_success`]): it is not counted in flight, and a failure
+/// completion of it (`-ENOENT`: its ops had finished) finishes nothing. The cancelled
+/// ops' own completions (`-ECANCELED`) still arrive and are counted as usual, so "the
+/// last CQE of the slot" stays exact.
+pub(crate) fn uncounted_cancel(io: &Io, tok: Token) -> bool {
+    tok.kind() == Some(OpKind::Cancel) && !io.cancel_posts_success()
+}
+
 impl<F: Factory> Server<F> {
     /// The one place a connection's ops are submitted: refuses what the lifecycle
     /// does not allow in the current state, counts what it submits as in flight.
@@ -124,7 +133,7 @@ impl<F: Factory> Server<F> {
         }
         // SAFETY: forwarded caller contract.
         let ok = unsafe { io.submit(tok, op) }.is_ok();
-        if ok {
+        if ok && !uncounted_cancel(io, tok) {
             self.conns.op_submitted(idx);
         }
         ok
@@ -192,8 +201,13 @@ impl<F: Factory> Server<F> {
         if !s.value.core.has(CLOSE_WAIT) || s.in_flight() > 0 {
             return;
         }
+        s.value.core.clear(CLOSE_WAIT);
+        // The sockets' last moment open: the handler may read their state (TCP_INFO).
+        self.call_on_closing(io, idx);
+        let Some(s) = self.conns.get_mut(idx) else {
+            return;
+        };
         let core = &mut s.value.core;
-        core.clear(CLOSE_WAIT);
         let (fd, tok) = (core.fd, core.token.with_kind(OpKind::Close));
         // Nothing is in flight: pipes and files can go now too.
         self.release_fds(io, idx);

@@ -3,7 +3,7 @@
 //!
 //! | feature                              | minimum kernel |
 //! |--------------------------------------|----------------|
-//! | `IORING_OP_SENDMSG`                  | 5.3            |
+//! | `IORING_OP_SENDMSG`, `IORING_OP_RECVMSG` | 5.3        |
 //! | `IORING_OP_CONNECT`                  | 5.5            |
 //! | `IORING_OP_CLOSE`, `IORING_OP_READ`  | 5.6            |
 //! | `IORING_OP_SPLICE`                   | 5.7            |
@@ -14,6 +14,10 @@
 //! | `SEND_ZC` / `SENDMSG_ZC` (optional, `send_zc_threshold`) | 6.0 / 6.1 |
 //! | `IORING_RECVSEND_BUNDLE` on recv (optional, `recv_bundle`; `IORING_FEAT_RECVSEND_BUNDLE`) | 6.10 |
 //! | `IOU_PBUF_RING_INC` (optional, `buf_inc`; registration retried without it) | 6.12 |
+//!
+//! Optional features, each checked where it is turned on (`Config` options, off by
+//! default): `IOSQE_CQE_SKIP_SUCCESS` 5.17 (`IORING_FEAT_CQE_SKIP`), registered ring fd
+//! 5.18 (the registration itself), ring-less `MSG_RING` 6.13 (one wake to itself).
 
 use io_uring::{opcode, IoUring, Probe};
 use std::io;
@@ -25,6 +29,7 @@ const OPCODES: &[(u8, &str, &str)] = &[
     (opcode::Nop::CODE, "IORING_OP_NOP", "5.1"),
     (opcode::PollAdd::CODE, "IORING_OP_POLL_ADD", "5.1"),
     (opcode::SendMsg::CODE, "IORING_OP_SENDMSG", "5.3"),
+    (opcode::RecvMsg::CODE, "IORING_OP_RECVMSG", "5.3"),
     (opcode::Send::CODE, "IORING_OP_SEND", "5.6"),
     (opcode::AsyncCancel::CODE, "IORING_OP_ASYNC_CANCEL", "5.5"),
     (opcode::Connect::CODE, "IORING_OP_CONNECT", "5.5"),
