@@ -1,6 +1,7 @@
 //! HTTPS with real clients: curl and `openssl s_client` against the HTTP codec and the
 //! static file server wrapped in TLS (TLS 1.3 and 1.2, ALPN, SNI with verification of
-//! the name, keep-alive, a 16 MiB file hash-checked, a range).
+//! the name, keep-alive, a 16 MiB file hash-checked, a range; curl refusing an expired
+//! certificate and a certificate for another name).
 
 mod support;
 
@@ -201,6 +202,57 @@ fn curl_downloads_a_big_file_and_a_range_over_tls() {
             &["/big.bin"],
         );
         assert_eq!(out, &data[1000..71000]);
+        server.stop();
+    });
+}
+
+/// curl itself refuses an expired server certificate and a certificate for another
+/// name (exit 60, "SSL certificate problem" / "no alternative certificate subject
+/// name matches"), and the server, which saw the client's alert, goes on serving.
+#[test]
+fn curl_refuses_an_expired_certificate_and_a_wrong_name() {
+    if !have("curl") {
+        return;
+    }
+    for_each_backend(|backend| {
+        let mut pki = Pki::new();
+        let expired = pki.leaf(&["old.test"], true);
+        let good = pki.leaf(&["new.test"], false);
+        let acc = TlsAcceptor::builder()
+            .sni_cert_files(&["new.test"], &good.cert, &good.key)
+            .unwrap()
+            .sni_cert_files(&["old.test"], &expired.cert, &expired.key)
+            .unwrap()
+            .build()
+            .unwrap();
+        let server = http_server(backend, &acc);
+        let port = server.addr.port();
+        let refused = |name: &str| {
+            let out = Command::new("curl")
+                .args(["-sS", "--max-time", "60", "--cacert"])
+                .arg(&pki.ca_pem)
+                .arg("--resolve")
+                .arg(format!("{name}:{port}:127.0.0.1"))
+                .arg(format!("https://{name}:{port}/plaintext"))
+                .output()
+                .expect("run curl");
+            assert_eq!(out.status.code(), Some(60), "curl must refuse {name}");
+            String::from_utf8_lossy(&out.stderr).into_owned()
+        };
+        let err = refused("old.test");
+        assert!(err.contains("expired"), "{err}");
+        // SNI `wrong.test` matches no certificate: the server answers with its default
+        // (the first, new.test), which is not valid for wrong.test.
+        let err = refused("wrong.test");
+        assert!(err.contains("wrong.test") || err.contains("match"), "{err}");
+        // The server is fine: a good request still works.
+        let (out, _) = curl(&server, &pki, "new.test", &[], &["/plaintext"]);
+        assert_eq!(out, b"Hello, World!");
+        server.wait_counters("refused connections closed", |c| c.open_conns == 0);
+        // Each refused connection counts once: as a failed handshake, or (when the
+        // server's side had finished before curl's alert came) as a handshake.
+        let st = acc.stats();
+        assert_eq!(st.handshakes + st.handshake_errors, 3, "{st:?}");
         server.stop();
     });
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # TLS benchmarks: new connections per second (full handshake; resumed from tickets),
 # and requests per second over kept-alive TLS at depth 1 and 16, against ringcore's
-# http example (--tls-cert, io_uring and epoll), nginx (ssl, same certificate) and the
+# http example (--tls-cert, io_uring and epoll), nginx (ssl, same certificate, config in
+# benches/nginx/tls.conf) and the
 # tokio-rustls peer. One ECDSA P-256 certificate; the client (tls-load) offers only
 # TLS13_AES_128_GCM_SHA256 + X25519, so every server runs the same suite. Server pinned
 # to CPU 0 (one worker), client to CPU 1. Server CPU per operation from /proc/PID/stat.
@@ -13,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${1:-5}
 rounds=${2:-2}
-port=8443
+port=${TLS_BENCH_PORT:-8443}
 tck=$(getconf CLK_TCK)
 dir=$(mktemp -d /tmp/ringcore-tls-bench.XXXXXX)
 trap 'rm -rf "$dir"' EXIT
@@ -27,29 +28,7 @@ printf "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n" >"$dir/ext.cn
 openssl x509 -req -in "$dir/leaf.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial \
   -out "$dir/cert.pem" -days 2 -extfile "$dir/ext.cnf" 2>/dev/null
 mkdir -p "$dir/nginx"
-cat > "$dir/nginx.conf" <<CONF
-worker_processes 1;
-worker_cpu_affinity 1;
-daemon off;
-pid $dir/nginx.pid;
-error_log $dir/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  client_body_temp_path $dir/nginx; proxy_temp_path $dir/nginx; fastcgi_temp_path $dir/nginx;
-  uwsgi_temp_path $dir/nginx; scgi_temp_path $dir/nginx;
-  server {
-    listen 127.0.0.1:$port ssl;
-    ssl_certificate $dir/cert.pem;
-    ssl_certificate_key $dir/key.pem;
-    ssl_protocols TLSv1.2 TLSv1.3;
-    ssl_session_cache shared:SSL:10m;
-    ssl_session_tickets on;
-    location /plaintext { default_type text/plain; return 200 "Hello, World!"; }
-  }
-}
-CONF
+sed -e "s|@DIR@|$dir|g" -e "s|@PORT@|$port|g" benches/nginx/tls.conf >"$dir/nginx.conf"
 start() {
   case $1 in
     nginx) taskset -c 0 nginx -c "$dir/nginx.conf" >"$dir/srv.log" 2>&1 & ;;

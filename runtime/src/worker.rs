@@ -426,15 +426,18 @@ where
     let mut wake_cancelled = false;
     let mut phase = Phase::Running;
     let result = loop {
-        let now = Instant::now();
         let mut deadline = service.next_deadline();
         if let Phase::Draining(d) = phase {
             deadline = Some(deadline.map_or(d, |x| x.min(d)));
         }
+        // One clock read per turn (after the wait, below): the wait's timeout is
+        // measured from the turn that just ended, so a timer can fire later than due
+        // by the time that turn spent in callbacks (never earlier). `io.now` starts at
+        // the worker's start.
         let timeout = if io.driver.has_ready() {
             Some(Duration::ZERO)
         } else {
-            deadline.map(|d| d.saturating_duration_since(now))
+            deadline.map(|d| d.saturating_duration_since(io.now))
         };
         if let Err(e) = io.driver.wait(timeout, &mut io.counters) {
             break Err(e);

@@ -26,7 +26,7 @@
 //! as nginx's `$body_bytes_sent` does for complete responses; the duration runs from
 //! the parsed request head to the response queued for sending.
 
-use super::Request;
+use super::{DateCache, Request};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -49,7 +49,10 @@ pub struct AccessRecord<'a> {
     pub status: u16,
     /// Response body bytes.
     pub bytes: u64,
-    /// From the request head parsed to the response queued.
+    /// From the request head parsed to the response queued, measured with the loop
+    /// turns' clock (read once per turn, not per request): a response queued in the
+    /// turn that parsed its head shows 0; one that waited (an offload job, an
+    /// outbound call, a body) shows the time between the two turns.
     pub duration: Duration,
     /// The `Referer` header (empty if absent).
     pub referer: &'a [u8],
@@ -126,9 +129,9 @@ impl Observer {
     }
 
     /// A request head was parsed.
-    pub(crate) fn begin(&mut self, req: &Request<'_>) {
+    pub(crate) fn begin(&mut self, req: &Request<'_>, date: &DateCache) {
         self.head_only = req.is_head();
-        self.start = Some(Instant::now());
+        self.start = Some(clock(date));
         if !self.detail {
             return;
         }
@@ -150,7 +153,7 @@ impl Observer {
     /// before it is skipped). `body_follows`: the body is sent separately (a file),
     /// so its size is the head's `Content-Length`; otherwise the body is the rest
     /// of `out`.
-    pub(crate) fn finish(&mut self, mut out: &[u8], body_follows: bool) {
+    pub(crate) fn finish(&mut self, mut out: &[u8], body_follows: bool, date: &DateCache) {
         const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
         while out.starts_with(CONTINUE) {
             out = &out[CONTINUE.len()..];
@@ -170,7 +173,7 @@ impl Observer {
                 (status, bytes)
             }
         };
-        self.emit(status, bytes);
+        self.emit(status, bytes, clock(date));
     }
 
     /// Body bytes of the response at the start of `out`.
@@ -187,7 +190,7 @@ impl Observer {
         }
     }
 
-    fn emit(&mut self, status: u16, bytes: u64) {
+    fn emit(&mut self, status: u16, bytes: u64, now: Instant) {
         let (method, target) = match self.start {
             Some(_) if self.detail => (self.method.as_str(), self.target.as_str()),
             _ => ("-", "-"),
@@ -199,7 +202,9 @@ impl Observer {
             version_minor: self.minor,
             status,
             bytes,
-            duration: self.start.map_or(Duration::ZERO, |s| s.elapsed()),
+            duration: self
+                .start
+                .map_or(Duration::ZERO, |s| now.saturating_duration_since(s)),
             referer: &self.referer,
             user_agent: &self.user_agent,
             upstream: None,
@@ -207,6 +212,12 @@ impl Observer {
         (self.hook)(&rec);
         self.start = None;
     }
+}
+
+/// The clock request durations are measured with: the loop turn's (no clock read per
+/// request), or the real clock for a `DateCache` that was never ticked.
+fn clock(date: &DateCache) -> Instant {
+    date.turn_clock().unwrap_or_else(Instant::now)
 }
 
 /// The status code of the response head at the start of `out`.
@@ -438,20 +449,24 @@ mod tests {
                     .push((r.method.to_string(), r.status, r.bytes))
             }),
         );
+        let date = DateCache::new(SystemTime::UNIX_EPOCH);
         // A refused request: no head was parsed.
         o.finish(
             b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
             false,
+            &date,
         );
         // The body follows in `out`, and two responses' bytes are not mixed up.
         o.finish(
             b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 404 Not Found\r\ncontent-length: 3\r\n\r\nabc",
             false,
+            &date,
         );
         // A file: the body is sent separately.
         o.finish(
             b"HTTP/1.1 206 Partial Content\r\nContent-Length: 99\r\n\r\n",
             true,
+            &date,
         );
         let seen = seen.lock().unwrap();
         assert_eq!(
@@ -467,6 +482,47 @@ mod tests {
     /// Through a `Session` and a `Router`: one record per response, with the status
     /// and body bytes of each, for plain, streamed (answered while the body arrives),
     /// offloaded and refused requests.
+    /// Durations come from the loop turns' clocks the responses were written with
+    /// (`DateCache::tick`), not from clock reads per request: a response queued in
+    /// the turn that parsed its head takes 0; an offloaded one, the turns between.
+    #[test]
+    fn durations_use_the_turn_clock() {
+        use crate::http::{DateCache, Request, Response, Router, Session};
+        let router = Router::new()
+            .get("/a", |_: &Request<'_>, res: &mut Response| {
+                res.set_body(b"abc");
+            })
+            .offload("GET", "/slow", |_: &Request<'_>| {
+                |res: &mut Response| {
+                    res.set_body(b"later");
+                }
+            });
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        let mut session = Session::new(crate::http::Limits::default());
+        session.set_response_hook(Arc::new(move |r: &AccessRecord<'_>| {
+            s2.lock().unwrap().push((r.status, r.duration))
+        }));
+        let t0 = Instant::now();
+        let wall = || SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let mut date = DateCache::new(wall());
+        date.tick(t0, wall);
+        let mut out = Vec::new();
+        let reqs: &[u8] =
+            b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /slow HTTP/1.1\r\nHost: x\r\n\r\n";
+        let p = session.on_data(reqs, &router, &date, &mut out);
+        assert_eq!(p.consumed, reqs.len());
+        let res = session.take_offload().expect("the offload job").run();
+        // The result comes back three turns and 2.5 ms later.
+        date.tick(t0 + Duration::from_micros(2500), wall);
+        assert!(session.complete_offload(Some(&res), &date, &mut out));
+        let seen = seen.lock().unwrap();
+        assert_eq!(
+            *seen,
+            vec![(200, Duration::ZERO), (200, Duration::from_micros(2500))]
+        );
+    }
+
     #[test]
     fn session_records_every_kind_of_response() {
         use crate::http::{

@@ -30,26 +30,11 @@
 //! [`Limits::max_pending_input`] before reading pauses.
 
 use super::limits::SlidingRate;
-use super::{write_error, DateCache, Error, Limits, Router, Session};
+use super::{write_error, Error, Limits, Router, Session};
 use crate::{CloseReason, Conn, ConnInfo, Handler};
-use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
-
-thread_local! {
-    /// Per worker: the rendered `Date`.
-    static DATE: RefCell<DateCache> = RefCell::new(DateCache::new(SystemTime::now()));
-}
-
-/// The current `Date` (a copy, so no borrow is held while handlers run).
-fn date_now() -> DateCache {
-    DATE.with(|d| {
-        let mut d = d.borrow_mut();
-        d.update(SystemTime::now());
-        d.clone()
-    })
-}
+use std::time::Instant;
 
 /// What the connection's timer is armed for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -315,7 +300,7 @@ impl HttpConn {
             0 => usize::MAX,
             hw => hw.saturating_sub(conn.queued_bytes()),
         };
-        let date = date_now();
+        let date = super::turn_date(conn.now());
         let (session, router) = (&mut self.session, &*self.router);
         let p = if max_out == 0 && !session.parser().in_body() {
             super::Progress::paused_at(0)
@@ -421,7 +406,7 @@ impl HttpConn {
     /// Renders the response of the request that waits for its job (which keeps
     /// the connection or not); returns whether the connection stays open.
     fn answer_waiting(&mut self, conn: &mut Conn<'_>, res: &super::Response) -> bool {
-        let date = date_now();
+        let date = super::turn_date(conn.now());
         let session = &mut self.session;
         let (keep, added) = conn.send_with(|out| {
             let before = out.len();
@@ -589,7 +574,7 @@ impl HttpConn {
         if !self.session.is_waiting() || self.linger_until.is_some() {
             return; // not ours (or no longer wanted): dropped here
         }
-        let date = date_now();
+        let date = super::turn_date(conn.now());
         let session = &mut self.session;
         let (keep, added) = conn.send_with(|out| {
             let before = out.len();
@@ -710,7 +695,7 @@ impl HttpConn {
                 Error::body_timeout()
             }
         };
-        let date = date_now();
+        let date = super::turn_date(conn.now());
         conn.send_with(|out| write_error(out, &date, &error));
         conn.close_with(CloseReason::IdleTimeout);
     }

@@ -1,7 +1,9 @@
 //! The `Date` header: IMF-fixdate (RFC 9110 section 5.6.7), rendered at most once
-//! per second.
+//! per second, and the wall clock read at most once per second on the request path
+//! ([`DateCache::tick`] with the loop turn's clock, [`turn_date`]).
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::cell::RefCell;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Length of an IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`.
 pub const HTTP_DATE_LEN: usize = 29;
@@ -16,6 +18,13 @@ pub struct DateCache {
     secs: u64,
     /// INVARIANT: `format_http_date(secs)`.
     rendered: [u8; HTTP_DATE_LEN],
+    /// The monotonic instant at which the wall clock enters the second after `secs`
+    /// (as seen when the wall clock was last read); `None`: not known, the next
+    /// [`tick`](Self::tick) reads the wall clock.
+    next_second: Option<Instant>,
+    /// The loop turn's clock given to the last [`tick`](Self::tick) (`None` for a
+    /// cache made by [`new`](Self::new) and moved only by [`update`](Self::update)).
+    turn: Option<Instant>,
 }
 
 impl DateCache {
@@ -25,7 +34,42 @@ impl DateCache {
         DateCache {
             secs,
             rendered: format_http_date(secs),
+            next_second: None,
+            turn: None,
         }
+    }
+
+    /// Moves the cache to the loop turn's clock `now` (monotonic, e.g. `Conn::now`)
+    /// and reads the wall clock (`wall`, normally `SystemTime::now`) only when `now`
+    /// reached the next second, so a worker reads it about once a second however many
+    /// responses it writes. A step of the wall clock (NTP) shows at the next second.
+    /// Returns whether it read the wall clock.
+    pub fn tick(&mut self, now: Instant, wall: impl FnOnce() -> SystemTime) -> bool {
+        self.turn = Some(now);
+        if self.next_second.is_some_and(|t| now < t) {
+            return false;
+        }
+        let w = wall();
+        self.update(w);
+        let into = w.duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        // `w` was read after `now`, so this lands a little early, never late: the
+        // Date never shows a second that already ended for longer than the turn.
+        let left = Duration::from_secs(1) - Duration::from_nanos(u64::from(into));
+        self.next_second = Some(now + left);
+        true
+    }
+
+    /// The loop turn's clock of the last [`tick`](Self::tick): what the response
+    /// statistics and the access log measure request durations with, so a request
+    /// costs no clock read of its own (a response queued in the turn that parsed its
+    /// head shows 0). `None` if the cache was never ticked.
+    pub fn turn_clock(&self) -> Option<Instant> {
+        self.turn
+    }
+
+    /// Whole seconds since the Unix epoch that the cache shows.
+    pub fn unix_secs(&self) -> u64 {
+        self.secs
     }
 
     /// Moves the cache to `now`; renders only if the second differs.
@@ -41,6 +85,22 @@ impl DateCache {
     pub fn as_bytes(&self) -> &[u8; HTTP_DATE_LEN] {
         &self.rendered
     }
+}
+
+thread_local! {
+    /// Per worker: the `Date` of [`turn_date`].
+    static TURN_DATE: RefCell<DateCache> = RefCell::new(DateCache::new(SystemTime::now()));
+}
+
+/// The current `Date` for a response written in the loop turn whose clock is `now`
+/// (`Conn::now`): one cache per worker thread, the wall clock read about once a
+/// second ([`DateCache::tick`]). A copy, so no borrow is held while handlers run.
+pub fn turn_date(now: Instant) -> DateCache {
+    TURN_DATE.with(|d| {
+        let mut d = d.borrow_mut();
+        d.tick(now, SystemTime::now);
+        d.clone()
+    })
 }
 
 /// Seconds since the epoch; times before it show as the epoch.
@@ -130,5 +190,49 @@ mod date_tests {
             DateCache::new(UNIX_EPOCH - Duration::from_secs(5)).as_bytes(),
             &format_http_date(0)
         );
+    }
+
+    /// The wall clock is read on the first tick, then only once the turn's clock
+    /// reached the next second; the rendered date follows it.
+    #[test]
+    fn tick_reads_the_wall_clock_once_per_second() {
+        let base = UNIX_EPOCH + Duration::from_secs(784_111_777);
+        let t0 = Instant::now();
+        let reads = std::cell::Cell::new(0u32);
+        // The wall clock is 250 ms into a second at t0.
+        let wall_at = |t: Instant| {
+            reads.set(reads.get() + 1);
+            base + Duration::from_millis(250) + (t - t0)
+        };
+        let mut cache = DateCache::new(UNIX_EPOCH);
+        assert_eq!(cache.turn_clock(), None);
+        assert!(cache.tick(t0, || wall_at(t0)));
+        assert_eq!(cache.turn_clock(), Some(t0));
+        assert_eq!(cache.as_bytes(), b"Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(cache.unix_secs(), 784_111_777);
+        // 10,000 turns within the same second: no read.
+        for i in 0..10_000u64 {
+            let t = t0 + Duration::from_nanos(i * 74_999);
+            assert!(!cache.tick(t, || wall_at(t)), "turn {i}");
+        }
+        assert_eq!(reads.get(), 1);
+        // The next second starts 750 ms after t0: read once, render it.
+        let t = t0 + Duration::from_millis(750);
+        assert!(cache.tick(t, || wall_at(t)));
+        assert_eq!(cache.as_bytes(), b"Sun, 06 Nov 1994 08:49:38 GMT");
+        assert!(!cache.tick(t + Duration::from_millis(999), || wall_at(t)));
+        assert_eq!(reads.get(), 2);
+        // A wall clock stepped back an hour shows at the next second.
+        let t = t0 + Duration::from_millis(1750);
+        assert!(cache.tick(t, || wall_at(t) - Duration::from_secs(3600)));
+        assert_eq!(cache.as_bytes(), b"Sun, 06 Nov 1994 07:49:39 GMT");
+    }
+
+    #[test]
+    fn turn_date_is_per_thread_and_current() {
+        let now = SystemTime::now();
+        let d = turn_date(Instant::now());
+        let secs = unix_secs(now);
+        assert!(d.unix_secs() >= secs && d.unix_secs() <= secs + 1);
     }
 }

@@ -53,7 +53,7 @@ use crate::{CloseReason, Conn, ConnId, ConnInfo, ConnectRequest, Handler, Notifi
 use std::any::Any;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 /// The interim answer to `Expect: 100-continue`.
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
@@ -345,8 +345,10 @@ impl GatewayConn {
         }
     }
 
-    fn date() -> DateCache {
-        DateCache::new(SystemTime::now())
+    /// The `Date` for a response written in this loop turn (the wall clock is read
+    /// about once a second: [`turn_date`](super::turn_date)).
+    fn date(conn: &Conn<'_>) -> DateCache {
+        super::turn_date(conn.now())
     }
 
     /// The upstream request head for `req`.
@@ -516,7 +518,7 @@ impl GatewayConn {
         let mut out = Vec::new();
         let mut reply = self.reply;
         reply.keep_alive = false;
-        res.write_to(&mut out, &Self::date(), reply);
+        res.write_to(&mut out, &Self::date(conn), reply);
         conn.send_owned(out);
         conn.close();
         self.phase = Phase::Idle;
@@ -541,7 +543,9 @@ impl GatewayConn {
     fn serve_local(&mut self, conn: &mut Conn<'_>, req: &super::Request<'_>) -> bool {
         let mut res = Response::new();
         let mut out = Vec::new();
-        let keep = self.router.serve(req, &mut res, &Self::date(), &mut out);
+        let keep = self
+            .router
+            .serve(req, &mut res, &Self::date(conn), &mut out);
         if let Some(l) = &mut self.log {
             l.local(req, &out);
         }
@@ -577,7 +581,7 @@ impl GatewayConn {
                         self.phase = Phase::Idle;
                     }
                     let mut out = Vec::new();
-                    write_error(&mut out, &Self::date(), &e);
+                    write_error(&mut out, &Self::date(conn), &e);
                     conn.send_owned(out);
                     conn.close();
                     return data.len();
@@ -620,7 +624,7 @@ impl GatewayConn {
                         if body.len() + piece.len() > self.cfg.limits.max_buffered_body {
                             let e = super::Error::new(413, "body larger than max_buffered_body");
                             let mut out = Vec::new();
-                            write_error(&mut out, &Self::date(), &e);
+                            write_error(&mut out, &Self::date(conn), &e);
                             conn.send_owned(out);
                             conn.close();
                             return data.len();

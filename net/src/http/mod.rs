@@ -73,7 +73,7 @@ pub use client::{
     MAX_RESPONSE_HEADERS,
 };
 pub use conn::HttpConn;
-pub use date::{format_http_date, DateCache, HTTP_DATE_LEN};
+pub use date::{format_http_date, turn_date, DateCache, HTTP_DATE_LEN};
 pub use events::Event;
 pub use files::{StaticFiles, StaticFilesBuilder};
 pub use gateway::{GatewayConfig, GatewayConn};

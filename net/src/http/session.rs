@@ -203,9 +203,9 @@ impl Session {
     }
 
     /// The access log sees the response appended to `out` since `mark`.
-    fn observed(&mut self, out: &[u8], mark: usize) {
+    fn observed(&mut self, out: &[u8], mark: usize, date: &DateCache) {
         if let Some(o) = &mut self.observer {
-            o.finish(&out[mark..], false);
+            o.finish(&out[mark..], false, date);
         }
     }
 
@@ -248,7 +248,7 @@ impl Session {
                 b"Internal Server Error\n",
             ),
         };
-        self.observed(out, mark);
+        self.observed(out, mark, date);
         keep
     }
 
@@ -331,7 +331,7 @@ impl Session {
         if !self.out_state.started {
             write_error(out, date, error);
         }
-        self.observed(out, mark);
+        self.observed(out, mark, date);
         self.abort_body();
         Progress {
             consumed: data_len,
@@ -384,11 +384,11 @@ impl Session {
                     consumed += used;
                     let mark = out.len();
                     if let Some(o) = &mut self.observer {
-                        o.begin(&request);
+                        o.begin(&request, date);
                     }
                     let served = respond.respond(&request, &mut self.response, date, out);
                     if let Some(o) = &mut self.observer {
-                        o.finish(&out[mark..], false);
+                        o.finish(&out[mark..], false, date);
                     }
                     match served {
                         Served::Done(true) => {}
@@ -411,7 +411,7 @@ impl Session {
                 } => {
                     consumed += used;
                     if let Some(o) = &mut self.observer {
-                        o.begin(&request);
+                        o.begin(&request, date);
                     }
                     self.declared = declared.is_some();
                     self.body = match respond.kind(&request) {
@@ -426,7 +426,7 @@ impl Session {
                             let mark = out.len();
                             let _ = respond.respond(&req, &mut self.response, date, out);
                             if let Some(o) = &mut self.observer {
-                                o.finish(&out[mark..], false);
+                                o.finish(&out[mark..], false, date);
                             }
                             let _ = self.parser.take_expect_continue();
                             return Progress {
@@ -534,7 +534,7 @@ impl Session {
                             served
                         }
                     };
-                    self.observed(out, mark);
+                    self.observed(out, mark, date);
                     if let Served::Done(false) = served {
                         return Progress {
                             close: true,

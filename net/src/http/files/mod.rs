@@ -70,18 +70,13 @@ use super::{write_error, DateCache, Event, Limits, Request, RequestParser};
 use crate::{CloseReason, Conn, ConnInfo, Handler};
 use resolve::{lookup, Ask, Found};
 use respond::{finish, simple, Body, Conditions};
-use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// The file answering for a directory path ending in `/`.
 pub const INDEX: &str = "index.html";
-
-thread_local! {
-    static DATE: RefCell<DateCache> = RefCell::new(DateCache::new(SystemTime::now()));
-}
 
 /// What every connection of one server shares: the root and the options.
 #[derive(Debug)]
@@ -289,9 +284,9 @@ impl StaticFiles {
 
     /// The access log sees the response head in `self.head` (`separate`: its body
     /// is sent apart from it, `Content-Length` bytes of it).
-    fn observed(&mut self, separate: bool) {
+    fn observed(&mut self, separate: bool, date: &DateCache) {
         if let Some(o) = &mut self.observer {
-            o.finish(&self.head, separate);
+            o.finish(&self.head, separate, date);
         }
     }
 }
@@ -382,13 +377,11 @@ impl StaticFiles {
     /// Queues the answer to `pending` once its lookup is `found`: the head, then the
     /// body (file segments by splice, or bytes).
     fn respond(&mut self, conn: &mut Conn<'_>, pending: &Conditions, found: Found) {
-        let now = SystemTime::now();
-        DATE.with(|d| d.borrow_mut().update(now));
-        let date = DATE.with(|d| d.borrow().clone());
-        let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let date = crate::http::turn_date(conn.now());
+        let secs = date.unix_secs();
         self.head.clear();
         let (_, body) = finish(&mut self.head, &self.cfg, pending, found, &date, secs);
-        self.observed(!matches!(body, Body::None));
+        self.observed(!matches!(body, Body::None), &date);
         conn.send(&self.head);
         match body {
             Body::None => {}
@@ -469,9 +462,8 @@ impl Handler for StaticFiles {
             return 0;
         }
         let mut consumed = 0;
-        DATE.with(|d| d.borrow_mut().update(SystemTime::now()));
+        let date = crate::http::turn_date(conn.now());
         loop {
-            let date = DATE.with(|d| d.borrow().clone());
             self.head.clear();
             // A request is answered as soon as its head is in; a body (no method
             // served here takes one) is dropped piece by piece as it arrives, never
@@ -489,7 +481,7 @@ impl Handler for StaticFiles {
                 }) => {
                     consumed += n;
                     if let Some(o) = &mut self.observer {
-                        o.begin(&request);
+                        o.begin(&request, &date);
                     }
                     answer(&mut self.head, &self.cfg, &request, &date)
                 }
@@ -499,7 +491,7 @@ impl Handler for StaticFiles {
                 }
                 Err(e) => {
                     write_error(&mut self.head, &date, &e);
-                    self.observed(false);
+                    self.observed(false, &date);
                     conn.send(&self.head);
                     self.linger(conn);
                     return data.len();
@@ -511,7 +503,7 @@ impl Handler for StaticFiles {
             let expect = self.parser.take_expect_continue();
             match answered {
                 Answer::Done(keep) => {
-                    self.observed(false);
+                    self.observed(false, &date);
                     conn.send(&self.head);
                     if self.after_answer(conn, keep && !expect, consumed < data.len()) {
                         return data.len();
