@@ -1,7 +1,7 @@
 //! UDP beyond the basics (tests/udp.rs), on both backends over real loopback sockets:
 //! datagrams beside incremental buffer consumption (`buf_inc`), where UDP must not
 //! share partially consumed TCP buffers (a datagram landing in the tail of one was
-//! reported truncated).
+//! reported truncated); the per-socket timer (`Datagrams::set_timer`, `on_timer`).
 
 mod support;
 
@@ -12,6 +12,7 @@ use ringcore::{
 };
 use std::net::{SocketAddr, UdpSocket};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 use support::client::{echo_check, Rng};
 use support::{base_builder, for_each_backend, DEADLINE};
 
@@ -164,5 +165,136 @@ fn udp_beside_tcp_with_incremental_buffers() {
             (20, 0),
             "{backend}"
         );
+    });
+}
+
+/// Drives the socket's timer from datagrams: `arm MS` (fire in MS ms), `periodic N`
+/// (N ticks 5 ms apart), `cancel` (set an already-due timer, then cancel it),
+/// `replace` (set an already-due timer, then replace it with one 20 ms out), `count`
+/// (how often on_timer ran). Each firing tells the last peer `tick <fires> <on time>`.
+#[derive(Default)]
+struct Timers {
+    peer: Option<SocketAddr>,
+    deadline: Option<Instant>,
+    fires: u32,
+    periodic_left: u32,
+}
+
+impl DatagramHandler for Timers {
+    fn on_datagram(&mut self, ctx: &mut Datagrams<'_>, peer: SocketAddr, b: &[u8]) {
+        self.peer = Some(peer);
+        let cmd = String::from_utf8_lossy(b).to_string();
+        let mut words = cmd.split(' ');
+        let now = ctx.now();
+        let mut arm = |ctx: &mut Datagrams<'_>, ms: u64| {
+            let at = now + Duration::from_millis(ms);
+            self.deadline = Some(at);
+            ctx.set_timer(Some(at));
+            assert_eq!(ctx.timer(), Some(at));
+        };
+        match (words.next(), words.next()) {
+            (Some("arm"), Some(ms)) => arm(ctx, ms.parse().unwrap()),
+            (Some("periodic"), Some(n)) => {
+                self.periodic_left = n.parse().unwrap();
+                arm(ctx, 5);
+            }
+            (Some("cancel"), _) => {
+                ctx.set_timer(Some(now));
+                ctx.set_timer(None);
+                assert_eq!(ctx.timer(), None);
+                ctx.send_to(peer, b"cancelled");
+            }
+            (Some("replace"), _) => {
+                ctx.set_timer(Some(now));
+                arm(ctx, 20);
+            }
+            (Some("count"), _) => {
+                ctx.send_to(peer, format!("count {}", self.fires).as_bytes());
+            }
+            _ => panic!("unknown command {cmd:?}"),
+        }
+    }
+
+    fn on_timer(&mut self, ctx: &mut Datagrams<'_>) {
+        self.fires += 1;
+        let on_time = self.deadline.is_some_and(|d| ctx.now() >= d);
+        assert_eq!(ctx.timer(), None, "a fired timer is no longer set");
+        if let Some(p) = self.peer {
+            ctx.send_to(p, format!("tick {} {on_time}", self.fires).as_bytes());
+        }
+        if self.periodic_left > 1 {
+            self.periodic_left -= 1;
+            let at = ctx.now() + Duration::from_millis(5);
+            self.deadline = Some(at);
+            ctx.set_timer(Some(at));
+        } else {
+            self.periodic_left = 0;
+        }
+    }
+}
+
+fn ask(c: &UdpSocket, to: SocketAddr, cmd: &str) -> String {
+    c.send_to(cmd.as_bytes(), to).unwrap();
+    String::from_utf8(recv(c)).unwrap()
+}
+
+/// `set_timer` fires `on_timer` once, not before its deadline; re-armed from `on_timer`
+/// it ticks periodically; replacing keeps only the new deadline; cancelling an
+/// already-due timer stops it (it would otherwise fire at the end of that same turn,
+/// before the next datagram is read). Alone and beside a TCP listener (the combined
+/// service routes timers to both).
+#[test]
+fn datagram_timer_fires_repeats_replaces_and_cancels() {
+    for_each_backend(|backend| {
+        let server = UdpServer::start(backend, |b| b, UdpOptions::default(), |_| Timers::default());
+        let (c, to) = (client(), server.addr);
+        c.send_to(b"arm 30", to).unwrap();
+        assert_eq!(
+            String::from_utf8(recv(&c)).unwrap(),
+            "tick 1 true",
+            "{backend}"
+        );
+        c.send_to(b"periodic 3", to).unwrap();
+        for n in 2..=4 {
+            let want = format!("tick {n} true");
+            assert_eq!(String::from_utf8(recv(&c)).unwrap(), want, "{backend}");
+        }
+        assert_eq!(ask(&c, to, "cancel"), "cancelled", "{backend}");
+        assert_eq!(
+            ask(&c, to, "count"),
+            "count 4",
+            "{backend}: cancelled timer fired"
+        );
+        c.send_to(b"replace", to).unwrap();
+        assert_eq!(
+            String::from_utf8(recv(&c)).unwrap(),
+            "tick 5 true",
+            "{backend}: only the replacing deadline fires"
+        );
+        assert_eq!(ask(&c, to, "count"), "count 5", "{backend}");
+        let k = server.stop();
+        assert_eq!(k.panics, 0, "{backend}: no assertion in a callback failed");
+
+        // Beside TCP: the combined service's deadline and expiry include UDP's timer.
+        let rt = base_builder(backend).build().unwrap();
+        let l = Listeners::bind("127.0.0.1:0", 1, &SocketOptions::default()).unwrap();
+        let u = UdpSockets::bind("127.0.0.1:0", 1, &UdpOptions::default()).unwrap();
+        let udp_addr = u.local_addr();
+        let handle = rt.handle();
+        let join = std::thread::spawn(move || {
+            rt.serve_with_udp(l, support::echo_factory, u, |_| Timers::default())
+        });
+        c.send_to(b"periodic 2", udp_addr).unwrap();
+        for n in 1..=2 {
+            let want = format!("tick {n} true");
+            assert_eq!(
+                String::from_utf8(recv(&c)).unwrap(),
+                want,
+                "{backend}: beside TCP"
+            );
+        }
+        handle.shutdown();
+        join.join().unwrap().expect("serve_with_udp returns Ok");
+        assert_eq!(handle.metrics().total.panics, 0, "{backend}");
     });
 }
