@@ -3,7 +3,8 @@
 //! content), server to client (`Conn::send_fds`), a connection that did not opt in
 //! (the kernel drops the fds: nothing leaks), and a message with more fds than
 //! `MAX_PASSED_FDS` (truncated control data: the fds are closed, the connection fails
-//! with an error naming the limit).
+//! with an error naming the limit), and the listener-wide `SocketOptions::pass_fds`
+//! (every connection receives fds without its handler opting in; refused on TCP).
 //!
 //! Leak checks look for fds pointing at each test's own marker file in
 //! `/proc/self/fd`, so tests running in parallel threads do not disturb them.
@@ -112,6 +113,10 @@ struct Env {
 
 impl Env {
     fn start(backend: BackendKind, name: &str, opt_in: bool) -> Env {
+        Env::start_with(backend, name, opt_in, SocketOptions::default())
+    }
+
+    fn start_with(backend: BackendKind, name: &str, opt_in: bool, opts: SocketOptions) -> Env {
         let dir = std::env::temp_dir().join(format!(
             "ringcore-fdpass-{name}-{}-{backend}",
             std::process::id()
@@ -119,12 +124,7 @@ impl Env {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("s.sock");
-        let l = Listeners::bind(
-            format!("unix:{}", path.display()),
-            1,
-            &SocketOptions::default(),
-        )
-        .unwrap();
+        let l = Listeners::bind(format!("unix:{}", path.display()), 1, &opts).unwrap();
         let rt = support::base_builder(backend).build().unwrap();
         let handle = rt.handle();
         let log: Log = Arc::default();
@@ -355,5 +355,41 @@ fn send_fds_on_a_tcp_connection_is_unsupported() {
         support::wait_until("the handler ran", || got.lock().unwrap().is_some());
         assert_eq!(*got.lock().unwrap(), Some(std::io::ErrorKind::Unsupported));
         srv.stop();
+    });
+}
+
+#[test]
+fn listener_pass_fds_makes_every_connection_receive_fds() {
+    support::for_each_backend(|backend| {
+        // The handler does not opt in: the listener's option does it for every
+        // connection, before on_open.
+        let opts = SocketOptions::default().pass_fds(true);
+        let env = Env::start_with(backend, "listener-wide", false, opts);
+        let (path, file) = env.marker("listener-file", "passed without opting in");
+        for round in 0..3 {
+            let mut s = env.connect();
+            send_with_fds(&s, b"read\n", &[file.as_raw_fd()]);
+            assert_eq!(
+                read_exact_str(&mut s, 24),
+                "passed without opting in",
+                "{backend}: connection {round}"
+            );
+        }
+        drop(file);
+        let fds = env
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| matches!(e, Seen::Fds(1)))
+            .count();
+        assert_eq!(fds, 3, "{backend}: on_fds once per connection");
+        drop(env);
+        assert_eq!(open_on(&path), 0, "{backend}: every received fd was closed");
+        // A TCP listener cannot pass fds: a clear error, nothing bound.
+        let e = Listeners::bind("127.0.0.1:0", 1, &SocketOptions::default().pass_fds(true))
+            .unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{e}");
+        assert!(e.to_string().contains("only over Unix sockets"), "{e}");
     });
 }

@@ -7,7 +7,9 @@
 //! The duplicates and the control buffer belong to the queued segment until the send
 //! completes (the kernel reads them until its final completion), then are closed.
 //!
-//! Receiving is opt-in per connection ([`Conn::receive_fds`], from `on_open`): such a
+//! Receiving is opt-in per connection ([`Conn::receive_fds`], from `on_open`), or for
+//! every connection of a Unix listener bound with
+//! [`SocketOptions::pass_fds`](crate::SocketOptions::pass_fds): such a
 //! connection receives with a single-shot `recvmsg` into its own buffer and a control
 //! buffer for [`MAX_PASSED_FDS`] fds, instead of the multishot receive into the
 //! worker's buffer pool (which cannot carry control data). Received fds are opened
@@ -165,8 +167,10 @@ impl Conn<'_> {
     /// [`Handler::on_fds`](crate::Handler::on_fds) before the bytes they came with.
     /// Call it from `on_open`, before reading starts. The connection then receives
     /// with a single-shot `recvmsg` into its own [`FD_RECV_BUFFER`]-byte buffer (one
-    /// copy more than the default receive; meant for control connections). Without it,
-    /// fds sent to the connection are closed by the kernel.
+    /// copy more than the default receive; meant for control connections). Without it
+    /// (or the listener-wide [`SocketOptions::pass_fds`](crate::SocketOptions::pass_fds),
+    /// which makes every connection start this way), fds sent to the connection are
+    /// closed by the kernel.
     ///
     /// # Errors
     /// `InvalidInput` if reading already started; `Unsupported` on a TCP connection,

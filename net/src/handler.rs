@@ -27,7 +27,9 @@ pub trait Handler: 'static {
     fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) -> usize;
 
     /// File descriptors a Unix peer passed (`SCM_RIGHTS`), on a connection that called
-    /// [`Conn::receive_fds`]; called before `on_data` gets the bytes they came with.
+    /// [`Conn::receive_fds`] or whose listener was bound with
+    /// [`SocketOptions::pass_fds`](crate::SocketOptions::pass_fds); called before
+    /// `on_data` gets the bytes they came with.
     /// They are open, close-on-exec and owned by the handler: dropping them closes
     /// them. At most [`MAX_PASSED_FDS`](crate::fdpass::MAX_PASSED_FDS) per message. The
     /// default closes them.

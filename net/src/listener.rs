@@ -61,6 +61,8 @@ pub struct Listeners {
     fds: Vec<RawFd>,
     addr: Addr,
     unix_file: Option<crate::unix::PathGuard>,
+    /// [`SocketOptions::pass_fds`]: every accepted connection receives passed fds.
+    pass_fds: bool,
 }
 
 impl Listeners {
@@ -85,6 +87,7 @@ impl Listeners {
                     fds: Vec::with_capacity(count),
                     addr: addr.clone(),
                     unix_file,
+                    pass_fds: opts.pass_fds,
                 };
                 for _ in 1..count {
                     // Close-on-exec like every other fd of ours (plain dup(2) drops it).
@@ -102,6 +105,15 @@ impl Listeners {
                 Ok(l)
             }
             Addr::Tcp(mut want) => {
+                if opts.pass_fds {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!(
+                            "pass_fds on the TCP address {want}: file descriptors pass only \
+                             over Unix sockets (bind a unix: address, or drop pass_fds)"
+                        ),
+                    ));
+                }
                 if count > 1 && !opts.reuseport {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidInput,
@@ -112,6 +124,7 @@ impl Listeners {
                     fds: Vec::with_capacity(count),
                     addr: addr.clone(),
                     unix_file: None,
+                    pass_fds: false,
                 };
                 let cpus = &opts.incoming_cpus;
                 for i in 0..count {
@@ -158,12 +171,19 @@ impl Listeners {
             fds,
             addr: Addr::Tcp(addr),
             unix_file: None,
+            pass_fds: false,
         }
     }
 
     /// The listening fds, one per worker (for reading options back; do not close them).
     pub fn fds(&self) -> &[RawFd] {
         &self.fds
+    }
+
+    /// True when every accepted connection receives passed fds
+    /// ([`SocketOptions::pass_fds`]).
+    pub fn pass_fds(&self) -> bool {
+        self.pass_fds
     }
 
     /// Number of listeners.

@@ -36,6 +36,8 @@ pub(crate) struct Listener {
     pub(crate) armed: u32,
     /// The socket is shared by every worker (Unix: no `SO_REUSEPORT` balancing).
     pub(crate) shared: bool,
+    /// Every accepted connection receives passed fds (`SocketOptions::pass_fds`).
+    pub(crate) pass_fds: bool,
     pub(crate) closing: bool,
     pub(crate) in_flight: u32,
     pub(crate) paused_until: Option<Instant>,
@@ -63,6 +65,7 @@ impl<F: Factory> Server<F> {
                 fd,
                 armed: 0,
                 shared: fd >= 0 && matches!(crate::addr::local(fd), Some(crate::Addr::Unix(_))),
+                pass_fds: false,
                 closing: false,
                 in_flight: 0,
                 paused_until: None,
@@ -206,6 +209,10 @@ impl<F: Factory> Server<F> {
             return;
         };
         let slot = &mut slot.value;
+        if self.listener.pass_fds {
+            // As `Conn::receive_fds` from `on_open`: nothing was read yet.
+            slot.core.fdrecv = Some(crate::fdpass::FdRecv::new());
+        }
         call(slot, &mut self.ctx, io, "on_open", |h, c| h.on_open(c));
         self.ctx.mark_dirty(&mut slot.core);
     }
@@ -544,6 +551,7 @@ impl Serve for Runtime {
         }
         // A Unix listener's socket file is removed when `_unix_file` drops: after every
         // worker stopped, on success and on error alike.
+        let pass_fds = l.pass_fds();
         let (fds, _unix_file) = l.into_parts();
         let fds: Arc<Mutex<Vec<Option<RawFd>>>> =
             Arc::new(Mutex::new(fds.into_iter().map(Some).collect()));
@@ -553,7 +561,9 @@ impl Serve for Runtime {
             let fd = fds2.lock().unwrap_or_else(|e| e.into_inner())[id]
                 .take()
                 .ok_or_else(|| io::Error::other("listener already taken"))?;
-            Ok(Server::new(id, fd, factory.clone(), io.now()))
+            let mut server = Server::new(id, fd, factory.clone(), io.now());
+            server.listener.pass_fds = pass_fds;
+            Ok(server)
         });
         for fd in fds
             .lock()

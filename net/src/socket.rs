@@ -96,6 +96,13 @@ pub struct SocketOptions {
     /// Unix listeners: the socket file's permission bits, e.g. `0o660` (default: as
     /// the umask leaves them). Set before `listen`, so no client connects earlier.
     pub unix_mode: Option<u32>,
+    /// Unix listeners: every accepted connection receives passed file descriptors
+    /// (`SCM_RIGHTS`), as if its handler called
+    /// [`Conn::receive_fds`](crate::Conn::receive_fds) in `on_open`: they reach
+    /// [`Handler::on_fds`](crate::Handler::on_fds) before the bytes they came with
+    /// (default `false`: the kernel closes fds sent to a connection that did not opt
+    /// in). Binding a TCP listener with it is an error.
+    pub pass_fds: bool,
 }
 
 impl Default for SocketOptions {
@@ -123,6 +130,7 @@ impl Default for SocketOptions {
             incoming_cpus: Vec::new(),
             cpu_steering: false,
             unix_mode: None,
+            pass_fds: false,
         }
     }
 }
@@ -174,6 +182,8 @@ impl SocketOptions {
         cpu_steering: bool => |v| v);
     setter!(/// Sets the Unix socket file's mode (e.g. `0o660`).
         unix_mode: Option<u32> => |v| v);
+    setter!(/// Makes every connection of a Unix listener receive passed fds.
+        pass_fds: bool => |v| v);
 
     /// Sets the DSCP code point (0..=63) in the TOS byte, keeping ECN bits zero.
     pub fn dscp(self, dscp: u8) -> Self {

@@ -155,21 +155,21 @@ impl Driver {
     }
 
     #[inline]
-    pub(crate) fn buffer(&self, bid: u16, len: usize) -> &[u8] {
+    pub(crate) fn buffer(&self, bid: u16, dgram: bool, len: usize) -> &[u8] {
         match self {
             #[cfg(feature = "fault-injection")]
-            Driver::Fault(f) => f.inner().buffer(bid, len),
-            Driver::Uring(r) => r.buffer(bid, len),
+            Driver::Fault(f) => f.inner().buffer(bid, dgram, len),
+            Driver::Uring(r) => r.buffer(bid, dgram, len),
             Driver::Epoll(p) => p.buffer(bid, len),
         }
     }
 
     #[inline]
-    pub(crate) fn buffer_part(&self, bid: u16, len: usize, i: usize) -> Option<&[u8]> {
+    pub(crate) fn buffer_part(&self, bid: u16, dgram: bool, len: usize, i: usize) -> Option<&[u8]> {
         match self {
             #[cfg(feature = "fault-injection")]
-            Driver::Fault(f) => f.inner().buffer_part(bid, len, i),
-            Driver::Uring(r) => r.buffer_part(bid, len, i),
+            Driver::Fault(f) => f.inner().buffer_part(bid, dgram, len, i),
+            Driver::Uring(r) => r.buffer_part(bid, dgram, len, i),
             Driver::Epoll(p) => (i == 0).then(|| p.buffer(bid, len)),
         }
     }
@@ -185,11 +185,11 @@ impl Driver {
     }
 
     #[inline]
-    pub(crate) fn recycle(&mut self, bid: u16) {
+    pub(crate) fn recycle(&mut self, bid: u16, dgram: bool) {
         match self {
             #[cfg(feature = "fault-injection")]
-            Driver::Fault(f) => f.inner_mut().recycle(bid),
-            Driver::Uring(r) => r.recycle(bid),
+            Driver::Fault(f) => f.inner_mut().recycle(bid, dgram),
+            Driver::Uring(r) => r.recycle(bid, dgram),
             Driver::Epoll(p) => p.recycle(bid),
         }
     }

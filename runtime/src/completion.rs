@@ -14,6 +14,9 @@ pub const F_BUFFER: u32 = 1 << 0;
 pub const F_SOCK_NONEMPTY: u32 = 1 << 2;
 /// Completion flag: a zero-copy send notification. Same value as `IORING_CQE_F_NOTIF`.
 pub const F_NOTIF: u32 = 1 << 3;
+/// Completion flag (runtime-internal, io_uring): the pool buffer is from the datagram
+/// receives' own group (`uring/dgram_bufs.rs`), not the stream receives' ring.
+pub(crate) const F_DGRAM_BUF: u32 = 1 << 15;
 const BUFFER_SHIFT: u32 = 16;
 
 /// The outcome of one op, identical in shape on io_uring and epoll.
@@ -54,6 +57,13 @@ impl Completion {
         } else {
             None
         }
+    }
+
+    /// True when the buffer is from the datagram receives' own group (io_uring with
+    /// incremental stream buffers).
+    #[inline]
+    pub(crate) const fn dgram_buf(&self) -> bool {
+        self.flags & F_DGRAM_BUF != 0
     }
 
     /// Flags value naming pool buffer `bid` (used by the epoll backend).

@@ -127,8 +127,9 @@ pub struct Config {
     /// next receive continues in the same buffer (default off; a kernel that rejects
     /// the flag gets the plain ring, with a debug log). `RINGCORE_BUF_INC=0|1`
     /// overrides it. The epoll backend ignores it.
-    /// Not for servers with UDP services: a datagram received into the rest of a
-    /// partly consumed buffer may not fit and is then reported truncated.
+    /// Datagram (UDP) receives never share the incremental ring: a datagram needs a
+    /// whole buffer, so they get their own plain ring of `buf_count` x `buf_size`,
+    /// registered on a worker's first UDP receive (docs/udp.md).
     pub buf_inc: bool,
     /// io_uring: sends of at least this many bytes go out as `SEND_ZC`/`SENDMSG_ZC`
     /// (Linux 6.0 / 6.1): the kernel sends from the write queue's own pages and the

@@ -113,7 +113,7 @@ impl Io {
     #[inline]
     pub fn received(&self, c: &Completion) -> &[u8] {
         match c.buffer() {
-            Some(bid) if c.result > 0 => self.driver.buffer(bid, c.result as usize),
+            Some(bid) if c.result > 0 => self.driver.buffer(bid, c.dgram_buf(), c.result as usize),
             _ => &[],
         }
     }
@@ -126,7 +126,10 @@ impl Io {
     #[inline]
     pub fn received_part(&self, c: &Completion, i: usize) -> Option<&[u8]> {
         match c.buffer() {
-            Some(bid) if c.result > 0 => self.driver.buffer_part(bid, c.result as usize, i),
+            Some(bid) if c.result > 0 => {
+                self.driver
+                    .buffer_part(bid, c.dgram_buf(), c.result as usize, i)
+            }
             _ => None,
         }
     }
@@ -143,7 +146,7 @@ impl Io {
     #[inline]
     pub fn recycle(&mut self, c: &Completion) {
         if let Some(bid) = c.buffer() {
-            self.driver.recycle(bid);
+            self.driver.recycle(bid, c.dgram_buf());
         }
     }
 

@@ -6,6 +6,7 @@
 //!    -> DatagramHandler::on_datagram(ctx, peer, bytes)   (or on_truncated: too large)
 //!         ctx.send_to(peer, reply)  -> bounded send queue (full: dropped and counted)
 //!    -> end of the loop turn: one SENDMSG SQE per queued datagram (epoll: sendmmsg)
+//!  timer: ctx.set_timer(at) -> the worker wakes at `at` -> DatagramHandler::on_timer
 //! ```
 //!
 //! A [`DatagramFactory`] makes one [`DatagramHandler`] per worker; the worker's socket
@@ -49,6 +50,12 @@ pub trait DatagramHandler: 'static {
     fn on_error(&mut self, ctx: &mut Datagrams<'_>, peer: Option<SocketAddr>, err: &io::Error) {
         let _ = (ctx, peer, err);
     }
+    /// The timer set with [`Datagrams::set_timer`] is due (once per setting; set it
+    /// again from here for a periodic timer). Sends queued here leave at the end of the
+    /// loop turn like any others. Default: nothing.
+    fn on_timer(&mut self, ctx: &mut Datagrams<'_>) {
+        let _ = ctx;
+    }
     /// Graceful shutdown began: receiving has stopped; replies queued now still leave.
     fn on_drain(&mut self, ctx: &mut Datagrams<'_>) {
         let _ = ctx;
@@ -87,6 +94,8 @@ pub struct Datagrams<'a> {
     pub(crate) local: Option<SocketAddr>,
     pub(crate) worker: usize,
     pub(crate) draining: bool,
+    pub(crate) timer: &'a mut Option<std::time::Instant>,
+    pub(crate) now: std::time::Instant,
 }
 
 impl Datagrams<'_> {
@@ -120,6 +129,26 @@ impl Datagrams<'_> {
     /// True once graceful shutdown began on this worker.
     pub fn is_draining(&self) -> bool {
         self.draining
+    }
+
+    /// Calls [`DatagramHandler::on_timer`] once `at` has passed (the worker wakes for
+    /// it; a past instant fires at the end of this loop turn); `None` cancels. One
+    /// timer per socket, that is per worker: setting it again replaces it. It keeps
+    /// running through a graceful drain; one still set when the socket closes never
+    /// fires.
+    pub fn set_timer(&mut self, at: Option<std::time::Instant>) {
+        *self.timer = at;
+    }
+
+    /// The instant the timer is set to, if it is set.
+    pub fn timer(&self) -> Option<std::time::Instant> {
+        *self.timer
+    }
+
+    /// The time at the start of this loop turn (read once per turn: use it to compute
+    /// timer deadlines without a clock call).
+    pub fn now(&self) -> std::time::Instant {
+        self.now
     }
 }
 

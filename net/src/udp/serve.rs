@@ -149,13 +149,15 @@ impl ServeUdp for Runtime {
             ));
         }
         let (ufds, send_queue) = udp_fds(udp, workers)?;
+        let pass_fds = l.pass_fds();
         let (fds, _unix_file) = l.into_parts();
         let tfds: Taken = Arc::new(Mutex::new(fds.into_iter().map(Some).collect()));
         let (factory, udp_factory) = (Arc::new(factory), Arc::new(udp_factory));
         let (t2, u2) = (tfds.clone(), ufds.clone());
         let r = self.run(move |id, io| {
             let fd = take(&t2, id, "listener")?;
-            let tcp = Server::new(id, fd, factory.clone(), io.now());
+            let mut tcp = Server::new(id, fd, factory.clone(), io.now());
+            tcp.listener.pass_fds = pass_fds;
             let ufd = take(&u2, id, "UDP socket")?;
             let udp = UdpService::new(ufd, udp_factory.make(id), id, send_queue);
             Ok(Both { tcp, udp })

@@ -11,6 +11,7 @@
 //! running    recv CQE with buffer          parse -> on_datagram / on_truncated; recycle
 //! running    recv CQE without F_MORE       not armed (ENOBUFS: counted, re-armed at flush)
 //! running    flush, sends queued           one SendMsg per datagram (slot owns the memory)
+//! any        flush/expire, timer due           on_timer (its sends leave at that flush)
 //! draining   drain()                       cancel the receive; on_drain; sends go on
 //! draining   no receive, nothing queued    Close; closed -> on_close; done
 //! aborted    abort()                       queued sends dropped; CancelFd; then as above
@@ -61,6 +62,8 @@ pub(crate) struct UdpService<H: DatagramHandler> {
     /// Receive, cancel and close ops in flight (sends are in `q.in_flight`).
     ops: u32,
     rearm_at: Option<Instant>,
+    /// The handler's timer ([`Datagrams::set_timer`]): `on_timer` runs at this instant.
+    timer: Option<Instant>,
     draining: bool,
     aborted: bool,
     closing: bool,
@@ -88,6 +91,7 @@ impl<H: DatagramHandler> UdpService<H> {
             armed: false,
             ops: 0,
             rearm_at: None,
+            timer: None,
             draining: false,
             aborted: false,
             closing: false,
@@ -104,6 +108,8 @@ impl<H: DatagramHandler> UdpService<H> {
             local: self.local,
             worker: self.worker,
             draining: self.draining,
+            timer: &mut self.timer,
+            now: io.now(),
         };
         let h = &mut self.handler;
         if catch_unwind(AssertUnwindSafe(|| f(h, &mut ctx))).is_err() {
@@ -166,6 +172,8 @@ impl<H: DatagramHandler> UdpService<H> {
             local: self.local,
             worker: self.worker,
             draining: self.draining,
+            timer: &mut self.timer,
+            now: io.now(),
         };
         let h = &mut self.handler;
         let (r, drops, peer, truncated, len) =
@@ -303,7 +311,14 @@ impl<H: DatagramHandler> Service for UdpService<H> {
         }
     }
 
-    fn expire(&mut self, _io: &mut Io) {}
+    fn expire(&mut self, io: &mut Io) {
+        // One timer per socket; a timer still set when the socket closed never fires.
+        if self.closed || self.timer.is_none_or(|t| t > io.now()) {
+            return;
+        }
+        self.timer = None;
+        self.call(io, "on_timer", |h, ctx| h.on_timer(ctx));
+    }
 
     fn flush(&mut self, io: &mut Io) {
         self.send_queued(io);
@@ -314,7 +329,12 @@ impl<H: DatagramHandler> Service for UdpService<H> {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        self.rearm_at.filter(|_| !self.armed && !self.draining)
+        let rearm = self.rearm_at.filter(|_| !self.armed && !self.draining);
+        let timer = self.timer.filter(|_| !self.closed);
+        match (rearm, timer) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn drain(&mut self, io: &mut Io) {

@@ -158,7 +158,7 @@ fn enobufs_at_arm_and_cut_multishot() {
             while let Some(x) = d.next(&mut c) {
                 if x.result > 0 {
                     bytes += x.result;
-                    d.recycle(x.buffer().unwrap());
+                    d.recycle(x.buffer().unwrap(), false);
                 }
                 if !x.more() {
                     fin = Some(x);

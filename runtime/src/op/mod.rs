@@ -241,7 +241,7 @@ impl Op {
             Op::AcceptMulti { .. } => "accept",
             Op::Accept { .. } => "accept-one",
             Op::RecvMulti { .. } => "recv",
-            Op::RecvMsg { .. } => "recvmsg",
+            Op::RecvMsg { .. } => "recvmsg-one",
             Op::Send { .. } => "send",
             Op::Shutdown { .. } => "shutdown",
             Op::Close { .. } => "close",

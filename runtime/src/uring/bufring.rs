@@ -14,8 +14,13 @@ use std::io;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU16, Ordering};
 
-/// Buffer group id used by every receive.
+/// Buffer group id of stream receives (and of datagram receives while buffers are
+/// consumed whole).
 pub(crate) const BGID: u16 = 0;
+/// Buffer group id of datagram receives while the stream group is consumed
+/// incrementally (`IOU_PBUF_RING_INC`): a datagram needs a whole buffer, never the
+/// tail of one a stream receive left behind (see `Ring::dgram_ring`).
+pub(crate) const DGRAM_BGID: u16 = 1;
 
 pub(crate) struct BufRing {
     /// INVARIANT: `entries * size_of::<BufRingEntry>()` bytes from `mmap`, page aligned,
@@ -32,6 +37,8 @@ pub(crate) struct BufRing {
     bufs: NonNull<u8>,
     bufs_layout: Layout,
     size: u32,
+    /// The buffer group id it is registered as.
+    bgid: u16,
     registered: bool,
     /// Set when receives are bundled or buffers consumed incrementally: completions
     /// then name views (see [`super::bufview`]), not buffers.
@@ -41,7 +48,7 @@ pub(crate) struct BufRing {
 }
 
 impl BufRing {
-    /// Allocates `count` buffers of `size` bytes and registers them as group [`BGID`].
+    /// Allocates `count` buffers of `size` bytes and registers them as group `bgid`.
     /// `bundle`: receives will take bundles; `inc`: ask for incremental consumption
     /// (`IOU_PBUF_RING_INC`), falling back to the plain ring (with a debug log) if the
     /// kernel rejects it. [`BufRing::incremental`] tells which one was registered.
@@ -55,6 +62,7 @@ impl BufRing {
         size: u32,
         bundle: bool,
         inc: bool,
+        bgid: u16,
     ) -> io::Result<BufRing> {
         if count == 0 || !count.is_power_of_two() || count > 32768 {
             return Err(io::Error::new(
@@ -105,6 +113,7 @@ impl BufRing {
             bufs,
             bufs_layout,
             size,
+            bgid,
             registered: false,
             track: None,
             back: Vec::new(),
@@ -116,7 +125,7 @@ impl BufRing {
                 ring.submitter().register_buf_ring_with_flags(
                     br.ring as u64,
                     count,
-                    BGID,
+                    bgid,
                     io_uring::types::IOU_PBUF_RING_INC as u16,
                 )
             };
@@ -133,7 +142,7 @@ impl BufRing {
             // until `br` is dropped, which unregisters first.
             unsafe {
                 ring.submitter()
-                    .register_buf_ring_with_flags(br.ring as u64, count, BGID, 0)?;
+                    .register_buf_ring_with_flags(br.ring as u64, count, bgid, 0)?;
             }
         }
         br.registered = true;
@@ -145,6 +154,11 @@ impl BufRing {
         }
         br.publish();
         Ok(br)
+    }
+
+    /// Number of buffers.
+    pub(crate) fn count(&self) -> u16 {
+        self.entries
     }
 
     /// Size of each buffer.
@@ -261,7 +275,7 @@ impl BufRing {
     /// Unregisters the group; call before the ring is dropped.
     pub(crate) fn unregister(&mut self, ring: &IoUring) {
         if self.registered {
-            let _ = ring.submitter().unregister_buf_ring(BGID);
+            let _ = ring.submitter().unregister_buf_ring(self.bgid);
             self.registered = false;
         }
     }

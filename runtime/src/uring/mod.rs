@@ -13,6 +13,7 @@
 
 mod bufring;
 mod bufview;
+mod dgram_bufs;
 pub(crate) mod enter;
 pub(crate) mod probe;
 
@@ -22,6 +23,7 @@ use crate::metrics::Counters;
 use crate::op::{self, Op};
 use crate::token::Token;
 use bufring::BufRing;
+use dgram_bufs::DgramBufs;
 use io_uring::{cqueue, squeue, types, IoUring};
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -30,6 +32,8 @@ use std::time::Duration;
 pub(crate) struct Ring {
     ring: IoUring<squeue::Entry, cqueue::Entry>,
     bufs: BufRing,
+    /// Datagram receives' own buffer group while `bufs` is incremental.
+    dgram: DgramBufs,
     batch: VecDeque<Completion>,
     sqpoll: bool,
     /// Sends pushed since the last enter. They almost always complete inline while
@@ -97,17 +101,24 @@ impl Ring {
         if cfg.send_zc_threshold.is_some() && zc_threshold.is_none() {
             tracing::debug!("ringcore: SEND_ZC/SENDMSG_ZC need Linux 6.1; sending with copies");
         }
-        let bufs =
-            BufRing::new(&ring, cfg.buf_count, cfg.buf_size, bundle, cfg.buf_inc).map_err(|e| {
-                let msg = format!(
-                    "registering the provided buffer ring ({} x {} B) failed: {e} \
+        let bufs = BufRing::new(
+            &ring,
+            cfg.buf_count,
+            cfg.buf_size,
+            bundle,
+            cfg.buf_inc,
+            bufring::BGID,
+        )
+        .map_err(|e| {
+            let msg = format!(
+                "registering the provided buffer ring ({} x {} B) failed: {e} \
                  (provided buffer rings need Linux 5.19; ENOMEM means RLIMIT_MEMLOCK \
                  is too low for this kernel: raise `ulimit -l`, lower buf_count, or use \
                  the epoll backend)",
-                    cfg.buf_count, cfg.buf_size
-                );
-                crate::error::context(&e, msg)
-            })?;
+                cfg.buf_count, cfg.buf_size
+            );
+            crate::error::context(&e, msg)
+        })?;
         let reg_ring = if cfg.registered_ring && cfg.sqpoll.is_none() {
             use std::os::fd::AsRawFd;
             match enter::register_ring_fd(ring.as_raw_fd()) {
@@ -137,6 +148,7 @@ impl Ring {
             },
             ring,
             bufs,
+            dgram: DgramBufs::default(),
             batch: VecDeque::with_capacity(1024),
             sqpoll: cfg.sqpoll.is_some(),
             inline_sends: 0,
@@ -205,9 +217,11 @@ impl Ring {
             Op::PollHangup { fd } => op::poll::sqe_hangup(fd),
             Op::Cancel { target, .. } => op::cancel::sqe_token(target),
             // SAFETY: forwarded push contract: the template outlives the op.
-            Op::RecvMsgMulti { fd, msg } => unsafe {
-                op::datagram::recv_sqe(fd, msg, bufring::BGID)
-            },
+            Op::RecvMsgMulti { fd, msg } => {
+                let group = self.dgram.bgid().unwrap_or(bufring::BGID);
+                // SAFETY: forwarded push contract: the template outlives the op.
+                unsafe { op::datagram::recv_sqe(fd, msg, group) }
+            }
             // SAFETY: forwarded push contract: `msg`, its name and iovecs are valid.
             Op::SendMsg { fd, msg } => unsafe { op::datagram::send_sqe(fd, msg) },
             Op::Nop => op::nop::sqe(),
@@ -231,6 +245,13 @@ impl Ring {
             self.staged.push_back(Completion::new(token, r));
             return Ok(());
         }
+        let dgram = matches!(op, Op::RecvMsgMulti { .. });
+        if dgram {
+            if let Err(e) = self.dgram.prepare(&self.ring, &self.bufs) {
+                tracing::error!("ringcore: {e}; UDP receives stop on this worker");
+                return Err(e);
+            }
+        }
         // SAFETY: forwarded caller contract.
         let (mut e, zc) = unsafe { self.sqe(token, &op) };
         if matches!(op, Op::Send { .. } | Op::SendMsg { .. }) {
@@ -247,6 +268,9 @@ impl Ring {
                     c.sqes += 1;
                     if zc {
                         self.zc_pushed(token, c);
+                    }
+                    if dgram {
+                        self.dgram.armed(token.raw());
                     }
                     return Ok(());
                 }
@@ -455,14 +479,15 @@ impl Ring {
         }
         let mut cq = self.ring.completion();
         cq.sync();
-        let plain = !self.bufs.tracking() && self.zc.is_empty();
+        let plain = !self.bufs.tracking() && self.zc.is_empty() && !self.dgram.active();
         for e in &mut cq {
-            let x = Completion {
+            let mut x = Completion {
                 token: Token::from_raw(e.user_data()),
                 result: e.result(),
                 flags: e.flags(),
             };
-            if plain {
+            // A datagram receive's completion only gets its group marked.
+            if plain || self.dgram.harvest(&mut x) {
                 self.batch.push_back(x);
             } else if let Some(x) = harvest(&mut self.bufs, &mut self.zc, x, c) {
                 self.batch.push_back(x);
@@ -484,8 +509,11 @@ impl Ring {
     }
 
     /// The received bytes of pool buffer `bid` (tracking mode: the first part of view
-    /// `bid`).
-    pub(crate) fn buffer(&self, bid: u16, len: usize) -> &[u8] {
+    /// `bid`; `dgram`: buffer `bid` of the datagram group).
+    pub(crate) fn buffer(&self, bid: u16, dgram: bool, len: usize) -> &[u8] {
+        if dgram {
+            return self.dgram.slice(bid, len);
+        }
         if self.bufs.tracking() {
             return self.bufs.part(bid, 0).unwrap_or(&[]);
         }
@@ -493,7 +521,10 @@ impl Ring {
     }
 
     /// Part `i` of a receive's bytes: with bundles a receive may span several buffers.
-    pub(crate) fn buffer_part(&self, bid: u16, len: usize, i: usize) -> Option<&[u8]> {
+    pub(crate) fn buffer_part(&self, bid: u16, dgram: bool, len: usize, i: usize) -> Option<&[u8]> {
+        if dgram {
+            return (i == 0).then(|| self.dgram.slice(bid, len));
+        }
         if self.bufs.tracking() {
             return self.bufs.part(bid, i);
         }
@@ -505,8 +536,11 @@ impl Ring {
         self.bufs.size() as usize
     }
 
-    /// Returns pool buffer `bid` to the kernel.
-    pub(crate) fn recycle(&mut self, bid: u16) {
+    /// Returns pool buffer `bid` (of the datagram group if `dgram`) to the kernel.
+    pub(crate) fn recycle(&mut self, bid: u16, dgram: bool) {
+        if dgram {
+            return self.dgram.recycle(bid);
+        }
         self.bufs.recycle(bid);
     }
 }
@@ -576,5 +610,6 @@ impl Drop for Ring {
             let _ = enter::unregister_ring_fd(self.raw_fd(), index);
         }
         self.bufs.unregister(&self.ring);
+        self.dgram.unregister(&self.ring);
     }
 }
