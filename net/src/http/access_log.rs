@@ -139,8 +139,7 @@ impl Observer {
         self.method.clear();
         self.method.push_str(req.method());
         self.target.clear();
-        self.target
-            .push_str(&req.target()[..req.target().len().min(4096)]);
+        self.target.push_str(cut_at_char(req.target(), 4096));
         self.minor = req.version_minor();
         copy(&mut self.referer, req.header("referer"));
         copy(&mut self.user_agent, req.header("user-agent"));
@@ -215,6 +214,15 @@ fn status_of(out: &[u8]) -> Option<u16> {
         return None;
     }
     std::str::from_utf8(&out[9..12]).ok()?.parse().ok()
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a char boundary.
+fn cut_at_char(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 fn find(h: &[u8], needle: &[u8]) -> Option<usize> {
@@ -541,5 +549,33 @@ mod tests {
         assert_eq!(seen[1].3, 0, "HEAD sends no body");
         assert!(seen[3].3 >= 5, "streamed bytes: {}", seen[3].3);
         assert_eq!(seen[4].3, 5);
+    }
+
+    /// A target longer than the logged 4 KiB whose cut falls inside a multi-byte
+    /// character is cut before that character (it panicked: a `str` sliced at a byte
+    /// that is no char boundary).
+    #[test]
+    fn long_target_is_cut_at_a_char_boundary() {
+        use crate::http::{DateCache, Limits, Router, Session};
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        let mut session = Session::new(Limits::default());
+        session.set_access_hook(
+            None,
+            Arc::new(move |r: &AccessRecord<'_>| {
+                s2.lock().unwrap().push((r.target.to_string(), r.status))
+            }),
+        );
+        let date = DateCache::new(SystemTime::now());
+        let mut out = Vec::new();
+        // '/', 4,094 ASCII bytes, then a 2-byte character across byte 4,096.
+        let target = format!("/{}\u{e9}", "a".repeat(4094));
+        let req = format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n");
+        let p = session.on_data(req.as_bytes(), &Router::new(), &date, &mut out);
+        assert_eq!(p.consumed, req.len());
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].0, target[..4095]);
+        assert_eq!(seen[0].1, 404);
     }
 }
