@@ -63,15 +63,86 @@ pub struct AccessRecord<'a> {
 /// What runs for every answered request (on the worker: it must not block).
 pub type AccessHook = Arc<dyn Fn(&AccessRecord<'_>) + Send + Sync>;
 
-/// Per connection: the request being answered, until its response is queued.
-pub(crate) struct Observer {
-    hook: AccessHook,
-    client: Option<SocketAddr>,
+/// The request fields an [`AccessRecord`] names, copied from the request head (so the
+/// record can be made after the input is gone); shared by [`Observer`] and the
+/// gateway's log.
+pub(crate) struct RequestFields {
     method: String,
     target: String,
     minor: u8,
     referer: Vec<u8>,
     user_agent: Vec<u8>,
+}
+
+impl RequestFields {
+    /// Longest target kept, in bytes (cut at a char boundary).
+    const MAX_TARGET: usize = 4096;
+    /// Longest `Referer` / `User-Agent` kept, in bytes.
+    const MAX_HEADER: usize = 512;
+
+    pub(crate) fn new() -> RequestFields {
+        RequestFields {
+            method: String::new(),
+            target: String::new(),
+            minor: 1,
+            referer: Vec::new(),
+            user_agent: Vec::new(),
+        }
+    }
+
+    /// Copies `req`'s method, target, version, `Referer` and `User-Agent` (bounded).
+    pub(crate) fn copy(&mut self, req: &Request<'_>) {
+        let copy = |dst: &mut Vec<u8>, v: Option<&[u8]>| {
+            let v = v.unwrap_or_default();
+            dst.clear();
+            dst.extend_from_slice(&v[..v.len().min(Self::MAX_HEADER)]);
+        };
+        self.method.clear();
+        self.method.push_str(req.method());
+        self.target.clear();
+        self.target
+            .push_str(cut_at_char(req.target(), Self::MAX_TARGET));
+        self.minor = req.version_minor();
+        copy(&mut self.referer, req.header("referer"));
+        copy(&mut self.user_agent, req.header("user-agent"));
+    }
+
+    /// The record of a response; `named`: with the copied method and target, else
+    /// `-` for both (nothing was copied for this response).
+    pub(crate) fn record(
+        &self,
+        named: bool,
+        client: Option<SocketAddr>,
+        status: u16,
+        bytes: u64,
+        duration: Duration,
+        upstream: Option<SocketAddr>,
+    ) -> AccessRecord<'_> {
+        let (method, target) = if named {
+            (self.method.as_str(), self.target.as_str())
+        } else {
+            ("-", "-")
+        };
+        AccessRecord {
+            client,
+            method,
+            target,
+            version_minor: self.minor,
+            status,
+            bytes,
+            duration,
+            referer: &self.referer,
+            user_agent: &self.user_agent,
+            upstream,
+        }
+    }
+}
+
+/// Per connection: the request being answered, until its response is queued.
+pub(crate) struct Observer {
+    hook: AccessHook,
+    client: Option<SocketAddr>,
+    req: RequestFields,
     head_only: bool,
     start: Option<Instant>,
     /// A response streamed while its request body arrives: its status (from the
@@ -98,11 +169,7 @@ impl Observer {
             detail,
             hook,
             client,
-            method: String::new(),
-            target: String::new(),
-            minor: 1,
-            referer: Vec::new(),
-            user_agent: Vec::new(),
+            req: RequestFields::new(),
             head_only: false,
             start: None,
             stream: None,
@@ -132,17 +199,7 @@ impl Observer {
         if !self.detail {
             return;
         }
-        let copy = |dst: &mut Vec<u8>, v: Option<&[u8]>| {
-            dst.clear();
-            dst.extend_from_slice(&v.unwrap_or_default()[..v.map_or(0, |v| v.len().min(512))]);
-        };
-        self.method.clear();
-        self.method.push_str(req.method());
-        self.target.clear();
-        self.target.push_str(cut_at_char(req.target(), 4096));
-        self.minor = req.version_minor();
-        copy(&mut self.referer, req.header("referer"));
-        copy(&mut self.user_agent, req.header("user-agent"));
+        self.req.copy(req);
     }
 
     /// A response was queued: `out` starts with its head (an interim `100 Continue`
@@ -187,29 +244,18 @@ impl Observer {
     }
 
     fn emit(&mut self, status: u16, bytes: u64) {
-        let (method, target) = match self.start {
-            Some(_) if self.detail => (self.method.as_str(), self.target.as_str()),
-            _ => ("-", "-"),
-        };
-        let rec = AccessRecord {
-            client: self.client,
-            method,
-            target,
-            version_minor: self.minor,
-            status,
-            bytes,
-            duration: self.start.map_or(Duration::ZERO, |s| s.elapsed()),
-            referer: &self.referer,
-            user_agent: &self.user_agent,
-            upstream: None,
-        };
+        let named = self.start.is_some() && self.detail;
+        let duration = self.start.map_or(Duration::ZERO, |s| s.elapsed());
+        let rec = self
+            .req
+            .record(named, self.client, status, bytes, duration, None);
         (self.hook)(&rec);
         self.start = None;
     }
 }
 
 /// The status code of the response head at the start of `out`.
-fn status_of(out: &[u8]) -> Option<u16> {
+pub(super) fn status_of(out: &[u8]) -> Option<u16> {
     if out.len() < 12 || !out.starts_with(b"HTTP/1.") {
         return None;
     }
@@ -225,7 +271,7 @@ fn cut_at_char(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-fn find(h: &[u8], needle: &[u8]) -> Option<usize> {
+pub(super) fn find(h: &[u8], needle: &[u8]) -> Option<usize> {
     h.windows(needle.len()).position(|w| w == needle)
 }
 
