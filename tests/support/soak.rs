@@ -18,7 +18,8 @@
 use crate::support::client::Rng;
 use crate::support::{base_builder, wait_until};
 use ringcore::{
-    BackendKind, Builder, Conn, Counters, Factory, Handle, Handler, Listeners, SocketOptions,
+    BackendKind, Builder, Conn, Counters, Factory, Handle, Handler, Listeners, Runtime,
+    SocketOptions,
 };
 use ringcore_runtime::fault::FaultPlan;
 use ringcore_runtime::SpliceMode;
@@ -162,6 +163,8 @@ pub fn ring_fdinfo() -> String {
 pub struct SoakServer {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Its runtime's receive buffer size (`buf_size`).
+    pub buf_size: usize,
     /// Its runtime's handle.
     pub handle: Handle,
     drain: Duration,
@@ -175,27 +178,46 @@ pub fn start<F: Factory>(
     drain: Duration,
     factory: F,
 ) -> SoakServer {
-    let rt = soak_builder(backend, seed, drain)
-        .build()
-        .expect("runtime configuration");
+    let listeners =
+        Listeners::bind("127.0.0.1:0", 1, &SocketOptions::default()).expect("bind a soak listener");
+    let addr = listeners.local_addr();
+    start_with(
+        backend,
+        soak_builder(backend, seed, drain),
+        seed,
+        addr,
+        move |rt| {
+            use ringcore::Serve;
+            rt.serve(listeners, factory)
+        },
+    )
+}
+
+/// Runs `serve` (which serves on `addr`, bound by the caller) on a server thread with
+/// the runtime `builder` makes (for `backend`, seed `seed`).
+pub fn start_with(
+    backend: BackendKind,
+    builder: Builder,
+    seed: u64,
+    addr: SocketAddr,
+    serve: impl FnOnce(&Runtime) -> io::Result<()> + Send + 'static,
+) -> SoakServer {
+    let rt = builder.build().expect("runtime configuration");
+    let drain = rt.config().drain_timeout;
+    let buf_size = rt.config().buf_size as usize;
     assert_eq!(
         rt.config().backend,
         backend,
         "the runtime must run the backend under test"
     );
-    let listeners =
-        Listeners::bind("127.0.0.1:0", 1, &SocketOptions::default()).expect("bind a soak listener");
-    let addr = listeners.local_addr();
     let handle = rt.handle();
     let join = std::thread::Builder::new()
         .name(format!("soak-{backend}-{seed}"))
-        .spawn(move || {
-            use ringcore::Serve;
-            rt.serve(listeners, factory)
-        })
+        .spawn(move || serve(&rt))
         .expect("spawn the server thread");
     SoakServer {
         addr,
+        buf_size,
         handle,
         drain,
         join: Some(join),
