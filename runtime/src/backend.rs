@@ -203,6 +203,27 @@ impl Driver {
         }
     }
 
+    /// True when a connection's cancels post no completion on success (io_uring with
+    /// [`Config::skip_cancel_cqe`]).
+    pub(crate) fn skips_cancel_success(&self) -> bool {
+        match self {
+            #[cfg(feature = "fault-injection")]
+            Driver::Fault(f) => f.inner().skips_cancel_success(),
+            Driver::Uring(r) => r.skips_cancel_success(),
+            Driver::Epoll(_) => false,
+        }
+    }
+
+    /// The io_uring instance's fd (`None` on epoll).
+    pub(crate) fn ring_fd(&self) -> Option<std::os::fd::RawFd> {
+        match self {
+            #[cfg(feature = "fault-injection")]
+            Driver::Fault(f) => f.inner().ring_fd(),
+            Driver::Uring(r) => Some(r.raw_fd()),
+            Driver::Epoll(_) => None,
+        }
+    }
+
     pub(crate) fn forget(&mut self, fd: std::os::fd::RawFd) {
         match self {
             Driver::Epoll(p) => p.forget(fd),
@@ -239,5 +260,11 @@ impl crate::fault::Inner for Driver {
     }
     fn has_ready(&self) -> bool {
         Driver::has_ready(self)
+    }
+    fn skips_success(&self, token: Token, op: &Op) -> bool {
+        match self {
+            Driver::Uring(r) => r.skips_cancel_success() && Ring::skips_success(token, op),
+            _ => false,
+        }
     }
 }

@@ -99,6 +99,23 @@ pub struct Config {
     /// docs/benchmarks.md "Issue 12 ablation"). `RINGCORE_SPLICE=ring|drain|inline`
     /// overrides it. The epoll backend always splices inline.
     pub splice_mode: SpliceMode,
+    /// io_uring: register the ring's own fd (`IORING_REGISTER_RING_FDS`, Linux 5.18) and
+    /// enter with `IORING_ENTER_REGISTERED_RING`, which skips the fd lookup of every
+    /// `io_uring_enter` (default off: no measurable win, docs/benchmarks.md "Issue 12
+    /// ablation"). Ignored with SQPOLL. `RINGCORE_REGISTERED_RING=0|1` overrides it.
+    pub registered_ring: bool,
+    /// io_uring: submit a connection's cancels with `IOSQE_CQE_SKIP_SUCCESS` (Linux
+    /// 5.17), so a cancel that found its ops posts no completion; only a failed one
+    /// (`-ENOENT`, `-EALREADY`) does, and the lifecycle does not count such cancels as
+    /// in flight (default off, see docs/benchmarks.md). `RINGCORE_CQE_SKIP=0|1`
+    /// overrides it.
+    pub skip_cancel_cqe: bool,
+    /// io_uring: wake a worker from another thread with a ring-less `MSG_RING`
+    /// (`IORING_REGISTER_SEND_MSG_RING`, Linux 6.13), which posts a completion straight
+    /// into the worker's ring instead of writing its eventfd, whose read must then be
+    /// re-armed (default off, see docs/benchmarks.md). Signal handlers still write the
+    /// eventfd; the epoll backend always uses it. `RINGCORE_MSG_RING=0|1` overrides it.
+    pub msg_ring_wake: bool,
     /// io_uring: multishot receives take *bundles* of provided buffers
     /// (`IORING_RECVSEND_BUNDLE`, Linux 6.10): one completion for all the bytes the
     /// socket had, across several buffers (default off; probed at start-up through
@@ -150,6 +167,9 @@ impl Default for Config {
             pool_trim: Some(Duration::from_secs(5)),
             malloc_trim: true,
             splice_mode: SpliceMode::Inline,
+            registered_ring: false,
+            skip_cancel_cqe: false,
+            msg_ring_wake: false,
             recv_bundle: false,
             buf_inc: false,
             send_zc_threshold: None,
@@ -208,6 +228,15 @@ impl Config {
         }
         if let Some(on) = env_u64("RINGCORE_MALLOC_TRIM")? {
             self.malloc_trim = on != 0;
+        }
+        if let Some(on) = env_u64("RINGCORE_REGISTERED_RING")? {
+            self.registered_ring = on != 0;
+        }
+        if let Some(on) = env_u64("RINGCORE_CQE_SKIP")? {
+            self.skip_cancel_cqe = on != 0;
+        }
+        if let Some(on) = env_u64("RINGCORE_MSG_RING")? {
+            self.msg_ring_wake = on != 0;
         }
         if let Ok(v) = std::env::var("RINGCORE_SPLICE") {
             self.splice_mode = SpliceMode::parse(&v).ok_or_else(|| {
@@ -368,6 +397,26 @@ impl Builder {
     /// How the io_uring backend runs splices; see [`SpliceMode`].
     pub fn splice_mode(mut self, mode: SpliceMode) -> Self {
         self.cfg.splice_mode = mode;
+        self
+    }
+
+    /// Enter the ring through its registered fd; see [`Config::registered_ring`].
+    pub fn registered_ring(mut self, on: bool) -> Self {
+        self.cfg.registered_ring = on;
+        self
+    }
+
+    /// Submit connection cancels with `CQE_SKIP_SUCCESS`; see
+    /// [`Config::skip_cancel_cqe`].
+    pub fn skip_cancel_cqe(mut self, on: bool) -> Self {
+        self.cfg.skip_cancel_cqe = on;
+        self
+    }
+
+    /// Wake workers with `MSG_RING` instead of their eventfd; see
+    /// [`Config::msg_ring_wake`].
+    pub fn msg_ring_wake(mut self, on: bool) -> Self {
+        self.cfg.msg_ring_wake = on;
         self
     }
 

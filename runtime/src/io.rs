@@ -97,6 +97,17 @@ impl Io {
         unsafe { libc::close(fd) };
     }
 
+    /// False when a cancel submitted with a token of kind
+    /// [`OpKind::Cancel`](crate::OpKind::Cancel) (and a connection slot, not an
+    /// internal token) posts a completion only if it fails: on io_uring with
+    /// [`Config::skip_cancel_cqe`] such cancels carry `IOSQE_CQE_SKIP_SUCCESS`. A service
+    /// must then not count them as in flight, and must ignore the failure completions
+    /// (`-ENOENT`, `-EALREADY`) that still arrive. True on epoll and by default.
+    #[inline]
+    pub fn cancel_posts_success(&self) -> bool {
+        !self.driver.skips_cancel_success()
+    }
+
     /// The bytes of a receive completion (empty if it carries no buffer). With receive
     /// bundles on, only the first part: see [`received_part`](Self::received_part).
     #[inline]

@@ -97,6 +97,9 @@ counters! {
     timers_pending,
     /// Splices the io_uring backend ran inline on the worker (`Config::splice_mode`).
     inline_splices,
+    /// Wake-ups that arrived as a `MSG_RING` completion (`Config::msg_ring_wake`)
+    /// instead of an eventfd read.
+    msg_ring_wakes,
     /// Entries held by the worker's reuse pools right now: spare buffers, send
     /// headers, write-queue states and splice pipes (a gauge; it falls back to 0 once
     /// the pools sat unused for two trim intervals).

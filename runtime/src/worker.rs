@@ -13,11 +13,10 @@ use crate::metrics::{Shared as SharedCounters, Snapshot};
 use crate::op::Op;
 use crate::signals;
 use crate::token::{OpKind, Token};
-use crate::waker::{wake, Waker};
+use crate::waker::{wake, WakeTarget, Waker, WAKE_MSG_TOKEN, WAKE_TOKEN};
 use crossbeam_channel::{Receiver, Sender};
 use std::io;
 use std::mem::ManuallyDrop;
-use std::os::fd::RawFd;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -60,8 +59,8 @@ enum Control {
 
 struct WorkerSlot {
     tx: Sender<Control>,
-    /// The worker's wake eventfd, `-1` once it exited.
-    wake_fd: Arc<Mutex<RawFd>>,
+    /// Where wakes go: the eventfd, or the ring with `msg_ring_wake`.
+    wake: Arc<WakeTarget>,
     counters: Arc<SharedCounters>,
 }
 
@@ -99,7 +98,7 @@ impl Handle {
             .iter()
         {
             let _ = w.tx.send(Control::Shutdown);
-            wake(&w.wake_fd);
+            wake(&w.wake);
         }
     }
 
@@ -179,7 +178,7 @@ impl Runtime {
             let (tx, rx) = crossbeam_channel::unbounded();
             slots.push(Arc::new(WorkerSlot {
                 tx,
-                wake_fd: Arc::new(Mutex::new(efd)),
+                wake: Arc::new(WakeTarget::new(efd)),
                 counters: Arc::new(SharedCounters::default()),
             }));
             rxs.push(rx);
@@ -205,7 +204,7 @@ impl Runtime {
         {
             for s in &slots {
                 let _ = s.tx.send(Control::Shutdown);
-                wake(&s.wake_fd);
+                wake(&s.wake);
             }
         }
         let mut threads = Vec::new();
@@ -267,8 +266,41 @@ impl Runtime {
     }
 }
 
+/// Publishes the worker's ring fd for `MSG_RING` wakes while it lives.
+struct RingWake<'a>(Option<&'a WorkerSlot>);
+
+impl<'a> RingWake<'a> {
+    fn install(slot: &'a WorkerSlot, io: &Io, cfg: &Config) -> RingWake<'a> {
+        if !cfg.msg_ring_wake {
+            return RingWake(None);
+        }
+        let Some(fd) = io.driver.ring_fd() else {
+            return RingWake(None);
+        };
+        // The start-up probe: one wake to itself (a spare loop turn). A kernel without
+        // ring-less MSG_RING (before 6.13) answers EINVAL: keep the eventfd.
+        if let Err(e) = crate::uring::enter::send_msg_ring(fd, WAKE_MSG_TOKEN.raw()) {
+            tracing::warn!(
+                "ringcore: MSG_RING wake-ups unavailable ({e}; ring-less MSG_RING needs \
+                 Linux 6.13); waking workers through their eventfd"
+            );
+            return RingWake(None);
+        }
+        *slot.wake.ring.lock().unwrap_or_else(|e| e.into_inner()) = fd;
+        RingWake(Some(slot))
+    }
+}
+
+impl Drop for RingWake<'_> {
+    fn drop(&mut self) {
+        if let Some(slot) = self.0 {
+            *slot.wake.ring.lock().unwrap_or_else(|e| e.into_inner()) = -1;
+        }
+    }
+}
+
 fn close_wake(slot: &WorkerSlot) {
-    let mut fd = slot.wake_fd.lock().unwrap_or_else(|e| e.into_inner());
+    let mut fd = slot.wake.fd.lock().unwrap_or_else(|e| e.into_inner());
     if *fd >= 0 {
         signals::forget_wake_fd(*fd);
         // SAFETY: we own this eventfd; after this the slot says -1 so nobody writes it.
@@ -277,7 +309,6 @@ fn close_wake(slot: &WorkerSlot) {
     }
 }
 
-const WAKE_TOKEN: Token = Token::internal(crate::token::WORKER_INTERNAL_ID, OpKind::Wake);
 const WAKE_CANCEL_TOKEN: Token = Token::internal(crate::token::WORKER_INTERNAL_ID, OpKind::Cancel);
 
 #[derive(PartialEq, Eq, Clone, Copy, Debug)]
@@ -351,10 +382,10 @@ where
         }
     }
     let driver = Driver::open(&cfg)?;
-    let wake_fd = *slot.wake_fd.lock().unwrap_or_else(|e| e.into_inner());
+    let wake_fd = *slot.wake.fd.lock().unwrap_or_else(|e| e.into_inner());
     signals::remember_wake_fd(wake_fd);
     let mut io = Io::new(driver, id, cfg.clone());
-    io.waker = Some(Waker::new(slot.wake_fd.clone()));
+    io.waker = Some(Waker::new(slot.wake.clone()));
     // `make` sees only `&Io`: it cannot queue an op, so a failure frees everything.
     let service = make(id, &io)?;
     let mut owned = Owned {
@@ -363,6 +394,9 @@ where
         wake_buf: ManuallyDrop::new(Box::new(0u64)),
         quiet: false,
     };
+    // Declared after `owned`, so dropped before it: wakes stop using the ring fd
+    // before the ring can close.
+    let _ring_wake = RingWake::install(slot, &owned.io, &cfg);
     let sqes_before = owned.io.counters.sqes;
     if let Err(e) = owned.service.start(&mut owned.io) {
         owned.quiet = owned.io.counters.sqes == sqes_before;
@@ -414,6 +448,9 @@ where
                 // and flush no-ops.
                 if c.token == WAKE_TOKEN {
                     wake_armed = false;
+                    woke = true;
+                } else if c.token == WAKE_MSG_TOKEN {
+                    io.counters.msg_ring_wakes += 1;
                     woke = true;
                 }
             } else {

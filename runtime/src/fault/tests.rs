@@ -251,3 +251,56 @@ fn random_rates_vary_with_the_seed() {
         .collect();
     assert!(distinct.len() > 16);
 }
+
+/// With `skip_cancel_cqe` a successful connection cancel posts nothing: the injector
+/// must not count it in flight, or the token stays in flight for ever, the table of
+/// tokens grows with every closed connection, and at drop the shortened send copies
+/// are forgotten (leaked) because "ops are still in flight".
+#[test]
+fn skipped_cancels_are_not_counted_in_flight() {
+    let mut rates = FaultRates::none();
+    rates.short_send = 1000;
+    let cfg = Config {
+        backend: BackendKind::Uring,
+        buf_count: 8,
+        buf_size: 4096,
+        skip_cancel_cqe: true,
+        fault: Some(FaultPlan::new(7).rates(rates)),
+        ..Config::default()
+    };
+    let mut d = match Driver::open(&cfg) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!("fault tests: skipping io_uring: {e}");
+            return;
+        }
+    };
+    if !d.skips_cancel_success() {
+        tracing::warn!("fault tests: no CQE_SKIP_SUCCESS on this kernel; skipping");
+        return;
+    }
+    let mut c = Counters::default();
+    let (a, mut b) = pair();
+    let data: Vec<u8> = (0..200u8).collect();
+    let m = msg(&data);
+    send(&mut d, &mut c, a.as_raw_fd(), &m);
+    let got = collect(&mut d, &mut c, 1);
+    let n = got[0].result as usize;
+    let mut buf = vec![0u8; n];
+    b.read_exact(&mut buf).unwrap();
+    // A receive to cancel, then the connection's cancel (kind Cancel): it succeeds,
+    // so only the receive's -ECANCELED arrives.
+    let recv = Token::new(3, 1, OpKind::Recv);
+    // SAFETY: no pointers in a multishot receive.
+    unsafe { d.push(recv, Op::RecvMulti { fd: a.as_raw_fd() }, &mut c) }.unwrap();
+    let cancel = Token::new(3, 1, OpKind::Cancel);
+    // SAFETY: no pointers in a cancel.
+    unsafe { d.push(cancel, Op::CancelFd { fd: a.as_raw_fd() }, &mut c) }.unwrap();
+    let got = collect(&mut d, &mut c, 1);
+    assert_eq!(got[0], Completion::new(recv, -libc::ECANCELED));
+    let Driver::Fault(f) = &d else {
+        panic!("not the fault driver")
+    };
+    assert!(f.in_flight.is_empty(), "in flight: {:?}", f.in_flight);
+    assert!(f.copies.is_empty(), "shortened copies kept");
+}

@@ -13,6 +13,7 @@
 
 mod bufring;
 mod bufview;
+pub(crate) mod enter;
 pub(crate) mod probe;
 
 use crate::completion::Completion;
@@ -42,6 +43,11 @@ pub(crate) struct Ring {
     /// next [`Ring::wait`] (never the batch being dispatched, so a callback that keeps
     /// re-arming cannot hold the loop turn).
     staged: VecDeque<Completion>,
+    /// Index of the ring's fd in this thread's registered-ring table
+    /// ([`Config::registered_ring`]); every enter then goes through it.
+    reg_ring: Option<u32>,
+    /// Connection cancels carry `CQE_SKIP_SUCCESS` ([`Config::skip_cancel_cqe`]).
+    skip_cancel: bool,
     /// Multishot receives take buffer bundles (`Config::recv_bundle`, probed).
     bundle: bool,
     /// Sends of at least this many bytes go out as `SEND_ZC` (`Config::send_zc_threshold`,
@@ -102,7 +108,33 @@ impl Ring {
                 );
                 crate::error::context(&e, msg)
             })?;
+        let reg_ring = if cfg.registered_ring && cfg.sqpoll.is_none() {
+            use std::os::fd::AsRawFd;
+            match enter::register_ring_fd(ring.as_raw_fd()) {
+                Ok(i) => Some(i),
+                Err(e) => {
+                    tracing::warn!(
+                        "ringcore: registering the ring fd failed ({e}; needs Linux 5.18); \
+                         entering through the plain fd"
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
         Ok(Ring {
+            reg_ring,
+            skip_cancel: cfg.skip_cancel_cqe && {
+                let ok = ring.params().is_feature_skip_cqe_on_success();
+                if !ok {
+                    tracing::warn!(
+                        "ringcore: this kernel lacks IOSQE_CQE_SKIP_SUCCESS (Linux 5.17); \
+                         cancels post their completions"
+                    );
+                }
+                ok
+            },
             ring,
             bufs,
             batch: VecDeque::with_capacity(1024),
@@ -190,9 +222,12 @@ impl Ring {
             return Ok(());
         }
         // SAFETY: forwarded caller contract.
-        let (e, zc) = unsafe { self.sqe(token, &op) };
+        let (mut e, zc) = unsafe { self.sqe(token, &op) };
         if matches!(op, Op::Send { .. } | Op::SendMsg { .. }) {
             self.inline_sends += 1;
+        }
+        if self.skip_cancel && Self::skips_success(token, &op) {
+            e = e.flags(squeue::Flags::SKIP_SUCCESS);
         }
         loop {
             // SAFETY: the caller guarantees the op's memory outlives the op (see above).
@@ -213,6 +248,27 @@ impl Ring {
                 }
             }
         }
+    }
+
+    /// True for the ops that carry `CQE_SKIP_SUCCESS` when [`Config::skip_cancel_cqe`]
+    /// is on: a connection's cancels (kind [`OpKind::Cancel`](crate::OpKind::Cancel),
+    /// not the worker's or a service's internal ones). The same rule as
+    /// [`Io::cancel_posts_success`](crate::Io::cancel_posts_success).
+    pub(crate) fn skips_success(token: Token, op: &Op) -> bool {
+        matches!(op, Op::Cancel { .. } | Op::CancelFd { .. })
+            && !token.is_internal()
+            && token.kind() == Some(crate::OpKind::Cancel)
+    }
+
+    /// True when connection cancels post no completion on success.
+    pub(crate) fn skips_cancel_success(&self) -> bool {
+        self.skip_cancel
+    }
+
+    /// The ring's fd (the target of a `MSG_RING` wake).
+    pub(crate) fn raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.ring.as_raw_fd()
     }
 
     /// Queues `first` with `IO_LINK` and `second` right after it, under one borrow of
@@ -323,6 +379,17 @@ impl Ring {
             c.enters += 1;
             c.syscalls += 1;
         }
+        if let Some(index) = self.reg_ring {
+            let to_submit = self.ring.submission().len() as u32;
+            let sq = self.ring.submission();
+            let getevents = want > 0 || sq.cq_overflow() || sq.taskrun();
+            drop(sq);
+            return match enter::enter_registered(index, to_submit, want as u32, getevents, timeout)
+            {
+                Ok(()) => Ok(()),
+                Err(e) => Self::enter_error(e),
+            };
+        }
         let r = match timeout {
             Some(t) => {
                 let ts = types::Timespec::new()
@@ -335,14 +402,18 @@ impl Ring {
         };
         match r {
             Ok(_) => Ok(()),
-            Err(e) => match e.raw_os_error() {
-                // Timed out, interrupted by a signal, or completions are backed up
-                // (CQ overflow): all mean "go drain the CQ", none is fatal.
-                Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY) | Some(libc::EAGAIN) => {
-                    Ok(())
-                }
-                _ => Err(io::Error::new(e.kind(), format!("io_uring_enter: {e}"))),
-            },
+            Err(e) => Self::enter_error(e),
+        }
+    }
+
+    fn enter_error(e: io::Error) -> io::Result<()> {
+        match e.raw_os_error() {
+            // Timed out, interrupted by a signal, or completions are backed up
+            // (CQ overflow): all mean "go drain the CQ", none is fatal.
+            Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY) | Some(libc::EAGAIN) => {
+                Ok(())
+            }
+            _ => Err(io::Error::new(e.kind(), format!("io_uring_enter: {e}"))),
         }
     }
 
@@ -488,6 +559,12 @@ fn harvest(
 
 impl Drop for Ring {
     fn drop(&mut self) {
+        if let Some(index) = self.reg_ring.take() {
+            // The registration holds a reference on the ring's file until the thread
+            // exits; drop it with the ring. (A ring dropped on another thread cannot
+            // reach its registration: it then lasts until the registering thread ends.)
+            let _ = enter::unregister_ring_fd(self.raw_fd(), index);
+        }
         self.bufs.unregister(&self.ring);
     }
 }

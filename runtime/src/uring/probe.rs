@@ -14,6 +14,10 @@
 //! | `SEND_ZC` / `SENDMSG_ZC` (optional, `send_zc_threshold`) | 6.0 / 6.1 |
 //! | `IORING_RECVSEND_BUNDLE` on recv (optional, `recv_bundle`; `IORING_FEAT_RECVSEND_BUNDLE`) | 6.10 |
 //! | `IOU_PBUF_RING_INC` (optional, `buf_inc`; registration retried without it) | 6.12 |
+//!
+//! Optional features, each checked where it is turned on (`Config` options, off by
+//! default): `IOSQE_CQE_SKIP_SUCCESS` 5.17 (`IORING_FEAT_CQE_SKIP`), registered ring fd
+//! 5.18 (the registration itself), ring-less `MSG_RING` 6.13 (one wake to itself).
 
 use io_uring::{opcode, IoUring, Probe};
 use std::io;
