@@ -60,7 +60,7 @@ fn no_panics(what: &str, c: &ringcore::Counters) -> Result<(), String> {
 
 /// Echo clients, then a half-close: the echo must be byte-exact and nothing may follow.
 fn echo(backend: BackendKind, seed: u64, rng: &mut Rng) -> Result<(), String> {
-    let srv = soak::start(backend, seed, DRAIN, support::echo_factory);
+    let srv = soak::start(backend, seed, DRAIN, soak::echo_factory(seed));
     let addr = srv.addr;
     let clients: Vec<(Vec<u8>, usize)> = (0..rng.range(1, 3))
         .map(|_| {
@@ -71,6 +71,7 @@ fn echo(backend: BackendKind, seed: u64, rng: &mut Rng) -> Result<(), String> {
     run_echo_clients(addr, &clients);
     srv.wait_idle("echo connections closed")?;
     let c = srv.stop()?;
+    count_fast(backend, &c);
     no_panics("echo", &c)
 }
 
@@ -179,12 +180,13 @@ fn http(backend: BackendKind, seed: u64, rng: &mut Rng) -> Result<(), String> {
     drop(c);
     srv.wait_idle("http connections closed")?;
     let counters = srv.stop()?;
+    count_fast(backend, &counters);
     no_panics("http", &counters)
 }
 
 /// Echo through a splice tunnel, both servers under faults.
 fn proxy(backend: BackendKind, seed: u64, rng: &mut Rng) -> Result<(), String> {
-    let echo = soak::start(backend, seed ^ 0xECC0, DRAIN, support::echo_factory);
+    let echo = soak::start(backend, seed ^ 0xECC0, DRAIN, soak::echo_factory(seed));
     let upstream = echo.addr;
     let proxy = soak::start(backend, seed, DRAIN, move |_: &ConnInfo| soak::Proxy {
         upstream,
@@ -201,6 +203,8 @@ fn proxy(backend: BackendKind, seed: u64, rng: &mut Rng) -> Result<(), String> {
     let p = proxy.stop()?;
     let e = echo.stop()?;
     count_splices(backend, seed, &p);
+    count_fast(backend, &p);
+    count_fast(backend, &e);
     no_panics("proxy", &p)?;
     no_panics("proxy upstream", &e)
 }
@@ -248,6 +252,7 @@ fn files(backend: BackendKind, seed: u64, rng: &mut Rng, tree: &soak::Tree) -> R
     srv.wait_idle("file connections closed")?;
     let counters = srv.stop()?;
     count_splices(backend, seed, &counters);
+    count_fast(backend, &counters);
     no_panics("files", &counters)
 }
 
@@ -263,6 +268,31 @@ fn count_splices(backend: BackendKind, seed: u64, c: &ringcore::Counters) {
             _ => 2,
         };
         INLINE_SPLICES[i].fetch_add(c.inline_splices, Relaxed);
+    }
+}
+
+/// Over the io_uring runs: receive bundles, `SEND_ZC` sends, held receive buffers and
+/// hold fallbacks (copies past `recv_hold_limit`): proof the fast paths ran under faults.
+static FAST: [AtomicU64; 4] = [
+    AtomicU64::new(0),
+    AtomicU64::new(0),
+    AtomicU64::new(0),
+    AtomicU64::new(0),
+];
+
+fn count_fast(backend: BackendKind, c: &ringcore::Counters) {
+    if backend == BackendKind::Uring {
+        for (i, n) in [
+            c.recv_bundles,
+            c.send_zc,
+            c.recv_holds,
+            c.recv_hold_fallbacks,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            FAST[i].fetch_add(n, Relaxed);
+        }
     }
 }
 
@@ -375,9 +405,13 @@ fn udp_client(
     let mut outstanding = 0;
     let mut buf = vec![0u8; 65536];
     let mut recv_one = |got: &mut Vec<Vec<u8>>| -> Result<(), String> {
-        let (n, from) = s
-            .recv_from(&mut buf)
-            .map_err(|e| format!("no echo within {:?}: {e}", soak::idle_deadline()))?;
+        let (n, from) = loop {
+            match s.recv_from(&mut buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                r => break r,
+            }
+        }
+        .map_err(|e| format!("no echo within {:?}: {e}", soak::idle_deadline()))?;
         if from != server {
             return Err(format!("a datagram from {from}, not the server {server}"));
         }
@@ -413,13 +447,15 @@ fn udp(backend: BackendKind, seed: u64, rng: &mut Rng) -> Result<(), String> {
         .map_err(|e| format!("bind the UDP socket: {e}"))?;
     let uaddr = sockets.local_addr();
     let beside_tcp = seed % 2 == 1;
-    let builder = soak::soak_builder(backend, seed, DRAIN);
+    // Incremental buffers are not for UDP services (docs: a datagram may not fit the
+    // rest of a partly consumed buffer).
+    let builder = soak::soak_builder(backend, seed, DRAIN).buf_inc(false);
     let srv = if beside_tcp {
         let listeners = Listeners::bind("127.0.0.1:0", 1, &SocketOptions::default())
             .map_err(|e| format!("bind the TCP listener: {e}"))?;
         let taddr = listeners.local_addr();
         soak::start_with(backend, builder, seed, taddr, move |rt| {
-            rt.serve_with_udp(listeners, support::echo_factory, sockets, |_| UdpEcho)
+            rt.serve_with_udp(listeners, soak::echo_factory(seed), sockets, |_| UdpEcho)
         })
     } else {
         soak::start_with(backend, builder, seed, uaddr, move |rt| {
@@ -452,6 +488,25 @@ fn udp(backend: BackendKind, seed: u64, rng: &mut Rng) -> Result<(), String> {
     });
     if beside_tcp {
         srv.wait_idle("TCP connections beside UDP closed")?;
+    }
+    // An oversized datagram gets no echo, so the clients may be done before the server
+    // received the last ones: wait for them all (drain stops receiving).
+    let sent: u64 = clients.iter().map(|p| p.len() as u64).sum();
+    let end = std::time::Instant::now() + soak::idle_deadline();
+    loop {
+        let c = srv.counters();
+        if c.datagrams_in + c.datagrams_truncated >= sent {
+            break;
+        }
+        if std::time::Instant::now() > end {
+            return Err(format!(
+                "{sent} datagrams sent, the server received {} and truncated {} within {:?}",
+                c.datagrams_in,
+                c.datagrams_truncated,
+                soak::idle_deadline()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(1));
     }
     let c = srv.stop()?;
     let (mut want_in, mut want_trunc) = (0u64, 0u64);
@@ -535,6 +590,18 @@ fn soak_under_faults() {
         assert!(
             enobufs > 0 && stale > 0,
             "faults did not reach the UDP service"
+        );
+    }
+    if support::backends().contains(&BackendKind::Uring) && seeds.len() >= 36 {
+        let n: Vec<u64> = FAST.iter().map(|a| a.load(Relaxed)).collect();
+        eprintln!(
+            "soak: io_uring fast paths: {} receive bundles, {} SEND_ZC, {} held buffers, {} hold fallbacks",
+            n[0], n[1], n[2], n[3]
+        );
+        assert!(
+            n.iter().all(|&x| x > 0),
+            "a fast path never ran in {} seeds: {n:?}",
+            seeds.len()
         );
     }
     let covers = |mode| seeds.iter().any(|&s| soak::splice_mode(s) == mode);
