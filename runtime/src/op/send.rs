@@ -11,9 +11,9 @@ use std::slice;
 /// `IORING_SEND_ZC_REPORT_USAGE`: the notification says whether the kernel copied.
 const ZC_REPORT_USAGE: u16 = 1 << 3;
 
-/// The SQE: `IORING_OP_SEND` (kernel 5.6) when the message is one buffer, which spares
-/// the kernel importing a `msghdr` and an iovec array per send; `IORING_OP_SENDMSG`
-/// otherwise.
+/// The SQE: `IORING_OP_SEND` (kernel 5.6) when the message is one buffer without
+/// control data, which spares the kernel importing a `msghdr` and an iovec array per
+/// send; `IORING_OP_SENDMSG` otherwise.
 ///
 /// With `zc`, the zero-copy forms: `IORING_OP_SEND_ZC` (kernel 6.0) for one buffer,
 /// `IORING_OP_SENDMSG_ZC` (6.1) otherwise, asking the notification to report whether
@@ -34,9 +34,12 @@ pub(crate) unsafe fn sqe(
         flags |= libc::MSG_WAITALL as u32;
     }
     let fd = types::Fd(fd);
+    // Control data (passed fds) needs the msghdr.
+    // SAFETY: forwarded caller contract: `msg` is valid.
+    let plain = unsafe { (*msg).msg_controllen } == 0;
     // SAFETY: forwarded caller contract: `msg` and its iovecs are valid.
     let one = match unsafe { iovecs(msg) } {
-        [one] => u32::try_from(one.iov_len)
+        [one] if plain => u32::try_from(one.iov_len)
             .ok()
             .map(|len| (one.iov_base as *const u8, len)),
         _ => None,
@@ -61,8 +64,10 @@ pub(crate) unsafe fn sqe(
 /// `msg` points at a valid `msghdr` whose iovecs point at readable memory.
 pub(crate) unsafe fn sendmsg(fd: RawFd, msg: *const libc::msghdr) -> io::Result<usize> {
     // SAFETY: the caller guarantees `msg` and its iovecs are valid.
-    if let [one] = unsafe { iovecs(msg) } {
-        // One buffer: plain send(2), no iovec import.
+    let plain = unsafe { (*msg).msg_controllen } == 0;
+    // SAFETY: as above.
+    if let ([one], true) = (unsafe { iovecs(msg) }, plain) {
+        // One buffer without control data: plain send(2), no iovec import.
         // SAFETY: the iovec describes readable memory (caller contract); send only reads.
         return unsafe { syscall!(send(fd, one.iov_base, one.iov_len, libc::MSG_NOSIGNAL)) }
             .map(|n| n as usize);
@@ -83,6 +88,17 @@ unsafe fn iovecs<'a>(msg: *const libc::msghdr) -> &'a [libc::iovec] {
     }
     // SAFETY: non-null, and the caller guarantees `msg_iovlen` iovecs live there.
     unsafe { slice::from_raw_parts(m.msg_iov, m.msg_iovlen as _) }
+}
+
+/// True when a message carries control data (passed fds): such a message needs
+/// `IORING_OP_SENDMSG` and is never sent zero-copy.
+///
+/// # Safety
+/// `msg` points at a valid `msghdr`.
+pub(crate) unsafe fn has_control(msg: *const libc::msghdr) -> bool {
+    // SAFETY: forwarded caller contract.
+    let len = unsafe { (*msg).msg_controllen };
+    len != 0
 }
 
 /// Bytes a message asks to send: the sum of its iovec lengths.
