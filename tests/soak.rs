@@ -7,8 +7,9 @@
 //! to what they were, no handler panic, and `serve` returns within its drain deadline.
 //!
 //! The io_uring runs cycle through the three splice modes (`Inline`, the default,
-//! `InlineDrain`, `Ring`; see `soak::splice_mode`), and a TLS workload (the rustls
-//! layer over echo) runs last in every seed.
+//! `InlineDrain`, `Ring`; see `soak::splice_mode`). A UDP echo (`serve_udp`, or beside
+//! a TCP echo with `serve_with_udp` on odd seeds) and a TLS workload (the rustls layer
+//! over echo) run last in every seed.
 //!
 //! A failure prints its seed and the line that replays it; see tests/support/soak.rs
 //! for `RINGCORE_SOAK_SEED`, `RINGCORE_SOAK_SEEDS`, `RINGCORE_SOAK_KEEP_GOING`.
@@ -18,11 +19,15 @@ mod soak;
 mod support;
 
 use ringcore::http::{HttpConn, Limits, Request, Response, Router, StaticFiles};
+use ringcore::net::udp::payload_capacity;
 use ringcore::tls::{rustls, TlsAcceptor};
-use ringcore::{BackendKind, ConnInfo};
+use ringcore::{
+    BackendKind, ConnInfo, DatagramHandler, Datagrams, Listeners, ServeUdp, SocketOptions,
+    UdpOptions, UdpSockets,
+};
 use soak::hash;
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,7 +60,7 @@ fn no_panics(what: &str, c: &ringcore::Counters) -> Result<(), String> {
 
 /// Echo clients, then a half-close: the echo must be byte-exact and nothing may follow.
 fn echo(backend: BackendKind, seed: u64, rng: &mut Rng) -> Result<(), String> {
-    let srv = soak::start(backend, seed, DRAIN, support::echo_factory);
+    let srv = soak::start(backend, seed, DRAIN, soak::echo_factory(seed));
     let addr = srv.addr;
     let clients: Vec<(Vec<u8>, usize)> = (0..rng.range(1, 3))
         .map(|_| {
@@ -66,6 +71,7 @@ fn echo(backend: BackendKind, seed: u64, rng: &mut Rng) -> Result<(), String> {
     run_echo_clients(addr, &clients);
     srv.wait_idle("echo connections closed")?;
     let c = srv.stop()?;
+    count_fast(backend, &c);
     no_panics("echo", &c)
 }
 
@@ -174,12 +180,13 @@ fn http(backend: BackendKind, seed: u64, rng: &mut Rng) -> Result<(), String> {
     drop(c);
     srv.wait_idle("http connections closed")?;
     let counters = srv.stop()?;
+    count_fast(backend, &counters);
     no_panics("http", &counters)
 }
 
 /// Echo through a splice tunnel, both servers under faults.
 fn proxy(backend: BackendKind, seed: u64, rng: &mut Rng) -> Result<(), String> {
-    let echo = soak::start(backend, seed ^ 0xECC0, DRAIN, support::echo_factory);
+    let echo = soak::start(backend, seed ^ 0xECC0, DRAIN, soak::echo_factory(seed));
     let upstream = echo.addr;
     let proxy = soak::start(backend, seed, DRAIN, move |_: &ConnInfo| soak::Proxy {
         upstream,
@@ -196,6 +203,8 @@ fn proxy(backend: BackendKind, seed: u64, rng: &mut Rng) -> Result<(), String> {
     let p = proxy.stop()?;
     let e = echo.stop()?;
     count_splices(backend, seed, &p);
+    count_fast(backend, &p);
+    count_fast(backend, &e);
     no_panics("proxy", &p)?;
     no_panics("proxy upstream", &e)
 }
@@ -243,6 +252,7 @@ fn files(backend: BackendKind, seed: u64, rng: &mut Rng, tree: &soak::Tree) -> R
     srv.wait_idle("file connections closed")?;
     let counters = srv.stop()?;
     count_splices(backend, seed, &counters);
+    count_fast(backend, &counters);
     no_panics("files", &counters)
 }
 
@@ -258,6 +268,31 @@ fn count_splices(backend: BackendKind, seed: u64, c: &ringcore::Counters) {
             _ => 2,
         };
         INLINE_SPLICES[i].fetch_add(c.inline_splices, Relaxed);
+    }
+}
+
+/// Over the io_uring runs: receive bundles, `SEND_ZC` sends, held receive buffers and
+/// hold fallbacks (copies past `recv_hold_limit`): proof the fast paths ran under faults.
+static FAST: [AtomicU64; 4] = [
+    AtomicU64::new(0),
+    AtomicU64::new(0),
+    AtomicU64::new(0),
+    AtomicU64::new(0),
+];
+
+fn count_fast(backend: BackendKind, c: &ringcore::Counters) {
+    if backend == BackendKind::Uring {
+        for (i, n) in [
+            c.recv_bundles,
+            c.send_zc,
+            c.recv_holds,
+            c.recv_hold_fallbacks,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            FAST[i].fetch_add(n, Relaxed);
+        }
     }
 }
 
@@ -333,6 +368,202 @@ fn tls_echo(backend: BackendKind, seed: u64, rng: &mut Rng, tls: &Tls) -> Result
     no_panics("tls", &c)
 }
 
+/// Replies with every datagram it gets (the udp-echo example's handler).
+struct UdpEcho;
+
+impl DatagramHandler for UdpEcho {
+    fn on_datagram(&mut self, ctx: &mut Datagrams<'_>, peer: SocketAddr, bytes: &[u8]) {
+        ctx.send_to(peer, bytes);
+    }
+}
+
+/// Datagrams one UDP client sends: a few larger than a receive buffer holds.
+fn udp_payloads(rng: &mut Rng, cap: usize) -> Vec<Vec<u8>> {
+    (0..rng.range(1, 120))
+        .map(|_| {
+            let n = match rng.range(0, 19) {
+                0 => 0,
+                1 => rng.range(cap + 1, cap + 300),
+                _ => rng.range(1, cap.min(1400)),
+            };
+            rng.bytes(n)
+        })
+        .collect()
+}
+
+/// One UDP client: sends `payloads` with at most 8 echoes outstanding and returns the
+/// echoes it got (a datagram over `cap` is truncated by the server and not echoed).
+fn udp_client(
+    server: SocketAddr,
+    payloads: &[Vec<u8>],
+    cap: usize,
+) -> Result<(UdpSocket, Vec<Vec<u8>>), String> {
+    let s = UdpSocket::bind("127.0.0.1:0").map_err(|e| format!("bind a UDP client: {e}"))?;
+    s.set_read_timeout(Some(soak::idle_deadline()))
+        .map_err(|e| format!("read timeout: {e}"))?;
+    let mut got = Vec::new();
+    let mut outstanding = 0;
+    let mut buf = vec![0u8; 65536];
+    let mut recv_one = |got: &mut Vec<Vec<u8>>| -> Result<(), String> {
+        let (n, from) = loop {
+            match s.recv_from(&mut buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                r => break r,
+            }
+        }
+        .map_err(|e| format!("no echo within {:?}: {e}", soak::idle_deadline()))?;
+        if from != server {
+            return Err(format!("a datagram from {from}, not the server {server}"));
+        }
+        got.push(buf[..n].to_vec());
+        Ok(())
+    };
+    for p in payloads {
+        s.send_to(p, server)
+            .map_err(|e| format!("send {} bytes: {e}", p.len()))?;
+        if p.len() <= cap {
+            outstanding += 1;
+        }
+        while outstanding >= 8 {
+            recv_one(&mut got)?;
+            outstanding -= 1;
+        }
+    }
+    while outstanding > 0 {
+        recv_one(&mut got)?;
+        outstanding -= 1;
+    }
+    Ok((s, got))
+}
+
+/// UDP echo under faults: 1-3 clients, each up to 120 datagrams (empty ones, and a few
+/// too large for a receive buffer), 8 outstanding at most; odd seeds serve UDP beside a
+/// TCP echo in the same worker (`serve_with_udp`) with a TCP client at the same time.
+/// Every datagram a buffer holds comes back once and byte-exact, nothing else comes
+/// back, and the counters add up: in = out, truncated = the oversized ones, nothing
+/// dropped, no error, no kernel drop.
+fn udp(backend: BackendKind, seed: u64, rng: &mut Rng) -> Result<(), String> {
+    let sockets = UdpSockets::bind("127.0.0.1:0", 1, &UdpOptions::default())
+        .map_err(|e| format!("bind the UDP socket: {e}"))?;
+    let uaddr = sockets.local_addr();
+    let beside_tcp = seed % 2 == 1;
+    // Incremental buffers are not for UDP services (docs: a datagram may not fit the
+    // rest of a partly consumed buffer).
+    let builder = soak::soak_builder(backend, seed, DRAIN).buf_inc(false);
+    let srv = if beside_tcp {
+        let listeners = Listeners::bind("127.0.0.1:0", 1, &SocketOptions::default())
+            .map_err(|e| format!("bind the TCP listener: {e}"))?;
+        let taddr = listeners.local_addr();
+        soak::start_with(backend, builder, seed, taddr, move |rt| {
+            rt.serve_with_udp(listeners, soak::echo_factory(seed), sockets, |_| UdpEcho)
+        })
+    } else {
+        soak::start_with(backend, builder, seed, uaddr, move |rt| {
+            rt.serve_udp(sockets, |_| UdpEcho)
+        })
+    };
+    let cap = payload_capacity(srv.buf_size);
+    let clients: Vec<Vec<Vec<u8>>> = (0..rng.range(1, 3))
+        .map(|_| udp_payloads(rng, cap))
+        .collect();
+    let tcp: Option<(Vec<u8>, usize)> = beside_tcp.then(|| {
+        let n = rng.range(1, 32 << 10);
+        (rng.bytes(n), rng.range(1, 8 << 10))
+    });
+    let results = std::thread::scope(|sc| {
+        if let Some(t) = &tcp {
+            let taddr = srv.addr;
+            sc.spawn(move || run_echo_clients(taddr, std::slice::from_ref(t)));
+        }
+        let hs: Vec<_> = clients
+            .iter()
+            .map(|p| sc.spawn(move || udp_client(uaddr, p, cap)))
+            .collect();
+        hs.into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("UDP client panicked".into()))
+            })
+            .collect::<Vec<_>>()
+    });
+    if beside_tcp {
+        srv.wait_idle("TCP connections beside UDP closed")?;
+    }
+    // An oversized datagram gets no echo, so the clients may be done before the server
+    // received the last ones: wait for them all (drain stops receiving).
+    let sent: u64 = clients.iter().map(|p| p.len() as u64).sum();
+    let end = std::time::Instant::now() + soak::idle_deadline();
+    loop {
+        let c = srv.counters();
+        if c.datagrams_in + c.datagrams_truncated >= sent {
+            break;
+        }
+        if std::time::Instant::now() > end {
+            return Err(format!(
+                "{sent} datagrams sent, the server received {} and truncated {} within {:?}",
+                c.datagrams_in,
+                c.datagrams_truncated,
+                soak::idle_deadline()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let c = srv.stop()?;
+    let (mut want_in, mut want_trunc) = (0u64, 0u64);
+    for (i, (r, payloads)) in results.into_iter().zip(&clients).enumerate() {
+        let (sock, mut got) = r.map_err(|e| format!("UDP client {i}: {e}"))?;
+        // Nothing more may come: every send completed before serve returned.
+        sock.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let mut buf = [0u8; 65536];
+        if let Ok((n, _)) = sock.recv_from(&mut buf) {
+            return Err(format!(
+                "UDP client {i}: an extra datagram of {n} bytes (hash {:x})",
+                hash(&buf[..n])
+            ));
+        }
+        let mut want: Vec<Vec<u8>> = payloads
+            .iter()
+            .filter(|p| p.len() <= cap)
+            .cloned()
+            .collect();
+        want_in += want.len() as u64;
+        want_trunc += (payloads.len() - want.len()) as u64;
+        want.sort();
+        got.sort();
+        if got != want {
+            return Err(format!(
+                "UDP client {i}: {} echoes (hash {:x}), expected {} (hash {:x})",
+                got.len(),
+                hash(&got.concat()),
+                want.len(),
+                hash(&want.concat())
+            ));
+        }
+    }
+    let seen = (
+        c.datagrams_in,
+        c.datagrams_out,
+        c.datagrams_truncated,
+        c.datagrams_dropped,
+        c.datagram_errors,
+        c.datagrams_kernel_dropped,
+    );
+    if seen != (want_in, want_in, want_trunc, 0, 0, 0) {
+        return Err(format!(
+            "UDP counters (in, out, truncated, dropped, errors, kernel dropped) {seen:?}, \
+             expected {:?}",
+            (want_in, want_in, want_trunc, 0, 0, 0)
+        ));
+    }
+    UDP_FAULTS[0].fetch_add(c.enobufs, Relaxed);
+    UDP_FAULTS[1].fetch_add(c.stale, Relaxed);
+    no_panics("udp", &c)
+}
+
+/// Over the UDP runs: receives ended by `ENOBUFS` (real, injected or cut) and stale
+/// duplicates dropped; proof that the faults reached the datagram service.
+static UDP_FAULTS: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+
 /// One seed on one backend: every workload in turn.
 fn run_seed(backend: BackendKind, seed: u64, tree: &soak::Tree, tls: &Tls) -> Result<(), String> {
     let mut rng = Rng::new(seed);
@@ -340,6 +571,7 @@ fn run_seed(backend: BackendKind, seed: u64, tree: &soak::Tree, tls: &Tls) -> Re
     http(backend, seed, &mut rng).map_err(|e| format!("http: {e}"))?;
     proxy(backend, seed, &mut rng).map_err(|e| format!("proxy: {e}"))?;
     files(backend, seed, &mut rng, tree).map_err(|e| format!("files: {e}"))?;
+    udp(backend, seed, &mut rng).map_err(|e| format!("udp: {e}"))?;
     tls_echo(backend, seed, &mut rng, tls).map_err(|e| format!("tls: {e}"))
 }
 
@@ -350,6 +582,28 @@ fn soak_under_faults() {
     let tls = Tls::new();
     soak::run_seeds("soak", |backend, seed| run_seed(backend, seed, &tree, &tls));
     let seeds = soak::seeds();
+    if seeds.len() >= 50 && std::env::var("RINGCORE_SOAK_ONLY").is_err() {
+        let (enobufs, stale) = (UDP_FAULTS[0].load(Relaxed), UDP_FAULTS[1].load(Relaxed));
+        eprintln!(
+            "soak: UDP receives ended by ENOBUFS: {enobufs}, stale duplicates dropped: {stale}"
+        );
+        assert!(
+            enobufs > 0 && stale > 0,
+            "faults did not reach the UDP service"
+        );
+    }
+    if support::backends().contains(&BackendKind::Uring) && seeds.len() >= 36 {
+        let n: Vec<u64> = FAST.iter().map(|a| a.load(Relaxed)).collect();
+        eprintln!(
+            "soak: io_uring fast paths: {} receive bundles, {} SEND_ZC, {} held buffers, {} hold fallbacks",
+            n[0], n[1], n[2], n[3]
+        );
+        assert!(
+            n.iter().all(|&x| x > 0),
+            "a fast path never ran in {} seeds: {n:?}",
+            seeds.len()
+        );
+    }
     let covers = |mode| seeds.iter().any(|&s| soak::splice_mode(s) == mode);
     if support::backends().contains(&BackendKind::Uring) && seeds.len() >= 9 {
         use ringcore::runtime::SpliceMode::{Inline, InlineDrain};
@@ -370,4 +624,41 @@ fn soak_under_faults() {
         );
         assert_eq!(n(2), 0, "inline splices in the Ring seeds");
     }
+}
+
+/// Stale duplicates of the UDP socket's completions (the injector's copies under an
+/// earlier generation, as a late completion of a reused slot would come) are dropped
+/// and counted in `stale`: no send slot is freed twice, the receive is not
+/// "ended" twice, and `serve_udp` returns after shutdown. Before the fix every seed
+/// with stale duplicates hung in shutdown.
+#[test]
+fn udp_drops_stale_duplicates() {
+    let _alone = soak::exclusive();
+    support::for_each_backend(|backend| {
+        let sockets = UdpSockets::bind("127.0.0.1:0", 1, &UdpOptions::default()).expect("bind");
+        let addr = sockets.local_addr();
+        let mut rates = ringcore_runtime::fault::FaultRates::none();
+        rates.stale_duplicate = 500;
+        let builder = support::base_builder(backend)
+            .fault_injection(ringcore_runtime::fault::FaultPlan::new(7).rates(rates))
+            .drain_timeout(DRAIN);
+        let srv = soak::start_with(backend, builder, 7, addr, move |rt| {
+            rt.serve_udp(sockets, |_| UdpEcho)
+        });
+        let mut rng = Rng::new(7);
+        let payloads: Vec<Vec<u8>> = (0..200)
+            .map(|_| {
+                let n = rng.range(1, 900);
+                rng.bytes(n)
+            })
+            .collect();
+        let (_sock, mut got) = udp_client(addr, &payloads, usize::MAX).expect("echoes");
+        let c = srv.stop().expect("serve_udp returns after shutdown");
+        let mut want = payloads.clone();
+        want.sort();
+        got.sort();
+        assert!(got == want, "{} echoes, expected {}", got.len(), want.len());
+        assert_eq!((c.datagrams_in, c.datagrams_out), (200, 200), "{c:?}");
+        assert!(c.stale > 0, "no stale duplicate reached the service: {c:?}");
+    });
 }

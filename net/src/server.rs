@@ -7,13 +7,14 @@ use crate::conn::*;
 pub(crate) use crate::guard::{call, log_panic};
 use crate::handler::{CloseReason, ConnInfo, Factory, Handler};
 use crate::listener::Listeners;
+use crate::per_worker::{bind_with_defaults, one_per_worker, WorkerFds};
 use crate::slot_handler::SlotHandler;
 use crate::socket::{close_fd, SocketOptions};
 use ringcore_runtime::{Completion, Io, Op, OpKind, RateLimit, Registry, Runtime, Service, Token};
 use std::io;
 use std::os::fd::RawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// At most one log line per this interval and worker for a repeating condition.
@@ -495,35 +496,8 @@ pub trait IntoListeners {
     fn into_listeners(self, workers: usize) -> io::Result<Listeners>;
 }
 
-impl IntoListeners for Listeners {
-    fn into_listeners(self, _workers: usize) -> io::Result<Listeners> {
-        Ok(self)
-    }
-}
-
-impl IntoListeners for &str {
-    fn into_listeners(self, workers: usize) -> io::Result<Listeners> {
-        Listeners::bind(self, workers, &SocketOptions::default())
-    }
-}
-
-impl IntoListeners for String {
-    fn into_listeners(self, workers: usize) -> io::Result<Listeners> {
-        Listeners::bind(self, workers, &SocketOptions::default())
-    }
-}
-
-impl IntoListeners for crate::addr::Addr {
-    fn into_listeners(self, workers: usize) -> io::Result<Listeners> {
-        Listeners::bind(self, workers, &SocketOptions::default())
-    }
-}
-
-impl IntoListeners for std::net::SocketAddr {
-    fn into_listeners(self, workers: usize) -> io::Result<Listeners> {
-        Listeners::bind(self, workers, &SocketOptions::default())
-    }
-}
+bind_with_defaults!(IntoListeners::into_listeners -> Listeners, SocketOptions;
+    &str, String, crate::addr::Addr, std::net::SocketAddr);
 
 /// `serve` on a [`Runtime`]: accept on every worker and run a handler per connection.
 pub trait Serve {
@@ -540,39 +514,21 @@ impl Serve for Runtime {
     fn serve<L: IntoListeners, F: Factory>(&self, listeners: L, factory: F) -> io::Result<()> {
         let workers = self.config().workers;
         let l = listeners.into_listeners(workers)?;
-        if l.len() != workers {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "{} listeners for {workers} workers: bind one per worker",
-                    l.len()
-                ),
-            ));
-        }
+        one_per_worker(l.len(), workers, "listeners")?;
         // A Unix listener's socket file is removed when `_unix_file` drops: after every
         // worker stopped, on success and on error alike.
         let pass_fds = l.pass_fds();
         let (fds, _unix_file) = l.into_parts();
-        let fds: Arc<Mutex<Vec<Option<RawFd>>>> =
-            Arc::new(Mutex::new(fds.into_iter().map(Some).collect()));
+        let fds = WorkerFds::new(fds);
         let factory = Arc::new(factory);
         let fds2 = fds.clone();
         let r = self.run(move |id, io| {
-            let fd = fds2.lock().unwrap_or_else(|e| e.into_inner())[id]
-                .take()
-                .ok_or_else(|| io::Error::other("listener already taken"))?;
+            let fd = fds2.take(id, "listener")?;
             let mut server = Server::new(id, fd, factory.clone(), io.now());
             server.listener.pass_fds = pass_fds;
             Ok(server)
         });
-        for fd in fds
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .flatten()
-        {
-            close_fd(*fd);
-        }
+        fds.close_left();
         r
     }
 }

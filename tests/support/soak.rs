@@ -18,7 +18,8 @@
 use crate::support::client::Rng;
 use crate::support::{base_builder, wait_until};
 use ringcore::{
-    BackendKind, Builder, Conn, Counters, Factory, Handle, Handler, Listeners, SocketOptions,
+    BackendKind, Builder, Conn, Counters, Factory, Handle, Handler, Listeners, Runtime,
+    SocketOptions,
 };
 use ringcore_runtime::fault::FaultPlan;
 use ringcore_runtime::SpliceMode;
@@ -84,7 +85,70 @@ pub fn soak_builder(backend: BackendKind, seed: u64, drain: Duration) -> Builder
         1 => b = b.buf_count(16).buf_size(1024),
         _ => b = b.buf_count(64),
     }
-    b.splice_mode(splice_mode(seed))
+    b = b.splice_mode(splice_mode(seed));
+    if backend == BackendKind::Uring {
+        let f = fast_path(seed);
+        b = b
+            .recv_bundle(f.recv_bundle)
+            .buf_inc(f.buf_inc)
+            .send_zc_threshold(f.send_zc_threshold)
+            .recv_hold_limit(f.recv_hold_limit);
+    }
+    b
+}
+
+/// The io_uring fast-path options of issue 12 a seed turns on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FastPath {
+    /// `Builder::recv_bundle`.
+    pub recv_bundle: bool,
+    /// `Builder::buf_inc` (the UDP workload turns it off again: not for UDP).
+    pub buf_inc: bool,
+    /// `Builder::send_zc_threshold`.
+    pub send_zc_threshold: Option<usize>,
+    /// `Builder::recv_hold_limit` (`None`: the default, a quarter of the pool).
+    pub recv_hold_limit: Option<u32>,
+    /// The echo handlers send with `Conn::send_received` (held receive buffers).
+    pub hold: bool,
+}
+
+/// The seed's fast-path variant, nine seeds each in turn (so every variant meets every
+/// splice mode and ring size): off; bundles + `SEND_ZC` from 1 KiB + held buffers;
+/// incremental buffers + held buffers with a limit of 2 (fallbacks to copying);
+/// everything at once.
+pub fn fast_path(seed: u64) -> FastPath {
+    let v = (seed / 9) % 4;
+    FastPath {
+        recv_bundle: v == 1 || v == 3,
+        buf_inc: v == 2 || v == 3,
+        send_zc_threshold: (v == 1 || v == 3).then_some(1024),
+        recv_hold_limit: (v == 2).then_some(2),
+        hold: v != 0,
+    }
+}
+
+/// Echo that sends with `Conn::send_received` when `hold` (the held-buffer zero-copy
+/// path on io_uring; a copy on epoll), else with `Conn::send`.
+pub struct SoakEcho {
+    /// Send from the receive buffer.
+    pub hold: bool,
+}
+
+impl Handler for SoakEcho {
+    fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) -> usize {
+        if self.hold {
+            conn.send_received(data);
+        } else {
+            conn.send(data);
+        }
+        data.len()
+    }
+}
+
+/// The echo factory of `seed` (see [`fast_path`]).
+pub fn echo_factory(seed: u64) -> impl Fn(&ringcore::ConnInfo) -> SoakEcho + Send + Sync + 'static {
+    let hold = fast_path(seed).hold;
+    move |_| SoakEcho { hold }
 }
 
 /// The seed's splice mode (io_uring; epoll always splices inline): the default
@@ -162,6 +226,8 @@ pub fn ring_fdinfo() -> String {
 pub struct SoakServer {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Its runtime's receive buffer size (`buf_size`).
+    pub buf_size: usize,
     /// Its runtime's handle.
     pub handle: Handle,
     drain: Duration,
@@ -175,27 +241,46 @@ pub fn start<F: Factory>(
     drain: Duration,
     factory: F,
 ) -> SoakServer {
-    let rt = soak_builder(backend, seed, drain)
-        .build()
-        .expect("runtime configuration");
+    let listeners =
+        Listeners::bind("127.0.0.1:0", 1, &SocketOptions::default()).expect("bind a soak listener");
+    let addr = listeners.local_addr();
+    start_with(
+        backend,
+        soak_builder(backend, seed, drain),
+        seed,
+        addr,
+        move |rt| {
+            use ringcore::Serve;
+            rt.serve(listeners, factory)
+        },
+    )
+}
+
+/// Runs `serve` (which serves on `addr`, bound by the caller) on a server thread with
+/// the runtime `builder` makes (for `backend`, seed `seed`).
+pub fn start_with(
+    backend: BackendKind,
+    builder: Builder,
+    seed: u64,
+    addr: SocketAddr,
+    serve: impl FnOnce(&Runtime) -> io::Result<()> + Send + 'static,
+) -> SoakServer {
+    let rt = builder.build().expect("runtime configuration");
+    let drain = rt.config().drain_timeout;
+    let buf_size = rt.config().buf_size as usize;
     assert_eq!(
         rt.config().backend,
         backend,
         "the runtime must run the backend under test"
     );
-    let listeners =
-        Listeners::bind("127.0.0.1:0", 1, &SocketOptions::default()).expect("bind a soak listener");
-    let addr = listeners.local_addr();
     let handle = rt.handle();
     let join = std::thread::Builder::new()
         .name(format!("soak-{backend}-{seed}"))
-        .spawn(move || {
-            use ringcore::Serve;
-            rt.serve(listeners, factory)
-        })
+        .spawn(move || serve(&rt))
         .expect("spawn the server thread");
     SoakServer {
         addr,
+        buf_size,
         handle,
         drain,
         join: Some(join),

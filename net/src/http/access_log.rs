@@ -66,15 +66,86 @@ pub struct AccessRecord<'a> {
 /// What runs for every answered request (on the worker: it must not block).
 pub type AccessHook = Arc<dyn Fn(&AccessRecord<'_>) + Send + Sync>;
 
-/// Per connection: the request being answered, until its response is queued.
-pub(crate) struct Observer {
-    hook: AccessHook,
-    client: Option<SocketAddr>,
+/// The request fields an [`AccessRecord`] names, copied from the request head (so the
+/// record can be made after the input is gone); shared by [`Observer`] and the
+/// gateway's log.
+pub(crate) struct RequestFields {
     method: String,
     target: String,
     minor: u8,
     referer: Vec<u8>,
     user_agent: Vec<u8>,
+}
+
+impl RequestFields {
+    /// Longest target kept, in bytes (cut at a char boundary).
+    const MAX_TARGET: usize = 4096;
+    /// Longest `Referer` / `User-Agent` kept, in bytes.
+    const MAX_HEADER: usize = 512;
+
+    pub(crate) fn new() -> RequestFields {
+        RequestFields {
+            method: String::new(),
+            target: String::new(),
+            minor: 1,
+            referer: Vec::new(),
+            user_agent: Vec::new(),
+        }
+    }
+
+    /// Copies `req`'s method, target, version, `Referer` and `User-Agent` (bounded).
+    pub(crate) fn copy(&mut self, req: &Request<'_>) {
+        let copy = |dst: &mut Vec<u8>, v: Option<&[u8]>| {
+            let v = v.unwrap_or_default();
+            dst.clear();
+            dst.extend_from_slice(&v[..v.len().min(Self::MAX_HEADER)]);
+        };
+        self.method.clear();
+        self.method.push_str(req.method());
+        self.target.clear();
+        self.target
+            .push_str(cut_at_char(req.target(), Self::MAX_TARGET));
+        self.minor = req.version_minor();
+        copy(&mut self.referer, req.header("referer"));
+        copy(&mut self.user_agent, req.header("user-agent"));
+    }
+
+    /// The record of a response; `named`: with the copied method and target, else
+    /// `-` for both (nothing was copied for this response).
+    pub(crate) fn record(
+        &self,
+        named: bool,
+        client: Option<SocketAddr>,
+        status: u16,
+        bytes: u64,
+        duration: Duration,
+        upstream: Option<SocketAddr>,
+    ) -> AccessRecord<'_> {
+        let (method, target) = if named {
+            (self.method.as_str(), self.target.as_str())
+        } else {
+            ("-", "-")
+        };
+        AccessRecord {
+            client,
+            method,
+            target,
+            version_minor: self.minor,
+            status,
+            bytes,
+            duration,
+            referer: &self.referer,
+            user_agent: &self.user_agent,
+            upstream,
+        }
+    }
+}
+
+/// Per connection: the request being answered, until its response is queued.
+pub(crate) struct Observer {
+    hook: AccessHook,
+    client: Option<SocketAddr>,
+    req: RequestFields,
     head_only: bool,
     start: Option<Instant>,
     /// A response streamed while its request body arrives: its status (from the
@@ -101,11 +172,7 @@ impl Observer {
             detail,
             hook,
             client,
-            method: String::new(),
-            target: String::new(),
-            minor: 1,
-            referer: Vec::new(),
-            user_agent: Vec::new(),
+            req: RequestFields::new(),
             head_only: false,
             start: None,
             stream: None,
@@ -135,18 +202,7 @@ impl Observer {
         if !self.detail {
             return;
         }
-        let copy = |dst: &mut Vec<u8>, v: Option<&[u8]>| {
-            dst.clear();
-            dst.extend_from_slice(&v.unwrap_or_default()[..v.map_or(0, |v| v.len().min(512))]);
-        };
-        self.method.clear();
-        self.method.push_str(req.method());
-        self.target.clear();
-        self.target
-            .push_str(&req.target()[..req.target().len().min(4096)]);
-        self.minor = req.version_minor();
-        copy(&mut self.referer, req.header("referer"));
-        copy(&mut self.user_agent, req.header("user-agent"));
+        self.req.copy(req);
     }
 
     /// A response was queued: `out` starts with its head (an interim `100 Continue`
@@ -191,24 +247,13 @@ impl Observer {
     }
 
     fn emit(&mut self, status: u16, bytes: u64, now: Instant) {
-        let (method, target) = match self.start {
-            Some(_) if self.detail => (self.method.as_str(), self.target.as_str()),
-            _ => ("-", "-"),
-        };
-        let rec = AccessRecord {
-            client: self.client,
-            method,
-            target,
-            version_minor: self.minor,
-            status,
-            bytes,
-            duration: self
-                .start
-                .map_or(Duration::ZERO, |s| now.saturating_duration_since(s)),
-            referer: &self.referer,
-            user_agent: &self.user_agent,
-            upstream: None,
-        };
+        let named = self.start.is_some() && self.detail;
+        let duration = self
+            .start
+            .map_or(Duration::ZERO, |s| now.saturating_duration_since(s));
+        let rec = self
+            .req
+            .record(named, self.client, status, bytes, duration, None);
         (self.hook)(&rec);
         self.start = None;
     }
@@ -221,14 +266,23 @@ fn clock(date: &DateCache) -> Instant {
 }
 
 /// The status code of the response head at the start of `out`.
-fn status_of(out: &[u8]) -> Option<u16> {
+pub(super) fn status_of(out: &[u8]) -> Option<u16> {
     if out.len() < 12 || !out.starts_with(b"HTTP/1.") {
         return None;
     }
     std::str::from_utf8(&out[9..12]).ok()?.parse().ok()
 }
 
-fn find(h: &[u8], needle: &[u8]) -> Option<usize> {
+/// The longest prefix of `s` of at most `max` bytes that ends on a char boundary.
+fn cut_at_char(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+pub(super) fn find(h: &[u8], needle: &[u8]) -> Option<usize> {
     h.windows(needle.len()).position(|w| w == needle)
 }
 
@@ -597,5 +651,33 @@ mod tests {
         assert_eq!(seen[1].3, 0, "HEAD sends no body");
         assert!(seen[3].3 >= 5, "streamed bytes: {}", seen[3].3);
         assert_eq!(seen[4].3, 5);
+    }
+
+    /// A target longer than the logged 4 KiB whose cut falls inside a multi-byte
+    /// character is cut before that character (it panicked: a `str` sliced at a byte
+    /// that is no char boundary).
+    #[test]
+    fn long_target_is_cut_at_a_char_boundary() {
+        use crate::http::{DateCache, Limits, Router, Session};
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        let mut session = Session::new(Limits::default());
+        session.set_access_hook(
+            None,
+            Arc::new(move |r: &AccessRecord<'_>| {
+                s2.lock().unwrap().push((r.target.to_string(), r.status))
+            }),
+        );
+        let date = DateCache::new(SystemTime::now());
+        let mut out = Vec::new();
+        // '/', 4,094 ASCII bytes, then a 2-byte character across byte 4,096.
+        let target = format!("/{}\u{e9}", "a".repeat(4094));
+        let req = format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n");
+        let p = session.on_data(req.as_bytes(), &Router::new(), &date, &mut out);
+        assert_eq!(p.consumed, req.len());
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].0, target[..4095]);
+        assert_eq!(seen[0].1, 404);
     }
 }

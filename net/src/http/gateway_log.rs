@@ -1,8 +1,8 @@
-//! The gateway's access log: one [`AccessRecord`] per request, forwarded (with the
-//! upstream that answered) or served locally; see
+//! The gateway's access log: one [`AccessRecord`](super::AccessRecord) per request,
+//! forwarded (with the upstream that answered) or served locally; see
 //! [`GatewayConn::with_access_log`](super::GatewayConn::with_access_log).
 
-use super::access_log::{AccessHook, AccessRecord};
+use super::access_log::{find, status_of, AccessHook, RequestFields};
 use super::Request;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -11,11 +11,7 @@ use std::time::Instant;
 pub(super) struct GatewayLog {
     hook: AccessHook,
     client: Option<SocketAddr>,
-    method: String,
-    target: String,
-    minor: u8,
-    referer: Vec<u8>,
-    user_agent: Vec<u8>,
+    req: RequestFields,
     start: Option<Instant>,
     upstream: Option<SocketAddr>,
     /// The status of the response head sent to the client.
@@ -29,11 +25,7 @@ impl GatewayLog {
         GatewayLog {
             hook,
             client,
-            method: String::new(),
-            target: String::new(),
-            minor: 1,
-            referer: Vec::new(),
-            user_agent: Vec::new(),
+            req: RequestFields::new(),
             start: None,
             upstream: None,
             status: None,
@@ -41,15 +33,10 @@ impl GatewayLog {
         }
     }
 
-    /// A request starts (forwarded or local).
+    /// A request starts (forwarded or local): its fields are copied as
+    /// [`RequestFields::copy`] bounds them (target 4 KiB, headers 512 B).
     pub(super) fn begin(&mut self, req: &Request<'_>) {
-        self.method.clear();
-        self.method.push_str(req.method());
-        self.target.clear();
-        self.target.push_str(req.target());
-        self.minor = req.version_minor();
-        self.referer = req.header("referer").unwrap_or(b"").to_vec();
-        self.user_agent = req.header("user-agent").unwrap_or(b"").to_vec();
+        self.req.copy(req);
         self.start = Some(Instant::now());
         self.upstream = None;
         self.status = None;
@@ -77,28 +64,21 @@ impl GatewayLog {
         let Some(start) = self.start.take() else {
             return;
         };
-        let rec = AccessRecord {
-            client: self.client,
-            method: &self.method,
-            target: &self.target,
-            version_minor: self.minor,
-            status: self.status.unwrap_or(status),
-            bytes: self.bytes,
-            duration: start.elapsed(),
-            referer: &self.referer,
-            user_agent: &self.user_agent,
-            upstream: self.upstream,
-        };
+        let rec = self.req.record(
+            true,
+            self.client,
+            self.status.unwrap_or(status),
+            self.bytes,
+            start.elapsed(),
+            self.upstream,
+        );
         (self.hook)(&rec);
     }
 
     /// A locally served request: its whole response is `out`.
     pub(super) fn local(&mut self, req: &Request<'_>, out: &[u8]) {
         self.begin(req);
-        let head_end = out
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .map_or(out.len(), |p| p + 4);
+        let head_end = find(out, b"\r\n\r\n").map_or(out.len(), |p| p + 4);
         self.head(out);
         self.bytes = (out.len() - head_end) as u64;
         self.end(0);
@@ -108,9 +88,4 @@ impl GatewayLog {
     pub(super) fn pending(&self) -> bool {
         self.start.is_some()
     }
-}
-
-/// The status code of the response head at the start of `out`.
-fn status_of(out: &[u8]) -> Option<u16> {
-    std::str::from_utf8(out.get(9..12)?).ok()?.parse().ok()
 }

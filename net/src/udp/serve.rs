@@ -3,14 +3,13 @@
 
 use super::service::UdpService;
 use super::{DatagramFactory, UdpOptions, UdpSockets};
+use crate::per_worker::{bind_with_defaults, one_per_worker, WorkerFds};
 use crate::server::{IntoListeners, Server};
-use crate::socket::close_fd;
 use crate::Factory;
 use ringcore_runtime::{Completion, Io, OpKind, Runtime, Service};
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::RawFd;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// UDP sockets to serve on: bound [`UdpSockets`] or an address to bind with default
@@ -23,29 +22,8 @@ pub trait IntoUdpSockets {
     fn into_udp_sockets(self, workers: usize) -> io::Result<UdpSockets>;
 }
 
-impl IntoUdpSockets for UdpSockets {
-    fn into_udp_sockets(self, _workers: usize) -> io::Result<UdpSockets> {
-        Ok(self)
-    }
-}
-
-impl IntoUdpSockets for &str {
-    fn into_udp_sockets(self, workers: usize) -> io::Result<UdpSockets> {
-        UdpSockets::bind(self, workers, &UdpOptions::default())
-    }
-}
-
-impl IntoUdpSockets for String {
-    fn into_udp_sockets(self, workers: usize) -> io::Result<UdpSockets> {
-        UdpSockets::bind(self.as_str(), workers, &UdpOptions::default())
-    }
-}
-
-impl IntoUdpSockets for SocketAddr {
-    fn into_udp_sockets(self, workers: usize) -> io::Result<UdpSockets> {
-        UdpSockets::bind(self, workers, &UdpOptions::default())
-    }
-}
+bind_with_defaults!(IntoUdpSockets::into_udp_sockets -> UdpSockets, UdpOptions;
+    &str, String, SocketAddr);
 
 /// Serving UDP on a [`Runtime`].
 pub trait ServeUdp {
@@ -76,41 +54,11 @@ pub trait ServeUdp {
     ) -> io::Result<()>;
 }
 
-type Taken = Arc<Mutex<Vec<Option<RawFd>>>>;
-
-fn take(fds: &Taken, id: usize, what: &str) -> io::Result<RawFd> {
-    fds.lock().unwrap_or_else(|e| e.into_inner())[id]
-        .take()
-        .ok_or_else(|| io::Error::other(format!("{what} already taken")))
-}
-
-fn close_left(fds: &Taken) {
-    for fd in fds
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .flatten()
-    {
-        close_fd(*fd);
-    }
-}
-
-fn udp_fds(udp: impl IntoUdpSockets, workers: usize) -> io::Result<(Taken, usize)> {
+fn udp_fds(udp: impl IntoUdpSockets, workers: usize) -> io::Result<(WorkerFds, usize)> {
     let s = udp.into_udp_sockets(workers)?;
-    if s.len() != workers {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!(
-                "{} UDP sockets for {workers} workers: bind one per worker",
-                s.len()
-            ),
-        ));
-    }
+    one_per_worker(s.len(), workers, "UDP sockets")?;
     let (fds, send_queue) = s.into_parts();
-    Ok((
-        Arc::new(Mutex::new(fds.into_iter().map(Some).collect())),
-        send_queue,
-    ))
+    Ok((WorkerFds::new(fds), send_queue))
 }
 
 impl ServeUdp for Runtime {
@@ -123,10 +71,10 @@ impl ServeUdp for Runtime {
         let factory = Arc::new(factory);
         let fds2 = fds.clone();
         let r = self.run(move |id, _io| {
-            let fd = take(&fds2, id, "UDP socket")?;
+            let fd = fds2.take(id, "UDP socket")?;
             Ok(UdpService::new(fd, factory.make(id), id, send_queue))
         });
-        close_left(&fds);
+        fds.close_left();
         r
     }
 
@@ -139,31 +87,23 @@ impl ServeUdp for Runtime {
     ) -> io::Result<()> {
         let workers = self.config().workers;
         let l = listeners.into_listeners(workers)?;
-        if l.len() != workers {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "{} listeners for {workers} workers: bind one per worker",
-                    l.len()
-                ),
-            ));
-        }
+        one_per_worker(l.len(), workers, "listeners")?;
         let (ufds, send_queue) = udp_fds(udp, workers)?;
         let pass_fds = l.pass_fds();
         let (fds, _unix_file) = l.into_parts();
-        let tfds: Taken = Arc::new(Mutex::new(fds.into_iter().map(Some).collect()));
+        let tfds = WorkerFds::new(fds);
         let (factory, udp_factory) = (Arc::new(factory), Arc::new(udp_factory));
         let (t2, u2) = (tfds.clone(), ufds.clone());
         let r = self.run(move |id, io| {
-            let fd = take(&t2, id, "listener")?;
+            let fd = t2.take(id, "listener")?;
             let mut tcp = Server::new(id, fd, factory.clone(), io.now());
             tcp.listener.pass_fds = pass_fds;
-            let ufd = take(&u2, id, "UDP socket")?;
+            let ufd = u2.take(id, "UDP socket")?;
             let udp = UdpService::new(ufd, udp_factory.make(id), id, send_queue);
             Ok(Both { tcp, udp })
         });
-        close_left(&tfds);
-        close_left(&ufds);
+        tfds.close_left();
+        ufds.close_left();
         r
     }
 }
@@ -173,6 +113,14 @@ impl ServeUdp for Runtime {
 pub(crate) struct Both<A, B> {
     tcp: A,
     udp: B,
+}
+
+impl<A: Service, B: Service> Both<A, B> {
+    /// Runs a turn's step on the TCP service, then on the UDP one.
+    fn each(&mut self, io: &mut Io, step: fn(&mut dyn Service, &mut Io)) {
+        step(&mut self.tcp, io);
+        step(&mut self.udp, io);
+    }
 }
 
 impl<A: Service, B: Service> Service for Both<A, B> {
@@ -190,13 +138,11 @@ impl<A: Service, B: Service> Service for Both<A, B> {
     }
 
     fn expire(&mut self, io: &mut Io) {
-        self.tcp.expire(io);
-        self.udp.expire(io);
+        self.each(io, |s, io| s.expire(io));
     }
 
     fn flush(&mut self, io: &mut Io) {
-        self.tcp.flush(io);
-        self.udp.flush(io);
+        self.each(io, |s, io| s.flush(io));
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -207,13 +153,11 @@ impl<A: Service, B: Service> Service for Both<A, B> {
     }
 
     fn drain(&mut self, io: &mut Io) {
-        self.tcp.drain(io);
-        self.udp.drain(io);
+        self.each(io, |s, io| s.drain(io));
     }
 
     fn abort(&mut self, io: &mut Io) {
-        self.tcp.abort(io);
-        self.udp.abort(io);
+        self.each(io, |s, io| s.abort(io));
     }
 
     fn is_done(&self) -> bool {

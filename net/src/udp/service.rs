@@ -44,8 +44,12 @@ pub(crate) const CONTROL_CAP: usize = 24;
 /// Wait before re-arming a receive that failed with an error other than `ENOBUFS`.
 const ERROR_BACKOFF: Duration = Duration::from_millis(10);
 
+/// Generation of every token of the socket: its slots are never reused while an op
+/// of theirs is in flight, so a completion under any other generation is stale.
+const GENERATION: u32 = 0;
+
 fn token(slot: u32) -> Token {
-    Token::new(slot, 0, OpKind::Datagram)
+    Token::new(slot, GENERATION, OpKind::Datagram)
 }
 
 /// One worker's UDP socket.
@@ -298,6 +302,12 @@ impl<H: DatagramHandler> Service for UdpService<H> {
     }
 
     fn complete(&mut self, io: &mut Io, c: Completion) {
+        if c.token.generation() != GENERATION {
+            // Stale (ARCHITECTURE.md decision 3): it reaches no slot and no callback.
+            io.counters().stale += 1;
+            io.recycle(&c);
+            return;
+        }
         match c.token.slot() {
             RECV => self.on_recv(io, c),
             CANCEL => self.ops -= 1,

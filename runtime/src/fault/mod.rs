@@ -10,7 +10,7 @@
 //! | short send | the send is submitted with a private copy of its iovecs cut to `1..len` bytes, so the kernel really sends fewer; the copy lives until the token's last op completes |
 //! | short splice | an unlinked splice is submitted with a smaller `len` (splice may always move fewer bytes) |
 //! | `EAGAIN` on send | the send is not submitted; a final `-EAGAIN` is synthesised |
-//! | `ENOBUFS` on receive | at arm time: the multishot recv is not submitted, a final `-ENOBUFS` is synthesised; mid-stream: the armed recv is cancelled by token and its real final `-ECANCELED` is rewritten to `-ENOBUFS` (data completions before it pass unchanged) |
+//! | `ENOBUFS` on receive | at arm time: the multishot recv (stream or datagram) is not submitted, a final `-ENOBUFS` is synthesised; mid-stream: the armed recv is cancelled by token and its real final `-ECANCELED` is rewritten to `-ENOBUFS` (data completions before it pass unchanged) |
 //! | `EMFILE` on accept | as `ENOBUFS`, for the multishot accept |
 //! | delay / reorder | a completion is held for a few loop turns, then released interleaved with others; completions of one token keep their order, and ops of a link are never held |
 //! | stale duplicate | a copy of a completion under a previous generation of its slot (so the registry must drop it), without buffer or `F_MORE` |
@@ -421,7 +421,9 @@ impl<D: Inner> FaultDriver<D> {
                         *len = short;
                     }
                 }
-                Op::RecvMulti { .. } if self.rng.hit(self.rates.recv_enobufs) => {
+                Op::RecvMulti { .. } | Op::RecvMsgMulti { .. }
+                    if self.rng.hit(self.rates.recv_enobufs) =>
+                {
                     bump(Stat::RecvEnobufs);
                     *self.in_flight.entry(token.raw()).or_default() += 1;
                     self.synthesise(token, -libc::ENOBUFS);
@@ -506,7 +508,7 @@ impl<D: Inner> FaultDriver<D> {
             return;
         }
         *self.in_flight.entry(token.raw()).or_default() += 1;
-        if let Op::RecvMulti { fd } | Op::AcceptMulti { fd } = *op {
+        if let Op::RecvMulti { fd } | Op::RecvMsgMulti { fd, .. } | Op::AcceptMulti { fd } = *op {
             self.multi.insert(
                 token.raw(),
                 Multi {

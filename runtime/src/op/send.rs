@@ -8,65 +8,54 @@ use std::mem;
 use std::os::fd::RawFd;
 use std::slice;
 
-/// The SQE: `IORING_OP_SEND` (kernel 5.6) when the message is one buffer without
-/// control data, which spares
-/// the kernel importing a `msghdr` and an iovec array per send; `IORING_OP_SENDMSG`
-/// otherwise.
-///
-/// # Safety
-/// `msg` points at a valid `msghdr` whose iovecs, and the memory they describe, outlive
-/// the op (the push contract).
-pub(crate) unsafe fn sqe(fd: RawFd, msg: *const libc::msghdr, waitall: bool) -> squeue::Entry {
-    let mut flags = libc::MSG_NOSIGNAL as u32;
-    if waitall {
-        flags |= libc::MSG_WAITALL as u32;
-    }
-    // SAFETY: forwarded caller contract: `msg` and its iovecs are valid.
-    let iov = unsafe { iovecs(msg) };
-    // Control data (passed fds) needs the msghdr.
-    // SAFETY: as above.
-    let plain = unsafe { (*msg).msg_controllen } == 0;
-    if let ([one], true) = (iov, plain) {
-        if let Ok(len) = u32::try_from(one.iov_len) {
-            return opcode::Send::new(types::Fd(fd), one.iov_base as *const u8, len)
-                .flags(flags as i32)
-                .build();
-        }
-    }
-    opcode::SendMsg::new(types::Fd(fd), msg)
-        .flags(flags)
-        .build()
-}
-
 /// `IORING_SEND_ZC_REPORT_USAGE`: the notification says whether the kernel copied.
 const ZC_REPORT_USAGE: u16 = 1 << 3;
 
-/// The zero-copy SQE: `IORING_OP_SEND_ZC` (kernel 6.0) for one buffer,
+/// The SQE: `IORING_OP_SEND` (kernel 5.6) when the message is one buffer without
+/// control data, which spares the kernel importing a `msghdr` and an iovec array per
+/// send; `IORING_OP_SENDMSG` otherwise.
+///
+/// With `zc`, the zero-copy forms: `IORING_OP_SEND_ZC` (kernel 6.0) for one buffer,
 /// `IORING_OP_SENDMSG_ZC` (6.1) otherwise, asking the notification to report whether
-/// the kernel copied after all. The op completes twice: the result (with `F_MORE`),
+/// the kernel copied after all. Such an op completes twice: the result (with `F_MORE`),
 /// then a notification (`F_NOTIF`) once the kernel no longer reads the memory.
 ///
 /// # Safety
-/// As [`sqe`], until the *notification*.
-pub(crate) unsafe fn sqe_zc(fd: RawFd, msg: *const libc::msghdr, waitall: bool) -> squeue::Entry {
+/// `msg` points at a valid `msghdr` whose iovecs, and the memory they describe, outlive
+/// the op (the push contract); with `zc`, until the *notification*.
+pub(crate) unsafe fn sqe(
+    fd: RawFd,
+    msg: *const libc::msghdr,
+    waitall: bool,
+    zc: bool,
+) -> squeue::Entry {
     let mut flags = libc::MSG_NOSIGNAL as u32;
     if waitall {
         flags |= libc::MSG_WAITALL as u32;
     }
+    let fd = types::Fd(fd);
+    // Control data (passed fds) needs the msghdr.
+    // SAFETY: forwarded caller contract: `msg` is valid.
+    let plain = unsafe { (*msg).msg_controllen } == 0;
     // SAFETY: forwarded caller contract: `msg` and its iovecs are valid.
-    let iov = unsafe { iovecs(msg) };
-    if let [one] = iov {
-        if let Ok(len) = u32::try_from(one.iov_len) {
-            return opcode::SendZc::new(types::Fd(fd), one.iov_base as *const u8, len)
-                .flags(flags as i32)
-                .zc_flags(ZC_REPORT_USAGE)
-                .build();
-        }
+    let one = match unsafe { iovecs(msg) } {
+        [one] if plain => u32::try_from(one.iov_len)
+            .ok()
+            .map(|len| (one.iov_base as *const u8, len)),
+        _ => None,
+    };
+    match (one, zc) {
+        (Some((buf, len)), false) => opcode::Send::new(fd, buf, len).flags(flags as i32).build(),
+        (Some((buf, len)), true) => opcode::SendZc::new(fd, buf, len)
+            .flags(flags as i32)
+            .zc_flags(ZC_REPORT_USAGE)
+            .build(),
+        (None, false) => opcode::SendMsg::new(fd, msg).flags(flags).build(),
+        (None, true) => opcode::SendMsgZc::new(fd, msg)
+            .flags(flags)
+            .ioprio(ZC_REPORT_USAGE)
+            .build(),
     }
-    opcode::SendMsgZc::new(types::Fd(fd), msg)
-        .flags(flags)
-        .ioprio(ZC_REPORT_USAGE)
-        .build()
 }
 
 /// epoll: one `sendmsg(2)` with `MSG_NOSIGNAL` (a closed peer is `EPIPE`, never SIGPIPE).

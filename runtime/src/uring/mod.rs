@@ -189,16 +189,10 @@ impl Ring {
                     .zc_threshold
                     .filter(|_| !unsafe { op::send::has_control(msg) })
                     .map(|_| unsafe { op::send::total_len(msg) });
-                match (self.zc_threshold, len) {
-                    (Some(t), Some(n)) if n >= t => {
-                        zc = true;
-                        // SAFETY: forwarded push contract; the service sees this op's
-                        // completion only after the notification (`Ring::harvest`).
-                        unsafe { op::send::sqe_zc(fd, msg, waitall) }
-                    }
-                    // SAFETY: forwarded push contract.
-                    _ => unsafe { op::send::sqe(fd, msg, waitall) },
-                }
+                zc = matches!((self.zc_threshold, len), (Some(t), Some(n)) if n >= t);
+                // SAFETY: forwarded push contract; with `zc`, the service sees this op's
+                // completion only after the notification (`Ring::harvest`).
+                unsafe { op::send::sqe(fd, msg, waitall, zc) }
             }
             Op::Shutdown { fd, how } => op::shutdown::sqe(fd, how),
             Op::Close { fd } => op::close::sqe(fd),
