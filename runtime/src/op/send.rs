@@ -2,7 +2,8 @@
 //! when writable, parked until `EPOLLOUT` on `EAGAIN`; `waitall` (or a link) resumes a
 //! short write from a private copy of the iovecs ([`Rest`]).
 
-use io_uring::{opcode, squeue, types};
+use super::Target;
+use io_uring::squeue;
 use std::io;
 use std::mem;
 use std::os::fd::RawFd;
@@ -15,7 +16,12 @@ use std::slice;
 /// # Safety
 /// `msg` points at a valid `msghdr` whose iovecs, and the memory they describe, outlive
 /// the op (the push contract).
-pub(crate) unsafe fn sqe(fd: RawFd, msg: *const libc::msghdr, waitall: bool) -> squeue::Entry {
+pub(crate) unsafe fn sqe(
+    fd: impl Into<Target>,
+    msg: *const libc::msghdr,
+    waitall: bool,
+) -> squeue::Entry {
+    let fd: Target = fd.into();
     let mut flags = libc::MSG_NOSIGNAL as u32;
     if waitall {
         flags |= libc::MSG_WAITALL as u32;
@@ -24,14 +30,12 @@ pub(crate) unsafe fn sqe(fd: RawFd, msg: *const libc::msghdr, waitall: bool) -> 
     let iov = unsafe { iovecs(msg) };
     if let [one] = iov {
         if let Ok(len) = u32::try_from(one.iov_len) {
-            return opcode::Send::new(types::Fd(fd), one.iov_base as *const u8, len)
+            return on_target!(Send, fd, one.iov_base as *const u8, len)
                 .flags(flags as i32)
                 .build();
         }
     }
-    opcode::SendMsg::new(types::Fd(fd), msg)
-        .flags(flags)
-        .build()
+    on_target!(SendMsg, fd, msg).flags(flags).build()
 }
 
 /// `IORING_SEND_ZC_REPORT_USAGE`: the notification says whether the kernel copied.
@@ -44,7 +48,12 @@ const ZC_REPORT_USAGE: u16 = 1 << 3;
 ///
 /// # Safety
 /// As [`sqe`], until the *notification*.
-pub(crate) unsafe fn sqe_zc(fd: RawFd, msg: *const libc::msghdr, waitall: bool) -> squeue::Entry {
+pub(crate) unsafe fn sqe_zc(
+    fd: impl Into<Target>,
+    msg: *const libc::msghdr,
+    waitall: bool,
+) -> squeue::Entry {
+    let fd: Target = fd.into();
     let mut flags = libc::MSG_NOSIGNAL as u32;
     if waitall {
         flags |= libc::MSG_WAITALL as u32;
@@ -53,13 +62,13 @@ pub(crate) unsafe fn sqe_zc(fd: RawFd, msg: *const libc::msghdr, waitall: bool) 
     let iov = unsafe { iovecs(msg) };
     if let [one] = iov {
         if let Ok(len) = u32::try_from(one.iov_len) {
-            return opcode::SendZc::new(types::Fd(fd), one.iov_base as *const u8, len)
+            return on_target!(SendZc, fd, one.iov_base as *const u8, len)
                 .flags(flags as i32)
                 .zc_flags(ZC_REPORT_USAGE)
                 .build();
         }
     }
-    opcode::SendMsgZc::new(types::Fd(fd), msg)
+    on_target!(SendMsgZc, fd, msg)
         .flags(flags)
         .ioprio(ZC_REPORT_USAGE)
         .build()
