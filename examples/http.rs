@@ -9,7 +9,7 @@
 //! `/metrics` prints the runtime's counters, responses by status code and a request
 //! latency histogram in Prometheus text format (docs/operations.md lists them), and per
 //! worker a histogram of TCP round-trip times and retransmit counters from `TCP_INFO`,
-//! sampled once per connection near its end (peer FIN, idle timeout or shutdown).
+//! sampled once per connection just before its socket closes (`Handler::on_closing`).
 //! `--access-log PATH|-` writes one line per request (combined or `--access-log-format
 //! json`). SIGINT/SIGTERM drain (`--drain-timeout`), a second one exits at once,
 //! SIGHUP reopens the access log; under systemd it notifies readiness and serves on
@@ -166,7 +166,7 @@ fn main() -> anyhow::Result<()> {
     });
     let base = HttpConn::factory(router, limits);
     common::report_status(rt.handle(), std::time::Duration::from_secs(5));
-    // Each connection is also sampled (TCP_INFO) once near its end, for /metrics.
+    // Each connection is also sampled (TCP_INFO) once as it closes, for /metrics.
     let tcp_stats = TCP_STATS.get_or_init(|| TcpStats::new(rt.config().workers));
     let detail = log.is_some();
     let factory = tcp_stats.wrap(move |info: &ConnInfo| {

@@ -18,7 +18,10 @@
 //! `proxy --tls-cert cert.pem --tls-key key.pem --upstream 127.0.0.1:8080`.
 //!
 //! `--access-log PATH|-` writes one line per connection (client, upstream, bytes each
-//! way, duration, close reason); `--metrics-addr` serves `/metrics` on its own address
+//! way, duration, close reason; in `--access-log-format json` a splice tunnel's line also has each leg's TCP
+//! statistics, sampled just before the sockets close: rtt, rttvar, retransmits, bytes
+//! acked/received, delivery rate); with `RUST_LOG=debug` the same summary is logged per
+//! connection; `--metrics-addr` serves `/metrics` on its own address
 //! (the listening port is a tunnel). Signals, systemd and exit codes:
 //! docs/operations.md.
 
@@ -30,7 +33,7 @@ use anyhow::Context;
 use clap::Parser;
 use ringcore::http::{AccessFormat, AccessLog};
 use ringcore::net::{TunnelOptions, TunnelStats};
-use ringcore::{CloseReason, Conn, ConnInfo, Handler, Serve};
+use ringcore::{CloseReason, Closing, Conn, ConnInfo, Handler, Serve, TcpInfo};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -91,19 +94,48 @@ struct Proxy {
     client: Option<SocketAddr>,
     start: Instant,
     carried: Option<TunnelStats>,
+    /// TCP_INFO of the client and upstream legs, sampled in `on_closing`.
+    legs: [Option<TcpInfo>; 2],
+}
+
+/// One leg's TCP statistics as a JSON object (`null` if not sampled: a Unix client, or
+/// an upstream that never connected).
+fn tcp_json(i: Option<&TcpInfo>) -> String {
+    match i {
+        None => "null".to_string(),
+        Some(i) => format!(
+            "{{\"rtt_us\":{},\"rttvar_us\":{},\"retransmits\":{},\"bytes_acked\":{},\
+             \"bytes_received\":{},\"delivery_rate\":{}}}",
+            i.rtt.as_micros(),
+            i.rttvar.as_micros(),
+            i.total_retrans,
+            i.bytes_acked,
+            i.bytes_received,
+            i.delivery_rate
+        ),
+    }
 }
 
 /// One access-log line for a closed tunnel.
 fn tunnel_line(p: &Proxy, format: AccessFormat, reason: &CloseReason) -> String {
     let (up, down) = p.carried.map_or((0, 0), |c| (c.to_upstream, c.to_client));
-    relay::access_line(
+    let line = relay::access_line(
         format,
         p.client,
         p.upstream,
         (up, down),
         p.start.elapsed(),
         reason,
-    )
+    );
+    match (format, line.trim_end().strip_suffix('}')) {
+        // The splice tunnel's JSON line also carries each leg's TCP statistics.
+        (AccessFormat::Json, Some(head)) => format!(
+            "{head},\"client_tcp\":{},\"upstream_tcp\":{}}}\n",
+            tcp_json(p.legs[0].as_ref()),
+            tcp_json(p.legs[1].as_ref()),
+        ),
+        _ => line,
+    }
 }
 
 impl Handler for Proxy {
@@ -122,7 +154,34 @@ impl Handler for Proxy {
         self.carried = Some(stats);
     }
 
+    fn on_closing(&mut self, closing: &Closing) {
+        // The sockets' last moment open: sample both legs (two getsockopt), only if
+        // someone reads the result.
+        if self.log.is_some() || tracing::enabled!(tracing::Level::DEBUG) {
+            self.legs = [
+                closing.tcp_info().ok(),
+                closing.upstream_tcp_info().and_then(Result::ok),
+            ];
+        }
+    }
+
     fn on_close(&mut self, reason: CloseReason) {
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let (up, down) = self
+                .carried
+                .map_or((0, 0), |c| (c.to_upstream, c.to_client));
+            tracing::debug!(
+                client = ?self.client,
+                upstream = %self.upstream,
+                bytes_to_upstream = up,
+                bytes_to_client = down,
+                duration_us = self.start.elapsed().as_micros() as u64,
+                reason = ?reason,
+                client_tcp = %tcp_json(self.legs[0].as_ref()),
+                upstream_tcp = %tcp_json(self.legs[1].as_ref()),
+                "proxy: connection summary"
+            );
+        }
         if self.verbose {
             tracing::info!("proxy: connection closed: {reason:?}");
         }
@@ -202,10 +261,13 @@ fn main() -> anyhow::Result<()> {
             upstream,
             opts,
             verbose,
-            client: log2.as_ref().and_then(|_| info.peer_addr()),
+            client: (log2.is_some() || tracing::enabled!(tracing::Level::DEBUG))
+                .then(|| info.peer_addr())
+                .flatten(),
             log: log2.clone(),
             start: Instant::now(),
             carried: None,
+            legs: [None, None],
         })
     };
     if let Some(m) = metrics {

@@ -37,7 +37,7 @@ pub use ringcore_net::http;
 /// TLS (rustls) as a handler wrapper; feature `tls`, on by default. See `docs/tls.md`.
 #[cfg(feature = "tls")]
 pub use ringcore_net::tls;
-pub use ringcore_net::{Addr, PeerCredentials, TcpInfo, TcpStats, ToAddr, UnixAddr};
+pub use ringcore_net::{Addr, Closing, PeerCredentials, TcpInfo, TcpStats, ToAddr, UnixAddr};
 pub use ringcore_net::{
     CloseReason, Conn, ConnInfo, Connect, ConnectOptions, Factory, Handler, IntoListeners,
     Keepalive, Listeners, Serve, SocketOptions, TunnelOptions, DEFAULT_CLOSE_TIMEOUT,

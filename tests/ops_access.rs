@@ -309,6 +309,16 @@ fn proxy_access_log_and_metrics_addr() {
                     "{line}"
                 );
                 assert!(line.contains("\"close_reason\":\"PeerClosed\""), "{line}");
+                // Both legs' TCP_INFO, sampled just before the sockets closed: the
+                // client sent 3000 bytes (+1 for its FIN), the upstream acked 3000 (+1).
+                for leg in ["client_tcp", "upstream_tcp"] {
+                    assert!(line.contains(&format!("\"{leg}\":{{\"rtt_us\":")), "{line}");
+                }
+                assert!(
+                    line.contains("\"bytes_received\":3000,")
+                        || line.contains("\"bytes_received\":3001,"),
+                    "{line}"
+                );
             } else {
                 assert!(
                     line.starts_with("127.0.0.1 - - [")

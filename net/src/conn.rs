@@ -62,6 +62,8 @@ pub(crate) const RESET_SET: u32 = 1 << 21;
 /// being read and encrypted in chunks) is still to go out: the close deadline already
 /// runs, though the real close has not begun (layer.rs).
 pub(crate) const LAYER_CLOSE: u32 = 1 << 22;
+/// `Handler::on_closing` ran (closing.rs): once per connection.
+pub(crate) const CLOSING_SEEN: u32 = 1 << 23;
 
 /// Default most unconsumed input bytes kept for a handler.
 pub const DEFAULT_MAX_PENDING: u32 = 1 << 20;
@@ -128,6 +130,9 @@ pub struct ConnCore {
     pub(crate) guards: u8,
     /// The hang-up guard fired with the receive armed: when to check it ended.
     pub(crate) guard_timer: Option<TimerHandle>,
+    /// Set by `Conn::receive_fds`: the connection receives with recvmsg into this
+    /// (fdpass.rs).
+    pub(crate) fdrecv: Option<Box<crate::fdpass::FdRecv>>,
 }
 
 /// A file leaving by splice: file -> pipe -> socket.
@@ -183,6 +188,7 @@ impl ConnCore {
             layer: None,
             guards: 0,
             guard_timer: None,
+            fdrecv: None,
         }
     }
 

@@ -22,6 +22,9 @@ impl<F: Factory> Server<F> {
             slot.core.clear(RECV_ARMED | RECV_CANCEL);
             self.ctx.mark_dirty(&mut slot.core);
         }
+        if c.result > 0 && slot.core.fdrecv.is_some() {
+            return self.on_recvmsg_bytes(io, &c, idx);
+        }
         if c.result > 0 {
             let n = c.result as usize;
             io.counters().bytes_in += n as u64;
@@ -299,8 +302,19 @@ impl<F: Factory> Server<F> {
         let core = &mut s.value.core;
         if !core.has(READ_STOP | RECV_ARMED | EOF | NOBUF_WAIT) {
             let tok = core.token;
-            // SAFETY: a multishot recv references only the worker's buffer pool.
-            if unsafe { self.arm(io, idx, tok, Op::RecvMulti { fd }, Use::Read) } {
+            // A connection that receives passed fds reads with recvmsg (fdpass.rs).
+            let op = match core.fdrecv.as_mut() {
+                Some(rx) => Op::RecvMsg {
+                    fd,
+                    msg: rx.prepare(),
+                    flags: libc::MSG_CMSG_CLOEXEC as u32,
+                },
+                None => Op::RecvMulti { fd },
+            };
+            // SAFETY: a multishot recv references only the worker's buffer pool; a
+            // recvmsg references the slot's boxed `FdRecv`, which stays in place until
+            // the slot is released after the op's completion (its INVARIANT).
+            if unsafe { self.arm(io, idx, tok, op, Use::Read) } {
                 if let Some(s) = self.conns.get_mut(idx) {
                     s.value.core.set(RECV_ARMED);
                 }
@@ -335,6 +349,12 @@ impl<F: Factory> Server<F> {
                 // peer would wait for a FIN that never comes.
                 let armed = core.has(RECV_ARMED | GUARD_ARMED);
                 core.set(CLOSE_SENT);
+                // The socket's last moment before the linked close may run.
+                self.call_on_closing(io, idx);
+                let Some(s) = self.conns.get_mut(idx) else {
+                    return;
+                };
+                let core = &mut s.value.core;
                 let close_tok = core.token.with_kind(OpKind::Close);
                 if armed {
                     let tok = core.token.with_kind(OpKind::Cancel);

@@ -26,6 +26,15 @@ pub trait Handler: 'static {
     /// [`Conn::set_max_pending`]) closes the connection with an error.
     fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) -> usize;
 
+    /// File descriptors a Unix peer passed (`SCM_RIGHTS`), on a connection that called
+    /// [`Conn::receive_fds`]; called before `on_data` gets the bytes they came with.
+    /// They are open, close-on-exec and owned by the handler: dropping them closes
+    /// them. At most [`MAX_PASSED_FDS`](crate::fdpass::MAX_PASSED_FDS) per message. The
+    /// default closes them.
+    fn on_fds(&mut self, conn: &mut Conn<'_>, fds: Vec<std::os::fd::OwnedFd>) {
+        let _ = (conn, fds);
+    }
+
     /// The write queue drained (every queued byte was handed to the kernel).
     fn on_sent(&mut self, conn: &mut Conn<'_>) {
         let _ = conn;
@@ -87,6 +96,21 @@ pub trait Handler: 'static {
         msg: Box<dyn std::any::Any>,
     ) {
         let _ = (conn, to, msg);
+    }
+
+    /// The connection is about to close: no callback with a `Conn` follows, and its
+    /// socket (and a tunnel's upstream socket) is still open, for the last time (at
+    /// most the last queued bytes are still to leave, in a send linked to the close;
+    /// the statistics then miss only those). Read its
+    /// final state here: [`Closing::tcp_info`](crate::Closing::tcp_info) (and
+    /// [`upstream_tcp_info`](crate::Closing::upstream_tcp_info) for a tunnel) for a
+    /// connection summary or per-worker statistics. Called once for every connection,
+    /// however it ends (graceful close, reset, abort, panic, drain deadline), just
+    /// before the close op and before [`on_close`](Self::on_close). Keep it short: one
+    /// `getsockopt` or two, no blocking. A panic here is caught and counted; the close
+    /// goes on. The default does nothing.
+    fn on_closing(&mut self, closing: &crate::Closing) {
+        let _ = closing;
     }
 
     /// The connection is gone: the fd is closed and no op is in flight.

@@ -10,9 +10,13 @@
 #![warn(missing_docs)]
 
 pub mod addr;
+mod closing;
+mod closing_call;
 mod conn;
 mod connect;
 mod dataflow;
+pub mod fdpass;
+mod fdpass_recv;
 mod guard;
 mod handler;
 mod hangup;
@@ -29,6 +33,7 @@ mod outbound;
 mod outbound_opts;
 mod reason;
 mod recvhold;
+mod scm;
 mod server;
 mod slot_handler;
 pub mod socket;
@@ -47,6 +52,7 @@ mod unix;
 mod wqueue;
 
 pub use addr::{Addr, PeerCredentials, ToAddr, UnixAddr};
+pub use closing::Closing;
 pub use conn::{DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_PENDING, DEFAULT_OUTPUT_HIGH_WATER};
 pub use handler::{CloseReason, Conn, ConnInfo, Factory, Handler, TunnelStats};
 pub use listener::Listeners;
@@ -54,7 +60,7 @@ pub use mailbox::{ConnId, ConnectRequest, Notifier, DEFAULT_CONNECT_TIMEOUT};
 pub use offload::{OffloadFull, OffloadLimits, DEFAULT_OFFLOAD_QUEUE, DEFAULT_OFFLOAD_THREADS};
 pub use outbound::Connect;
 pub use outbound_opts::ConnectOptions;
-pub use server::{IntoListeners, Serve};
+pub use server::{IntoListeners, Serve, SHARED_ACCEPT_DEPTH};
 pub use socket::{Keepalive, SocketOptions};
 pub use tcp_info::TcpInfo;
 pub use tcp_stats::TcpStats;

@@ -201,8 +201,13 @@ impl<F: Factory> Server<F> {
         if !s.value.core.has(CLOSE_WAIT) || s.in_flight() > 0 {
             return;
         }
+        s.value.core.clear(CLOSE_WAIT);
+        // The sockets' last moment open: the handler may read their state (TCP_INFO).
+        self.call_on_closing(io, idx);
+        let Some(s) = self.conns.get_mut(idx) else {
+            return;
+        };
         let core = &mut s.value.core;
-        core.clear(CLOSE_WAIT);
         let (fd, tok) = (core.fd, core.token.with_kind(OpKind::Close));
         // Nothing is in flight: pipes and files can go now too.
         self.release_fds(io, idx);

@@ -22,9 +22,20 @@ const LOG_INTERVAL: Duration = Duration::from_secs(1);
 /// Timer key of the listener's accept back-off.
 pub(crate) const ACCEPT_BACKOFF_KEY: u64 = u64::MAX - 1;
 
+/// Single-shot accepts each worker keeps in flight, on io_uring, on a listener all
+/// workers share (a Unix socket: `SO_REUSEPORT` does not balance those). A multishot
+/// accept would stay first in the socket's wait queue and take nearly every
+/// connection; a single-shot accept that completes re-queues behind the other
+/// workers' waiting accepts, so connections spread over the workers (docs/tuning.md,
+/// "Workers share one Unix socket").
+pub const SHARED_ACCEPT_DEPTH: u32 = 4;
+
 pub(crate) struct Listener {
     pub(crate) fd: RawFd,
-    pub(crate) armed: bool,
+    /// Accept ops in flight (a multishot one counts once).
+    pub(crate) armed: u32,
+    /// The socket is shared by every worker (Unix: no `SO_REUSEPORT` balancing).
+    pub(crate) shared: bool,
     pub(crate) closing: bool,
     pub(crate) in_flight: u32,
     pub(crate) paused_until: Option<Instant>,
@@ -50,7 +61,8 @@ impl<F: Factory> Server<F> {
             ctx: WorkerCtx::new(worker, now),
             listener: Listener {
                 fd,
-                armed: false,
+                armed: 0,
+                shared: fd >= 0 && matches!(crate::addr::local(fd), Some(crate::Addr::Unix(_))),
                 closing: false,
                 in_flight: 0,
                 paused_until: None,
@@ -61,21 +73,27 @@ impl<F: Factory> Server<F> {
         }
     }
 
+    /// Keeps the listener's accepts armed: one multishot accept, or on io_uring for a
+    /// shared (Unix) listener [`SHARED_ACCEPT_DEPTH`] single-shot ones, so that
+    /// connections spread over the workers (see [`crate::unix`]).
     pub(crate) fn arm_accept(&mut self, io: &mut Io) {
         let l = &mut self.listener;
-        if l.armed || l.closing || l.paused_until.is_some() || io.is_draining() {
+        if l.closing || l.paused_until.is_some() || io.is_draining() {
             return;
         }
-        // SAFETY: accept references no memory.
-        if unsafe {
-            io.submit(
-                Token::internal(0, OpKind::Accept),
-                Op::AcceptMulti { fd: l.fd },
-            )
-        }
-        .is_ok()
-        {
-            l.armed = true;
+        let single = l.shared && io.backend() == ringcore_runtime::BackendKind::Uring;
+        let depth = if single { SHARED_ACCEPT_DEPTH } else { 1 };
+        while l.armed < depth {
+            let op = if single {
+                Op::Accept { fd: l.fd }
+            } else {
+                Op::AcceptMulti { fd: l.fd }
+            };
+            // SAFETY: accept references no memory.
+            if unsafe { io.submit(Token::internal(0, OpKind::Accept), op) }.is_err() {
+                return;
+            }
+            l.armed += 1;
             l.in_flight += 1;
         }
     }
@@ -88,7 +106,7 @@ impl<F: Factory> Server<F> {
         match c.token.kind() {
             Some(OpKind::Accept) => {
                 if final_cqe {
-                    self.listener.armed = false;
+                    self.listener.armed = self.listener.armed.saturating_sub(1);
                 }
                 if c.result >= 0 {
                     self.accepted(io, c.result);
@@ -115,7 +133,7 @@ impl<F: Factory> Server<F> {
                             self.ctx.timers.insert(until, ACCEPT_BACKOFF_KEY);
                         }
                         self.listener.paused_until = Some(until);
-                        if !final_cqe {
+                        if self.listener.armed > 0 {
                             self.cancel_listener(io);
                         }
                     }
@@ -401,7 +419,7 @@ impl<F: Factory> Service for Server<F> {
         }
         if self.listener.fd >= 0 && !self.listener.closing {
             self.listener.closing = true;
-            if self.listener.armed {
+            if self.listener.armed > 0 {
                 self.cancel_listener(io);
             }
             let fd = self.listener.fd;

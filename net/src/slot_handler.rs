@@ -36,6 +36,9 @@ impl<H: Handler> Handler for SlotHandler<H> {
     fn on_sent(&mut self, conn: &mut Conn<'_>) {
         forward!(self, h => h.on_sent(conn))
     }
+    fn on_fds(&mut self, conn: &mut Conn<'_>, fds: Vec<std::os::fd::OwnedFd>) {
+        forward!(self, h => h.on_fds(conn, fds))
+    }
     fn on_eof(&mut self, conn: &mut Conn<'_>) {
         forward!(self, h => h.on_eof(conn))
     }
@@ -57,6 +60,9 @@ impl<H: Handler> Handler for SlotHandler<H> {
     fn on_undelivered(&mut self, conn: &mut Conn<'_>, to: ConnId, msg: Box<dyn Any>) {
         forward!(self, h => h.on_undelivered(conn, to, msg))
     }
+    fn on_closing(&mut self, closing: &crate::Closing) {
+        forward!(self, h => h.on_closing(closing))
+    }
     fn on_close(&mut self, reason: CloseReason) {
         forward!(self, h => h.on_close(reason))
     }
@@ -76,6 +82,9 @@ impl<H: Handler + ?Sized> Handler for Box<H> {
     }
     fn on_sent(&mut self, conn: &mut Conn<'_>) {
         (**self).on_sent(conn)
+    }
+    fn on_fds(&mut self, conn: &mut Conn<'_>, fds: Vec<std::os::fd::OwnedFd>) {
+        (**self).on_fds(conn, fds)
     }
     fn on_eof(&mut self, conn: &mut Conn<'_>) {
         (**self).on_eof(conn)
@@ -97,6 +106,9 @@ impl<H: Handler + ?Sized> Handler for Box<H> {
     }
     fn on_undelivered(&mut self, conn: &mut Conn<'_>, to: ConnId, msg: Box<dyn Any>) {
         (**self).on_undelivered(conn, to, msg)
+    }
+    fn on_closing(&mut self, closing: &crate::Closing) {
+        (**self).on_closing(closing)
     }
     fn on_close(&mut self, reason: CloseReason) {
         (**self).on_close(reason)

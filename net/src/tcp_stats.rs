@@ -2,16 +2,16 @@
 //! smoothed RTT and counters of retransmitted segments and bytes, printed in Prometheus
 //! text format with `# HELP` lines.
 //!
-//! [`TcpStats::wrap`] wraps a [`Factory`] so each connection is sampled once, at the
-//! first of: the peer's end of stream (`on_eof`), the idle timeout (`on_timeout`), or
-//! the start of a graceful shutdown (`on_drain`), i.e. just before the usual ways a
-//! connection ends, while its socket is still open. A connection that the server itself
-//! closes in the middle of an exchange, or an aborted one, is not sampled (the fd is
-//! already closed when `on_close` runs). Recording is a few relaxed atomic adds on the
-//! connection's worker's own cache lines.
+//! [`TcpStats::wrap`] wraps a [`Factory`] so every TCP connection is sampled once, in
+//! [`Handler::on_closing`]: after its last op and just before its socket is closed,
+//! however it ends (graceful close, reset, abort, idle timeout, drain), so the sample
+//! holds the connection's whole life. A Unix connection has no `TCP_INFO` and is not
+//! counted. Recording is a few relaxed atomic adds on the connection's worker's own
+//! cache lines.
 
-use crate::handler::{CloseReason, Conn, ConnInfo, Factory, Handler};
+use crate::handler::{CloseReason, Conn, ConnInfo, Factory, Handler, TunnelStats};
 use crate::tcp_info::TcpInfo;
+use crate::Closing;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -139,32 +139,19 @@ impl TcpStats {
         move |info: &ConnInfo| Sampled {
             inner: factory.make(info),
             stats: stats.clone(),
-            sampled: false,
         }
     }
 }
 
-/// A handler that samples `TCP_INFO` once into [`TcpStats`] (see the module docs) and
-/// otherwise delegates every callback to `inner`.
+/// A handler that samples `TCP_INFO` into [`TcpStats`] in `on_closing` (see the module
+/// docs) and otherwise delegates every callback to `inner`.
 pub struct Sampled<H> {
     inner: H,
     stats: Arc<TcpStats>,
-    sampled: bool,
 }
 
-impl<H> Sampled<H> {
-    fn sample(&mut self, conn: &Conn<'_>) {
-        if self.sampled {
-            return;
-        }
-        self.sampled = true;
-        // A Unix socket has no TCP_INFO: nothing to record.
-        if let Ok(i) = conn.tcp_info() {
-            self.stats.record(conn.worker_id(), &i);
-        }
-    }
-}
-
+// Every `Handler` method is forwarded: a missing one would silently run the trait's
+// default instead of the inner handler's.
 impl<H: Handler> Handler for Sampled<H> {
     fn on_open(&mut self, conn: &mut Conn<'_>) {
         self.inner.on_open(conn)
@@ -175,16 +162,16 @@ impl<H: Handler> Handler for Sampled<H> {
     fn on_sent(&mut self, conn: &mut Conn<'_>) {
         self.inner.on_sent(conn)
     }
+    fn on_fds(&mut self, conn: &mut Conn<'_>, fds: Vec<std::os::fd::OwnedFd>) {
+        self.inner.on_fds(conn, fds)
+    }
     fn on_eof(&mut self, conn: &mut Conn<'_>) {
-        self.sample(conn);
         self.inner.on_eof(conn)
     }
     fn on_timeout(&mut self, conn: &mut Conn<'_>) {
-        self.sample(conn);
         self.inner.on_timeout(conn)
     }
     fn on_drain(&mut self, conn: &mut Conn<'_>) {
-        self.sample(conn);
         self.inner.on_drain(conn)
     }
     fn on_timer(&mut self, conn: &mut Conn<'_>) {
@@ -193,8 +180,34 @@ impl<H: Handler> Handler for Sampled<H> {
     fn on_offload(&mut self, conn: &mut Conn<'_>, result: Box<dyn std::any::Any + Send>) {
         self.inner.on_offload(conn, result)
     }
+    fn on_message(
+        &mut self,
+        conn: &mut Conn<'_>,
+        from: crate::ConnId,
+        msg: Box<dyn std::any::Any>,
+    ) {
+        self.inner.on_message(conn, from, msg)
+    }
+    fn on_undelivered(
+        &mut self,
+        conn: &mut Conn<'_>,
+        to: crate::ConnId,
+        msg: Box<dyn std::any::Any>,
+    ) {
+        self.inner.on_undelivered(conn, to, msg)
+    }
+    fn on_closing(&mut self, closing: &Closing) {
+        // A Unix socket has no TCP_INFO: nothing to record.
+        if let Ok(i) = closing.tcp_info() {
+            self.stats.record(closing.worker_id(), &i);
+        }
+        self.inner.on_closing(closing)
+    }
     fn on_close(&mut self, reason: CloseReason) {
         self.inner.on_close(reason)
+    }
+    fn on_tunnel_closed(&mut self, stats: TunnelStats) {
+        self.inner.on_tunnel_closed(stats)
     }
 }
 

@@ -4,8 +4,11 @@
 //!
 //! Workers share one Unix listener (`SO_REUSEPORT` does not balance Unix sockets): each
 //! worker gets its own `dup` of the one listening socket and arms accept on it, so a new
-//! connection goes to whichever worker's accept the kernel wakes first. Closing one
-//! worker's dup leaves the socket listening for the others; it stops with the last.
+//! connection goes to whichever worker's accept the kernel wakes first. On io_uring
+//! that is the first exclusive waiter in the socket's wait queue, so workers keep
+//! [`SHARED_ACCEPT_DEPTH`](crate::SHARED_ACCEPT_DEPTH) single-shot accepts there (a
+//! multishot one would stay first and take every connection); see server.rs. Closing
+//! one worker's dup leaves the socket listening for the others; it stops with the last.
 
 use crate::addr::{Addr, RawAddr, UnixAddr};
 use crate::socket::SocketOptions;

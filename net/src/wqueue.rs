@@ -39,11 +39,25 @@ pub struct FileSeg {
     pub remaining: u64,
 }
 
+/// Bytes with file descriptors to pass (`SCM_RIGHTS`, fdpass.rs). The segment starts
+/// a send of its own, whose control data carries the fds, so they travel with its
+/// first byte; after that send the fds are closed (the kernel holds its own
+/// references) and the rest of the bytes go like any others.
+pub struct FdsSeg {
+    data: Vec<u8>,
+    /// Our duplicates of the fds to pass; emptied (closed) once they were sent.
+    /// INVARIANT: not touched while a send carrying `ctl` is in flight.
+    fds: Vec<std::os::fd::OwnedFd>,
+    /// The `SCM_RIGHTS` control message naming `fds`.
+    ctl: Vec<u64>,
+}
+
 enum Item {
     Bytes(Vec<u8>),
     /// Bytes in a receive buffer the connection holds (zero-copy echo).
     Held(HeldBuf),
     File(FileSeg),
+    Fds(Box<FdsSeg>),
 }
 
 impl Item {
@@ -51,6 +65,7 @@ impl Item {
         match self {
             Item::Bytes(b) => Some(b),
             Item::Held(h) => Some(h.bytes()),
+            Item::Fds(f) => Some(&f.data),
             Item::File(_) => None,
         }
     }
@@ -277,6 +292,11 @@ impl WriteQueue {
         self.get(spare).push_file(seg);
     }
 
+    /// Appends `data` carrying `fds` (see [`FdsSeg`]).
+    pub fn push_fds(&mut self, data: Vec<u8>, fds: Vec<std::os::fd::OwnedFd>, spare: &mut Spare) {
+        self.get(spare).push_fds(data, fds);
+    }
+
     /// True when the next thing to send is bytes (a send op can be prepared).
     pub fn bytes_ready(&self) -> bool {
         self.q.as_ref().is_some_and(|q| q.bytes_ready())
@@ -434,9 +454,20 @@ impl Queue {
         self.chunks.push_back(Item::File(seg));
     }
 
+    /// Appends bytes that carry file descriptors (see [`FdsSeg`]).
+    pub fn push_fds(&mut self, data: Vec<u8>, fds: Vec<std::os::fd::OwnedFd>) {
+        self.len += data.len();
+        let ctl = crate::scm::rights_control(&fds);
+        self.chunks
+            .push_back(Item::Fds(Box::new(FdsSeg { data, fds, ctl })));
+    }
+
     /// True when the next thing to send is bytes (a send op can be prepared).
     pub fn bytes_ready(&self) -> bool {
-        matches!(self.chunks.front(), Some(Item::Bytes(_) | Item::Held(_)))
+        matches!(
+            self.chunks.front(),
+            Some(Item::Bytes(_) | Item::Held(_) | Item::Fds(_))
+        )
     }
 
     /// The file segment at the head of the queue, if the head is a file.
@@ -495,7 +526,11 @@ impl Queue {
         };
         let mut n = 0;
         let mut bytes = 0;
-        let leading = self.chunks.iter().map_while(Item::bytes);
+        // A segment with fds starts a send: one behind other bytes ends this one.
+        let leading = self.chunks.iter().enumerate().map_while(|(i, c)| match c {
+            Item::Fds(_) if i > 0 => None,
+            c => c.bytes(),
+        });
         for (i, c) in leading.enumerate().take(MAX_IOV) {
             let off = if i == 0 { self.head } else { 0 };
             sb.iov[i] = libc::iovec {
@@ -509,6 +544,13 @@ impl Queue {
         sb.msg.msg_namelen = 0;
         sb.msg.msg_control = std::ptr::null_mut();
         sb.msg.msg_controllen = 0;
+        if let Some(Item::Fds(f)) = self.chunks.front() {
+            if !f.fds.is_empty() {
+                // The fds go with this send (its first byte is the segment's first).
+                sb.msg.msg_control = f.ctl.as_ptr() as *mut libc::c_void;
+                sb.msg.msg_controllen = f.ctl.len() * 8;
+            }
+        }
         sb.msg.msg_flags = 0;
         sb.msg.msg_iov = sb.iov.as_mut_ptr();
         sb.msg.msg_iovlen = n as _;
@@ -521,6 +563,12 @@ impl Queue {
     /// Returns true if it was short.
     pub fn complete(&mut self, sent: usize, spare: &mut Spare) -> bool {
         let short = sent < self.inflight_bytes;
+        if sent > 0 {
+            if let Some(Item::Fds(f)) = self.chunks.front_mut() {
+                // Sent with the first byte: the kernel holds them now; close ours.
+                f.fds.clear();
+            }
+        }
         let mut left = sent.min(self.inflight_bytes);
         self.len -= left;
         while left > 0 {
@@ -587,6 +635,15 @@ impl Queue {
                 Item::File(f) => {
                     self.len -= f.remaining as usize;
                     self.retired.push(f.fd);
+                }
+                Item::Fds(f) => {
+                    let unsent = if self.chunks.is_empty() {
+                        f.data.len() - self.head
+                    } else {
+                        f.data.len()
+                    };
+                    self.len -= unsent;
+                    // Dropping the segment closes our duplicates of its fds.
                 }
             }
         }

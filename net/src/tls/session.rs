@@ -563,6 +563,10 @@ impl<H: Handler> Handler for TlsHandler<H> {
         self.settle(conn, false);
     }
 
+    fn on_closing(&mut self, closing: &crate::Closing) {
+        self.inner.on_closing(closing);
+    }
+
     fn on_close(&mut self, reason: CloseReason) {
         self.inner.on_close(reason);
     }

@@ -1,4 +1,4 @@
-//! One try of a parkable op (send, read, splice, connect, poll-writable): the syscall
+//! One try of a parkable op (send, read, splice, connect, poll-writable, accept): the syscall
 //! if the fd looks ready, and what its result means for the fd's readiness flags.
 //!
 //! A send, read or splice that says `EAGAIN` (or writes/reads short) clears the flag
@@ -95,6 +95,61 @@ pub(super) fn attempt(fds: &mut Fds, p: &mut Pending, c: &mut Counters) -> Attem
             }
         }
         Op::Connect { fd, addr, addrlen } => connect(fds, fd, addr, addrlen, &mut p.progress, c),
+        Op::RecvMsg { fd, msg, flags } => loop {
+            if !fds.get(fd).ready(READABLE) {
+                return Attempt::Wait;
+            }
+            c.syscalls += 1;
+            // SAFETY: the push contract keeps `msg`, its iovecs and control buffer valid
+            // until completion. A short read does not clear READABLE: a Unix socket's
+            // receive stops where the passed fds change, with more bytes queued.
+            match unsafe { op::recvmsg::recvmsg(fd, msg, flags) } {
+                Ok(n) => {
+                    return Attempt::Done {
+                        result: count(n),
+                        ok: true,
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    fds.clear(fd, READABLE);
+                    return Attempt::Wait;
+                }
+                Err(e) => {
+                    return Attempt::Done {
+                        result: neg(&e),
+                        ok: false,
+                    }
+                }
+            }
+        },
+        Op::Accept { fd } => loop {
+            if !fds.get(fd).ready(READABLE) {
+                return Attempt::Wait;
+            }
+            c.syscalls += 1;
+            match op::accept::accept(fd) {
+                Ok(new) => {
+                    return Attempt::Done {
+                        result: new,
+                        ok: true,
+                    }
+                }
+                // The connection went away before we took it: take the next one.
+                Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    fds.clear(fd, READABLE);
+                    return Attempt::Wait;
+                }
+                Err(e) => {
+                    return Attempt::Done {
+                        result: neg(&e),
+                        ok: false,
+                    }
+                }
+            }
+        },
         Op::SendMsg { fd, msg } => loop {
             if !fds.get(fd).ready(WRITABLE) {
                 return Attempt::Wait;

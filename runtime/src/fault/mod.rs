@@ -440,7 +440,9 @@ impl<D: Inner> FaultDriver<D> {
                         m.cancel_asked = true;
                     }
                 }
-                Op::AcceptMulti { .. } if self.rng.hit(self.rates.accept_emfile) => {
+                Op::AcceptMulti { .. } | Op::Accept { .. }
+                    if self.rng.hit(self.rates.accept_emfile) =>
+                {
                     bump(Stat::AcceptEmfile);
                     *self.in_flight.entry(token.raw()).or_default() += 1;
                     self.synthesise(token, -libc::EMFILE);

@@ -67,6 +67,7 @@ pub(crate) mod nop;
 pub(crate) mod poll;
 pub(crate) mod read;
 pub(crate) mod recv;
+pub(crate) mod recvmsg;
 pub(crate) mod send;
 pub(crate) mod shutdown;
 pub(crate) mod splice;
@@ -84,6 +85,15 @@ pub enum Op {
         /// The listening socket.
         fd: RawFd,
     },
+    /// Single-shot `accept4(2)`: one completion (`result` is the new fd, opened
+    /// `SOCK_NONBLOCK | SOCK_CLOEXEC`, or `-errno`). For a listener several workers
+    /// share (Unix sockets): each completed accept re-queues behind the other workers'
+    /// waiting accepts, where a multishot accept would stay first in the socket's
+    /// wait queue and take every connection (see `net/src/unix.rs`).
+    Accept {
+        /// The listening socket.
+        fd: RawFd,
+    },
     /// Multishot `recv(2)` into the worker's buffer pool: each completion names a pool
     /// buffer (`F_BUFFER`) holding `result` bytes; `result == 0` is end of stream and
     /// ends the op; `-ENOBUFS` (io_uring only) means the pool ran dry and ends the op.
@@ -91,13 +101,29 @@ pub enum Op {
         /// The connected socket.
         fd: RawFd,
     },
+    /// Single-shot `recvmsg(2)` into the iovecs and control buffer `msg` names (e.g.
+    /// `SCM_RIGHTS` file descriptors, which a multishot receive into the buffer pool
+    /// cannot carry). `result` is the number of bytes received, `0` at end of stream;
+    /// the kernel writes the control length and `msg_flags` (`MSG_CTRUNC`) back into
+    /// `*msg`.
+    RecvMsg {
+        /// The connected socket.
+        fd: RawFd,
+        /// The message header; it, its iovecs and its control buffer must stay valid
+        /// and unmoved until completion.
+        msg: *mut libc::msghdr,
+        /// `recvmsg` flags, e.g. `MSG_CMSG_CLOEXEC`.
+        flags: u32,
+    },
     /// `sendmsg(2)` with `MSG_NOSIGNAL`. `result` is the number of bytes sent
     /// (possibly fewer than asked unless `waitall`).
     Send {
         /// The connected socket.
         fd: RawFd,
-        /// The message header (no address, no control data); it and the iovecs it
-        /// points at must stay valid and unmodified until completion.
+        /// The message header (no address; control data such as `SCM_RIGHTS` is
+        /// sent with the first byte, and not again when a `waitall` send resumes); it,
+        /// the iovecs and the control buffer it points at must stay valid and
+        /// unmodified until completion.
         msg: *const libc::msghdr,
         /// Keep sending until everything is sent or an error occurs (`MSG_WAITALL`).
         waitall: bool,
@@ -216,7 +242,9 @@ impl Op {
     pub fn fd(&self) -> RawFd {
         match *self {
             Op::AcceptMulti { fd }
+            | Op::Accept { fd }
             | Op::RecvMulti { fd }
+            | Op::RecvMsg { fd, .. }
             | Op::Send { fd, .. }
             | Op::Shutdown { fd, .. }
             | Op::Close { fd }
@@ -238,7 +266,9 @@ impl Op {
     pub fn name(&self) -> &'static str {
         match self {
             Op::AcceptMulti { .. } => "accept",
+            Op::Accept { .. } => "accept-one",
             Op::RecvMulti { .. } => "recv",
+            Op::RecvMsg { .. } => "recvmsg",
             Op::Send { .. } => "send",
             Op::Shutdown { .. } => "shutdown",
             Op::Close { .. } => "close",

@@ -9,7 +9,8 @@ use std::mem;
 use std::os::fd::RawFd;
 use std::slice;
 
-/// The SQE: `IORING_OP_SEND` (kernel 5.6) when the message is one buffer, which spares
+/// The SQE: `IORING_OP_SEND` (kernel 5.6) when the message is one buffer without
+/// control data, which spares
 /// the kernel importing a `msghdr` and an iovec array per send; `IORING_OP_SENDMSG`
 /// otherwise.
 ///
@@ -28,7 +29,10 @@ pub(crate) unsafe fn sqe(
     }
     // SAFETY: forwarded caller contract: `msg` and its iovecs are valid.
     let iov = unsafe { iovecs(msg) };
-    if let [one] = iov {
+    // Control data (passed fds) needs the msghdr.
+    // SAFETY: as above.
+    let plain = unsafe { (*msg).msg_controllen } == 0;
+    if let ([one], true) = (iov, plain) {
         if let Ok(len) = u32::try_from(one.iov_len) {
             return on_target!(Send, fd, one.iov_base as *const u8, len)
                 .flags(flags as i32)
@@ -80,8 +84,10 @@ pub(crate) unsafe fn sqe_zc(
 /// `msg` points at a valid `msghdr` whose iovecs point at readable memory.
 pub(crate) unsafe fn sendmsg(fd: RawFd, msg: *const libc::msghdr) -> io::Result<usize> {
     // SAFETY: the caller guarantees `msg` and its iovecs are valid.
-    if let [one] = unsafe { iovecs(msg) } {
-        // One buffer: plain send(2), no iovec import.
+    let plain = unsafe { (*msg).msg_controllen } == 0;
+    // SAFETY: as above.
+    if let ([one], true) = (unsafe { iovecs(msg) }, plain) {
+        // One buffer without control data: plain send(2), no iovec import.
         // SAFETY: the iovec describes readable memory (caller contract); send only reads.
         return unsafe { syscall!(send(fd, one.iov_base, one.iov_len, libc::MSG_NOSIGNAL)) }
             .map(|n| n as usize);
@@ -102,6 +108,17 @@ unsafe fn iovecs<'a>(msg: *const libc::msghdr) -> &'a [libc::iovec] {
     }
     // SAFETY: non-null, and the caller guarantees `msg_iovlen` iovecs live there.
     unsafe { slice::from_raw_parts(m.msg_iov, m.msg_iovlen as _) }
+}
+
+/// True when a message carries control data (passed fds): such a message needs
+/// `IORING_OP_SENDMSG` and is never sent zero-copy.
+///
+/// # Safety
+/// `msg` points at a valid `msghdr`.
+pub(crate) unsafe fn has_control(msg: *const libc::msghdr) -> bool {
+    // SAFETY: forwarded caller contract.
+    let len = unsafe { (*msg).msg_controllen };
+    len != 0
 }
 
 /// Bytes a message asks to send: the sum of its iovec lengths.

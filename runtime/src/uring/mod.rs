@@ -274,12 +274,16 @@ impl Ring {
         let tgt = |fd| self.target(fd, direct);
         let e = match *op {
             Op::AcceptMulti { fd } => op::accept::sqe(fd),
+            Op::Accept { fd } => op::accept::sqe_one(fd),
+            Op::RecvMsg { fd, msg, flags } => op::recvmsg::sqe(fd, msg, flags),
             Op::RecvMulti { fd } if self.bundle => op::recv::sqe_bundle(tgt(fd), bufring::BGID),
             Op::RecvMulti { fd } => op::recv::sqe(tgt(fd), bufring::BGID),
             Op::Send { fd, msg, waitall } => {
-                // SAFETY: forwarded push contract: `msg` and its iovecs are valid.
+                // SAFETY: forwarded push contract: `msg` and its iovecs are valid. A
+                // message with control data (passed fds) is never sent zero-copy.
                 let len = self
                     .zc_threshold
+                    .filter(|_| !unsafe { op::send::has_control(msg) })
                     .map(|_| unsafe { op::send::total_len(msg) });
                 match (self.zc_threshold, len) {
                     (Some(t), Some(n)) if n >= t => {

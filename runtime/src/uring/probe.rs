@@ -3,7 +3,7 @@
 //!
 //! | feature                              | minimum kernel |
 //! |--------------------------------------|----------------|
-//! | `IORING_OP_SENDMSG`                  | 5.3            |
+//! | `IORING_OP_SENDMSG`, `IORING_OP_RECVMSG` | 5.3        |
 //! | `IORING_OP_CONNECT`                  | 5.5            |
 //! | `IORING_OP_CLOSE`, `IORING_OP_READ`  | 5.6            |
 //! | `IORING_OP_SPLICE`                   | 5.7            |
@@ -29,6 +29,7 @@ const OPCODES: &[(u8, &str, &str)] = &[
     (opcode::Nop::CODE, "IORING_OP_NOP", "5.1"),
     (opcode::PollAdd::CODE, "IORING_OP_POLL_ADD", "5.1"),
     (opcode::SendMsg::CODE, "IORING_OP_SENDMSG", "5.3"),
+    (opcode::RecvMsg::CODE, "IORING_OP_RECVMSG", "5.3"),
     (opcode::Send::CODE, "IORING_OP_SEND", "5.6"),
     (opcode::AsyncCancel::CODE, "IORING_OP_ASYNC_CANCEL", "5.5"),
     (opcode::Connect::CODE, "IORING_OP_CONNECT", "5.5"),
