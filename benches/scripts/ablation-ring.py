@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Issue 12 item 4 ablation: the io_uring set-up options on and off, alternating.
 
-Variants (environment of the server): off (all three off), `reg`
-(RINGCORE_REGISTERED_RING=1), `skip` (RINGCORE_CQE_SKIP=1), `msg` (RINGCORE_MSG_RING=1).
+Variants (environment of the server): off (all off), `reg`
+(RINGCORE_REGISTERED_RING=1), `skip` (RINGCORE_CQE_SKIP=1), `msg` (RINGCORE_MSG_RING=1),
+`direct` (RINGCORE_DIRECT_FDS=1, item 1: direct descriptors; pass
+`--variants off,direct`).
 Scenarios: echo 128 B closed loop at 1/50/500 connections (ringcore-load), HTTP
 /plaintext at pipeline depth 1 and 16 over 50 keep-alive connections, and depth 1 with
 `Connection: close` (a new connection per request: where cancels happen) (wrk).
@@ -30,8 +32,10 @@ VARIANTS = {
     "reg": {"RINGCORE_REGISTERED_RING": "1"},
     "skip": {"RINGCORE_CQE_SKIP": "1"},
     "msg": {"RINGCORE_MSG_RING": "1"},
+    "direct": {"RINGCORE_DIRECT_FDS": "1"},
 }
-BASE_ENV = {"RINGCORE_REGISTERED_RING": "0", "RINGCORE_CQE_SKIP": "0", "RINGCORE_MSG_RING": "0"}
+BASE_ENV = {"RINGCORE_REGISTERED_RING": "0", "RINGCORE_CQE_SKIP": "0", "RINGCORE_MSG_RING": "0",
+            "RINGCORE_DIRECT_FDS": "0"}
 TCK = os.sysconf("SC_CLK_TCK")
 PORT = 7411
 
@@ -136,6 +140,7 @@ def run(kind, conns, depth, variant, secs):
         "kcqe_req": kernel_cqes / max(srv_reqs, 1) if kernel_cqes else float("nan"),
         "rps": client_reqs / secs,
         "wakes": counter(text, "msg_ring_wakes") or 0,
+        "direct_ops": counter(text, "direct_ops") or 0,
     }
 
 

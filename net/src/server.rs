@@ -206,6 +206,10 @@ impl<F: Factory> Server<F> {
         let Some(idx) = self.new_conn(io, fd) else {
             return;
         };
+        // io_uring with `direct_descriptors`: the connection's ops from here on name a
+        // registered-table slot; it keeps its fd (closed through `Op::Close`, which
+        // empties the slot first). Off, full table or epoll: a no-op.
+        io.register_direct(fd);
         let Some(slot) = self.conns.get_mut(idx) else {
             return;
         };

@@ -224,12 +224,34 @@ impl Driver {
         }
     }
 
-    pub(crate) fn forget(&mut self, fd: std::os::fd::RawFd) {
+    pub(crate) fn forget(&mut self, fd: std::os::fd::RawFd, c: &mut Counters) {
         match self {
             Driver::Epoll(p) => p.forget(fd),
             #[cfg(feature = "fault-injection")]
-            Driver::Fault(f) => f.inner_mut().forget(fd),
-            Driver::Uring(_) => {}
+            Driver::Fault(f) => f.inner_mut().forget(fd, c),
+            Driver::Uring(r) => {
+                if let Err(e) = r.release_direct(fd, c) {
+                    tracing::error!(
+                        fd,
+                        "ringcore: emptying a direct-descriptor slot failed: {e}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Puts connection socket `fd` into the io_uring direct-descriptor table; false
+    /// when the option is off, the table is full, or on epoll.
+    pub(crate) fn register_direct(
+        &mut self,
+        fd: std::os::fd::RawFd,
+        c: &mut Counters,
+    ) -> io::Result<bool> {
+        match self {
+            Driver::Epoll(_) => Ok(false),
+            #[cfg(feature = "fault-injection")]
+            Driver::Fault(f) => f.inner_mut().register_direct(fd, c),
+            Driver::Uring(r) => r.register_direct(fd, c),
         }
     }
 }

@@ -143,6 +143,21 @@ pub struct Config {
     /// quarter of [`buf_count`](Self::buf_count); `Some(0)`: always copy).
     /// `RINGCORE_RECV_HOLD_LIMIT` overrides it.
     pub recv_hold_limit: Option<u32>,
+    /// io_uring: *direct descriptors*: each worker registers a sparse file table of
+    /// [`direct_slots`](Self::direct_slots) entries (Linux 5.19), the server puts every
+    /// accepted connection socket into it, and the connection's receives, sends,
+    /// shutdowns and polls name the table slot (`IOSQE_FIXED_FILE`), which skips a
+    /// file lookup and reference count per op; its close empties the slot first. The
+    /// socket keeps its normal fd too, for everything that needs one. A full table or a
+    /// failed registration leaves connections on their plain fds (counted in
+    /// `direct_fallbacks`; nothing is lost). Default off (see docs/benchmarks.md,
+    /// "Direct descriptors"). `RINGCORE_DIRECT_FDS=0|1` overrides it. The epoll
+    /// backend ignores it.
+    pub direct_descriptors: bool,
+    /// Slots of the direct-descriptor table per worker (default 4096; capped at the
+    /// process's `RLIMIT_NOFILE` soft limit, which the kernel enforces).
+    /// `RINGCORE_DIRECT_SLOTS` overrides it.
+    pub direct_slots: u32,
     /// Faults to inject at the backend seam (default none; tests only).
     #[cfg(feature = "fault-injection")]
     pub fault: Option<crate::fault::FaultPlan>,
@@ -175,6 +190,8 @@ impl Default for Config {
             buf_inc: false,
             send_zc_threshold: None,
             recv_hold_limit: None,
+            direct_descriptors: false,
+            direct_slots: 4096,
             #[cfg(feature = "fault-injection")]
             fault: None,
         }
@@ -255,6 +272,15 @@ impl Config {
         }
         if let Some(n) = env_u64("RINGCORE_SEND_ZC")? {
             self.send_zc_threshold = (n > 0).then_some(n as usize);
+        }
+        if let Some(on) = env_u64("RINGCORE_DIRECT_FDS")? {
+            self.direct_descriptors = on != 0;
+        }
+        if let Some(n) = env_u64("RINGCORE_DIRECT_SLOTS")? {
+            self.direct_slots = n.min(u64::from(u32::MAX)) as u32;
+        }
+        if self.direct_slots == 0 {
+            return bad("direct_slots must be at least 1".into());
         }
         if let Some(n) = env_u64("RINGCORE_RECV_HOLD_LIMIT")? {
             self.recv_hold_limit = Some(n.min(u32::MAX as u64) as u32);
@@ -445,6 +471,19 @@ impl Builder {
     /// the pool); see [`Config::recv_hold_limit`].
     pub fn recv_hold_limit(mut self, limit: Option<u32>) -> Self {
         self.cfg.recv_hold_limit = limit;
+        self
+    }
+
+    /// Put accepted connection sockets into a per-worker registered file table (io_uring
+    /// direct descriptors); see [`Config::direct_descriptors`].
+    pub fn direct_descriptors(mut self, on: bool) -> Self {
+        self.cfg.direct_descriptors = on;
+        self
+    }
+
+    /// Slots of the direct-descriptor table per worker; see [`Config::direct_slots`].
+    pub fn direct_slots(mut self, slots: u32) -> Self {
+        self.cfg.direct_slots = slots;
         self
     }
 

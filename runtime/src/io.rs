@@ -91,10 +91,31 @@ impl Io {
         if fd < 0 {
             return;
         }
-        self.driver.forget(fd);
+        self.driver.forget(fd, &mut self.counters);
         self.counters.syscalls += 1;
         // SAFETY: the caller owns `fd` and no op references it any more.
         unsafe { libc::close(fd) };
+    }
+
+    /// Puts connection socket `fd` into the worker's direct-descriptor table (io_uring
+    /// with [`Config::direct_descriptors`](crate::Config::direct_descriptors)): its
+    /// receives, sends, shutdowns and polls then name the table slot. The fd stays
+    /// valid and owned by the caller, who must from then on close it only through
+    /// [`Op::Close`](crate::Op::Close) or [`close_now`](Self::close_now) (both empty
+    /// the slot; a bare `close(2)` would leave the socket open in the table). Returns
+    /// false when the option is off, the table is full (counted in
+    /// `direct_fallbacks`) or on epoll: the fd is then used as it is.
+    pub fn register_direct(&mut self, fd: std::os::fd::RawFd) -> bool {
+        match self.driver.register_direct(fd, &mut self.counters) {
+            Ok(on) => on,
+            Err(e) => {
+                tracing::error!(
+                    fd,
+                    "ringcore: submitting a direct-descriptor registration failed: {e}"
+                );
+                false
+            }
+        }
     }
 
     /// False when a cancel submitted with a token of kind

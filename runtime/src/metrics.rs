@@ -145,10 +145,28 @@ counters! {
     recv_hold_fallbacks,
     /// Receive buffers held by queued zero-copy sends right now (a gauge).
     recv_held,
+    /// Connection sockets put into the direct-descriptor table
+    /// (`Config::direct_descriptors`).
+    direct_conns,
+    /// Connections left on their plain fd because the direct-descriptor table was full.
+    direct_fallbacks,
+    /// Direct-descriptor slots holding a socket right now (a gauge; back to 0 once
+    /// every registered connection closed).
+    direct_in_use,
+    /// Ops submitted on a direct-descriptor slot (`IOSQE_FIXED_FILE`).
+    direct_ops,
+    /// Direct-descriptor registrations the kernel refused (logged as errors).
+    direct_errors,
 }
 
 /// Counters that are gauges (a current value, not a running total).
-const GAUGES: &[&str] = &["open_conns", "timers_pending", "pool_entries", "recv_held"];
+const GAUGES: &[&str] = &[
+    "open_conns",
+    "timers_pending",
+    "pool_entries",
+    "recv_held",
+    "direct_in_use",
+];
 
 /// The summed counters of all workers at one moment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -31,6 +31,33 @@ macro_rules! syscall {
 }
 pub(crate) use syscall;
 
+/// What an SQE names: a plain fd, or a slot of the ring's registered file table (a
+/// direct descriptor, submitted with `IOSQE_FIXED_FILE`; see `uring/direct.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// A file descriptor.
+    Fd(std::os::fd::RawFd),
+    /// A slot of the registered file table.
+    Fixed(u32),
+}
+
+impl From<std::os::fd::RawFd> for Target {
+    fn from(fd: std::os::fd::RawFd) -> Target {
+        Target::Fd(fd)
+    }
+}
+
+/// `opcode::$op::new(<target>, args..)` for either kind of [`Target`] (the io-uring
+/// builders take `types::Fd` or `types::Fixed`, two types).
+macro_rules! on_target {
+    ($op:ident, $t:expr $(, $arg:expr)* $(,)?) => {
+        match $crate::op::Target::from($t) {
+            $crate::op::Target::Fd(fd) => io_uring::opcode::$op::new(io_uring::types::Fd(fd) $(, $arg)*),
+            $crate::op::Target::Fixed(i) => io_uring::opcode::$op::new(io_uring::types::Fixed(i) $(, $arg)*),
+        }
+    };
+}
+
 pub(crate) mod accept;
 pub(crate) mod cancel;
 pub(crate) mod close;

@@ -1,23 +1,23 @@
 //! One-shot polls: writability, readability, hang-up. Mostly for writability. io_uring: `IORING_OP_POLL_ADD` (kernel 5.1). epoll: no
 //! syscall of its own: completes with [`WRITABLE`] once the fd's `EPOLLOUT` is seen.
 
-use io_uring::{opcode, squeue, types};
-use std::os::fd::RawFd;
+use super::Target;
+use io_uring::squeue;
 
 /// The SQE (writability).
-pub(crate) fn sqe(fd: RawFd) -> squeue::Entry {
-    opcode::PollAdd::new(types::Fd(fd), libc::POLLOUT as u32).build()
+pub(crate) fn sqe(fd: impl Into<Target>) -> squeue::Entry {
+    on_target!(PollAdd, fd.into(), libc::POLLOUT as u32).build()
 }
 
 /// The SQE (readability).
-pub(crate) fn sqe_readable(fd: RawFd) -> squeue::Entry {
-    opcode::PollAdd::new(types::Fd(fd), libc::POLLIN as u32).build()
+pub(crate) fn sqe_readable(fd: impl Into<Target>) -> squeue::Entry {
+    on_target!(PollAdd, fd.into(), libc::POLLIN as u32).build()
 }
 
 /// The SQE (hang-up or error: `POLLRDHUP`; `POLLERR` and `POLLHUP` are always
 /// reported).
-pub(crate) fn sqe_hangup(fd: RawFd) -> squeue::Entry {
-    opcode::PollAdd::new(types::Fd(fd), HANGUP as u32).build()
+pub(crate) fn sqe_hangup(fd: impl Into<Target>) -> squeue::Entry {
+    on_target!(PollAdd, fd.into(), HANGUP as u32).build()
 }
 
 /// The mask a hang-up poll waits for, and (epoll) its result.

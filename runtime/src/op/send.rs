@@ -2,7 +2,8 @@
 //! when writable, parked until `EPOLLOUT` on `EAGAIN`; `waitall` (or a link) resumes a
 //! short write from a private copy of the iovecs ([`Rest`]).
 
-use io_uring::{opcode, squeue, types};
+use super::Target;
+use io_uring::squeue;
 use std::io;
 use std::mem;
 use std::os::fd::RawFd;
@@ -24,16 +25,16 @@ const ZC_REPORT_USAGE: u16 = 1 << 3;
 /// `msg` points at a valid `msghdr` whose iovecs, and the memory they describe, outlive
 /// the op (the push contract); with `zc`, until the *notification*.
 pub(crate) unsafe fn sqe(
-    fd: RawFd,
+    fd: impl Into<Target>,
     msg: *const libc::msghdr,
     waitall: bool,
     zc: bool,
 ) -> squeue::Entry {
+    let fd: Target = fd.into();
     let mut flags = libc::MSG_NOSIGNAL as u32;
     if waitall {
         flags |= libc::MSG_WAITALL as u32;
     }
-    let fd = types::Fd(fd);
     // Control data (passed fds) needs the msghdr.
     // SAFETY: forwarded caller contract: `msg` is valid.
     let plain = unsafe { (*msg).msg_controllen } == 0;
@@ -45,13 +46,13 @@ pub(crate) unsafe fn sqe(
         _ => None,
     };
     match (one, zc) {
-        (Some((buf, len)), false) => opcode::Send::new(fd, buf, len).flags(flags as i32).build(),
-        (Some((buf, len)), true) => opcode::SendZc::new(fd, buf, len)
+        (Some((buf, len)), false) => on_target!(Send, fd, buf, len).flags(flags as i32).build(),
+        (Some((buf, len)), true) => on_target!(SendZc, fd, buf, len)
             .flags(flags as i32)
             .zc_flags(ZC_REPORT_USAGE)
             .build(),
-        (None, false) => opcode::SendMsg::new(fd, msg).flags(flags).build(),
-        (None, true) => opcode::SendMsgZc::new(fd, msg)
+        (None, false) => on_target!(SendMsg, fd, msg).flags(flags).build(),
+        (None, true) => on_target!(SendMsgZc, fd, msg)
             .flags(flags)
             .ioprio(ZC_REPORT_USAGE)
             .build(),

@@ -1,13 +1,14 @@
 //! `shutdown(2)`. io_uring: `IORING_OP_SHUTDOWN` (kernel 5.11). epoll: `shutdown(2)` at
 //! once.
 
-use io_uring::{opcode, squeue, types};
+use super::Target;
+use io_uring::squeue;
 use std::io;
 use std::os::fd::RawFd;
 
 /// The SQE.
-pub(crate) fn sqe(fd: RawFd, how: i32) -> squeue::Entry {
-    opcode::Shutdown::new(types::Fd(fd), how).build()
+pub(crate) fn sqe(fd: impl Into<Target>, how: i32) -> squeue::Entry {
+    on_target!(Shutdown, fd.into(), how).build()
 }
 
 /// epoll: `shutdown(2)`.

@@ -14,6 +14,7 @@
 mod bufring;
 mod bufview;
 mod dgram_bufs;
+mod direct;
 pub(crate) mod enter;
 pub(crate) mod probe;
 
@@ -27,6 +28,7 @@ use dgram_bufs::DgramBufs;
 use io_uring::{cqueue, squeue, types, IoUring};
 use std::collections::{HashMap, VecDeque};
 use std::io;
+use std::os::fd::RawFd;
 use std::time::Duration;
 
 pub(crate) struct Ring {
@@ -61,6 +63,8 @@ pub(crate) struct Ring {
     /// once it came. The service sees one completion, made when the notification
     /// arrives: only then may the write queue touch the bytes again.
     zc: HashMap<u64, Option<i32>>,
+    /// The sparse registered file table ([`Config::direct_descriptors`]), if on.
+    direct: Option<direct::DirectTable>,
 }
 
 impl Ring {
@@ -134,7 +138,13 @@ impl Ring {
         } else {
             None
         };
+        let direct = if cfg.direct_descriptors {
+            Self::direct_table(&ring, cfg)
+        } else {
+            None
+        };
         Ok(Ring {
+            direct,
             reg_ring,
             skip_cancel: cfg.skip_cancel_cqe && {
                 let ok = ring.params().is_feature_skip_cqe_on_success();
@@ -160,6 +170,101 @@ impl Ring {
         })
     }
 
+    /// Registers the direct-descriptor table: `direct_slots`, at most the fd soft limit
+    /// (the kernel refuses a larger table). A failure logs and leaves the option off.
+    fn direct_table(ring: &IoUring, cfg: &Config) -> Option<direct::DirectTable> {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes one rlimit into the value we pass.
+        let nofile = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+            lim.rlim_cur.min(u64::from(direct::MAX_SLOTS)) as u32
+        } else {
+            1024
+        };
+        let slots = cfg.direct_slots.min(nofile).max(1);
+        let skip = ring.params().is_feature_skip_cqe_on_success();
+        match direct::DirectTable::new(ring, slots, skip) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::warn!(
+                    "ringcore: registering a sparse file table of {slots} slots failed ({e}; \
+                     direct descriptors need Linux 5.19, and RLIMIT_NOFILE at least the \
+                     table size); connections use plain fds"
+                );
+                None
+            }
+        }
+    }
+
+    /// Puts `fd` (a connection socket the service owns) into the direct-descriptor
+    /// table: its later receives, sends, shutdowns and polls go through the slot. False
+    /// (and nothing changes) when the option is off or the table is full.
+    pub(crate) fn register_direct(&mut self, fd: RawFd, c: &mut Counters) -> io::Result<bool> {
+        let Some(e) = self.direct.as_mut().and_then(|d| d.register(fd, c)) else {
+            return Ok(false);
+        };
+        // SAFETY: the update reads one fd from the table's own array, which lives as
+        // long as the ring and is rewritten only once the slot is free again.
+        unsafe { self.push_raw(&e, c) }?;
+        Ok(true)
+    }
+
+    /// Empties `fd`'s direct-descriptor slot, if it has one (its close, or a close
+    /// outside the op path, follows): without this the table would keep the socket
+    /// open.
+    pub(crate) fn release_direct(&mut self, fd: RawFd, c: &mut Counters) -> io::Result<()> {
+        if let Some(e) = self.direct.as_mut().and_then(|d| d.release(fd)) {
+            // SAFETY: a direct close references no memory.
+            unsafe { self.push_raw(&e, c) }?;
+        }
+        Ok(())
+    }
+
+    /// Pushes one prepared SQE (submitting a full SQ first).
+    ///
+    /// # Safety
+    /// Memory the SQE references outlives the op.
+    unsafe fn push_raw(&mut self, e: &squeue::Entry, c: &mut Counters) -> io::Result<()> {
+        loop {
+            // SAFETY: forwarded caller contract.
+            if unsafe { self.ring.submission().push(e) }.is_ok() {
+                c.sqes += 1;
+                return Ok(());
+            }
+            c.sq_full += 1;
+            self.enter(0, None, c)?;
+        }
+    }
+
+    /// True for the ops [`Ring::sqe`] submits on a direct-descriptor slot.
+    fn translated(op: &Op) -> bool {
+        matches!(
+            op,
+            Op::RecvMulti { .. }
+                | Op::Send { .. }
+                | Op::Shutdown { .. }
+                | Op::PollWritable { .. }
+                | Op::PollReadable { .. }
+                | Op::PollHangup { .. }
+        )
+    }
+
+    /// What an SQE on `fd` names: its direct-descriptor slot when it has one.
+    #[inline]
+    fn target(&self, fd: RawFd, direct: bool) -> op::Target {
+        match self
+            .direct
+            .as_ref()
+            .filter(|_| direct)
+            .and_then(|d| d.slot(fd))
+        {
+            Some(slot) => op::Target::Fixed(slot),
+            None => op::Target::Fd(fd),
+        }
+    }
+
     /// True when buffers are consumed incrementally (`IOU_PBUF_RING_INC` registered).
     pub(crate) fn incremental(&self) -> bool {
         self.bufs.incremental()
@@ -174,14 +279,17 @@ impl Ring {
     ///
     /// # Safety
     /// Pointers in `op` are valid (the push contract).
-    unsafe fn sqe(&self, token: Token, op: &Op) -> (squeue::Entry, bool) {
+    /// `direct`: name a registered socket by its direct-descriptor slot (never inside a
+    /// linked chain: its direct close is pushed before the chain).
+    unsafe fn sqe(&self, token: Token, op: &Op, direct: bool) -> (squeue::Entry, bool) {
         let mut zc = false;
+        let tgt = |fd| self.target(fd, direct);
         let e = match *op {
             Op::AcceptMulti { fd } => op::accept::sqe(fd),
             Op::Accept { fd } => op::accept::sqe_one(fd),
             Op::RecvMsg { fd, msg, flags } => op::recvmsg::sqe(fd, msg, flags),
-            Op::RecvMulti { fd } if self.bundle => op::recv::sqe_bundle(fd, bufring::BGID),
-            Op::RecvMulti { fd } => op::recv::sqe(fd, bufring::BGID),
+            Op::RecvMulti { fd } if self.bundle => op::recv::sqe_bundle(tgt(fd), bufring::BGID),
+            Op::RecvMulti { fd } => op::recv::sqe(tgt(fd), bufring::BGID),
             Op::Send { fd, msg, waitall } => {
                 // SAFETY: forwarded push contract: `msg` and its iovecs are valid. A
                 // message with control data (passed fds) is never sent zero-copy.
@@ -192,9 +300,9 @@ impl Ring {
                 zc = matches!((self.zc_threshold, len), (Some(t), Some(n)) if n >= t);
                 // SAFETY: forwarded push contract; with `zc`, the service sees this op's
                 // completion only after the notification (`Ring::harvest`).
-                unsafe { op::send::sqe(fd, msg, waitall, zc) }
+                unsafe { op::send::sqe(tgt(fd), msg, waitall, zc) }
             }
-            Op::Shutdown { fd, how } => op::shutdown::sqe(fd, how),
+            Op::Shutdown { fd, how } => op::shutdown::sqe(tgt(fd), how),
             Op::Close { fd } => op::close::sqe(fd),
             Op::CancelFd { fd } => op::cancel::sqe(fd),
             Op::Read { fd, buf, len } => op::read::sqe(fd, buf, len),
@@ -206,9 +314,9 @@ impl Ring {
                 len,
             } => op::splice::sqe(fd_in, off_in, fd_out, off_out, len),
             Op::Connect { fd, addr, addrlen } => op::connect::sqe(fd, addr, addrlen),
-            Op::PollWritable { fd } => op::poll::sqe(fd),
-            Op::PollReadable { fd } => op::poll::sqe_readable(fd),
-            Op::PollHangup { fd } => op::poll::sqe_hangup(fd),
+            Op::PollWritable { fd } => op::poll::sqe(tgt(fd)),
+            Op::PollReadable { fd } => op::poll::sqe_readable(tgt(fd)),
+            Op::PollHangup { fd } => op::poll::sqe_hangup(tgt(fd)),
             Op::Cancel { target, .. } => op::cancel::sqe_token(target),
             // SAFETY: forwarded push contract: the template outlives the op.
             Op::RecvMsgMulti { fd, msg } => {
@@ -246,8 +354,18 @@ impl Ring {
                 return Err(e);
             }
         }
+        if self.direct.is_some() {
+            if let Op::Close { fd } = op {
+                self.release_direct(fd, c)?;
+            }
+        }
         // SAFETY: forwarded caller contract.
-        let (mut e, zc) = unsafe { self.sqe(token, &op) };
+        let (mut e, zc) = unsafe { self.sqe(token, &op, true) };
+        if let Some(d) = &self.direct {
+            if Self::translated(&op) && d.slot(op.fd()).is_some() {
+                c.direct_ops += 1;
+            }
+        }
         if matches!(op, Op::Send { .. } | Op::SendMsg { .. }) {
             self.inline_sends += 1;
         }
@@ -329,11 +447,19 @@ impl Ring {
             // SAFETY: forwarded caller contract, for the second op.
             return unsafe { self.push(second.0, second.1, c) };
         }
+        if self.direct.is_some() {
+            // The chain's ops use plain fds; a close in it empties the slot first.
+            for op in [&first.1, &second.1] {
+                if let Op::Close { fd } = *op {
+                    self.release_direct(fd, c)?;
+                }
+            }
+        }
         // SAFETY: forwarded caller contract.
-        let (head, zc1) = unsafe { self.sqe(first.0, &first.1) };
+        let (head, zc1) = unsafe { self.sqe(first.0, &first.1, false) };
         let head = head.flags(squeue::Flags::IO_LINK);
         // SAFETY: forwarded caller contract.
-        let (next, zc2) = unsafe { self.sqe(second.0, &second.1) };
+        let (next, zc2) = unsafe { self.sqe(second.0, &second.1, false) };
         if matches!(second.1, Op::Send { .. }) {
             self.inline_sends += 1;
         }
@@ -475,6 +601,11 @@ impl Ring {
         cq.sync();
         let plain = !self.bufs.tracking() && self.zc.is_empty() && !self.dgram.active();
         for e in &mut cq {
+            if let Some(d) = self.direct.as_mut() {
+                if d.complete(e.user_data(), e.result(), c) {
+                    continue;
+                }
+            }
             let mut x = Completion {
                 token: Token::from_raw(e.user_data()),
                 result: e.result(),

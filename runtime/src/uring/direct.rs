@@ -1,0 +1,169 @@
+//! Direct descriptors ([`Config::direct_descriptors`](crate::Config::direct_descriptors)):
+//! a sparse registered file table per worker ring. A connection socket the service
+//! registers ([`Io::register_direct`](crate::Io::register_direct)) gets a slot in the
+//! table; from then on the ring submits its receives, sends, shutdowns and polls with
+//! `IOSQE_FIXED_FILE` and the slot index, which skips the kernel's per-op file lookup
+//! and reference count (`fdget`/`fdput`).
+//!
+//! The socket keeps its normal fd as well: everything that needs a real fd (inline
+//! `splice(2)`, socket options, `TCP_INFO`, `SIOCOUTQ`, `SO_LINGER`, `peer_addr`,
+//! `SCM_RIGHTS`, handing the fd out) keeps working unchanged, ops this module does not
+//! translate (splices, cancels, connects) simply use the fd, and a full table costs
+//! nothing but the saving: the connection runs on its plain fd. Ops linked in a chain
+//! are never translated (the direct close is not part of the chain; see below).
+//!
+//! Life of a slot, all on the ring's own `user_data` (never seen by the service):
+//! * **register**: an `IORING_OP_FILES_UPDATE` SQE naming the slot, reading the fd
+//!   from [`DirectTable::fds`] (stable memory, rewritten only when the slot is free
+//!   again). It executes inline, in SQ order, before any later SQE that names the slot.
+//!   With `CQE_SKIP_SUCCESS` (5.17) it posts a completion only on failure.
+//! * **close**: the connection's `Close { fd }` is preceded by an `IORING_OP_CLOSE` on
+//!   the slot (the *direct close*); without it the table's reference would keep the
+//!   socket open after `close(2)` and the peer would never see the end. Ops still in
+//!   flight on the slot hold the file through the table's resource node, so the removal
+//!   cannot pull a file from under them. The slot is reused only after the direct
+//!   close's completion, so a new registration can never be undone by an old close.
+
+use crate::metrics::Counters;
+use crate::token::{Token, INTERNAL_SLOT, SERVICE_KIND_BASE};
+use io_uring::{opcode, squeue, types, IoUring};
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::RawFd;
+
+/// Token kind of a slot registration (`FILES_UPDATE`); the generation bits hold the
+/// slot index.
+const KIND_UPDATE: u8 = SERVICE_KIND_BASE - 2;
+/// Token kind of a direct close.
+const KIND_CLOSE: u8 = SERVICE_KIND_BASE - 3;
+
+/// Most slots a table may have (the slot index must fit the token's generation bits).
+pub(crate) const MAX_SLOTS: u32 = crate::token::GENERATION_MASK;
+
+/// One ring's sparse file table and which fds are in it.
+pub(crate) struct DirectTable {
+    /// Registered fd -> its slot.
+    by_fd: HashMap<RawFd, u32>,
+    /// INVARIANT: `fds[i]` is the fd registered (or being registered) at slot `i`, `-1`
+    /// when free. Allocated once and never resized: a registration SQE points into it.
+    fds: Box<[RawFd]>,
+    /// Free slots (popped from the end).
+    free: Vec<u32>,
+    /// Registration SQEs carry `CQE_SKIP_SUCCESS`.
+    skip: bool,
+}
+
+impl DirectTable {
+    /// Registers a sparse table of `slots` entries on `ring` (Linux 5.19). The caller
+    /// logs and runs without direct descriptors on error.
+    pub(crate) fn new(ring: &IoUring, slots: u32, skip: bool) -> io::Result<DirectTable> {
+        let slots = slots.clamp(1, MAX_SLOTS);
+        ring.submitter().register_files_sparse(slots)?;
+        Ok(DirectTable {
+            by_fd: HashMap::new(),
+            fds: vec![-1; slots as usize].into_boxed_slice(),
+            free: (0..slots).rev().collect(),
+            skip,
+        })
+    }
+
+    /// The slot `fd` is registered at, if any.
+    #[inline]
+    pub(crate) fn slot(&self, fd: RawFd) -> Option<u32> {
+        if self.by_fd.is_empty() {
+            return None;
+        }
+        self.by_fd.get(&fd).copied()
+    }
+
+    /// Takes a free slot for `fd` and returns the SQE that fills it; `None` when the
+    /// table is full (counted in `direct_fallbacks`: the fd is used as it is) or `fd`
+    /// is registered already.
+    pub(crate) fn register(&mut self, fd: RawFd, c: &mut Counters) -> Option<squeue::Entry> {
+        if fd < 0 || self.by_fd.contains_key(&fd) {
+            return None;
+        }
+        let Some(slot) = self.free.pop() else {
+            c.direct_fallbacks += 1;
+            return None;
+        };
+        self.fds[slot as usize] = fd;
+        self.by_fd.insert(fd, slot);
+        c.direct_conns += 1;
+        c.direct_in_use += 1;
+        let e = opcode::FilesUpdate::new(&self.fds[slot as usize], 1)
+            .offset(slot as i32)
+            .build()
+            .user_data(
+                Token::internal(slot, crate::OpKind::Nop)
+                    .with_raw_kind(KIND_UPDATE)
+                    .raw(),
+            );
+        Some(if self.skip {
+            e.flags(squeue::Flags::SKIP_SUCCESS)
+        } else {
+            e
+        })
+    }
+
+    /// Forgets `fd`'s slot and returns the direct close that empties it (`None` if the
+    /// fd has none). The slot is free once that close completes ([`Self::complete`]).
+    pub(crate) fn release(&mut self, fd: RawFd) -> Option<squeue::Entry> {
+        let slot = self.by_fd.remove(&fd)?;
+        Some(
+            opcode::Close::new(types::Fixed(slot)).build().user_data(
+                Token::internal(slot, crate::OpKind::Nop)
+                    .with_raw_kind(KIND_CLOSE)
+                    .raw(),
+            ),
+        )
+    }
+
+    /// True (and the completion handled) when `user_data` is one of this table's own
+    /// ops: a registration that failed (logged; the fd is then used plainly for the
+    /// ops not yet submitted) or a direct close (its slot is free again).
+    pub(crate) fn complete(&mut self, user_data: u64, result: i32, c: &mut Counters) -> bool {
+        let t = Token::from_raw(user_data);
+        if t.slot() != INTERNAL_SLOT {
+            return false;
+        }
+        let slot = t.generation();
+        match t.raw_kind() {
+            KIND_UPDATE => {
+                if result < 0 {
+                    let fd = self.fds.get(slot as usize).copied().unwrap_or(-1);
+                    if self.by_fd.get(&fd) == Some(&slot) {
+                        // The kernel left the slot empty: free it now (once released,
+                        // its direct close frees it instead, failing with EBADF).
+                        self.by_fd.remove(&fd);
+                        self.fds[slot as usize] = -1;
+                        self.free.push(slot);
+                        c.direct_in_use = c.direct_in_use.saturating_sub(1);
+                    }
+                    c.direct_errors += 1;
+                    tracing::error!(
+                        fd,
+                        slot,
+                        error = %io::Error::from_raw_os_error(-result),
+                        "ringcore: registering a direct descriptor failed; the connection \
+                         uses its plain fd from now on (ops already submitted on the slot \
+                         fail with EBADF)"
+                    );
+                }
+                true
+            }
+            KIND_CLOSE => {
+                if result < 0 {
+                    tracing::debug!(slot, result, "ringcore: direct close failed");
+                }
+                if let Some(f) = self.fds.get_mut(slot as usize) {
+                    *f = -1;
+                    self.free.push(slot);
+                    c.direct_in_use = c.direct_in_use.saturating_sub(1);
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! Direct descriptors (issue 12 item 1, `Builder::direct_descriptors`): accepted
+//! sockets go into a per-worker registered file table and their receives, sends,
+//! shutdowns and polls name the slot. Each test checks through the counters that the
+//! ops really went through the table (`direct_ops`), that every slot is emptied again
+//! (`direct_in_use` back to 0: a slot left behind would keep its socket open), and
+//! that a full table loses no connection. On both backends; epoll ignores the option.
+//! The rest of the suite runs with it forced on through `RINGCORE_DIRECT_FDS=1`.
+
+mod support;
+
+use ringcore::http::{HttpConn, Limits, Router};
+use ringcore::{BackendKind, Conn, ConnInfo, Counters, Handler};
+use std::io::Write;
+use std::time::Duration;
+use support::client::{connect, echo_check, read_to_eof, set_linger_zero, wait_closed, Ended};
+use support::http::{plaintext, HttpClient, HELLO};
+use support::{for_each_backend, start_echo, start_server};
+
+/// True when the counters show the table in use (io_uring); on epoll they must show
+/// nothing at all.
+fn direct_on(backend: BackendKind, c: &Counters) -> bool {
+    if backend == BackendKind::Epoll {
+        assert_eq!(
+            (c.direct_conns, c.direct_ops, c.direct_fallbacks),
+            (0, 0, 0),
+            "epoll ignores direct descriptors: {c:?}"
+        );
+        return false;
+    }
+    true
+}
+
+/// Echo over 20 registered connections: every one got a slot, every round trip went
+/// through it (a receive is armed once, so at least one send per round trip counts),
+/// and every slot was emptied when the peers closed.
+#[test]
+fn echo_through_direct_descriptors() {
+    for_each_backend(|backend| {
+        let server = start_echo(backend, |b| b.direct_descriptors(true));
+        let mut conns: Vec<_> = (0..20).map(|_| connect(server.addr)).collect();
+        for round in 0..5u8 {
+            for (i, s) in conns.iter_mut().enumerate() {
+                echo_check(s, &[round ^ i as u8; 300], 300);
+            }
+        }
+        drop(conns);
+        let c = server.wait_counters("20 closes, slots emptied", |c| {
+            c.closes == 20 && c.open_conns == 0 && c.direct_in_use == 0
+        });
+        if direct_on(backend, &c) {
+            assert_eq!(c.direct_conns, 20, "every connection registered: {c:?}");
+            assert_eq!(c.direct_fallbacks, 0, "{c:?}");
+            assert_eq!(c.direct_errors, 0, "{c:?}");
+            assert!(c.direct_ops >= 20 * 6, "ops on the slots: {c:?}");
+        }
+        server.stop();
+    });
+}
+
+/// HTTP keep-alive and `Connection: close` (the server's close is a linked
+/// shutdown + close: its chain uses the plain fd, the slot is emptied before it).
+#[test]
+fn http_through_direct_descriptors() {
+    for_each_backend(|backend| {
+        let router = Router::new().get("/plaintext", plaintext);
+        let server = start_server(
+            backend,
+            |b| b.direct_descriptors(true),
+            HttpConn::factory(router, Limits::default()),
+        );
+        for i in 0..10 {
+            let mut c = HttpClient::connect(server.addr);
+            for _ in 0..3 {
+                c.send(b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n");
+                let r = c.read_response(false);
+                assert_eq!((r.status, &r.body[..]), (200, HELLO), "connection {i}");
+            }
+            c.send(b"GET /plaintext HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let r = c.read_response(false);
+            assert_eq!(r.status, 200, "connection {i}");
+            // The server closes: the peer must see it (a slot left in the table would
+            // keep the socket open).
+            c.expect_closed();
+        }
+        let c = server.wait_counters("10 closes, slots emptied", |c| {
+            c.closes == 10 && c.open_conns == 0 && c.direct_in_use == 0
+        });
+        if direct_on(backend, &c) {
+            assert_eq!(c.direct_conns, 10, "{c:?}");
+            assert!(c.direct_ops >= 10 * 4, "{c:?}");
+        }
+        server.stop();
+    });
+}
+
+/// A table of 4 slots and 12 connections open at once: 4 get slots, 8 run on their
+/// plain fds, all 12 are served. Once they closed, the slots serve new connections.
+#[test]
+fn full_table_falls_back_without_losing_a_connection() {
+    for_each_backend(|backend| {
+        let server = start_echo(backend, |b| b.direct_descriptors(true).direct_slots(4));
+        let mut conns: Vec<_> = (0..12).map(|_| connect(server.addr)).collect();
+        for round in 0..3u8 {
+            for (i, s) in conns.iter_mut().enumerate() {
+                echo_check(s, &[round.wrapping_add(i as u8); 1000], 1000);
+            }
+        }
+        let c = server.counters();
+        if direct_on(backend, &c) {
+            assert_eq!((c.direct_conns, c.direct_fallbacks), (4, 8), "{c:?}");
+            assert_eq!(c.direct_in_use, 4, "{c:?}");
+        }
+        drop(conns);
+        server.wait_counters("12 closes, slots emptied", |c| {
+            c.closes == 12 && c.direct_in_use == 0
+        });
+        let mut again: Vec<_> = (0..4).map(|_| connect(server.addr)).collect();
+        for s in &mut again {
+            echo_check(s, b"again", 5);
+        }
+        drop(again);
+        let c = server.wait_counters("16 closes", |c| {
+            c.closes == 16 && c.open_conns == 0 && c.direct_in_use == 0
+        });
+        if direct_on(backend, &c) {
+            assert_eq!((c.direct_conns, c.direct_fallbacks), (8, 8), "{c:?}");
+        }
+        server.stop();
+    });
+}
+
+/// Answers the first bytes, then closes: the close cancels the armed receive.
+struct AnswerThenClose;
+
+impl Handler for AnswerThenClose {
+    fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) -> usize {
+        conn.send(data);
+        conn.close();
+        data.len()
+    }
+}
+
+/// The close paths of a registered connection: closed by the server (cancel of the
+/// armed receive, then close), reset by the peer with data unread, and aborted at the
+/// drain deadline with a receive armed. Each peer sees its end and each slot empties.
+#[test]
+fn close_paths_empty_the_slot() {
+    for_each_backend(|backend| {
+        let server = start_server(
+            backend,
+            |b| b.direct_descriptors(true),
+            |_: &ConnInfo| AnswerThenClose,
+        );
+        for i in 0..16u8 {
+            let mut s = connect(server.addr);
+            s.write_all(&[i; 64]).expect("send");
+            let got = read_to_eof(&mut s).expect("the answer, then end of stream");
+            assert_eq!(got, [i; 64], "connection {i}");
+        }
+        let c = server.wait_counters("16 server closes", |c| {
+            c.closes == 16 && c.open_conns == 0 && c.direct_in_use == 0
+        });
+        if direct_on(backend, &c) {
+            assert_eq!(c.direct_conns, 16, "{c:?}");
+        }
+        server.stop();
+
+        let echo = start_echo(backend, |b| {
+            b.direct_descriptors(true)
+                .drain_timeout(Duration::from_millis(100))
+        });
+        // Peer resets, with echoed bytes still unread.
+        for _ in 0..16 {
+            let mut s = connect(echo.addr);
+            echo_check(&mut s, b"hello", 5);
+            s.write_all(&[7u8; 4096]).expect("send");
+            set_linger_zero(&s);
+            drop(s);
+        }
+        echo.wait_counters("16 reset connections closed, slots emptied", |c| {
+            c.closes == 16 && c.open_conns == 0 && c.direct_in_use == 0
+        });
+        // Idle connections when the drain deadline passes: aborted, and the peers see
+        // the end (a reset or an EOF), not a hang.
+        let mut open: Vec<_> = (0..4).map(|_| connect(echo.addr)).collect();
+        for s in &mut open {
+            echo_check(s, b"x", 1);
+        }
+        let c = echo.stop();
+        assert_eq!(c.closes, 20, "{c:?}");
+        for s in &mut open {
+            let end = wait_closed(s);
+            assert!(
+                matches!(end, Ended::Eof(0) | Ended::Reset(0)),
+                "{backend}: {end:?}"
+            );
+        }
+    });
+}
