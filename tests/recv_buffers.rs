@@ -186,3 +186,49 @@ fn send_zc_peer_reset_mid_send() {
         assert_eq!(server.stop().panics, 0);
     });
 }
+
+/// Clients that write and never read while zero-copy sends are in flight, then a
+/// shutdown: the drain deadline aborts them and `serve` returns. Before the abort
+/// disconnected such a socket, its send's pages stayed in the send queue of a peer
+/// that never reads, the send's completion (made at the notification) never came,
+/// the close waited for it and `serve` never returned (soak_abuse seed 11).
+#[test]
+fn send_zc_to_peers_that_never_read_does_not_hold_the_drain() {
+    for_each_backend(|backend| {
+        let server = start_echo(backend, |b| {
+            b.send_zc_threshold(Some(1024))
+                .drain_timeout(std::time::Duration::from_millis(200))
+        });
+        let mut rng = Rng::new(43);
+        let payload = rng.bytes(1 << 20);
+        let mut clients = Vec::new();
+        for _ in 0..4 {
+            let mut s = connect(server.addr);
+            s.set_nonblocking(true).unwrap();
+            let mut wrote = 0usize;
+            while wrote < 64 << 20 {
+                match s.write(&payload) {
+                    Ok(n) => wrote += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) => panic!("write: {e}"),
+                }
+            }
+            clients.push(s);
+        }
+        server.wait_counters("the server to read from every connection", |c| {
+            c.open_conns == 4 && c.bytes_in >= 4 * 64 * 1024
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(server.stop());
+        });
+        let c = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap_or_else(|_| {
+                panic!("{backend}: serve did not return 30 s after a shutdown with a 200 ms drain")
+            });
+        assert_eq!(c.panics, 0);
+        assert_eq!(c.open_conns, 0, "{backend}: connections left open");
+        drop(clients);
+    });
+}

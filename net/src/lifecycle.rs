@@ -78,6 +78,31 @@ impl ConnCore {
     /// orphaned socket holding them, with a FIN queued behind them, for as long as a
     /// peer that does not read makes it wait (a slow reader cut off by a rate limit,
     /// the close or drain deadline). Without unsent bytes the close stays graceful.
+    /// Aborting with a send in flight that may be zero-copy (`SEND_ZC`): its pages stay
+    /// referenced by the socket's send queue, and its completion (with the
+    /// notification) comes only once the kernel let go of them. A peer that never reads
+    /// keeps them queued forever, so the close, which waits for that completion, would
+    /// never come. Disconnect now (`connect(AF_UNSPEC)`: a reset that purges the send
+    /// queue); the send then completes and the close follows. A failure (e.g. not a TCP
+    /// socket) leaves the abort as it was.
+    pub(crate) fn disconnect_for_zero_copy(&mut self) {
+        if self.has(CANCELLED) {
+            return;
+        }
+        // SAFETY: all-zero bytes are a valid `sockaddr`.
+        let mut sa: libc::sockaddr = unsafe { std::mem::zeroed() };
+        sa.sa_family = libc::AF_UNSPEC as libc::sa_family_t;
+        // SAFETY: `fd` is this connection's open socket (closed only after CANCELLED);
+        // `sa` is a valid sockaddr of the size passed.
+        unsafe {
+            libc::connect(
+                self.fd,
+                &sa,
+                std::mem::size_of::<libc::sockaddr>() as libc::socklen_t,
+            )
+        };
+    }
+
     pub(crate) fn reset_if_unsent(&mut self) {
         if self.has(CANCELLED | RESET_SET) {
             return;
