@@ -10,8 +10,10 @@
 //! workers have armed their accepts the connections alternate between them in blocks
 //! of at most `SHARED_ACCEPT_DEPTH`. (With a multishot accept, its waiter stayed first
 //! and one worker took all 200: 200/0.) On epoll both workers are woken for every
-//! connection and race for it (`EPOLLEXCLUSIVE` is not used); 200 races never all go
-//! one way in practice, but that backend gives no ordering guarantee.
+//! connection and race for it (`EPOLLEXCLUSIVE` is not used), and nothing orders the
+//! race: on a loaded machine the split was near even, on a quiet one worker 0 won all
+//! 200 (a clean-clone CI run). So on epoll the test asserts only that every connection
+//! was served; the balance is an io_uring guarantee (docs/tuning.md).
 
 mod support;
 
@@ -64,10 +66,13 @@ fn workers_sharing_a_unix_listener_each_get_connections() {
             per_worker[w[0] as usize] += 1;
         }
         eprintln!("{CONNS} sequential connections per worker on {backend}: {per_worker:?}");
-        assert!(
-            per_worker.iter().all(|&n| n >= 1),
-            "every worker must get some connections: {per_worker:?}"
-        );
+        assert_eq!(per_worker.iter().sum::<usize>(), CONNS);
+        if backend == ringcore::BackendKind::Uring {
+            assert!(
+                per_worker.iter().all(|&n| n >= 1),
+                "every worker must get some connections: {per_worker:?}"
+            );
+        }
         h.shutdown();
         j.join().unwrap().unwrap();
         let _ = std::fs::remove_dir_all(&dir);
