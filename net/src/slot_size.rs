@@ -44,15 +44,11 @@ mod tests {
     #[test]
     fn idle_connection_slot_stays_small() {
         let slot = size_of::<Slot<ConnSlot<SlotHandler<Echo>>>>();
-        eprintln!(
-            "ConnCore {} B, Option<TimerHandle> {} B, slot with the echo handler {} B",
-            size_of::<ConnCore>(),
-            size_of::<Option<ringcore_runtime::TimerHandle>>(),
-            slot
-        );
         assert!(
             slot <= ECHO_SLOT_MAX,
-            "slot is {slot} B, bound {ECHO_SLOT_MAX} B"
+            "slot is {slot} B, bound {ECHO_SLOT_MAX} B (ConnCore {} B, Option<TimerHandle> {} B)",
+            size_of::<ConnCore>(),
+            size_of::<Option<ringcore_runtime::TimerHandle>>(),
         );
         // An empty handler adds nothing beyond the slot header and the enum tag.
         assert!(size_of::<Slot<ConnSlot<SlotHandler<()>>>>() <= CONN_CORE_MAX + 24);
