@@ -318,6 +318,8 @@ impl Conn<'_> {
         if len == 0 || self.core.write_closed() {
             return;
         }
+        // Only the TLS wrapper installs a layer; without the feature there is none.
+        #[cfg(feature = "tls")]
         if let Some(l) = self.core.layer.as_deref_mut() {
             if !l.write_closed() {
                 l.push_file(file, offset, len);

@@ -16,6 +16,7 @@
 
 use crate::reason::CloseReason;
 use std::collections::VecDeque;
+#[cfg(feature = "tls")]
 use std::fs::File;
 
 /// One piece of plaintext output, in order.
@@ -23,7 +24,9 @@ pub(crate) enum Plain {
     /// Bytes.
     Bytes(Vec<u8>),
     /// A file region: read and encrypted in bounded chunks by the wrapper. `file` is
-    /// `None` while a read of it runs off the worker.
+    /// `None` while a read of it runs off the worker. Only the TLS wrapper reads
+    /// files, so without the `tls` feature no layer can hold one.
+    #[cfg(feature = "tls")]
     File {
         file: Option<File>,
         offset: u64,
@@ -89,6 +92,7 @@ impl Layer {
     }
 
     /// Appends a file region.
+    #[cfg(feature = "tls")]
     pub(crate) fn push_file(&mut self, file: File, offset: u64, len: u64) {
         self.out_len += len as usize;
         self.out.push_back(Plain::File {
@@ -99,6 +103,7 @@ impl Layer {
     }
 }
 
+#[cfg(feature = "tls")]
 impl crate::handler::Conn<'_> {
     /// The inner handler asked to close while the layer still holds output for it
     /// (a file read and encrypted in chunks needs the peer to read): start the close
