@@ -124,8 +124,8 @@ pub struct ConnCore {
     /// The peer address of an outbound connect in flight (the kernel reads it).
     pub(crate) connect_addr: Option<Box<crate::addr::RawAddr>>,
     pub(crate) out: WriteQueue,
-    /// Unconsumed input (empty, without allocation, while idle).
-    pub(crate) pending: Vec<u8>,
+    /// Unconsumed input (a null pointer, no allocation, while empty: pending.rs).
+    pub(crate) pending: crate::pending::Pending,
     pub(crate) reason: Option<CloseReason>,
     /// The pipe and progress of a file being spliced out (only while one is).
     pub(crate) splice: Option<Box<SpliceState>>,
@@ -187,7 +187,7 @@ impl ConnCore {
             connect_timer: None,
             connect_addr: None,
             out: WriteQueue::default(),
-            pending: Vec::new(),
+            pending: Default::default(),
             reason: None,
             splice: None,
             tunnel: None,

@@ -126,18 +126,11 @@ impl<F: Factory> Server<F> {
             return;
         };
         let slot = &mut s.value;
-        let pending = std::mem::take(&mut slot.core.pending);
+        let pending = slot.core.pending.take();
         let consumed = call(slot, &mut self.ctx, io, "on_data", |h, conn| {
             h.on_data(conn, &pending)
         });
-        let mut pending = pending;
-        if let Some(used) = consumed {
-            pending.drain(..used.min(pending.len()));
-        }
-        if pending.is_empty() {
-            pending = Vec::new();
-        }
-        slot.core.pending = pending;
+        slot.core.pending.put_back(pending, consumed.unwrap_or(0));
         slot.core.note_leftovers();
         self.check_pending_limit(idx, consumed.unwrap_or(0));
     }

@@ -31,6 +31,7 @@ mod mailbox;
 mod offload;
 mod outbound;
 mod outbound_opts;
+mod pending;
 mod per_worker;
 mod reason;
 mod recvhold;
