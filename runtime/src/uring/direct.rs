@@ -23,6 +23,19 @@
 //!   flight on the slot hold the file through the table's resource node, so the removal
 //!   cannot pull a file from under them. The slot is reused only after the direct
 //!   close's completion, so a new registration can never be undone by an old close.
+//! * **close without a completion** (kernel with `CQE_SKIP_SUCCESS`, no SQPOLL): the
+//!   direct close carries `IOSQE_CQE_SKIP_SUCCESS`, saving one CQE per connection. A
+//!   direct close, like a registration, runs inline at submission (`io_close_fixed`
+//!   and `io_files_update` take the ring lock and never go async; ringcore sets no
+//!   `IOSQE_ASYNC`/`IO_DRAIN` and never links them), in SQ order. So the slot is
+//!   empty once the kernel has consumed the close's SQE, and the SQ head says when:
+//!   the slot waits in `closing` until an enter leaves the SQ empty, and is free after
+//!   the completions harvested by that enter were handled (a registration's failure
+//!   CQE, posted before the close ran, is then matched against the old fd, not a new
+//!   one). With SQPOLL the kernel thread publishes the head before it flushes
+//!   completions, and with a CQ overflow a failure CQE may still be held back: the
+//!   first keeps the completion on, the second delays reuse to a later turn.
+//!   A failed direct close still posts (logged; the slot is not freed twice).
 
 use crate::metrics::Counters;
 use crate::token::{Token, INTERNAL_SLOT, SERVICE_KIND_BASE};
@@ -51,12 +64,27 @@ pub(crate) struct DirectTable {
     free: Vec<u32>,
     /// Registration SQEs carry `CQE_SKIP_SUCCESS`.
     skip: bool,
+    /// Direct closes carry `CQE_SKIP_SUCCESS` too; their slots go through `closing`.
+    skip_close: bool,
+    /// Slots emptied by direct closes without a completion, not yet known consumed by
+    /// the kernel (see the module docs).
+    closing: Vec<u32>,
+    /// Slots whose direct close the kernel has consumed, free after this turn's
+    /// completions.
+    closed: Vec<u32>,
 }
 
 impl DirectTable {
     /// Registers a sparse table of `slots` entries on `ring` (Linux 5.19). The caller
     /// logs and runs without direct descriptors on error.
-    pub(crate) fn new(ring: &IoUring, slots: u32, skip: bool) -> io::Result<DirectTable> {
+    /// `skip`: the kernel has `CQE_SKIP_SUCCESS` (registrations post only failures);
+    /// `skip_close`: direct closes may skip theirs as well (not with SQPOLL).
+    pub(crate) fn new(
+        ring: &IoUring,
+        slots: u32,
+        skip: bool,
+        skip_close: bool,
+    ) -> io::Result<DirectTable> {
         let slots = slots.clamp(1, MAX_SLOTS);
         ring.submitter().register_files_sparse(slots)?;
         Ok(DirectTable {
@@ -64,7 +92,27 @@ impl DirectTable {
             fds: vec![-1; slots as usize].into_boxed_slice(),
             free: (0..slots).rev().collect(),
             skip,
+            skip_close: skip && skip_close,
+            closing: Vec::new(),
+            closed: Vec::new(),
         })
+    }
+
+    /// Called after an enter, before its completions are handled: `sq_empty` says the
+    /// kernel consumed every SQE pushed so far (so every direct close of a slot in
+    /// `closing` ran); `overflow` that completions may be held back in the kernel.
+    pub(crate) fn entered(&mut self, sq_empty: bool, overflow: bool) {
+        if sq_empty && !overflow && !self.closing.is_empty() {
+            self.closed.append(&mut self.closing);
+        }
+    }
+
+    /// Called once the completions harvested after [`Self::entered`] were handled:
+    /// the slots whose closes ran are free for new registrations.
+    pub(crate) fn harvested(&mut self) {
+        if !self.closed.is_empty() {
+            self.free.append(&mut self.closed);
+        }
     }
 
     /// The slot `fd` is registered at, if any.
@@ -108,15 +156,22 @@ impl DirectTable {
 
     /// Forgets `fd`'s slot and returns the direct close that empties it (`None` if the
     /// fd has none). The slot is free once that close completes ([`Self::complete`]).
-    pub(crate) fn release(&mut self, fd: RawFd) -> Option<squeue::Entry> {
+    ///
+    /// With `skip_close` the close posts nothing on success: the slot waits in
+    /// `closing` for the kernel to consume the SQE (module docs).
+    pub(crate) fn release(&mut self, fd: RawFd, c: &mut Counters) -> Option<squeue::Entry> {
         let slot = self.by_fd.remove(&fd)?;
-        Some(
-            opcode::Close::new(types::Fixed(slot)).build().user_data(
-                Token::internal(slot, crate::OpKind::Nop)
-                    .with_raw_kind(KIND_CLOSE)
-                    .raw(),
-            ),
-        )
+        let e = opcode::Close::new(types::Fixed(slot)).build().user_data(
+            Token::internal(slot, crate::OpKind::Nop)
+                .with_raw_kind(KIND_CLOSE)
+                .raw(),
+        );
+        if !self.skip_close {
+            return Some(e);
+        }
+        self.closing.push(slot);
+        c.direct_in_use = c.direct_in_use.saturating_sub(1);
+        Some(e.flags(squeue::Flags::SKIP_SUCCESS))
     }
 
     /// True (and the completion handled) when `user_data` is one of this table's own
@@ -155,6 +210,10 @@ impl DirectTable {
             KIND_CLOSE => {
                 if result < 0 {
                     tracing::debug!(slot, result, "ringcore: direct close failed");
+                }
+                if self.skip_close {
+                    // Only a failure posts; the slot went through `closing` already.
+                    return true;
                 }
                 if let Some(f) = self.fds.get_mut(slot as usize) {
                     *f = -1;

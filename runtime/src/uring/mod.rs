@@ -185,7 +185,9 @@ impl Ring {
         };
         let slots = cfg.direct_slots.min(nofile).max(1);
         let skip = ring.params().is_feature_skip_cqe_on_success();
-        match direct::DirectTable::new(ring, slots, skip) {
+        // The skipped direct close relies on the SQ head being published after the
+        // completions of the SQEs it covers: true for io_uring_enter, not for SQPOLL.
+        match direct::DirectTable::new(ring, slots, skip, cfg.sqpoll.is_none()) {
             Ok(t) => Some(t),
             Err(e) => {
                 tracing::warn!(
@@ -215,7 +217,7 @@ impl Ring {
     /// outside the op path, follows): without this the table would keep the socket
     /// open.
     pub(crate) fn release_direct(&mut self, fd: RawFd, c: &mut Counters) -> io::Result<()> {
-        if let Some(e) = self.direct.as_mut().and_then(|d| d.release(fd)) {
+        if let Some(e) = self.direct.as_mut().and_then(|d| d.release(fd, c)) {
             // SAFETY: a direct close references no memory.
             unsafe { self.push_raw(&e, c) }?;
         }
@@ -594,8 +596,12 @@ impl Ring {
         } else {
             self.enter(want, timeout, c)?;
         }
-        if self.ring.submission().cq_overflow() {
+        let overflow = self.ring.submission().cq_overflow();
+        if overflow {
             c.cq_overflow += 1;
+        }
+        if let Some(d) = self.direct.as_mut() {
+            d.entered(self.ring.submission().is_empty(), overflow);
         }
         let mut cq = self.ring.completion();
         cq.sync();
@@ -617,6 +623,9 @@ impl Ring {
             } else if let Some(x) = harvest(&mut self.bufs, &mut self.zc, x, c) {
                 self.batch.push_back(x);
             }
+        }
+        if let Some(d) = self.direct.as_mut() {
+            d.harvested();
         }
         Ok(())
     }
