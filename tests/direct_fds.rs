@@ -3,14 +3,17 @@
 //! shutdowns and polls name the slot. Each test checks through the counters that the
 //! ops really went through the table (`direct_ops`), that every slot is emptied again
 //! (`direct_in_use` back to 0: a slot left behind would keep its socket open), and
-//! that a full table loses no connection. On both backends; epoll ignores the option.
-//! The rest of the suite runs with it forced on through `RINGCORE_DIRECT_FDS=1`.
+//! that a full table loses no connection. Outbound sockets (`Conn::connect`, here
+//! through the HTTP gateway, and the splice tunnel's upstream of `Conn::pipe_to`) go
+//! into the table too. On both backends; epoll ignores the option. The rest of the
+//! suite runs with it forced on through `RINGCORE_DIRECT_FDS=1`.
 
 mod support;
 
-use ringcore::http::{HttpConn, Limits, Router};
+use ringcore::http::{GatewayConfig, GatewayConn, HttpConn, Limits, Router};
 use ringcore::{BackendKind, Conn, ConnInfo, Counters, Handler};
 use std::io::Write;
+use std::net::SocketAddr;
 use std::time::Duration;
 use support::client::{connect, echo_check, read_to_eof, set_linger_zero, wait_closed, Ended};
 use support::http::{plaintext, HttpClient, HELLO};
@@ -195,5 +198,119 @@ fn close_paths_empty_the_slot() {
                 "{backend}: {end:?}"
             );
         }
+    });
+}
+
+/// The proxy handler of examples/proxy.rs: a splice tunnel to `upstream`.
+struct Tunnel {
+    upstream: SocketAddr,
+}
+
+impl Handler for Tunnel {
+    fn on_open(&mut self, conn: &mut Conn<'_>) {
+        if conn.pipe_to(self.upstream, Duration::from_secs(5)).is_err() {
+            conn.abort();
+        }
+    }
+
+    fn on_data(&mut self, _conn: &mut Conn<'_>, data: &[u8]) -> usize {
+        data.len()
+    }
+}
+
+/// A proxy with a 4-slot table and 6 tunnels open at once: 12 sockets on its worker
+/// (6 accepted, 6 upstream), so 4 get slots and 8 run on their fds; every byte
+/// arrives, and all slots empty once the clients leave.
+#[test]
+fn proxy_tunnels_with_a_tiny_table() {
+    for_each_backend(|backend| {
+        let echo = start_echo(backend, |b| b);
+        let up = echo.addr;
+        let proxy = start_server(
+            backend,
+            |b| b.direct_descriptors(true).direct_slots(4),
+            move |_: &ConnInfo| Tunnel { upstream: up },
+        );
+        let mut conns: Vec<_> = (0..6).map(|_| connect(proxy.addr)).collect();
+        for round in 0..3u8 {
+            for (i, s) in conns.iter_mut().enumerate() {
+                echo_check(s, &[round.wrapping_mul(7) ^ i as u8; 20_000], 4096);
+            }
+        }
+        let c = proxy.counters();
+        if direct_on(backend, &c) {
+            // Both ends of every tunnel asked for a slot (the accepted socket before
+            // its upstream, so the first two tunnels took all four).
+            assert_eq!(c.direct_conns + c.direct_fallbacks, 12, "{c:?}");
+            assert_eq!((c.direct_conns, c.direct_in_use), (4, 4), "{c:?}");
+            assert_eq!(c.direct_errors, 0, "{c:?}");
+        }
+        drop(conns);
+        proxy.wait_counters("6 tunnels closed, slots emptied", |c| {
+            c.closes == 6 && c.open_conns == 0 && c.direct_in_use == 0
+        });
+        echo.wait_counters("6 upstream connections closed", |c| {
+            c.closes == 6 && c.open_conns == 0
+        });
+        // The emptied slots serve new tunnels.
+        let mut again = connect(proxy.addr);
+        echo_check(&mut again, b"again", 5);
+        drop(again);
+        let c = proxy.wait_counters("7 tunnels closed", |c| {
+            c.closes == 7 && c.direct_in_use == 0
+        });
+        if direct_on(backend, &c) {
+            assert_eq!(c.direct_conns, 6, "{c:?}");
+        }
+        proxy.stop();
+        echo.stop();
+    });
+}
+
+/// The HTTP gateway (outbound `Conn::connect` per request, no pool) with a 4-slot
+/// table: first 2 keep-alive clients (2 slots left, so the first upstream connection
+/// certainly gets one), then 6 more at once (8 clients for 4 slots: some run on their
+/// fds). Every response is right, and every slot, the outbound ones included, empties.
+#[test]
+fn gateway_outbound_with_a_tiny_table() {
+    for_each_backend(|backend| {
+        let router = Router::new().get("/api/plaintext", plaintext);
+        let up = start_server(backend, |b| b, HttpConn::factory(router, Limits::default()));
+        let cfg = GatewayConfig::new(up.addr).pool_max_idle(0);
+        let gw = start_server(
+            backend,
+            |b| b.direct_descriptors(true).direct_slots(4),
+            GatewayConn::factory(Router::new(), cfg),
+        );
+        let get = |clients: &mut Vec<HttpClient>, what: &str| {
+            for round in 0..3 {
+                for (i, c) in clients.iter_mut().enumerate() {
+                    c.send(b"GET /api/plaintext HTTP/1.1\r\nHost: x\r\n\r\n");
+                    let r = c.read_response(false);
+                    assert_eq!((r.status, &r.body[..]), (200, HELLO), "{what} {round}/{i}");
+                }
+            }
+        };
+        let mut clients: Vec<_> = (0..2).map(|_| HttpClient::connect(gw.addr)).collect();
+        get(&mut clients, "two clients");
+        let c = gw.counters();
+        if direct_on(backend, &c) {
+            assert_eq!(c.connects, 6, "{c:?}");
+            assert!(c.direct_conns > 2, "outbound sockets registered: {c:?}");
+        }
+        clients.extend((0..6).map(|_| HttpClient::connect(gw.addr)));
+        get(&mut clients, "eight clients");
+        drop(clients);
+        let c = gw.wait_counters("8 clients and 30 upstream connections closed", |c| {
+            c.closes == 38 && c.open_conns == 0 && c.direct_in_use == 0
+        });
+        if direct_on(backend, &c) {
+            assert_eq!(c.connects, 30, "{c:?}");
+            assert_eq!(c.direct_conns + c.direct_fallbacks, 38, "{c:?}");
+            assert!(c.direct_fallbacks > 0, "{c:?}");
+            assert_eq!(c.direct_errors, 0, "{c:?}");
+        }
+        gw.stop();
+        up.stop();
     });
 }

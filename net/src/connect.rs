@@ -175,6 +175,11 @@ impl<F: Factory> Server<F> {
         };
         let core = &mut s.value.core;
         let (token, fd) = (core.token, core.fd);
+        // io_uring with `direct_descriptors`: like an accepted socket, the outbound one
+        // goes into the ring's table (the connect itself keeps the fd; receives, sends,
+        // shutdowns and polls after it name the slot). Closed through `Op::Close` as
+        // every connection, which empties the slot first. Off, full table, epoll: no-op.
+        io.register_direct(fd);
         let addr = match crate::addr::RawAddr::new(&t.addr) {
             Ok(a) => Box::new(a),
             Err(e) => {

@@ -70,7 +70,14 @@ impl<F: Factory> Server<F> {
                     .map(|_| fd)
                     .inspect_err(|_| close_fd(fd))
             }) {
-                Ok(fd) => t.up = fd,
+                Ok(fd) => {
+                    // Into the direct table like the client socket (a no-op when off
+                    // or full): the tunnel's polls name the slot, its splices keep the
+                    // fd. Closed by `close_tunnel_upstream`'s `Op::Close` or
+                    // `close_now`, which empty the slot first.
+                    io.register_direct(fd);
+                    t.up = fd;
+                }
                 Err(e) => {
                     core.fail(CloseReason::Error(io::Error::new(
                         e.kind(),
