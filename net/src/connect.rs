@@ -97,7 +97,9 @@ impl Conn<'_> {
     /// once the connect succeeded (its [`Conn::id`] is the new connection's id: a
     /// handler that must answer its originator carries the originator's
     /// [`id`](Self::id) or [`notifier`](Self::notifier)). Bytes it sends before then
-    /// are queued; messages reach it even before `on_open`.
+    /// are queued; messages reach it even before `on_open`. With the runtime's
+    /// `direct_descriptors` option (io_uring) the socket goes into the worker's
+    /// direct-descriptor table like an accepted one (a full table: its plain fd).
     ///
     /// # Errors
     /// Reported to `handler.on_close` as [`CloseReason::Error`] (no `on_open`): the

@@ -145,9 +145,12 @@ pub struct Config {
     pub recv_hold_limit: Option<u32>,
     /// io_uring: *direct descriptors*: each worker registers a sparse file table of
     /// [`direct_slots`](Self::direct_slots) entries (Linux 5.19), the server puts every
-    /// accepted connection socket into it, and the connection's receives, sends,
+    /// accepted connection socket into it, and every outbound one (`Conn::connect`,
+    /// client mode, a splice tunnel's upstream), and the connection's receives, sends,
     /// shutdowns and polls name the table slot (`IOSQE_FIXED_FILE`), which skips a
-    /// file lookup and reference count per op; its close empties the slot first. The
+    /// file lookup and reference count per op; its close empties the slot first with a
+    /// direct close, which posts no completion where the kernel has
+    /// `IOSQE_CQE_SKIP_SUCCESS` (5.17; not with SQPOLL). UDP sockets stay plain. The
     /// socket keeps its normal fd too, for everything that needs one. A full table or a
     /// failed registration leaves connections on their plain fds (counted in
     /// `direct_fallbacks`; nothing is lost). Default off (see docs/benchmarks.md,
