@@ -23,7 +23,8 @@ pub(crate) enum Plain {
     /// Bytes.
     Bytes(Vec<u8>),
     /// A file region: read and encrypted in bounded chunks by the wrapper. `file` is
-    /// `None` while a read of it runs off the worker.
+    /// `None` while a read of it runs off the worker. Only the TLS layer reads it.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     File {
         file: Option<File>,
         offset: u64,
@@ -104,7 +105,8 @@ impl crate::handler::Conn<'_> {
     /// (a file read and encrypted in chunks needs the peer to read): start the close
     /// (linger) deadline now, as a plaintext close does, so a peer that stopped
     /// reading cannot hold the connection open. The real close, when it comes, keeps
-    /// this deadline. Idempotent.
+    /// this deadline. Idempotent. Only the TLS layer calls it.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     pub(crate) fn arm_layer_close_deadline(&mut self) {
         use crate::conn::{CANCELLED, LAYER_CLOSE};
         let core = &mut *self.core;
