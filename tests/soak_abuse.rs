@@ -3,8 +3,11 @@
 //! and consumes in pieces (every byte still echoed once, in order), then one of: a
 //! client reset mid-transfer (echo, file download), or a shutdown while clients stop
 //! reading (echo, download, tunnel; the drain deadline must abort them). A second test
-//! resets tunnels (from the client side, then from the upstream side). Each seed asserts: no slot leak, fds back to what they were, no handler
-//! panic, `serve` returns within drain timeout + slack.
+//! resets tunnels (from the client side, then from the upstream side). A third has an
+//! HTTP gateway's upstream reset while the client is still uploading the request body
+//! (the client sees a 502 or a close, nothing else). Each seed asserts: no slot leak,
+//! fds back to what they were, no handler panic, `serve` returns within drain timeout
+//! + slack.
 
 #[path = "support/soak.rs"]
 mod soak;
@@ -169,6 +172,76 @@ fn tunnel_resets(backend: BackendKind, seed: u64, rng: &mut Rng) -> Result<(), S
     no_panics("tunnel upstream reset", &proxy.stop()?)
 }
 
+/// A gateway whose upstream reads the request head and part of its body, then resets,
+/// while the client is still uploading (a Content-Length body larger than what the
+/// upstream reads, written from its own thread in random pieces). The client must see
+/// a `502` or a close (reset or EOF) with nothing else before it, within the read
+/// deadline; the gateway must free both slots.
+fn gateway_upload_reset(backend: BackendKind, seed: u64, rng: &mut Rng) -> Result<(), String> {
+    let len = rng.range(64 << 10, 2 << 20);
+    let head = format!("POST /api/up HTTP/1.1\r\nHost: soak\r\nContent-Length: {len}\r\n\r\n");
+    // What the upstream reads before its reset: from nothing up to part of the body.
+    let read = rng.range(0, head.len() + len / 2);
+    let (upstream, up) = resetting_upstream(read);
+    let factory = ringcore::http::GatewayConn::factory(
+        ringcore::http::Router::new(),
+        ringcore::http::GatewayConfig::new(upstream),
+    );
+    let gw = soak::start(backend, seed, DRAIN, factory);
+    let mut s = connect(gw.addr);
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .map_err(|e| format!("read timeout: {e}"))?;
+    let mut w = s.try_clone().map_err(|e| format!("clone: {e}"))?;
+    let body = rng.bytes(len);
+    let pieces: Vec<usize> = (0..8).map(|_| rng.range(1, 256 << 10)).collect();
+    let writer = std::thread::spawn(move || {
+        if w.write_all(head.as_bytes()).is_err() {
+            return;
+        }
+        let mut at = 0;
+        for n in pieces.iter().cycle() {
+            let end = (at + n).min(body.len());
+            if at == end || w.write_all(&body[at..end]).is_err() {
+                break; // done, or the gateway gave up on the upload: expected
+            }
+            at = end;
+        }
+        // Our FIN ends a lingering close at once instead of by its timeout.
+        let _ = w.shutdown(std::net::Shutdown::Write);
+    });
+    let mut got = Vec::new();
+    let mut buf = [0u8; 16 << 10];
+    let end = loop {
+        match s.read(&mut buf) {
+            Ok(0) => break "EOF".to_string(),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break "reset".into(),
+            Err(e) => {
+                drop(s);
+                let _ = writer.join();
+                let _ = up.join();
+                return Err(format!(
+                    "client read {} bytes, then {e} (upload {len}, upstream read {read})",
+                    got.len()
+                ));
+            }
+        }
+    };
+    drop(s);
+    let _ = writer.join();
+    let _ = up.join();
+    let text = String::from_utf8_lossy(&got);
+    if !(got.is_empty() || text.starts_with("HTTP/1.1 502 ")) {
+        let shown: String = text.chars().take(200).collect();
+        return Err(format!(
+            "client got {shown:?} then {end} (upload {len}, upstream read {read})"
+        ));
+    }
+    gw.wait_idle("gateway slots freed after the upstream reset")?;
+    no_panics("gateway upload reset", &gw.stop()?)
+}
+
 /// Clients that send and never read (echo), download and never read (files), and
 /// tunnel and never read, while the server shuts down: the drain deadline aborts
 /// them and `serve` returns.
@@ -254,5 +327,17 @@ fn soak_tunnel_resets_under_faults() {
     soak::run_seeds("soak_abuse", |backend, seed| {
         let mut rng = Rng::new(seed ^ 0x7E11);
         tunnel_resets(backend, seed, &mut rng).map_err(|e| format!("tunnel resets: {e}"))
+    });
+}
+
+/// An HTTP gateway's upstream resets while the client is uploading a request body
+/// (issue 8 review: adversarial paths): a clean 502 or close, and no slot or fd left.
+#[test]
+fn soak_gateway_upload_resets_under_faults() {
+    let _alone = soak::exclusive();
+    soak::run_seeds("soak_abuse", |backend, seed| {
+        let mut rng = Rng::new(seed ^ 0x6A7E);
+        gateway_upload_reset(backend, seed, &mut rng)
+            .map_err(|e| format!("gateway upload reset: {e}"))
     });
 }

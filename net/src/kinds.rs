@@ -12,6 +12,7 @@
 //! ```
 
 use ringcore_runtime::token::SERVICE_KIND_BASE;
+use ringcore_runtime::{Io, OpKind, Token};
 
 /// Tunnel op within a direction: the socket -> pipe splice.
 pub(crate) const FILL: u8 = 0;
@@ -37,3 +38,12 @@ pub(crate) fn is_tunnel_kind(k: u8) -> bool {
 
 /// Raw op kind of the guard's poll (after the tunnel's kinds).
 pub(crate) const K_GUARD: u8 = SERVICE_KIND_BASE + 24;
+
+/// True for a cancel that posts no completion on success (`CQE_SKIP_SUCCESS`, see
+/// [`Io::cancel_posts_success`]): it is not counted in flight, and a failure
+/// completion of it (`-ENOENT`: its ops had finished) finishes nothing. The cancelled
+/// ops' own completions (`-ECANCELED`) still arrive and are counted as usual, so "the
+/// last CQE of the slot" stays exact.
+pub(crate) fn uncounted_cancel(io: &Io, tok: Token) -> bool {
+    tok.kind() == Some(OpKind::Cancel) && !io.cancel_posts_success()
+}

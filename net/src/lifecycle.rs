@@ -134,15 +134,6 @@ impl ConnCore {
     }
 }
 
-/// True for a cancel that posts no completion on success (`CQE_SKIP_SUCCESS`, see
-/// [`Io::cancel_posts_success`]): it is not counted in flight, and a failure
-/// completion of it (`-ENOENT`: its ops had finished) finishes nothing. The cancelled
-/// ops' own completions (`-ECANCELED`) still arrive and are counted as usual, so "the
-/// last CQE of the slot" stays exact.
-pub(crate) fn uncounted_cancel(io: &Io, tok: Token) -> bool {
-    tok.kind() == Some(OpKind::Cancel) && !io.cancel_posts_success()
-}
-
 impl<F: Factory> Server<F> {
     /// The one place a connection's ops are submitted: refuses what the lifecycle
     /// does not allow in the current state, counts what it submits as in flight.
@@ -158,7 +149,7 @@ impl<F: Factory> Server<F> {
         }
         // SAFETY: forwarded caller contract.
         let ok = unsafe { io.submit(tok, op) }.is_ok();
-        if ok && !uncounted_cancel(io, tok) {
+        if ok && !crate::kinds::uncounted_cancel(io, tok) {
             self.conns.op_submitted(idx);
         }
         ok

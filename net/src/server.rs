@@ -283,7 +283,7 @@ impl<F: Factory> Service for Server<F> {
             return;
         }
         let final_cqe = !(c.token.kind() == Some(OpKind::Recv) && c.more());
-        if final_cqe && !crate::lifecycle::uncounted_cancel(io, c.token) {
+        if final_cqe && !crate::kinds::uncounted_cancel(io, c.token) {
             self.conns.op_finished(idx);
         }
         if c.token.raw_kind() == crate::kinds::K_GUARD {
