@@ -55,7 +55,7 @@ fn main() -> anyhow::Result<()> {
     );
     let handle = rt.handle();
     let idle = (args.idle_timeout > 0).then(|| Duration::from_secs(args.idle_timeout));
-    common::report_status(rt.handle(), Duration::from_secs(5));
+    common::report_status(rt.handle(), args.rt.status_interval);
     rt.serve(listeners, move |_: &ConnInfo| Echo { idle })
         .context("server failed")?;
     eprint!("{}", handle.metrics().to_prometheus());

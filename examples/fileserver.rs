@@ -127,7 +127,7 @@ fn main() -> anyhow::Result<()> {
             l.record(r);
         }
     });
-    common::report_status(rt.handle(), std::time::Duration::from_secs(5));
+    common::report_status(rt.handle(), args.rt.status_interval);
     let detail = log.is_some();
     let files = move |info: &ConnInfo| {
         if detail {
@@ -137,10 +137,5 @@ fn main() -> anyhow::Result<()> {
         }
     };
     let served = common::tls::serve(&rt, listeners, tls, files);
-    if let Some(m) = metrics {
-        m.stop();
-    }
-    common::access::close(log.as_ref());
-    served.context("server failed")?;
-    Ok(())
+    common::teardown(served, metrics, log.as_ref())
 }

@@ -14,7 +14,6 @@
 
 mod common;
 
-use anyhow::Context;
 use clap::Parser;
 use ringcore::http::{
     gateway_idle_connections, AccessHook, AccessRecord, GatewayConfig, GatewayConn, Limits,
@@ -26,7 +25,7 @@ use std::time::Duration;
 
 /// ringcore HTTP gateway example.
 #[derive(Parser, Debug)]
-#[command(version)]
+#[command(name = "ringcore-gateway", version)]
 struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8081")]
@@ -126,7 +125,7 @@ fn main() -> anyhow::Result<()> {
                     args.max_requests
                 }),
         );
-    common::report_status(rt.handle(), Duration::from_secs(5));
+    common::report_status(rt.handle(), args.rt.status_interval);
     // With --access-log: a line per request (client, method, path, status, bytes,
     // duration, and the upstream that answered a forwarded one).
     let log = args.access.open()?;
@@ -144,7 +143,5 @@ fn main() -> anyhow::Result<()> {
         }
     };
     let served = rt.serve(listeners, factory);
-    common::access::close(log.as_ref());
-    served.context("server failed")?;
-    Ok(())
+    common::teardown(served, None, log.as_ref())
 }

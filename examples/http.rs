@@ -25,7 +25,6 @@ mod common;
 #[path = "http_app/routes.rs"]
 mod routes;
 
-use anyhow::Context;
 use clap::Parser;
 use ringcore::http::{
     AccessLog, AccessRecord, HttpConn, Limits, Request, Response, ResponseStats, Router,
@@ -165,7 +164,7 @@ fn main() -> anyhow::Result<()> {
         }
     });
     let base = HttpConn::factory(router, limits);
-    common::report_status(rt.handle(), std::time::Duration::from_secs(5));
+    common::report_status(rt.handle(), args.rt.status_interval);
     // Each connection is also sampled (TCP_INFO) once as it closes, for /metrics.
     let tcp_stats = TCP_STATS.get_or_init(|| TcpStats::new(rt.config().workers));
     let detail = log.is_some();
@@ -177,7 +176,5 @@ fn main() -> anyhow::Result<()> {
         }
     });
     let served = common::tls::serve(&rt, listeners, tls, factory);
-    common::access::close(ACCESS.get());
-    served.context("server failed")?;
-    Ok(())
+    common::teardown(served, None, ACCESS.get())
 }

@@ -229,7 +229,7 @@ fn main() -> anyhow::Result<()> {
         .half_close_timeout(secs(args.half_close_timeout));
     let verbose = args.verbose;
     let log2 = log.clone();
-    common::report_status(rt.handle(), Duration::from_secs(5));
+    common::report_status(rt.handle(), args.rt.status_interval);
     let acceptor = args.tls.acceptor()?;
     let connector = upstream_connector(&args)?;
     let served = if acceptor.is_some() || connector.is_some() {
@@ -270,12 +270,7 @@ fn main() -> anyhow::Result<()> {
             legs: [None, None],
         })
     };
-    if let Some(m) = metrics {
-        m.stop();
-    }
-    common::access::close(log.as_ref());
-    served.context("server failed")?;
-    Ok(())
+    common::teardown(served, metrics, log.as_ref())
 }
 
 /// The upstream TLS settings of --upstream-tls/--upstream-ca/--upstream-sni.

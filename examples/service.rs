@@ -2,9 +2,16 @@
 //! offloaded blocking call and an outbound call to a backend.
 //!
 //! `cargo run --release --example service -- 127.0.0.1:8080 127.0.0.1:9000` (listen, backend)
+//!
+//! `main` takes the flags every example shares (`--workers`, `--backend`,
+//! `--drain-timeout`, ...; `--help` lists them) and starts like the others (logging,
+//! socket activation): that part is `examples/common`.
 
+mod common;
+
+use clap::Parser;
 use ringcore::http::{Call, HttpConn, Limits, Request, Response, Router};
-use ringcore::{Runtime, Serve};
+use ringcore::Serve;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -51,14 +58,33 @@ pub fn app(backend: SocketAddr) -> Router {
         })
 }
 
-fn main() -> std::io::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let addr = args.next().unwrap_or_else(|| "127.0.0.1:8080".into());
-    let backend = args.next().unwrap_or_else(|| "127.0.0.1:9000".into());
-    let backend = backend.parse().map_err(std::io::Error::other)?;
-    let rt = Runtime::builder().build()?;
-    rt.serve(
-        addr.as_str(),
-        HttpConn::factory(app(backend), Limits::default()),
-    )
+/// ringcore small HTTP service example.
+#[derive(Parser, Debug)]
+#[command(name = "ringcore-service", version)]
+struct Args {
+    /// Address to listen on.
+    #[arg(default_value = "127.0.0.1:8080")]
+    addr: String,
+    /// The HTTP server `/quote/:sym` asks, HOST:PORT.
+    #[arg(default_value = "127.0.0.1:9000", value_name = "BACKEND")]
+    prices: String,
+    #[command(flatten)]
+    rt: common::RuntimeArgs,
+}
+
+fn main() -> anyhow::Result<()> {
+    common::init_logging();
+    let args = Args::parse();
+    let prices = common::resolve("BACKEND", &args.prices)?;
+    let rt = args.rt.runtime()?;
+    let listeners = common::listeners(&args.addr, &rt)?;
+    eprintln!(
+        "service: listening on http://{} with {} worker(s), backend {}",
+        listeners.local_addr(),
+        rt.config().workers,
+        common::backend_name(&rt)
+    );
+    common::report_status(rt.handle(), args.rt.status_interval);
+    rt.serve(listeners, HttpConn::factory(app(prices), Limits::default()))?;
+    Ok(())
 }

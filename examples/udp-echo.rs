@@ -12,7 +12,6 @@ use clap::Parser;
 use ringcore::net::udp::payload_capacity;
 use ringcore::{ConnInfo, DatagramHandler, Datagrams, Handler, ServeUdp, UdpOptions, UdpSockets};
 use std::net::SocketAddr;
-use std::time::Duration;
 
 /// ringcore UDP echo server: every datagram is sent back to its source.
 #[derive(Parser, Debug)]
@@ -84,7 +83,7 @@ fn main() -> anyhow::Result<()> {
         payload_capacity(rt.config().buf_size as usize),
     );
     let handle = rt.handle();
-    common::report_status(rt.handle(), Duration::from_secs(5));
+    common::report_status(rt.handle(), args.rt.status_interval);
     match &args.tcp_addr {
         Some(tcp) => {
             let listeners = common::listeners(tcp, &rt)?;

@@ -220,26 +220,6 @@ fn tcp_stats_sample_connections_the_server_closes() {
     });
 }
 
-/// An upstream that echoes every connection until its end of stream.
-fn echo_upstream() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { return };
-            std::thread::spawn(move || {
-                let mut b = [0u8; 4096];
-                while let Ok(n @ 1..) = s.read(&mut b) {
-                    if s.write_all(&b[..n]).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
-
 /// Tunnels every connection to `up`, recording `on_closing` like [`Probe`].
 struct Tunnel {
     up: SocketAddr,
@@ -265,7 +245,7 @@ impl Handler for Tunnel {
 fn on_closing_reads_both_legs_of_a_tunnel() {
     support::for_each_backend(|backend| {
         let log: Log = Arc::default();
-        let up = echo_upstream();
+        let up = support::echo_upstream();
         // A port nobody listens on (bound, then closed): the connect is refused.
         let refused = TcpListener::bind("127.0.0.1:0")
             .unwrap()

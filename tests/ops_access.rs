@@ -6,11 +6,11 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Read};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::Stdio;
 use support::for_each_backend;
-use support::proc::{example_cmd, http_get, scratch, wait_file, Proc};
+use support::proc::{example_cmd, http_get, http_with_access_log, scratch, wait_file, Proc};
 
 /// Every sample line of a Prometheus text has its own `# HELP` and `# TYPE`.
 fn assert_help_and_type(text: &str) {
@@ -44,21 +44,7 @@ fn sample(text: &str, name: &str) -> Option<u64> {
 #[test]
 fn http_access_log_combined_and_metrics() {
     for_each_backend(|b| {
-        let dir = scratch(&format!("http-combined-{}", b.name()));
-        let log = dir.join("access.log");
-        let mut p = Proc::spawn(example_cmd(
-            "http",
-            b,
-            &[
-                "--addr",
-                "127.0.0.1:0",
-                "--workers",
-                "1",
-                "--access-log",
-                log.to_str().unwrap(),
-            ],
-        ));
-        let addr = p.addr_after("listening on");
+        let (mut p, addr, log) = http_with_access_log(b, "http-combined");
         let extra = "User-Agent: ops-test/1\r\nReferer: http://r.example/x\r\n";
         assert_eq!(http_get(addr, "/plaintext?q=1", extra).0, 200);
         assert_eq!(http_get(addr, "/nope", "").0, 404);
@@ -242,31 +228,10 @@ fn fileserver_access_log_and_metrics_addr() {
     });
 }
 
-/// An echo upstream on a thread: each connection echoes until EOF.
-fn echo_upstream() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { return };
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = s.read(&mut buf) {
-                    if n == 0 || s.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-                let _ = s.shutdown(Shutdown::Write);
-            });
-        }
-    });
-    addr
-}
-
 #[test]
 fn proxy_access_log_and_metrics_addr() {
     for_each_backend(|b| {
-        let up = echo_upstream();
+        let up = support::echo_upstream();
         for format in ["combined", "json"] {
             let dir = scratch(&format!("proxy-{}-{format}", b.name()));
             let log = dir.join("access.log");

@@ -10,7 +10,7 @@ use std::io::Read;
 use std::net::TcpStream;
 use std::process::Command;
 use support::for_each_backend;
-use support::proc::{example, example_cmd, http_get, scratch, wait_file, Proc};
+use support::proc::{example, example_cmd, http_get, http_with_access_log, wait_file, Proc};
 
 /// SIGTERM starts the drain and says so; a connection still open holds the process;
 /// a second signal (SIGINT) ends it at once with status 130, logged.
@@ -90,21 +90,8 @@ fn sigint_drains_and_exits_zero() {
 #[test]
 fn sighup_reopens_the_access_log() {
     for_each_backend(|b| {
-        let dir = scratch(&format!("hup-{}", b.name()));
-        let log = dir.join("access.log");
-        let mut p = Proc::spawn(example_cmd(
-            "http",
-            b,
-            &[
-                "--addr",
-                "127.0.0.1:0",
-                "--workers",
-                "1",
-                "--access-log",
-                log.to_str().unwrap(),
-            ],
-        ));
-        let addr = p.addr_after("listening on");
+        let (mut p, addr, log) = http_with_access_log(b, "hup");
+        let dir = log.parent().unwrap();
         assert_eq!(http_get(addr, "/plaintext?first", "").0, 200);
         wait_file(&log, "the first line", |t| t.contains("/plaintext?first"));
         let rotated = dir.join("access.log.1");
@@ -231,10 +218,33 @@ fn cpus_define_workers_and_oversubscription_warns() {
 }
 
 /// `--version` names the example, `--help` states the flag/environment precedence,
-/// and every example takes `--drain-timeout`.
+/// and every example (each file in examples/) takes `--drain-timeout`.
 #[test]
 fn version_help_and_drain_timeout_flag() {
-    for name in ["echo", "http", "fileserver", "proxy"] {
+    let names = [
+        "echo",
+        "fileserver",
+        "gateway",
+        "http",
+        "proxy",
+        "service",
+        "udp-echo",
+    ];
+    // Every example is covered: a new file in examples/ must join the list.
+    let mut files: Vec<String> =
+        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/examples"))
+            .unwrap()
+            .filter_map(|e| {
+                e.ok()?
+                    .file_name()
+                    .to_str()?
+                    .strip_suffix(".rs")
+                    .map(String::from)
+            })
+            .collect();
+    files.sort();
+    assert_eq!(files, names, "examples/ and this test's list differ");
+    for name in names {
         let out = Command::new(example(name))
             .arg("--version")
             .output()

@@ -2,16 +2,21 @@
 //! fake `NOTIFY_SOCKET` (a unix datagram socket owned by the test, by path and by
 //! abstract name) receives `READY=1` once every worker listens and `STOPPING=1` when
 //! the drain begins; a listener created here and passed as fd 3 with `LISTEN_PID`
-//! and `LISTEN_FDS` (socket activation) is served by several workers.
+//! and `LISTEN_FDS` (socket activation) is served by several workers; the
+//! `LISTEN_*` variables are gone from the environment once the sockets are taken (a
+//! child of the server does not inherit them); `STATUS=` lines every
+//! `--status-interval` carry the connection counts.
 
 mod support;
 
 use ringcore::BackendKind;
+use std::io::BufRead;
 use std::net::TcpListener;
+use std::net::TcpStream;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::CommandExt;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use support::for_each_backend;
 use support::proc::{example_cmd, http_get, scratch, Proc};
 
@@ -180,5 +185,137 @@ fn listen_pid_of_another_process_is_ignored() {
         assert!(!p.seen.iter().any(|l| l.contains("socket activation")));
         drop(s);
         p.terminate();
+    });
+}
+
+/// Under systemd the examples send `STATUS=` lines with the connection counts every
+/// `--status-interval`: a held connection shows as open, then as gone once closed.
+#[test]
+fn notify_socket_gets_periodic_status_lines() {
+    for_each_backend(|b| {
+        let path = scratch(&format!("status-{}", b.name())).join("notify.sock");
+        let sock = UnixDatagram::bind(&path).unwrap();
+        sock.set_read_timeout(Some(support::DEADLINE)).unwrap();
+        let mut cmd = example_cmd(
+            "echo",
+            b,
+            &[
+                "--addr",
+                "127.0.0.1:0",
+                "--workers",
+                "1",
+                "--status-interval",
+                "50ms",
+            ],
+        );
+        cmd.env("NOTIFY_SOCKET", &path);
+        let mut p = Proc::spawn(cmd);
+        let addr = p.addr_after("listening on");
+        let mut seen = Vec::new();
+        recv_until(&sock, "READY=1", &mut seen);
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(support::DEADLINE)).unwrap();
+        support::proc::echo_round(&mut s, b"counted");
+        recv_until(
+            &sock,
+            "STATUS=serving: 1 open connection(s), 1 accepted",
+            &mut seen,
+        );
+        drop(s);
+        recv_until(
+            &sock,
+            "STATUS=serving: 0 open connection(s), 1 accepted",
+            &mut seen,
+        );
+        p.terminate();
+    });
+}
+
+const ACTIVATED_ROLE: &str = "activated";
+
+/// The child side of [`socket_activation_unsets_the_listen_variables`]: takes the
+/// inherited socket, reports what it and a child of its own see of `LISTEN_*` (and
+/// of descriptor 3), then serves an echo on the socket until stdin ends.
+fn activated_child(b: BackendKind) {
+    use ringcore::{ConnInfo, Serve};
+    let l = ringcore::net::systemd::activated_listeners(1)
+        .expect("socket activation")
+        .expect("LISTEN_PID names this process");
+    let mine: Vec<String> = ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"]
+        .iter()
+        .map(|v| std::env::var(v).unwrap_or_else(|_| "unset".into()))
+        .collect();
+    // The harness printed "test name ... " without a newline: start a fresh line.
+    println!("\nSELF {}", mine.join(" "));
+    let out = Command::new("/bin/sh")
+        .arg("-c")
+        // No command substitution: its pipe could itself be fd 3 in the shell.
+        .arg(
+            "printf '%s %s %s ' \"${LISTEN_PID-unset}\" \"${LISTEN_FDS-unset}\" \
+             \"${LISTEN_FDNAMES-unset}\"; \
+             if [ -e /proc/self/fd/3 ]; then echo fd3=open; else echo fd3=closed; fi",
+        )
+        .output()
+        .expect("run sh");
+    println!("CHILD {}", String::from_utf8_lossy(&out.stdout).trim());
+    let rt = support::base_builder(b).build().unwrap();
+    let h = rt.handle();
+    let j = std::thread::spawn(move || rt.serve(l, |_: &ConnInfo| support::Echo));
+    println!("SERVING");
+    let _ = std::io::stdin().read_line(&mut String::new());
+    h.shutdown();
+    j.join().unwrap().unwrap();
+}
+
+/// Socket activation takes `LISTEN_PID`, `LISTEN_FDS` and `LISTEN_FDNAMES` out of the
+/// environment once it has the sockets (systemd's convention, `sd_listen_fds(1)`):
+/// neither the server nor a child it starts sees them, and the socket itself is
+/// close-on-exec. The server here is this test binary run again as a child.
+#[test]
+fn socket_activation_unsets_the_listen_variables() {
+    if let Some((role, b)) = support::child::child_role() {
+        assert_eq!(role, ACTIVATED_ROLE);
+        activated_child(b);
+        return;
+    }
+    for_each_backend(|b| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.args([
+            "socket_activation_unsets_the_listen_variables",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(
+            support::child::CHILD_ENV,
+            format!("{ACTIVATED_ROLE}:{}", b.name()),
+        )
+        .env("LISTEN_FDNAMES", "web");
+        let mut sh = activated(cmd, listener.as_raw_fd());
+        sh.stdin(Stdio::piped()).stdout(Stdio::piped());
+        let mut child = sh.spawn().expect("spawn the child");
+        drop(listener); // the child has its own descriptor now
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut next = |prefix: &str| loop {
+            let l = lines
+                .next()
+                .unwrap_or_else(|| panic!("the child ended before {prefix:?}"))
+                .unwrap();
+            if let Some(rest) = l.strip_prefix(prefix) {
+                return rest.to_string();
+            }
+        };
+        assert_eq!(next("SELF "), "unset unset unset");
+        assert_eq!(next("CHILD "), "unset unset unset fd3=closed");
+        next("SERVING");
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(support::DEADLINE)).unwrap();
+        support::proc::echo_round(&mut s, b"on the inherited socket");
+        drop(s);
+        drop(child.stdin.take()); // the child stops at the end of its stdin
+        let st = child.wait().unwrap();
+        assert!(st.success(), "{st}");
     });
 }

@@ -44,6 +44,10 @@ pub struct RuntimeArgs {
     /// environment variable, then each switch's default.
     #[arg(long, value_name = "NAME=VALUE,...")]
     pub features: Option<String>,
+    /// Under systemd (NOTIFY_SOCKET set): how often a STATUS= line with the connection
+    /// counts is sent, e.g. 5s, 500ms; 0 sends none.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub status_interval: Duration,
 }
 
 /// Parses `5s`, `500ms`, `2m` or a bare number of seconds (`1.5`).
@@ -192,9 +196,9 @@ pub fn listeners(addr: &str, rt: &Runtime) -> anyhow::Result<Listeners> {
 }
 
 /// Under systemd (`NOTIFY_SOCKET` set): sends a `STATUS=` line with the connection
-/// counts every `every`, from a helper thread, while the process runs.
+/// counts every `every` (0: never), from a helper thread, while the process runs.
 pub fn report_status(handle: Handle, every: Duration) {
-    if std::env::var_os("NOTIFY_SOCKET").is_none() {
+    if std::env::var_os("NOTIFY_SOCKET").is_none() || every.is_zero() {
         return;
     }
     let _ = std::thread::Builder::new()
@@ -208,6 +212,21 @@ pub fn report_status(handle: Handle, every: Duration) {
             );
             let _ = ringcore::net::systemd::notify(&line);
         });
+}
+
+/// After serving, in this order: stops the `--metrics-addr` endpoint, writes what is
+/// still queued for the access log (reporting dropped lines), then turns the serve
+/// result into the example's exit.
+pub fn teardown(
+    served: std::io::Result<()>,
+    metrics: Option<MetricsServer>,
+    log: Option<&ringcore::http::AccessLog>,
+) -> anyhow::Result<()> {
+    if let Some(m) = metrics {
+        m.stop();
+    }
+    access::close(log);
+    served.context("server failed")
 }
 
 type Render = Box<dyn Fn() -> String + Send + Sync>;

@@ -29,10 +29,16 @@ static PIPE_W: AtomicI32 = AtomicI32::new(-1);
 static DRAIN_MS: AtomicU64 = AtomicU64::new(0);
 /// The first SIGINT/SIGTERM (0 until one arrives), for the drain log line.
 static SIGNO: AtomicI32 = AtomicI32::new(0);
-/// Set once the "graceful drain started" line is logged (by the watcher or by the
-/// first worker to drain, whichever runs first; the process may exit before the
-/// watcher thread is scheduled).
-static DRAIN_LOGGED: AtomicBool = AtomicBool::new(false);
+/// True once the "graceful drain started" line is logged and `STOPPING=1` sent (by the
+/// watcher or by the first worker to drain, whichever runs first; the process may exit
+/// before the watcher thread is scheduled). A mutex, not a flag: it is held while the
+/// line is written, so a second caller returns only once the first has finished, and a
+/// quick exit after either caller returns cannot cut the line or the datagram off.
+static DRAIN_LOGGED: Mutex<bool> = Mutex::new(false);
+
+/// Test hook: runs in `drain_started` with the lock held, before the line is written.
+#[cfg(test)]
+static WHILE_LOGGING: Mutex<Option<Hook>> = Mutex::new(None);
 
 /// Exit status after a second SIGINT/SIGTERM during the drain: 128 + the signal
 /// number (130 for SIGINT, 143 for SIGTERM), as a shell reports a signal death.
@@ -194,8 +200,19 @@ fn watch(fd: libc::c_int) {
 /// the first worker that drains, so the line is never lost to a quick exit.
 pub(crate) fn drain_started() {
     let sig = SIGNO.load(SeqCst);
-    if sig == 0 || DRAIN_LOGGED.swap(true, SeqCst) {
+    if sig == 0 {
         return;
+    }
+    let mut logged = DRAIN_LOGGED.lock().unwrap_or_else(|e| e.into_inner());
+    if *logged {
+        return;
+    }
+    #[cfg(test)]
+    {
+        let hook = WHILE_LOGGING.lock().unwrap().clone();
+        if let Some(h) = hook {
+            h();
+        }
     }
     tracing::info!(
         "ringcore: {} received: graceful drain started (stop accepting, drain \
@@ -205,6 +222,7 @@ pub(crate) fn drain_started() {
         EXIT_ABORT_BASE + sig
     );
     crate::systemd::notify_stopping();
+    *logged = true;
 }
 
 pub(crate) fn install(drain: std::time::Duration) -> Guard {
@@ -216,7 +234,7 @@ pub(crate) fn install(drain: std::time::Duration) -> Guard {
     if *n == 0 {
         REQUESTED.store(false, SeqCst);
         SIGNO.store(0, SeqCst);
-        DRAIN_LOGGED.store(false, SeqCst);
+        *DRAIN_LOGGED.lock().unwrap_or_else(|e| e.into_inner()) = false;
     }
     for (i, &sig) in SIGNALS.iter().enumerate() {
         // SAFETY: as above.
@@ -243,5 +261,80 @@ impl Drop for Guard {
                 unsafe { libc::sigaction(sig, &self.old[i], std::ptr::null_mut()) };
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
+    /// The state letter of thread `tid` of this process (`S`: sleeping), if it runs.
+    fn thread_state(tid: i32) -> Option<char> {
+        let st = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+        st.rsplit(')').next()?.trim_start().chars().next()
+    }
+
+    /// The worker that begins a signal's drain calls `drain_started` too, in case the
+    /// watcher thread has not run; if the watcher is writing the line (and sending
+    /// `STOPPING=1`) at that moment, the worker must wait for it, or a quick drain
+    /// exits the process with the line half done. Fails on the earlier flag (swapped
+    /// before the line was written): the second caller returned at once.
+    #[test]
+    fn a_second_caller_waits_until_the_drain_line_is_written() {
+        SIGNO.store(libc::SIGTERM, SeqCst);
+        *DRAIN_LOGGED.lock().unwrap() = false;
+        let written = Arc::new(AtomicBool::new(false));
+        let (inside_tx, inside_rx) = mpsc::channel();
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let go_rx = Mutex::new(go_rx);
+        let w = written.clone();
+        *WHILE_LOGGING.lock().unwrap() = Some(Arc::new(move || {
+            inside_tx.send(()).unwrap();
+            go_rx.lock().unwrap().recv().unwrap();
+            w.store(true, SeqCst);
+        }));
+        // The first caller (the watcher) is held while "writing".
+        let first = std::thread::spawn(drain_started);
+        inside_rx.recv().unwrap();
+        let (tid_tx, tid_rx) = mpsc::channel();
+        let (done_tx, done_rx) = mpsc::channel();
+        let w = written.clone();
+        let second = std::thread::spawn(move || {
+            // SAFETY: gettid(2) has no preconditions.
+            tid_tx.send(unsafe { libc::gettid() }).unwrap();
+            drain_started();
+            done_tx.send(w.load(SeqCst)).unwrap();
+        });
+        let tid = tid_rx.recv().unwrap();
+        // The second caller either returns (wrong) or sleeps on the lock (right).
+        let end = Instant::now() + Duration::from_secs(30);
+        let early = loop {
+            if let Ok(seen) = done_rx.try_recv() {
+                break Some(seen);
+            }
+            if thread_state(tid) == Some('S') {
+                break None;
+            }
+            assert!(
+                Instant::now() < end,
+                "the second caller neither returned nor waited"
+            );
+            std::thread::yield_now();
+        };
+        assert_eq!(
+            early, None,
+            "the second caller returned while the first was still writing the line"
+        );
+        go_tx.send(()).unwrap();
+        assert!(
+            done_rx.recv().unwrap(),
+            "returned before the line was written"
+        );
+        first.join().unwrap();
+        second.join().unwrap();
+        *WHILE_LOGGING.lock().unwrap() = None;
+        SIGNO.store(0, SeqCst);
     }
 }

@@ -93,11 +93,15 @@ pub(crate) fn notify_ready(workers: usize) {
     tracing::info!("ringcore: ready: {workers} worker(s) started");
 }
 
-/// `STOPPING=1`, once per process drain.
+/// `STOPPING=1`, once per process drain. The lock is held while the datagram is
+/// sent: a second caller (the worker, while the signal watcher sends) returns only
+/// once it is sent, so a quick exit after any caller returns cannot lose it.
 pub(crate) fn notify_stopping() {
-    static SENT: AtomicBool = AtomicBool::new(false);
-    if !SENT.swap(true, SeqCst) {
+    static SENT: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+    let mut sent = SENT.lock().unwrap_or_else(|e| e.into_inner());
+    if !*sent {
         notify_quiet("STOPPING=1\nSTATUS=draining connections");
+        *sent = true;
     }
 }
 

@@ -278,3 +278,26 @@ pub fn assert_no_fd_leak(before: &BTreeMap<i32, String>) {
         );
     }
 }
+
+/// An upstream on a thread that echoes every connection until its end of stream,
+/// then shuts its side down (for proxies and tunnels under test).
+pub fn echo_upstream() -> SocketAddr {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { return };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = s.read(&mut buf) {
+                    if s.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+                let _ = s.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    addr
+}

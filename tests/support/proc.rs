@@ -233,3 +233,27 @@ pub fn scratch(tag: &str) -> PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+/// The http example on `backend`, one worker, logging to `access.log` in a fresh
+/// scratch directory (`tag` plus the backend's name): the process, its address and
+/// the log's path.
+pub fn http_with_access_log(
+    backend: ringcore::BackendKind,
+    tag: &str,
+) -> (Proc, SocketAddr, PathBuf) {
+    let log = scratch(&format!("{tag}-{}", backend.name())).join("access.log");
+    let mut p = Proc::spawn(example_cmd(
+        "http",
+        backend,
+        &[
+            "--addr",
+            "127.0.0.1:0",
+            "--workers",
+            "1",
+            "--access-log",
+            log.to_str().unwrap(),
+        ],
+    ));
+    let addr = p.addr_after("listening on");
+    (p, addr, log)
+}

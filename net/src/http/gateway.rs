@@ -421,7 +421,7 @@ impl GatewayConn {
     ) {
         let head = self.upstream_head(req, length, body);
         if let Some(l) = &mut self.log {
-            l.begin(req);
+            l.begin(req, conn.now());
         }
         self.reply = req.reply();
         self.close_after = !req.keep_alive();
@@ -504,7 +504,7 @@ impl GatewayConn {
     /// unread).
     fn fail(&mut self, conn: &mut Conn<'_>, status: u16, why: &str) {
         if let Some(l) = &mut self.log {
-            l.end(status);
+            l.end(status, conn.now());
         }
         if self.head_sent {
             conn.abort();
@@ -527,7 +527,7 @@ impl GatewayConn {
     /// The exchange is over: next request, or close.
     fn finish(&mut self, conn: &mut Conn<'_>) {
         if let Some(l) = &mut self.log {
-            l.end(0);
+            l.end(0, conn.now());
         }
         self.phase = Phase::Idle;
         self.back = None;
@@ -547,7 +547,7 @@ impl GatewayConn {
             .router
             .serve(req, &mut res, &Self::date(conn), &mut out);
         if let Some(l) = &mut self.log {
-            l.local(req, &out);
+            l.local(req, &out, conn.now());
         }
         conn.send_owned(out);
         if !keep {
@@ -742,7 +742,7 @@ impl Handler for GatewayConn {
             ToFront::Fail(status, why) => self.fail(conn, status, &why),
             ToFront::Abort => {
                 if let Some(l) = &mut self.log {
-                    l.end(502);
+                    l.end(502, conn.now());
                 }
                 conn.abort();
             }
@@ -800,8 +800,9 @@ impl Handler for GatewayConn {
 
     fn on_close(&mut self, _reason: CloseReason) {
         // A forwarded request the client left before it was answered: 499, as nginx.
+        // on_close has no loop-turn clock: this rare path reads the clock itself.
         if let Some(l) = self.log.as_mut().filter(|l| l.pending()) {
-            l.end(499);
+            l.end(499, std::time::Instant::now());
         }
         if let (Some(me), Some(b)) = (&self.me, self.back) {
             me.notify(b, ToBack::Gone);
