@@ -4,29 +4,11 @@
 mod support;
 
 use ringcore::net::sockopt::get_int;
-use ringcore::{BackendKind, Conn, ConnInfo, Handler, Keepalive, Listeners, Serve, SocketOptions};
+use ringcore::{Conn, ConnInfo, Handler, Keepalive, Listeners, SocketOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::RawFd;
 use std::time::Duration;
-
-fn serve_on<F: ringcore::Factory>(
-    backend: BackendKind,
-    workers: usize,
-    listeners: Listeners,
-    factory: F,
-) -> (
-    ringcore::Handle,
-    std::thread::JoinHandle<std::io::Result<()>>,
-) {
-    let rt = support::base_builder(backend)
-        .workers(workers)
-        .build()
-        .expect("runtime");
-    let h = rt.handle();
-    let j = std::thread::spawn(move || rt.serve(listeners, factory));
-    (h, j)
-}
 
 fn line(s: &mut TcpStream) -> String {
     s.set_read_timeout(Some(support::DEADLINE)).unwrap();
@@ -57,7 +39,7 @@ fn dual_stack_accepts_ipv4_and_shows_it_as_ipv4() {
             0
         );
         let port = l.local_addr().port();
-        let (h, j) = serve_on(backend, 1, l, |_: &ConnInfo| Peer);
+        let (h, j) = support::serve_on(backend, 1, l, |_: &ConnInfo| Peer);
         let mut c4 = TcpStream::connect(("127.0.0.1", port)).expect("IPv4 client");
         let local4 = c4.local_addr().unwrap();
         assert_eq!(line(&mut c4), format!("{local4} {local4}"));
@@ -96,36 +78,14 @@ fn read_options(fd: RawFd) -> Vec<(&'static str, i64)> {
     let tcp = libc::IPPROTO_TCP;
     let sol = libc::SOL_SOCKET;
     let int = |l, n, w| i64::from(get_int(fd, l, n, w).unwrap_or(-1));
-    let mut linger = libc::linger {
-        l_onoff: 0,
-        l_linger: 0,
-    };
-    let mut len = std::mem::size_of::<libc::linger>() as libc::socklen_t;
-    // SAFETY: `linger` is a live, correctly sized out-parameter.
-    let r = unsafe {
-        libc::getsockopt(
-            fd,
-            sol,
-            libc::SO_LINGER,
-            (&mut linger as *mut libc::linger).cast(),
-            &mut len,
-        )
-    };
-    assert_eq!(r, 0);
-    let mut cc = [0u8; 16];
-    let mut cclen = cc.len() as libc::socklen_t;
-    // SAFETY: `cc` is a live buffer of `cclen` bytes.
-    let r = unsafe {
-        libc::getsockopt(
-            fd,
-            tcp,
-            libc::TCP_CONGESTION,
-            cc.as_mut_ptr().cast(),
-            &mut cclen,
-        )
-    };
-    assert_eq!(r, 0);
-    let reno = i64::from(cc.starts_with(b"reno\0"));
+    use nix::sys::socket::{getsockopt, sockopt};
+    // SAFETY: `fd` is the open connection the handler is looking at, borrowed only
+    // for these two calls.
+    let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    let linger = getsockopt(&b, sockopt::Linger).expect("SO_LINGER");
+    let cc = getsockopt(&b, sockopt::TcpCongestion).expect("TCP_CONGESTION");
+    // The kernel fills all TCP_CA_NAME_MAX bytes, NUL-padded.
+    let reno = i64::from(cc.to_string_lossy().trim_end_matches('\0') == "reno");
     vec![
         ("nodelay", int(tcp, libc::TCP_NODELAY, "nodelay")),
         ("keepalive", int(sol, libc::SO_KEEPALIVE, "ka")),
@@ -208,7 +168,7 @@ fn per_connection_options_are_inherited_by_accepted_sockets() {
         let l = Listeners::bind("127.0.0.1:0", 1, &test_options()).expect("bind");
         assert_eq!(read_options(l.fds()[0]), expected(), "on the listener");
         let addr = l.local_addr();
-        let (h, j) = serve_on(backend, 1, l, |_: &ConnInfo| Options);
+        let (h, j) = support::serve_on(backend, 1, l, |_: &ConnInfo| Options);
         let mut c = TcpStream::connect(addr).unwrap();
         assert_eq!(
             line(&mut c),
@@ -247,7 +207,7 @@ fn options_set_per_connection() {
     support::for_each_backend(|backend| {
         let l = Listeners::bind("127.0.0.1:0", 1, &SocketOptions::default()).unwrap();
         let addr = l.local_addr();
-        let (h, j) = serve_on(backend, 1, l, |_: &ConnInfo| PerConn);
+        let (h, j) = support::serve_on(backend, 1, l, |_: &ConnInfo| PerConn);
         let mut c = TcpStream::connect(addr).unwrap();
         assert_eq!(line(&mut c), format!("{:?}", expected()));
         drop(c);
@@ -337,16 +297,7 @@ fn cpu_steering_sends_connections_to_the_listener_of_their_cpu() {
     let l = Listeners::bind("127.0.0.1:0", 2, &opts).expect("bind with steering");
     let addr = l.local_addr();
     for (i, &cpu) in pair.iter().enumerate() {
-        let conns = std::thread::spawn(move || {
-            let mut set = nix::sched::CpuSet::new();
-            set.set(cpu).unwrap();
-            nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).unwrap();
-            (0..8)
-                .map(|_| TcpStream::connect(addr).unwrap())
-                .collect::<Vec<_>>()
-        })
-        .join()
-        .unwrap();
+        let conns = connect_from_cpu(addr, cpu, 8);
         // All 8 wait in listener i's queue and none in the other's.
         let mut got = 0;
         support::wait_until("8 connections on the steered listener", || {
@@ -376,16 +327,7 @@ fn cpu_steering_program_alone_decides() {
     ringcore::net::sockopt::attach_cpu_steering(l.fds()[0], &[cpus[1], cpus[0]]).unwrap();
     let addr = l.local_addr();
     let cpu = cpus[0];
-    let conns = std::thread::spawn(move || {
-        let mut set = nix::sched::CpuSet::new();
-        set.set(cpu).unwrap();
-        nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).unwrap();
-        (0..8)
-            .map(|_| TcpStream::connect(addr).unwrap())
-            .collect::<Vec<_>>()
-    })
-    .join()
-    .unwrap();
+    let conns = connect_from_cpu(addr, cpu, 8);
     let mut got = 0;
     support::wait_until("8 connections on listener 1", || {
         got += drain(l.fds()[1]);
@@ -393,6 +335,19 @@ fn cpu_steering_program_alone_decides() {
     });
     assert_eq!(drain(l.fds()[0]), 0);
     drop(conns);
+}
+
+/// `n` connections to `addr` made by a thread pinned to `cpu` (so the SYNs are
+/// handled there).
+fn connect_from_cpu(addr: SocketAddr, cpu: usize, n: usize) -> Vec<TcpStream> {
+    std::thread::spawn(move || {
+        let mut set = nix::sched::CpuSet::new();
+        set.set(cpu).unwrap();
+        nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).unwrap();
+        (0..n).map(|_| TcpStream::connect(addr).unwrap()).collect()
+    })
+    .join()
+    .unwrap()
 }
 
 /// Accepts and closes everything queued on a nonblocking listener; returns how many.

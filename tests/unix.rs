@@ -58,23 +58,6 @@ impl Handler for Hello {
     }
 }
 
-fn serve_on(
-    backend: BackendKind,
-    workers: usize,
-    listeners: Listeners,
-) -> (
-    ringcore::Handle,
-    std::thread::JoinHandle<std::io::Result<()>>,
-) {
-    let rt = support::base_builder(backend)
-        .workers(workers)
-        .build()
-        .expect("runtime");
-    let h = rt.handle();
-    let j = std::thread::spawn(move || rt.serve(listeners, |_: &ConnInfo| Hello));
-    (h, j)
-}
-
 fn hello(s: &mut UnixStream) -> (PeerCredentials, usize, String) {
     s.set_read_timeout(Some(support::DEADLINE)).unwrap();
     let mut line = String::new();
@@ -118,7 +101,7 @@ fn path_listener_shared_by_workers_with_credentials_mode_and_cleanup() {
         let meta = std::fs::metadata(&path).unwrap();
         assert!(meta.file_type().is_socket());
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
-        let (h, j) = serve_on(backend, 2, l);
+        let (h, j) = support::serve_on(backend, 2, l, |_: &ConnInfo| Hello);
         // Many clients at once: every one is accepted by one of the two workers
         // sharing the socket, and gets its own credentials back.
         let mut clients = Vec::new();
@@ -152,7 +135,7 @@ fn abstract_name() {
         let l = Listeners::bind(format!("unix:@{name}"), 1, &SocketOptions::default())
             .expect("bind abstract");
         assert_eq!(l.addr().to_string(), format!("unix:@{name}"));
-        let (h, j) = serve_on(backend, 1, l);
+        let (h, j) = support::serve_on(backend, 1, l, |_: &ConnInfo| Hello);
         let sa = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
         let mut s = UnixStream::connect_addr(&sa).expect("connect abstract");
         let (creds, _, _) = hello(&mut s);

@@ -376,13 +376,10 @@ impl WorkerCtx {
             self.pipes_low = self.pipes_low.min(self.pipes.len());
             return Ok(p);
         }
-        let mut fds = [0 as libc::c_int; 2];
-        crate::socket::syscall!(pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC))?;
-        // Best effort: a bigger pipe means fewer splices per file.
-        // SAFETY: fcntl on the pipe we just created.
-        unsafe { libc::fcntl(fds[1], libc::F_SETPIPE_SZ, PIPE_CHUNK as libc::c_int) };
+        // A bigger pipe (best effort) means fewer splices per file.
+        let pipe = crate::tunnel_state::new_pipe()?;
         Ok(Box::new(SpliceState {
-            pipe: (IoFd::new(fds[0]), IoFd::new(fds[1])),
+            pipe,
             in_pipe: 0,
             ops: 0,
             filling: false,

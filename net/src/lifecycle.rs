@@ -108,6 +108,7 @@ impl ConnCore {
             return;
         }
         let mut in_kernel: libc::c_int = 0;
+        // Raw libc: nix has no typed SIOCOUTQ (its ioctl macros make unsafe fns too).
         // SAFETY: `fd` is this connection's open socket (closed only after CANCELLED);
         // TIOCOUTQ (= SIOCOUTQ) writes one c_int to the valid pointer.
         let r = unsafe { libc::ioctl(self.fd, libc::TIOCOUTQ, &mut in_kernel as *mut libc::c_int) };
@@ -120,17 +121,12 @@ impl ConnCore {
             l_onoff: 1,
             l_linger: 0,
         };
-        // SAFETY: as above; `l` is a valid linger of the size passed. A failure only
-        // leaves the close graceful.
-        unsafe {
-            libc::setsockopt(
-                self.fd,
-                libc::SOL_SOCKET,
-                libc::SO_LINGER,
-                (&l as *const libc::linger).cast(),
-                std::mem::size_of::<libc::linger>() as libc::socklen_t,
-            )
-        };
+        // A failure only leaves the close graceful.
+        let _ = nix::sys::socket::setsockopt(
+            &crate::iofd::borrow(self.fd),
+            nix::sys::socket::sockopt::Linger,
+            &l,
+        );
     }
 }
 

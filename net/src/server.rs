@@ -28,7 +28,9 @@ pub(crate) const ACCEPT_BACKOFF_KEY: u64 = u64::MAX - 1;
 /// accept would stay first in the socket's wait queue and take nearly every
 /// connection; a single-shot accept that completes re-queues behind the other
 /// workers' waiting accepts, so connections spread over the workers (docs/tuning.md,
-/// "Workers share one Unix socket").
+/// "Workers share one Unix socket"). On epoll each worker keeps one: its epoll
+/// instance is one exclusive waiter, moved to the back of the queue after each
+/// accept, however many accepts wait in it.
 pub const SHARED_ACCEPT_DEPTH: u32 = 4;
 
 pub(crate) struct Listener {
@@ -77,16 +79,21 @@ impl<F: Factory> Server<F> {
         }
     }
 
-    /// Keeps the listener's accepts armed: one multishot accept, or on io_uring for a
-    /// shared (Unix) listener [`SHARED_ACCEPT_DEPTH`] single-shot ones, so that
-    /// connections spread over the workers (see [`crate::unix`]).
+    /// Keeps the listener's accepts armed: one multishot accept, or for a shared (Unix)
+    /// listener single-shot ones ([`SHARED_ACCEPT_DEPTH`] on io_uring, one on epoll),
+    /// so that connections spread over the workers (see [`crate::unix`]).
     pub(crate) fn arm_accept(&mut self, io: &mut Io) {
         let l = &mut self.listener;
         if l.closing || l.paused_until.is_some() || io.is_draining() {
             return;
         }
-        let single = l.shared && io.backend() == ringcore_runtime::BackendKind::Uring;
-        let depth = if single { SHARED_ACCEPT_DEPTH } else { 1 };
+        let single = l.shared;
+        let uring = io.backend() == ringcore_runtime::BackendKind::Uring;
+        let depth = if single && uring {
+            SHARED_ACCEPT_DEPTH
+        } else {
+            1
+        };
         while l.armed < depth {
             let op = if single {
                 Op::Accept { fd: l.fd }

@@ -54,7 +54,7 @@ pub fn from_inherited(fds: Vec<OwnedFd>, workers: usize) -> io::Result<Listeners
         ));
     }
     for fd in &fds {
-        ringcore_runtime::systemd::check_listener(fd.as_raw_fd())?;
+        ringcore_runtime::systemd::check_listener(fd)?;
     }
     let addr = crate::addr::local_addr(fds[0].as_raw_fd()).ok_or_else(|| {
         io::Error::new(
@@ -64,16 +64,17 @@ pub fn from_inherited(fds: Vec<OwnedFd>, workers: usize) -> io::Result<Listeners
     })?;
     let mut raw: Vec<RawFd> = fds.into_iter().map(IntoRawFd::into_raw_fd).collect();
     while raw.len() < workers {
-        // SAFETY: duplicates a descriptor we own; the result is checked.
-        let d = unsafe { libc::fcntl(raw[0], libc::F_DUPFD_CLOEXEC, 0) };
-        if d < 0 {
-            let e = io::Error::last_os_error();
-            raw.iter().for_each(|&fd| close_fd(fd));
-            return Err(io::Error::new(
-                e.kind(),
-                format!("dup of the inherited socket: {e}"),
-            ));
-        }
+        let d = match nix::fcntl::fcntl(raw[0], nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(0)) {
+            Ok(d) => d,
+            Err(e) => {
+                let e = io::Error::from(e);
+                raw.iter().for_each(|&fd| close_fd(fd));
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("dup of the inherited socket: {e}"),
+                ));
+            }
+        };
         raw.push(d);
     }
     tracing::info!(

@@ -169,6 +169,7 @@ impl TcpInfo {
 pub fn raw_tcp_info(fd: RawFd) -> io::Result<(RawTcpInfo, usize)> {
     let mut raw = RawTcpInfo::default();
     let mut len = std::mem::size_of::<RawTcpInfo>() as libc::socklen_t;
+    // Raw libc: nix has no `TCP_INFO` option (nor a type for the struct's fields).
     // SAFETY: `raw` is a plain-data repr(C) struct of `len` bytes that lives across the
     // call; the kernel writes at most `len` bytes into it and updates `len`.
     let r = unsafe {

@@ -187,10 +187,15 @@ pub(crate) fn pipe_fds(d: &Dir) -> (RawFd, RawFd) {
         .map_or((-1, -1), |(r, w)| (r.raw(), w.raw()))
 }
 
+/// A nonblocking, close-on-exec pipe sized to [`PIPE_CHUNK`] (best effort: a failure
+/// keeps the default size), for splicing.
 pub(crate) fn new_pipe() -> io::Result<(IoFd, IoFd)> {
-    let mut fds = [0 as libc::c_int; 2];
-    crate::socket::syscall!(pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC))?;
-    // SAFETY: fcntl on the pipe just created; failure only keeps the default size.
-    unsafe { libc::fcntl(fds[1], libc::F_SETPIPE_SZ, PIPE_CHUNK as libc::c_int) };
-    Ok((IoFd::new(fds[0]), IoFd::new(fds[1])))
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    use std::os::fd::{AsRawFd, IntoRawFd};
+    let (r, w) = nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)?;
+    let _ = fcntl(
+        w.as_raw_fd(),
+        FcntlArg::F_SETPIPE_SZ(PIPE_CHUNK as libc::c_int),
+    );
+    Ok((IoFd::new(r.into_raw_fd()), IoFd::new(w.into_raw_fd())))
 }

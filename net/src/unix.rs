@@ -7,8 +7,11 @@
 //! connection goes to whichever worker's accept the kernel wakes first. On io_uring
 //! that is the first exclusive waiter in the socket's wait queue, so workers keep
 //! [`SHARED_ACCEPT_DEPTH`](crate::SHARED_ACCEPT_DEPTH) single-shot accepts there (a
-//! multishot one would stay first and take every connection); see server.rs. Closing
-//! one worker's dup leaves the socket listening for the others; it stops with the last.
+//! multishot one would stay first and take every connection); see server.rs. On epoll
+//! each worker keeps one single-shot accept, and the backend registers the listener
+//! with `EPOLLEXCLUSIVE` and moves it to the back of the socket's wait queue after each
+//! accept (runtime/src/epoll/fdstate.rs), the same rotation. Closing one worker's dup
+//! leaves the socket listening for the others; it stops with the last.
 
 use crate::addr::{Addr, RawAddr, UnixAddr};
 use crate::socket::SocketOptions;

@@ -16,6 +16,8 @@
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use nix::sys::signal::{self as nsig, SaFlags, SigAction, SigHandler, SigSet, Signal};
+
 const MAX_WAKE: usize = 1024;
 #[allow(clippy::declare_interior_mutable_const)]
 const EMPTY: AtomicI32 = AtomicI32::new(-1);
@@ -121,10 +123,10 @@ pub(crate) fn forget_wake_fd(fd: i32) {
 
 /// Restores the previous handlers when the last concurrent `run` ends.
 pub(crate) struct Guard {
-    old: [libc::sigaction; 3],
+    old: [SigAction; 3],
 }
 
-const SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+const SIGNALS: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
 
 fn signal_name(sig: i32) -> &'static str {
     match sig {
@@ -140,24 +142,29 @@ fn signal_name(sig: i32) -> &'static str {
 fn start_watcher() {
     static STARTED: OnceLock<()> = OnceLock::new();
     STARTED.get_or_init(|| {
-        let mut fds = [0 as libc::c_int; 2];
-        // SAFETY: `fds` has room for the two descriptors pipe2 writes.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-            tracing::warn!(
-                "ringcore: no signal watcher ({}): signals still drain, but are not logged",
-                std::io::Error::last_os_error()
-            );
-            return;
-        }
+        use std::os::fd::IntoRawFd;
+        let (r, w) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(
+                    "ringcore: no signal watcher ({}): signals still drain, but are not logged",
+                    std::io::Error::from(e)
+                );
+                return;
+            }
+        };
+        // Both ends stay open for the process's life (the handler may write at any time).
+        let (r, w) = (r.into_raw_fd(), w.into_raw_fd());
         // The write end must never block the handler.
-        // SAFETY: fcntl on a descriptor we just created.
-        unsafe { libc::fcntl(fds[1], libc::F_SETFL, libc::O_NONBLOCK) };
-        let r = fds[0];
+        let _ = nix::fcntl::fcntl(
+            w,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        );
         let spawned = std::thread::Builder::new()
             .name("ringcore-signals".into())
             .spawn(move || watch(r));
         match spawned {
-            Ok(_) => PIPE_W.store(fds[1], SeqCst),
+            Ok(_) => PIPE_W.store(w, SeqCst),
             Err(e) => tracing::warn!("ringcore: no signal watcher thread: {e}"),
         }
     });
@@ -165,17 +172,17 @@ fn start_watcher() {
 
 fn watch(fd: libc::c_int) {
     loop {
-        let mut b = 0u8;
-        // SAFETY: reads one byte into a live local; `fd` is ours and never closed.
-        let n = unsafe { libc::read(fd, (&mut b as *mut u8).cast(), 1) };
-        if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-            continue;
+        let mut b = [0u8; 1];
+        // `fd` is the pipe's read end, ours and never closed.
+        match nix::unistd::read(fd, &mut b) {
+            Ok(1) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            _ => {
+                tracing::warn!("ringcore: signal watcher stopped");
+                return;
+            }
         }
-        if n != 1 {
-            tracing::warn!("ringcore: signal watcher stopped");
-            return;
-        }
-        let sig = b as i32;
+        let sig = i32::from(b[0]);
         if sig == libc::SIGHUP {
             let hooks: Vec<Hook> = HOOKS.lock().unwrap_or_else(|e| e.into_inner()).clone();
             if hooks.is_empty() {
@@ -229,24 +236,24 @@ pub(crate) fn install(drain: std::time::Duration) -> Guard {
     start_watcher();
     DRAIN_MS.store(drain.as_millis() as u64, SeqCst);
     let mut n = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
-    // SAFETY: sigaction is plain data; zeroed is a valid starting value.
-    let mut old: [libc::sigaction; 3] = unsafe { std::mem::zeroed() };
     if *n == 0 {
         REQUESTED.store(false, SeqCst);
         SIGNO.store(0, SeqCst);
         *DRAIN_LOGGED.lock().unwrap_or_else(|e| e.into_inner()) = false;
     }
-    for (i, &sig) in SIGNALS.iter().enumerate() {
-        // SAFETY: as above.
-        let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
-        sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
-        sa.sa_flags = libc::SA_RESTART;
-        // SAFETY: valid sigaction structs; the handler is async-signal-safe.
-        unsafe {
-            libc::sigemptyset(&mut sa.sa_mask);
-            libc::sigaction(sig, &sa, &mut old[i]);
-        }
-    }
+    let ours = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    let old = SIGNALS.map(|sig| {
+        // SAFETY: the handler does only async-signal-safe work (see the module doc).
+        // sigaction cannot fail for these three catchable signals; if it did, the
+        // default action is what a restore would put back.
+        unsafe { nsig::sigaction(sig, &ours) }.unwrap_or_else(|_| {
+            SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty())
+        })
+    });
     *n += 1;
     Guard { old }
 }
@@ -256,9 +263,10 @@ impl Drop for Guard {
         let mut n = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
         *n -= 1;
         if *n == 0 {
-            for (i, &sig) in SIGNALS.iter().enumerate() {
-                // SAFETY: restores the handler saved by `install`.
-                unsafe { libc::sigaction(sig, &self.old[i], std::ptr::null_mut()) };
+            for (sig, old) in SIGNALS.iter().zip(&self.old) {
+                // SAFETY: restores the handler `install` found (the default, or one the
+                // application installed and vouches for).
+                let _ = unsafe { nsig::sigaction(*sig, old) };
             }
         }
     }

@@ -20,7 +20,7 @@
 //! non-blocking, and removes the variables so no child inherits them.
 
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{SocketAddr as UnixAddr, UnixDatagram};
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 
@@ -146,68 +146,51 @@ pub fn listen_fds() -> io::Result<Vec<OwnedFd>> {
         .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
         .collect();
     for fd in &out {
-        use std::os::fd::AsRawFd;
-        check_listener(fd.as_raw_fd())?;
+        check_listener(fd)?;
         set_flags(fd.as_raw_fd())?;
     }
     Ok(out)
 }
 
-fn sockopt_int(fd: RawFd, opt: libc::c_int) -> io::Result<libc::c_int> {
-    let mut v: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `v` and `len` are live locals of the sizes getsockopt is told.
-    let r = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            opt,
-            (&mut v as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(v)
-}
-
 /// Checks that `fd` is a listening TCP (IPv4/IPv6 stream) socket.
-pub fn check_listener(fd: RawFd) -> io::Result<()> {
+///
+/// Through `nix` (no `unsafe`): `SO_TYPE` and `SO_ACCEPTCONN` with its typed
+/// `getsockopt`, the address family from `getsockname` (nix has no `SO_DOMAIN`).
+pub fn check_listener(fd: impl AsFd) -> io::Result<()> {
+    use nix::sys::socket::{getsockname, getsockopt, sockopt, SockaddrLike, SockaddrStorage};
+    let fd = fd.as_fd();
+    let raw = fd.as_raw_fd();
     let bad = |what: String| {
         io::Error::new(
             io::ErrorKind::InvalidInput,
             format!(
-                "inherited fd {fd} {what}: socket activation needs listening TCP sockets \
+                "inherited fd {raw} {what}: socket activation needs listening TCP sockets \
                  (ListenStream= with an IP address or port in the .socket unit)"
             ),
         )
     };
-    let ty = sockopt_int(fd, libc::SO_TYPE).map_err(|e| bad(format!("is not a socket ({e})")))?;
-    if ty != libc::SOCK_STREAM {
+    let ty = getsockopt(&fd, sockopt::SockType)
+        .map_err(|e| bad(format!("is not a socket ({})", io::Error::from(e))))?;
+    if ty != nix::sys::socket::SockType::Stream {
         return Err(bad("is not a stream socket".into()));
     }
-    let dom = sockopt_int(fd, libc::SO_DOMAIN).map_err(|e| bad(e.to_string()))?;
+    let local =
+        getsockname::<SockaddrStorage>(raw).map_err(|e| bad(io::Error::from(e).to_string()))?;
+    let dom = local.family().map_or(-1, |f| f as i32);
     if dom != libc::AF_INET && dom != libc::AF_INET6 {
         return Err(bad("is not an IPv4/IPv6 socket".into()));
     }
-    if sockopt_int(fd, libc::SO_ACCEPTCONN).map_err(|e| bad(e.to_string()))? == 0 {
+    if !getsockopt(&fd, sockopt::AcceptConn).map_err(|e| bad(io::Error::from(e).to_string()))? {
         return Err(bad("is not listening".into()));
     }
     Ok(())
 }
 
 fn set_flags(fd: RawFd) -> io::Result<()> {
-    // SAFETY: fcntl on a descriptor this process owns; results are checked.
-    unsafe {
-        if libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let fl = libc::fcntl(fd, libc::F_GETFL);
-        if fl < 0 || libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
+    fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
+    let fl = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL)?);
+    fcntl(fd, FcntlArg::F_SETFL(fl | OFlag::O_NONBLOCK))?;
     Ok(())
 }
 
@@ -244,13 +227,12 @@ mod tests {
     #[test]
     fn check_listener_refuses_what_is_not_a_tcp_listener() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        use std::os::fd::AsRawFd;
-        check_listener(l.as_raw_fd()).unwrap();
+        check_listener(&l).unwrap();
         let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let e = check_listener(s.as_raw_fd()).unwrap_err();
+        let e = check_listener(&s).unwrap_err();
         assert!(e.to_string().contains("not a stream socket"), "{e}");
         let f = std::fs::File::open("/dev/null").unwrap();
-        let e = check_listener(f.as_raw_fd()).unwrap_err();
+        let e = check_listener(&f).unwrap_err();
         assert!(e.to_string().contains("not a socket"), "{e}");
     }
 }

@@ -121,6 +121,24 @@ pub struct TestServer {
     join: Option<JoinHandle<io::Result<()>>>,
 }
 
+/// Serves `listeners` (bound by the caller: a Unix path, a dual-stack address, ...)
+/// with `factory` on `workers` workers of `backend`, on a server thread. Stop it with
+/// the handle's `shutdown` and join the thread.
+pub fn serve_on<F: Factory>(
+    backend: BackendKind,
+    workers: usize,
+    listeners: Listeners,
+    factory: F,
+) -> (Handle, JoinHandle<io::Result<()>>) {
+    let rt = base_builder(backend)
+        .workers(workers)
+        .build()
+        .expect("runtime");
+    let h = rt.handle();
+    let j = std::thread::spawn(move || rt.serve(listeners, factory));
+    (h, j)
+}
+
 /// Starts `factory` on a server thread with `tweak` applied to [`base_builder`].
 pub fn start_server<F: Factory>(
     backend: BackendKind,

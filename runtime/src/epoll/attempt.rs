@@ -130,10 +130,12 @@ pub(super) fn attempt(fds: &mut Fds, p: &mut Pending, c: &mut Counters) -> Attem
             c.syscalls += 1;
             match op::accept::accept(fd) {
                 Ok(new) => {
+                    // Yield: the next connection wakes another worker first.
+                    fds.rotate(fd, c);
                     return Attempt::Done {
                         result: new,
                         ok: true,
-                    }
+                    };
                 }
                 // The connection went away before we took it: take the next one.
                 Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => {}
@@ -143,10 +145,12 @@ pub(super) fn attempt(fds: &mut Fds, p: &mut Pending, c: &mut Counters) -> Attem
                     return Attempt::Wait;
                 }
                 Err(e) => {
+                    // E.g. EMFILE: this worker pauses accepting; leave the wait queue.
+                    fds.unregister_exclusive(fd, Some(c));
                     return Attempt::Done {
                         result: neg(&e),
                         ok: false,
-                    }
+                    };
                 }
             }
         },

@@ -105,7 +105,12 @@ impl Poller {
                     if fd < 0 {
                         continue;
                     }
-                    if let Err(e) = self.fds.register(fd, c) {
+                    let r = if matches!(op, Op::Accept { .. }) {
+                        self.fds.register_exclusive(fd, c)
+                    } else {
+                        self.fds.register(fd, c)
+                    };
+                    if let Err(e) = r {
                         return self.done(token, neg(&e));
                     }
                 }
@@ -210,6 +215,8 @@ impl Poller {
 
     /// Completes every op armed or parked on `fd` with `-ECANCELED`; returns how many.
     pub(super) fn cancel_fd(&mut self, fd: RawFd) -> i32 {
+        // A listener whose accepts are cancelled stops being an exclusive waiter.
+        self.fds.unregister_exclusive(fd, None);
         let mut n = 0;
         let Some(st) = self.fds.find_mut(fd) else {
             return 0;

@@ -60,6 +60,9 @@ pub(super) struct FdState {
     pub(super) parked: u32,
     /// `REGISTERED | NOPOLL | READABLE | WRITABLE | QUEUED | MULTI_ACCEPT | HUP | MULTI_DGRAM`.
     pub(super) flags: u8,
+    /// Registered with `EPOLLEXCLUSIVE` for single-shot accepts (see
+    /// [`Fds::register_exclusive`]).
+    pub(super) exclusive: bool,
 }
 
 impl FdState {
@@ -69,6 +72,7 @@ impl FdState {
         hup: Token::NONE,
         parked: NIL,
         flags: 0,
+        exclusive: false,
     };
 
     /// True if a syscall in direction `dir` (`READABLE` or `WRITABLE`) is worth trying:
@@ -148,14 +152,90 @@ impl Fds {
     }
 
     /// Forgets `fd` (closed, or a new file under a reused number); keeps only its place
-    /// in the run queue.
+    /// in the run queue. An exclusive registration is removed first: another worker's
+    /// dup may keep the listening socket open, and a stale exclusive waiter would take
+    /// wake-ups meant for that worker.
     pub(super) fn reset(&mut self, fd: RawFd) {
+        self.unregister_exclusive(fd, None);
         if let Some(st) = self.find_mut(fd) {
             *st = FdState {
                 flags: st.flags & QUEUED,
                 ..FdState::EMPTY
             };
         }
+    }
+
+    /// Adds a listener that single-shot accepts wait on to the epoll set as an
+    /// exclusive waiter (`EPOLLIN | EPOLLET | EPOLLEXCLUSIVE`), as io_uring queues a
+    /// single-shot accept. Several workers' epoll instances watching `dup`s of one
+    /// listening socket then are not all woken by each connection: the kernel wakes the
+    /// first exclusive waiter whose epoll has a thread in `epoll_wait` (and the next
+    /// ones only while none has). A worker that accepted moves to the back of the
+    /// socket's wait queue ([`Fds::rotate`]), so connections go round the idle workers.
+    /// A fd already registered (non-exclusively) stays as it is.
+    pub(super) fn register_exclusive(&mut self, fd: RawFd, c: &mut Counters) -> io::Result<()> {
+        if self.get(fd).flags & (REGISTERED | NOPOLL) != 0 {
+            return Ok(());
+        }
+        let mut ev = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLET | libc::EPOLLEXCLUSIVE) as u32,
+            u64: fd as u64,
+        };
+        c.syscalls += 1;
+        // SAFETY: `ev` is a live epoll_event; `epfd` is our open epoll instance.
+        let r = unsafe { syscall!(epoll_ctl(self.epfd, libc::EPOLL_CTL_ADD, fd, &mut ev)) };
+        let st = self.get_mut(fd);
+        match r {
+            Ok(_) => {
+                st.flags = (st.flags & (QUEUED | MULTI_KIND)) | REGISTERED;
+                st.exclusive = true;
+                Ok(())
+            }
+            // Not pollable, or (EEXIST) a stale registration of a reused number: the
+            // plain path knows what to do with those.
+            Err(_) => self.register(fd, c),
+        }
+    }
+
+    /// After a single-shot accept on an exclusive listener: leaves the socket's wait
+    /// queue and joins it again at the back (`EPOLL_CTL_DEL` + `EPOLL_CTL_ADD`;
+    /// `EPOLL_CTL_MOD` is refused for exclusive entries), before the accepted
+    /// connection is handed on. Readiness starts unknown again; the kernel reports
+    /// connections still queued at the next wait. No-op for other fds.
+    pub(super) fn rotate(&mut self, fd: RawFd, c: &mut Counters) {
+        if self.unregister_exclusive(fd, Some(c)) {
+            // A failure leaves the fd unregistered, as if no accept waited: the next
+            // accept that finds no connection registers it again.
+            let _ = self.register_exclusive(fd, c);
+        }
+    }
+
+    /// Removes an exclusive registration (after an accept failed, or its accepts were
+    /// cancelled: a worker that is not accepting must not take wake-ups). Returns true
+    /// if there was one.
+    pub(super) fn unregister_exclusive(&mut self, fd: RawFd, c: Option<&mut Counters>) -> bool {
+        let epfd = self.epfd;
+        let Some(st) = self.find_mut(fd) else {
+            return false;
+        };
+        if !st.exclusive || st.flags & REGISTERED == 0 {
+            return false;
+        }
+        st.flags &= !(REGISTERED | READABLE | WRITABLE | HUP);
+        st.exclusive = false;
+        if let Some(c) = c {
+            c.syscalls += 1;
+        }
+        // SAFETY: DEL ignores the event pointer; `epfd` is our open epoll instance.
+        let _ = unsafe {
+            syscall!(epoll_ctl(
+                epfd,
+                libc::EPOLL_CTL_DEL,
+                fd,
+                std::ptr::null_mut()
+            ))
+        };
+        true
     }
 
     /// Adds `fd` to the epoll set once. Readiness starts unknown (flags clear): the

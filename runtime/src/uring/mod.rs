@@ -173,16 +173,11 @@ impl Ring {
     /// Registers the direct-descriptor table: `direct_slots`, at most the fd soft limit
     /// (the kernel refuses a larger table). A failure logs and leaves the option off.
     fn direct_table(ring: &IoUring, cfg: &Config) -> Option<direct::DirectTable> {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: getrlimit writes one rlimit into the value we pass.
-        let nofile = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
-            lim.rlim_cur.min(u64::from(direct::MAX_SLOTS)) as u32
-        } else {
-            1024
-        };
+        let nofile =
+            match nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE) {
+                Ok((soft, _)) => soft.min(u64::from(direct::MAX_SLOTS)) as u32,
+                Err(_) => 1024,
+            };
         let slots = cfg.direct_slots.min(nofile).max(1);
         let skip = ring.params().is_feature_skip_cqe_on_success();
         // The skipped direct close relies on the SQ head being published after the

@@ -89,19 +89,8 @@ pub(crate) fn check(ring: &IoUring) -> io::Result<()> {
 
 /// The running kernel's (major, minor), from `uname(2)`.
 pub fn kernel_version() -> Option<(u32, u32)> {
-    // SAFETY: `utsname` is plain old data; zeroed is a valid value and uname fills it.
-    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
-    // SAFETY: `u` is a valid, writable utsname.
-    if unsafe { libc::uname(&mut u) } != 0 {
-        return None;
-    }
-    let release: Vec<u8> = u
-        .release
-        .iter()
-        .take_while(|&&c| c != 0)
-        .map(|&c| c as u8)
-        .collect();
-    let s = String::from_utf8_lossy(&release);
+    let u = nix::sys::utsname::uname().ok()?;
+    let s = u.release().to_string_lossy();
     let mut it = s.split(|c: char| !c.is_ascii_digit());
     let maj = it.next()?.parse().ok()?;
     let min = it.next()?.parse().ok()?;
