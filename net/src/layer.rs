@@ -23,7 +23,9 @@ pub(crate) enum Plain {
     /// Bytes.
     Bytes(Vec<u8>),
     /// A file region: read and encrypted in bounded chunks by the wrapper. `file` is
-    /// `None` while a read of it runs off the worker.
+    /// `None` while a read of it runs off the worker. (Read only by the TLS wrapper:
+    /// unread without the `tls` feature.)
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     File {
         file: Option<File>,
         offset: u64,
@@ -105,6 +107,7 @@ impl crate::handler::Conn<'_> {
     /// (linger) deadline now, as a plaintext close does, so a peer that stopped
     /// reading cannot hold the connection open. The real close, when it comes, keeps
     /// this deadline. Idempotent.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     pub(crate) fn arm_layer_close_deadline(&mut self) {
         use crate::conn::{CANCELLED, LAYER_CLOSE};
         let core = &mut *self.core;
