@@ -35,7 +35,7 @@ impl ConnId {
     }
 }
 
-/// An outbound TCP connection to open from a handler ([`Conn::connect_with`]).
+/// An outbound TCP connection to open from a handler ([`Conn::connect_with`](crate::Conn::connect_with)).
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct ConnectRequest {
@@ -183,7 +183,7 @@ impl Mailbox {
 }
 
 /// Sends messages on behalf of one connection, from anywhere on its worker, even
-/// after the connection closed (from `on_close`, say): see [`Conn::notifier`]. Not
+/// after the connection closed (from `on_close`, say): see [`Conn::notifier`](crate::Conn::notifier). Not
 /// `Send`: it belongs to the worker's thread.
 #[derive(Clone)]
 pub struct Notifier {
@@ -192,7 +192,7 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    /// Queues `msg` for `to`'s [`Handler::on_message`]; see [`Conn::notify`].
+    /// Queues `msg` for `to`'s [`Handler::on_message`]; see [`Conn::notify`](crate::Conn::notify).
     pub fn notify<M: Any>(&self, to: ConnId, msg: M) {
         self.queue.borrow_mut().push_back(Mail {
             to: to.token(),
