@@ -44,7 +44,7 @@ pub use ringcore_net::{
     DEFAULT_MAX_PENDING, DEFAULT_OUTPUT_HIGH_WATER, DEFAULT_TUNNEL_HALF_CLOSE_TIMEOUT,
     DEFAULT_TUNNEL_IDLE_TIMEOUT,
 };
-pub use ringcore_net::{ConnId, ConnectRequest, Notifier, DEFAULT_CONNECT_TIMEOUT};
+pub use ringcore_net::{ConnId, ConnectRequest, Connecting, Notifier, DEFAULT_CONNECT_TIMEOUT};
 pub use ringcore_net::{
     DatagramFactory, DatagramHandler, Datagrams, ServeUdp, UdpOptions, UdpSockets,
 };

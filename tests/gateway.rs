@@ -17,7 +17,9 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use support::client::{connect, connect_small_rcvbuf, Rng};
+use support::client::{
+    connect, connect_small_rcvbuf, set_linger_zero, syn_sent_to, unanswered_listener, Rng,
+};
 use support::{for_each_backend, start_server, TestServer};
 
 /// FNV-1a, for checking bodies without holding two copies in messages.
@@ -491,6 +493,34 @@ fn client_closing_mid_request_closes_the_upstream() {
             closed.load(Ordering::SeqCst) == 3
         });
         gw.wait_counters("no slot leaked", |c| c.open_conns == 0);
+    });
+}
+
+#[test]
+fn client_reset_while_the_upstream_connect_is_pending_cancels_it() {
+    // Before the connect handle (Conn::connect_with returning `Connecting`), the front
+    // could not reach a back still connecting: the attempt ran to its connect timeout
+    // (an hour here), holding a slot and a SYN_SENT socket.
+    for_each_backend(|backend| {
+        let (_blackhole, up) = unanswered_listener();
+        let cfg = GatewayConfig::new(up).connect_timeout(Duration::from_secs(3600));
+        let gw = start_gateway(backend, cfg);
+        for round in 0..2 {
+            let mut s = connect(gw.addr);
+            s.write_all(b"GET /api/x HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            support::wait_until("the upstream connect is pending", || {
+                syn_sent_to(up.port()) == 1
+            });
+            set_linger_zero(&s);
+            drop(s);
+            let c = gw.wait_counters("no slot left", |c| c.open_conns == 0);
+            support::wait_until("the pending connect cancelled", || {
+                syn_sent_to(up.port()) == 0
+            });
+            assert_eq!(c.connects, 0, "round {round}: nothing connected");
+        }
+        assert_eq!(gw.stop().panics, 0);
     });
 }
 

@@ -105,11 +105,8 @@ fn all_upstreams_dead_is_502_saying_so() {
                 .add_upstream(dead())
                 .down_time(Duration::from_secs(600)),
         );
-        let mut c = HttpClient::connect(gw.addr);
-        c.send(&get("GET", "/api/x", ""));
-        let r = c.read_response(false);
-        let body = String::from_utf8_lossy(&r.body).into_owned();
-        assert_eq!(r.status, 502, "{body}");
+        let (status, body) = ask(&mut HttpClient::connect(gw.addr), "/api/x");
+        assert_eq!(status, 502, "{body}");
         assert!(
             body.contains("no live upstream (all 2 failed or are down)"),
             "{body}"
@@ -117,10 +114,8 @@ fn all_upstreams_dead_is_502_saying_so() {
         assert!(body.contains("refused"), "{body}");
         // Both are now marked down: the next request is answered without a connect.
         let mut c = HttpClient::connect(gw.addr);
-        c.send(&get("GET", "/api/x", ""));
-        let r = c.read_response(false);
-        let body = String::from_utf8_lossy(&r.body).into_owned();
-        assert_eq!(r.status, 502, "{body}");
+        let (status, body) = ask(&mut c, "/api/x");
+        assert_eq!(status, 502, "{body}");
         assert!(
             body.contains("no live upstream: all 2 are marked down"),
             "{body}"

@@ -16,33 +16,11 @@ use ringcore::http::{HttpConn, Limits, Request, Response, Router};
 use ringcore::BackendKind;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use support::client::{connect, set_linger_zero, Rng};
-use support::http::{find, get, Closed, HttpClient};
+use support::http::{find, get, Closed, Gate, HttpClient};
 use support::{for_each_backend, start_server, wait_until, TestServer};
-
-/// A gate an offload job waits at, and a count of the jobs that finished.
-#[derive(Default)]
-struct Gate {
-    open: Mutex<bool>,
-    cv: Condvar,
-    finished: AtomicUsize,
-}
-
-impl Gate {
-    fn wait(&self) {
-        let mut open = self.open.lock().unwrap();
-        while !*open {
-            open = self.cv.wait(open).unwrap();
-        }
-    }
-
-    fn open(&self) {
-        *self.open.lock().unwrap() = true;
-        self.cv.notify_all();
-    }
-}
 
 fn says(name: &'static str) -> impl Fn(&Request<'_>, &mut Response) + Send + Sync + 'static {
     move |req: &Request<'_>, res: &mut Response| {

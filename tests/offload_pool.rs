@@ -12,36 +12,13 @@ mod support;
 
 use ringcore::http::{HttpConn, Limits, Request, Response, Router};
 use ringcore::OffloadLimits;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::http::{get, HttpClient};
+use support::http::{get, Gate, HttpClient};
 use support::{for_each_backend, start_server, wait_until, TestServer};
 
 static SERIAL: Mutex<()> = Mutex::new(());
-
-/// A gate jobs wait at; counts jobs created (on the worker) and finished.
-#[derive(Default)]
-struct Gate {
-    open: Mutex<bool>,
-    cv: Condvar,
-    created: AtomicUsize,
-    finished: AtomicUsize,
-}
-
-impl Gate {
-    fn wait(&self) {
-        let mut open = self.open.lock().unwrap();
-        while !*open {
-            open = self.cv.wait(open).unwrap();
-        }
-    }
-
-    fn open(&self) {
-        *self.open.lock().unwrap() = true;
-        self.cv.notify_all();
-    }
-}
 
 fn start(backend: ringcore::BackendKind, gate: Arc<Gate>, limits: Limits) -> TestServer {
     let router = Router::new()

@@ -7,14 +7,17 @@
 mod support;
 
 use ringcore::{
-    BackendKind, CloseReason, Conn, ConnId, ConnInfo, ConnectRequest, Handler, Notifier,
-    SocketOptions,
+    BackendKind, CloseReason, Conn, ConnId, ConnInfo, ConnectRequest, Connecting, Handler,
+    Notifier, SocketOptions,
 };
 use std::any::Any;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::client::{connect, connect_small_rcvbuf, read_expect, Rng};
+use support::client::{
+    connect, connect_small_rcvbuf, read_expect, syn_sent_to, unanswered_listener, Rng,
+};
 use support::{for_each_backend, start_echo, start_server, start_server_opts, TestServer};
 
 /// Output queued on one side at which the other side stops reading.
@@ -509,5 +512,101 @@ fn message_to_a_closed_connection_comes_back() {
         assert_eq!(got, b"returned true\n");
         drop(s);
         server.wait_counters("slots released", |c| c.open_conns == 0);
+    });
+}
+
+/// The connection a [`Canceller`] opens: records what happens to it.
+struct Probe(Arc<Mutex<Vec<String>>>);
+
+impl Handler for Probe {
+    fn on_open(&mut self, _conn: &mut Conn<'_>) {
+        self.0.lock().unwrap().push("open".into());
+    }
+    fn on_data(&mut self, _conn: &mut Conn<'_>, data: &[u8]) -> usize {
+        data.len()
+    }
+    fn on_close(&mut self, reason: CloseReason) {
+        self.0.lock().unwrap().push(format!("close {reason:?}"));
+    }
+}
+
+/// Opens a connection to a blackholed address and cancels it: at once (before its
+/// socket exists), or when its client sends a byte (its connect pending).
+struct Canceller {
+    to: SocketAddr,
+    at_once: bool,
+    log: Arc<Mutex<Vec<String>>>,
+    pending: Option<Connecting>,
+}
+
+impl Handler for Canceller {
+    fn on_open(&mut self, conn: &mut Conn<'_>) {
+        let req = ConnectRequest::new(self.to).timeout(Duration::from_secs(3600));
+        let h = conn.connect_with(req, Probe(self.log.clone()));
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("id at first {}", h.id().is_some()));
+        if self.at_once {
+            h.cancel();
+        } else {
+            self.pending = Some(h);
+        }
+    }
+    fn on_data(&mut self, _conn: &mut Conn<'_>, data: &[u8]) -> usize {
+        if let Some(h) = self.pending.take() {
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("id later {}", h.id().is_some()));
+            h.cancel();
+            h.cancel(); // a second call changes nothing
+        }
+        data.len()
+    }
+}
+
+#[test]
+fn connecting_cancel_before_the_socket_and_while_the_connect_is_pending() {
+    for_each_backend(|backend| {
+        let (_blackhole, hole) = unanswered_listener();
+        for at_once in [true, false] {
+            let log = Arc::new(Mutex::new(Vec::new()));
+            let l2 = log.clone();
+            let server = start_server(
+                backend,
+                |b| b.workers(1),
+                move |_: &ConnInfo| Canceller {
+                    to: hole,
+                    at_once,
+                    log: l2.clone(),
+                    pending: None,
+                },
+            );
+            let mut s = connect(server.addr);
+            if !at_once {
+                support::wait_until("the connect is pending", || syn_sent_to(hole.port()) == 1);
+                s.write_all(b"x").unwrap();
+            }
+            support::wait_until("the opened handler closed", || {
+                log.lock().unwrap().iter().any(|l| l.starts_with("close"))
+            });
+            let got = log.lock().unwrap().clone();
+            let want: Vec<String> = if at_once {
+                vec!["id at first false".into(), "close Local".into()]
+            } else {
+                vec![
+                    "id at first false".into(),
+                    "id later true".into(),
+                    "close Local".into(),
+                ]
+            };
+            assert_eq!(got, want, "at_once {at_once}: no on_open, closed as Local");
+            support::wait_until("no SYN pending", || syn_sent_to(hole.port()) == 0);
+            server.wait_counters("only the client left", |c| c.open_conns == 1);
+            drop(s);
+            server.wait_counters("slots released", |c| c.open_conns == 0);
+            assert_eq!(server.stop().panics, 0);
+        }
     });
 }

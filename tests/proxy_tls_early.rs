@@ -7,10 +7,11 @@
 //! closed (`open_conns` back to 0: nothing leaks), the upstream socket is closed, and
 //! the access log has one line for the client with no upstream connection.
 //!
-//! The relay's client side does not read while the upstream is being opened (it
-//! pauses until the upstream is up), so it learns of the client's departure when the
-//! attempt ends: at the connect timeout or the upstream handshake deadline (both short
-//! here), never later.
+//! The relay's client side reads on while the upstream is being opened (keeping the
+//! early bytes), so a client that resets is noticed at once and the pending attempt
+//! is cancelled (`Connecting::cancel`): the reset tests give the attempt an hour, so
+//! they fail unless it is cancelled. A client that ends its stream (FIN) may still
+//! want the answer: the attempt then runs to its end (short here).
 
 #[path = "../examples/proxy_app/relay.rs"]
 mod relay;
@@ -22,17 +23,28 @@ use ringcore::tls::{TlsAcceptor, TlsConnector};
 use ringcore::{BackendKind, CloseReason, ConnInfo};
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::client::set_linger_zero;
+use support::client::{set_linger_zero, syn_sent_to, unanswered_listener, Unanswered};
 use support::tls::{tls_connect, Pki};
 use support::{for_each_backend, start_server, TestServer};
 
-/// The proxy's connect timeout and upstream handshake deadline in these tests: long
+/// The proxy's connect timeout and upstream handshake deadline in the FIN tests: long
 /// enough that the client leaves first even on a loaded machine (if the proxy gave
 /// up first, the client's leaving finds its connection closed, which is tolerated).
 const ATTEMPT: Duration = Duration::from_secs(2);
+
+/// The same in the reset tests: the attempt must be cancelled, not end on its own.
+const NEVER: Duration = Duration::from_secs(3600);
+
+impl Leave {
+    fn attempt(self) -> Duration {
+        match self {
+            Leave::Reset => NEVER,
+            Leave::Fin => ATTEMPT,
+        }
+    }
+}
 
 type Lines = Arc<Mutex<Vec<(Carried, String)>>>;
 
@@ -49,10 +61,7 @@ enum Leave {
 enum Upstream {
     /// A listener with a full accept queue (backlog 0 plus one connection nobody
     /// accepts): the proxy's SYN is dropped, its connect stays pending.
-    Unanswered {
-        _listener: OwnedFd,
-        _filler: TcpStream,
-    },
+    Unanswered(#[allow(dead_code)] Unanswered),
     /// A listener that accepts and never says a word: the proxy's TLS handshake with
     /// it stays pending.
     Silent(TcpListener),
@@ -60,42 +69,8 @@ enum Upstream {
 
 impl Upstream {
     fn unanswered() -> (Upstream, SocketAddr) {
-        // SAFETY: plain socket calls on a descriptor this function owns; `addr` and
-        // `len` live across the calls that read or write them.
-        let (fd, addr) = unsafe {
-            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-            assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
-            let fd = OwnedFd::from_raw_fd(fd);
-            let mut sa: libc::sockaddr_in = std::mem::zeroed();
-            sa.sin_family = libc::AF_INET as libc::sa_family_t;
-            sa.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
-            let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-            let r = libc::bind(
-                fd.as_raw_fd(),
-                (&sa as *const libc::sockaddr_in).cast(),
-                len,
-            );
-            assert_eq!(r, 0, "bind: {}", std::io::Error::last_os_error());
-            assert_eq!(libc::listen(fd.as_raw_fd(), 0), 0, "listen");
-            let mut got_len = len;
-            let r = libc::getsockname(
-                fd.as_raw_fd(),
-                (&mut sa as *mut libc::sockaddr_in).cast(),
-                &mut got_len,
-            );
-            assert_eq!(r, 0, "getsockname");
-            let port = u16::from_be(sa.sin_port);
-            (fd, SocketAddr::from(([127, 0, 0, 1], port)))
-        };
-        // Fills the queue of one (backlog 0): later SYNs are dropped.
-        let filler = TcpStream::connect(addr).expect("the filler connects");
-        (
-            Upstream::Unanswered {
-                _listener: fd,
-                _filler: filler,
-            },
-            addr,
-        )
+        let (l, addr) = unanswered_listener();
+        (Upstream::Unanswered(l), addr)
     }
 
     fn silent() -> (Upstream, SocketAddr) {
@@ -113,19 +88,19 @@ struct Setup {
 
 /// The proxy in front of `upstream`: TLS towards the client when `client_tls`, else
 /// TLS towards the upstream.
-fn setup(backend: BackendKind, upstream: SocketAddr, client_tls: bool) -> Setup {
+fn setup(backend: BackendKind, upstream: SocketAddr, client_tls: bool, attempt: Duration) -> Setup {
     let mut pki = Pki::new();
     let connector = (!client_tls).then(|| {
         TlsConnector::from_pem_roots(&pki.ca_pem, "localhost", &[])
             .unwrap()
-            .handshake_timeout(Some(ATTEMPT))
+            .handshake_timeout(Some(attempt))
     });
     let lines: Lines = Arc::default();
     let l2 = lines.clone();
     let cfg = RelayConfig {
         upstream,
         connector,
-        connect_timeout: ATTEMPT,
+        connect_timeout: attempt,
         idle_timeout: Some(Duration::from_secs(60)),
         half_close_timeout: Some(Duration::from_secs(60)),
         report: Some(Arc::new(move |c: &Carried, r: &CloseReason| {
@@ -211,7 +186,7 @@ fn check_cleaned_up(s: &Setup) {
 fn pending_connect(client_tls: bool, leave: Leave) {
     for_each_backend(|backend| {
         let (up, addr) = Upstream::unanswered();
-        let s = setup(backend, addr, client_tls);
+        let s = setup(backend, addr, client_tls, leave.attempt());
         // The proxy's SYN is unanswered: its connect is pending when the client leaves.
         leave_early(&s, client_tls, leave, &|| syn_sent_to(addr.port()) == 1);
         check_cleaned_up(&s);
@@ -226,29 +201,13 @@ fn pending_connect(client_tls: bool, leave: Leave) {
     });
 }
 
-/// Sockets of this host in `SYN_SENT` towards local port `port` (`/proc/net/tcp`:
-/// remote address in column 3 as `IP:PORT` in hex, state in column 4, `02` =
-/// `SYN_SENT`).
-fn syn_sent_to(port: u16) -> usize {
-    let table = std::fs::read_to_string("/proc/net/tcp").expect("read /proc/net/tcp");
-    let want = format!(":{port:04X}");
-    table
-        .lines()
-        .skip(1)
-        .filter(|l| {
-            let cols: Vec<&str> = l.split_whitespace().collect();
-            cols.len() > 3 && cols[2].ends_with(&want) && cols[3] == "02"
-        })
-        .count()
-}
-
 fn pending_handshake(leave: Leave) {
     for_each_backend(|backend| {
         let (up, addr) = Upstream::silent();
         let Upstream::Silent(listener) = up else {
             unreachable!()
         };
-        let s = setup(backend, addr, false);
+        let s = setup(backend, addr, false, leave.attempt());
         leave_early(&s, false, leave, &|| true);
         // The proxy's upstream connection: it sends a ClientHello and then closes
         // (the handshake never completes), so we read to the end.

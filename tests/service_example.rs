@@ -13,7 +13,7 @@ use ringcore::http::{Call, HttpConn, Limits, Request, Response, Router};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
-use support::client::{connect, set_linger_zero};
+use support::client::{connect, set_linger_zero, syn_sent_to, unanswered_listener};
 use support::http::{get, HttpClient};
 use support::{for_each_backend, start_server};
 
@@ -131,6 +131,8 @@ fn default_answer_passes_through_and_a_gone_client_aborts_the_call() {
         // A backend that accepts and never answers.
         let silent = TcpListener::bind("127.0.0.1:0").unwrap();
         let silent_addr = silent.local_addr().unwrap();
+        // A backend whose SYN gets no answer: the call's connect stays pending.
+        let (_blackhole, hole) = unanswered_listener();
         let prices = start_server(
             backend,
             |b| b.workers(1),
@@ -146,6 +148,9 @@ fn default_answer_passes_through_and_a_gone_client_aborts_the_call() {
             })
             .call("GET", "/silent", move |_: &Request<'_>| {
                 Call::get(silent_addr, "/").timeout(Duration::from_secs(3600))
+            })
+            .call("GET", "/blackholed", move |_: &Request<'_>| {
+                Call::get(hole, "/").timeout(Duration::from_secs(3600))
             })
             .call("GET", "/dead", |_: &Request<'_>| {
                 Call::get(dead_addr(), "/")
@@ -189,6 +194,17 @@ fn default_answer_passes_through_and_a_gone_client_aborts_the_call() {
         };
         assert!(ended);
         app.wait_counters("closed", |c| c.open_conns == 0);
+        // A client that resets while the call's connect is pending: the connect is
+        // cancelled at once (before `Connecting::cancel`, it ran to its timeout).
+        let mut gone = connect(app.addr);
+        gone.write_all(&get("GET", "/blackholed", "")).unwrap();
+        support::wait_until("the call's connect is pending", || {
+            syn_sent_to(hole.port()) == 1
+        });
+        set_linger_zero(&gone);
+        drop(gone);
+        app.wait_counters("closed", |c| c.open_conns == 0);
+        support::wait_until("the connect cancelled", || syn_sent_to(hole.port()) == 0);
         assert_eq!(app.stop().panics, 0);
         prices.wait_counters("closed", |c| c.open_conns == 0);
         assert_eq!(prices.stop().panics, 0);

@@ -27,7 +27,7 @@
 
 use ringcore::http::AccessFormat;
 use ringcore::tls::TlsConnector;
-use ringcore::{CloseReason, Conn, ConnId, ConnectRequest, Handler, Notifier};
+use ringcore::{CloseReason, Conn, ConnId, ConnectRequest, Connecting, Handler, Notifier};
 use std::any::Any;
 use std::io;
 use std::net::SocketAddr;
@@ -78,6 +78,7 @@ impl RelayConfig {
         Front {
             cfg: self.clone(),
             up: None,
+            connecting: None,
             early: Vec::new(),
             me: None,
             up_paused: false,
@@ -195,12 +196,19 @@ fn error_text(reason: &CloseReason) -> Option<String> {
     }
 }
 
+/// Most client bytes kept while the upstream connection is not up; reading pauses
+/// beyond it.
+const EARLY_MAX: usize = 64 * 1024;
+
 /// The accepted (client) side.
 pub struct Front {
     cfg: RelayConfig,
     up: Option<ConnId>,
-    /// Client bytes that arrived before the upstream was up (reading is paused then,
-    /// so at most what one delivery held).
+    /// The upstream connection until it is up (`Msg::Up`): cancelled if the client
+    /// leaves first, so a pending connect or handshake ends with it.
+    connecting: Option<Connecting>,
+    /// Client bytes that arrived before the upstream was up (reading pauses at
+    /// [`EARLY_MAX`], so at most that and one delivery).
     early: Vec<u8>,
     me: Option<Notifier>,
     /// We told the upstream side to stop reading.
@@ -217,7 +225,9 @@ impl Handler for Front {
         self.me = Some(conn.notifier());
         conn.set_output_limit(0);
         conn.set_idle_timeout(self.cfg.idle_timeout);
-        conn.pause_reading(); // until the upstream is up
+        // Reading goes on until the upstream is up (bytes are kept in `early`, up to
+        // EARLY_MAX), so a client that resets meanwhile is noticed and the pending
+        // connect cancelled.
         let req = ConnectRequest::new(self.cfg.upstream).timeout(self.cfg.connect_timeout);
         let back = Back {
             down: conn.notifier(),
@@ -227,17 +237,22 @@ impl Handler for Front {
             ends: Ends::default(),
             opened: false,
         };
-        match &self.cfg.connector {
+        self.connecting = Some(match &self.cfg.connector {
             Some(tls) => conn.connect_with(req, tls.client(back)),
             None => conn.connect_with(req, back),
-        }
+        });
     }
 
     fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) -> usize {
         self.carried.to_upstream += data.len() as u64;
         match self.up {
             Some(up) => conn.notify(up, Msg::Bytes(data.to_vec())),
-            None => self.early.extend_from_slice(data),
+            None => {
+                self.early.extend_from_slice(data);
+                if self.early.len() >= EARLY_MAX {
+                    conn.pause_reading(); // until the upstream is up
+                }
+            }
         }
         data.len()
     }
@@ -271,6 +286,7 @@ impl Handler for Front {
         match *msg {
             Msg::Up => {
                 self.up = Some(from);
+                self.connecting = None;
                 self.carried.connected = true;
                 if !self.early.is_empty() {
                     conn.notify(from, Msg::Bytes(std::mem::take(&mut self.early)));
@@ -309,6 +325,10 @@ impl Handler for Front {
     fn on_close(&mut self, reason: CloseReason) {
         if let (Some(me), Some(up)) = (&self.me, self.up) {
             me.notify(up, Msg::Closed(error_text(&reason)));
+        }
+        // The upstream is not up yet: its connect (or TLS handshake) is cancelled now.
+        if let Some(c) = self.connecting.take() {
+            c.cancel();
         }
         self.carried.duration = self.start.elapsed();
         if let Some(report) = &self.cfg.report {

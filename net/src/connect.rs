@@ -45,8 +45,8 @@ use crate::conn::*;
 use crate::guard::call;
 use crate::handler::{CloseReason, Conn, Factory, Handler};
 use crate::lifecycle::Use;
-use crate::mailbox::Mail;
-pub use crate::mailbox::{ConnId, ConnectRequest, Notifier};
+use crate::mailbox::{CancelConnect, ConnectState, Mail};
+pub use crate::mailbox::{ConnId, ConnectRequest, Connecting, Notifier};
 use crate::server::Server;
 use crate::slot_handler::SlotHandler;
 use crate::socket::SocketOptions;
@@ -88,8 +88,8 @@ impl Conn<'_> {
 
     /// Opens a TCP connection to `addr` on this worker, run by `handler`, with the
     /// defaults of [`ConnectRequest`]. See [`connect_with`](Self::connect_with).
-    pub fn connect<H: Handler>(&mut self, addr: SocketAddr, handler: H) {
-        self.connect_with(ConnectRequest::new(addr), handler);
+    pub fn connect<H: Handler>(&mut self, addr: SocketAddr, handler: H) -> Connecting {
+        self.connect_with(ConnectRequest::new(addr), handler)
     }
 
     /// Opens the TCP connection `req` describes on this worker, run by `handler`.
@@ -101,13 +101,26 @@ impl Conn<'_> {
     /// `direct_descriptors` option (io_uring) the socket goes into the worker's
     /// direct-descriptor table like an accepted one (a full table: its plain fd).
     ///
+    /// Returns a [`Connecting`] handle: the new connection's id once its slot exists,
+    /// and [`Connecting::cancel`], which aborts it at any stage (a connect still in
+    /// flight included). Keep it when the connection serves a peer that may leave
+    /// before the connect completes, and cancel it then; dropping it changes nothing.
+    ///
     /// # Errors
     /// Reported to `handler.on_close` as [`CloseReason::Error`] (no `on_open`): the
     /// kernel's connect error (`ConnectionRefused`, `NetworkUnreachable`, ...),
     /// `TimedOut` after [`ConnectRequest::timeout`], or the socket's creation error
     /// (`EMFILE`: raise `RLIMIT_NOFILE`). The message names the address.
-    pub fn connect_with<H: Handler>(&mut self, req: ConnectRequest, handler: H) {
-        self.ctx.mail.connects.push((req, Box::new(handler)));
+    pub fn connect_with<H: Handler>(&mut self, req: ConnectRequest, handler: H) -> Connecting {
+        let state = std::rc::Rc::new(ConnectState::default());
+        self.ctx
+            .mail
+            .connects
+            .push((req, Box::new(handler), state.clone()));
+        Connecting {
+            state,
+            queue: self.ctx.mail.queue.clone(),
+        }
     }
 }
 
@@ -151,22 +164,33 @@ pub(crate) fn outbound_socket(t: &Target<'_>) -> io::Result<std::os::fd::RawFd> 
 impl<F: Factory> Server<F> {
     /// Opens an outbound connection run by `handler`: socket, slot, connect op. A
     /// socket that cannot be made is reported to the handler's `on_close` at once (it
-    /// never had a slot).
-    fn start_connect(&mut self, io: &mut Io, t: &Target<'_>, handler: Box<dyn Handler>) {
+    /// never had a slot). Returns the new connection's token.
+    fn start_connect(
+        &mut self,
+        io: &mut Io,
+        t: &Target<'_>,
+        handler: Box<dyn Handler>,
+    ) -> Option<Token> {
         let fd = match outbound_socket(t) {
             Ok(fd) => fd,
             Err(e) => {
                 tracing::debug!(worker = self.ctx.worker, "outbound connect failed: {e}");
-                let mut h = handler;
-                if catch_unwind(AssertUnwindSafe(|| h.on_close(CloseReason::Error(e)))).is_err() {
-                    io.counters().panics += 1;
-                    crate::guard::log_panic(self.ctx.worker, "on_close");
-                }
-                return;
+                self.close_unopened(io, handler, CloseReason::Error(e));
+                return None;
             }
         };
         let idx = self.insert_conn(io, fd, SlotHandler::Opened(handler));
+        let token = self.conns.get_mut(idx).map(|s| s.value.core.token);
         self.connect_slot(io, idx, t);
+        token
+    }
+
+    /// `on_close(reason)` for a handler that never had a slot.
+    fn close_unopened(&mut self, io: &mut Io, mut handler: Box<dyn Handler>, reason: CloseReason) {
+        if catch_unwind(AssertUnwindSafe(|| handler.on_close(reason))).is_err() {
+            io.counters().panics += 1;
+            crate::guard::log_panic(self.ctx.worker, "on_close");
+        }
     }
 
     /// Arms the connect of the new slot `idx` (its socket made by [`outbound_socket`])
@@ -221,14 +245,18 @@ impl<F: Factory> Server<F> {
     /// number of rounds (what is left waits for the next turn: `next_deadline` is
     /// then now).
     pub(crate) fn run_mailbox(&mut self, io: &mut Io) {
-        for (req, handler) in std::mem::take(&mut self.ctx.mail.connects) {
+        for (req, handler, state) in std::mem::take(&mut self.ctx.mail.connects) {
+            if state.cancelled.get() {
+                self.close_unopened(io, handler, CloseReason::Local);
+                continue;
+            }
             let t = Target {
                 addr: crate::addr::Addr::Tcp(req.addr),
                 timeout: req.timeout,
                 source: req.source,
                 socket: &req.socket,
             };
-            self.start_connect(io, &t, handler);
+            state.token.set(self.start_connect(io, &t, handler));
         }
         for _ in 0..MAIL_ROUNDS {
             let batch = std::mem::take(&mut *self.ctx.mail.queue.borrow_mut());
@@ -256,6 +284,13 @@ impl<F: Factory> Server<F> {
             }
             return;
         };
+        if mail.from == Token::NONE && mail.msg.is::<CancelConnect>() {
+            // Connecting::cancel: abort, whatever the stage (a pending connect is
+            // cancelled by the close).
+            s.value.core.want_abort();
+            self.ctx.mark_dirty(&mut s.value.core);
+            return;
+        }
         let (from, msg) = (ConnId(mail.from), mail.msg);
         if mail.returned {
             call(&mut s.value, &mut self.ctx, io, "on_undelivered", |h, c| {

@@ -59,7 +59,7 @@ pub use closing::Closing;
 pub use conn::{DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_PENDING, DEFAULT_OUTPUT_HIGH_WATER};
 pub use handler::{CloseReason, Conn, ConnInfo, Factory, Handler, TunnelStats};
 pub use listener::Listeners;
-pub use mailbox::{ConnId, ConnectRequest, Notifier, DEFAULT_CONNECT_TIMEOUT};
+pub use mailbox::{ConnId, ConnectRequest, Connecting, Notifier, DEFAULT_CONNECT_TIMEOUT};
 pub use offload::{OffloadFull, OffloadLimits, DEFAULT_OFFLOAD_QUEUE, DEFAULT_OFFLOAD_THREADS};
 pub use outbound::Connect;
 pub use outbound_opts::ConnectOptions;

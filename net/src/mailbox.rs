@@ -7,7 +7,7 @@ use crate::handler::Handler;
 use crate::socket::SocketOptions;
 use ringcore_runtime::{OpKind, Token};
 use std::any::Any;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
@@ -35,7 +35,7 @@ impl ConnId {
     }
 }
 
-/// An outbound TCP connection to open from a handler ([`Conn::connect_with`]).
+/// An outbound TCP connection to open from a handler ([`Conn::connect_with`](crate::Conn::connect_with)).
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct ConnectRequest {
@@ -95,7 +95,84 @@ pub(crate) type Queue = Rc<RefCell<VecDeque<Mail>>>;
 #[derive(Default)]
 pub(crate) struct Mailbox {
     pub(crate) queue: Queue,
-    pub(crate) connects: Vec<(ConnectRequest, Box<dyn Handler>)>,
+    pub(crate) connects: Vec<(ConnectRequest, Box<dyn Handler>, Rc<ConnectState>)>,
+}
+
+/// What a [`Connecting`] handle and the worker share about one outbound connect.
+#[derive(Default)]
+pub(crate) struct ConnectState {
+    /// The new connection's token, once its slot exists.
+    pub(crate) token: Cell<Option<Token>>,
+    /// [`Connecting::cancel`] was called.
+    pub(crate) cancelled: Cell<bool>,
+}
+
+/// The internal message [`Connecting::cancel`] sends a connection whose slot exists:
+/// the worker aborts it (its handler never sees the message).
+pub(crate) struct CancelConnect;
+
+/// A handle on an outbound connection opened with [`Conn::connect_with`] (or
+/// [`Conn::connect`]), kept by the connection that opened it: its id, once it has
+/// one, and a way to abort it at any stage, the connect still pending included.
+///
+/// A handler that opens a connection for a peer that may leave first (a proxy, a
+/// gateway, an outbound call) keeps this and calls [`cancel`](Self::cancel) when
+/// that peer goes away: the connect is cancelled at once instead of running to its
+/// timeout. Like [`Notifier`], usable from anywhere on the worker (from `on_close`
+/// too); not `Send`.
+///
+/// [`Conn::connect_with`]: crate::Conn::connect_with
+/// [`Conn::connect`]: crate::Conn::connect
+#[derive(Clone)]
+pub struct Connecting {
+    pub(crate) state: Rc<ConnectState>,
+    pub(crate) queue: Queue,
+}
+
+impl Connecting {
+    /// The new connection's id: `None` until its socket and slot exist (the end of
+    /// the loop turn in which it was asked for), and for good if the socket could not
+    /// be made or the connect was cancelled first. Messages
+    /// ([`Conn::notify`](crate::Conn::notify)) reach it from then on, before
+    /// `on_open` too.
+    pub fn id(&self) -> Option<ConnId> {
+        self.state.token.get().map(ConnId)
+    }
+
+    /// True once [`cancel`](Self::cancel) was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.state.cancelled.get()
+    }
+
+    /// Aborts the connection, whatever its stage, at the end of the loop turn: a
+    /// socket not yet made is never made (its handler gets `on_close` with
+    /// [`CloseReason::Local`](crate::CloseReason::Local) and no `on_open`); a connect
+    /// in flight is cancelled (the same `on_close`, no `on_open`); an open connection
+    /// is aborted as by [`Conn::abort`](crate::Conn::abort) (queued bytes dropped, a
+    /// reset if some were unsent). Nothing happens if it already closed, or on a
+    /// second call.
+    pub fn cancel(&self) {
+        if self.state.cancelled.replace(true) {
+            return;
+        }
+        if let Some(to) = self.state.token.get() {
+            self.queue.borrow_mut().push_back(Mail {
+                to,
+                from: Token::NONE,
+                msg: Box::new(CancelConnect),
+                returned: false,
+            });
+        }
+    }
+}
+
+impl std::fmt::Debug for Connecting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connecting")
+            .field("id", &self.id())
+            .field("cancelled", &self.is_cancelled())
+            .finish()
+    }
 }
 
 impl Mailbox {
@@ -106,7 +183,7 @@ impl Mailbox {
 }
 
 /// Sends messages on behalf of one connection, from anywhere on its worker, even
-/// after the connection closed (from `on_close`, say): see [`Conn::notifier`]. Not
+/// after the connection closed (from `on_close`, say): see [`Conn::notifier`](crate::Conn::notifier). Not
 /// `Send`: it belongs to the worker's thread.
 #[derive(Clone)]
 pub struct Notifier {
@@ -115,7 +192,7 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    /// Queues `msg` for `to`'s [`Handler::on_message`]; see [`Conn::notify`].
+    /// Queues `msg` for `to`'s [`Handler::on_message`]; see [`Conn::notify`](crate::Conn::notify).
     pub fn notify<M: Any>(&self, to: ConnId, msg: M) {
         self.queue.borrow_mut().push_back(Mail {
             to: to.token(),

@@ -19,7 +19,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Barrier;
 use std::time::Duration;
 
@@ -314,4 +314,68 @@ pub fn expect_server_closed(s: &mut TcpStream, what: &str) -> Duration {
         }
     }
     t.elapsed()
+}
+
+/// A loopback listener whose accept queue is full (backlog 0 plus one connection
+/// nobody accepts): a new connect's SYN gets no answer, so the connect stays pending
+/// (a blackholed upstream). Keep it alive while it is used.
+pub struct Unanswered {
+    _listener: OwnedFd,
+    _filler: TcpStream,
+}
+
+/// An [`Unanswered`] listener on 127.0.0.1 and its address.
+pub fn unanswered_listener() -> (Unanswered, SocketAddr) {
+    // SAFETY: plain socket calls on a descriptor this function owns; `sa` and `len`
+    // live across the calls that read or write them.
+    let (fd, addr) = unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", io::Error::last_os_error());
+        let fd = OwnedFd::from_raw_fd(fd);
+        let mut sa: libc::sockaddr_in = std::mem::zeroed();
+        sa.sin_family = libc::AF_INET as libc::sa_family_t;
+        sa.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let r = libc::bind(
+            fd.as_raw_fd(),
+            (&sa as *const libc::sockaddr_in).cast(),
+            len,
+        );
+        assert_eq!(r, 0, "bind: {}", io::Error::last_os_error());
+        assert_eq!(libc::listen(fd.as_raw_fd(), 0), 0, "listen");
+        let mut got_len = len;
+        let r = libc::getsockname(
+            fd.as_raw_fd(),
+            (&mut sa as *mut libc::sockaddr_in).cast(),
+            &mut got_len,
+        );
+        assert_eq!(r, 0, "getsockname");
+        let port = u16::from_be(sa.sin_port);
+        (fd, SocketAddr::from(([127, 0, 0, 1], port)))
+    };
+    // Fills the queue of one (backlog 0): later SYNs are dropped.
+    let filler = TcpStream::connect(addr).expect("the filler connects");
+    (
+        Unanswered {
+            _listener: fd,
+            _filler: filler,
+        },
+        addr,
+    )
+}
+
+/// Sockets of this host in `SYN_SENT` towards local port `port` (`/proc/net/tcp`:
+/// remote address in column 3 as `IP:PORT` in hex, state in column 4, `02` =
+/// `SYN_SENT`).
+pub fn syn_sent_to(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("read /proc/net/tcp");
+    let want = format!(":{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            cols.len() > 3 && cols[2].ends_with(&want) && cols[3] == "02"
+        })
+        .count()
 }

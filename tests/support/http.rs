@@ -288,3 +288,31 @@ pub fn echo(req: &ringcore::http::Request<'_>, res: &mut ringcore::http::Respons
     res.set_content_type("application/octet-stream")
         .set_body(req.body());
 }
+
+/// A gate offloaded jobs wait at until the test opens it; counts jobs created (on the
+/// worker, by routes that count them) and finished.
+#[derive(Default)]
+pub struct Gate {
+    open: std::sync::Mutex<bool>,
+    cv: std::sync::Condvar,
+    /// Jobs created (counted by the route).
+    pub created: std::sync::atomic::AtomicUsize,
+    /// Jobs finished (counted by the job).
+    pub finished: std::sync::atomic::AtomicUsize,
+}
+
+impl Gate {
+    /// Blocks until [`open`](Self::open) was called.
+    pub fn wait(&self) {
+        let mut open = self.open.lock().unwrap();
+        while !*open {
+            open = self.cv.wait(open).unwrap();
+        }
+    }
+
+    /// Lets every waiting and future job through.
+    pub fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.cv.notify_all();
+    }
+}

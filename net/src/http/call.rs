@@ -16,7 +16,7 @@
 use super::client::{parse_response_head, ResponseBody, ResponseHead};
 use super::Response;
 use crate::ConnectRequest;
-use crate::{CloseReason, Conn, ConnId, Handler, Notifier};
+use crate::{CloseReason, Conn, ConnId, Connecting, Handler, Notifier};
 use std::any::Any;
 use std::io;
 use std::net::SocketAddr;
@@ -138,20 +138,12 @@ pub fn pass_through(reply: Result<CallReply, io::Error>, res: &mut Response) {
 /// The message a [`CallConn`] sends its client connection once the call is over.
 pub(crate) struct CallDone(pub(crate) Result<CallReply, io::Error>);
 
-/// The message a [`CallConn`] sends its client connection when connected, so the
-/// client can cancel it; returned undelivered if the client is gone (the call then
-/// aborts).
-struct CallStarted;
-
-/// The message a client connection that closes sends its call: abort.
-struct CallCancel;
-
 /// A call in flight, kept by the client connection.
 pub(crate) struct Pending {
     answer: Option<Answer>,
-    notifier: Notifier,
-    /// The call's connection, once it said so.
-    call: Option<ConnId>,
+    /// The call's connection: cancelled (at any stage, its connect included) if the
+    /// client connection closes first.
+    call: Connecting,
 }
 
 impl Pending {
@@ -177,30 +169,21 @@ impl Pending {
             body: Vec::new(),
             done: false,
         };
-        conn.connect_with(ConnectRequest::new(addr).timeout(timeout), handler);
+        let call = conn.connect_with(ConnectRequest::new(addr).timeout(timeout), handler);
         Pending {
             answer: Some(answer),
-            notifier: conn.notifier(),
-            call: None,
+            call,
         }
     }
 
-    /// A message for the client connection: the call's id (`None` returned), or its
-    /// outcome turned into the response (`Some`). Anything else is handed back.
+    /// A message for the client connection: the call's outcome turned into the
+    /// response (`Some`). Anything else is handed back.
     pub(crate) fn on_message(
         &mut self,
-        from: ConnId,
+        _from: ConnId,
         msg: Box<dyn Any>,
     ) -> Result<Option<Response>, Box<dyn Any>> {
-        let msg = match msg.downcast::<CallStarted>() {
-            Ok(_) => {
-                self.call = Some(from);
-                return Ok(None);
-            }
-            Err(m) => m,
-        };
         let done = msg.downcast::<CallDone>()?;
-        self.call = None;
         let mut res = Response::new();
         if let Some(answer) = self.answer.take() {
             answer(done.0, &mut res);
@@ -208,11 +191,10 @@ impl Pending {
         Ok(Some(res))
     }
 
-    /// The client connection closes: the call, if still running, is aborted.
+    /// The client connection closes with the call still running: the call's
+    /// connection is aborted (a pending connect is cancelled).
     pub(crate) fn cancel(&mut self) {
-        if let Some(id) = self.call.take() {
-            self.notifier.notify(id, CallCancel);
-        }
+        self.call.cancel();
     }
 }
 
@@ -297,8 +279,6 @@ impl CallConn {
 
 impl Handler for CallConn {
     fn on_open(&mut self, conn: &mut Conn<'_>) {
-        // Tell the client our id (so it can cancel us); back undelivered if it is gone.
-        conn.notify(self.front.id(), CallStarted);
         conn.send_owned(std::mem::take(&mut self.request));
         // Quiet for the call's timeout: give up (the connect had its own).
         conn.set_idle_timeout(Some(self.timeout));
@@ -325,18 +305,6 @@ impl Handler for CallConn {
     fn on_timeout(&mut self, conn: &mut Conn<'_>) {
         let why = format!("no complete reply within {:?}", self.timeout);
         self.fail(conn, io::ErrorKind::TimedOut, why);
-    }
-
-    fn on_message(&mut self, conn: &mut Conn<'_>, _from: ConnId, msg: Box<dyn Any>) {
-        if msg.is::<CallCancel>() {
-            self.done = true; // nobody to tell
-            conn.abort();
-        }
-    }
-
-    fn on_undelivered(&mut self, conn: &mut Conn<'_>, _to: ConnId, _msg: Box<dyn Any>) {
-        self.done = true; // the client went away
-        conn.abort();
     }
 
     fn on_close(&mut self, reason: CloseReason) {

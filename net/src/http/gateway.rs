@@ -37,8 +37,15 @@
 //! * `Expect: 100-continue` is answered by the gateway once the upstream is
 //!   connected (and not forwarded).
 //!
+//! * A client that leaves (reset, or closes before its request was complete) while
+//!   its exchange runs ends it at once: a pending upstream connect is cancelled
+//!   ([`Connecting::cancel`]), an upstream connection in use is aborted. To notice,
+//!   the front keeps reading while it waits: it holds what arrives (the next
+//!   pipelined request, or body bytes sent before the upstream is connected) up to
+//!   [`Limits::max_pending_input`], and stops reading beyond that.
+//!
 //! Limits (as built): one exchange at a time per client connection (a pipelined
-//! request waits, unread, until the response before it is sent); one upstream
+//! request waits, held, until the response before it is sent); one upstream
 //! address (no balancing); the front's deadlines are a keep-alive idle timeout
 //! ([`Limits::keep_alive_timeout`]) and the upstream's connect and response timeouts:
 //! it does not apply the header/body deadlines and minimum rates of [`HttpConn`](super::HttpConn);
@@ -49,7 +56,7 @@ use super::gateway_back::{pool_take, Back, Exchange};
 use super::gateway_log::GatewayLog;
 use super::gateway_pick::{mark_down, pick};
 use super::{write_error, DateCache, Event, Limits, Reply, RequestParser, Response, Router};
-use crate::{CloseReason, Conn, ConnId, ConnInfo, ConnectRequest, Handler, Notifier};
+use crate::{CloseReason, Conn, ConnId, ConnInfo, ConnectRequest, Connecting, Handler, Notifier};
 use std::any::Any;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -269,6 +276,9 @@ pub struct GatewayConn {
     peer: Option<IpAddr>,
     me: Option<Notifier>,
     back: Option<ConnId>,
+    /// A new upstream connection whose connect is pending (before its `Hello`):
+    /// cancelled if the client leaves meanwhile.
+    connecting: Option<Connecting>,
     /// The request of the current exchange has a body (chunked: `Some(false)`).
     body: Option<bool>,
     /// The request body ended (its End event was read).
@@ -280,6 +290,11 @@ pub struct GatewayConn {
     close_after: bool,
     /// The back was paused because this side's output is backed up.
     back_paused: bool,
+    /// Input that arrived while an exchange ran (see the module docs), served once
+    /// the front reads requests again.
+    held: Vec<u8>,
+    /// The client's end of stream arrived behind `held`: taken after it.
+    eof_held: bool,
     /// A local route's request head and body being collected.
     local: Option<(Vec<u8>, Vec<u8>)>,
     /// The client waits for `100 Continue` before sending the body.
@@ -301,12 +316,15 @@ impl GatewayConn {
             peer,
             me: None,
             back: None,
+            connecting: None,
             body: None,
             body_done: false,
             reply: Reply::default(),
             head_sent: false,
             close_after: false,
             back_paused: false,
+            held: Vec::new(),
+            eof_held: false,
             local: None,
             expect_continue: false,
             tried: Vec::new(),
@@ -442,7 +460,6 @@ impl GatewayConn {
         };
         self.launch(conn, ex, true);
         conn.set_idle_timeout(None);
-        conn.pause_reading();
     }
 
     /// Runs `ex` on the next live upstream (round-robin, see
@@ -473,7 +490,7 @@ impl GatewayConn {
             }
         }
         let r = ConnectRequest::new(addr).timeout(self.cfg.connect_timeout);
-        conn.connect_with(r, Back::new(self.cfg.clone(), ex));
+        self.connecting = Some(conn.connect_with(r, Back::new(self.cfg.clone(), ex)));
     }
 
     /// The connect to `ex.upstream` failed: mark it down (with several upstreams)
@@ -531,6 +548,7 @@ impl GatewayConn {
         }
         self.phase = Phase::Idle;
         self.back = None;
+        self.connecting = None;
         self.back_paused = false;
         if self.close_after || !self.body_done || conn.is_draining() {
             conn.close();
@@ -538,6 +556,60 @@ impl GatewayConn {
         }
         conn.set_idle_timeout(Some(self.cfg.limits.keep_alive_timeout));
         conn.resume_reading();
+        self.serve_held(conn);
+    }
+
+    /// True while an exchange waits for its upstream connection or its response: the
+    /// front reads no request then (it holds the input).
+    fn waiting(&self) -> bool {
+        matches!(self.phase, Phase::Connecting | Phase::Response)
+    }
+
+    /// While an exchange runs, stops reading once a head's worth and a receive batch
+    /// are held (a reset is then noticed only once reading resumes).
+    fn bound_held(&mut self, conn: &mut Conn<'_>) {
+        if self.waiting() && self.held.len() >= self.cfg.limits.max_pending_input() {
+            conn.pause_reading();
+        }
+    }
+
+    /// Reads requests from the held input (the front is free to read again).
+    fn serve_held(&mut self, conn: &mut Conn<'_>) {
+        if !self.held.is_empty() {
+            if let Some(mut parser) = self.parser.take() {
+                let held = std::mem::take(&mut self.held);
+                let used = self.read_requests(&mut parser, conn, &held);
+                self.parser = Some(parser);
+                self.held = held;
+                self.held.drain(..used.min(self.held.len()));
+            }
+            self.bound_held(conn);
+        }
+        if self.eof_held && (self.held.is_empty() || !self.waiting()) {
+            self.eof_held = false;
+            self.peer_ended(conn);
+        }
+    }
+
+    /// The client's end of stream, once the input before it was read.
+    fn peer_ended(&mut self, conn: &mut Conn<'_>) {
+        if self.phase == Phase::Idle {
+            conn.close();
+        } else if !self.body_done {
+            // The request body was cut short: the upstream exchange cannot complete.
+            if let Some(b) = self.back.take() {
+                conn.notify(b, ToBack::Gone);
+            }
+            if let Some(c) = self.connecting.take() {
+                c.cancel();
+            }
+            conn.close();
+        }
+        // Otherwise the request is complete: the response still goes out (a client
+        // may half-close after its request), then the connection closes.
+        else {
+            self.close_after = true;
+        }
     }
 
     fn serve_local(&mut self, conn: &mut Conn<'_>, req: &super::Request<'_>) -> bool {
@@ -660,7 +732,6 @@ impl GatewayConn {
                         conn.notify(b, ToBack::BodyEnd);
                     }
                     self.phase = Phase::Response;
-                    conn.pause_reading();
                     return used;
                 }
             }
@@ -675,11 +746,26 @@ impl Handler for GatewayConn {
     }
 
     fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) -> usize {
+        if self.waiting() || !self.held.is_empty() {
+            // Behind held input (or while an exchange runs): in order, after it.
+            self.held.extend_from_slice(data);
+            if self.waiting() {
+                self.bound_held(conn);
+            } else {
+                self.serve_held(conn);
+            }
+            return data.len();
+        }
         let Some(mut parser) = self.parser.take() else {
             return 0;
         };
         let used = self.read_requests(&mut parser, conn, data);
         self.parser = Some(parser);
+        if used < data.len() && self.waiting() {
+            self.held.extend_from_slice(&data[used..]);
+            self.bound_held(conn);
+            return data.len();
+        }
         used
     }
 
@@ -701,15 +787,18 @@ impl Handler for GatewayConn {
         match *msg {
             ToFront::ConnectFailed(ex, status, why) => {
                 self.back = None;
+                self.connecting = None;
                 self.connect_failed(conn, ex, status, why);
             }
             ToFront::Retry(ex) => {
                 self.phase = Phase::Connecting;
                 self.back = None;
+                self.connecting = None;
                 self.launch(conn, ex, false);
             }
             ToFront::Hello => {
                 self.back = Some(from);
+                self.connecting = None;
                 if self.body_done {
                     self.phase = Phase::Response;
                 } else {
@@ -718,6 +807,7 @@ impl Handler for GatewayConn {
                         conn.send(CONTINUE);
                     }
                     conn.resume_reading();
+                    self.serve_held(conn);
                 }
             }
             ToFront::Head(bytes, close) => {
@@ -782,19 +872,10 @@ impl Handler for GatewayConn {
     }
 
     fn on_eof(&mut self, conn: &mut Conn<'_>) {
-        if self.phase == Phase::Idle {
-            conn.close();
-        } else if !self.body_done {
-            // The request body was cut short: the upstream exchange cannot complete.
-            if let Some(b) = self.back.take() {
-                conn.notify(b, ToBack::Gone);
-            }
-            conn.close();
-        }
-        // Otherwise the request is complete: the response still goes out (a client
-        // may half-close after its request), then the connection closes.
-        else {
-            self.close_after = true;
+        if self.held.is_empty() {
+            self.peer_ended(conn);
+        } else {
+            self.eof_held = true;
         }
     }
 
@@ -806,6 +887,10 @@ impl Handler for GatewayConn {
         }
         if let (Some(me), Some(b)) = (&self.me, self.back) {
             me.notify(b, ToBack::Gone);
+        }
+        // A connect still pending: cancelled now, not at its timeout.
+        if let Some(c) = self.connecting.take() {
+            c.cancel();
         }
     }
 }

@@ -463,6 +463,10 @@ impl Handler for Back {
         if self.finished || self.ex.is_none() {
             return;
         }
+        if !self.opened && matches!(reason, CloseReason::Local) {
+            // The front cancelled the connect (its client left): nobody to tell.
+            return;
+        }
         if self.body.is_some() {
             return self.tell(None, ToFront::Abort);
         }
