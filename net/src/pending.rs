@@ -6,6 +6,8 @@
 //! with whatever capacity a burst grew it to, is freed as soon as it is emptied.
 
 /// Unconsumed input, `None` (no allocation) while empty.
+// The box is the point: 8 B in every connection slot instead of a 24 B `Vec`.
+#[allow(clippy::box_collection)]
 #[derive(Default)]
 pub(crate) struct Pending(Option<Box<Vec<u8>>>);
 
