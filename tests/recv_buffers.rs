@@ -133,7 +133,9 @@ fn bundles_and_incremental_buffers_under_faults() {
 #[test]
 fn send_zc_echo_is_intact() {
     for_each_backend(|backend| {
-        let server = start_echo(backend, |b| b.send_zc_threshold(Some(1)));
+        let server = start_echo(backend, |b| {
+            b.send_zc_threshold(Some(1)).send_zc_local(true)
+        });
         let sent = echo_mix(&server, 31);
         let c = finish(server, sent);
         eprintln!(
@@ -153,7 +155,9 @@ fn send_zc_echo_is_intact() {
 #[test]
 fn send_zc_peer_reset_mid_send() {
     for_each_backend(|backend| {
-        let server = start_echo(backend, |b| b.send_zc_threshold(Some(1024)));
+        let server = start_echo(backend, |b| {
+            b.send_zc_threshold(Some(1024)).send_zc_local(true)
+        });
         let mut rng = Rng::new(41);
         let payload = rng.bytes(2 << 20);
         let mut clients = Vec::new();
@@ -199,6 +203,7 @@ fn send_zc_to_peers_that_never_read_does_not_hold_the_drain() {
     for_each_backend(|backend| {
         let server = start_echo(backend, |b| {
             b.send_zc_threshold(Some(1024))
+                .send_zc_local(true)
                 .drain_timeout(std::time::Duration::from_millis(200))
         });
         let mut rng = Rng::new(43);
@@ -268,7 +273,7 @@ fn send_zc_reply_leaves_before_the_client_reads() {
         let opts = SocketOptions::default().send_buffer(1 << 20);
         let server = start_server_opts(
             backend,
-            |b| b.send_zc_threshold(Some(16 * 1024)),
+            |b| b.send_zc_threshold(Some(16 * 1024)).send_zc_local(true),
             &opts,
             |_: &ConnInfo| ReplyAndClose,
         );
@@ -336,7 +341,7 @@ fn send_zc_stops_once_the_kernel_reports_copies() {
     for_each_backend(|backend| {
         let server = start_server_opts(
             backend,
-            |b| b.send_zc_threshold(Some(16 * 1024)),
+            |b| b.send_zc_threshold(Some(16 * 1024)).send_zc_local(true),
             &SocketOptions::default(),
             |_: &ConnInfo| Pieces(0),
         );
@@ -355,6 +360,30 @@ fn send_zc_stops_once_the_kernel_reports_copies() {
         } else {
             assert_eq!(c.send_zc, 0);
         }
+        assert_eq!(server.stop().panics, 0);
+    });
+}
+
+/// Without `send_zc_local`, a loopback peer is never sent zero-copy: the kernel would
+/// copy anyway, and one zero-copy send into a small receive buffer leaves its window
+/// below one segment for the rest of the connection (before the fix, 32 sends here went
+/// zero-copy).
+#[test]
+fn send_zc_skips_local_peers() {
+    for_each_backend(|backend| {
+        let server = start_server_opts(
+            backend,
+            |b| b.send_zc_threshold(Some(16 * 1024)),
+            &SocketOptions::default(),
+            |_: &ConnInfo| Pieces(0),
+        );
+        let mut s = connect_small_rcvbuf(server.addr, 4096);
+        s.write_all(b"go").unwrap();
+        let got = read_to_eof(&mut s)
+            .unwrap_or_else(|(got, e)| panic!("{backend}: read {} bytes, then {e}", got.len()));
+        assert_eq!(got.len(), ZC_PIECE * ZC_PIECES, "{backend}");
+        let c = server.wait_counters("the connection closed", |c| c.open_conns == 0);
+        assert_eq!((c.send_zc, c.send_zc_copied), (0, 0), "{backend}");
         assert_eq!(server.stop().panics, 0);
     });
 }

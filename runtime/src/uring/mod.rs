@@ -161,7 +161,7 @@ impl Ring {
             splice_mode: cfg.splice_mode,
             staged: VecDeque::new(),
             bundle,
-            zc: zc_threshold.map(zc::ZeroCopy::new),
+            zc: zc_threshold.map(|t| zc::ZeroCopy::new(t, cfg.send_zc_local)),
         })
     }
 
@@ -330,6 +330,20 @@ impl Ring {
         }
     }
 
+    /// Before pushing `op`: a send that may go zero-copy on a socket seen for the first
+    /// time gets the socket classified ([`zc::ZeroCopy::classify`]).
+    ///
+    /// # Safety
+    /// A send's `msg` is valid (the push contract).
+    unsafe fn zc_classify(&mut self, op: &Op, c: &mut Counters) {
+        let (Some(z), Op::Send { fd, msg, .. }) = (self.zc.as_mut(), *op) else {
+            return;
+        };
+        // SAFETY: forwarded caller contract: `msg` and its iovecs are valid.
+        let len = unsafe { op::send::total_len(msg) };
+        z.classify(fd, len, c);
+    }
+
     /// `fd` is being closed: a later socket with its number probes zero-copy again.
     fn zc_closed(&mut self, fd: RawFd) {
         if let Some(z) = self.zc.as_mut() {
@@ -360,6 +374,8 @@ impl Ring {
             }
             self.zc_closed(fd);
         }
+        // SAFETY: forwarded caller contract.
+        unsafe { self.zc_classify(&op, c) };
         // SAFETY: forwarded caller contract.
         let (mut e, zc) = unsafe { self.sqe(token, &op, true) };
         if let Some(d) = &self.direct {
@@ -460,6 +476,8 @@ impl Ring {
             if let Op::Close { fd } = *op {
                 self.zc_closed(fd);
             }
+            // SAFETY: forwarded caller contract.
+            unsafe { self.zc_classify(op, c) };
         }
         // SAFETY: forwarded caller contract.
         let (head, zc1) = unsafe { self.sqe(first.0, &first.1, false) };

@@ -13,7 +13,13 @@
 //!   copied, otherwise they go zero-copy. On loopback a zero-copy send only costs more,
 //!   and its copied pages inflate the receiver's memory accounting so much that a
 //!   receiver with a small buffer advertises a window below one segment, and the
-//!   transfer crawls on window probes.
+//!   transfer crawls on window probes. Worse, the receiver's window stays below one
+//!   segment after that (it learns its accounting ratio from full-size segments only),
+//!   so even one zero-copy send poisons such a connection. Hence sockets whose peer is
+//!   plainly local (loopback, or the socket's own address) never send zero-copy; the
+//!   probe covers the rest (a peer in another network namespace of the same host is
+//!   local too, but looks remote: its first send is zero-copy). `Config::send_zc_local`
+//!   lets local peers probe too (tests: all their peers are local).
 //!
 //! [`Config::send_zc_threshold`]: crate::Config::send_zc_threshold
 
@@ -40,6 +46,8 @@ enum Route {
 pub(super) struct ZeroCopy {
     /// Sends of at least this many bytes may go zero-copy.
     threshold: usize,
+    /// Local peers too (`Config::send_zc_local`).
+    local: bool,
     /// Zero-copy sends pushed whose result has not come, by user_data (how many).
     pending: HashMap<u64, u32>,
     /// Notifications that came before their send's result (not seen: the kernel posts
@@ -52,9 +60,10 @@ pub(super) struct ZeroCopy {
 }
 
 impl ZeroCopy {
-    pub(super) fn new(threshold: usize) -> ZeroCopy {
+    pub(super) fn new(threshold: usize, local: bool) -> ZeroCopy {
         ZeroCopy {
             threshold,
+            local,
             pending: HashMap::new(),
             early: Vec::new(),
             routes: HashMap::new(),
@@ -65,6 +74,20 @@ impl ZeroCopy {
     /// True when a send of `len` bytes on `fd` goes zero-copy.
     pub(super) fn wants(&self, fd: RawFd, len: usize) -> bool {
         len >= self.threshold && matches!(self.routes.get(&fd), None | Some(Route::Zero))
+    }
+
+    /// Before a send of `len` bytes on `fd`: a socket seen for the first time is
+    /// classified (two syscalls, once per socket): a local peer (loopback, or the
+    /// socket's own address; unless `Config::send_zc_local`) or a socket other than
+    /// TCP/IP is sent with copies from the start, without a probe.
+    pub(super) fn classify(&mut self, fd: RawFd, len: usize, c: &mut Counters) {
+        if self.local || len < self.threshold || self.routes.contains_key(&fd) {
+            return;
+        }
+        c.syscalls += 2;
+        if local_or_not_ip(fd) {
+            self.routes.insert(fd, Route::Copied);
+        }
     }
 
     /// A zero-copy send of `user_data` on `fd` was pushed.
@@ -127,5 +150,32 @@ impl ZeroCopy {
             batch.push_back(self.early.remove(i));
         }
         None
+    }
+}
+
+/// True when `fd`'s peer is on this host (a loopback address, or the socket's own
+/// address), or `fd` is not an IPv4/IPv6 socket (or its addresses cannot be read):
+/// zero-copy sends there are copied by the kernel (or refused), never worth it.
+fn local_or_not_ip(fd: RawFd) -> bool {
+    use nix::sys::socket::{getpeername, getsockname, SockaddrStorage};
+    let (Ok(peer), Ok(local)) = (
+        getpeername::<SockaddrStorage>(fd),
+        getsockname::<SockaddrStorage>(fd),
+    ) else {
+        return true;
+    };
+    let ip = |a: &SockaddrStorage| -> Option<std::net::IpAddr> {
+        if let Some(v4) = a.as_sockaddr_in() {
+            return Some(std::net::IpAddr::V4(v4.ip()));
+        }
+        let v6 = a.as_sockaddr_in6()?.ip();
+        Some(match v6.to_ipv4_mapped() {
+            Some(v4) => std::net::IpAddr::V4(v4),
+            None => std::net::IpAddr::V6(v6),
+        })
+    };
+    match (ip(&peer), ip(&local)) {
+        (Some(p), Some(l)) => p.is_loopback() || p == l,
+        _ => true,
     }
 }
