@@ -787,7 +787,7 @@ mod tests {
         // SAFETY: `p` is the queue's own msghdr, valid until `complete`, with
         // `msg_iovlen` filled iovecs.
         let (first, second) = unsafe {
-            let iov = std::slice::from_raw_parts((*p).msg_iov, (*p).msg_iovlen as usize);
+            let iov = std::slice::from_raw_parts((*p).msg_iov, (*p).msg_iovlen);
             (iov[0].iov_base as usize, iov[1].iov_base as usize)
         };
         let mut kept = Vec::new();

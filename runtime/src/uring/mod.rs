@@ -283,11 +283,12 @@ impl Ring {
             Op::RecvMulti { fd } if self.bundle => op::recv::sqe_bundle(tgt(fd), bufring::BGID),
             Op::RecvMulti { fd } => op::recv::sqe(tgt(fd), bufring::BGID),
             Op::Send { fd, msg, waitall } => {
-                // SAFETY: forwarded push contract: `msg` and its iovecs are valid. A
-                // message with control data (passed fds) is never sent zero-copy.
                 zc = self.zc.as_ref().is_some_and(|z| {
-                    !unsafe { op::send::has_control(msg) }
-                        && z.wants(fd, unsafe { op::send::total_len(msg) })
+                    // SAFETY: forwarded push contract: `msg` and its iovecs are valid. A
+                    // message with control data (passed fds) is never sent zero-copy.
+                    let ctl = unsafe { op::send::has_control(msg) };
+                    // SAFETY: as above.
+                    !ctl && z.wants(fd, unsafe { op::send::total_len(msg) })
                 });
                 // SAFETY: forwarded push contract; with `zc`, the op's result carries
                 // `F_MORE` and the service keeps the memory until the notification

@@ -94,8 +94,8 @@ impl ZeroCopy {
     pub(super) fn pushed(&mut self, user_data: u64, fd: RawFd, c: &mut Counters) {
         *self.pending.entry(user_data).or_insert(0) += 1;
         c.send_zc += 1;
-        if !self.routes.contains_key(&fd) {
-            self.routes.insert(fd, Route::Probing);
+        if let std::collections::hash_map::Entry::Vacant(e) = self.routes.entry(fd) {
+            e.insert(Route::Probing);
             self.probes.insert(user_data, fd);
         }
     }
