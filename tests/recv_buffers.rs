@@ -7,10 +7,12 @@
 mod support;
 
 use ringcore::runtime::kernel_version;
-use ringcore::{BackendKind, Builder, Counters};
+use ringcore::{BackendKind, Builder, Conn, ConnInfo, Counters, Handler, SocketOptions};
 use std::io::Write;
-use support::client::{connect, echo_check, echo_many, set_linger_zero, Rng};
-use support::{for_each_backend, start_echo, TestServer};
+use support::client::{
+    connect, connect_small_rcvbuf, echo_check, echo_many, read_to_eof, set_linger_zero, Rng,
+};
+use support::{for_each_backend, start_echo, start_server_opts, TestServer};
 
 fn kernel_at_least(want: (u32, u32)) -> bool {
     kernel_version().is_some_and(|v| v >= want)
@@ -126,12 +128,14 @@ fn bundles_and_incremental_buffers_under_faults() {
     });
 }
 
-/// SEND_ZC for every send: echoed bytes intact; the write queue is reused only after
-/// each send's notification.
+/// SEND_ZC from 1 byte on: echoed bytes intact (on loopback only each connection's
+/// first send goes zero-copy: its notification says the kernel copied).
 #[test]
 fn send_zc_echo_is_intact() {
     for_each_backend(|backend| {
-        let server = start_echo(backend, |b| b.send_zc_threshold(Some(1)));
+        let server = start_echo(backend, |b| {
+            b.send_zc_threshold(Some(1)).send_zc_local(true)
+        });
         let sent = echo_mix(&server, 31);
         let c = finish(server, sent);
         eprintln!(
@@ -151,7 +155,9 @@ fn send_zc_echo_is_intact() {
 #[test]
 fn send_zc_peer_reset_mid_send() {
     for_each_backend(|backend| {
-        let server = start_echo(backend, |b| b.send_zc_threshold(Some(1024)));
+        let server = start_echo(backend, |b| {
+            b.send_zc_threshold(Some(1024)).send_zc_local(true)
+        });
         let mut rng = Rng::new(41);
         let payload = rng.bytes(2 << 20);
         let mut clients = Vec::new();
@@ -197,6 +203,7 @@ fn send_zc_to_peers_that_never_read_does_not_hold_the_drain() {
     for_each_backend(|backend| {
         let server = start_echo(backend, |b| {
             b.send_zc_threshold(Some(1024))
+                .send_zc_local(true)
                 .drain_timeout(std::time::Duration::from_millis(200))
         });
         let mut rng = Rng::new(43);
@@ -230,5 +237,153 @@ fn send_zc_to_peers_that_never_read_does_not_hold_the_drain() {
         assert_eq!(c.panics, 0);
         assert_eq!(c.open_conns, 0, "{backend}: connections left open");
         drop(clients);
+    });
+}
+
+/// Answers its first input with `ZC_REPLY` bytes of [`Rng`] output (seed 57), then
+/// closes: the reply is the connection's last send, linked to its close.
+struct ReplyAndClose;
+
+const ZC_REPLY: usize = 128 * 1024;
+
+impl Handler for ReplyAndClose {
+    fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) -> usize {
+        conn.send_owned(Rng::new(57).bytes(ZC_REPLY));
+        conn.close();
+        data.len()
+    }
+}
+
+/// A large `SEND_ZC` reply (threshold set through the `Builder`) to a client that reads
+/// nothing for a while, with a small receive buffer: the server's write queue advances
+/// as soon as the kernel took the bytes, so the connection finishes closing while the
+/// client still has read nothing; then every byte arrives, in order, before the EOF.
+///
+/// Before the fix the send's completion was held back until its zero-copy notification,
+/// which the kernel posts only once the unread bytes left the socket: the connection
+/// stayed open until the client read (the wait below timed out). And zero-copy bytes
+/// copied into a small receive buffer shrink the window it advertises below one
+/// segment, so a reply sent zero-copy on loopback crawled on window probes: the
+/// reading part checks that sends after the first notification said "copied" go with
+/// copies.
+#[test]
+fn send_zc_reply_leaves_before_the_client_reads() {
+    for_each_backend(|backend| {
+        // The socket takes the whole reply at once (its send buffer is set, not tuned).
+        let opts = SocketOptions::default().send_buffer(1 << 20);
+        let server = start_server_opts(
+            backend,
+            |b| b.send_zc_threshold(Some(16 * 1024)).send_zc_local(true),
+            &opts,
+            |_: &ConnInfo| ReplyAndClose,
+        );
+        let mut s = connect_small_rcvbuf(server.addr, 16 * 1024);
+        s.write_all(b"go").unwrap();
+        // The client has read nothing yet: the reply waits in the sockets.
+        let c = server.wait_counters("the connection closed with its reply unread", |c| {
+            c.accepts == 1 && c.open_conns == 0
+        });
+        assert_eq!(c.bytes_out, ZC_REPLY as u64);
+        if backend == BackendKind::Uring && kernel_at_least((6, 1)) {
+            assert_eq!(c.send_zc, 1, "the reply went out as SEND_ZC");
+        } else {
+            assert_eq!(c.send_zc, 0);
+        }
+        let got = read_to_eof(&mut s)
+            .unwrap_or_else(|(got, e)| panic!("{backend}: read {} bytes, then {e}", got.len()));
+        assert!(
+            got == Rng::new(57).bytes(ZC_REPLY),
+            "{backend}: reply corrupted"
+        );
+        assert_eq!(server.stop().panics, 0);
+    });
+}
+
+/// Sends `ZC_PIECES` pieces of `ZC_PIECE` bytes, each once the previous one left (so
+/// each is a send of its own), then closes.
+struct Pieces(usize);
+
+const ZC_PIECE: usize = 32 * 1024;
+const ZC_PIECES: usize = 32;
+
+impl Pieces {
+    fn next(&mut self, conn: &mut Conn<'_>) {
+        if self.0 == ZC_PIECES {
+            return conn.close();
+        }
+        conn.send_owned(vec![self.0 as u8; ZC_PIECE]);
+        self.0 += 1;
+    }
+}
+
+impl Handler for Pieces {
+    fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) -> usize {
+        if self.0 == 0 {
+            self.next(conn);
+        }
+        data.len()
+    }
+
+    fn on_sent(&mut self, conn: &mut Conn<'_>) {
+        self.next(conn);
+    }
+}
+
+/// Only a connection's first send at or above the threshold goes out as `SEND_ZC`
+/// until its notification came; on loopback that notification says the kernel copied
+/// the bytes anyway (the receiver gets a copy), so every later send is copied. Sending
+/// zero-copy regardless (before the fix) made a receiver with a small buffer advertise
+/// a window below one segment (its copies of zero-copy pages are charged whole pages),
+/// and the transfer crawled on window probes (the never-reading pipelining test of
+/// http_bounds.rs with `RINGCORE_SEND_ZC`).
+#[test]
+fn send_zc_stops_once_the_kernel_reports_copies() {
+    for_each_backend(|backend| {
+        let server = start_server_opts(
+            backend,
+            |b| b.send_zc_threshold(Some(16 * 1024)).send_zc_local(true),
+            &SocketOptions::default(),
+            |_: &ConnInfo| Pieces(0),
+        );
+        let mut s = connect(server.addr);
+        s.write_all(b"go").unwrap();
+        let got = read_to_eof(&mut s)
+            .unwrap_or_else(|(got, e)| panic!("{backend}: read {} bytes, then {e}", got.len()));
+        assert_eq!(got.len(), ZC_PIECE * ZC_PIECES, "{backend}");
+        for (i, piece) in got.chunks(ZC_PIECE).enumerate() {
+            assert!(piece.iter().all(|&b| b == i as u8), "{backend}: piece {i}");
+        }
+        let c = server.wait_counters("the connection closed", |c| c.open_conns == 0);
+        if backend == BackendKind::Uring && kernel_at_least((6, 1)) {
+            assert_eq!(c.send_zc, 1, "only the probe went out as SEND_ZC");
+            assert_eq!(c.send_zc_copied, 1, "loopback copies zero-copy sends");
+        } else {
+            assert_eq!(c.send_zc, 0);
+        }
+        assert_eq!(server.stop().panics, 0);
+    });
+}
+
+/// Without `send_zc_local`, a loopback peer is never sent zero-copy: the kernel would
+/// copy anyway, and one zero-copy send into a small receive buffer leaves its window
+/// below one segment for the rest of the connection (before the fix, 32 sends here went
+/// zero-copy).
+#[test]
+fn send_zc_skips_local_peers() {
+    for_each_backend(|backend| {
+        let server = start_server_opts(
+            backend,
+            |b| b.send_zc_threshold(Some(16 * 1024)),
+            &SocketOptions::default(),
+            |_: &ConnInfo| Pieces(0),
+        );
+        let mut s = connect_small_rcvbuf(server.addr, 4096);
+        s.write_all(b"go").unwrap();
+        let got = read_to_eof(&mut s)
+            .unwrap_or_else(|(got, e)| panic!("{backend}: read {} bytes, then {e}", got.len()));
+        assert_eq!(got.len(), ZC_PIECE * ZC_PIECES, "{backend}");
+        let c = server.wait_counters("the connection closed", |c| c.open_conns == 0);
+        assert_eq!((c.send_zc, c.send_zc_copied), (0, 0), "{backend}");
+        assert_eq!(server.stop().panics, 0);
     });
 }

@@ -337,6 +337,8 @@ pub struct WorkerCtx {
     pub(crate) mail: crate::mailbox::Mailbox,
     /// Receive buffers held by zero-copy sends ([`crate::recvhold`]).
     pub(crate) holds: crate::recvhold::Holds,
+    /// Memory of `SEND_ZC` sends awaiting their notifications ([`crate::zchold`]).
+    pub(crate) zc: crate::zchold::ZcHolds,
 }
 
 /// Hands free heap pages back to the kernel (glibc keeps freed memory in its arenas,
@@ -365,6 +367,7 @@ impl WorkerCtx {
             next_trim: None,
             nobuf: std::collections::VecDeque::new(),
             holds: crate::recvhold::Holds::new(),
+            zc: crate::zchold::ZcHolds::default(),
             offload: crate::offload::Offload::new(worker),
             mail: crate::mailbox::Mailbox::default(),
         }

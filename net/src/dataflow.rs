@@ -167,7 +167,11 @@ impl<F: Factory> Server<F> {
         };
         let slot = &mut s.value;
         let sent = c.result.max(0) as usize;
-        if slot.core.out.complete(sent, &mut self.ctx.spare) {
+        // A zero-copy send whose notification is still to come (`F_MORE`): the queue
+        // advances now, the memory the send read waits for the notification
+        // (zchold.rs).
+        let kept = c.more().then(|| self.ctx.zc.sent(c.token.raw()));
+        if slot.core.out.complete_kept(sent, &mut self.ctx.spare, kept) {
             io.counters().short_sends += u64::from(c.result >= 0);
         }
         io.counters().bytes_out += sent as u64;

@@ -53,6 +53,7 @@ mod tunnel_timer;
 pub mod udp;
 mod unix;
 mod wqueue;
+mod zchold;
 
 pub use addr::{Addr, PeerCredentials, ToAddr, UnixAddr};
 pub use closing::Closing;

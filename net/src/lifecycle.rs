@@ -78,13 +78,13 @@ impl ConnCore {
     /// orphaned socket holding them, with a FIN queued behind them, for as long as a
     /// peer that does not read makes it wait (a slow reader cut off by a rate limit,
     /// the close or drain deadline). Without unsent bytes the close stays graceful.
-    /// Aborting with a send in flight that may be zero-copy (`SEND_ZC`): its pages stay
-    /// referenced by the socket's send queue, and its completion (with the
-    /// notification) comes only once the kernel let go of them. A peer that never reads
-    /// keeps them queued forever, so the close, which waits for that completion, would
-    /// never come. Disconnect now (`connect(AF_UNSPEC)`: a reset that purges the send
-    /// queue); the send then completes and the close follows. A failure (e.g. not a TCP
-    /// socket) leaves the abort as it was.
+    /// Aborting with a send in flight that may be zero-copy (`SEND_ZC`): a peer that
+    /// never reads keeps the send waiting for room, and the pages of zero-copy sends
+    /// referenced by the socket's send queue (their memory stays kept, zchold.rs,
+    /// until their notifications). Disconnect now (`connect(AF_UNSPEC)`: a reset that
+    /// purges the send queue); the send then completes, the close follows, and the
+    /// notifications come. A failure (e.g. not a TCP socket) leaves the abort as it
+    /// was.
     pub(crate) fn disconnect_for_zero_copy(&mut self) {
         if self.has(CANCELLED) {
             return;

@@ -276,6 +276,12 @@ impl<F: Factory> Service for Server<F> {
         if c.token.is_internal() {
             return self.on_listener(io, c);
         }
+        if c.flags & ringcore_runtime::completion::F_NOTIF != 0 {
+            // A zero-copy send's notification: its send completed already (the
+            // connection may be gone); only its kept memory waits for this.
+            self.ctx.zc.notified(c.token.raw(), &mut self.ctx.spare);
+            return;
+        }
         let idx = c.token.slot();
         let live = self.conns.lookup(c.token).is_some();
         if !live {
@@ -455,6 +461,7 @@ impl<F: Factory> Service for Server<F> {
     }
 
     fn abort(&mut self, io: &mut Io) {
+        self.ctx.zc.abandon();
         let (mut cut, mut unsent) = (0u64, 0u64);
         for idx in self.conns.indices() {
             if let Some(s) = self.conns.get_mut(idx) {
@@ -485,7 +492,13 @@ impl<F: Factory> Service for Server<F> {
     }
 
     fn is_done(&self) -> bool {
-        self.conns.is_empty() && self.listener.in_flight == 0 && self.listener.closing
+        // Zero-copy notifications still to come keep the worker (and its ring and
+        // buffer pool, which kept receive buffers may be part of) until the drain is
+        // aborted; what is kept then is leaked (zchold.rs).
+        self.conns.is_empty()
+            && self.listener.in_flight == 0
+            && self.listener.closing
+            && !self.ctx.zc.pending()
     }
 }
 

@@ -52,6 +52,38 @@ pub struct FdsSeg {
     ctl: Vec<u64>,
 }
 
+/// Memory a zero-copy send read, kept (out of the queue) until its notification: the
+/// kernel may read those pages until then ([`crate::zchold`]).
+pub(crate) enum Kept {
+    /// A chunk buffer; back to the spare pool once released.
+    Bytes(Vec<u8>),
+    /// A receive-buffer hold; released (the buffer recycled) once released.
+    Hold(u32),
+    /// A segment that carried fds (already sent); dropped once released.
+    Fds(#[allow(dead_code)] Box<FdsSeg>),
+}
+
+impl Kept {
+    /// The kernel is done with the memory: back to the pool (or dropped).
+    pub(crate) fn release(self, spare: &mut Spare) {
+        match self {
+            Kept::Bytes(b) => spare.give(b),
+            Kept::Hold(h) => spare.released.push(h),
+            Kept::Fds(_) => {}
+        }
+    }
+
+    /// Never to be released (the worker ends with the kernel maybe still reading it).
+    pub(crate) fn leak(self) {
+        match self {
+            Kept::Bytes(b) => std::mem::forget(b),
+            Kept::Fds(f) => std::mem::forget(f),
+            // A hold stays unreleased: its buffer is never recycled.
+            Kept::Hold(_) => {}
+        }
+    }
+}
+
 enum Item {
     Bytes(Vec<u8>),
     /// Bytes in a receive buffer the connection holds (zero-copy echo).
@@ -349,10 +381,22 @@ impl WriteQueue {
     /// Returns true if it was short. A queue left with nothing gives its state back to
     /// the pool.
     pub fn complete(&mut self, sent: usize, spare: &mut Spare) -> bool {
+        self.complete_kept(sent, spare, None)
+    }
+
+    /// [`complete`](Self::complete) for a zero-copy send whose notification is still
+    /// to come: the memory of the bytes it sent moves to `kept` instead of the pool
+    /// (see [`Queue::complete`]).
+    pub(crate) fn complete_kept(
+        &mut self,
+        sent: usize,
+        spare: &mut Spare,
+        kept: Option<&mut Vec<Kept>>,
+    ) -> bool {
         let Some(q) = self.q.as_mut() else {
             return false;
         };
-        let short = q.complete(sent, spare);
+        let short = q.complete(sent, spare, kept);
         self.release_if_idle(spare);
         short
     }
@@ -561,7 +605,18 @@ impl Queue {
 
     /// Records that the in-flight send finished after moving `sent` bytes (0 on error).
     /// Returns true if it was short.
-    pub fn complete(&mut self, sent: usize, spare: &mut Spare) -> bool {
+    ///
+    /// With `kept` (a zero-copy send whose notification is still to come), every chunk
+    /// the send read from moves there instead of the pool: fully sent chunks as they
+    /// are, and a partly sent head chunk too, its unsent rest copied into a new chunk
+    /// that takes its place (the old one might otherwise grow, move or be freed while
+    /// the kernel still reads its pages).
+    pub fn complete(
+        &mut self,
+        sent: usize,
+        spare: &mut Spare,
+        mut kept: Option<&mut Vec<Kept>>,
+    ) -> bool {
         let short = sent < self.inflight_bytes;
         if sent > 0 {
             if let Some(Item::Fds(f)) = self.chunks.front_mut() {
@@ -576,14 +631,24 @@ impl Queue {
             if left >= avail {
                 left -= avail;
                 self.head = 0;
-                match self.chunks.pop_front() {
-                    Some(Item::Bytes(c)) => spare.give(c),
-                    Some(Item::Held(h)) => spare.released.push(h.hold()),
+                match (self.chunks.pop_front(), kept.as_deref_mut()) {
+                    (Some(item), Some(kept)) => kept.extend(Self::keep(item)),
+                    (Some(Item::Bytes(c)), None) => spare.give(c),
+                    (Some(Item::Held(h)), None) => spare.released.push(h.hold()),
                     _ => {}
                 }
             } else {
                 self.head += left;
                 left = 0;
+                if let Some(kept) = kept.as_deref_mut() {
+                    // The rest of a partly sent chunk continues in a copy.
+                    let rest = self.chunks[0].bytes().map_or(&[][..], |c| &c[self.head..]);
+                    let mut copy = spare.buf(rest.len());
+                    copy.extend_from_slice(rest);
+                    let old = std::mem::replace(&mut self.chunks[0], Item::Bytes(copy));
+                    self.head = 0;
+                    kept.extend(Self::keep(old));
+                }
             }
         }
         self.inflight_chunks = 0;
@@ -598,6 +663,16 @@ impl Queue {
             }
         }
         short
+    }
+
+    /// What of a chunk a zero-copy send read must keep until its notification.
+    fn keep(item: Item) -> Option<Kept> {
+        match item {
+            Item::Bytes(c) => Some(Kept::Bytes(c)),
+            Item::Held(h) => Some(Kept::Hold(h.hold())),
+            Item::Fds(f) => Some(Kept::Fds(f)),
+            Item::File(_) => None,
+        }
     }
 
     /// Drops everything not in flight (abort). Bytes in flight stay until completion,
@@ -700,6 +775,42 @@ mod tests {
         assert!(!q.complete(9, &mut sp));
         assert!(q.is_empty());
         assert!(!q.in_flight());
+    }
+
+    #[test]
+    fn zero_copy_completion_keeps_what_the_send_read() {
+        let mut sp = Spare::default();
+        let mut q = WriteQueue::default();
+        q.push_owned(b"hello ".to_vec(), &mut sp);
+        q.push_owned(b"big world".to_vec(), &mut sp);
+        let p = q.prepare(&mut sp);
+        // SAFETY: `p` is the queue's own msghdr, valid until `complete`, with
+        // `msg_iovlen` filled iovecs.
+        let (first, second) = unsafe {
+            let iov = std::slice::from_raw_parts((*p).msg_iov, (*p).msg_iovlen);
+            (iov[0].iov_base as usize, iov[1].iov_base as usize)
+        };
+        let mut kept = Vec::new();
+        // Short: all of the first chunk and 3 bytes of the second went out.
+        assert!(q.complete_kept(9, &mut sp, Some(&mut kept)));
+        // Both chunks are kept, at their addresses; the rest of the second continues
+        // in a copy that may grow.
+        let at: Vec<usize> = kept
+            .iter()
+            .map(|k| match k {
+                Kept::Bytes(b) => b.as_ptr() as usize,
+                _ => 0,
+            })
+            .collect();
+        assert_eq!(at, [first, second]);
+        q.push_copy(b"!", &mut sp);
+        let p = q.prepare(&mut sp);
+        assert_eq!(iov_bytes(p), b" world!");
+        assert!(!q.complete(7, &mut sp));
+        assert!(q.is_empty());
+        for k in kept {
+            k.release(&mut sp);
+        }
     }
 
     #[test]

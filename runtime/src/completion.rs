@@ -43,7 +43,8 @@ impl Completion {
         }
     }
 
-    /// True if the multishot op that produced this completion is still armed.
+    /// True if the multishot op that produced this completion is still armed, or (a
+    /// zero-copy send's result) if its notification (`F_NOTIF`) is still to come.
     #[inline]
     pub const fn more(&self) -> bool {
         self.flags & F_MORE != 0

@@ -131,12 +131,25 @@ pub struct Config {
     /// whole buffer, so they get their own plain ring of `buf_count` x `buf_size`,
     /// registered on a worker's first UDP receive (docs/udp.md).
     pub buf_inc: bool,
-    /// io_uring: sends of at least this many bytes go out as `SEND_ZC`/`SENDMSG_ZC`
-    /// (Linux 6.0 / 6.1): the kernel sends from the write queue's own pages and the
-    /// buffer is held until the zero-copy notification arrives (default `None`: never;
-    /// see docs/benchmarks.md for why). `RINGCORE_SEND_ZC=<bytes>` overrides it (`0`:
-    /// off). The epoll backend ignores it.
+    /// io_uring: sends of at least this many bytes may go out as `SEND_ZC`/`SENDMSG_ZC`
+    /// (Linux 6.0 / 6.1): the kernel sends from the write queue's own pages. The send's
+    /// result completes it at once (the write queue, flow control and close deadlines
+    /// behave as for a copied send); the memory it read is kept, neither freed nor
+    /// reused, until the zero-copy notification arrives, which a peer that does not
+    /// read may delay indefinitely on loopback. Sockets with a local peer are always
+    /// sent copies (see [`send_zc_local`](Config::send_zc_local)). Per socket, the
+    /// first such send is a probe: later sends are copied until its notification came,
+    /// and stay copied if the kernel reports it copied the bytes. Default `None`:
+    /// never (see docs/benchmarks.md for why). `RINGCORE_SEND_ZC=<bytes>` overrides it
+    /// (`0`: off). The epoll backend ignores it.
     pub send_zc_threshold: Option<usize>,
+    /// io_uring, with [`send_zc_threshold`](Config::send_zc_threshold): also send
+    /// zero-copy to local peers (loopback, or the socket's own address), which are
+    /// otherwise always sent copies: the kernel copies for them anyway, and the copied
+    /// pages shrink a small receive buffer's window below one segment for the rest of
+    /// the connection. For tests, whose peers are all local (default `false`).
+    /// `RINGCORE_SEND_ZC_LOCAL=0|1` overrides it.
+    pub send_zc_local: bool,
     /// io_uring: most receive buffers a worker lets handlers hold for zero-copy sends
     /// (`Conn::send_received` in ringcore-net); past it those sends copy and count a
     /// `recv_hold_fallbacks`, so held buffers never drain the pool (default `None`: a
@@ -192,6 +205,7 @@ impl Default for Config {
             recv_bundle: false,
             buf_inc: false,
             send_zc_threshold: None,
+            send_zc_local: false,
             recv_hold_limit: None,
             direct_descriptors: false,
             direct_slots: 4096,
@@ -272,6 +286,9 @@ impl Config {
         }
         if let Some(on) = env_u64("RINGCORE_BUF_INC")? {
             self.buf_inc = on != 0;
+        }
+        if let Some(on) = env_u64("RINGCORE_SEND_ZC_LOCAL")? {
+            self.send_zc_local = on != 0;
         }
         if let Some(n) = env_u64("RINGCORE_SEND_ZC")? {
             self.send_zc_threshold = (n > 0).then_some(n as usize);
@@ -463,10 +480,18 @@ impl Builder {
         self
     }
 
-    /// Send with `SEND_ZC` from this many bytes on (io_uring; `None`: never); see
+    /// Send with `SEND_ZC` from this many bytes on (io_uring; `None`: never): per
+    /// socket a first probe send, then zero-copy only if the kernel did not copy it;
+    /// the memory stays kept until each notification. See
     /// [`Config::send_zc_threshold`].
     pub fn send_zc_threshold(mut self, bytes: Option<usize>) -> Self {
         self.cfg.send_zc_threshold = bytes;
+        self
+    }
+
+    /// Also send zero-copy to local peers (tests); see [`Config::send_zc_local`].
+    pub fn send_zc_local(mut self, on: bool) -> Self {
+        self.cfg.send_zc_local = on;
         self
     }
 

@@ -92,6 +92,7 @@ pub fn soak_builder(backend: BackendKind, seed: u64, drain: Duration) -> Builder
             .recv_bundle(f.recv_bundle)
             .buf_inc(f.buf_inc)
             .send_zc_threshold(f.send_zc_threshold)
+            .send_zc_local(true)
             .recv_hold_limit(f.recv_hold_limit);
     }
     b

@@ -17,6 +17,7 @@ mod dgram_bufs;
 mod direct;
 pub(crate) mod enter;
 pub(crate) mod probe;
+mod zc;
 
 use crate::completion::Completion;
 use crate::config::{Config, SpliceMode};
@@ -26,7 +27,7 @@ use crate::token::Token;
 use bufring::BufRing;
 use dgram_bufs::DgramBufs;
 use io_uring::{cqueue, squeue, types, IoUring};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
@@ -56,13 +57,8 @@ pub(crate) struct Ring {
     skip_cancel: bool,
     /// Multishot receives take buffer bundles (`Config::recv_bundle`, probed).
     bundle: bool,
-    /// Sends of at least this many bytes go out as `SEND_ZC` (`Config::send_zc_threshold`,
-    /// probed).
-    zc_threshold: Option<usize>,
-    /// Zero-copy sends in flight, by user_data: the result of the first completion
-    /// once it came. The service sees one completion, made when the notification
-    /// arrives: only then may the write queue touch the bytes again.
-    zc: HashMap<u64, Option<i32>>,
+    /// Zero-copy sends (`Config::send_zc_threshold`, probed), if on ([`zc`]).
+    zc: Option<zc::ZeroCopy>,
     /// The sparse registered file table ([`Config::direct_descriptors`]), if on.
     direct: Option<direct::DirectTable>,
 }
@@ -165,8 +161,7 @@ impl Ring {
             splice_mode: cfg.splice_mode,
             staged: VecDeque::new(),
             bundle,
-            zc_threshold,
-            zc: HashMap::new(),
+            zc: zc_threshold.map(|t| zc::ZeroCopy::new(t, cfg.send_zc_local)),
         })
     }
 
@@ -288,15 +283,16 @@ impl Ring {
             Op::RecvMulti { fd } if self.bundle => op::recv::sqe_bundle(tgt(fd), bufring::BGID),
             Op::RecvMulti { fd } => op::recv::sqe(tgt(fd), bufring::BGID),
             Op::Send { fd, msg, waitall } => {
-                // SAFETY: forwarded push contract: `msg` and its iovecs are valid. A
-                // message with control data (passed fds) is never sent zero-copy.
-                let len = self
-                    .zc_threshold
-                    .filter(|_| !unsafe { op::send::has_control(msg) })
-                    .map(|_| unsafe { op::send::total_len(msg) });
-                zc = matches!((self.zc_threshold, len), (Some(t), Some(n)) if n >= t);
-                // SAFETY: forwarded push contract; with `zc`, the service sees this op's
-                // completion only after the notification (`Ring::harvest`).
+                zc = self.zc.as_ref().is_some_and(|z| {
+                    // SAFETY: forwarded push contract: `msg` and its iovecs are valid. A
+                    // message with control data (passed fds) is never sent zero-copy.
+                    let ctl = unsafe { op::send::has_control(msg) };
+                    // SAFETY: as above.
+                    !ctl && z.wants(fd, unsafe { op::send::total_len(msg) })
+                });
+                // SAFETY: forwarded push contract; with `zc`, the op's result carries
+                // `F_MORE` and the service keeps the memory until the notification
+                // (`F_NOTIF`) completion (zc.rs).
                 unsafe { op::send::sqe(tgt(fd), msg, waitall, zc) }
             }
             Op::Shutdown { fd, how } => op::shutdown::sqe(tgt(fd), how),
@@ -328,10 +324,32 @@ impl Ring {
         (e.user_data(token.raw()), zc)
     }
 
-    /// Notes a zero-copy send just pushed.
-    fn zc_pushed(&mut self, token: Token, c: &mut Counters) {
-        self.zc.insert(token.raw(), None);
-        c.send_zc += 1;
+    /// Notes a zero-copy send of `op` just pushed.
+    fn zc_pushed(&mut self, token: Token, op: &Op, c: &mut Counters) {
+        if let Some(z) = self.zc.as_mut() {
+            z.pushed(token.raw(), op.fd(), c);
+        }
+    }
+
+    /// Before pushing `op`: a send that may go zero-copy on a socket seen for the first
+    /// time gets the socket classified ([`zc::ZeroCopy::classify`]).
+    ///
+    /// # Safety
+    /// A send's `msg` is valid (the push contract).
+    unsafe fn zc_classify(&mut self, op: &Op, c: &mut Counters) {
+        let (Some(z), Op::Send { fd, msg, .. }) = (self.zc.as_mut(), *op) else {
+            return;
+        };
+        // SAFETY: forwarded caller contract: `msg` and its iovecs are valid.
+        let len = unsafe { op::send::total_len(msg) };
+        z.classify(fd, len, c);
+    }
+
+    /// `fd` is being closed: a later socket with its number probes zero-copy again.
+    fn zc_closed(&mut self, fd: RawFd) {
+        if let Some(z) = self.zc.as_mut() {
+            z.closed(fd);
+        }
     }
 
     /// Queues one op. A full SQ is submitted first.
@@ -351,11 +369,14 @@ impl Ring {
                 return Err(e);
             }
         }
-        if self.direct.is_some() {
-            if let Op::Close { fd } = op {
+        if let Op::Close { fd } = op {
+            if self.direct.is_some() {
                 self.release_direct(fd, c)?;
             }
+            self.zc_closed(fd);
         }
+        // SAFETY: forwarded caller contract.
+        unsafe { self.zc_classify(&op, c) };
         // SAFETY: forwarded caller contract.
         let (mut e, zc) = unsafe { self.sqe(token, &op, true) };
         if let Some(d) = &self.direct {
@@ -376,7 +397,7 @@ impl Ring {
                 Ok(()) => {
                     c.sqes += 1;
                     if zc {
-                        self.zc_pushed(token, c);
+                        self.zc_pushed(token, &op, c);
                     }
                     if dgram {
                         self.dgram.armed(token.raw());
@@ -452,6 +473,13 @@ impl Ring {
                 }
             }
         }
+        for op in [&first.1, &second.1] {
+            if let Op::Close { fd } = *op {
+                self.zc_closed(fd);
+            }
+            // SAFETY: forwarded caller contract.
+            unsafe { self.zc_classify(op, c) };
+        }
         // SAFETY: forwarded caller contract.
         let (head, zc1) = unsafe { self.sqe(first.0, &first.1, false) };
         let head = head.flags(squeue::Flags::IO_LINK);
@@ -475,10 +503,10 @@ impl Ring {
                 drop(sq);
                 c.sqes += 2;
                 if zc1 {
-                    self.zc_pushed(first.0, c);
+                    self.zc_pushed(first.0, &first.1, c);
                 }
                 if zc2 {
-                    self.zc_pushed(second.0, c);
+                    self.zc_pushed(second.0, &second.1, c);
                 }
                 return Ok(());
             }
@@ -600,7 +628,9 @@ impl Ring {
         }
         let mut cq = self.ring.completion();
         cq.sync();
-        let plain = !self.bufs.tracking() && self.zc.is_empty() && !self.dgram.active();
+        let plain = !self.bufs.tracking()
+            && self.zc.as_ref().is_none_or(|z| z.idle())
+            && !self.dgram.active();
         for e in &mut cq {
             if let Some(d) = self.direct.as_mut() {
                 if d.complete(e.user_data(), e.result(), c) {
@@ -615,8 +645,11 @@ impl Ring {
             // A datagram receive's completion only gets its group marked.
             if plain || self.dgram.harvest(&mut x) {
                 self.batch.push_back(x);
-            } else if let Some(x) = harvest(&mut self.bufs, &mut self.zc, x, c) {
-                self.batch.push_back(x);
+            } else if let Some(x) = match self.zc.as_mut() {
+                Some(z) => z.harvest(x, &mut self.batch, c),
+                None => Some(x),
+            } {
+                harvest(&mut self.bufs, x, &mut self.batch, c);
             }
         }
         if let Some(d) = self.direct.as_mut() {
@@ -676,43 +709,15 @@ impl Ring {
 
 /// `IORING_CQE_F_BUF_MORE`: the kernel keeps consuming this (incremental) buffer.
 const F_BUF_MORE: u32 = 1 << 4;
-/// `IORING_NOTIF_USAGE_ZC_COPIED`, in a zero-copy notification's result.
-const ZC_COPIED: u32 = 1 << 31;
 
-/// Rewrites one harvested CQE when buffers are tracked or zero-copy sends are in
-/// flight. A receive's buffer id becomes a view id ([`bufview`]); a zero-copy send's
-/// two completions become one, released when the later of them arrives (normally the
-/// notification), carrying the send's result. `None`: nothing to dispatch yet.
+/// Rewrites one harvested CQE when buffers are tracked: a receive's buffer id becomes
+/// a view id ([`bufview`]). Queues it on `batch`.
 fn harvest(
     bufs: &mut BufRing,
-    zc: &mut HashMap<u64, Option<i32>>,
     mut x: Completion,
+    batch: &mut VecDeque<Completion>,
     c: &mut Counters,
-) -> Option<Completion> {
-    let raw = x.token.raw();
-    if let Some(state) = zc.get_mut(&raw) {
-        const NOTIFIED: Option<i32> = Some(i32::MIN);
-        if x.flags & crate::completion::F_NOTIF != 0 {
-            c.send_zc_copied += u64::from(x.result as u32 & ZC_COPIED != 0);
-            return match *state {
-                None => {
-                    // Notification before the result (not seen in practice): wait.
-                    *state = NOTIFIED;
-                    None
-                }
-                Some(r) => {
-                    zc.remove(&raw);
-                    Some(Completion::new(x.token, r))
-                }
-            };
-        }
-        if x.more() && *state != NOTIFIED {
-            *state = Some(x.result);
-            return None;
-        }
-        zc.remove(&raw);
-        return Some(Completion::new(x.token, x.result));
-    }
+) {
     if bufs.tracking() {
         if let Some(bid) = x.buffer() {
             let more = x.flags & F_BUF_MORE != 0;
@@ -727,7 +732,7 @@ fn harvest(
             }
         }
     }
-    Some(x)
+    batch.push_back(x);
 }
 
 impl Drop for Ring {
