@@ -36,6 +36,8 @@ impl<F: Factory> Server<F> {
         }
         let fd = core.fd;
         let tok = core.token;
+        // The head of the queue is (still) a file: its next piece is the next write.
+        let file_next = core.out.head_file().is_some();
         let Some(st) = core.splice.as_mut() else {
             return;
         };
@@ -51,6 +53,7 @@ impl<F: Factory> Server<F> {
                 fd_out: fd,
                 off_out: -1,
                 len,
+                more: file_next,
             };
             // SAFETY: splice references no user memory.
             if unsafe { self.arm(io, idx, tok.with_kind(OpKind::SpliceOut), out, Use::Write) } {
@@ -64,12 +67,17 @@ impl<F: Factory> Server<F> {
             return;
         };
         let len = f.remaining.min(PIPE_CHUNK) as u32;
+        // More of this file follows this piece: the socket holds a partial last
+        // segment for it (`MSG_MORE`), so a file leaves in full-sized segments and
+        // only its end is pushed (as nginx's `sendfile` under `tcp_nopush` does).
+        let more = f.remaining > u64::from(len);
         let fill = Op::Splice {
             fd_in: f.fd.raw(),
             off_in: f.offset as i64,
             fd_out: pw,
             off_out: -1,
             len,
+            more: false,
         };
         if io.config().splice_mode == SpliceMode::InlineDrain {
             // The fill goes to io_uring alone; its completion drives the drain, which
@@ -90,6 +98,7 @@ impl<F: Factory> Server<F> {
             fd_out: fd,
             off_out: -1,
             len,
+            more,
         };
         // SAFETY: splices reference no user memory. Their fds stay open until both
         // complete: the pipe is closed only through the lifecycle with nothing in

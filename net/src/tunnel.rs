@@ -126,6 +126,7 @@ impl<F: Factory> Server<F> {
                         fd_out: dst,
                         off_out: -1,
                         len,
+                        more: false,
                     },
                 ));
             }
@@ -141,6 +142,7 @@ impl<F: Factory> Server<F> {
                         fd_out: pw,
                         off_out: -1,
                         len,
+                        more: false,
                     },
                 ));
             }

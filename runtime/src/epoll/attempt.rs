@@ -74,12 +74,13 @@ pub(super) fn attempt(fds: &mut Fds, p: &mut Pending, c: &mut Counters) -> Attem
             fd_out,
             off_out,
             len,
+            more,
         } => {
             if !(fds.get(fd_in).ready(READABLE) && fds.get(fd_out).ready(WRITABLE)) {
                 return Attempt::Wait;
             }
             c.syscalls += 1;
-            match op::splice::splice(fd_in, off_in, fd_out, off_out, len) {
+            match op::splice::splice(fd_in, off_in, fd_out, off_out, len, more) {
                 Ok(n) => Attempt::Done {
                     result: count(n),
                     ok: n == len as usize,

@@ -169,6 +169,12 @@ pub enum Op {
         off_out: i64,
         /// Most bytes to move.
         len: u32,
+        /// More data follows this splice (`SPLICE_F_MORE`): into a socket it is sent
+        /// with `MSG_MORE`, so the last partial segment waits for the next write
+        /// instead of leaving alone (as `TCP_CORK` would hold it). Set it only when the
+        /// caller's next write to the socket comes without waiting for anything else,
+        /// such as the next piece of the same file.
+        more: bool,
     },
     /// `connect(2)` a nonblocking socket.
     Connect {

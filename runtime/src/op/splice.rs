@@ -14,13 +14,24 @@ pub(crate) fn sqe(
     fd_out: RawFd,
     off_out: i64,
     len: u32,
+    more: bool,
 ) -> squeue::Entry {
     opcode::Splice::new(types::Fd(fd_in), off_in, types::Fd(fd_out), off_out, len)
-        .flags(libc::SPLICE_F_MOVE)
+        .flags(flags(more))
         .build()
 }
 
-/// epoll: one `splice(2)` with `SPLICE_F_NONBLOCK | SPLICE_F_MOVE`. An offset `>= 0`
+/// `SPLICE_F_MOVE`, plus `SPLICE_F_MORE` when more data follows.
+fn flags(more: bool) -> u32 {
+    if more {
+        libc::SPLICE_F_MOVE | libc::SPLICE_F_MORE
+    } else {
+        libc::SPLICE_F_MOVE
+    }
+}
+
+/// epoll: one `splice(2)` with `SPLICE_F_NONBLOCK | SPLICE_F_MOVE` (and `SPLICE_F_MORE`
+/// with `more`). An offset `>= 0`
 /// reads/writes at that offset without moving the file position (as io_uring does);
 /// `-1` uses the pipe / current position.
 pub(crate) fn splice(
@@ -29,6 +40,7 @@ pub(crate) fn splice(
     fd_out: RawFd,
     off_out: i64,
     len: u32,
+    more: bool,
 ) -> io::Result<usize> {
     let (mut oi, mut oo) = (off_in, off_out);
     let pi: *mut i64 = if off_in < 0 { ptr::null_mut() } else { &mut oi };
@@ -46,7 +58,7 @@ pub(crate) fn splice(
             fd_out,
             po,
             len as usize,
-            libc::SPLICE_F_NONBLOCK | libc::SPLICE_F_MOVE
+            libc::SPLICE_F_NONBLOCK | flags(more)
         ))
     }
     .map(|n| n as usize)

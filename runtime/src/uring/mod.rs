@@ -305,7 +305,8 @@ impl Ring {
                 fd_out,
                 off_out,
                 len,
-            } => op::splice::sqe(fd_in, off_in, fd_out, off_out, len),
+                more,
+            } => op::splice::sqe(fd_in, off_in, fd_out, off_out, len, more),
             Op::Connect { fd, addr, addrlen } => op::connect::sqe(fd, addr, addrlen),
             Op::PollWritable { fd } => op::poll::sqe(tgt(fd)),
             Op::PollReadable { fd } => op::poll::sqe_readable(tgt(fd)),
@@ -528,6 +529,7 @@ impl Ring {
             fd_out,
             off_out,
             len,
+            more,
         } = *op
         else {
             return None;
@@ -541,7 +543,7 @@ impl Ring {
         }
         c.syscalls += 1;
         c.inline_splices += 1;
-        match op::splice::splice(fd_in, off_in, fd_out, off_out, len) {
+        match op::splice::splice(fd_in, off_in, fd_out, off_out, len, more) {
             Ok(n) => Some(n.min(i32::MAX as usize) as i32),
             Err(e) if fill && e.kind() == io::ErrorKind::WouldBlock => None,
             Err(e) => Some(-e.raw_os_error().unwrap_or(libc::EIO)),

@@ -128,6 +128,7 @@ fn splice_socket_to_pipe_and_back() {
         fd_out: w,
         off_out: -1,
         len: 4096,
+        more: false,
     };
     push(&mut p, &mut c, tok(1, OpKind::Splice), into_pipe, false);
     assert_quiet(&mut p, &mut c);
@@ -142,6 +143,7 @@ fn splice_socket_to_pipe_and_back() {
         fd_out: sock,
         off_out: -1,
         len: 14,
+        more: false,
     };
     push(
         &mut p,
