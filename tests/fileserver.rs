@@ -2,7 +2,7 @@
 //! 0 B, 1 B, 64 KiB + 1 and 16 MiB byte-exact, single ranges (206/416), HEAD,
 //! If-Modified-Since (304), 404, traversal attempts refused (`..`, encoded dots, a
 //! symlink pointing outside the root), pipelined GETs in order, and a slow reader of
-//! the 16 MiB file.
+//! the 16 MiB file, and a small file's head and body leaving in one segment.
 
 mod support;
 
@@ -355,6 +355,43 @@ fn pipelined_gets_in_order() {
         assert!(r.says_close());
         assert_body(&r, tree.data("one.bin"), "last");
         c.expect_closed();
+        server.wait_counters("closed", |c| c.open_conns == 0);
+        server.stop();
+    });
+}
+
+/// A response head waits in the socket (`MSG_MORE`) for the body spliced after it, so a
+/// small file leaves in one segment with its head, not as a head segment and a body
+/// segment (the client counts the data segments it received: `tcpi_data_segs_in`). A
+/// stray acknowledgement landing between the head and the body can push a head out
+/// alone; the bound leaves room for that, and the old behaviour gave two per response.
+#[test]
+fn a_small_file_leaves_in_one_segment_with_its_head() {
+    use std::os::fd::AsRawFd;
+    const N: u32 = 200;
+    let tree = Tree::new("segments");
+    for_each_backend(|backend| {
+        let server = start(backend, &tree.root);
+        let mut c = HttpClient::connect(server.addr);
+        let segs = |c: &HttpClient| {
+            ringcore::net::tcp_info::raw_tcp_info(c.s.as_raw_fd())
+                .expect("TCP_INFO of the client socket")
+                .0
+                .data_segs_in
+        };
+        let before = segs(&c);
+        for i in 0..N {
+            c.send(&get("GET", "/hello.txt", ""));
+            let r = c.read_response(false);
+            assert_eq!((r.status, &r.body[..]), (200, &b"hello\n"[..]), "#{i}");
+        }
+        let got = segs(&c) - before;
+        assert!(
+            (N..=N + N / 4).contains(&got),
+            "{backend:?}: {got} data segments for {N} small-file responses (head and body \
+             should leave together)"
+        );
+        drop(c);
         server.wait_counters("closed", |c| c.open_conns == 0);
         server.stop();
     });

@@ -365,6 +365,7 @@ impl<F: Factory> Server<F> {
                     fd,
                     msg,
                     waitall: true,
+                    more: false,
                 };
                 // SAFETY: `msg` and the iovecs/chunks it points at are owned by this
                 // slot's write queue and stay untouched until the send's completion
@@ -383,10 +384,14 @@ impl<F: Factory> Server<F> {
                 // close is cancelled and the rest of the queue is sent first.
                 return;
             }
+            // A file follows these bytes (a response head before its spliced body):
+            // the head waits in the socket and leaves with the body's first segment.
+            let more = core.out.file_follows();
             let send = Op::Send {
                 fd,
                 msg,
                 waitall: false,
+                more,
             };
             // SAFETY: as above: the write queue owns msg/iovecs/bytes until completion.
             unsafe { self.arm(io, idx, send_tok, send, Use::Write) };

@@ -372,6 +372,14 @@ impl WriteQueue {
         }
     }
 
+    /// True when a file segment comes right after the prepared send's bytes (the
+    /// response head of a spliced body): that send may go with `MSG_MORE`.
+    pub fn file_follows(&self) -> bool {
+        self.q.as_ref().is_some_and(|q| {
+            q.inflight_bytes > 0 && matches!(q.chunks.get(q.inflight_chunks), Some(Item::File(_)))
+        })
+    }
+
     /// True if the prepared send covers every queued byte.
     pub fn prepared_all(&self) -> bool {
         self.q.as_ref().is_some_and(|q| q.inflight_bytes == q.len)
@@ -957,6 +965,39 @@ mod tests {
         assert_eq!(close_all(&mut q), 1);
         q.discard_unsent(&mut sp, false);
         assert_eq!((q.len(), close_all(&mut q)), (0, 1));
+    }
+
+    /// A response head followed by its file body may go with `MSG_MORE`; bytes with
+    /// nothing (or more bytes) after them may not.
+    #[test]
+    #[cfg_attr(miri, ignore)] // opens a file: a syscall
+    fn file_follows_only_a_head_whose_body_is_a_file() {
+        let mut sp = Spare::default();
+        let mut q = WriteQueue::default();
+        q.push_copy(b"HTTP/1.1 200 OK\r\n\r\n", &mut sp);
+        assert!(!q.file_follows(), "nothing prepared yet");
+        let _ = q.prepare(&mut sp);
+        assert!(!q.file_follows(), "no file queued");
+        q.complete(q.st().inflight_bytes, &mut sp);
+        q.push_copy(b"head", &mut sp);
+        q.push_file(
+            FileSeg {
+                fd: open_file(),
+                offset: 0,
+                remaining: 10,
+            },
+            &mut sp,
+        );
+        let _ = q.prepare(&mut sp);
+        assert!(q.file_follows());
+        q.complete(4, &mut sp);
+        // The body went; bytes after it have no file behind them.
+        q.file_sent(10);
+        q.push_copy(b"next head", &mut sp);
+        let _ = q.prepare(&mut sp);
+        assert!(!q.file_follows());
+        q.complete(9, &mut sp);
+        assert_eq!(close_all(&mut q), 1);
     }
 
     /// Issue 8 defect 10: buffers that sat unused for a whole trim interval are freed.

@@ -38,7 +38,12 @@ pub(super) fn count(n: usize) -> i32 {
 /// One try of a parkable op (send, read, splice, connect, poll), if its fd looks ready.
 pub(super) fn attempt(fds: &mut Fds, p: &mut Pending, c: &mut Counters) -> Attempt {
     match p.op {
-        Op::Send { fd, msg, waitall } => send(fds, fd, msg, waitall || p.link, &mut p.progress, c),
+        Op::Send {
+            fd,
+            msg,
+            waitall,
+            more,
+        } => send(fds, fd, msg, waitall || p.link, more, &mut p.progress, c),
         Op::Read { fd, buf, len } => loop {
             if !fds.get(fd).ready(READABLE) {
                 return Attempt::Wait;
@@ -220,6 +225,7 @@ fn send(
     fd: RawFd,
     msg: *const libc::msghdr,
     full: bool,
+    more: bool,
     progress: &mut Progress,
     c: &mut Counters,
 ) -> Attempt {
@@ -244,9 +250,9 @@ fn send(
         }
         c.syscalls += 1;
         let r = match rest {
-            Some(r) => r.send(fd),
+            Some(r) => r.send(fd, more),
             // SAFETY: as above: `msg` and its iovecs are valid until completion.
-            None => unsafe { op::send::sendmsg(fd, msg) },
+            None => unsafe { op::send::sendmsg(fd, msg, more) },
         };
         match r {
             Ok(n) => {

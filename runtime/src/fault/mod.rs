@@ -390,6 +390,7 @@ impl<D: Inner> FaultDriver<D> {
                     fd,
                     msg,
                     waitall: false,
+                    more,
                 } => {
                     if self.rng.hit(self.rates.send_eagain) {
                         bump(Stat::SendEagain);
@@ -408,6 +409,7 @@ impl<D: Inner> FaultDriver<D> {
                                 fd,
                                 msg: &m.hdr,
                                 waitall: false,
+                                more,
                             };
                             copy = Some(m);
                             bump(Stat::ShortSend);

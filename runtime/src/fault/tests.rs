@@ -71,6 +71,7 @@ fn send(d: &mut Driver, c: &mut Counters, fd: i32, m: &Msg) {
         fd,
         msg: &m.hdr,
         waitall: false,
+        more: false,
     };
     // SAFETY: `m` and the data outlive the op: each test collects its completion.
     unsafe { d.push(SEND, op, c) }.expect("push");

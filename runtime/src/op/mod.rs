@@ -127,6 +127,11 @@ pub enum Op {
         msg: *const libc::msghdr,
         /// Keep sending until everything is sent or an error occurs (`MSG_WAITALL`).
         waitall: bool,
+        /// More data follows right after this send (`MSG_MORE`): the last partial
+        /// segment waits for it instead of leaving alone, e.g. a response head whose
+        /// body is spliced next. Set it only when the next write comes without waiting
+        /// for anything else.
+        more: bool,
     },
     /// `shutdown(2)` one or both directions.
     Shutdown {

@@ -28,12 +28,16 @@ pub(crate) unsafe fn sqe(
     fd: impl Into<Target>,
     msg: *const libc::msghdr,
     waitall: bool,
+    more: bool,
     zc: bool,
 ) -> squeue::Entry {
     let fd: Target = fd.into();
     let mut flags = libc::MSG_NOSIGNAL as u32;
     if waitall {
         flags |= libc::MSG_WAITALL as u32;
+    }
+    if more {
+        flags |= libc::MSG_MORE as u32;
     }
     // Control data (passed fds) needs the msghdr.
     // SAFETY: forwarded caller contract: `msg` is valid.
@@ -59,22 +63,27 @@ pub(crate) unsafe fn sqe(
     }
 }
 
-/// epoll: one `sendmsg(2)` with `MSG_NOSIGNAL` (a closed peer is `EPIPE`, never SIGPIPE).
+/// epoll: one `sendmsg(2)` with `MSG_NOSIGNAL` (a closed peer is `EPIPE`, never SIGPIPE),
+/// and `MSG_MORE` with `more`.
 ///
 /// # Safety
 /// `msg` points at a valid `msghdr` whose iovecs point at readable memory.
-pub(crate) unsafe fn sendmsg(fd: RawFd, msg: *const libc::msghdr) -> io::Result<usize> {
+pub(crate) unsafe fn sendmsg(fd: RawFd, msg: *const libc::msghdr, more: bool) -> io::Result<usize> {
+    let flags = if more {
+        libc::MSG_NOSIGNAL | libc::MSG_MORE
+    } else {
+        libc::MSG_NOSIGNAL
+    };
     // SAFETY: the caller guarantees `msg` and its iovecs are valid.
     let plain = unsafe { (*msg).msg_controllen } == 0;
     // SAFETY: as above.
     if let ([one], true) = (unsafe { iovecs(msg) }, plain) {
         // One buffer without control data: plain send(2), no iovec import.
         // SAFETY: the iovec describes readable memory (caller contract); send only reads.
-        return unsafe { syscall!(send(fd, one.iov_base, one.iov_len, libc::MSG_NOSIGNAL)) }
-            .map(|n| n as usize);
+        return unsafe { syscall!(send(fd, one.iov_base, one.iov_len, flags)) }.map(|n| n as usize);
     }
     // SAFETY: the caller guarantees `msg` and its iovecs are valid; sendmsg only reads.
-    unsafe { syscall!(sendmsg(fd, msg, libc::MSG_NOSIGNAL)) }.map(|n| n as usize)
+    unsafe { syscall!(sendmsg(fd, msg, flags)) }.map(|n| n as usize)
 }
 
 /// The caller's iovecs as a slice (empty when there are none).
@@ -154,7 +163,7 @@ impl Rest {
     }
 
     /// One `sendmsg(2)` of the unsent bytes; the caller then [`advance`](Self::advance)s.
-    pub(crate) fn send(&mut self, fd: RawFd) -> io::Result<usize> {
+    pub(crate) fn send(&mut self, fd: RawFd, more: bool) -> io::Result<usize> {
         let iov = &mut self.iov[self.first..];
         // SAFETY: an all-zero msghdr is valid: no name, no control data, no iovecs.
         let mut m: libc::msghdr = unsafe { mem::zeroed() };
@@ -162,6 +171,6 @@ impl Rest {
         m.msg_iovlen = iov.len() as _;
         // SAFETY: `m` is a live msghdr over our iovec copy, whose entries point inside the
         // caller's buffers (valid while the op is in flight, see the field invariant).
-        unsafe { sendmsg(fd, &m) }
+        unsafe { sendmsg(fd, &m, more) }
     }
 }

@@ -282,7 +282,12 @@ impl Ring {
             Op::RecvMsg { fd, msg, flags } => op::recvmsg::sqe(fd, msg, flags),
             Op::RecvMulti { fd } if self.bundle => op::recv::sqe_bundle(tgt(fd), bufring::BGID),
             Op::RecvMulti { fd } => op::recv::sqe(tgt(fd), bufring::BGID),
-            Op::Send { fd, msg, waitall } => {
+            Op::Send {
+                fd,
+                msg,
+                waitall,
+                more,
+            } => {
                 zc = self.zc.as_ref().is_some_and(|z| {
                     // SAFETY: forwarded push contract: `msg` and its iovecs are valid. A
                     // message with control data (passed fds) is never sent zero-copy.
@@ -293,7 +298,7 @@ impl Ring {
                 // SAFETY: forwarded push contract; with `zc`, the op's result carries
                 // `F_MORE` and the service keeps the memory until the notification
                 // (`F_NOTIF`) completion (zc.rs).
-                unsafe { op::send::sqe(tgt(fd), msg, waitall, zc) }
+                unsafe { op::send::sqe(tgt(fd), msg, waitall, more, zc) }
             }
             Op::Shutdown { fd, how } => op::shutdown::sqe(tgt(fd), how),
             Op::Close { fd } => op::close::sqe(fd),

@@ -114,6 +114,7 @@ fn linked_send_then_close() {
             fd,
             msg: &m,
             waitall: false,
+            more: false,
         },
         true,
     );
@@ -150,6 +151,7 @@ fn linked_close_waits_for_a_parked_send_to_finish_in_full() {
             fd,
             msg: &m,
             waitall: false,
+            more: false,
         },
         true,
     );
@@ -193,6 +195,7 @@ fn failed_link_head_cancels_the_linked_op() {
             fd,
             msg: &m,
             waitall: false,
+            more: false,
         },
         true,
     );

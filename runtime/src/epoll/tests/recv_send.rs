@@ -87,6 +87,7 @@ fn send_waitall_resumes_short_writes_without_touching_the_callers_iovecs() {
             fd: a.as_raw_fd(),
             msg: &m,
             waitall: true,
+            more: false,
         },
         false,
     );
@@ -132,6 +133,7 @@ fn short_send_completes_short_and_the_next_send_waits_for_epollout() {
             fd,
             msg: &m,
             waitall: false,
+            more: false,
         },
         false,
     );
@@ -149,6 +151,7 @@ fn short_send_completes_short_and_the_next_send_waits_for_epollout() {
             fd,
             msg: &m,
             waitall: false,
+            more: false,
         },
         false,
     );
