@@ -365,7 +365,11 @@ fn late_direct_close_failures_free_no_slot_twice() {
             c.direct_close_errors >= injected
         });
         if direct_on(backend, &c) {
-            assert_eq!(injected, 3 * ROUNDS, "one second close per direct close: {c:?}");
+            assert_eq!(
+                injected,
+                3 * ROUNDS,
+                "one second close per direct close: {c:?}"
+            );
             assert_eq!(c.direct_close_errors, injected, "{c:?}");
             assert_eq!(c.direct_conns, 1 + 3 * ROUNDS, "{c:?}");
             assert_eq!(c.direct_fallbacks, 0, "no slot lost: {c:?}");

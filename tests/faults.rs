@@ -313,7 +313,11 @@ fn emfile_on_a_shared_listener_leaves_the_accept_wait_queue() {
         let mut later = Vec::new();
         for i in 0..6u8 {
             let mut s = UnixStream::connect(&path).expect("connect");
-            assert_eq!(who(&mut s), other, "connection {i} while one worker is paused");
+            assert_eq!(
+                who(&mut s),
+                other,
+                "connection {i} while one worker is paused"
+            );
             unix_echo(&mut s, &[i; 100]);
             later.push(s);
         }
@@ -324,7 +328,11 @@ fn emfile_on_a_shared_listener_leaves_the_accept_wait_queue() {
         let (last, status) = child.finish();
         eprintln!("shared emfile child on {backend} (hogged {hogged} fds): {last:?}");
         assert!(status.success(), "child server failed: {status}");
-        assert_eq!(last.get("emfile_pauses"), 1, "the other worker never paused");
+        assert_eq!(
+            last.get("emfile_pauses"),
+            1,
+            "the other worker never paused"
+        );
         assert_eq!(last.get("accepts"), warmed + 8);
         assert_eq!(last.get("panics"), 0);
     });

@@ -409,7 +409,9 @@ fn a_blocked_worker_holds_at_most_its_waiting_accepts() {
         let first_line = |s: &mut UnixStream| -> usize {
             s.set_read_timeout(Some(support::DEADLINE)).unwrap();
             let mut line = String::new();
-            BufReader::new(s).read_line(&mut line).expect("a worker answers");
+            BufReader::new(s)
+                .read_line(&mut line)
+                .expect("a worker answers");
             line.trim().parse().unwrap()
         };
         // Until worker 0 answers, nothing blocks: connect and read one at a time (for as
@@ -449,7 +451,9 @@ fn a_blocked_worker_holds_at_most_its_waiting_accepts() {
         let mut per_worker = [0usize; 2];
         per_worker[w] += 1;
         for _ in 1..n {
-            let (_, w) = rx.recv_timeout(support::DEADLINE).expect("every connection answered");
+            let (_, w) = rx
+                .recv_timeout(support::DEADLINE)
+                .expect("every connection answered");
             per_worker[w] += 1;
         }
         eprintln!("{backend}: {n} connections made while worker 0 was blocked: {per_worker:?}");
