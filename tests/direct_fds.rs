@@ -314,3 +314,76 @@ fn gateway_outbound_with_a_tiny_table() {
         up.stop();
     });
 }
+
+/// A direct close that fails, seen late (issue 13): direct closes carry
+/// `CQE_SKIP_SUCCESS`, so the only completion one can post is a failure, and the slot
+/// was already let go by the SQ head (docs/design.md, "Direct descriptors"). The fault
+/// injector (`direct_close_fail`) queues a second close behind every real one; the
+/// kernel runs it on the emptied slot and posts a real `-EBADF`, which the table
+/// receives 1..=4 loop turns late, typically after the slot went to a new connection
+/// (the worker blocks between rounds, so the held failure meets the next round's
+/// registrations). A failure that freed the slot again would put it on the free list
+/// twice, and two live connections would share it: their bytes would cross. So each
+/// round runs 3 connections at once next to a long-lived one, on a 4-slot table, and
+/// checks every echo; the failures must be counted (`direct_close_errors`), no
+/// connection may fall back (a leaked slot) and nothing panics.
+#[test]
+fn late_direct_close_failures_free_no_slot_twice() {
+    use ringcore_runtime::fault::{stats, FaultPlan, FaultRates};
+    for_each_backend(|backend| {
+        let mut rates = FaultRates::none();
+        rates.direct_close_fail = 1000;
+        rates.max_delay_turns = 4;
+        let injected_before = stats().direct_close_fails;
+        let server = start_echo(backend, |b| {
+            b.direct_descriptors(true)
+                .direct_slots(4)
+                .fault_injection(FaultPlan::new(13).rates(rates))
+        });
+        let mut long = connect(server.addr);
+        echo_check(&mut long, b"long-lived", 10);
+        const ROUNDS: u64 = 25;
+        for round in 0..ROUNDS {
+            let mut conns: Vec<_> = (0..3).map(|_| connect(server.addr)).collect();
+            for (i, s) in conns.iter_mut().enumerate() {
+                // Distinct bytes per connection: a shared slot would show as crossed bytes.
+                let b = (round as u8).wrapping_mul(16) ^ (i as u8 + 1);
+                echo_check(s, &[b; 2000], 2000);
+            }
+            echo_check(&mut long, &[0xee ^ round as u8; 500], 500);
+            drop(conns);
+            server.wait_counters("the round's 3 connections closed", |c| {
+                c.closes == 3 * (round + 1) && c.open_conns == 1 && c.direct_in_use <= 1
+            });
+        }
+        let injected = stats().direct_close_fails - injected_before;
+        // The failures still held need loop turns to arrive: drive some with echoes.
+        let mut n = 0u8;
+        let c = server.wait_counters("every injected failure counted", |c| {
+            n = n.wrapping_add(1);
+            echo_check(&mut long, &[n; 64], 64);
+            c.direct_close_errors >= injected
+        });
+        if direct_on(backend, &c) {
+            assert_eq!(
+                injected,
+                3 * ROUNDS,
+                "one second close per direct close: {c:?}"
+            );
+            assert_eq!(c.direct_close_errors, injected, "{c:?}");
+            assert_eq!(c.direct_conns, 1 + 3 * ROUNDS, "{c:?}");
+            assert_eq!(c.direct_fallbacks, 0, "no slot lost: {c:?}");
+            assert_eq!(c.direct_errors, 0, "{c:?}");
+            assert_eq!(c.direct_in_use, 1, "{c:?}");
+        } else {
+            assert_eq!((injected, c.direct_close_errors), (0, 0), "{c:?}");
+        }
+        assert_eq!(c.panics, 0, "{c:?}");
+        drop(long);
+        let c = server.wait_counters("all closed, slots emptied", |c| {
+            c.open_conns == 0 && c.direct_in_use == 0
+        });
+        assert_eq!(c.closes, 1 + 3 * ROUNDS);
+        server.stop();
+    });
+}

@@ -1,16 +1,21 @@
 //! Faults from outside: a client that resets mid-transfer (with the server in a child
 //! process whose SIGPIPE is at its default, fatal disposition) and running out of file
-//! descriptors (a child with `RLIMIT_NOFILE` = 64).
+//! descriptors (a child with `RLIMIT_NOFILE` = 64; and one whose two workers share a
+//! Unix listener, with its descriptors used up on command).
 //!
 //! Each test body starts by checking whether it is the child (see `support::child`).
 
 mod support;
 
+use ringcore::{BackendKind, Conn, ConnInfo, Handler, Listeners, Serve, SocketOptions};
+use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use support::child::{child_role, child_serve, spawn_child};
+use support::child::{child_final, child_protocol, child_role, child_serve, spawn_child};
 use support::client::{connect, connect_small_rcvbuf, echo_check, set_linger_zero, Rng};
-use support::{echo_factory, for_each_backend};
+use support::{base_builder, echo_factory, for_each_backend};
 
 /// Child side of a fault test: apply the role's process settings, then serve echo.
 fn run_child() -> bool {
@@ -24,25 +29,31 @@ fn run_child() -> bool {
             child_serve(backend, |b| b, echo_factory);
         }
         "emfile" => {
-            let mut rl = libc::rlimit {
-                rlim_cur: 0,
-                rlim_max: 0,
-            };
-            // SAFETY: `rl` is a valid rlimit to fill, then to pass back.
-            unsafe {
-                assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl), 0);
-                rl.rlim_cur = NOFILE;
-                assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &rl), 0);
-            }
+            set_nofile(NOFILE);
             child_serve(
                 backend,
                 |b| b.raise_nofile(false).emfile_backoff(EMFILE_BACKOFF),
                 echo_factory,
             );
         }
+        "emfile_shared" => serve_shared_hog(backend),
         other => panic!("unknown child role {other}"),
     }
     true
+}
+
+/// Lowers this process's soft `RLIMIT_NOFILE` to `n`.
+fn set_nofile(n: libc::rlim_t) {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `rl` is a valid rlimit to fill, then to pass back.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl), 0);
+        rl.rlim_cur = n;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &rl), 0);
+    }
 }
 
 #[test]
@@ -157,5 +168,172 @@ fn emfile_pauses_accepting_then_recovers() {
             "{pauses} EMFILE pauses in {elapsed:?} with a {EMFILE_BACKOFF:?} back-off (at most {bound})"
         );
         assert!(last.get("accepts") >= served + 10);
+    });
+}
+
+/// The socket path of the shared-listener child started by the test process `pid`.
+fn shared_path(pid: u32, backend: BackendKind) -> PathBuf {
+    std::env::temp_dir().join(format!("ringcore-emfile-{pid}-{backend}.sock"))
+}
+
+/// On open: the worker's id on a line; then echo.
+struct Who;
+
+impl Handler for Who {
+    fn on_open(&mut self, conn: &mut Conn<'_>) {
+        conn.send(format!("{}\n", conn.worker_id()).as_bytes());
+    }
+    fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) -> usize {
+        conn.send(data);
+        data.len()
+    }
+}
+
+/// Reads the worker id line a [`Who`] connection starts with.
+fn who(s: &mut UnixStream) -> usize {
+    s.set_read_timeout(Some(support::DEADLINE)).unwrap();
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    while b[0] != b'\n' {
+        s.read_exact(&mut b).expect("the worker id line");
+        line.push(b[0]);
+    }
+    String::from_utf8(line).unwrap().trim().parse().unwrap()
+}
+
+fn unix_echo(s: &mut UnixStream, msg: &[u8]) {
+    s.write_all(msg).unwrap();
+    let mut got = vec![0u8; msg.len()];
+    s.read_exact(&mut got).unwrap();
+    assert_eq!(got, msg);
+}
+
+/// Child side of `emfile_on_a_shared_listener_...`: two workers on one Unix listener,
+/// an accept back-off longer than the test (a worker that paused stays paused), and
+/// two commands: `hog` opens files until `EMFILE`, `free` closes them.
+fn serve_shared_hog(backend: BackendKind) {
+    set_nofile(256);
+    let path = shared_path(std::os::unix::process::parent_id(), backend);
+    let rt = base_builder(backend)
+        .workers(2)
+        .raise_nofile(false)
+        .emfile_backoff(Duration::from_secs(3600))
+        .build()
+        .expect("runtime");
+    let l = Listeners::bind(
+        format!("unix:{}", path.display()),
+        2,
+        &SocketOptions::default(),
+    )
+    .expect("bind the shared Unix listener");
+    let h = rt.handle();
+    let server = std::thread::spawn(move || rt.serve(l, |_: &ConnInfo| Who));
+    let mut hog: Vec<std::fs::File> = Vec::new();
+    child_protocol(
+        0,
+        || h.metrics().total,
+        |cmd| match cmd {
+            "hog" => loop {
+                match std::fs::File::open("/dev/null") {
+                    Ok(f) => hog.push(f),
+                    Err(e) if e.raw_os_error() == Some(libc::EMFILE) => {
+                        break Some(format!("HOGGED {}", hog.len()));
+                    }
+                    Err(e) => panic!("hog: {e}"),
+                }
+            },
+            "free" => {
+                let n = hog.len();
+                hog.clear();
+                Some(format!("FREED {n}"))
+            }
+            _ => None,
+        },
+    );
+    h.shutdown();
+    server.join().unwrap().expect("serve returns Ok");
+    child_final(&h.metrics().total);
+}
+
+/// Two workers share a Unix listener (single-shot accepts: on epoll each worker's
+/// epoll instance is an `EPOLLEXCLUSIVE` waiter on the socket, on io_uring each worker
+/// has `SHARED_ACCEPT_DEPTH` exclusive accepts queued on it). With no descriptor left,
+/// a connection wakes ONE worker, whose accept fails with `EMFILE`: it pauses (here for
+/// an hour). It must leave the socket's wait queue (epoll: `unregister_exclusive`;
+/// io_uring: its other accepts are cancelled); otherwise, once descriptors are free
+/// again, the next connection's wake-up would go to the paused worker, which takes
+/// nothing, and the other worker would never be woken: both connections would wait for
+/// the hour. So: the queued connection and the next one are served by the other
+/// worker, which goes on taking every new connection while the first stays paused.
+#[test]
+fn emfile_on_a_shared_listener_leaves_the_accept_wait_queue() {
+    if run_child() {
+        return;
+    }
+    for_each_backend(|backend| {
+        let path = shared_path(std::process::id(), backend);
+        let mut child = spawn_child(
+            "emfile_on_a_shared_listener_leaves_the_accept_wait_queue",
+            "emfile_shared",
+            backend,
+        );
+        // Both workers accept (connections alternate between them).
+        let mut seen = [0usize; 2];
+        let mut warm = Vec::new();
+        while seen.contains(&0) {
+            assert!(warm.len() < 50, "a worker never accepted: {seen:?}");
+            let mut s = UnixStream::connect(&path).expect("connect");
+            seen[who(&mut s)] += 1;
+            warm.push(s);
+        }
+        let warmed = warm.len() as u64;
+        drop(warm);
+        child.wait_counters("the warm-up connections closed", |c| {
+            c.get("open_conns") == 0
+        });
+        let hogged = child.command("hog", "HOGGED ");
+        // The woken worker fails to accept this one and pauses; the connection stays
+        // queued (accept takes a descriptor before it dequeues).
+        let mut first = UnixStream::connect(&path).expect("connect while out of fds");
+        let c = child.wait_counters("a worker to pause on EMFILE", |c| {
+            c.get("emfile_pauses") > 0
+        });
+        assert_eq!(c.get("emfile_pauses"), 1, "one connection woke one worker");
+        assert_eq!(c.get("accepts"), warmed);
+        child.command("free", "FREED ");
+        let mut second = UnixStream::connect(&path).expect("connect");
+        let other = who(&mut first);
+        assert_eq!(
+            who(&mut second),
+            other,
+            "both served by the worker that did not pause"
+        );
+        // Meanwhile (the paused worker's hour is not over) the other worker takes
+        // every new connection.
+        let mut later = Vec::new();
+        for i in 0..6u8 {
+            let mut s = UnixStream::connect(&path).expect("connect");
+            assert_eq!(
+                who(&mut s),
+                other,
+                "connection {i} while one worker is paused"
+            );
+            unix_echo(&mut s, &[i; 100]);
+            later.push(s);
+        }
+        unix_echo(&mut first, b"first");
+        unix_echo(&mut second, b"second");
+        drop((first, second, later));
+        child.wait_counters("all connections closed", |c| c.get("open_conns") == 0);
+        let (last, status) = child.finish();
+        eprintln!("shared emfile child on {backend} (hogged {hogged} fds): {last:?}");
+        assert!(status.success(), "child server failed: {status}");
+        assert_eq!(
+            last.get("emfile_pauses"),
+            1,
+            "the other worker never paused"
+        );
+        assert_eq!(last.get("accepts"), warmed + 8);
+        assert_eq!(last.get("panics"), 0);
     });
 }

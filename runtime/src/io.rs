@@ -93,8 +93,9 @@ impl Io {
         }
         self.driver.forget(fd, &mut self.counters);
         self.counters.syscalls += 1;
-        // SAFETY: the caller owns `fd` and no op references it any more.
-        unsafe { libc::close(fd) };
+        // The caller owns `fd` and no op references it any more. A failed close(2)
+        // still frees the number on Linux: nothing to retry.
+        let _ = nix::unistd::close(fd);
     }
 
     /// Puts connection socket `fd` into the worker's direct-descriptor table (io_uring

@@ -157,6 +157,9 @@ counters! {
     direct_ops,
     /// Direct-descriptor registrations the kernel refused (logged as errors).
     direct_errors,
+    /// Direct closes (emptying a direct-descriptor slot) that failed (logged as
+    /// warnings; the slot is still freed exactly once).
+    direct_close_errors,
 }
 
 /// Counters that are gauges (a current value, not a running total).

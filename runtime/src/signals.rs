@@ -52,6 +52,8 @@ static HOOKS: Mutex<Vec<Hook>> = Mutex::new(Vec::new());
 const ABORT_MSG: &[u8] =
     b"ringcore: second SIGINT/SIGTERM during the drain: exiting now (status 128+signal)\n";
 
+// Raw libc in the handler, not nix: nix has no `_exit`, and its `write` would need an
+// `unsafe` `BorrowedFd` per fd as well; bare async-signal-safe calls read plainest here.
 extern "C" fn on_signal(sig: libc::c_int) {
     IN_HANDLER.fetch_add(1, SeqCst);
     if sig != libc::SIGHUP {

@@ -4,7 +4,7 @@
 //! the ring fd; `io.rs` hands a [`Waker`] to the service), so neither needs the other.
 
 use crate::token::{OpKind, Token};
-use std::os::fd::RawFd;
+use std::os::fd::{BorrowedFd, RawFd};
 use std::sync::{Arc, Mutex};
 
 /// The token of the worker's eventfd read.
@@ -80,9 +80,10 @@ pub(crate) fn wake(t: &WakeTarget) {
     }
     let fd = t.fd.lock().unwrap_or_else(|e| e.into_inner());
     if *fd >= 0 {
-        let one: u64 = 1;
-        // SAFETY: writes 8 bytes from a live u64 to an eventfd we own (guarded by the
-        // mutex, which the worker holds while closing it).
-        unsafe { libc::write(*fd, (&one as *const u64).cast(), 8) };
+        // SAFETY: the eventfd stays open while the lock is held: the worker closes it
+        // under this mutex and then sets -1.
+        let efd = unsafe { BorrowedFd::borrow_raw(*fd) };
+        // EAGAIN (the counter is near its maximum) means a wake is pending anyway.
+        let _ = nix::unistd::write(efd, &1u64.to_ne_bytes());
     }
 }

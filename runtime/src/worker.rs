@@ -15,8 +15,10 @@ use crate::signals;
 use crate::token::{OpKind, Token};
 use crate::waker::{wake, WakeTarget, Waker, WAKE_MSG_TOKEN, WAKE_TOKEN};
 use crossbeam_channel::{Receiver, Sender};
+use nix::sys::eventfd::{EfdFlags, EventFd};
 use std::io;
 use std::mem::ManuallyDrop;
+use std::os::fd::{IntoRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -166,15 +168,18 @@ impl Runtime {
         let mut slots: Vec<Arc<WorkerSlot>> = Vec::new();
         let mut rxs = Vec::new();
         for _ in 0..self.cfg.workers {
-            // SAFETY: plain eventfd creation; the result is checked.
-            let efd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-            if efd < 0 {
-                let e = io::Error::last_os_error();
-                for s in &slots {
-                    close_wake(s);
+            let flags = EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC;
+            let efd = match EventFd::from_flags(flags) {
+                // The slot owns the raw fd from here (signal handlers write it by
+                // number); `close_wake` closes it.
+                Ok(e) => OwnedFd::from(e).into_raw_fd(),
+                Err(e) => {
+                    for s in &slots {
+                        close_wake(s);
+                    }
+                    return Err(e.into());
                 }
-                return Err(e);
-            }
+            };
             let (tx, rx) = crossbeam_channel::unbounded();
             slots.push(Arc::new(WorkerSlot {
                 tx,
@@ -303,8 +308,9 @@ fn close_wake(slot: &WorkerSlot) {
     let mut fd = slot.wake.fd.lock().unwrap_or_else(|e| e.into_inner());
     if *fd >= 0 {
         signals::forget_wake_fd(*fd);
-        // SAFETY: we own this eventfd; after this the slot says -1 so nobody writes it.
-        unsafe { libc::close(*fd) };
+        // We own this eventfd; after this the slot says -1 so nobody writes it. A
+        // failed close(2) still frees the number on Linux: nothing to retry.
+        let _ = nix::unistd::close(*fd);
         *fd = -1;
     }
 }

@@ -4,8 +4,9 @@
 //! default SIGPIPE disposition).
 //!
 //! Protocol: the child prints `PORT <port>`; then for each line on its stdin it answers
-//! `metrics` with `COUNTERS name=value ...`, and `quit` (or EOF) by shutting down and
-//! printing `FINAL name=value ...` before it exits.
+//! `metrics` with `COUNTERS name=value ...`, a test's own commands as that test says
+//! ([`child_protocol`], [`ChildServer::command`]), and `quit` (or EOF) by shutting down
+//! and printing `FINAL name=value ...` before it exits.
 
 use super::{start_server, TestServer};
 use ringcore::{BackendKind, Builder, Counters, Factory};
@@ -77,20 +78,41 @@ pub fn child_serve<F: Factory>(
     factory: F,
 ) {
     let server: TestServer = start_server(backend, tweak, factory);
+    child_protocol(server.addr.port(), || server.counters(), |_| None);
+    child_final(&server.stop());
+}
+
+/// Child side, for a server the caller started: prints `PORT port`, then answers
+/// `metrics` with `counters()`, and any other line with what `command` returns for it
+/// (one line; `None` ends the protocol, as `quit` and EOF do). Returns at the end: the
+/// caller then stops its server and reports with [`child_final`].
+pub fn child_protocol(
+    port: u16,
+    counters: impl Fn() -> Counters,
+    mut command: impl FnMut(&str) -> Option<String>,
+) {
     // The harness printed "test name ... " without a newline: start a fresh line.
-    println!("\nPORT {}", server.addr.port());
+    println!("\nPORT {port}");
     let stdin = std::io::stdin();
     let mut line = String::new();
     loop {
         line.clear();
         let n = stdin.lock().read_line(&mut line).expect("read stdin");
         match line.trim() {
-            "metrics" if n > 0 => println!("COUNTERS {}", format_counters(&server.counters())),
-            _ => break,
+            _ if n == 0 => break,
+            "quit" => break,
+            "metrics" => println!("COUNTERS {}", format_counters(&counters())),
+            cmd => match command(cmd) {
+                Some(reply) => println!("{reply}"),
+                None => break,
+            },
         }
     }
-    let last = server.stop();
-    println!("FINAL {}", format_counters(&last));
+}
+
+/// Child side: the last line, with the server's final counters.
+pub fn child_final(last: &Counters) {
+    println!("FINAL {}", format_counters(last));
 }
 
 /// Parent side: a running child server.
@@ -166,6 +188,13 @@ impl ChildServer {
     pub fn counters(&mut self) -> ChildCounters {
         writeln!(self.stdin, "metrics").expect("ask the child for metrics");
         ChildCounters::parse(&self.expect_line("COUNTERS "))
+    }
+
+    /// Sends the test's own command `cmd`; returns the rest of the child's reply line,
+    /// the one that starts with `reply`.
+    pub fn command(&mut self, cmd: &str, reply: &str) -> String {
+        writeln!(self.stdin, "{cmd}").expect("send the child a command");
+        self.expect_line(reply)
     }
 
     /// Polls the child's counters until `cond` holds (see [`super::wait_until`]).

@@ -45,6 +45,9 @@ pub(super) const HUP: u8 = 1 << 6;
 pub(super) const MULTI_DGRAM: u8 = 1 << 7;
 /// Which multishot op is armed (neither bit: a stream recv).
 pub(super) const MULTI_KIND: u8 = MULTI_ACCEPT | MULTI_DGRAM;
+/// What a new registration keeps of an entry: its place in the run queue and which
+/// multishot op is armed (readiness starts unknown).
+const KEPT: u8 = QUEUED | MULTI_KIND;
 
 /// What the backend knows about one fd.
 #[derive(Clone, Copy, Debug)]
@@ -177,17 +180,8 @@ impl Fds {
         if self.get(fd).flags & (REGISTERED | NOPOLL) != 0 {
             return Ok(());
         }
-        let mut ev = libc::epoll_event {
-            events: (libc::EPOLLIN | libc::EPOLLET | libc::EPOLLEXCLUSIVE) as u32,
-            u64: fd as u64,
-        };
-        c.syscalls += 1;
-        // SAFETY: `ev` is a live epoll_event; `epfd` is our open epoll instance.
-        let r = unsafe { syscall!(epoll_ctl(self.epfd, libc::EPOLL_CTL_ADD, fd, &mut ev)) };
-        let st = self.get_mut(fd);
-        match r {
-            Ok(_) => {
-                st.flags = (st.flags & (QUEUED | MULTI_KIND)) | REGISTERED;
+        match self.add(fd, libc::EPOLLIN | libc::EPOLLET | libc::EPOLLEXCLUSIVE, c) {
+            Ok(st) => {
                 st.exclusive = true;
                 Ok(())
             }
@@ -245,30 +239,37 @@ impl Fds {
         if self.get(fd).flags & (REGISTERED | NOPOLL) != 0 {
             return Ok(());
         }
-        let mut ev = libc::epoll_event {
-            events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
-            u64: fd as u64,
-        };
-        c.syscalls += 1;
-        // SAFETY: `ev` is a live epoll_event; `epfd` is our open epoll instance.
-        let r = unsafe { syscall!(epoll_ctl(self.epfd, libc::EPOLL_CTL_ADD, fd, &mut ev)) };
-        let st = self.get_mut(fd);
-        match r {
-            Ok(_) => {
-                st.flags = (st.flags & (QUEUED | MULTI_KIND)) | REGISTERED;
-                Ok(())
-            }
+        let events = libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET;
+        match self.add(fd, events, c) {
+            Ok(_) => Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
-                st.flags |= NOPOLL;
+                self.get_mut(fd).flags |= NOPOLL;
                 Ok(())
             }
             // A stale registration of a reused fd number (closed without Op::Close
             // while another reference kept the file alive): keep it, it is this fd.
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-                st.flags = (st.flags & (QUEUED | MULTI_KIND)) | REGISTERED | READABLE | WRITABLE;
+                let st = self.get_mut(fd);
+                st.flags = (st.flags & KEPT) | REGISTERED | READABLE | WRITABLE;
                 Ok(())
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Adds `fd` to the epoll set watching `events` (`EPOLL_CTL_ADD`, one syscall) and
+    /// marks it [`REGISTERED`] with readiness unknown, keeping only [`KEPT`]. On error
+    /// the entry is unchanged and the caller decides what the error means.
+    fn add(&mut self, fd: RawFd, events: i32, c: &mut Counters) -> io::Result<&mut FdState> {
+        let mut ev = libc::epoll_event {
+            events: events as u32,
+            u64: fd as u64,
+        };
+        c.syscalls += 1;
+        // SAFETY: `ev` is a live epoll_event; `epfd` is our open epoll instance.
+        unsafe { syscall!(epoll_ctl(self.epfd, libc::EPOLL_CTL_ADD, fd, &mut ev)) }?;
+        let st = self.get_mut(fd);
+        st.flags = (st.flags & KEPT) | REGISTERED;
+        Ok(st)
     }
 }

@@ -14,6 +14,7 @@
 //! | `EMFILE` on accept | as `ENOBUFS`, for the multishot accept |
 //! | delay / reorder | a completion is held for a few loop turns, then released interleaved with others; completions of one token keep their order, and ops of a link are never held |
 //! | stale duplicate | a copy of a completion under a previous generation of its slot (so the registry must drop it), without buffer or `F_MORE` |
+//! | failed direct close (io_uring, direct descriptors with `CQE_SKIP_SUCCESS`) | a second direct close of the same slot is queued right behind the real one; the kernel runs it on the emptied slot and posts a real `-EBADF` failure CQE, which the ring's table then receives up to `max_delay_turns` turns late (after the slot may hold a newer socket) |
 //! | lost end of a receive | a multishot recv's final end-of-stream or error completion (`0`, `-ECONNRESET`, ...) is swallowed: the service sees its receive still armed, as if the kernel had missed a reset (issue 8 #13); a cancel of it (by token or by fd) later completes it with `-ECANCELED`; once per token (a fresh receive sees the socket's state, as the kernel's does) |
 //!
 //! On epoll a receive completion's bytes live in one scratch buffer until the next
@@ -58,6 +59,12 @@ pub struct FaultRates {
     pub max_delay_turns: u8,
     /// Per completion of a connection's op: also deliver a stale duplicate.
     pub stale_duplicate: u16,
+    /// Per direct close that posts no completion on success (io_uring with
+    /// `Config::direct_descriptors` and `CQE_SKIP_SUCCESS`, no SQPOLL): queue a second
+    /// close of the same slot, whose real `-EBADF` failure completion reaches the ring's
+    /// table 1..=`max_delay_turns` turns late. Off in [`FaultRates::default`] and
+    /// [`FaultRates::random`] (direct descriptors are off by default).
+    pub direct_close_fail: u16,
     /// Per final end-of-stream or error completion of a connection's multishot recv:
     /// swallow it, leaving the receive parked in the service's eyes until it cancels
     /// it. Off in [`FaultRates::default`] and [`FaultRates::random`] (a handler
@@ -77,6 +84,7 @@ impl Default for FaultRates {
             delay: 150,
             max_delay_turns: 4,
             stale_duplicate: 50,
+            direct_close_fail: 0,
             recv_end_lost: 0,
         }
     }
@@ -95,6 +103,7 @@ impl FaultRates {
             delay: 0,
             max_delay_turns: 1,
             stale_duplicate: 0,
+            direct_close_fail: 0,
             recv_end_lost: 0,
         }
     }
@@ -118,6 +127,7 @@ impl FaultRates {
             delay: pick(100, 400),
             max_delay_turns: 1 + (seed % 6) as u8,
             stale_duplicate: pick(30, 200),
+            direct_close_fail: 0,
             recv_end_lost: 0,
         }
     }
@@ -180,12 +190,14 @@ pub struct FaultStats {
     pub stale_duplicates: u64,
     /// Final recv completions swallowed ([`FaultRates::recv_end_lost`]).
     pub recv_ends_lost: u64,
+    /// Second direct closes queued ([`FaultRates::direct_close_fail`]).
+    pub direct_close_fails: u64,
 }
 
-static STATS: [AtomicU64; 9] = [const { AtomicU64::new(0) }; 9];
+static STATS: [AtomicU64; 10] = [const { AtomicU64::new(0) }; 10];
 
 #[derive(Clone, Copy)]
-enum Stat {
+pub(crate) enum Stat {
     ShortSend,
     ShortSplice,
     SendEagain,
@@ -195,9 +207,10 @@ enum Stat {
     Delayed,
     Duplicate,
     EndLost,
+    DirectCloseFail,
 }
 
-fn bump(s: Stat) {
+pub(crate) fn bump(s: Stat) {
     STATS[s as usize].fetch_add(1, Ordering::Relaxed);
 }
 
@@ -214,6 +227,7 @@ pub fn stats() -> FaultStats {
         delayed: g(Stat::Delayed),
         stale_duplicates: g(Stat::Duplicate),
         recv_ends_lost: g(Stat::EndLost),
+        direct_close_fails: g(Stat::DirectCloseFail),
     }
 }
 

@@ -35,7 +35,12 @@
 //!   one). With SQPOLL the kernel thread publishes the head before it flushes
 //!   completions, and with a CQ overflow a failure CQE may still be held back: the
 //!   first keeps the completion on, the second delays reuse to a later turn.
-//!   A failed direct close still posts (logged; the slot is not freed twice).
+//!   A failed direct close still posts: it is logged as a warning and counted in
+//!   `direct_close_errors`, and frees its slot only when direct closes post every
+//!   completion (then it is the close's one CQE). With skipped completions the slot went
+//!   through `closing` already and may hold a newer socket by the time the failure is
+//!   seen, so the failure leaves the table alone (the fault injector's
+//!   `direct_close_fail` delivers such failures late on purpose).
 
 use crate::metrics::Counters;
 use crate::token::{Token, INTERNAL_SLOT, SERVICE_KIND_BASE};
@@ -72,6 +77,24 @@ pub(crate) struct DirectTable {
     /// Slots whose direct close the kernel has consumed, free after this turn's
     /// completions.
     closed: Vec<u32>,
+    /// Injected direct-close failures (tests only).
+    #[cfg(feature = "fault-injection")]
+    faults: Option<CloseFaults>,
+}
+
+/// Direct-close failures the fault injector asks for
+/// ([`FaultRates::direct_close_fail`](crate::fault::FaultRates::direct_close_fail)).
+#[cfg(feature = "fault-injection")]
+struct CloseFaults {
+    rng: crate::fault::SplitMix64,
+    /// Per mille of direct closes that get a second close of their slot.
+    rate: u16,
+    /// Longest hold of a failure completion, in turns (at least 1).
+    max_turns: u8,
+    /// The slot whose close was just queued and gets a second one.
+    pending: Option<u32>,
+    /// Failure completions of direct closes held back: (turns left, slot, result).
+    held: Vec<(u8, u32, i32)>,
 }
 
 impl DirectTable {
@@ -95,7 +118,61 @@ impl DirectTable {
             skip_close: skip && skip_close,
             closing: Vec::new(),
             closed: Vec::new(),
+            #[cfg(feature = "fault-injection")]
+            faults: None,
         })
+    }
+
+    /// Makes `rate` per mille of direct closes fail late (see
+    /// [`FaultRates::direct_close_fail`](crate::fault::FaultRates::direct_close_fail)).
+    /// Only where direct closes skip their success completion: there an extra close
+    /// of an emptied slot is the one completion such a close can post. Where every
+    /// close posts, a second close would post a second completion for one slot, which
+    /// no kernel does, so nothing is injected.
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fn inject_close_failures(&mut self, seed: u64, rate: u16, max_turns: u8) {
+        if rate == 0 || !self.skip_close {
+            return;
+        }
+        self.faults = Some(CloseFaults {
+            rng: crate::fault::SplitMix64::new(seed ^ 0xd1ec_c105),
+            rate,
+            max_turns: max_turns.max(1),
+            pending: None,
+            held: Vec::new(),
+        });
+    }
+
+    /// The injected second close of the slot [`Self::release`] just emptied, if the
+    /// injector picked it: the same token, `CQE_SKIP_SUCCESS`, pushed right behind the
+    /// real close so it runs on the emptied slot (`-EBADF`) before the slot can be
+    /// reused (both are consumed by the enter that lets the slot go).
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fn injected_close(&mut self) -> Option<squeue::Entry> {
+        let slot = self.faults.as_mut()?.pending.take()?;
+        crate::fault::bump(crate::fault::Stat::DirectCloseFail);
+        Some(Self::close_entry(slot).flags(squeue::Flags::SKIP_SUCCESS))
+    }
+
+    /// Called once per loop turn before the turn's completions: hands the held
+    /// failure completions that are due to the table.
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fn fault_turn(&mut self, c: &mut Counters) {
+        let Some(f) = self.faults.as_mut() else {
+            return;
+        };
+        let mut due = Vec::new();
+        f.held.retain_mut(|(left, slot, result)| {
+            *left -= 1;
+            let keep = *left > 0;
+            if !keep {
+                due.push((*slot, *result));
+            }
+            keep
+        });
+        for (slot, result) in due {
+            self.close_completed(slot, result, c);
+        }
     }
 
     /// Called after an enter, before its completions are handled: `sq_empty` says the
@@ -161,17 +238,28 @@ impl DirectTable {
     /// `closing` for the kernel to consume the SQE (module docs).
     pub(crate) fn release(&mut self, fd: RawFd, c: &mut Counters) -> Option<squeue::Entry> {
         let slot = self.by_fd.remove(&fd)?;
-        let e = opcode::Close::new(types::Fixed(slot)).build().user_data(
-            Token::internal(slot, crate::OpKind::Nop)
-                .with_raw_kind(KIND_CLOSE)
-                .raw(),
-        );
+        let e = Self::close_entry(slot);
         if !self.skip_close {
             return Some(e);
         }
         self.closing.push(slot);
         c.direct_in_use = c.direct_in_use.saturating_sub(1);
+        #[cfg(feature = "fault-injection")]
+        if let Some(f) = self.faults.as_mut() {
+            if f.rng.hit(f.rate) {
+                f.pending = Some(slot);
+            }
+        }
         Some(e.flags(squeue::Flags::SKIP_SUCCESS))
+    }
+
+    /// The direct close of `slot`, under the table's own token.
+    fn close_entry(slot: u32) -> squeue::Entry {
+        opcode::Close::new(types::Fixed(slot)).build().user_data(
+            Token::internal(slot, crate::OpKind::Nop)
+                .with_raw_kind(KIND_CLOSE)
+                .raw(),
+        )
     }
 
     /// True (and the completion handled) when `user_data` is one of this table's own
@@ -208,21 +296,42 @@ impl DirectTable {
                 true
             }
             KIND_CLOSE => {
-                if result < 0 {
-                    tracing::debug!(slot, result, "ringcore: direct close failed");
+                #[cfg(feature = "fault-injection")]
+                if let Some(f) = self.faults.as_mut() {
+                    if result < 0 {
+                        let turns = 1 + f.rng.below(u64::from(f.max_turns)) as u8;
+                        f.held.push((turns, slot, result));
+                        return true;
+                    }
                 }
-                if self.skip_close {
-                    // Only a failure posts; the slot went through `closing` already.
-                    return true;
-                }
-                if let Some(f) = self.fds.get_mut(slot as usize) {
-                    *f = -1;
-                    self.free.push(slot);
-                    c.direct_in_use = c.direct_in_use.saturating_sub(1);
-                }
+                self.close_completed(slot, result, c);
                 true
             }
             _ => false,
+        }
+    }
+
+    /// A direct close of `slot` posted `result`: a failure is logged and counted; the
+    /// slot is freed here only when every direct close posts (this is then its one
+    /// completion). With skipped completions only a failure posts, and the slot went
+    /// through `closing` already: it may hold a newer socket now, so it is not touched.
+    fn close_completed(&mut self, slot: u32, result: i32, c: &mut Counters) {
+        if result < 0 {
+            c.direct_close_errors += 1;
+            tracing::warn!(
+                slot,
+                error = %io::Error::from_raw_os_error(-result),
+                "ringcore: a direct close failed (the slot was empty: its registration \
+                 failed, or a close ran twice); the slot is freed once as always"
+            );
+        }
+        if self.skip_close {
+            return;
+        }
+        if let Some(f) = self.fds.get_mut(slot as usize) {
+            *f = -1;
+            self.free.push(slot);
+            c.direct_in_use = c.direct_in_use.saturating_sub(1);
         }
     }
 }

@@ -178,6 +178,15 @@ impl Ring {
         // The skipped direct close relies on the SQ head being published after the
         // completions of the SQEs it covers: true for io_uring_enter, not for SQPOLL.
         match direct::DirectTable::new(ring, slots, skip, cfg.sqpoll.is_none()) {
+            #[cfg(feature = "fault-injection")]
+            Ok(mut t) => {
+                if let Some(plan) = &cfg.fault {
+                    let r = &plan.rates;
+                    t.inject_close_failures(plan.seed, r.direct_close_fail, r.max_delay_turns);
+                }
+                Some(t)
+            }
+            #[cfg(not(feature = "fault-injection"))]
             Ok(t) => Some(t),
             Err(e) => {
                 tracing::warn!(
@@ -209,6 +218,11 @@ impl Ring {
     pub(crate) fn release_direct(&mut self, fd: RawFd, c: &mut Counters) -> io::Result<()> {
         if let Some(e) = self.direct.as_mut().and_then(|d| d.release(fd, c)) {
             // SAFETY: a direct close references no memory.
+            unsafe { self.push_raw(&e, c) }?;
+        }
+        #[cfg(feature = "fault-injection")]
+        if let Some(e) = self.direct.as_mut().and_then(|d| d.injected_close()) {
+            // SAFETY: as above.
             unsafe { self.push_raw(&e, c) }?;
         }
         Ok(())
@@ -632,6 +646,8 @@ impl Ring {
         }
         if let Some(d) = self.direct.as_mut() {
             d.entered(self.ring.submission().is_empty(), overflow);
+            #[cfg(feature = "fault-injection")]
+            d.fault_turn(c);
         }
         let mut cq = self.ring.completion();
         cq.sync();

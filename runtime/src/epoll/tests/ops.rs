@@ -36,11 +36,9 @@ fn accept_yields_queued_and_new_connections() {
 #[test]
 fn read_parks_until_the_eventfd_is_written() {
     let (mut p, mut c) = poller(64);
-    // SAFETY: plain eventfd creation, checked below.
-    let efd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-    assert!(efd >= 0);
-    // SAFETY: we own the new eventfd.
-    let owned = unsafe { OwnedFd::from_raw_fd(efd) };
+    use nix::sys::eventfd::{EfdFlags, EventFd};
+    let owned = EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC).unwrap();
+    let efd = owned.as_raw_fd();
     let mut buf = 0u64;
     let t = tok(0, OpKind::Wake);
     let op = Op::Read {
@@ -50,10 +48,7 @@ fn read_parks_until_the_eventfd_is_written() {
     };
     push(&mut p, &mut c, t, op, false);
     assert_quiet(&mut p, &mut c);
-    let five = 5u64;
-    // SAFETY: writes 8 bytes from a live u64.
-    let n = unsafe { libc::write(efd, (&five as *const u64).cast(), 8) };
-    assert_eq!(n, 8);
+    assert_eq!(owned.write(5).unwrap(), 8);
     let got = drive_n(&mut p, &mut c, 1);
     assert_eq!(got[0].0, Completion::new(t, 8));
     assert_eq!(buf, 5);
