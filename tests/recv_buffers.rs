@@ -325,8 +325,8 @@ fn send_zc_in_flight_aborted_at_the_close_deadline() {
 /// An abort while a zero-copy send's memory is still held for its notification (the
 /// send's result came; most of its bytes wait in the server's socket for a client
 /// that reads nothing) and the rest of the queue is in flight as a copied send: the
-/// notification is outstanding before the abort, the connection closes at once after
-/// it without the client reading, and only then does the notification come.
+/// notification is outstanding before the abort, the connection closes after it with
+/// the client still reading nothing, and then the notification comes.
 #[test]
 fn send_zc_memory_held_across_an_abort() {
     for_each_backend(|backend| {
