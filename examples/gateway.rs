@@ -93,6 +93,7 @@ fn main() -> anyhow::Result<()> {
         .map(|u| common::resolve("--upstream", u))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let upstream = upstreams[0]; // clap's default makes the list non-empty
+
     // systemd socket activation if present, else --addr bound once per worker.
     let (rt, listeners) = args.rt.start(&args.addr)?;
     let _ = HANDLE.set(rt.handle());

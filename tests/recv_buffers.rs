@@ -342,9 +342,10 @@ fn send_zc_memory_held_across_an_abort() {
         }
         assert_eq!(c.open_conns, 1);
         s.write_all(b"abort").unwrap();
-        server.wait_counters("the aborted connection closed, its client reading nothing", |c| {
-            c.open_conns == 0
-        });
+        server.wait_counters(
+            "the aborted connection closed, its client reading nothing",
+            |c| c.open_conns == 0,
+        );
         zc_abort_finish(server, backend, 67);
         drop(s);
     });

@@ -321,7 +321,11 @@ fn ipv6_traffic_class_read_back() {
             TrafficClassClient(s2.clone())
         })
         .expect("client run");
-        assert_eq!(*seen.lock().unwrap(), Some((136, 136)), "on the outbound socket");
+        assert_eq!(
+            *seen.lock().unwrap(),
+            Some((136, 136)),
+            "on the outbound socket"
+        );
         h.shutdown();
         j.join().unwrap().unwrap();
     });
