@@ -45,17 +45,10 @@ impl Handler for Echo {
 fn main() -> anyhow::Result<()> {
     common::init_logging();
     let args = Args::parse();
-    let rt = args.rt.runtime()?;
-    let listeners = common::listeners(&args.addr, &rt)?;
-    eprintln!(
-        "echo: listening on {} with {} worker(s), backend {}",
-        listeners.addr(),
-        rt.config().workers,
-        common::backend_name(&rt),
-    );
+    let (rt, listeners) = args.rt.start(&args.addr)?;
+    common::announce("echo", listeners.addr(), &rt);
     let handle = rt.handle();
     let idle = (args.idle_timeout > 0).then(|| Duration::from_secs(args.idle_timeout));
-    common::report_status(rt.handle(), args.rt.status_interval);
     rt.serve(listeners, move |_: &ConnInfo| Echo { idle })
         .context("server failed")?;
     eprint!("{}", handle.metrics().to_prometheus());

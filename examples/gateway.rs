@@ -93,10 +93,10 @@ fn main() -> anyhow::Result<()> {
         .map(|u| common::resolve("--upstream", u))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let upstream = upstreams[0]; // clap's default makes the list non-empty
-    let rt = args.rt.runtime()?;
-    let _ = HANDLE.set(rt.handle());
+
     // systemd socket activation if present, else --addr bound once per worker.
-    let listeners = common::listeners(&args.addr, &rt)?;
+    let (rt, listeners) = args.rt.start(&args.addr)?;
+    let _ = HANDLE.set(rt.handle());
     eprintln!(
         "gateway: listening on http://{} with {} worker(s), backend {}; {}* -> {:?}",
         listeners.local_addr(),
@@ -125,7 +125,6 @@ fn main() -> anyhow::Result<()> {
                     args.max_requests
                 }),
         );
-    common::report_status(rt.handle(), args.rt.status_interval);
     // With --access-log: a line per request (client, method, path, status, bytes,
     // duration, and the upstream that answered a forwarded one).
     let log = args.access.open()?;

@@ -195,8 +195,7 @@ fn main() -> anyhow::Result<()> {
     common::init_logging();
     let args = Args::parse();
     let upstream = common::resolve("--upstream", &args.upstream)?;
-    let rt = args.rt.runtime()?;
-    let listeners = common::listeners(&args.listen, &rt)?;
+    let (rt, listeners) = args.rt.start(&args.listen)?;
     let log = args.access.open()?;
     let metrics = match &args.metrics_addr {
         Some(addr) => {
@@ -229,7 +228,6 @@ fn main() -> anyhow::Result<()> {
         .half_close_timeout(secs(args.half_close_timeout));
     let verbose = args.verbose;
     let log2 = log.clone();
-    common::report_status(rt.handle(), args.rt.status_interval);
     let acceptor = args.tls.acceptor()?;
     let connector = upstream_connector(&args)?;
     let served = if acceptor.is_some() || connector.is_some() {

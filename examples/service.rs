@@ -76,15 +76,9 @@ fn main() -> anyhow::Result<()> {
     common::init_logging();
     let args = Args::parse();
     let prices = common::resolve("BACKEND", &args.prices)?;
-    let rt = args.rt.runtime()?;
-    let listeners = common::listeners(&args.addr, &rt)?;
-    eprintln!(
-        "service: listening on http://{} with {} worker(s), backend {}",
-        listeners.local_addr(),
-        rt.config().workers,
-        common::backend_name(&rt)
-    );
-    common::report_status(rt.handle(), args.rt.status_interval);
+    let (rt, listeners) = args.rt.start(&args.addr)?;
+    let at = format!("http://{}", listeners.local_addr());
+    common::announce("service", at, &rt);
     rt.serve(listeners, HttpConn::factory(app(prices), Limits::default()))?;
     Ok(())
 }

@@ -10,7 +10,9 @@ use std::io::{BufRead, BufReader, Read};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::Stdio;
 use support::for_each_backend;
-use support::proc::{example_cmd, http_get, http_with_access_log, scratch, wait_file, Proc};
+use support::proc::{
+    example_cmd, http_get, http_with_access_log, one_worker_cmd, scratch, wait_file, Proc,
+};
 
 /// Every sample line of a Prometheus text has its own `# HELP` and `# TYPE`.
 fn assert_help_and_type(text: &str) {
@@ -126,19 +128,10 @@ fn http_access_log_combined_and_metrics() {
 #[test]
 fn http_access_log_json_on_stdout() {
     for_each_backend(|b| {
-        let mut cmd = example_cmd(
+        let mut cmd = one_worker_cmd(
             "http",
             b,
-            &[
-                "--addr",
-                "127.0.0.1:0",
-                "--workers",
-                "1",
-                "--access-log",
-                "-",
-                "--access-log-format",
-                "json",
-            ],
+            &["--access-log", "-", "--access-log-format", "json"],
         );
         cmd.stdout(Stdio::piped());
         let mut p = Proc::spawn(cmd);
@@ -174,16 +167,12 @@ fn fileserver_access_log_and_metrics_addr() {
         std::fs::create_dir_all(&root).unwrap();
         std::fs::write(root.join("f.txt"), vec![b'x'; 1000]).unwrap();
         let log = dir.join("access.json");
-        let mut p = Proc::spawn(example_cmd(
+        let mut p = Proc::spawn(one_worker_cmd(
             "fileserver",
             b,
             &[
                 "--root",
                 root.to_str().unwrap(),
-                "--addr",
-                "127.0.0.1:0",
-                "--workers",
-                "1",
                 "--access-log",
                 log.to_str().unwrap(),
                 "--access-log-format",

@@ -10,7 +10,7 @@ use ringcore::BackendKind;
 use std::net::TcpStream;
 use std::process::Command;
 use support::for_each_backend;
-use support::proc::{echo_round, example, example_cmd, Proc};
+use support::proc::{echo_round, example, one_worker_cmd, Proc};
 
 /// Whether the process has an io_uring SQPOLL kernel thread (`iou-sqp-PID`).
 fn has_sqpoll_thread(pid: u32) -> bool {
@@ -90,18 +90,7 @@ fn bad_switches_are_refused_with_what_to_use() {
 #[test]
 fn flag_beats_environment_and_reaches_the_builder() {
     for_each_backend(|b| {
-        let mut cmd = example_cmd(
-            "echo",
-            b,
-            &[
-                "--addr",
-                "127.0.0.1:0",
-                "--workers",
-                "1",
-                "--features",
-                "sqpoll=on,pool_trim=off",
-            ],
-        );
+        let mut cmd = one_worker_cmd("echo", b, &["--features", "sqpoll=on,pool_trim=off"]);
         cmd.env("RINGCORE_FEATURES", "splice=ring");
         let mut p = Proc::spawn(cmd);
         p.wait_line("overrides RINGCORE_FEATURES=splice=ring");

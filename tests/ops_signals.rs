@@ -10,25 +10,16 @@ use std::io::Read;
 use std::net::TcpStream;
 use std::process::Command;
 use support::for_each_backend;
-use support::proc::{example, example_cmd, http_get, http_with_access_log, wait_file, Proc};
+use support::proc::{
+    example, example_cmd, http_get, http_with_access_log, one_worker_cmd, wait_file, Proc,
+};
 
 /// SIGTERM starts the drain and says so; a connection still open holds the process;
 /// a second signal (SIGINT) ends it at once with status 130, logged.
 #[test]
 fn second_signal_during_the_drain_exits_at_once() {
     for_each_backend(|b| {
-        let mut p = Proc::spawn(example_cmd(
-            "echo",
-            b,
-            &[
-                "--addr",
-                "127.0.0.1:0",
-                "--workers",
-                "1",
-                "--drain-timeout",
-                "1h",
-            ],
-        ));
+        let mut p = Proc::spawn(one_worker_cmd("echo", b, &["--drain-timeout", "1h"]));
         let addr = p.addr_after("listening on");
         p.wait_line("ready: 1 worker(s)");
         let mut s = TcpStream::connect(addr).unwrap();
@@ -114,11 +105,7 @@ fn sighup_reopens_the_access_log() {
 #[test]
 fn sighup_without_a_log_is_ignored_not_fatal() {
     for_each_backend(|b| {
-        let mut p = Proc::spawn(example_cmd(
-            "echo",
-            b,
-            &["--addr", "127.0.0.1:0", "--workers", "1"],
-        ));
+        let mut p = Proc::spawn(one_worker_cmd("echo", b, &[]));
         let addr = p.addr_after("listening on");
         p.wait_line("ready:");
         p.signal(libc::SIGHUP);
@@ -140,7 +127,7 @@ fn explicit_backend_beats_the_environment() {
         } else {
             "uring"
         };
-        let mut cmd = example_cmd("echo", b, &["--addr", "127.0.0.1:0", "--workers", "1"]);
+        let mut cmd = one_worker_cmd("echo", b, &[]);
         cmd.env("RINGCORE_BACKEND", other);
         let mut p = Proc::spawn(cmd);
         let l = p.wait_line("listening on");
@@ -281,11 +268,7 @@ fn version_help_and_drain_timeout_flag() {
 #[test]
 fn stop_and_continue_keep_serving() {
     for_each_backend(|b| {
-        let mut p = Proc::spawn(example_cmd(
-            "echo",
-            b,
-            &["--addr", "127.0.0.1:0", "--workers", "1"],
-        ));
+        let mut p = Proc::spawn(one_worker_cmd("echo", b, &[]));
         let addr = p.addr_after("listening on");
         p.wait_line("ready: 1 worker(s)");
         let mut s = TcpStream::connect(addr).unwrap();

@@ -18,7 +18,7 @@ use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use support::for_each_backend;
-use support::proc::{example_cmd, http_get, scratch, Proc};
+use support::proc::{example_cmd, http_get, one_worker_cmd, scratch, Proc};
 
 /// Receives datagrams until one contains `pat` (deadline via the socket timeout).
 fn recv_until(sock: &UnixDatagram, pat: &str, seen: &mut Vec<String>) -> String {
@@ -158,7 +158,7 @@ fn socket_activation_serves_on_the_inherited_listener() {
 fn socket_activation_refuses_a_datagram_socket() {
     for_each_backend(|b| {
         let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let cmd = example_cmd("echo", b, &["--addr", "127.0.0.1:0", "--workers", "1"]);
+        let cmd = one_worker_cmd("echo", b, &[]);
         let mut p = Proc::spawn(activated(cmd, udp.as_raw_fd()));
         let st = p.wait_exit();
         let lines = p.drain_lines().join("\n");
@@ -174,7 +174,7 @@ fn socket_activation_refuses_a_datagram_socket() {
 #[test]
 fn listen_pid_of_another_process_is_ignored() {
     for_each_backend(|b| {
-        let mut cmd = example_cmd("echo", b, &["--addr", "127.0.0.1:0", "--workers", "1"]);
+        let mut cmd = one_worker_cmd("echo", b, &[]);
         cmd.env("LISTEN_PID", "1").env("LISTEN_FDS", "1");
         let mut p = Proc::spawn(cmd);
         let addr = p.addr_after("listening on");
@@ -196,18 +196,7 @@ fn notify_socket_gets_periodic_status_lines() {
         let path = scratch(&format!("status-{}", b.name())).join("notify.sock");
         let sock = UnixDatagram::bind(&path).unwrap();
         sock.set_read_timeout(Some(support::DEADLINE)).unwrap();
-        let mut cmd = example_cmd(
-            "echo",
-            b,
-            &[
-                "--addr",
-                "127.0.0.1:0",
-                "--workers",
-                "1",
-                "--status-interval",
-                "50ms",
-            ],
-        );
+        let mut cmd = one_worker_cmd("echo", b, &["--status-interval", "50ms"]);
         cmd.env("NOTIFY_SOCKET", &path);
         let mut p = Proc::spawn(cmd);
         let addr = p.addr_after("listening on");

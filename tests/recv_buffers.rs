@@ -9,6 +9,7 @@ mod support;
 use ringcore::runtime::kernel_version;
 use ringcore::{BackendKind, Builder, Conn, ConnInfo, Counters, Handler, SocketOptions};
 use std::io::Write;
+use std::time::Duration;
 use support::client::{
     connect, connect_small_rcvbuf, echo_check, echo_many, read_to_eof, set_linger_zero, Rng,
 };
@@ -194,10 +195,11 @@ fn send_zc_peer_reset_mid_send() {
 }
 
 /// Clients that write and never read while zero-copy sends are in flight, then a
-/// shutdown: the drain deadline aborts them and `serve` returns. Before the abort
-/// disconnected such a socket, its send's pages stayed in the send queue of a peer
-/// that never reads, the send's completion (made at the notification) never came,
-/// the close waited for it and `serve` never returned (soak_abuse seed 11).
+/// shutdown: the drain deadline aborts them and `serve` returns. When a zero-copy
+/// send completed only with its notification, the close waited for a notification
+/// that the send queue of a peer that never reads held back, and `serve` never
+/// returned (soak_abuse seed 11); now the send's result comes at once and only the
+/// memory waits (zchold.rs).
 #[test]
 fn send_zc_to_peers_that_never_read_does_not_hold_the_drain() {
     for_each_backend(|backend| {
@@ -237,6 +239,115 @@ fn send_zc_to_peers_that_never_read_does_not_hold_the_drain() {
         assert_eq!(c.panics, 0);
         assert_eq!(c.open_conns, 0, "{backend}: connections left open");
         drop(clients);
+    });
+}
+
+/// Echo, except for three commands (each a whole input): `linger` queues `ZC_BIG`
+/// bytes as one send and closes with a 100 ms close deadline; `hold` queues them with
+/// the output limit off (so reading goes on); `abort` aborts the connection.
+struct ZcAbort;
+
+const ZC_BIG: usize = 4 << 20;
+
+impl Handler for ZcAbort {
+    fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) -> usize {
+        match data {
+            b"linger" => {
+                conn.set_close_timeout(Some(Duration::from_millis(100)));
+                conn.send_owned(vec![0x5a; ZC_BIG]);
+                conn.close();
+            }
+            b"hold" => {
+                conn.set_output_limit(0);
+                conn.send_owned(vec![0x5a; ZC_BIG]);
+            }
+            b"abort" => conn.abort(),
+            _ => conn.send(data),
+        }
+        data.len()
+    }
+}
+
+/// A server of [`ZcAbort`] whose first send of 64 KiB or more per socket goes out as
+/// `SEND_ZC` (io_uring; local peers included), with a 2 MiB socket send buffer, so
+/// that most of `ZC_BIG` waits in the server's socket for a client that reads nothing.
+fn zc_abort_server(backend: BackendKind) -> TestServer {
+    start_server_opts(
+        backend,
+        |b| b.send_zc_threshold(Some(64 * 1024)).send_zc_local(true),
+        &SocketOptions::default().send_buffer(1 << 20),
+        |_: &ConnInfo| ZcAbort,
+    )
+}
+
+/// After an aborted connection closed: on io_uring its one zero-copy send's
+/// notification comes (on loopback every notification reports a copy), which is what
+/// releases the memory the send read; then a new connection's echo is intact and the
+/// server stops without waiting out a drain.
+fn zc_abort_finish(server: TestServer, backend: BackendKind, seed: u64) {
+    if backend == BackendKind::Uring && kernel_at_least((6, 1)) {
+        let c = server.wait_counters("the zero-copy notification, after the close", |c| {
+            c.send_zc_copied >= 1
+        });
+        assert_eq!((c.send_zc, c.send_zc_copied), (1, 1), "{backend}");
+    } else {
+        assert_eq!(server.counters().send_zc, 0);
+    }
+    let mut s = connect(server.addr);
+    echo_check(&mut s, &Rng::new(seed).bytes(200_000), 64 * 1024);
+    drop(s);
+    server.wait_counters("the echo connection closed", |c| c.open_conns == 0);
+    let c = server.stop();
+    assert_eq!((c.panics, c.drain_aborted), (0, 0), "{backend}");
+}
+
+/// A close deadline aborts a connection whose last send (`ZC_BIG` bytes, zero-copy,
+/// linked to the close) is still in flight, waiting for room a client that never
+/// reads will not make: the connection closes while the client has read nothing, the
+/// send's notification comes after the close, and the server keeps serving. Before
+/// zero-copy results came at once this needed a special disconnect (`connect
+/// (AF_UNSPEC)`) on abort; the abort now takes the same path as for copied sends.
+#[test]
+fn send_zc_in_flight_aborted_at_the_close_deadline() {
+    for_each_backend(|backend| {
+        let server = zc_abort_server(backend);
+        let mut s = connect_small_rcvbuf(server.addr, 16 * 1024);
+        s.write_all(b"linger").unwrap();
+        let c = server.wait_counters("the connection aborted, its client reading nothing", |c| {
+            c.accepts == 1 && c.open_conns == 0
+        });
+        assert_eq!(c.timeouts, 1, "{backend}: closed by its close deadline");
+        zc_abort_finish(server, backend, 61);
+        drop(s);
+    });
+}
+
+/// An abort while a zero-copy send's memory is still held for its notification (the
+/// send's result came; most of its bytes wait in the server's socket for a client
+/// that reads nothing) and the rest of the queue is in flight as a copied send: the
+/// notification is outstanding before the abort, the connection closes after it with
+/// the client still reading nothing, and then the notification comes.
+#[test]
+fn send_zc_memory_held_across_an_abort() {
+    for_each_backend(|backend| {
+        let server = zc_abort_server(backend);
+        let mut s = connect_small_rcvbuf(server.addr, 16 * 1024);
+        s.write_all(b"hold").unwrap();
+        let c = server.wait_counters("the first reply bytes taken by the kernel", |c| {
+            c.bytes_out > 0
+        });
+        if backend == BackendKind::Uring && kernel_at_least((6, 1)) {
+            // Sent zero-copy; its pages are still in the socket: no notification yet.
+            assert_eq!((c.send_zc, c.send_zc_copied), (1, 0), "{backend}");
+        }
+        assert_eq!(c.open_conns, 1);
+        s.write_all(b"abort").unwrap();
+        server.wait_counters(
+            "the aborted connection closed, its client reading nothing",
+            |c| c.open_conns == 0,
+        );
+        zc_abort_finish(server, backend, 67);
+        drop(s);
     });
 }
 

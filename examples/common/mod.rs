@@ -151,6 +151,29 @@ impl RuntimeArgs {
     }
 }
 
+impl RuntimeArgs {
+    /// What every TCP server example does first: the runtime these flags describe
+    /// ([`runtime`](Self::runtime)), the listeners to serve on ([`listeners`]:
+    /// systemd's, else `addr` bound once per worker), and the systemd status lines
+    /// every `--status-interval` ([`report_status`]).
+    pub fn start(&self, addr: &str) -> anyhow::Result<(Runtime, Listeners)> {
+        let rt = self.runtime()?;
+        let listeners = listeners(addr, &rt)?;
+        report_status(rt.handle(), self.status_interval);
+        Ok((rt, listeners))
+    }
+}
+
+/// The start-up line `NAME: listening on AT with N worker(s), backend B` on stderr
+/// (the operability tests and scripts wait for "listening on").
+pub fn announce(name: &str, at: impl std::fmt::Display, rt: &Runtime) {
+    eprintln!(
+        "{name}: listening on {at} with {} worker(s), backend {}",
+        rt.config().workers,
+        backend_name(rt),
+    );
+}
+
 /// Installs the log subscriber every example uses: human-readable lines on stderr,
 /// filtered by `RUST_LOG` (default `info`, e.g. `RUST_LOG=ringcore_net=debug`).
 pub fn init_logging() {

@@ -228,9 +228,6 @@ impl<F: Factory> Server<F> {
         }
         if core.has(ABORT) {
             core.reset_if_unsent();
-            if io.config().send_zc_threshold.is_some() && core.out.in_flight() {
-                core.disconnect_for_zero_copy();
-            }
             let filling = core.splice.as_ref().is_some_and(|st| st.filling);
             core.out.discard_unsent(&mut self.ctx.spare, filling);
             self.close_retired(io, idx);

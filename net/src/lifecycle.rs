@@ -78,31 +78,13 @@ impl ConnCore {
     /// orphaned socket holding them, with a FIN queued behind them, for as long as a
     /// peer that does not read makes it wait (a slow reader cut off by a rate limit,
     /// the close or drain deadline). Without unsent bytes the close stays graceful.
-    /// Aborting with a send in flight that may be zero-copy (`SEND_ZC`): a peer that
-    /// never reads keeps the send waiting for room, and the pages of zero-copy sends
-    /// referenced by the socket's send queue (their memory stays kept, zchold.rs,
-    /// until their notifications). Disconnect now (`connect(AF_UNSPEC)`: a reset that
-    /// purges the send queue); the send then completes, the close follows, and the
-    /// notifications come. A failure (e.g. not a TCP socket) leaves the abort as it
-    /// was.
-    pub(crate) fn disconnect_for_zero_copy(&mut self) {
-        if self.has(CANCELLED) {
-            return;
-        }
-        // SAFETY: all-zero bytes are a valid `sockaddr`.
-        let mut sa: libc::sockaddr = unsafe { std::mem::zeroed() };
-        sa.sa_family = libc::AF_UNSPEC as libc::sa_family_t;
-        // SAFETY: `fd` is this connection's open socket (closed only after CANCELLED);
-        // `sa` is a valid sockaddr of the size passed.
-        unsafe {
-            libc::connect(
-                self.fd,
-                &sa,
-                std::mem::size_of::<libc::sockaddr>() as libc::socklen_t,
-            )
-        };
-    }
-
+    ///
+    /// Zero-copy sends (`SEND_ZC`) need nothing more here. A send's result comes
+    /// without waiting for its notification, and the memory it read waits in the
+    /// worker's `ZcHolds` (zchold.rs), not in the slot: a send still in flight is
+    /// cancelled and the close follows exactly as for a copied send. The kernel's
+    /// send queue is then dropped by the reset (or was already empty), so it lets go
+    /// of the pages and the notifications come; only they release the memory.
     pub(crate) fn reset_if_unsent(&mut self) {
         if self.has(CANCELLED | RESET_SET) {
             return;

@@ -200,6 +200,14 @@ pub fn example_cmd(name: &str, backend: ringcore::BackendKind, args: &[&str]) ->
     c
 }
 
+/// [`example_cmd`] for a server on one worker at an ephemeral loopback port
+/// (`--addr 127.0.0.1:0 --workers 1`), followed by `args`.
+pub fn one_worker_cmd(name: &str, backend: ringcore::BackendKind, args: &[&str]) -> Command {
+    let mut c = example_cmd(name, backend, &["--addr", "127.0.0.1:0", "--workers", "1"]);
+    c.args(args);
+    c
+}
+
 /// One HTTP/1.1 GET on a new connection; `(status, body)`.
 pub fn http_get(addr: SocketAddr, target: &str, extra: &str) -> (u16, Vec<u8>) {
     let mut c = super::http::HttpClient::connect(addr);
@@ -242,17 +250,10 @@ pub fn http_with_access_log(
     tag: &str,
 ) -> (Proc, SocketAddr, PathBuf) {
     let log = scratch(&format!("{tag}-{}", backend.name())).join("access.log");
-    let mut p = Proc::spawn(example_cmd(
+    let mut p = Proc::spawn(one_worker_cmd(
         "http",
         backend,
-        &[
-            "--addr",
-            "127.0.0.1:0",
-            "--workers",
-            "1",
-            "--access-log",
-            log.to_str().unwrap(),
-        ],
+        &["--access-log", log.to_str().unwrap()],
     ));
     let addr = p.addr_after("listening on");
     (p, addr, log)
