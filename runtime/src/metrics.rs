@@ -128,8 +128,15 @@ counters! {
     /// (`SO_RXQ_OVFL`, as last reported with a received datagram; raise
     /// `net.core.rmem_max` and `UdpOptions::recv_buffer`).
     datagrams_kernel_dropped,
-    /// Datagram sends or receives that failed with an error.
+    /// Datagram sends or receives that failed with an error (a failed GSO send counts
+    /// each of its datagrams).
     datagram_errors,
+    /// Sends that carried a run of several datagrams to one peer as one `UDP_SEGMENT`
+    /// (GSO) send (`UdpOptions::gso`); their datagrams count in `datagrams_out`.
+    datagram_gso_sends,
+    /// UDP sockets that turned GSO off because the kernel refused a GSO send (the
+    /// run's datagrams were sent one by one; logged as a warning).
+    datagram_gso_fallbacks,
     /// Receive completions whose bytes spanned more than one provided buffer (io_uring
     /// receive bundles, `Config::recv_bundle`).
     recv_bundles,
