@@ -152,10 +152,10 @@ counters! {
     recv_hold_fallbacks,
     /// Receive buffers held by queued zero-copy sends right now (a gauge).
     recv_held,
-    /// Connection sockets put into the direct-descriptor table
-    /// (`Config::direct_descriptors`).
+    /// Sockets (connections, outbound sockets, UDP sockets) put into the
+    /// direct-descriptor table (`Config::direct_descriptors`).
     direct_conns,
-    /// Connections left on their plain fd because the direct-descriptor table was full.
+    /// Sockets left on their plain fd because the direct-descriptor table was full.
     direct_fallbacks,
     /// Direct-descriptor slots holding a socket right now (a gauge; back to 0 once
     /// every registered connection closed).

@@ -352,6 +352,10 @@ impl<H: DatagramHandler> Service for UdpService<H> {
                 ),
             ));
         }
+        // io_uring with `direct_descriptors`: the socket's receive and sends name a
+        // registered-table slot from here on; it keeps its fd, and its close
+        // (`Op::Close`) empties the slot first. Off, full table or epoll: a no-op.
+        io.register_direct(self.fd);
         self.arm(io);
         self.call(io, "on_open", |h, ctx| h.on_open(ctx));
         self.send_queued(io);
@@ -449,6 +453,8 @@ impl<H: DatagramHandler> Service for UdpService<H> {
 
 impl<H: DatagramHandler> Drop for UdpService<H> {
     fn drop(&mut self) {
+        // Only when the worker ends without draining (an error): a direct-descriptor
+        // slot of the socket is then released with the ring, right after.
         if self.fd >= 0 && !self.closing {
             crate::socket::close_fd(self.fd);
         }
