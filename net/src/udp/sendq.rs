@@ -19,8 +19,8 @@ const SPARE_SLOTS: usize = 64;
 /// A spare slot keeps at most this much payload capacity.
 const SPARE_CAPACITY: usize = 16 * 1024;
 
-/// Most datagrams one GSO send carries. The kernel's `UDP_MAX_SEGMENTS` is 64 up to
-/// Linux 6.9 and 128 since; 64 works on both.
+/// Most datagrams one GSO send carries. The kernel's `UDP_MAX_SEGMENTS` is 64 on
+/// older kernels and 128 on newer ones; 64 works on both.
 pub const GSO_MAX_SEGMENTS: usize = 64;
 /// Largest datagram to an IPv4 peer that joins a GSO run: a 1500-byte MTU less the
 /// IPv4 and UDP headers. The kernel refuses (`EINVAL`) a GSO send whose header plus
