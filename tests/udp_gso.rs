@@ -2,8 +2,8 @@
 //! equal replies to one peer leave as one `UDP_SEGMENT` send and arrive as the exact
 //! datagrams sent, in order (GSO on and off); replies to two peers are not merged,
 //! datagrams over the segment limit go alone; the send queue's bound counts datagrams;
-//! and a run the kernel refuses is re-sent one datagram at a time with GSO turned off
-//! for the socket. The refusal is real, not injected: the server socket's checksums are
+//! a run that fails for another reason reaches `on_error` once; and a run the kernel
+//! refuses is re-sent one datagram at a time with GSO turned off for the socket. The refusal is real, not injected: the server socket's checksums are
 //! turned off (`SO_NO_CHECK`), with which the kernel sends plain datagrams but refuses
 //! every GSO send with `EINVAL` (net/ipv4/udp.c, `udp_send_skb`).
 
@@ -39,13 +39,17 @@ struct Seen {
     gso: Vec<bool>,
     /// `send_to` results and `ctx.queued()` after a `fill`.
     fill: Option<(Vec<bool>, usize)>,
+    /// Each `on_error`: the peer and the error's kind.
+    errors: Vec<(Option<SocketAddr>, std::io::ErrorKind)>,
 }
 
 /// Answers commands:
 /// * `burst N SEG TAIL`: N datagrams of SEG bytes, then one of TAIL bytes (if TAIL > 0);
 /// * `mix ADDR`: 500-byte datagrams to the sender and ADDR interleaved (4 each), two
 ///   3000-byte ones to the sender, then five 500-byte ones to the sender;
-/// * `fill N`: N datagrams of 100 bytes to the sender, recording what `send_to` said.
+/// * `fill N`: N datagrams of 100 bytes to the sender, recording what `send_to` said;
+/// * `broadcast N`: N datagrams of 100 bytes to 255.255.255.255:9, which a socket
+///   without `SO_BROADCAST` may not send to (`EACCES`, not a GSO refusal).
 struct Replies {
     seen: Arc<Mutex<Seen>>,
 }
@@ -85,8 +89,18 @@ impl DatagramHandler for Replies {
                     .collect();
                 seen.fill = Some((results, ctx.queued()));
             }
+            "broadcast" => {
+                let to: SocketAddr = "255.255.255.255:9".parse().unwrap();
+                for i in 0..num(1) {
+                    ctx.send_to(to, &datagram(i as u32, 100));
+                }
+            }
             other => panic!("unknown command {other}"),
         }
+    }
+
+    fn on_error(&mut self, _: &mut Datagrams<'_>, peer: Option<SocketAddr>, err: &std::io::Error) {
+        self.seen.lock().unwrap().errors.push((peer, err.kind()));
     }
 }
 
@@ -339,5 +353,38 @@ fn a_refused_run_is_resent_one_by_one() {
         );
         assert_eq!(server.seen.lock().unwrap().gso, [true, false], "{backend}");
         server.stop();
+    });
+}
+
+#[test]
+fn a_failed_run_reaches_on_error_once() {
+    for_each_backend(|backend| {
+        for gso in [false, true] {
+            let label = format!("{backend}, gso {gso}");
+            let server = Server::start(backend, UdpOptions::default().gso(gso), |_| {});
+            let c = client();
+            c.send_to(b"broadcast 5", server.addr).unwrap();
+            wait_until("five failed datagrams counted", || {
+                server.counters().datagram_errors >= 5
+            });
+            // Still serving, GSO still on: the error was not a refusal of GSO.
+            burst(&c, server.addr, 3, 200, 0, &label);
+            let seen = server.seen.clone();
+            let k = server.stop();
+            assert_eq!(k.datagram_errors, 5, "{label}: each datagram counted");
+            assert_eq!(k.datagram_gso_fallbacks, 0, "{label}");
+            assert_eq!(
+                k.datagram_gso_sends,
+                u64::from(gso),
+                "{label}: the burst's run"
+            );
+            let seen = seen.lock().unwrap();
+            let to: SocketAddr = "255.255.255.255:9".parse().unwrap();
+            let one = (Some(to), std::io::ErrorKind::PermissionDenied);
+            // A run fails as one send: one on_error for its peer.
+            let want = if gso { vec![one] } else { vec![one; 5] };
+            assert_eq!(seen.errors, want, "{label}");
+            assert_eq!(seen.gso, [gso, gso], "{label}: GSO stays on");
+        }
     });
 }
