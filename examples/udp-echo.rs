@@ -1,6 +1,6 @@
 //! UDP echo server: every datagram is sent back to its source.
 //!
-//! `cargo run --release --example udp-echo -- --addr 127.0.0.1:7001 --workers 1 [--backend epoll] [--tcp-addr 127.0.0.1:7000]`
+//! `cargo run --release --example udp-echo -- --addr 127.0.0.1:7001 --workers 1 [--backend epoll] [--tcp-addr 127.0.0.1:7000] [--gso]`
 //!
 //! Try it: `nc -u 127.0.0.1 7001`. With `--tcp-addr` the same workers also run a TCP
 //! echo (UDP and TCP in one runtime). Prints its counters on exit (Ctrl-C).
@@ -34,6 +34,10 @@ struct Args {
     /// Receive only on IPv6 with an [::] address (IPV6_V6ONLY).
     #[arg(long)]
     v6only: bool,
+    /// UDP GSO: replies of one turn to one peer leave as one UDP_SEGMENT send when
+    /// they are equal in size (UdpOptions::gso; see docs/udp.md).
+    #[arg(long)]
+    gso: bool,
 }
 
 struct Echo;
@@ -69,18 +73,20 @@ fn main() -> anyhow::Result<()> {
     let workers = rt.config().workers;
     let mut opts = UdpOptions::default()
         .send_queue(args.send_queue)
-        .v6only(args.v6only);
+        .v6only(args.v6only)
+        .gso(args.gso);
     if let Some(n) = args.recv_buffer {
         opts = opts.recv_buffer(n);
     }
     let udp = UdpSockets::bind(args.addr.as_str(), workers, &opts)
         .with_context(|| format!("cannot bind udp {}", args.addr))?;
     eprintln!(
-        "udp-echo: receiving on udp {} with {} worker(s), backend {}, datagrams up to {} bytes",
+        "udp-echo: receiving on udp {} with {} worker(s), backend {}, datagrams up to {} bytes, gso {}",
         udp.local_addr(),
         workers,
         common::backend_name(&rt),
         payload_capacity(rt.config().buf_size as usize),
+        if args.gso { "on" } else { "off" },
     );
     let handle = rt.handle();
     common::report_status(rt.handle(), args.rt.status_interval);

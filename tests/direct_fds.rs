@@ -5,7 +5,7 @@
 //! (`direct_in_use` back to 0: a slot left behind would keep its socket open), and
 //! that a full table loses no connection. Outbound sockets (`Conn::connect`, here
 //! through the HTTP gateway, and the splice tunnel's upstream of `Conn::pipe_to`) go
-//! into the table too. On both backends; epoll ignores the option. The rest of the
+//! into the table too, and so does each worker's UDP socket. On both backends; epoll ignores the option. The rest of the
 //! suite runs with it forced on through `RINGCORE_DIRECT_FDS=1`.
 
 mod support;
@@ -315,7 +315,93 @@ fn gateway_outbound_with_a_tiny_table() {
     });
 }
 
-/// A direct close that fails, seen late (issue 13): direct closes carry
+/// Echoes every datagram.
+struct UdpEcho;
+
+impl ringcore::DatagramHandler for UdpEcho {
+    fn on_datagram(&mut self, ctx: &mut ringcore::Datagrams<'_>, peer: SocketAddr, bytes: &[u8]) {
+        ctx.send_to(peer, bytes);
+    }
+}
+
+/// `count` UDP round trips of distinct datagrams through `addr`.
+fn udp_round_trips(addr: SocketAddr, count: usize) {
+    let c = std::net::UdpSocket::bind("127.0.0.1:0").expect("client socket");
+    c.set_read_timeout(Some(support::DEADLINE)).unwrap();
+    let mut buf = [0u8; 2048];
+    for i in 0..count {
+        let msg = format!("datagram {i}");
+        c.send_to(msg.as_bytes(), addr).unwrap();
+        let (n, from) = c.recv_from(&mut buf).expect("an echo within the deadline");
+        assert_eq!((&buf[..n], from), (msg.as_bytes(), addr), "datagram {i}");
+    }
+}
+
+/// A worker's UDP socket goes into the table: its multishot `RECVMSG` and every
+/// `SENDMSG` name the slot, and the close at shutdown empties it. Then the table is
+/// tiny (one slot) with a TCP listener beside the UDP socket in the same worker: the
+/// UDP socket takes the slot, every TCP connection falls back to its plain fd, and
+/// both keep working.
+#[test]
+fn udp_through_direct_descriptors() {
+    use ringcore::{Listeners, ServeUdp, SocketOptions, UdpOptions, UdpSockets};
+    for_each_backend(|backend| {
+        let rt = support::base_builder(backend)
+            .direct_descriptors(true)
+            .build()
+            .unwrap();
+        let u = UdpSockets::bind("127.0.0.1:0", 1, &UdpOptions::default()).unwrap();
+        let addr = u.local_addr();
+        let handle = rt.handle();
+        let join = std::thread::spawn(move || rt.serve_udp(u, |_| UdpEcho));
+        udp_round_trips(addr, 50);
+        support::wait_until("50 echoes counted", || {
+            handle.metrics().total.datagrams_out == 50
+        });
+        handle.shutdown();
+        join.join().unwrap().expect("serve_udp returns Ok");
+        let c = handle.metrics().total;
+        if direct_on(backend, &c) {
+            assert_eq!((c.direct_conns, c.direct_fallbacks), (1, 0), "{c:?}");
+            // One receive armed, 50 sends, all on the slot.
+            assert!(c.direct_ops >= 51, "ops on the slot: {c:?}");
+            assert_eq!((c.direct_in_use, c.direct_errors), (0, 0), "{c:?}");
+        }
+
+        let rt = support::base_builder(backend)
+            .direct_descriptors(true)
+            .direct_slots(1)
+            .build()
+            .unwrap();
+        let l = Listeners::bind("127.0.0.1:0", 1, &SocketOptions::default()).unwrap();
+        let u = UdpSockets::bind("127.0.0.1:0", 1, &UdpOptions::default()).unwrap();
+        let (tcp, udp) = (l.local_addr(), u.local_addr());
+        let handle = rt.handle();
+        let join =
+            std::thread::spawn(move || rt.serve_with_udp(l, support::echo_factory, u, |_| UdpEcho));
+        for i in 0..5u8 {
+            let mut s = connect(tcp);
+            echo_check(&mut s, &[i; 100], 100);
+            udp_round_trips(udp, 10);
+            drop(s);
+        }
+        support::wait_until("5 TCP closes", || handle.metrics().total.closes == 5);
+        handle.shutdown();
+        join.join().unwrap().expect("serve_with_udp returns Ok");
+        let c = handle.metrics().total;
+        assert_eq!((c.accepts, c.datagrams_out), (5, 50), "{backend}: {c:?}");
+        if direct_on(backend, &c) {
+            assert_eq!(
+                (c.direct_conns, c.direct_fallbacks),
+                (1, 5),
+                "the UDP socket took the one slot: {c:?}"
+            );
+            assert_eq!((c.direct_in_use, c.direct_errors), (0, 0), "{c:?}");
+        }
+    });
+}
+
+/// A direct close that fails, seen late (issue 12): direct closes carry
 /// `CQE_SKIP_SUCCESS`, so the only completion one can post is a failure, and the slot
 /// was already let go by the SQ head (docs/design.md, "Direct descriptors"). The fault
 /// injector (`direct_close_fail`) queues a second close behind every real one; the

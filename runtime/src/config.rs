@@ -163,7 +163,8 @@ pub struct Config {
     /// shutdowns and polls name the table slot (`IOSQE_FIXED_FILE`), which skips a
     /// file lookup and reference count per op; its close empties the slot first with a
     /// direct close, which posts no completion where the kernel has
-    /// `IOSQE_CQE_SKIP_SUCCESS` (5.17; not with SQPOLL). UDP sockets stay plain. The
+    /// `IOSQE_CQE_SKIP_SUCCESS` (5.17; not with SQPOLL). Each worker's UDP socket
+    /// (`serve_udp`) goes in too (its `RECVMSG` and `SENDMSG`s name the slot). The
     /// socket keeps its normal fd too, for everything that needs one. A full table or a
     /// failed registration leaves connections on their plain fds (counted in
     /// `direct_fallbacks`; nothing is lost). Default off (see docs/benchmarks.md,

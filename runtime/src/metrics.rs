@@ -128,8 +128,15 @@ counters! {
     /// (`SO_RXQ_OVFL`, as last reported with a received datagram; raise
     /// `net.core.rmem_max` and `UdpOptions::recv_buffer`).
     datagrams_kernel_dropped,
-    /// Datagram sends or receives that failed with an error.
+    /// Datagram sends or receives that failed with an error (a failed GSO send counts
+    /// each of its datagrams).
     datagram_errors,
+    /// Sends that carried a run of several datagrams to one peer as one `UDP_SEGMENT`
+    /// (GSO) send (`UdpOptions::gso`); their datagrams count in `datagrams_out`.
+    datagram_gso_sends,
+    /// UDP sockets that turned GSO off because the kernel refused a GSO send (the
+    /// run's datagrams were sent one by one; logged as a warning).
+    datagram_gso_fallbacks,
     /// Receive completions whose bytes spanned more than one provided buffer (io_uring
     /// receive bundles, `Config::recv_bundle`).
     recv_bundles,
@@ -145,10 +152,10 @@ counters! {
     recv_hold_fallbacks,
     /// Receive buffers held by queued zero-copy sends right now (a gauge).
     recv_held,
-    /// Connection sockets put into the direct-descriptor table
-    /// (`Config::direct_descriptors`).
+    /// Sockets (connections, outbound sockets, UDP sockets) put into the
+    /// direct-descriptor table (`Config::direct_descriptors`).
     direct_conns,
-    /// Connections left on their plain fd because the direct-descriptor table was full.
+    /// Sockets left on their plain fd because the direct-descriptor table was full.
     direct_fallbacks,
     /// Direct-descriptor slots holding a socket right now (a gauge; back to 0 once
     /// every registered connection closed).

@@ -5,7 +5,8 @@
 //!    -> Completion { kind Datagram, buffer } -> parse (source address, payload, flags)
 //!    -> DatagramHandler::on_datagram(ctx, peer, bytes)   (or on_truncated: too large)
 //!         ctx.send_to(peer, reply)  -> bounded send queue (full: dropped and counted)
-//!    -> end of the loop turn: one SENDMSG SQE per queued datagram (epoll: sendmmsg)
+//!    -> end of the loop turn: one SENDMSG SQE per queued datagram (epoll: sendmmsg);
+//!       with UdpOptions::gso, one per run of equal datagrams to one peer (UDP_SEGMENT)
 //!  timer: ctx.set_timer(at) -> the worker wakes at `at` -> DatagramHandler::on_timer
 //! ```
 //!
@@ -20,6 +21,7 @@ mod sendq;
 mod serve;
 mod service;
 
+pub use sendq::{GSO_MAX_SEGMENTS, GSO_MAX_SEGMENT_V4, GSO_MAX_SEGMENT_V6};
 pub use serve::{IntoUdpSockets, ServeUdp};
 pub use service::DEFAULT_SEND_QUEUE;
 
@@ -106,7 +108,15 @@ impl Datagrams<'_> {
         self.q.queue(peer, bytes)
     }
 
-    /// Datagrams queued or in flight on this socket now.
+    /// True while sends to one peer are coalesced into GSO runs on this socket:
+    /// [`UdpOptions::gso`] was set and the kernel has not refused a run (after a
+    /// refusal it stays off for the socket's life).
+    pub fn gso(&self) -> bool {
+        self.q.gso
+    }
+
+    /// Datagrams queued or in flight on this socket now (a GSO run counts each of
+    /// its datagrams).
     pub fn queued(&self) -> usize {
         self.q.len()
     }
@@ -166,6 +176,20 @@ pub struct UdpOptions {
     /// Datagrams queued or in flight per socket before sends are dropped (default
     /// [`DEFAULT_SEND_QUEUE`]).
     pub send_queue: usize,
+    /// UDP GSO (`UDP_SEGMENT`, Linux 4.18; default `false`): consecutive
+    /// [`send_to`](Datagrams::send_to)s of one loop turn to the same peer leave as one
+    /// send when every datagram but the last of the run has the same size and the last
+    /// is no larger; the kernel cuts the run back into datagrams, so the peer sees
+    /// exactly the datagrams sent. Limits: at most [`GSO_MAX_SEGMENTS`] datagrams and
+    /// 65,507 bytes per run; only datagrams of 1 to [`GSO_MAX_SEGMENT_V4`] (1472) bytes
+    /// to IPv4 peers, [`GSO_MAX_SEGMENT_V6`] (1452) to IPv6 peers join one (larger
+    /// ones go alone: the kernel refuses a run whose segment exceeds the path MTU,
+    /// where a single datagram would be fragmented). When the kernel refuses a run
+    /// (`EIO`: no checksum offload on the route; `EINVAL`: e.g. a path MTU below 1500;
+    /// `EOPNOTSUPP`, `ENOPROTOOPT`), GSO is turned off for that socket with one
+    /// warning and the run's datagrams are sent one by one: none is lost.
+    /// docs/udp.md has the measurements.
+    pub gso: bool,
 }
 
 impl Default for UdpOptions {
@@ -175,6 +199,7 @@ impl Default for UdpOptions {
             recv_buffer: None,
             send_buffer: None,
             send_queue: DEFAULT_SEND_QUEUE,
+            gso: false,
         }
     }
 }
@@ -200,6 +225,27 @@ impl UdpOptions {
         self.send_queue = datagrams.max(1);
         self
     }
+    /// Sets [`gso`](Self::gso).
+    pub fn gso(mut self, on: bool) -> Self {
+        self.gso = on;
+        self
+    }
+}
+
+/// What each worker's send queue needs from [`UdpOptions`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SendSettings {
+    pub(crate) queue: usize,
+    pub(crate) gso: bool,
+}
+
+impl SendSettings {
+    fn of(opts: &UdpOptions) -> SendSettings {
+        SendSettings {
+            queue: opts.send_queue.max(1),
+            gso: opts.gso,
+        }
+    }
 }
 
 /// One bound UDP socket per worker, all on the same address.
@@ -207,7 +253,7 @@ impl UdpOptions {
 pub struct UdpSockets {
     fds: Vec<RawFd>,
     addr: SocketAddr,
-    send_queue: usize,
+    send: SendSettings,
 }
 
 impl UdpSockets {
@@ -232,7 +278,7 @@ impl UdpSockets {
         let mut s = UdpSockets {
             fds: Vec::with_capacity(count.max(1)),
             addr: want,
-            send_queue: opts.send_queue.max(1),
+            send: SendSettings::of(opts),
         };
         for _ in 0..count.max(1) {
             let fd = bind_one(&want, opts)?;
@@ -265,7 +311,7 @@ impl UdpSockets {
         let mut s = UdpSockets {
             fds: Vec::with_capacity(count.max(1)),
             addr,
-            send_queue: opts.send_queue.max(1),
+            send: SendSettings::of(opts),
         };
         for _ in 0..count.max(1) {
             s.fds.push(bind_one(&addr, opts)?);
@@ -281,6 +327,12 @@ impl UdpSockets {
         self.addr
     }
 
+    /// The sockets' fds, one per worker (for reading or setting options this crate
+    /// does not cover; do not close them).
+    pub fn fds(&self) -> &[RawFd] {
+        &self.fds
+    }
+
     /// Number of sockets (one per worker).
     pub fn len(&self) -> usize {
         self.fds.len()
@@ -291,8 +343,8 @@ impl UdpSockets {
         self.fds.is_empty()
     }
 
-    pub(crate) fn into_parts(mut self) -> (Vec<RawFd>, usize) {
-        (std::mem::take(&mut self.fds), self.send_queue)
+    pub(crate) fn into_parts(mut self) -> (Vec<RawFd>, SendSettings) {
+        (std::mem::take(&mut self.fds), self.send)
     }
 }
 

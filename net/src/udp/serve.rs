@@ -2,7 +2,7 @@
 //! alone or beside the TCP server in one worker loop ([`Both`]).
 
 use super::service::UdpService;
-use super::{DatagramFactory, UdpOptions, UdpSockets};
+use super::{DatagramFactory, SendSettings, UdpOptions, UdpSockets};
 use crate::per_worker::{bind_with_defaults, one_per_worker, WorkerFds};
 use crate::server::{IntoListeners, Server};
 use crate::Factory;
@@ -54,11 +54,11 @@ pub trait ServeUdp {
     ) -> io::Result<()>;
 }
 
-fn udp_fds(udp: impl IntoUdpSockets, workers: usize) -> io::Result<(WorkerFds, usize)> {
+fn udp_fds(udp: impl IntoUdpSockets, workers: usize) -> io::Result<(WorkerFds, SendSettings)> {
     let s = udp.into_udp_sockets(workers)?;
     one_per_worker(s.len(), workers, "UDP sockets")?;
-    let (fds, send_queue) = s.into_parts();
-    Ok((WorkerFds::new(fds), send_queue))
+    let (fds, send) = s.into_parts();
+    Ok((WorkerFds::new(fds), send))
 }
 
 impl ServeUdp for Runtime {
@@ -67,12 +67,12 @@ impl ServeUdp for Runtime {
         udp: U,
         factory: D,
     ) -> io::Result<()> {
-        let (fds, send_queue) = udp_fds(udp, self.config().workers)?;
+        let (fds, send) = udp_fds(udp, self.config().workers)?;
         let factory = Arc::new(factory);
         let fds2 = fds.clone();
         let r = self.run(move |id, _io| {
             let fd = fds2.take(id, "UDP socket")?;
-            Ok(UdpService::new(fd, factory.make(id), id, send_queue))
+            Ok(UdpService::new(fd, factory.make(id), id, send))
         });
         fds.close_left();
         r
@@ -88,7 +88,7 @@ impl ServeUdp for Runtime {
         let workers = self.config().workers;
         let l = listeners.into_listeners(workers)?;
         one_per_worker(l.len(), workers, "listeners")?;
-        let (ufds, send_queue) = udp_fds(udp, workers)?;
+        let (ufds, send) = udp_fds(udp, workers)?;
         let pass_fds = l.pass_fds();
         let (fds, _unix_file) = l.into_parts();
         let tfds = WorkerFds::new(fds);
@@ -99,7 +99,7 @@ impl ServeUdp for Runtime {
             let mut tcp = Server::new(id, fd, factory.clone(), io.now());
             tcp.listener.pass_fds = pass_fds;
             let ufd = u2.take(id, "UDP socket")?;
-            let udp = UdpService::new(ufd, udp_factory.make(id), id, send_queue);
+            let udp = UdpService::new(ufd, udp_factory.make(id), id, send);
             Ok(Both { tcp, udp })
         });
         tfds.close_left();

@@ -10,15 +10,17 @@
 //! running    flush, receive not armed      arm RecvMsgMulti (after an error: 10 ms later)
 //! running    recv CQE with buffer          parse -> on_datagram / on_truncated; recycle
 //! running    recv CQE without F_MORE       not armed (ENOBUFS: counted, re-armed at flush)
-//! running    flush, sends queued           one SendMsg per datagram (slot owns the memory)
+//! running    flush, sends queued           one SendMsg per slot (slot owns the memory):
+//!                                          one datagram, or a GSO run (UDP_SEGMENT cmsg)
+//! any        run refused (EIO, EINVAL, ..)  GSO off for the socket; run split, re-queued
 //! any        flush/expire, timer due           on_timer (its sends leave at that flush)
 //! draining   drain()                       cancel the receive; on_drain; sends go on
 //! draining   no receive, nothing queued    Close; closed -> on_close; done
 //! aborted    abort()                       queued sends dropped; CancelFd; then as above
 //! ```
 
-use super::sendq::SendQueue;
-use super::{parse_sockaddr, DatagramHandler, Datagrams};
+use super::sendq::{SendQueue, SendSlot};
+use super::{parse_sockaddr, DatagramHandler, Datagrams, SendSettings};
 use ringcore_runtime::op::datagram::{RecvMsg, RECVMSG_HEADER};
 use ringcore_runtime::{Completion, Io, Op, OpKind, RateLimit, Service, Token};
 use std::io;
@@ -52,6 +54,17 @@ fn token(slot: u32) -> Token {
     Token::new(slot, GENERATION, OpKind::Datagram)
 }
 
+/// The errors with which the kernel refuses a GSO send it would have sent as single
+/// datagrams (net/ipv4/udp.c `udp_send_skb`, net/ipv6/udp.c): `EIO` (no checksum
+/// offload on the route, or xfrm), `EINVAL` (segment plus headers above the path MTU,
+/// too many segments, checksums off), `EOPNOTSUPP` / `ENOPROTOOPT` (no `UDP_SEGMENT`).
+fn gso_refusal(errno: i32) -> bool {
+    matches!(
+        errno,
+        libc::EIO | libc::EINVAL | libc::EOPNOTSUPP | libc::ENOPROTOOPT
+    )
+}
+
 /// One worker's UDP socket.
 pub(crate) struct UdpService<H: DatagramHandler> {
     fd: RawFd,
@@ -78,7 +91,7 @@ pub(crate) struct UdpService<H: DatagramHandler> {
 }
 
 impl<H: DatagramHandler> UdpService<H> {
-    pub(crate) fn new(fd: RawFd, handler: H, worker: usize, send_queue: usize) -> Self {
+    pub(crate) fn new(fd: RawFd, handler: H, worker: usize, send: SendSettings) -> Self {
         let local = crate::addr::local_addr(fd);
         let v6 = local.is_some_and(|a| a.is_ipv6());
         // SAFETY: an all-zero msghdr is valid (null pointers, zero lengths).
@@ -88,7 +101,7 @@ impl<H: DatagramHandler> UdpService<H> {
         UdpService {
             fd,
             handler,
-            q: SendQueue::new(send_queue, v6),
+            q: SendQueue::new(send.queue, v6, send.gso),
             local,
             worker,
             template,
@@ -233,13 +246,25 @@ impl<H: DatagramHandler> UdpService<H> {
             debug_assert!(false, "send completion for a free slot: {c:?}");
             return;
         };
+        let segs = s.segs as u64;
         if c.result >= 0 {
-            io.counters().datagrams_out += 1;
-            io.counters().bytes_out += c.result as u64;
+            let counters = io.counters();
+            counters.datagrams_out += segs;
+            counters.bytes_out += c.result as u64;
+            if s.is_run() {
+                counters.datagram_gso_sends += 1;
+            }
         } else if c.result == -libc::ECANCELED {
-            io.counters().datagrams_dropped += 1;
+            io.counters().datagrams_dropped += segs;
+        } else if s.is_run() && gso_refusal(-c.result) {
+            if !self.aborted {
+                self.gso_refused(io, s, -c.result);
+                return;
+            }
+            // Aborted: the queue is cut, so the run's datagrams are dropped with it.
+            io.counters().datagrams_dropped += segs;
         } else {
-            io.counters().datagram_errors += 1;
+            io.counters().datagram_errors += segs;
             let err = io::Error::from_raw_os_error(-c.result);
             let peer = s.peer;
             self.call(io, "on_error", |h, ctx| h.on_error(ctx, Some(peer), &err));
@@ -247,20 +272,52 @@ impl<H: DatagramHandler> UdpService<H> {
         self.q.recycle(s);
     }
 
+    /// The kernel refused a GSO run: GSO goes off for this socket (one warning) and the
+    /// run's datagrams are queued again one by one, ahead of what was queued since, to
+    /// leave at this turn's flush.
+    fn gso_refused(&mut self, io: &mut Io, run: Box<SendSlot>, errno: i32) {
+        if self.q.gso {
+            self.q.gso = false;
+            io.counters().datagram_gso_fallbacks += 1;
+            tracing::warn!(
+                worker = self.worker,
+                error = %io::Error::from_raw_os_error(errno),
+                segments = run.segs,
+                "the kernel refused a UDP GSO send; GSO is off for this socket and its \
+                 datagrams are sent one by one"
+            );
+        }
+        let mut parts = self.q.split(run);
+        parts.append(&mut self.q.pending);
+        self.q.pending = parts;
+    }
+
     fn send_queued(&mut self, io: &mut Io) {
         if self.q.pending.is_empty() {
             return;
         }
         for s in std::mem::take(&mut self.q.pending) {
-            let idx = self.q.in_flight.insert(s);
-            let msg = self.q.in_flight[idx].prepare();
-            // SAFETY: the header, its iovec, address and bytes live in the boxed slot held
-            // by `in_flight` until this send's completion removes it.
-            if unsafe { io.submit(token(idx as u32), Op::SendMsg { fd: self.fd, msg }) }.is_err() {
-                let s = self.q.in_flight.remove(idx);
-                io.counters().datagrams_dropped += 1;
-                self.q.recycle(s);
+            if s.is_run() && !self.q.gso {
+                // Queued before GSO was turned off.
+                for one in self.q.split(s) {
+                    self.submit_send(io, one);
+                }
+            } else {
+                self.submit_send(io, s);
             }
+        }
+    }
+
+    fn submit_send(&mut self, io: &mut Io, s: Box<SendSlot>) {
+        let idx = self.q.in_flight.insert(s);
+        let msg = self.q.in_flight[idx].prepare();
+        // SAFETY: the header, its iovec, address, control data and bytes live in the
+        // boxed slot held by `in_flight` until this send's completion removes it (the
+        // kernel may read the UDP_SEGMENT cmsg until then too).
+        if unsafe { io.submit(token(idx as u32), Op::SendMsg { fd: self.fd, msg }) }.is_err() {
+            let s = self.q.in_flight.remove(idx);
+            io.counters().datagrams_dropped += s.segs as u64;
+            self.q.recycle(s);
         }
     }
 
@@ -295,6 +352,10 @@ impl<H: DatagramHandler> Service for UdpService<H> {
                 ),
             ));
         }
+        // io_uring with `direct_descriptors`: the socket's receive and sends name a
+        // registered-table slot from here on; it keeps its fd, and its close
+        // (`Op::Close`) empties the slot first. Off, full table or epoll: a no-op.
+        io.register_direct(self.fd);
         self.arm(io);
         self.call(io, "on_open", |h, ctx| h.on_open(ctx));
         self.send_queued(io);
@@ -371,7 +432,7 @@ impl<H: DatagramHandler> Service for UdpService<H> {
             return;
         }
         self.aborted = true;
-        let cut = self.q.pending.len();
+        let cut: usize = self.q.pending.iter().map(|s| s.segs).sum();
         for s in std::mem::take(&mut self.q.pending) {
             self.q.recycle(s);
         }
@@ -392,6 +453,8 @@ impl<H: DatagramHandler> Service for UdpService<H> {
 
 impl<H: DatagramHandler> Drop for UdpService<H> {
     fn drop(&mut self) {
+        // Only when the worker ends without draining (an error): a direct-descriptor
+        // slot of the socket is then released with the ring, right after.
         if self.fd >= 0 && !self.closing {
             crate::socket::close_fd(self.fd);
         }

@@ -10,7 +10,9 @@
 //!   any other op is started (order is kept), when the turn's wait begins, or when an
 //!   fd is forgotten, one `sendmmsg` per run of consecutive sends on one fd. The sends
 //!   a full socket buffer refused wait, parked, for `EPOLLOUT` and go one `sendmsg`
-//!   each, as io_uring's internal poll would retry them.
+//!   each, as io_uring's internal poll would retry them. Each header is passed whole,
+//!   control data included (a GSO run's `UDP_SEGMENT` cmsg), as io_uring's `SENDMSG`
+//!   passes it.
 
 use super::attempt::{count, neg};
 use super::fdstate::{READABLE, WRITABLE};

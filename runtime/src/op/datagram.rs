@@ -21,7 +21,8 @@
 //! datagram did not fit (the payload is then its first bytes only). The epoll backend
 //! writes the very same layout, so [`RecvMsg::parse`] serves both.
 
-use io_uring::{opcode, squeue, types};
+use super::Target;
+use io_uring::squeue;
 use std::io;
 use std::mem;
 use std::os::fd::RawFd;
@@ -36,8 +37,12 @@ pub const MMSG_BATCH: usize = 32;
 ///
 /// # Safety
 /// `msg` points at a valid template `msghdr` that outlives the op (the push contract).
-pub(crate) unsafe fn recv_sqe(fd: RawFd, msg: *const libc::msghdr, bgid: u16) -> squeue::Entry {
-    opcode::RecvMsgMulti::new(types::Fd(fd), msg, bgid).build()
+pub(crate) unsafe fn recv_sqe(
+    fd: impl Into<Target>,
+    msg: *const libc::msghdr,
+    bgid: u16,
+) -> squeue::Entry {
+    on_target!(RecvMsgMulti, fd.into(), msg, bgid).build()
 }
 
 /// The send SQE: `IORING_OP_SENDMSG` with `MSG_NOSIGNAL` (the name is kept, unlike the
@@ -45,8 +50,8 @@ pub(crate) unsafe fn recv_sqe(fd: RawFd, msg: *const libc::msghdr, bgid: u16) ->
 ///
 /// # Safety
 /// `msg`, its name and its iovecs outlive the op (the push contract).
-pub(crate) unsafe fn send_sqe(fd: RawFd, msg: *const libc::msghdr) -> squeue::Entry {
-    opcode::SendMsg::new(types::Fd(fd), msg)
+pub(crate) unsafe fn send_sqe(fd: impl Into<Target>, msg: *const libc::msghdr) -> squeue::Entry {
+    on_target!(SendMsg, fd.into(), msg)
         .flags(libc::MSG_NOSIGNAL as u32)
         .build()
 }

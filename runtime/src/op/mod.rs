@@ -240,8 +240,10 @@ pub enum Op {
     SendMsg {
         /// The datagram socket.
         fd: RawFd,
-        /// The message: name, iovecs (no control data); it and everything it points
-        /// at must stay valid and unmodified until completion.
+        /// The message: name, iovecs and optional control data (e.g. a `UDP_SEGMENT`
+        /// cmsg: then `result` counts the bytes of every segment); it and everything it
+        /// points at must stay valid and unmodified until completion. Both backends
+        /// hand the whole header to the kernel.
         msg: *const libc::msghdr,
     },
     /// Does nothing; completes with 0.

@@ -250,6 +250,8 @@ impl Ring {
             op,
             Op::RecvMulti { .. }
                 | Op::Send { .. }
+                | Op::RecvMsgMulti { .. }
+                | Op::SendMsg { .. }
                 | Op::Shutdown { .. }
                 | Op::PollWritable { .. }
                 | Op::PollReadable { .. }
@@ -335,10 +337,10 @@ impl Ring {
             Op::RecvMsgMulti { fd, msg } => {
                 let group = self.dgram.bgid().unwrap_or(bufring::BGID);
                 // SAFETY: forwarded push contract: the template outlives the op.
-                unsafe { op::datagram::recv_sqe(fd, msg, group) }
+                unsafe { op::datagram::recv_sqe(tgt(fd), msg, group) }
             }
             // SAFETY: forwarded push contract: `msg`, its name and iovecs are valid.
-            Op::SendMsg { fd, msg } => unsafe { op::datagram::send_sqe(fd, msg) },
+            Op::SendMsg { fd, msg } => unsafe { op::datagram::send_sqe(tgt(fd), msg) },
             Op::Nop => op::nop::sqe(),
         };
         (e.user_data(token.raw()), zc)

@@ -79,6 +79,10 @@ enum Mode {
         /// Datagrams in flight per generator socket (closed loop).
         #[arg(long, default_value_t = 32)]
         depth: usize,
+        /// The generator's own sends use UDP GSO (UdpOptions::gso): the datagrams one
+        /// turn sends leave as one UDP_SEGMENT send.
+        #[arg(long)]
+        gso: bool,
     },
     /// Open N idle connections and keep them open for --duration seconds.
     Hold {
@@ -352,7 +356,9 @@ fn main() -> anyhow::Result<()> {
                 )
             })
         }
-        Mode::Udp { size, depth, .. } => {
+        Mode::Udp {
+            size, depth, gso, ..
+        } => {
             use ringcore::{ServeUdp, UdpOptions, UdpSockets};
             if *size < 8 {
                 bail!("--size must be at least 8 (a sequence number leads each datagram)");
@@ -362,7 +368,9 @@ fn main() -> anyhow::Result<()> {
             } else {
                 "127.0.0.1:0".parse()?
             };
-            let opts = UdpOptions::default().send_queue(depth.max(&1) * 2);
+            let opts = UdpOptions::default()
+                .send_queue(depth.max(&1) * 2)
+                .gso(*gso);
             let sockets = UdpSockets::bind_distinct(local, workers, &opts)
                 .context("binding the generator's UDP sockets")?;
             let (target, size, depth, shared) = (common.addr, *size, *depth, shared.clone());
