@@ -270,7 +270,10 @@ pub(super) fn status_of(out: &[u8]) -> Option<u16> {
     if out.len() < 12 || !out.starts_with(b"HTTP/1.") {
         return None;
     }
-    std::str::from_utf8(&out[9..12]).ok()?.parse().ok()
+    // Three ASCII digits, read in place (this runs once per response).
+    out[9..12].iter().try_fold(0u16, |n, &b| {
+        b.is_ascii_digit().then(|| n * 10 + u16::from(b - b'0'))
+    })
 }
 
 /// The longest prefix of `s` of at most `max` bytes that ends on a char boundary.
@@ -458,6 +461,17 @@ pub fn format_into(s: &mut String, r: &AccessRecord<'_>, format: AccessFormat, n
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_of_reads_the_three_digits_of_a_status_line() {
+        assert_eq!(status_of(b"HTTP/1.1 200 OK\r\n"), Some(200));
+        assert_eq!(status_of(b"HTTP/1.0 404 Not Found\r\n"), Some(404));
+        assert_eq!(status_of(b"HTTP/1.1 599 X\r\n"), Some(599));
+        assert_eq!(status_of(b"HTTP/1.1 2x0 OK\r\n"), None);
+        assert_eq!(status_of(b"HTTP/1.1 -20 OK\r\n"), None);
+        assert_eq!(status_of(b"HTTP/2 200 OK\r\n"), None);
+        assert_eq!(status_of(b"HTTP/1.1 20"), None);
+    }
 
     fn rec<'a>() -> AccessRecord<'a> {
         AccessRecord {
