@@ -1,9 +1,11 @@
 //! `send_file` under every splice mode of the io_uring backend (issue 12 item 6):
-//! io-wq splices (`ring`), inline pipe -> socket (`drain`), both inline (`inline`), and
-//! the epoll backend beside them. Every mode must deliver the same bytes in order
+//! io-wq splices (`ring`), inline pipe -> socket (`drain`), both inline (`inline`),
+//! `sendfile(2)` on the worker (`Config::sendfile`, the default with `inline`), and
+//! the epoll backend beside them. Every path must deliver the same bytes in order
 //! (a file between two in-memory sends, several files per connection, a reader with a
-//! small receive buffer so the socket fills and the inline drain meets `EAGAIN`), and
-//! the counters must show which path ran.
+//! small receive buffer so the socket fills and the inline drain or the sendfile meets
+//! `EAGAIN`), and the counters must show which path ran. A sendfile the kernel refuses
+//! (`EINVAL`, injected) must hand the rest of its file to the splice pair.
 
 mod support;
 
@@ -70,12 +72,28 @@ fn expected(file: &TempFile, copies: usize) -> Vec<u8> {
     want
 }
 
-fn run(backend: BackendKind, mode: SpliceMode, file: &Arc<TempFile>) {
+fn run(backend: BackendKind, mode: SpliceMode, sendfile: bool, file: &Arc<TempFile>) {
+    run_with(backend, mode, sendfile, None, file);
+}
+
+fn run_with(
+    backend: BackendKind,
+    mode: SpliceMode,
+    sendfile: bool,
+    faults: Option<ringcore_runtime::fault::FaultPlan>,
+    file: &Arc<TempFile>,
+) -> ringcore::Counters {
     let copies = 3;
     let f = file.clone();
     let server = start_server(
         backend,
-        |b| b.splice_mode(mode),
+        |b| {
+            let b = b.splice_mode(mode).sendfile(sendfile);
+            match faults {
+                Some(plan) => b.fault_injection(plan),
+                None => b,
+            }
+        },
         move |_: &ConnInfo| Files {
             file: f.clone(),
             copies,
@@ -98,21 +116,33 @@ fn run(backend: BackendKind, mode: SpliceMode, file: &Arc<TempFile>) {
     }
     let c = server.wait_counters("every connection closed", |c| c.open_conns == 0);
     assert_eq!(c.bytes_out, got_total);
-    // RINGCORE_SPLICE (the test matrix's switch) overrides the builder's mode.
+    // RINGCORE_SPLICE / RINGCORE_SENDFILE (the test matrix's switches) override the
+    // builder's settings.
     let mode = std::env::var("RINGCORE_SPLICE")
         .ok()
         .and_then(|v| SpliceMode::parse(&v))
         .unwrap_or(mode);
-    match (backend, mode) {
-        (BackendKind::Uring, SpliceMode::Ring) | (BackendKind::Epoll, _) => {
-            assert_eq!(c.inline_splices, 0, "{backend} {mode:?}")
+    let sendfile = std::env::var("RINGCORE_SENDFILE")
+        .ok()
+        .map_or(sendfile, |v| v.trim() != "0");
+    let by_sendfile = sendfile && mode == SpliceMode::Inline;
+    let tag = format!("{backend} {mode:?} sendfile={sendfile}");
+    if by_sendfile {
+        if faults.is_none() {
+            assert!(c.sendfiles > 0, "{tag}: no sendfile ran: {c:?}");
+            assert_eq!(c.inline_splices, 0, "{tag}: a splice ran: {c:?}");
         }
-        _ => assert!(
-            c.inline_splices > 0,
-            "{backend} {mode:?}: nothing ran inline"
-        ),
+    } else {
+        assert_eq!(c.sendfiles, 0, "{tag}: a sendfile ran: {c:?}");
+        match (backend, mode) {
+            (BackendKind::Uring, SpliceMode::Ring) | (BackendKind::Epoll, _) => {
+                assert_eq!(c.inline_splices, 0, "{tag}")
+            }
+            _ => assert!(c.inline_splices > 0, "{tag}: nothing ran inline"),
+        }
     }
     server.stop();
+    c
 }
 
 #[test]
@@ -124,7 +154,50 @@ fn every_splice_mode_delivers_the_same_bytes() {
             SpliceMode::InlineDrain,
             SpliceMode::Inline,
         ] {
-            run(backend, mode, &file);
+            for sendfile in [true, false] {
+                run(backend, mode, sendfile, &file);
+            }
+        }
+    });
+}
+
+/// Sendfiles refused with `EINVAL` (as for a file system without splice support; the
+/// fault injector answers a share of them unrun) and shortened: each refused file
+/// continues by the splice pair from where it stopped, and every byte still arrives
+/// in order. Both paths must have run.
+#[test]
+fn a_refused_sendfile_continues_by_splice() {
+    use ringcore_runtime::fault::{stats, FaultPlan, FaultRates};
+    if std::env::var("RINGCORE_SENDFILE").is_ok_and(|v| v.trim() == "0")
+        || std::env::var("RINGCORE_SPLICE").is_ok_and(|v| v.trim() != "inline")
+    {
+        return; // the matrix turned sendfile off: nothing to refuse
+    }
+    let file = TempFile::new("refused", 700_001);
+    for_each_backend(|backend| {
+        for refuse in [1000, 500] {
+            let mut rates = FaultRates::none();
+            rates.sendfile_refuse = refuse;
+            rates.short_splice = 300;
+            let before = stats().sendfile_refusals;
+            let c = run_with(
+                backend,
+                SpliceMode::Inline,
+                true,
+                Some(FaultPlan::new(21).rates(rates)),
+                &file,
+            );
+            assert!(
+                stats().sendfile_refusals > before,
+                "{backend}: no sendfile was refused"
+            );
+            assert!(
+                c.inline_splices > 0 || backend == BackendKind::Epoll,
+                "{backend} refuse={refuse}: no splice took over: {c:?}"
+            );
+            if refuse < 1000 {
+                assert!(c.sendfiles > 0, "{backend}: no sendfile ran: {c:?}");
+            }
         }
     });
 }

@@ -37,6 +37,13 @@ for sw in RINGCORE_DIRECT_FDS=1 RINGCORE_REGISTERED_RING=1 RINGCORE_RECV_BUNDLE=
     pair --a ringcore-uring --a-env "$sw" --b ringcore-uring "${args[@]}"
   done
 done
+# SEND_ZC at its 16 KiB threshold, with loopback peers zero-copied too (without
+# SEND_ZC_LOCAL a loopback peer gets copies) and without.
+pair --a ringcore-uring --a-env RINGCORE_SEND_ZC=16384 --a-env RINGCORE_SEND_ZC_LOCAL=1 --b ringcore-uring --scenario echo-16k-c50 --rate 10000
+pair --a ringcore-uring --a-env RINGCORE_SEND_ZC=16384 --b ringcore-uring --scenario echo-16k-c50 --rate 10000
+# Files by the splice pair instead of sendfile (the default), on both backends.
+pair --a ringcore-uring --a-env RINGCORE_SENDFILE=0 --b ringcore-uring "${FILE[@]}"
+pair --a ringcore-epoll --a-env RINGCORE_SENDFILE=0 --b ringcore-epoll "${FILE[@]}"
 for mode in ring drain; do
   pair --a ringcore-uring --a-env RINGCORE_SPLICE=$mode --b ringcore-uring "${FILE[@]}"
 done

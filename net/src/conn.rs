@@ -141,11 +141,13 @@ pub struct ConnCore {
     pub(crate) fdrecv: Option<Box<crate::fdpass::FdRecv>>,
 }
 
-/// A file leaving by splice: file -> pipe -> socket.
+/// A file leaving by splice (file -> pipe -> socket) or, without a pipe, by
+/// `sendfile(2)` ([`Config::sendfile`](ringcore_runtime::Config)).
 pub(crate) struct SpliceState {
     /// INVARIANT: a nonblocking pipe (read end, write end) owned by this state; closed
-    /// only through `Io` ([`WorkerCtx::give_pipe`]).
-    pub(crate) pipe: (IoFd, IoFd),
+    /// only through `Io` ([`WorkerCtx::give_pipe`]). `None`: the file leaves by
+    /// sendfile, whose completions come as `SpliceOut`.
+    pub(crate) pipe: Option<(IoFd, IoFd)>,
     /// Bytes in the pipe not yet spliced to the socket.
     pub(crate) in_pipe: u64,
     /// Splice/poll ops in flight.
@@ -159,13 +161,29 @@ pub(crate) struct SpliceState {
 impl SpliceState {
     /// Closes the pipe through `io`, so the backend forgets it.
     pub(crate) fn release(self, io: &mut Io) {
-        let (r, w) = self.pipe;
-        r.close(io);
-        w.close(io);
+        if let Some((r, w)) = self.pipe {
+            r.close(io);
+            w.close(io);
+        }
+    }
+
+    /// A state for a file leaving by sendfile: no pipe.
+    pub(crate) fn sendfile() -> Box<SpliceState> {
+        Box::new(SpliceState {
+            pipe: None,
+            in_pipe: 0,
+            ops: 0,
+            filling: false,
+            polling: false,
+        })
     }
 }
 
 pub(crate) use crate::iofd::PIPE_CHUNK;
+/// Most bytes one sendfile op moves. One call writes until the socket is full or this
+/// much is sent, so a fast reader cannot keep the worker in one call for long; the
+/// kernel holds partial segments between the pieces of one call (`SPLICE_F_MORE`).
+pub(crate) const SENDFILE_CHUNK: u64 = 1 << 20;
 /// Pipes kept for reuse per worker.
 const PIPE_POOL_MAX: usize = 64;
 
@@ -382,7 +400,7 @@ impl WorkerCtx {
         // A bigger pipe (best effort) means fewer splices per file.
         let pipe = crate::tunnel_state::new_pipe()?;
         Ok(Box::new(SpliceState {
-            pipe,
+            pipe: Some(pipe),
             in_pipe: 0,
             ops: 0,
             filling: false,
@@ -394,7 +412,12 @@ impl WorkerCtx {
     /// pool is full, the pipe holds bytes, or the worker is draining).
     pub(crate) fn give_pipe(&mut self, io: &mut Io, p: Box<SpliceState>) {
         debug_assert_eq!(p.ops, 0, "a pipe with ops in flight given back");
-        if p.in_pipe == 0 && p.ops == 0 && self.pipes.len() < PIPE_POOL_MAX && !self.draining {
+        if p.pipe.is_some()
+            && p.in_pipe == 0
+            && p.ops == 0
+            && self.pipes.len() < PIPE_POOL_MAX
+            && !self.draining
+        {
             self.pipes.push(p);
         } else {
             p.release(io);

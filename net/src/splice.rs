@@ -1,9 +1,13 @@
-//! `send_file`: a file region leaves by splice, file -> pipe -> socket, as a linked
-//! pair of splice ops through a pipe from the worker's pool. The backend decides where
-//! they run: `splice(2)` on readiness (epoll); on io_uring per
-//! [`SpliceMode`](ringcore_runtime::SpliceMode): inline on the worker (default), or as
+//! `send_file`: a file region leaves by `sendfile(2)` on the worker (the default,
+//! [`Config::sendfile`](ringcore_runtime::Config) with
+//! [`SpliceMode::Inline`]), one op per piece of up to [`SENDFILE_CHUNK`] and no pipe;
+//! or by splice, file -> pipe -> socket, as a linked pair of splice ops through a pipe
+//! from the worker's pool. The backend decides where splices run: `splice(2)` on
+//! readiness (epoll); on io_uring per [`SpliceMode`]: inline on the worker, or as
 //! `IORING_OP_SPLICE` on io-wq threads (`Ring`; `InlineDrain` arms the fill alone so
-//! its drain can run inline). A full socket (`EAGAIN`) waits on a writability poll.
+//! its drain can run inline). A full socket (`EAGAIN`) waits on a writability poll. A
+//! sendfile refused with `EINVAL` (a file or socket without splice support) moves that
+//! file to the splice pair, from where it stopped.
 
 use crate::conn::*;
 use crate::guard::call;
@@ -21,6 +25,13 @@ impl<F: Factory> Server<F> {
             return;
         };
         let core = &mut s.value.core;
+        let sendfile = {
+            let cfg = io.config();
+            cfg.sendfile && cfg.splice_mode == SpliceMode::Inline
+        };
+        if core.splice.is_none() && sendfile {
+            core.splice = Some(SpliceState::sendfile());
+        }
         if core.splice.is_none() {
             match self.ctx.take_pipe() {
                 Ok(p) => core.splice = Some(p),
@@ -44,7 +55,26 @@ impl<F: Factory> Server<F> {
         if st.polling || st.ops > 0 {
             return;
         }
-        let (pr, pw) = (st.pipe.0.raw(), st.pipe.1.raw());
+        let Some((pr, pw)) = st.pipe.as_ref().map(|(r, w)| (r.raw(), w.raw())) else {
+            let Some(f) = core.out.head_file() else {
+                return;
+            };
+            let op = Op::SendFile {
+                fd_file: f.fd.raw(),
+                offset: f.offset as i64,
+                fd_sock: fd,
+                len: f.remaining.min(SENDFILE_CHUNK) as u32,
+            };
+            // SAFETY: sendfile references no user memory. The file stays open while
+            // `filling` (even through an abort), as for a splice fill.
+            if unsafe { self.arm(io, idx, tok.with_kind(OpKind::SpliceOut), op, Use::Write) } {
+                if let Some(st) = self.splice_state(idx) {
+                    st.ops += 1;
+                    st.filling = true;
+                }
+            }
+            return;
+        };
         if st.in_pipe > 0 {
             let len = st.in_pipe.min(u32::MAX as u64) as u32;
             let out = Op::Splice {
@@ -163,13 +193,43 @@ impl<F: Factory> Server<F> {
             }
             _ => {}
         }
-        // Pipe -> socket.
+        // Pipe -> socket, or a sendfile (no pipe): file -> socket.
+        let sendfile = st.pipe.is_none();
+        if sendfile {
+            st.filling = false;
+        }
         if c.result > 0 {
-            st.in_pipe -= (c.result as u64).min(st.in_pipe);
+            if sendfile {
+                core.out.file_sent(c.result as u64);
+            } else {
+                st.in_pipe -= (c.result as u64).min(st.in_pipe);
+            }
             io.counters().bytes_out += c.result as u64;
             if core.idle_ms != 0 {
                 core.deadline = self.ctx.now_ms() + core.idle_ms as u64;
             }
+        } else if sendfile && c.result == 0 {
+            core.out.drop_head_file();
+            core.fail(CloseReason::Error(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file ended before the length given to send_file",
+            )));
+            return;
+        } else if sendfile && c.result == -libc::EINVAL && core.out.head_file().is_some() {
+            // This file or socket has no sendfile: the rest of the file goes by the
+            // splice pair, from where it stopped (the next drive sees the pipe).
+            tracing::debug!("ringcore: sendfile refused (EINVAL); splicing this file");
+            if let Some(p) = core.splice.take() {
+                self.ctx.give_pipe(io, p);
+            }
+            match self.ctx.take_pipe() {
+                Ok(p) => core.splice = Some(p),
+                Err(e) => core.fail(CloseReason::Error(io::Error::new(
+                    e.kind(),
+                    format!("pipe for splice (sendfile refused): {e}"),
+                ))),
+            }
+            return;
         } else if c.result == -libc::EAGAIN {
             // Socket full: wait for writability, then splice again (unless closing
             // began meanwhile: the lifecycle refuses the poll then).

@@ -99,6 +99,14 @@ pub struct Config {
     /// docs/benchmarks.md "Issue 12 ablation"). `RINGCORE_SPLICE=ring|drain|inline`
     /// overrides it. The epoll backend always splices inline.
     pub splice_mode: SpliceMode,
+    /// `send_file` responses leave by `sendfile(2)` on the worker, one syscall per
+    /// piece of up to 1 MiB and no pipe of ours, instead of the file -> pipe -> socket
+    /// splice pair (default `true`; docs/benchmarks.md "Side-by-side pairs"). Used only
+    /// with [`SpliceMode::Inline`] (the other modes exist to keep file reads off the
+    /// worker, which sendfile cannot). A sendfile the kernel refuses (`EINVAL`, e.g. a
+    /// file system without splice support) falls back to the splice pair for that file.
+    /// `RINGCORE_SENDFILE=0|1` overrides it.
+    pub sendfile: bool,
     /// io_uring: register the ring's own fd (`IORING_REGISTER_RING_FDS`, Linux 5.18) and
     /// enter with `IORING_ENTER_REGISTERED_RING`, which skips the fd lookup of every
     /// `io_uring_enter` (default off: no measurable win, docs/benchmarks.md "Issue 12
@@ -200,6 +208,7 @@ impl Default for Config {
             pool_trim: Some(Duration::from_secs(5)),
             malloc_trim: true,
             splice_mode: SpliceMode::Inline,
+            sendfile: true,
             registered_ring: false,
             skip_cancel_cqe: false,
             msg_ring_wake: false,
@@ -281,6 +290,9 @@ impl Config {
                     format!("RINGCORE_SPLICE={v:?}: expected ring, drain or inline"),
                 )
             })?;
+        }
+        if let Some(on) = env_u64("RINGCORE_SENDFILE")? {
+            self.sendfile = on != 0;
         }
         if let Some(on) = env_u64("RINGCORE_RECV_BUNDLE")? {
             self.recv_bundle = on != 0;
@@ -445,6 +457,13 @@ impl Builder {
     /// How the io_uring backend runs splices; see [`SpliceMode`].
     pub fn splice_mode(mut self, mode: SpliceMode) -> Self {
         self.cfg.splice_mode = mode;
+        self
+    }
+
+    /// Send files with `sendfile(2)` instead of a splice pair; see
+    /// [`Config::sendfile`].
+    pub fn sendfile(mut self, on: bool) -> Self {
+        self.cfg.sendfile = on;
         self
     }
 

@@ -97,6 +97,8 @@ counters! {
     timers_pending,
     /// Splices the io_uring backend ran inline on the worker (`Config::splice_mode`).
     inline_splices,
+    /// `sendfile(2)` calls made for file responses (`Config::sendfile`; both backends).
+    sendfiles,
     /// Wake-ups that arrived as a `MSG_RING` completion (`Config::msg_ring_wake`)
     /// instead of an eventfd read.
     msg_ring_wakes,

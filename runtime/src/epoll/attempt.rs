@@ -100,6 +100,37 @@ pub(super) fn attempt(fds: &mut Fds, p: &mut Pending, c: &mut Counters) -> Attem
                 },
             }
         }
+        Op::SendFile {
+            fd_file,
+            offset,
+            fd_sock,
+            len,
+        } => loop {
+            if !fds.get(fd_sock).ready(WRITABLE) {
+                return Attempt::Wait;
+            }
+            c.syscalls += 1;
+            c.sendfiles += 1;
+            match op::sendfile::sendfile(fd_sock, fd_file, offset, len) {
+                Ok(n) => {
+                    return Attempt::Done {
+                        result: count(n),
+                        ok: n == len as usize,
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    fds.clear(fd_sock, WRITABLE);
+                    return Attempt::Wait;
+                }
+                Err(e) => {
+                    return Attempt::Done {
+                        result: neg(&e),
+                        ok: false,
+                    }
+                }
+            }
+        },
         Op::Connect { fd, addr, addrlen } => connect(fds, fd, addr, addrlen, &mut p.progress, c),
         Op::RecvMsg { fd, msg, flags } => loop {
             if !fds.get(fd).ready(READABLE) {

@@ -50,6 +50,9 @@ impl Poller {
         let bad_fd = match op {
             Op::Nop => false,
             Op::Splice { fd_in, fd_out, .. } => fd_in < 0 || fd_out < 0,
+            Op::SendFile {
+                fd_file, fd_sock, ..
+            } => fd_file < 0 || fd_sock < 0,
             _ => op.fd() < 0,
         };
         if bad_fd {

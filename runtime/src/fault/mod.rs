@@ -70,6 +70,10 @@ pub struct FaultRates {
     /// it. Off in [`FaultRates::default`] and [`FaultRates::random`] (a handler
     /// without timers would then wait forever unless the runtime guards it).
     pub recv_end_lost: u16,
+    /// Per sendfile: complete it with `-EINVAL` without running it, as a file or
+    /// socket that `sendfile(2)` does not support would (the file then leaves by
+    /// splice). Sendfiles are also shortened at the `short_splice` rate.
+    pub sendfile_refuse: u16,
 }
 
 impl Default for FaultRates {
@@ -86,6 +90,7 @@ impl Default for FaultRates {
             stale_duplicate: 50,
             direct_close_fail: 0,
             recv_end_lost: 0,
+            sendfile_refuse: 50,
         }
     }
 }
@@ -105,6 +110,7 @@ impl FaultRates {
             stale_duplicate: 0,
             direct_close_fail: 0,
             recv_end_lost: 0,
+            sendfile_refuse: 0,
         }
     }
 
@@ -129,6 +135,7 @@ impl FaultRates {
             stale_duplicate: pick(30, 200),
             direct_close_fail: 0,
             recv_end_lost: 0,
+            sendfile_refuse: pick(30, 300),
         }
     }
 }
@@ -192,9 +199,11 @@ pub struct FaultStats {
     pub recv_ends_lost: u64,
     /// Second direct closes queued ([`FaultRates::direct_close_fail`]).
     pub direct_close_fails: u64,
+    /// Sendfiles answered `-EINVAL` unrun ([`FaultRates::sendfile_refuse`]).
+    pub sendfile_refusals: u64,
 }
 
-static STATS: [AtomicU64; 10] = [const { AtomicU64::new(0) }; 10];
+static STATS: [AtomicU64; 11] = [const { AtomicU64::new(0) }; 11];
 
 #[derive(Clone, Copy)]
 pub(crate) enum Stat {
@@ -208,6 +217,7 @@ pub(crate) enum Stat {
     Duplicate,
     EndLost,
     DirectCloseFail,
+    SendfileRefuse,
 }
 
 pub(crate) fn bump(s: Stat) {
@@ -228,6 +238,7 @@ pub fn stats() -> FaultStats {
         stale_duplicates: g(Stat::Duplicate),
         recv_ends_lost: g(Stat::EndLost),
         direct_close_fails: g(Stat::DirectCloseFail),
+        sendfile_refusals: g(Stat::SendfileRefuse),
     }
 }
 
@@ -434,6 +445,19 @@ impl<D: Inner> FaultDriver<D> {
                     bump(Stat::ShortSplice);
                     let short = 1 + self.rng.below(u64::from(len) - 1) as u32;
                     if let Op::Splice { len, .. } = &mut op {
+                        *len = short;
+                    }
+                }
+                Op::SendFile { .. } if self.rng.hit(self.rates.sendfile_refuse) => {
+                    bump(Stat::SendfileRefuse);
+                    *self.in_flight.entry(token.raw()).or_default() += 1;
+                    self.synthesise(token, -libc::EINVAL);
+                    return Ok(());
+                }
+                Op::SendFile { len, .. } if len >= 2 && self.rng.hit(self.rates.short_splice) => {
+                    bump(Stat::ShortSplice);
+                    let short = 1 + self.rng.below(u64::from(len) - 1) as u32;
+                    if let Op::SendFile { len, .. } = &mut op {
                         *len = short;
                     }
                 }

@@ -69,6 +69,7 @@ pub(crate) mod read;
 pub(crate) mod recv;
 pub(crate) mod recvmsg;
 pub(crate) mod send;
+pub(crate) mod sendfile;
 pub(crate) mod shutdown;
 pub(crate) mod splice;
 
@@ -181,6 +182,23 @@ pub enum Op {
         /// such as the next piece of the same file.
         more: bool,
     },
+    /// `sendfile(2)` of up to `len` bytes of a file from `offset` into a stream socket,
+    /// without a pipe of ours; `result` is the number of bytes sent (0: the file ended
+    /// before `offset`). io_uring has no sendfile op: both backends run it on the
+    /// worker (epoll once the socket is writable; io_uring when pushed, completing with
+    /// `-EAGAIN` if the socket is full, so the caller waits with
+    /// [`Op::PollWritable`] and tries again). A file not in the page cache is read
+    /// on the worker, as with [`SpliceMode::Inline`](crate::SpliceMode). Never linked.
+    SendFile {
+        /// The file (any offset; its position is not moved).
+        fd_file: RawFd,
+        /// Where in the file to start.
+        offset: i64,
+        /// The destination stream socket.
+        fd_sock: RawFd,
+        /// Most bytes to send.
+        len: u32,
+    },
     /// `connect(2)` a nonblocking socket.
     Connect {
         /// The socket.
@@ -271,6 +289,7 @@ impl Op {
             | Op::RecvMsgMulti { fd, .. }
             | Op::SendMsg { fd, .. } => fd,
             Op::Splice { fd_out, .. } => fd_out,
+            Op::SendFile { fd_sock, .. } => fd_sock,
             Op::Nop => -1,
         }
     }
@@ -288,6 +307,7 @@ impl Op {
             Op::CancelFd { .. } => "cancel",
             Op::Read { .. } => "read",
             Op::Splice { .. } => "splice",
+            Op::SendFile { .. } => "sendfile",
             Op::Connect { .. } => "connect",
             Op::PollWritable { .. } => "poll",
             Op::PollReadable { .. } => "poll-in",

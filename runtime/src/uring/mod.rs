@@ -328,6 +328,12 @@ impl Ring {
                 len,
                 more,
             } => op::splice::sqe(fd_in, off_in, fd_out, off_out, len, more),
+            Op::SendFile { .. } => {
+                // `push`/`push_linked` run it inline (`try_inline`) before an SQE is
+                // built; a NOP keeps this arm total without a panic in the worker.
+                debug_assert!(false, "sendfile reached the SQE builder");
+                op::nop::sqe()
+            }
             Op::Connect { fd, addr, addrlen } => op::connect::sqe(fd, addr, addrlen),
             Op::PollWritable { fd } => op::poll::sqe(tgt(fd)),
             Op::PollReadable { fd } => op::poll::sqe_readable(tgt(fd)),
@@ -380,7 +386,7 @@ impl Ring {
     /// Every pointer inside `op` must stay valid (and the memory unmoved) until the op's
     /// final completion has been returned by [`Ring::next`].
     pub(crate) unsafe fn push(&mut self, token: Token, op: Op, c: &mut Counters) -> io::Result<()> {
-        if let Some(r) = self.try_inline_splice(&op, c) {
+        if let Some(r) = self.try_inline(&op, c) {
             self.staged.push_back(Completion::new(token, r));
             return Ok(());
         }
@@ -473,7 +479,7 @@ impl Ring {
         second: (Token, Op),
         c: &mut Counters,
     ) -> io::Result<()> {
-        if let Some(r) = self.try_inline_splice(&first.1, c) {
+        if let Some(r) = self.try_inline(&first.1, c) {
             // The head ran inline: complete it, then run the linked op only if the head
             // moved everything it was asked to (io_uring's link rule: a short or failed
             // head cancels the rest of the chain).
@@ -539,11 +545,30 @@ impl Ring {
         }
     }
 
-    /// Runs a splice on the worker when the [`SpliceMode`] says so: `splice(2)` with
-    /// `SPLICE_F_NONBLOCK`, its result in completion form (`-errno` on failure). `None`
-    /// when the op is not a splice, the mode keeps it on io_uring, or a file fill found
+    /// Runs an op on the worker instead of the ring: always a [`Op::SendFile`] (no
+    /// io_uring opcode exists; a full socket completes it with `-EAGAIN`), and a splice
+    /// when the [`SpliceMode`] says so: `splice(2)` with `SPLICE_F_NONBLOCK`. The
+    /// result is in completion form (`-errno` on failure). `None` when the op goes to
+    /// the ring: not a splice or sendfile, the mode keeps it there, or a file fill found
     /// the pipe full (then the ring takes it, as without the option).
-    fn try_inline_splice(&mut self, op: &Op, c: &mut Counters) -> Option<i32> {
+    fn try_inline(&mut self, op: &Op, c: &mut Counters) -> Option<i32> {
+        if let Op::SendFile {
+            fd_file,
+            offset,
+            fd_sock,
+            len,
+        } = *op
+        {
+            loop {
+                c.syscalls += 1;
+                c.sendfiles += 1;
+                return Some(match op::sendfile::sendfile(fd_sock, fd_file, offset, len) {
+                    Ok(n) => n.min(i32::MAX as usize) as i32,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => -e.raw_os_error().unwrap_or(libc::EIO),
+                });
+            }
+        }
         let Op::Splice {
             fd_in,
             off_in,
