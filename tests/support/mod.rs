@@ -7,7 +7,8 @@
 //!   default SIGPIPE disposition) and talking to it over stdin/stdout;
 //! * [`proc`]: running the example binaries as child processes (the operability
 //!   tests `ops_*`): build, spawn with flags and environment, read stderr lines,
-//!   signal, wait for exit.
+//!   signal, wait for exit;
+//! * [`udp`]: UDP servers on a thread, client sockets, blocking receives.
 //!
 //! Nothing here sleeps to synchronise: clients block on sockets with generous timeouts,
 //! and conditions on the server side are awaited by polling its counters against a
@@ -20,6 +21,7 @@ pub mod client;
 pub mod http;
 pub mod proc;
 pub mod tls;
+pub mod udp;
 
 use ringcore::{
     BackendKind, Builder, Conn, ConnInfo, Counters, Factory, Handle, Handler, Listeners, Runtime,
@@ -166,17 +168,7 @@ pub fn start_server_opts<F: Factory>(
     let listeners =
         Listeners::bind("127.0.0.1:0", rt.config().workers, opts).expect("bind a test listener");
     let addr = listeners.local_addr();
-    let handle = rt.handle();
-    let join = std::thread::Builder::new()
-        .name(format!("server-{backend}"))
-        .spawn(move || rt.serve(listeners, factory))
-        .expect("spawn the server thread");
-    TestServer {
-        addr,
-        handle,
-        backend,
-        join: Some(join),
-    }
+    TestServer::spawn(rt, addr, move |rt| rt.serve(listeners, factory))
 }
 
 /// Starts the [`Echo`] server.
@@ -185,6 +177,27 @@ pub fn start_echo(backend: BackendKind, tweak: impl FnOnce(Builder) -> Builder) 
 }
 
 impl TestServer {
+    /// Runs `serve` (which serves on `addr`, bound by the caller) with `rt` on a server
+    /// thread.
+    pub fn spawn(
+        rt: Runtime,
+        addr: SocketAddr,
+        serve: impl FnOnce(&Runtime) -> io::Result<()> + Send + 'static,
+    ) -> TestServer {
+        let backend = rt.config().backend;
+        let handle = rt.handle();
+        let join = std::thread::Builder::new()
+            .name(format!("server-{backend}"))
+            .spawn(move || serve(&rt))
+            .expect("spawn the server thread");
+        TestServer {
+            addr,
+            handle,
+            backend,
+            join: Some(join),
+        }
+    }
+
     /// The summed counters as last published.
     pub fn counters(&self) -> Counters {
         self.handle.metrics().total
