@@ -1,15 +1,17 @@
 //! UDP GSO (`UdpOptions::gso`) on both backends over real loopback sockets: runs of
 //! equal replies to one peer leave as one `UDP_SEGMENT` send and arrive as the exact
-//! datagrams sent, in order (GSO on and off); replies to two peers are not merged,
-//! datagrams over the segment limit go alone; the send queue's bound counts datagrams;
-//! a run that fails for another reason reaches `on_error` once; and a run the kernel
-//! refuses is re-sent one datagram at a time with GSO turned off for the socket. The refusal is real, not injected: the server socket's checksums are
-//! turned off (`SO_NO_CHECK`), with which the kernel sends plain datagrams but refuses
-//! every GSO send with `EINVAL` (net/ipv4/udp.c, `udp_send_skb`).
+//! datagrams sent, in order (GSO on and off; IPv4, and IPv6 on `[::1]` with its
+//! smaller segment limit); replies to two peers are not merged, datagrams over the
+//! segment limit go alone; the send queue's bound counts datagrams; a run that fails
+//! for another reason reaches `on_error` once; and a run the kernel refuses is re-sent
+//! one datagram at a time with GSO turned off for the socket. The refusal is real, not
+//! injected: the server socket's checksums are turned off (`SO_NO_CHECK`), with which
+//! the kernel sends plain datagrams but refuses every GSO send with `EINVAL`
+//! (net/ipv4/udp.c, `udp_send_skb`). A run cut at the drain deadline: udp_gso_drain.rs.
 
 mod support;
 
-use ringcore::net::udp::{GSO_MAX_SEGMENTS, GSO_MAX_SEGMENT_V4};
+use ringcore::net::udp::{GSO_MAX_SEGMENTS, GSO_MAX_SEGMENT_V4, GSO_MAX_SEGMENT_V6};
 use ringcore::{BackendKind, DatagramHandler, Datagrams, UdpOptions, UdpSockets};
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::RawFd;
@@ -153,6 +155,22 @@ fn burst(c: &UdpSocket, server: SocketAddr, n: usize, seg: usize, tail: usize, l
     }
 }
 
+/// [`burst`] for each `(n, seg, tail)` in turn; returns the datagrams and bytes sent.
+fn bursts(
+    c: &UdpSocket,
+    server: SocketAddr,
+    list: &[(usize, usize, usize)],
+    label: &str,
+) -> (u64, u64) {
+    let (mut out, mut bytes) = (0, 0);
+    for &(n, seg, tail) in list {
+        burst(c, server, n, seg, tail, label);
+        out += n as u64 + u64::from(tail > 0);
+        bytes += (n * seg + tail) as u64;
+    }
+    (out, bytes)
+}
+
 #[test]
 fn runs_arrive_as_the_datagrams_sent() {
     for_each_backend(|backend| {
@@ -162,18 +180,12 @@ fn runs_arrive_as_the_datagrams_sent() {
             let c = burst_client("127.0.0.1:0");
             // One run plus a shorter tail; a run over the segment cap (64 + 6); the
             // largest IPv4 segment, 44 of them plus a 1-byte tail (64,769 bytes).
-            let bursts = [
+            let list = [
                 (40, 1000, 333),
                 (GSO_MAX_SEGMENTS + 6, 100, 0),
                 (44, GSO_MAX_SEGMENT_V4, 1),
             ];
-            let mut out = 0u64;
-            let mut bytes = 0u64;
-            for (n, seg, tail) in bursts {
-                burst(&c, server.addr, n, seg, tail, &label);
-                out += n as u64 + u64::from(tail > 0);
-                bytes += (n * seg + tail) as u64;
-            }
+            let (out, bytes) = bursts(&c, server.addr, &list, &label);
             let k = server.wait_counters("every reply counted", |k| k.datagrams_out >= out);
             assert_eq!(k.datagrams_out, out, "{label}: one count per datagram");
             assert_eq!(k.bytes_out, bytes, "{label}");
@@ -193,6 +205,45 @@ fn runs_arrive_as_the_datagrams_sent() {
             );
             server.stop();
         }
+    });
+}
+
+/// IPv6 on a real `[::1]` socket: runs of datagrams up to the IPv6 segment limit
+/// ([`GSO_MAX_SEGMENT_V6`], 1,452 bytes: the IPv6 header is 40 bytes) leave as GSO
+/// sends and arrive one by one with their sizes and bytes; datagrams one byte over
+/// the limit go alone.
+#[test]
+fn ipv6_runs_arrive_as_the_datagrams_sent() {
+    for_each_backend(|backend| {
+        if let Err(e) = UdpSocket::bind("[::1]:0") {
+            eprintln!("skipping {backend}: IPv6 unavailable here ({e})");
+            return;
+        }
+        let label = format!("{backend}, [::1]");
+        let opts = UdpOptions::default().gso(true);
+        let (server, seen) = start_on(backend, "[::1]:0", opts, |_| {});
+        let c = burst_client("[::1]:0");
+        // One run plus a shorter tail; the largest IPv6 segment, 44 of them plus a
+        // 1-byte tail (63,889 bytes); five datagrams of 1,453 bytes.
+        let list = [
+            (40, 1000, 333),
+            (44, GSO_MAX_SEGMENT_V6, 1),
+            (5, GSO_MAX_SEGMENT_V6 + 1, 0),
+        ];
+        let (out, bytes) = bursts(&c, server.addr, &list, &label);
+        let k = server.wait_counters("every reply counted", |k| k.datagrams_out >= out);
+        assert_eq!((k.datagrams_out, k.bytes_out), (out, bytes), "{label}");
+        assert_eq!(
+            k.datagram_gso_sends, 2,
+            "{label}: runs of 41 and 45 datagrams; the 1,453-byte ones alone"
+        );
+        assert_eq!(
+            (k.datagram_errors, k.datagram_gso_fallbacks),
+            (0, 0),
+            "{label}"
+        );
+        assert!(seen.lock().unwrap().gso.iter().all(|&g| g), "{label}");
+        server.stop();
     });
 }
 

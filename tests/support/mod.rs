@@ -217,6 +217,11 @@ impl TestServer {
         last
     }
 
+    /// True once `serve` has returned (the thread is still to be joined).
+    pub fn is_finished(&self) -> bool {
+        self.join.as_ref().is_none_or(|j| j.is_finished())
+    }
+
     /// Starts a graceful shutdown without waiting for it.
     pub fn begin_shutdown(&self) {
         self.handle.shutdown();

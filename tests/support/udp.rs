@@ -3,7 +3,8 @@
 //! * [`serve_udp`] and [`serve_with_tcp_echo`]: a runtime serving datagrams (alone, or
 //!   beside the TCP [`Echo`](super::Echo)) on a server thread, as a [`TestServer`];
 //! * [`client`] and [`recv_from`] / [`recv`]: a blocking std socket that gives up after
-//!   [`DEADLINE`].
+//!   [`DEADLINE`];
+//! * [`slow_loopback_netns`] and [`set_loopback_rate`]: sends that wait in a qdisc.
 
 use super::{TestServer, DEADLINE};
 use ringcore::{
@@ -11,6 +12,7 @@ use ringcore::{
 };
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
+use std::process::Command;
 
 /// Serves `sockets` with `factory` on `rt`, on a server thread (its `addr`: the
 /// sockets' address).
@@ -59,4 +61,48 @@ pub fn recv_from(s: &UdpSocket) -> (Vec<u8>, SocketAddr) {
 /// The next datagram on `s` (panics after [`DEADLINE`]).
 pub fn recv(s: &UdpSocket) -> Vec<u8> {
     recv_from(s).0
+}
+
+/// Moves this thread into a new network namespace with `lo` up behind a token-bucket
+/// qdisc of `rate` (`tc ... tbf rate <rate>`, e.g. `4mbit`). Loopback never refuses a
+/// UDP send (the device releases each datagram's send-buffer charge at once); here
+/// datagrams wait in the qdisc, charged to the sender's `SO_SNDBUF`, so a sender with
+/// a small one meets `EAGAIN`. The runtime's workers, started from this thread later,
+/// share the namespace. Needs `CAP_SYS_ADMIN` (unshare), `CAP_NET_ADMIN`, `ip` and
+/// `tc`: the error says which was missing, for the test to skip with.
+pub fn slow_loopback_netns(rate: &str) -> Result<(), String> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+        .map_err(|e| format!("unshare(CLONE_NEWNET): {e} (needs CAP_SYS_ADMIN)"))?;
+    // Children forked from this thread start in its namespace.
+    run(&["ip", "link", "set", "lo", "up"])?;
+    lo_qdisc("add", rate)
+}
+
+/// Changes the rate of the qdisc [`slow_loopback_netns`] put on this namespace's `lo`;
+/// the datagrams waiting in it stay queued, in order.
+pub fn set_loopback_rate(rate: &str) -> Result<(), String> {
+    lo_qdisc("change", rate)
+}
+
+fn lo_qdisc(verb: &str, rate: &str) -> Result<(), String> {
+    run(&[
+        "tc", "qdisc", verb, "dev", "lo", "root", "tbf", "rate", rate, "burst", "1600", "limit",
+        "1000000",
+    ])
+}
+
+fn run(args: &[&str]) -> Result<(), String> {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .map_err(|e| format!("{}: {e}", args.join(" ")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
 }
