@@ -6,7 +6,7 @@
 //! datagrams, not one send), send nothing after the cut, and leak no fd.
 //!
 //! The qdisc: the test runs in a private network namespace whose `lo` has a token
-//! bucket of 1 kbit/s (support/udp.rs, `slow_loopback_netns`), and the server socket
+//! bucket of 1 kbit/s (support/udp.rs, `in_slow_loopback_netns`), and the server socket
 //! has a 4 KiB `SO_SNDBUF`. The first run (64 datagrams in one `UDP_SEGMENT` send) is
 //! taken by the kernel at once, its segments wait in the qdisc charged to the socket,
 //! and every later send meets a full send buffer (`EAGAIN`: io_uring's internal poll
@@ -21,7 +21,7 @@ use ringcore::net::udp::GSO_MAX_SEGMENTS;
 use ringcore::{BackendKind, DatagramHandler, Datagrams, UdpOptions, UdpSockets};
 use std::net::SocketAddr;
 use std::time::Duration;
-use support::udp::{client, recv, serve_udp, set_loopback_rate, slow_loopback_netns};
+use support::udp::{client, in_slow_loopback_netns, recv, serve_udp, set_loopback_rate};
 use support::{assert_no_fd_leak, base_builder, fd_table, wait_until};
 
 /// Bytes of each datagram.
@@ -127,14 +127,5 @@ fn scenario(backend: BackendKind) {
 
 #[test]
 fn a_gso_run_held_at_the_drain_deadline_is_cut_and_counted() {
-    // Everything runs on a thread of its own: the namespace is per thread.
-    std::thread::spawn(|| {
-        if let Err(e) = slow_loopback_netns("1kbit") {
-            eprintln!("skipping: no private netns with a slow lo here: {e}");
-            return;
-        }
-        support::for_each_backend(scenario);
-    })
-    .join()
-    .expect("the netns thread");
+    in_slow_loopback_netns("1kbit", || support::for_each_backend(scenario));
 }

@@ -17,7 +17,7 @@ mod support;
 use ringcore::{BackendKind, DatagramHandler, Datagrams, ServeUdp, UdpOptions, UdpSockets};
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
-use support::udp::slow_loopback_netns;
+use support::udp::in_slow_loopback_netns;
 use support::{base_builder, DEADLINE};
 
 /// Bytes of each datagram of a burst.
@@ -154,12 +154,7 @@ fn scenario(backend: BackendKind) {
 
 #[test]
 fn udp_sends_into_a_full_send_buffer() {
-    // Everything runs on a thread of its own: the namespace is per thread.
-    std::thread::spawn(|| {
-        if let Err(e) = slow_loopback_netns("4mbit") {
-            eprintln!("skipping: no private netns with a slow lo here: {e}");
-            return;
-        }
+    in_slow_loopback_netns("4mbit", || {
         let refused = probe_eagain();
         assert!(
             refused > 0,
@@ -167,7 +162,5 @@ fn udp_sends_into_a_full_send_buffer() {
         );
         eprintln!("probe: {refused} of 48 sends refused with EAGAIN");
         support::for_each_backend(scenario);
-    })
-    .join()
-    .expect("the netns thread");
+    });
 }

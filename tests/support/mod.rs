@@ -123,6 +123,21 @@ pub struct TestServer {
     join: Option<JoinHandle<io::Result<()>>>,
 }
 
+/// Runs `serve` with `rt` on a server thread named `name`; returns the runtime's handle
+/// and the thread.
+pub fn spawn_serving(
+    rt: Runtime,
+    name: String,
+    serve: impl FnOnce(&Runtime) -> io::Result<()> + Send + 'static,
+) -> (Handle, JoinHandle<io::Result<()>>) {
+    let handle = rt.handle();
+    let join = std::thread::Builder::new()
+        .name(name)
+        .spawn(move || serve(&rt))
+        .expect("spawn the server thread");
+    (handle, join)
+}
+
 /// Serves `listeners` (bound by the caller: a Unix path, a dual-stack address, ...)
 /// with `factory` on `workers` workers of `backend`, on a server thread. Stop it with
 /// the handle's `shutdown` and join the thread.
@@ -185,11 +200,7 @@ impl TestServer {
         serve: impl FnOnce(&Runtime) -> io::Result<()> + Send + 'static,
     ) -> TestServer {
         let backend = rt.config().backend;
-        let handle = rt.handle();
-        let join = std::thread::Builder::new()
-            .name(format!("server-{backend}"))
-            .spawn(move || serve(&rt))
-            .expect("spawn the server thread");
+        let (handle, join) = spawn_serving(rt, format!("server-{backend}"), serve);
         TestServer {
             addr,
             handle,

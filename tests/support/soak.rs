@@ -280,11 +280,7 @@ pub fn start_with(
         backend,
         "the runtime must run the backend under test"
     );
-    let handle = rt.handle();
-    let join = std::thread::Builder::new()
-        .name(format!("soak-{backend}-{seed}"))
-        .spawn(move || serve(&rt))
-        .expect("spawn the server thread");
+    let (handle, join) = crate::support::spawn_serving(rt, format!("soak-{backend}-{seed}"), serve);
     SoakServer {
         addr,
         buf_size,

@@ -4,7 +4,7 @@
 //!   beside the TCP [`Echo`](super::Echo)) on a server thread, as a [`TestServer`];
 //! * [`client`] and [`recv_from`] / [`recv`]: a blocking std socket that gives up after
 //!   [`DEADLINE`];
-//! * [`slow_loopback_netns`] and [`set_loopback_rate`]: sends that wait in a qdisc.
+//! * [`in_slow_loopback_netns`] and [`set_loopback_rate`]: sends that wait in a qdisc.
 
 use super::{TestServer, DEADLINE};
 use ringcore::{
@@ -63,14 +63,28 @@ pub fn recv(s: &UdpSocket) -> Vec<u8> {
     recv_from(s).0
 }
 
-/// Moves this thread into a new network namespace with `lo` up behind a token-bucket
-/// qdisc of `rate` (`tc ... tbf rate <rate>`, e.g. `4mbit`). Loopback never refuses a
-/// UDP send (the device releases each datagram's send-buffer charge at once); here
-/// datagrams wait in the qdisc, charged to the sender's `SO_SNDBUF`, so a sender with
-/// a small one meets `EAGAIN`. The runtime's workers, started from this thread later,
-/// share the namespace. Needs `CAP_SYS_ADMIN` (unshare), `CAP_NET_ADMIN`, `ip` and
-/// `tc`: the error says which was missing, for the test to skip with.
-pub fn slow_loopback_netns(rate: &str) -> Result<(), String> {
+/// Runs `test` on a thread of its own in a new network namespace whose `lo` is up
+/// behind a token-bucket qdisc of `rate` (`tc ... tbf rate <rate>`, e.g. `4mbit`), and
+/// waits for it (a panic in `test` fails the caller). Loopback never refuses a UDP send
+/// (the device releases each datagram's send-buffer charge at once); here datagrams
+/// wait in the qdisc, charged to the sender's `SO_SNDBUF`, so a sender with a small one
+/// meets `EAGAIN`. The runtime's workers, started from that thread, share the
+/// namespace. Needs `CAP_SYS_ADMIN` (unshare), `CAP_NET_ADMIN`, `ip` and `tc`; without
+/// them it says which was missing and skips `test`.
+pub fn in_slow_loopback_netns(rate: &'static str, test: impl FnOnce() + Send + 'static) {
+    // The namespace is per thread.
+    std::thread::spawn(move || {
+        if let Err(e) = slow_loopback_netns(rate) {
+            eprintln!("skipping: no private netns with a slow lo here: {e}");
+            return;
+        }
+        test();
+    })
+    .join()
+    .expect("the netns thread");
+}
+
+fn slow_loopback_netns(rate: &str) -> Result<(), String> {
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
         .map_err(|e| format!("unshare(CLONE_NEWNET): {e} (needs CAP_SYS_ADMIN)"))?;
     // Children forked from this thread start in its namespace.
@@ -78,7 +92,7 @@ pub fn slow_loopback_netns(rate: &str) -> Result<(), String> {
     lo_qdisc("add", rate)
 }
 
-/// Changes the rate of the qdisc [`slow_loopback_netns`] put on this namespace's `lo`;
+/// Changes the rate of the qdisc [`in_slow_loopback_netns`] put on this namespace's `lo`;
 /// the datagrams waiting in it stay queued, in order.
 pub fn set_loopback_rate(rate: &str) -> Result<(), String> {
     lo_qdisc("change", rate)
