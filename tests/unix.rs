@@ -384,7 +384,7 @@ fn a_busy_worker_does_not_starve_the_shared_unix_listener() {
         // Connect until worker 1 answers; once worker 0 blocks, only worker 1 can.
         while !seen.contains(&1) {
             assert!(seen.len() < 50, "worker 1 never accepted: {seen:?}");
-            let mut s = UnixStream::connect(&path).unwrap();
+            let mut s = UnixStream::connect(path).unwrap();
             s.set_read_timeout(Some(support::DEADLINE)).unwrap();
             let mut line = String::new();
             BufReader::new(&mut s)
@@ -424,7 +424,7 @@ fn a_blocked_worker_holds_at_most_its_waiting_accepts() {
         // long as worker 0 takes to start and arm its accepts).
         let mut conns = Vec::new();
         support::wait_until("worker 0 to accept a connection", || {
-            let mut s = UnixStream::connect(&path).unwrap();
+            let mut s = UnixStream::connect(path).unwrap();
             let w = first_line(&mut s);
             if w == 0 {
                 conns.push(s);
@@ -438,7 +438,7 @@ fn a_blocked_worker_holds_at_most_its_waiting_accepts() {
         let (tx, rx) = std::sync::mpsc::channel();
         let readers: Vec<_> = (0..n)
             .map(|i| {
-                let mut s = UnixStream::connect(&path).unwrap();
+                let mut s = UnixStream::connect(path).unwrap();
                 let tx = tx.clone();
                 std::thread::spawn(move || {
                     let w = first_line(&mut s);
