@@ -326,14 +326,12 @@ impl ringcore::DatagramHandler for UdpEcho {
 
 /// `count` UDP round trips of distinct datagrams through `addr`.
 fn udp_round_trips(addr: SocketAddr, count: usize) {
-    let c = std::net::UdpSocket::bind("127.0.0.1:0").expect("client socket");
-    c.set_read_timeout(Some(support::DEADLINE)).unwrap();
-    let mut buf = [0u8; 2048];
+    let c = support::udp::client("127.0.0.1:0");
     for i in 0..count {
         let msg = format!("datagram {i}");
         c.send_to(msg.as_bytes(), addr).unwrap();
-        let (n, from) = c.recv_from(&mut buf).expect("an echo within the deadline");
-        assert_eq!((&buf[..n], from), (msg.as_bytes(), addr), "datagram {i}");
+        let (got, from) = support::udp::recv_from(&c);
+        assert_eq!((&got[..], from), (msg.as_bytes(), addr), "datagram {i}");
     }
 }
 
@@ -344,23 +342,17 @@ fn udp_round_trips(addr: SocketAddr, count: usize) {
 /// both keep working.
 #[test]
 fn udp_through_direct_descriptors() {
-    use ringcore::{Listeners, ServeUdp, SocketOptions, UdpOptions, UdpSockets};
+    use ringcore::{UdpOptions, UdpSockets};
     for_each_backend(|backend| {
         let rt = support::base_builder(backend)
             .direct_descriptors(true)
             .build()
             .unwrap();
         let u = UdpSockets::bind("127.0.0.1:0", 1, &UdpOptions::default()).unwrap();
-        let addr = u.local_addr();
-        let handle = rt.handle();
-        let join = std::thread::spawn(move || rt.serve_udp(u, |_| UdpEcho));
-        udp_round_trips(addr, 50);
-        support::wait_until("50 echoes counted", || {
-            handle.metrics().total.datagrams_out == 50
-        });
-        handle.shutdown();
-        join.join().unwrap().expect("serve_udp returns Ok");
-        let c = handle.metrics().total;
+        let server = support::udp::serve_udp(rt, u, |_| UdpEcho);
+        udp_round_trips(server.addr, 50);
+        server.wait_counters("50 echoes counted", |c| c.datagrams_out == 50);
+        let c = server.stop();
         if direct_on(backend, &c) {
             assert_eq!((c.direct_conns, c.direct_fallbacks), (1, 0), "{c:?}");
             // One receive armed, 50 sends, all on the slot.
@@ -373,22 +365,16 @@ fn udp_through_direct_descriptors() {
             .direct_slots(1)
             .build()
             .unwrap();
-        let l = Listeners::bind("127.0.0.1:0", 1, &SocketOptions::default()).unwrap();
-        let u = UdpSockets::bind("127.0.0.1:0", 1, &UdpOptions::default()).unwrap();
-        let (tcp, udp) = (l.local_addr(), u.local_addr());
-        let handle = rt.handle();
-        let join =
-            std::thread::spawn(move || rt.serve_with_udp(l, support::echo_factory, u, |_| UdpEcho));
+        let (server, tcp) = support::udp::serve_with_tcp_echo(rt, |_| UdpEcho);
+        let udp = server.addr;
         for i in 0..5u8 {
             let mut s = connect(tcp);
             echo_check(&mut s, &[i; 100], 100);
             udp_round_trips(udp, 10);
             drop(s);
         }
-        support::wait_until("5 TCP closes", || handle.metrics().total.closes == 5);
-        handle.shutdown();
-        join.join().unwrap().expect("serve_with_udp returns Ok");
-        let c = handle.metrics().total;
+        server.wait_counters("5 TCP closes", |c| c.closes == 5);
+        let c = server.stop();
         assert_eq!((c.accepts, c.datagrams_out), (5, 50), "{backend}: {c:?}");
         if direct_on(backend, &c) {
             assert_eq!(

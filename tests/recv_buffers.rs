@@ -9,6 +9,7 @@ mod support;
 use ringcore::runtime::kernel_version;
 use ringcore::{BackendKind, Builder, Conn, ConnInfo, Counters, Handler, SocketOptions};
 use std::io::Write;
+use std::net::TcpStream;
 use std::time::Duration;
 use support::client::{
     connect, connect_small_rcvbuf, echo_check, echo_many, read_to_eof, set_linger_zero, Rng,
@@ -270,14 +271,18 @@ impl Handler for ZcAbort {
 
 /// A server of [`ZcAbort`] whose first send of 64 KiB or more per socket goes out as
 /// `SEND_ZC` (io_uring; local peers included), with a 2 MiB socket send buffer, so
-/// that most of `ZC_BIG` waits in the server's socket for a client that reads nothing.
-fn zc_abort_server(backend: BackendKind) -> TestServer {
-    start_server_opts(
+/// that most of `ZC_BIG` waits in the server's socket for a client that reads nothing;
+/// and that client (16 KiB receive buffer), connected, having sent `command`.
+fn zc_abort_start(backend: BackendKind, command: &[u8]) -> (TestServer, TcpStream) {
+    let server = start_server_opts(
         backend,
         |b| b.send_zc_threshold(Some(64 * 1024)).send_zc_local(true),
         &SocketOptions::default().send_buffer(1 << 20),
         |_: &ConnInfo| ZcAbort,
-    )
+    );
+    let mut s = connect_small_rcvbuf(server.addr, 16 * 1024);
+    s.write_all(command).unwrap();
+    (server, s)
 }
 
 /// After an aborted connection closed: on io_uring its one zero-copy send's
@@ -310,9 +315,7 @@ fn zc_abort_finish(server: TestServer, backend: BackendKind, seed: u64) {
 #[test]
 fn send_zc_in_flight_aborted_at_the_close_deadline() {
     for_each_backend(|backend| {
-        let server = zc_abort_server(backend);
-        let mut s = connect_small_rcvbuf(server.addr, 16 * 1024);
-        s.write_all(b"linger").unwrap();
+        let (server, s) = zc_abort_start(backend, b"linger");
         let c = server.wait_counters("the connection aborted, its client reading nothing", |c| {
             c.accepts == 1 && c.open_conns == 0
         });
@@ -330,9 +333,7 @@ fn send_zc_in_flight_aborted_at_the_close_deadline() {
 #[test]
 fn send_zc_memory_held_across_an_abort() {
     for_each_backend(|backend| {
-        let server = zc_abort_server(backend);
-        let mut s = connect_small_rcvbuf(server.addr, 16 * 1024);
-        s.write_all(b"hold").unwrap();
+        let (server, mut s) = zc_abort_start(backend, b"hold");
         let c = server.wait_counters("the first reply bytes taken by the kernel", |c| {
             c.bytes_out > 0
         });

@@ -1,10 +1,11 @@
 //! Fault-injection soak (issue 8, ARCHITECTURE.md decision 16): echo, HTTP, proxy
 //! (`pipe_to`) and file-server (`StaticFiles`, splice) workloads under seeded random
 //! faults at the backend seam (short sends, `EAGAIN`, `ENOBUFS`, `EMFILE`, delayed and
-//! reordered completions, stale duplicates, tiny rings), on both backends, seed after
-//! seed. Each seed asserts: every byte arrives once and in order (compared in full,
-//! hashes in messages), no slot leak (`open_conns` back to 0), the process's fds back
-//! to what they were, no handler panic, and `serve` returns within its drain deadline.
+//! reordered completions, stale duplicates, late direct-close failures, tiny rings),
+//! on both backends, seed after seed. Each seed asserts: every byte arrives once and in order (compared in full,
+//! hashes in messages), no slot leak (`open_conns` back to 0, and `direct_in_use` with
+//! direct descriptors), the process's fds back to what they were, no handler panic, and
+//! `serve` returns within its drain deadline.
 //!
 //! The io_uring runs cycle through the three splice modes (`Inline`, the default,
 //! `InlineDrain`, `Ring`; see `soak::splice_mode`). A UDP echo (`serve_udp`, or beside
@@ -280,8 +281,13 @@ static FAST: [AtomicU64; 4] = [
     AtomicU64::new(0),
 ];
 
+/// Over the io_uring runs: connections that got a direct-descriptor slot (the seeds of
+/// `soak::soak_builder` with direct descriptors), where direct closes can fail late.
+static DIRECT_CONNS: AtomicU64 = AtomicU64::new(0);
+
 fn count_fast(backend: BackendKind, c: &ringcore::Counters) {
     if backend == BackendKind::Uring {
+        DIRECT_CONNS.fetch_add(c.direct_conns, Relaxed);
         for (i, n) in [
             c.recv_bundles,
             c.send_zc,
@@ -580,8 +586,20 @@ fn soak_under_faults() {
     let _alone = soak::exclusive();
     let tree = soak::Tree::new();
     let tls = Tls::new();
+    let closes_failed_before = ringcore_runtime::fault::stats().direct_close_fails;
     soak::run_seeds("soak", |backend, seed| run_seed(backend, seed, &tree, &tls));
     let seeds = soak::seeds();
+    if seeds.len() >= 50 && std::env::var("RINGCORE_SOAK_ONLY").is_err() {
+        let conns = DIRECT_CONNS.load(Relaxed);
+        let failed = ringcore_runtime::fault::stats().direct_close_fails - closes_failed_before;
+        eprintln!(
+            "soak: io_uring direct-descriptor connections: {conns}, failed direct closes: {failed}"
+        );
+        assert!(
+            conns == 0 || failed > 0,
+            "direct descriptors ran, but no direct close failed"
+        );
+    }
     if seeds.len() >= 50 && std::env::var("RINGCORE_SOAK_ONLY").is_err() {
         let (enobufs, stale) = (UDP_FAULTS[0].load(Relaxed), UDP_FAULTS[1].load(Relaxed));
         eprintln!(

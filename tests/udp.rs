@@ -7,16 +7,15 @@ mod support;
 
 use ringcore::net::udp::payload_capacity;
 use ringcore::{
-    BackendKind, Builder, DatagramHandler, Datagrams, Handle, Listeners, ServeUdp, SocketOptions,
-    UdpOptions, UdpSockets,
+    BackendKind, Builder, DatagramHandler, Datagrams, ServeUdp, UdpOptions, UdpSockets,
 };
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 use support::client::Rng;
-use support::{base_builder, for_each_backend, wait_until, DEADLINE};
+use support::udp::{client, recv_from, serve_udp, serve_with_tcp_echo};
+use support::{base_builder, for_each_backend, TestServer, DEADLINE};
 
 /// Replies with every datagram it gets.
 struct Echo;
@@ -27,98 +26,43 @@ impl DatagramHandler for Echo {
     }
 }
 
-struct UdpServer {
-    addr: SocketAddr,
-    handle: Handle,
-    join: Option<JoinHandle<std::io::Result<()>>>,
-}
-
-impl UdpServer {
-    fn start<D: ringcore::DatagramFactory>(
-        backend: BackendKind,
-        addr: &str,
-        opts: UdpOptions,
-        tweak: impl FnOnce(Builder) -> Builder,
-        factory: D,
-    ) -> Option<UdpServer> {
-        let rt = tweak(base_builder(backend)).build().expect("runtime");
-        let sockets = match UdpSockets::bind(addr, 1, &opts) {
-            Ok(s) => s,
-            Err(e) if addr.starts_with('[') => {
-                eprintln!("skipping {addr}: IPv6 unavailable here ({e})");
-                return None;
-            }
-            Err(e) => panic!("bind {addr}: {e}"),
-        };
-        let addr = sockets.local_addr();
-        let handle = rt.handle();
-        let join = std::thread::spawn(move || rt.serve_udp(sockets, factory));
-        Some(UdpServer {
-            addr,
-            handle,
-            join: Some(join),
-        })
-    }
-
-    fn echo(backend: BackendKind) -> UdpServer {
-        Self::start(
-            backend,
-            "127.0.0.1:0",
-            UdpOptions::default(),
-            |b| b,
-            |_| Echo,
-        )
-        .unwrap()
-    }
-
-    fn counters(&self) -> ringcore::Counters {
-        self.handle.metrics().total
-    }
-
-    fn wait(&self, what: &str, cond: impl Fn(&ringcore::Counters) -> bool) -> ringcore::Counters {
-        wait_until(what, || cond(&self.counters()));
-        self.counters()
-    }
-
-    fn stop(mut self) -> ringcore::Counters {
-        self.handle.shutdown();
-        let r = self.join.take().unwrap().join().expect("server thread");
-        r.expect("serve_udp returns Ok");
-        self.counters()
-    }
-}
-
-impl Drop for UdpServer {
-    fn drop(&mut self) {
-        if let Some(j) = self.join.take() {
-            self.handle.shutdown();
-            let _ = j.join();
+/// A one-worker server of `factory` on `addr` (`tweak` applied to the builder), or
+/// `None` where an IPv6 address cannot be bound here.
+fn start<D: ringcore::DatagramFactory>(
+    backend: BackendKind,
+    addr: &str,
+    opts: UdpOptions,
+    tweak: impl FnOnce(Builder) -> Builder,
+    factory: D,
+) -> Option<TestServer> {
+    let rt = tweak(base_builder(backend)).build().expect("runtime");
+    let sockets = match UdpSockets::bind(addr, 1, &opts) {
+        Ok(s) => s,
+        Err(e) if addr.starts_with('[') => {
+            eprintln!("skipping {addr}: IPv6 unavailable here ({e})");
+            return None;
         }
-    }
-}
-
-fn client(bind: &str) -> UdpSocket {
-    let s = UdpSocket::bind(bind).expect("client socket");
-    s.set_read_timeout(Some(DEADLINE)).unwrap();
-    s
-}
-
-fn recv(s: &UdpSocket) -> (Vec<u8>, SocketAddr) {
-    let mut buf = vec![0u8; 70_000];
-    let (n, from) = loop {
-        match s.recv_from(&mut buf) {
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            r => break r.expect("a reply within the deadline"),
-        }
+        Err(e) => panic!("bind {addr}: {e}"),
     };
-    buf.truncate(n);
-    (buf, from)
+    Some(serve_udp(rt, sockets, factory))
+}
+
+/// The [`Echo`] server on 127.0.0.1.
+fn echo_server(backend: BackendKind) -> TestServer {
+    start(
+        backend,
+        "127.0.0.1:0",
+        UdpOptions::default(),
+        |b| b,
+        |_| Echo,
+    )
+    .unwrap()
 }
 
 #[test]
 fn echo_many_peers() {
     for_each_backend(|backend| {
-        let server = UdpServer::echo(backend);
+        let server = echo_server(backend);
         let peers: Vec<UdpSocket> = (0..50).map(|_| client("127.0.0.1:0")).collect();
         let mut rng = Rng::new(13);
         let mut total = 0u64;
@@ -134,7 +78,7 @@ fn echo_many_peers() {
                 })
                 .collect();
             for (p, want) in peers.iter().zip(&sent) {
-                let (got, from) = recv(p);
+                let (got, from) = recv_from(p);
                 assert_eq!(
                     from, server.addr,
                     "{backend}: reply from the server's address"
@@ -144,14 +88,14 @@ fn echo_many_peers() {
         }
         // An empty datagram is a datagram too.
         peers[1].send_to(&[], server.addr).unwrap();
-        assert_eq!(recv(&peers[1]).0, b"");
+        assert_eq!(recv_from(&peers[1]).0, b"");
         total += 1;
         // One peer, the largest datagram a default buffer holds whole.
         let big = rng.bytes(payload_capacity(16 * 1024));
         peers[0].send_to(&big, server.addr).unwrap();
-        assert_eq!(recv(&peers[0]).0, big);
+        assert_eq!(recv_from(&peers[0]).0, big);
         total += 1;
-        let c = server.wait("every reply sent", |c| c.datagrams_out == total);
+        let c = server.wait_counters("every reply sent", |c| c.datagrams_out == total);
         assert_eq!(c.datagrams_in, total);
         assert_eq!(
             (
@@ -174,10 +118,10 @@ impl DatagramHandler for WhoAmI {
     }
 }
 
-fn check_source(server: &UdpServer, client_bind: &str, target: SocketAddr) {
+fn check_source(server: &TestServer, client_bind: &str, target: SocketAddr) {
     let c = client(client_bind);
     c.send_to(b"who", target).unwrap();
-    let (got, _) = recv(&c);
+    let (got, _) = recv_from(&c);
     assert_eq!(
         String::from_utf8(got).unwrap(),
         c.local_addr().unwrap().to_string(),
@@ -189,7 +133,7 @@ fn check_source(server: &UdpServer, client_bind: &str, target: SocketAddr) {
 #[test]
 fn source_addresses_v4_v6_and_dual_stack() {
     for_each_backend(|backend| {
-        let v4 = UdpServer::start(
+        let v4 = start(
             backend,
             "127.0.0.1:0",
             UdpOptions::default(),
@@ -199,15 +143,11 @@ fn source_addresses_v4_v6_and_dual_stack() {
         .unwrap();
         check_source(&v4, "127.0.0.1:0", v4.addr);
         v4.stop();
-        if let Some(v6) =
-            UdpServer::start(backend, "[::1]:0", UdpOptions::default(), |b| b, |_| WhoAmI)
-        {
+        if let Some(v6) = start(backend, "[::1]:0", UdpOptions::default(), |b| b, |_| WhoAmI) {
             check_source(&v6, "[::1]:0", v6.addr);
             v6.stop();
         }
-        if let Some(any) =
-            UdpServer::start(backend, "[::]:0", UdpOptions::default(), |b| b, |_| WhoAmI)
-        {
+        if let Some(any) = start(backend, "[::]:0", UdpOptions::default(), |b| b, |_| WhoAmI) {
             let port = any.addr.port();
             // An IPv4 peer of the dual-stack socket is reported (and answered) as IPv4.
             check_source(
@@ -236,7 +176,7 @@ impl DatagramHandler for Sizes {
 #[test]
 fn oversized_datagram_is_truncated_and_reported() {
     for_each_backend(|backend| {
-        let server = UdpServer::start(
+        let server = start(
             backend,
             "127.0.0.1:0",
             UdpOptions::default(),
@@ -254,7 +194,7 @@ fn oversized_datagram_is_truncated_and_reported() {
         ] {
             c.send_to(&vec![7u8; n], server.addr).unwrap();
             assert_eq!(
-                String::from_utf8(recv(&c).0).unwrap(),
+                String::from_utf8(recv_from(&c).0).unwrap(),
                 want,
                 "{backend}: {n} bytes"
             );
@@ -285,11 +225,11 @@ fn gated(
     backend: BackendKind,
     opts: UdpOptions,
     tweak: impl FnOnce(Builder) -> Builder,
-) -> (UdpServer, mpsc::Sender<()>, mpsc::Receiver<()>) {
+) -> (TestServer, mpsc::Sender<()>, mpsc::Receiver<()>) {
     let (open, gate) = mpsc::channel();
     let (held_tx, held) = mpsc::channel();
     let slot = Arc::new(Mutex::new(Some((gate, held_tx))));
-    let server = UdpServer::start(backend, "127.0.0.1:0", opts, tweak, move |_| {
+    let server = start(backend, "127.0.0.1:0", opts, tweak, move |_| {
         let (gate, held) = slot.lock().unwrap().take().expect("one worker");
         Gated {
             gate: Some(gate),
@@ -320,9 +260,9 @@ fn burst_beyond_the_buffer_ring_is_all_delivered() {
                 .unwrap();
         }
         open.send(()).unwrap();
-        let mut got = vec![recv(&c).0];
+        let mut got = vec![recv_from(&c).0];
         for _ in 0..BURST {
-            got.push(recv(&c).0);
+            got.push(recv_from(&c).0);
         }
         assert_eq!(got[0], b"first");
         for (i, g) in got[1..].iter().enumerate() {
@@ -334,7 +274,7 @@ fn burst_beyond_the_buffer_ring_is_all_delivered() {
         }
         // The socket keeps working after the burst.
         c.send_to(b"after", server.addr).unwrap();
-        assert_eq!(recv(&c).0, b"after");
+        assert_eq!(recv_from(&c).0, b"after");
         let counters = server.stop();
         assert_eq!(counters.datagrams_in, BURST as u64 + 2);
         assert_eq!(counters.datagrams_kernel_dropped, 0);
@@ -380,7 +320,7 @@ fn receive_buffer_overflow_is_counted() {
                 }
             }
         }
-        let counters = server.wait("every datagram received or counted as dropped", |k| {
+        let counters = server.wait_counters("every datagram received or counted as dropped", |k| {
             k.datagrams_in + k.datagrams_kernel_dropped == sent
         });
         assert!(
@@ -412,7 +352,7 @@ fn full_send_queue_drops_and_counts() {
         let accepted = Arc::new(Mutex::new(Vec::new()));
         let a2 = accepted.clone();
         let opts = UdpOptions::default().send_queue(4);
-        let server = UdpServer::start(
+        let server = start(
             backend,
             "127.0.0.1:0",
             opts,
@@ -424,17 +364,17 @@ fn full_send_queue_drops_and_counts() {
         .unwrap();
         let c = client("127.0.0.1:0");
         c.send_to(b"x", server.addr).unwrap();
-        let k = server.wait("the sends done", |k| k.datagrams_out == 4);
+        let k = server.wait_counters("the sends done", |k| k.datagrams_out == 4);
         assert_eq!(k.datagrams_dropped, 6, "{backend}: {k:?}");
         for _ in 0..4 {
-            assert_eq!(recv(&c).0, b"x");
+            assert_eq!(recv_from(&c).0, b"x");
         }
         let acc = accepted.lock().unwrap().clone();
         assert_eq!(acc, [[true; 4].as_slice(), [false; 6].as_slice()].concat());
         // The queue empties as sends complete: the next datagram gets 4 replies again.
         c.send_to(b"y", server.addr).unwrap();
         for _ in 0..4 {
-            assert_eq!(recv(&c).0, b"y");
+            assert_eq!(recv_from(&c).0, b"y");
         }
         let k = server.stop();
         assert_eq!((k.datagrams_out, k.datagrams_dropped), (8, 12));
@@ -454,7 +394,7 @@ impl DatagramHandler for Fragile {
 #[test]
 fn a_panicking_callback_does_not_stop_the_socket() {
     for_each_backend(|backend| {
-        let server = UdpServer::start(
+        let server = start(
             backend,
             "127.0.0.1:0",
             UdpOptions::default(),
@@ -464,9 +404,9 @@ fn a_panicking_callback_does_not_stop_the_socket() {
         .unwrap();
         let c = client("127.0.0.1:0");
         c.send_to(b"boom", server.addr).unwrap();
-        server.wait("the panic counted", |k| k.panics == 1);
+        server.wait_counters("the panic counted", |k| k.panics == 1);
         c.send_to(b"fine", server.addr).unwrap();
-        assert_eq!(recv(&c).0, b"fine");
+        assert_eq!(recv_from(&c).0, b"fine");
         server.stop();
     });
 }
@@ -492,7 +432,7 @@ impl DatagramHandler for Polite {
 #[test]
 fn drain_sends_queued_replies_then_closes_the_socket() {
     for_each_backend(|backend| {
-        let server = UdpServer::start(
+        let server = start(
             backend,
             "127.0.0.1:0",
             UdpOptions::default(),
@@ -503,10 +443,10 @@ fn drain_sends_queued_replies_then_closes_the_socket() {
         let server_addr = server.addr;
         let c = client("127.0.0.1:0");
         c.send_to(b"hi", server.addr).unwrap();
-        assert_eq!(recv(&c).0, b"hi");
+        assert_eq!(recv_from(&c).0, b"hi");
         let k = server.stop();
         assert_eq!(
-            recv(&c).0,
+            recv_from(&c).0,
             b"bye",
             "{backend}: a reply queued in on_drain leaves"
         );
@@ -522,17 +462,13 @@ fn udp_beside_tcp_in_one_runtime() {
     for_each_backend(|backend| {
         use std::io::{Read, Write};
         let rt = base_builder(backend).workers(2).build().unwrap();
-        let l = Listeners::bind("127.0.0.1:0", 2, &SocketOptions::default()).unwrap();
-        let u = UdpSockets::bind("127.0.0.1:0", 2, &UdpOptions::default()).unwrap();
-        let (tcp_addr, udp_addr) = (l.local_addr(), u.local_addr());
-        let handle = rt.handle();
-        let join =
-            std::thread::spawn(move || rt.serve_with_udp(l, support::echo_factory, u, |_| Echo));
+        let (server, tcp_addr) = serve_with_tcp_echo(rt, |_| Echo);
+        let udp_addr = server.addr;
         for i in 0..20 {
             let c = client("127.0.0.1:0");
             let msg = format!("udp {i}");
             c.send_to(msg.as_bytes(), udp_addr).unwrap();
-            assert_eq!(recv(&c).0, msg.as_bytes());
+            assert_eq!(recv_from(&c).0, msg.as_bytes());
             let mut s = std::net::TcpStream::connect(tcp_addr).unwrap();
             s.set_read_timeout(Some(DEADLINE)).unwrap();
             s.write_all(b"tcp").unwrap();
@@ -540,9 +476,7 @@ fn udp_beside_tcp_in_one_runtime() {
             s.read_exact(&mut b).unwrap();
             assert_eq!(&b, b"tcp");
         }
-        handle.shutdown();
-        join.join().unwrap().expect("serve_with_udp returns Ok");
-        let k = handle.metrics().total;
+        let k = server.stop();
         assert_eq!((k.datagrams_in, k.datagrams_out, k.accepts), (20, 20, 20));
     });
 }

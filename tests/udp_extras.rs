@@ -7,73 +7,24 @@ mod support;
 
 use ringcore::net::udp::payload_capacity;
 use ringcore::{
-    BackendKind, Builder, DatagramFactory, DatagramHandler, Datagrams, Handle, Listeners, ServeUdp,
-    SocketOptions, UdpOptions, UdpSockets,
+    BackendKind, Builder, DatagramFactory, DatagramHandler, Datagrams, UdpOptions, UdpSockets,
 };
 use std::net::{SocketAddr, UdpSocket};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use support::client::{echo_check, Rng};
-use support::{base_builder, for_each_backend, DEADLINE};
+use support::udp::{client, recv, serve_udp, serve_with_tcp_echo};
+use support::{base_builder, for_each_backend, TestServer};
 
-struct UdpServer {
-    addr: SocketAddr,
-    handle: Handle,
-    join: Option<JoinHandle<std::io::Result<()>>>,
-}
-
-impl UdpServer {
-    fn start<D: DatagramFactory>(
-        backend: BackendKind,
-        tweak: impl FnOnce(Builder) -> Builder,
-        opts: UdpOptions,
-        factory: D,
-    ) -> UdpServer {
-        let rt = tweak(base_builder(backend)).build().expect("runtime");
-        let sockets = UdpSockets::bind("127.0.0.1:0", 1, &opts).expect("bind");
-        let addr = sockets.local_addr();
-        let handle = rt.handle();
-        let join = std::thread::spawn(move || rt.serve_udp(sockets, factory));
-        UdpServer {
-            addr,
-            handle,
-            join: Some(join),
-        }
-    }
-
-    fn stop(mut self) -> ringcore::Counters {
-        self.handle.shutdown();
-        let r = self.join.take().unwrap().join().expect("server thread");
-        r.expect("serve_udp returns Ok");
-        self.handle.metrics().total
-    }
-}
-
-impl Drop for UdpServer {
-    fn drop(&mut self) {
-        if let Some(j) = self.join.take() {
-            self.handle.shutdown();
-            let _ = j.join();
-        }
-    }
-}
-
-fn client() -> UdpSocket {
-    let s = UdpSocket::bind("127.0.0.1:0").expect("client socket");
-    s.set_read_timeout(Some(DEADLINE)).unwrap();
-    s
-}
-
-fn recv(s: &UdpSocket) -> Vec<u8> {
-    let mut buf = vec![0u8; 70_000];
-    let n = loop {
-        match s.recv_from(&mut buf) {
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            r => break r.expect("a reply within the deadline").0,
-        }
-    };
-    buf.truncate(n);
-    buf
+/// A one-worker server of `factory` on 127.0.0.1 (`tweak` applied to the builder).
+fn start<D: DatagramFactory>(
+    backend: BackendKind,
+    tweak: impl FnOnce(Builder) -> Builder,
+    opts: UdpOptions,
+    factory: D,
+) -> TestServer {
+    let rt = tweak(base_builder(backend)).build().expect("runtime");
+    let sockets = UdpSockets::bind("127.0.0.1:0", 1, &opts).expect("bind");
+    serve_udp(rt, sockets, factory)
 }
 
 /// Says `T <len>` for a truncated datagram, `D <len>` for a whole one.
@@ -108,13 +59,13 @@ fn incremental_buffers_never_truncate_datagrams() {
     for_each_backend(|backend| {
         let size = 4096u32;
         let cap = payload_capacity(size as usize);
-        let server = UdpServer::start(
+        let server = start(
             backend,
             |b| b.buf_size(size).buf_count(4).buf_inc(true),
             UdpOptions::default(),
             |_| Sizes,
         );
-        let c = client();
+        let c = client("127.0.0.1:0");
         // 3000 B leaves ~1 KiB of a 4 KiB buffer; the next one would not fit there.
         let mut sizes = vec![3000; 12];
         sizes.extend([cap, 1, cap, 2000, 2000, 2000, cap]);
@@ -137,15 +88,11 @@ fn udp_beside_tcp_with_incremental_buffers() {
             .buf_inc(true)
             .build()
             .unwrap();
-        let l = Listeners::bind("127.0.0.1:0", 1, &SocketOptions::default()).unwrap();
-        let u = UdpSockets::bind("127.0.0.1:0", 1, &UdpOptions::default()).unwrap();
-        let (tcp_addr, udp_addr) = (l.local_addr(), u.local_addr());
-        let handle = rt.handle();
-        let join =
-            std::thread::spawn(move || rt.serve_with_udp(l, support::echo_factory, u, |_| Sizes));
+        let (server, tcp_addr) = serve_with_tcp_echo(rt, |_| Sizes);
+        let udp_addr = server.addr;
         let mut rng = Rng::new(5);
         let mut tcp = support::client::connect(tcp_addr);
-        let c = client();
+        let c = client("127.0.0.1:0");
         for round in 0..10 {
             // Small TCP messages leave partially used buffers behind...
             for _ in 0..3 {
@@ -157,9 +104,7 @@ fn udp_beside_tcp_with_incremental_buffers() {
             expect_whole(backend, &c, udp_addr, &[n, payload_capacity(size as usize)]);
         }
         drop(tcp);
-        handle.shutdown();
-        join.join().unwrap().expect("serve_with_udp returns Ok");
-        let k = handle.metrics().total;
+        let k = server.stop();
         assert_eq!(
             (k.datagrams_in, k.datagrams_truncated),
             (20, 0),
@@ -246,8 +191,8 @@ fn ask(c: &UdpSocket, to: SocketAddr, cmd: &str) -> String {
 #[test]
 fn datagram_timer_fires_repeats_replaces_and_cancels() {
     for_each_backend(|backend| {
-        let server = UdpServer::start(backend, |b| b, UdpOptions::default(), |_| Timers::default());
-        let (c, to) = (client(), server.addr);
+        let server = start(backend, |b| b, UdpOptions::default(), |_| Timers::default());
+        let (c, to) = (client("127.0.0.1:0"), server.addr);
         c.send_to(b"arm 30", to).unwrap();
         assert_eq!(
             String::from_utf8(recv(&c)).unwrap(),
@@ -277,13 +222,8 @@ fn datagram_timer_fires_repeats_replaces_and_cancels() {
 
         // Beside TCP: the combined service's deadline and expiry include UDP's timer.
         let rt = base_builder(backend).build().unwrap();
-        let l = Listeners::bind("127.0.0.1:0", 1, &SocketOptions::default()).unwrap();
-        let u = UdpSockets::bind("127.0.0.1:0", 1, &UdpOptions::default()).unwrap();
-        let udp_addr = u.local_addr();
-        let handle = rt.handle();
-        let join = std::thread::spawn(move || {
-            rt.serve_with_udp(l, support::echo_factory, u, |_| Timers::default())
-        });
+        let (server, _) = serve_with_tcp_echo(rt, |_| Timers::default());
+        let udp_addr = server.addr;
         c.send_to(b"periodic 2", udp_addr).unwrap();
         for n in 1..=2 {
             let want = format!("tick {n} true");
@@ -293,8 +233,7 @@ fn datagram_timer_fires_repeats_replaces_and_cancels() {
                 "{backend}: beside TCP"
             );
         }
-        handle.shutdown();
-        join.join().unwrap().expect("serve_with_udp returns Ok");
-        assert_eq!(handle.metrics().total.panics, 0, "{backend}");
+        let k = server.stop();
+        assert_eq!(k.panics, 0, "{backend}");
     });
 }

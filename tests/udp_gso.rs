@@ -1,23 +1,23 @@
 //! UDP GSO (`UdpOptions::gso`) on both backends over real loopback sockets: runs of
 //! equal replies to one peer leave as one `UDP_SEGMENT` send and arrive as the exact
-//! datagrams sent, in order (GSO on and off); replies to two peers are not merged,
-//! datagrams over the segment limit go alone; the send queue's bound counts datagrams;
-//! a run that fails for another reason reaches `on_error` once; and a run the kernel
-//! refuses is re-sent one datagram at a time with GSO turned off for the socket. The refusal is real, not injected: the server socket's checksums are
-//! turned off (`SO_NO_CHECK`), with which the kernel sends plain datagrams but refuses
-//! every GSO send with `EINVAL` (net/ipv4/udp.c, `udp_send_skb`).
+//! datagrams sent, in order (GSO on and off; IPv4, and IPv6 on `[::1]` with its
+//! smaller segment limit); replies to two peers are not merged, datagrams over the
+//! segment limit go alone; the send queue's bound counts datagrams; a run that fails
+//! for another reason reaches `on_error` once; and a run the kernel refuses is re-sent
+//! one datagram at a time with GSO turned off for the socket. The refusal is real, not
+//! injected: the server socket's checksums are turned off (`SO_NO_CHECK`), with which
+//! the kernel sends plain datagrams but refuses every GSO send with `EINVAL`
+//! (net/ipv4/udp.c, `udp_send_skb`). A run cut at the drain deadline: udp_gso_drain.rs.
 
 mod support;
 
-use ringcore::net::udp::{GSO_MAX_SEGMENTS, GSO_MAX_SEGMENT_V4};
-use ringcore::{
-    BackendKind, Counters, DatagramHandler, Datagrams, Handle, ServeUdp, UdpOptions, UdpSockets,
-};
+use ringcore::net::udp::{GSO_MAX_SEGMENTS, GSO_MAX_SEGMENT_V4, GSO_MAX_SEGMENT_V6};
+use ringcore::{BackendKind, DatagramHandler, Datagrams, UdpOptions, UdpSockets};
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::RawFd;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use support::{base_builder, for_each_backend, wait_until, DEADLINE};
+use support::udp::{client, recv, serve_udp};
+use support::{base_builder, for_each_backend, wait_until, TestServer};
 
 /// `SO_NO_CHECK` (asm-generic/socket.h; not in the libc crate for Linux).
 const SO_NO_CHECK: libc::c_int = 11;
@@ -104,78 +104,33 @@ impl DatagramHandler for Replies {
     }
 }
 
-struct Server {
-    addr: SocketAddr,
-    handle: Handle,
-    seen: Arc<Mutex<Seen>>,
-    join: Option<JoinHandle<std::io::Result<()>>>,
+/// A one-worker server of [`Replies`] on 127.0.0.1, with what its handler saw.
+fn start(backend: BackendKind, opts: UdpOptions) -> (TestServer, Arc<Mutex<Seen>>) {
+    start_on(backend, "127.0.0.1:0", opts, |_| {})
 }
 
-impl Server {
-    /// A one-worker server on 127.0.0.1; `tweak` sees the bound socket's fd first.
-    fn start(backend: BackendKind, opts: UdpOptions, tweak: impl FnOnce(RawFd)) -> Server {
-        let rt = base_builder(backend).build().expect("runtime");
-        let sockets = UdpSockets::bind("127.0.0.1:0", 1, &opts).expect("bind");
-        tweak(sockets.fds()[0]);
-        let addr = sockets.local_addr();
-        let handle = rt.handle();
-        let seen = Arc::new(Mutex::new(Seen::default()));
-        let s2 = seen.clone();
-        let join = std::thread::spawn(move || {
-            rt.serve_udp(sockets, move |_| Replies { seen: s2.clone() })
-        });
-        Server {
-            addr,
-            handle,
-            seen,
-            join: Some(join),
-        }
-    }
-
-    fn counters(&self) -> Counters {
-        self.handle.metrics().total
-    }
-
-    fn wait_out(&self, what: &str, datagrams: u64) -> Counters {
-        wait_until(what, || self.counters().datagrams_out >= datagrams);
-        self.counters()
-    }
-
-    fn stop(mut self) -> Counters {
-        self.handle.shutdown();
-        let r = self.join.take().unwrap().join().expect("server thread");
-        r.expect("serve_udp returns Ok");
-        self.counters()
-    }
+/// [`start`] on `bind`; `tweak` sees the bound socket's fd first.
+fn start_on(
+    backend: BackendKind,
+    bind: &str,
+    opts: UdpOptions,
+    tweak: impl FnOnce(RawFd),
+) -> (TestServer, Arc<Mutex<Seen>>) {
+    let rt = base_builder(backend).build().expect("runtime");
+    let sockets = UdpSockets::bind(bind, 1, &opts).expect("bind");
+    tweak(sockets.fds()[0]);
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let s2 = seen.clone();
+    let server = serve_udp(rt, sockets, move |_| Replies { seen: s2.clone() });
+    (server, seen)
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(j) = self.join.take() {
-            self.handle.shutdown();
-            let _ = j.join();
-        }
-    }
-}
-
-fn client() -> UdpSocket {
-    let s = UdpSocket::bind("127.0.0.1:0").expect("client socket");
-    s.set_read_timeout(Some(DEADLINE)).unwrap();
-    // Room for a whole burst (the kernel caps it at net.core.rmem_max).
+/// A client on `bind` with room for a whole burst (the kernel caps it at
+/// net.core.rmem_max).
+fn burst_client(bind: &str) -> UdpSocket {
+    let s = client(bind);
     let _ = nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::RcvBuf, &(1 << 20));
     s
-}
-
-fn recv(s: &UdpSocket) -> Vec<u8> {
-    let mut buf = vec![0u8; 70_000];
-    let n = loop {
-        match s.recv_from(&mut buf) {
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            r => break r.expect("a reply within the deadline").0,
-        }
-    };
-    buf.truncate(n);
-    buf
 }
 
 /// Sends `burst n seg tail` and checks the n + 1 (or n) datagrams that come back.
@@ -200,28 +155,38 @@ fn burst(c: &UdpSocket, server: SocketAddr, n: usize, seg: usize, tail: usize, l
     }
 }
 
+/// [`burst`] for each `(n, seg, tail)` in turn; returns the datagrams and bytes sent.
+fn bursts(
+    c: &UdpSocket,
+    server: SocketAddr,
+    list: &[(usize, usize, usize)],
+    label: &str,
+) -> (u64, u64) {
+    let (mut out, mut bytes) = (0, 0);
+    for &(n, seg, tail) in list {
+        burst(c, server, n, seg, tail, label);
+        out += n as u64 + u64::from(tail > 0);
+        bytes += (n * seg + tail) as u64;
+    }
+    (out, bytes)
+}
+
 #[test]
 fn runs_arrive_as_the_datagrams_sent() {
     for_each_backend(|backend| {
         for gso in [false, true] {
             let label = format!("{backend}, gso {gso}");
-            let server = Server::start(backend, UdpOptions::default().gso(gso), |_| {});
-            let c = client();
+            let (server, seen) = start(backend, UdpOptions::default().gso(gso));
+            let c = burst_client("127.0.0.1:0");
             // One run plus a shorter tail; a run over the segment cap (64 + 6); the
             // largest IPv4 segment, 44 of them plus a 1-byte tail (64,769 bytes).
-            let bursts = [
+            let list = [
                 (40, 1000, 333),
                 (GSO_MAX_SEGMENTS + 6, 100, 0),
                 (44, GSO_MAX_SEGMENT_V4, 1),
             ];
-            let mut out = 0u64;
-            let mut bytes = 0u64;
-            for (n, seg, tail) in bursts {
-                burst(&c, server.addr, n, seg, tail, &label);
-                out += n as u64 + u64::from(tail > 0);
-                bytes += (n * seg + tail) as u64;
-            }
-            let k = server.wait_out("every reply counted", out);
+            let (out, bytes) = bursts(&c, server.addr, &list, &label);
+            let k = server.wait_counters("every reply counted", |k| k.datagrams_out >= out);
             assert_eq!(k.datagrams_out, out, "{label}: one count per datagram");
             assert_eq!(k.bytes_out, bytes, "{label}");
             assert_eq!(
@@ -235,7 +200,7 @@ fn runs_arrive_as_the_datagrams_sent() {
                 "{label}"
             );
             assert!(
-                server.seen.lock().unwrap().gso.iter().all(|&g| g == gso),
+                seen.lock().unwrap().gso.iter().all(|&g| g == gso),
                 "{label}"
             );
             server.stop();
@@ -243,11 +208,50 @@ fn runs_arrive_as_the_datagrams_sent() {
     });
 }
 
+/// IPv6 on a real `[::1]` socket: runs of datagrams up to the IPv6 segment limit
+/// ([`GSO_MAX_SEGMENT_V6`], 1,452 bytes: the IPv6 header is 40 bytes) leave as GSO
+/// sends and arrive one by one with their sizes and bytes; datagrams one byte over
+/// the limit go alone.
+#[test]
+fn ipv6_runs_arrive_as_the_datagrams_sent() {
+    for_each_backend(|backend| {
+        if let Err(e) = UdpSocket::bind("[::1]:0") {
+            eprintln!("skipping {backend}: IPv6 unavailable here ({e})");
+            return;
+        }
+        let label = format!("{backend}, [::1]");
+        let opts = UdpOptions::default().gso(true);
+        let (server, seen) = start_on(backend, "[::1]:0", opts, |_| {});
+        let c = burst_client("[::1]:0");
+        // One run plus a shorter tail; the largest IPv6 segment, 44 of them plus a
+        // 1-byte tail (63,889 bytes); five datagrams of 1,453 bytes.
+        let list = [
+            (40, 1000, 333),
+            (44, GSO_MAX_SEGMENT_V6, 1),
+            (5, GSO_MAX_SEGMENT_V6 + 1, 0),
+        ];
+        let (out, bytes) = bursts(&c, server.addr, &list, &label);
+        let k = server.wait_counters("every reply counted", |k| k.datagrams_out >= out);
+        assert_eq!((k.datagrams_out, k.bytes_out), (out, bytes), "{label}");
+        assert_eq!(
+            k.datagram_gso_sends, 2,
+            "{label}: runs of 41 and 45 datagrams; the 1,453-byte ones alone"
+        );
+        assert_eq!(
+            (k.datagram_errors, k.datagram_gso_fallbacks),
+            (0, 0),
+            "{label}"
+        );
+        assert!(seen.lock().unwrap().gso.iter().all(|&g| g), "{label}");
+        server.stop();
+    });
+}
+
 #[test]
 fn peers_and_large_datagrams_are_not_merged() {
     for_each_backend(|backend| {
-        let server = Server::start(backend, UdpOptions::default().gso(true), |_| {});
-        let (a, b) = (client(), client());
+        let (server, _) = start(backend, UdpOptions::default().gso(true));
+        let (a, b) = (burst_client("127.0.0.1:0"), burst_client("127.0.0.1:0"));
         let b_addr = b.local_addr().unwrap();
         a.send_to(format!("mix {b_addr}").as_bytes(), server.addr)
             .unwrap();
@@ -263,7 +267,7 @@ fn peers_and_large_datagrams_are_not_merged() {
                 "{backend}: B's datagram {i}"
             );
         }
-        let k = server.wait_out("every reply counted", 15);
+        let k = server.wait_counters("every reply counted", |k| k.datagrams_out >= 15);
         assert_eq!(k.datagrams_out, 15, "{backend}");
         // Interleaved peers and the 3000-byte datagrams went alone; only the last five
         // (one peer, equal, small) made a run.
@@ -277,14 +281,14 @@ fn peers_and_large_datagrams_are_not_merged() {
 fn the_queue_bound_counts_datagrams() {
     for_each_backend(|backend| {
         let opts = UdpOptions::default().gso(true).send_queue(10);
-        let server = Server::start(backend, opts, |_| {});
-        let c = client();
+        let (server, seen) = start(backend, opts);
+        let c = burst_client("127.0.0.1:0");
         c.send_to(b"fill 15", server.addr).unwrap();
         for i in 0..10 {
             assert!(recv(&c) == datagram(i, 100), "{backend}: datagram {i}");
         }
-        let k = server.wait_out("the accepted datagrams counted", 10);
-        let (results, queued) = server.seen.lock().unwrap().fill.clone().unwrap();
+        let k = server.wait_counters("the accepted datagrams counted", |k| k.datagrams_out >= 10);
+        let (results, queued) = seen.lock().unwrap().fill.clone().unwrap();
         let accepted: Vec<bool> = (0..15).map(|i| i < 10).collect();
         assert_eq!(
             results, accepted,
@@ -319,8 +323,9 @@ fn a_refused_run_is_resent_one_by_one() {
             };
             assert_eq!(r, 0, "SO_NO_CHECK: {}", std::io::Error::last_os_error());
         };
-        let server = Server::start(backend, UdpOptions::default().gso(true), no_checksums);
-        let c = client();
+        let opts = UdpOptions::default().gso(true);
+        let (server, seen) = start_on(backend, "127.0.0.1:0", opts, no_checksums);
+        let c = burst_client("127.0.0.1:0");
         burst(
             &c,
             server.addr,
@@ -329,7 +334,7 @@ fn a_refused_run_is_resent_one_by_one() {
             100,
             &format!("{backend}, refused"),
         );
-        let k = server.wait_out("the re-sent datagrams counted", 21);
+        let k = server.wait_counters("the re-sent datagrams counted", |k| k.datagrams_out >= 21);
         assert_eq!(
             (
                 k.datagrams_out,
@@ -341,7 +346,7 @@ fn a_refused_run_is_resent_one_by_one() {
         );
         assert_eq!(k.datagram_errors, 0, "{backend}: a refusal is not an error");
         burst(&c, server.addr, 20, 800, 100, &format!("{backend}, after"));
-        let k = server.wait_out("the second burst counted", 42);
+        let k = server.wait_counters("the second burst counted", |k| k.datagrams_out >= 42);
         assert_eq!(
             (
                 k.datagrams_out,
@@ -351,7 +356,7 @@ fn a_refused_run_is_resent_one_by_one() {
             (42, 1, 0),
             "{backend}: GSO stays off for the socket"
         );
-        assert_eq!(server.seen.lock().unwrap().gso, [true, false], "{backend}");
+        assert_eq!(seen.lock().unwrap().gso, [true, false], "{backend}");
         server.stop();
     });
 }
@@ -361,15 +366,14 @@ fn a_failed_run_reaches_on_error_once() {
     for_each_backend(|backend| {
         for gso in [false, true] {
             let label = format!("{backend}, gso {gso}");
-            let server = Server::start(backend, UdpOptions::default().gso(gso), |_| {});
-            let c = client();
+            let (server, seen) = start(backend, UdpOptions::default().gso(gso));
+            let c = burst_client("127.0.0.1:0");
             c.send_to(b"broadcast 5", server.addr).unwrap();
             wait_until("five failed datagrams counted", || {
                 server.counters().datagram_errors >= 5
             });
             // Still serving, GSO still on: the error was not a refusal of GSO.
             burst(&c, server.addr, 3, 200, 0, &label);
-            let seen = server.seen.clone();
             let k = server.stop();
             assert_eq!(k.datagram_errors, 5, "{label}: each datagram counted");
             assert_eq!(k.datagram_gso_fallbacks, 0, "{label}");

@@ -16,8 +16,8 @@ mod support;
 
 use ringcore::{BackendKind, DatagramHandler, Datagrams, ServeUdp, UdpOptions, UdpSockets};
 use std::net::{SocketAddr, UdpSocket};
-use std::process::Command;
 use std::time::{Duration, Instant};
+use support::udp::in_slow_loopback_netns;
 use support::{base_builder, DEADLINE};
 
 /// Bytes of each datagram of a burst.
@@ -49,33 +49,6 @@ impl DatagramHandler for Burst {
             self.next += 1;
         }
     }
-}
-
-/// Moves this thread into a new network namespace with `lo` up behind a slow qdisc.
-fn slow_loopback_netns() -> Result<(), String> {
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
-        .map_err(|e| format!("unshare(CLONE_NEWNET): {e} (needs CAP_SYS_ADMIN)"))?;
-    // Children forked from this thread start in its namespace.
-    let run = |args: &[&str]| -> Result<(), String> {
-        let out = Command::new(args[0])
-            .args(&args[1..])
-            .output()
-            .map_err(|e| format!("{}: {e}", args.join(" ")))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{}: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
-        }
-    };
-    run(&["ip", "link", "set", "lo", "up"])?;
-    run(&[
-        "tc", "qdisc", "add", "dev", "lo", "root", "tbf", "rate", "4mbit", "burst", "1600",
-        "limit", "1000000",
-    ])
 }
 
 /// A plain nonblocking socket with the same send buffer gets `EAGAIN` for a burst
@@ -181,12 +154,7 @@ fn scenario(backend: BackendKind) {
 
 #[test]
 fn udp_sends_into_a_full_send_buffer() {
-    // Everything runs on a thread of its own: the namespace is per thread.
-    std::thread::spawn(|| {
-        if let Err(e) = slow_loopback_netns() {
-            eprintln!("skipping: no private netns with a slow lo here: {e}");
-            return;
-        }
+    in_slow_loopback_netns("4mbit", || {
         let refused = probe_eagain();
         assert!(
             refused > 0,
@@ -194,7 +162,5 @@ fn udp_sends_into_a_full_send_buffer() {
         );
         eprintln!("probe: {refused} of 48 sends refused with EAGAIN");
         support::for_each_backend(scenario);
-    })
-    .join()
-    .expect("the netns thread");
+    });
 }

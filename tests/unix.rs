@@ -273,25 +273,85 @@ fn bad_unix_addresses_are_rejected_with_a_reason() {
     }
 }
 
-/// Worker 0 stuck in a callback: the other worker still accepts on the shared socket.
-struct Stuck(Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
+/// Worker 0's gate: it blocks in `on_sent` until the test opens it.
+#[derive(Default)]
+struct Gate {
+    open: std::sync::Mutex<bool>,
+    cv: std::sync::Condvar,
+    /// Worker 0 is blocked (set just before it waits).
+    blocked: std::sync::atomic::AtomicBool,
+}
 
-impl Handler for Stuck {
+impl Gate {
+    /// Lets worker 0 go on.
+    fn release(&self) {
+        *self.open.lock().unwrap() = true;
+        self.cv.notify_all();
+    }
+}
+
+/// Sends its worker id on open; on worker 0, blocks in `on_sent` at the gate (the line
+/// left: sends are submitted after the callback returns, so block only now).
+struct Gated(Arc<Gate>);
+
+impl Handler for Gated {
     fn on_open(&mut self, conn: &mut Conn<'_>) {
         conn.send(format!("{}\n", conn.worker_id()).as_bytes());
     }
     fn on_sent(&mut self, conn: &mut Conn<'_>) {
-        // The line left (sends are submitted after the callback returns, so block
-        // only now).
         if conn.worker_id() == 0 {
-            // Block this worker until the test saw worker 1 serve (bounded by DEADLINE).
-            let (m, cv) = &*self.0;
-            let g = m.lock().unwrap();
-            let _ = cv.wait_timeout_while(g, support::DEADLINE, |released| !*released);
+            let g = &*self.0;
+            let open = g.open.lock().unwrap();
+            g.blocked.store(true, Ordering::SeqCst);
+            // Bounded by DEADLINE, so a failing test still ends.
+            let _ = g.cv.wait_timeout_while(open, support::DEADLINE, |o| !*o);
         }
     }
     fn on_data(&mut self, _conn: &mut Conn<'_>, data: &[u8]) -> usize {
         data.len()
+    }
+}
+
+/// Two workers of `backend` sharing one Unix listener, serving [`Gated`].
+struct GatedServer {
+    /// The listener's socket file.
+    path: PathBuf,
+    gate: Arc<Gate>,
+    handle: ringcore::Handle,
+    join: std::thread::JoinHandle<std::io::Result<()>>,
+    _dir: TempDir,
+}
+
+impl GatedServer {
+    /// Starts it on a socket in a fresh directory named after `tag` and `backend`.
+    fn start(backend: BackendKind, tag: &str) -> GatedServer {
+        let dir = TempDir::new(&format!("{tag}-{backend}"));
+        let path = dir.0.join("s.sock");
+        let l = Listeners::bind(
+            format!("unix:{}", path.display()),
+            2,
+            &SocketOptions::default(),
+        )
+        .unwrap();
+        let gate = Arc::new(Gate::default());
+        let rt = support::base_builder(backend).workers(2).build().unwrap();
+        let handle = rt.handle();
+        let g2 = gate.clone();
+        let join = std::thread::spawn(move || rt.serve(l, move |_: &ConnInfo| Gated(g2.clone())));
+        GatedServer {
+            path,
+            gate,
+            handle,
+            join,
+            _dir: dir,
+        }
+    }
+
+    /// Opens the gate, shuts down and waits for `serve` to return `Ok`.
+    fn stop(self) {
+        self.gate.release();
+        self.handle.shutdown();
+        self.join.join().unwrap().unwrap();
     }
 }
 
@@ -317,25 +377,14 @@ fn a_busy_worker_does_not_starve_the_shared_unix_listener() {
             );
             return;
         }
-        let dir = TempDir::new(&format!("busy-{backend}"));
-        let path = dir.0.join("s.sock");
-        let l = Listeners::bind(
-            format!("unix:{}", path.display()),
-            2,
-            &SocketOptions::default(),
-        )
-        .unwrap();
-        let gate = Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
-        let rt = support::base_builder(backend).workers(2).build().unwrap();
-        let h = rt.handle();
-        let g2 = gate.clone();
-        let j = std::thread::spawn(move || rt.serve(l, move |_: &ConnInfo| Stuck(g2.clone())));
+        let server = GatedServer::start(backend, "busy");
+        let path = &server.path;
         let mut seen = Vec::new();
         let mut conns = Vec::new();
         // Connect until worker 1 answers; once worker 0 blocks, only worker 1 can.
         while !seen.contains(&1) {
             assert!(seen.len() < 50, "worker 1 never accepted: {seen:?}");
-            let mut s = UnixStream::connect(&path).unwrap();
+            let mut s = UnixStream::connect(path).unwrap();
             s.set_read_timeout(Some(support::DEADLINE)).unwrap();
             let mut line = String::new();
             BufReader::new(&mut s)
@@ -345,42 +394,10 @@ fn a_busy_worker_does_not_starve_the_shared_unix_listener() {
             conns.push(s);
         }
         eprintln!("{backend}: workers in accept order {seen:?}");
-        *gate.0.lock().unwrap() = true;
-        gate.1.notify_all();
+        server.gate.release();
         drop(conns);
-        h.shutdown();
-        j.join().unwrap().unwrap();
+        server.stop();
     });
-}
-
-/// Worker 0's gate: it blocks in `on_sent` until the test opens it.
-#[derive(Default)]
-struct Gate {
-    open: std::sync::Mutex<bool>,
-    cv: std::sync::Condvar,
-    /// Worker 0 is blocked (set just before it waits).
-    blocked: std::sync::atomic::AtomicBool,
-}
-
-/// Sends its worker id on open; on worker 0, blocks in `on_sent` at the gate.
-struct Gated(Arc<Gate>);
-
-impl Handler for Gated {
-    fn on_open(&mut self, conn: &mut Conn<'_>) {
-        conn.send(format!("{}\n", conn.worker_id()).as_bytes());
-    }
-    fn on_sent(&mut self, conn: &mut Conn<'_>) {
-        if conn.worker_id() == 0 {
-            let g = &*self.0;
-            let open = g.open.lock().unwrap();
-            g.blocked.store(true, Ordering::SeqCst);
-            // Bounded by DEADLINE, so a failing test still ends.
-            let _ = g.cv.wait_timeout_while(open, support::DEADLINE, |o| !*o);
-        }
-    }
-    fn on_data(&mut self, _conn: &mut Conn<'_>, data: &[u8]) -> usize {
-        data.len()
-    }
 }
 
 /// What docs/tuning.md promises for a worker blocked in a callback on a shared Unix
@@ -393,19 +410,8 @@ impl Handler for Gated {
 #[test]
 fn a_blocked_worker_holds_at_most_its_waiting_accepts() {
     support::for_each_backend(|backend| {
-        let dir = TempDir::new(&format!("held-{backend}"));
-        let path = dir.0.join("s.sock");
-        let l = Listeners::bind(
-            format!("unix:{}", path.display()),
-            2,
-            &SocketOptions::default(),
-        )
-        .unwrap();
-        let gate = Arc::new(Gate::default());
-        let rt = support::base_builder(backend).workers(2).build().unwrap();
-        let h = rt.handle();
-        let g2 = gate.clone();
-        let j = std::thread::spawn(move || rt.serve(l, move |_: &ConnInfo| Gated(g2.clone())));
+        let server = GatedServer::start(backend, "held");
+        let (path, gate) = (&server.path, &server.gate);
         let first_line = |s: &mut UnixStream| -> usize {
             s.set_read_timeout(Some(support::DEADLINE)).unwrap();
             let mut line = String::new();
@@ -418,7 +424,7 @@ fn a_blocked_worker_holds_at_most_its_waiting_accepts() {
         // long as worker 0 takes to start and arm its accepts).
         let mut conns = Vec::new();
         support::wait_until("worker 0 to accept a connection", || {
-            let mut s = UnixStream::connect(&path).unwrap();
+            let mut s = UnixStream::connect(path).unwrap();
             let w = first_line(&mut s);
             if w == 0 {
                 conns.push(s);
@@ -432,7 +438,7 @@ fn a_blocked_worker_holds_at_most_its_waiting_accepts() {
         let (tx, rx) = std::sync::mpsc::channel();
         let readers: Vec<_> = (0..n)
             .map(|i| {
-                let mut s = UnixStream::connect(&path).unwrap();
+                let mut s = UnixStream::connect(path).unwrap();
                 let tx = tx.clone();
                 std::thread::spawn(move || {
                     let w = first_line(&mut s);
@@ -446,8 +452,7 @@ fn a_blocked_worker_holds_at_most_its_waiting_accepts() {
             .recv_timeout(support::DEADLINE)
             .expect("worker 1 answers one of the new connections");
         assert_eq!(w, 1, "connection {i} answered while worker 0 is blocked");
-        *gate.open.lock().unwrap() = true;
-        gate.cv.notify_all();
+        gate.release();
         let mut per_worker = [0usize; 2];
         per_worker[w] += 1;
         for _ in 1..n {
@@ -459,7 +464,6 @@ fn a_blocked_worker_holds_at_most_its_waiting_accepts() {
         eprintln!("{backend}: {n} connections made while worker 0 was blocked: {per_worker:?}");
         conns.extend(readers.into_iter().map(|r| r.join().unwrap()));
         drop(conns);
-        h.shutdown();
-        j.join().unwrap().unwrap();
+        server.stop();
     });
 }

@@ -901,6 +901,15 @@ mod tests {
         IoFd::new(std::fs::File::open("/proc/self/exe").unwrap().into_raw_fd())
     }
 
+    /// The first `len` bytes of a freshly opened file, as a queue segment.
+    fn file_seg(len: u64) -> FileSeg {
+        FileSeg {
+            fd: open_file(),
+            offset: 0,
+            remaining: len,
+        }
+    }
+
     fn close_all(q: &mut WriteQueue) -> usize {
         let fds: Vec<_> = q.take_retired().collect();
         let n = fds.len();
@@ -920,14 +929,7 @@ mod tests {
     fn abort_keeps_a_file_whose_fill_is_in_flight() {
         let mut sp = Spare::default();
         let mut q = WriteQueue::default();
-        q.push_file(
-            FileSeg {
-                fd: open_file(),
-                offset: 0,
-                remaining: 100,
-            },
-            &mut sp,
-        );
+        q.push_file(file_seg(100), &mut sp);
         q.push_copy(b"after", &mut sp);
         q.discard_unsent(&mut sp, true);
         assert_eq!(
@@ -952,14 +954,7 @@ mod tests {
         let mut sp = Spare::default();
         let mut q = WriteQueue::default();
         for _ in 0..2 {
-            q.push_file(
-                FileSeg {
-                    fd: open_file(),
-                    offset: 0,
-                    remaining: 10,
-                },
-                &mut sp,
-            );
+            q.push_file(file_seg(10), &mut sp);
         }
         q.file_sent(10);
         assert_eq!(close_all(&mut q), 1);
@@ -980,14 +975,7 @@ mod tests {
         assert!(!q.file_follows(), "no file queued");
         q.complete(q.st().inflight_bytes, &mut sp);
         q.push_copy(b"head", &mut sp);
-        q.push_file(
-            FileSeg {
-                fd: open_file(),
-                offset: 0,
-                remaining: 10,
-            },
-            &mut sp,
-        );
+        q.push_file(file_seg(10), &mut sp);
         let _ = q.prepare(&mut sp);
         assert!(q.file_follows());
         q.complete(4, &mut sp);

@@ -7,7 +7,8 @@
 //!   default SIGPIPE disposition) and talking to it over stdin/stdout;
 //! * [`proc`]: running the example binaries as child processes (the operability
 //!   tests `ops_*`): build, spawn with flags and environment, read stderr lines,
-//!   signal, wait for exit.
+//!   signal, wait for exit;
+//! * [`udp`]: UDP servers on a thread, client sockets, blocking receives.
 //!
 //! Nothing here sleeps to synchronise: clients block on sockets with generous timeouts,
 //! and conditions on the server side are awaited by polling its counters against a
@@ -20,6 +21,7 @@ pub mod client;
 pub mod http;
 pub mod proc;
 pub mod tls;
+pub mod udp;
 
 use ringcore::{
     BackendKind, Builder, Conn, ConnInfo, Counters, Factory, Handle, Handler, Listeners, Runtime,
@@ -121,6 +123,21 @@ pub struct TestServer {
     join: Option<JoinHandle<io::Result<()>>>,
 }
 
+/// Runs `serve` with `rt` on a server thread named `name`; returns the runtime's handle
+/// and the thread.
+pub fn spawn_serving(
+    rt: Runtime,
+    name: String,
+    serve: impl FnOnce(&Runtime) -> io::Result<()> + Send + 'static,
+) -> (Handle, JoinHandle<io::Result<()>>) {
+    let handle = rt.handle();
+    let join = std::thread::Builder::new()
+        .name(name)
+        .spawn(move || serve(&rt))
+        .expect("spawn the server thread");
+    (handle, join)
+}
+
 /// Serves `listeners` (bound by the caller: a Unix path, a dual-stack address, ...)
 /// with `factory` on `workers` workers of `backend`, on a server thread. Stop it with
 /// the handle's `shutdown` and join the thread.
@@ -166,17 +183,7 @@ pub fn start_server_opts<F: Factory>(
     let listeners =
         Listeners::bind("127.0.0.1:0", rt.config().workers, opts).expect("bind a test listener");
     let addr = listeners.local_addr();
-    let handle = rt.handle();
-    let join = std::thread::Builder::new()
-        .name(format!("server-{backend}"))
-        .spawn(move || rt.serve(listeners, factory))
-        .expect("spawn the server thread");
-    TestServer {
-        addr,
-        handle,
-        backend,
-        join: Some(join),
-    }
+    TestServer::spawn(rt, addr, move |rt| rt.serve(listeners, factory))
 }
 
 /// Starts the [`Echo`] server.
@@ -185,6 +192,23 @@ pub fn start_echo(backend: BackendKind, tweak: impl FnOnce(Builder) -> Builder) 
 }
 
 impl TestServer {
+    /// Runs `serve` (which serves on `addr`, bound by the caller) with `rt` on a server
+    /// thread.
+    pub fn spawn(
+        rt: Runtime,
+        addr: SocketAddr,
+        serve: impl FnOnce(&Runtime) -> io::Result<()> + Send + 'static,
+    ) -> TestServer {
+        let backend = rt.config().backend;
+        let (handle, join) = spawn_serving(rt, format!("server-{backend}"), serve);
+        TestServer {
+            addr,
+            handle,
+            backend,
+            join: Some(join),
+        }
+    }
+
     /// The summed counters as last published.
     pub fn counters(&self) -> Counters {
         self.handle.metrics().total
@@ -202,6 +226,11 @@ impl TestServer {
             cond(&last)
         });
         last
+    }
+
+    /// True once `serve` has returned (the thread is still to be joined).
+    pub fn is_finished(&self) -> bool {
+        self.join.as_ref().is_none_or(|j| j.is_finished())
     }
 
     /// Starts a graceful shutdown without waiting for it.

@@ -65,8 +65,10 @@ pub fn keep_going() -> bool {
 }
 
 /// The runtime shape a seed gets: its fault plan plus, for some seeds, tiny rings
-/// (SQ 4, CQ 8: SQ-full and CQ-overflow paths), SQPOLL, and a tiny buffer pool (real
-/// `ENOBUFS` on io_uring).
+/// (SQ 4, CQ 8: SQ-full and CQ-overflow paths), SQPOLL, a tiny buffer pool (real
+/// `ENOBUFS` on io_uring), and on io_uring direct descriptors (four seeds in seven:
+/// 7 is prime to the other periods, so every shape meets them on and off), where the
+/// plan's `direct_close_fail` makes direct closes fail late.
 pub fn soak_builder(backend: BackendKind, seed: u64, drain: Duration) -> Builder {
     let mut b = base_builder(backend)
         .fault_injection(plan(seed))
@@ -86,6 +88,9 @@ pub fn soak_builder(backend: BackendKind, seed: u64, drain: Duration) -> Builder
         _ => b = b.buf_count(64),
     }
     b = b.splice_mode(splice_mode(seed));
+    if backend == BackendKind::Uring && seed % 7 < 4 {
+        b = b.direct_descriptors(true);
+    }
     if backend == BackendKind::Uring {
         let f = fast_path(seed);
         b = b
@@ -183,6 +188,7 @@ pub fn plan(seed: u64) -> FaultPlan {
         ("multishot_cut", &mut r.multishot_cut),
         ("delay", &mut r.delay),
         ("stale_duplicate", &mut r.stale_duplicate),
+        ("direct_close_fail", &mut r.direct_close_fail),
     ] {
         if !keep(name) {
             *rate = 0;
@@ -274,11 +280,7 @@ pub fn start_with(
         backend,
         "the runtime must run the backend under test"
     );
-    let handle = rt.handle();
-    let join = std::thread::Builder::new()
-        .name(format!("soak-{backend}-{seed}"))
-        .spawn(move || serve(&rt))
-        .expect("spawn the server thread");
+    let (handle, join) = crate::support::spawn_serving(rt, format!("soak-{backend}-{seed}"), serve);
     SoakServer {
         addr,
         buf_size,
@@ -326,7 +328,8 @@ impl SoakServer {
     }
 
     /// Shuts down and waits (at most drain timeout + [`JOIN_SLACK`]) for `serve` to
-    /// return `Ok`. A hung server thread is leaked, not joined, so the run goes on.
+    /// return `Ok` with every direct-descriptor slot emptied (`direct_in_use` 0). A
+    /// hung server thread is leaked, not joined, so the run goes on.
     pub fn stop(mut self) -> Result<Counters, String> {
         let started = Instant::now();
         self.handle.shutdown();
@@ -346,7 +349,12 @@ impl SoakServer {
             std::thread::sleep(Duration::from_millis(1));
         }
         match join.join() {
-            Ok(Ok(())) => Ok(self.counters()),
+            Ok(Ok(())) => match self.counters() {
+                c if c.direct_in_use != 0 => {
+                    Err(format!("direct-descriptor slots left in use: {c:?}"))
+                }
+                c => Ok(c),
+            },
             Ok(Err(e)) => Err(format!("serve returned an error: {e}")),
             Err(_) => Err("the server thread panicked".into()),
         }
@@ -437,7 +445,7 @@ pub fn run_seeds(test: &str, one: impl Fn(BackendKind, u64) -> Result<(), String
     let s = ringcore_runtime::fault::stats();
     eprintln!(
         "{test}: faults injected: {} short sends, {} short splices, {} send EAGAIN, {} recv ENOBUFS, {} accept \
-         EMFILE, {} multishot cuts, {} delayed, {} stale duplicates",
+         EMFILE, {} multishot cuts, {} delayed, {} stale duplicates, {} failed direct closes",
         s.short_sends - stats_before.short_sends,
         s.short_splices - stats_before.short_splices,
         s.send_eagains - stats_before.send_eagains,
@@ -446,6 +454,7 @@ pub fn run_seeds(test: &str, one: impl Fn(BackendKind, u64) -> Result<(), String
         s.multishot_cuts - stats_before.multishot_cuts,
         s.delayed - stats_before.delayed,
         s.stale_duplicates - stats_before.stale_duplicates,
+        s.direct_close_fails - stats_before.direct_close_fails,
     );
     if failures.is_empty() && seeds.len() >= 50 && std::env::var("RINGCORE_SOAK_ONLY").is_err() {
         // A long enough run must have injected every kind of fault it can on every

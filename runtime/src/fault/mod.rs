@@ -62,8 +62,10 @@ pub struct FaultRates {
     /// Per direct close that posts no completion on success (io_uring with
     /// `Config::direct_descriptors` and `CQE_SKIP_SUCCESS`, no SQPOLL): queue a second
     /// close of the same slot, whose real `-EBADF` failure completion reaches the ring's
-    /// table 1..=`max_delay_turns` turns late. Off in [`FaultRates::default`] and
-    /// [`FaultRates::random`] (direct descriptors are off by default).
+    /// table 1..=`max_delay_turns` turns late. Off in [`FaultRates::default`]
+    /// (direct descriptors are off by default); [`FaultRates::random`] draws it as the
+    /// others (drawn after the older rates, so those of a seed are what they were without
+    /// it). Elsewhere (epoll, direct descriptors off, SQPOLL) it injects nothing.
     pub direct_close_fail: u16,
     /// Per final end-of-stream or error completion of a connection's multishot recv:
     /// swallow it, leaving the receive parked in the service's eyes until it cancels
@@ -133,7 +135,7 @@ impl FaultRates {
             delay: pick(100, 400),
             max_delay_turns: 1 + (seed % 6) as u8,
             stale_duplicate: pick(30, 200),
-            direct_close_fail: 0,
+            direct_close_fail: pick(100, 500),
             recv_end_lost: 0,
             sendfile_refuse: pick(30, 300),
         }
