@@ -289,7 +289,9 @@ impl Poller {
         if self.fds.get(fd).parked != NIL {
             let mut ids = mem::take(&mut self.ids);
             self.collect_parked(fd, &mut ids);
-            for &id in &ids {
+            // The list is newest first: try the oldest first, so ops of one fd run in
+            // the order they were pushed (a socket's queued datagrams leave in order).
+            for &id in ids.iter().rev() {
                 // Only the op being tried leaves the slab here (releases are deferred),
                 // so every collected index is still the op we collected.
                 let Some(p) = self.ops.get_mut(id as usize) else {

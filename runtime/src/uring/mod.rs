@@ -562,11 +562,13 @@ impl Ring {
             loop {
                 c.syscalls += 1;
                 c.sendfiles += 1;
-                return Some(match op::sendfile::sendfile(fd_sock, fd_file, offset, len) {
-                    Ok(n) => n.min(i32::MAX as usize) as i32,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => -e.raw_os_error().unwrap_or(libc::EIO),
-                });
+                return Some(
+                    match op::sendfile::sendfile(fd_sock, fd_file, offset, len) {
+                        Ok(n) => n.min(i32::MAX as usize) as i32,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => -e.raw_os_error().unwrap_or(libc::EIO),
+                    },
+                );
             }
         }
         let Op::Splice {

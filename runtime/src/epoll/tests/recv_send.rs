@@ -169,6 +169,66 @@ fn short_send_completes_short_and_the_next_send_waits_for_epollout() {
     assert!(got[0].0.result > 0);
 }
 
+/// Ops parked on one fd run oldest first once it is ready: three sends queued behind
+/// a full socket complete, and their bytes arrive, in the order they were pushed (the
+/// fd's list is newest first; retrying in list order sent them backwards).
+#[test]
+fn sends_parked_on_a_full_socket_leave_in_push_order() {
+    let (mut p, mut c) = poller(64);
+    let (a, mut b) = pair();
+    set_sndbuf(a.as_raw_fd(), 4096);
+    let fd = a.as_raw_fd();
+    // Fill the socket.
+    let fill = pattern(1 << 20);
+    let mut fiov = [iovec(&fill)];
+    let fm = msghdr(&mut fiov);
+    let send = |msg: &libc::msghdr| Op::Send {
+        fd,
+        msg,
+        waitall: false,
+        more: false,
+    };
+    push(&mut p, &mut c, tok(9, OpKind::Send), send(&fm), false);
+    let filled = drive_n(&mut p, &mut c, 1)[0].0.result as usize;
+    assert!(filled < fill.len(), "the socket filled: {filled}");
+    // Three small sends of distinct bytes park behind it.
+    let parts: Vec<Vec<u8>> = (1..=3u8).map(|i| vec![i; 100]).collect();
+    let mut iovs: Vec<[libc::iovec; 1]> = parts.iter().map(|d| [iovec(d)]).collect();
+    let msgs: Vec<libc::msghdr> = iovs.iter_mut().map(|v| msghdr(v)).collect();
+    for (i, m) in msgs.iter().enumerate() {
+        push(
+            &mut p,
+            &mut c,
+            tok(i as u32 + 1, OpKind::Send),
+            send(m),
+            false,
+        );
+    }
+    assert_quiet(&mut p, &mut c);
+    let mut received = Vec::new();
+    let mut done = Vec::new();
+    while done.len() < 3 {
+        let got = drive(
+            &mut p,
+            &mut c,
+            || drain_now(&mut b, &mut received),
+            |g| !g.is_empty(),
+        );
+        done.extend(got.into_iter().map(|g| g.0));
+    }
+    let order: Vec<u32> = done.iter().map(|x| x.token.slot()).collect();
+    assert_eq!(order, [1, 2, 3], "completions: {done:?}");
+    assert!(done.iter().all(|x| x.result == 100), "{done:?}");
+    drain_now(&mut b, &mut received);
+    let tail = &received[received.len() - 300..];
+    let want: Vec<u8> = parts.concat();
+    assert_eq!(received.len(), filled + 300);
+    assert!(
+        tail == want.as_slice(),
+        "the three sends arrived out of order"
+    );
+}
+
 #[test]
 fn recv_sees_eof_that_arrived_with_the_last_bytes() {
     // Bytes and FIN arrive before the first read: one edge carries both, the read is
