@@ -156,6 +156,9 @@ pub(crate) struct SpliceState {
     pub(crate) filling: bool,
     /// The socket was full: a writability poll is in flight.
     pub(crate) polling: bool,
+    /// Bytes the sendfile in flight was asked to move (a shorter result means the
+    /// socket filled up).
+    pub(crate) asked: u32,
 }
 
 impl SpliceState {
@@ -175,6 +178,7 @@ impl SpliceState {
             ops: 0,
             filling: false,
             polling: false,
+            asked: 0,
         })
     }
 }
@@ -405,6 +409,7 @@ impl WorkerCtx {
             ops: 0,
             filling: false,
             polling: false,
+            asked: 0,
         }))
     }
 

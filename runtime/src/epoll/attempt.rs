@@ -113,10 +113,16 @@ pub(super) fn attempt(fds: &mut Fds, p: &mut Pending, c: &mut Counters) -> Attem
             c.sendfiles += 1;
             match op::sendfile::sendfile(fd_sock, fd_file, offset, len) {
                 Ok(n) => {
+                    if n > 0 && n < len as usize {
+                        // Short: the socket filled (the kernel marked it to report
+                        // the room it regains), so the next sendfile waits for that
+                        // edge instead of meeting EAGAIN.
+                        fds.drained(fd_sock, WRITABLE);
+                    }
                     return Attempt::Done {
                         result: count(n),
                         ok: n == len as usize,
-                    }
+                    };
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
