@@ -47,3 +47,9 @@ pair --a ringcore-epoll --a-env RINGCORE_SENDFILE=0 --b ringcore-epoll "${FILE[@
 for mode in ring drain; do
   pair --a ringcore-uring --a-env RINGCORE_SPLICE=$mode --b ringcore-uring "${FILE[@]}"
 done
+# The file server's per-request hand-off of resolve/open/fstat to its helper thread:
+# with the open-file cache (a cached lookup is answered on the worker) against without,
+# and against nginx (whose open_file_cache is off, but which opens on its worker).
+pair --a ringcore-uring-ofc --b ringcore-uring "${FILE[@]}"
+pair --a ringcore-uring-ofc --b nginx "${FILE[@]}"
+pair --a ringcore-uring-ofc --b ringcore-epoll-ofc "${FILE[@]}"

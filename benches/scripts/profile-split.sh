@@ -5,7 +5,7 @@
 #
 #   cargo build --release -p ringcore-benches --bins --features http-peers
 #   cargo build --release --example echo --example http --example fileserver
-#   benches/scripts/profile-split.sh SERVER SCENARIO [seconds]
+#   [RATE=N] benches/scripts/profile-split.sh SERVER SCENARIO [seconds]
 #     SERVER:   uring | epoll | tokio | hyper | minihttp | nginx
 #               (uring/epoll take RINGCORE_FEATURES from the environment)
 #     SCENARIO: echo-128-c500 | echo-128-c1 | http-d1 | http-d16 | file-1mib
@@ -58,6 +58,8 @@ taskset -c 0 "${cmd[@]}" >"$work/server.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do ss -ltn | grep -q ":$port " && break; sleep 0.05; done
 data=/tmp/profile-$srv-$sc.data
+# RATE=N: open loop at N requests/s (the rate benches/pair uses) instead of closed loop.
+if [ -n "${RATE:-}" ]; then load+=(--rate "$RATE"); fi
 "$rel/ringcore-load" "${load[@]}" --addr 127.0.0.1:$port --cpu 1 --duration $((secs + 2)) --warmup 1 --json \
   >"$work/load.json" &
 lpid=$!

@@ -101,7 +101,8 @@ pub struct Config {
     pub splice_mode: SpliceMode,
     /// `send_file` responses leave by `sendfile(2)` on the worker, one syscall per
     /// piece of up to 1 MiB and no pipe of ours, instead of the file -> pipe -> socket
-    /// splice pair (default `true`; docs/benchmarks.md "Side-by-side pairs"). Used only
+    /// splice pair (default `true`: the same CPU per file as the splice pair, without a
+    /// pipe's two fds; docs/benchmarks.md "Side-by-side pairs"). Used only
     /// with [`SpliceMode::Inline`] (the other modes exist to keep file reads off the
     /// worker, which sendfile cannot). A sendfile the kernel refuses (`EINVAL`, e.g. a
     /// file system without splice support) falls back to the splice pair for that file.

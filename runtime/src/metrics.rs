@@ -62,7 +62,7 @@ counters! {
     connects,
     /// Bytes received from sockets.
     bytes_in,
-    /// Bytes sent to sockets (send and splice).
+    /// Bytes sent to sockets (send, splice and sendfile).
     bytes_out,
     /// SQEs pushed (io_uring) / ops issued (epoll).
     sqes,
