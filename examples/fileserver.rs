@@ -70,6 +70,10 @@ struct FileArgs {
     /// Seconds a cached open file answers before it is looked up again.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     open_file_cache_valid: u64,
+    /// Never look a file up on the worker, even when every name is cached
+    /// (StaticFilesBuilder::inline_lookup): every lookup goes to the helper thread.
+    #[arg(long)]
+    no_inline_lookup: bool,
 }
 
 /// The [`StaticFilesBuilder`] the flags describe.
@@ -79,6 +83,7 @@ fn files_builder(root: &str, args: &FileArgs) -> StaticFilesBuilder {
         .autoindex(args.autoindex)
         .allow_hidden(args.allow_hidden)
         .gzip_static(args.gzip_static)
+        .inline_lookup(!args.no_inline_lookup)
         .open_file_cache(
             args.open_file_cache,
             std::time::Duration::from_secs(args.open_file_cache_valid),

@@ -284,3 +284,163 @@ mod tests {
         assert_eq!(location("///", None), "/");
     }
 }
+
+/// Lookups answered on the worker ([`lookup_cached`]) and on the helper thread
+/// ([`lookup`]), process-wide.
+static ON_WORKER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static ON_HELPER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many file lookups every [`StaticFiles`](super::StaticFiles) server of this
+/// process answered on its worker (every path component cached, see
+/// [`StaticFilesBuilder::inline_lookup`](super::StaticFilesBuilder::inline_lookup))
+/// and on the worker's helper thread, since the process started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LookupCounts {
+    /// Answered on the worker without blocking.
+    pub on_worker: u64,
+    /// Handed to the helper thread.
+    pub on_helper: u64,
+}
+
+/// A snapshot of [`LookupCounts`].
+pub fn lookup_counts() -> LookupCounts {
+    use std::sync::atomic::Ordering::Relaxed;
+    LookupCounts {
+        on_worker: ON_WORKER.load(Relaxed),
+        on_helper: ON_HELPER.load(Relaxed),
+    }
+}
+
+/// Counts a lookup handed to the helper thread.
+pub(super) fn count_helper_lookup() {
+    ON_HELPER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// File systems whose opens and attribute reads may go to the network or to a
+/// user-space daemon even when every name is cached: the worker never looks up there.
+const REMOTE_FS: &[i64] = &[
+    0x6969,                 // NFS
+    0x517b,                 // SMB
+    0xff53_4d42_u32 as i64, // CIFS
+    0xfe53_4d42_u32 as i64, // SMB2
+    0x6573_5546,            // FUSE
+    0x00c3_6400,            // Ceph
+    0x5346_414f,            // AFS
+    0x0102_1997,            // 9P
+    0x0bd0_0bd0,            // Lustre
+    0x4750_4653,            // GPFS
+];
+
+/// The root directory for lookups on the worker: an `O_PATH` descriptor, or `None`
+/// when they cannot be done without blocking here: the root is on a network or FUSE
+/// file system, or the kernel lacks `openat2` with `RESOLVE_CACHED` (5.12), or a
+/// seccomp filter refuses it (probed once, on the root itself).
+pub(super) fn inline_root(root: &Path) -> Option<std::os::fd::OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open(root)
+        .ok()?;
+    let fs = nix::sys::statfs::fstatfs(&dir).ok()?;
+    if REMOTE_FS.contains(&(fs.filesystem_type().0 as i64)) {
+        tracing::debug!(root = %root.display(), "file lookups stay on the helper thread (network or FUSE file system)");
+        return None;
+    }
+    match openat2_cached(&dir, c".", libc::O_PATH | libc::O_DIRECTORY) {
+        Ok(_) => Some(dir.into()),
+        Err(e) => {
+            tracing::debug!(error = %e, "file lookups stay on the helper thread (no openat2 with RESOLVE_CACHED)");
+            None
+        }
+    }
+}
+
+/// `openat2(dir, path, flags)` confined under `dir` and to names the kernel has
+/// cached: `RESOLVE_CACHED` (`EAGAIN` where a lookup would need I/O),
+/// `RESOLVE_BENEATH` (no escape), `RESOLVE_NO_SYMLINKS` / `RESOLVE_NO_MAGICLINKS`
+/// (`ELOOP` at any symlink: those keep the helper's canonicalising rules) and
+/// `RESOLVE_NO_XDEV` (`EXDEV` at a mount point: the path stays on the probed file
+/// system).
+fn openat2_cached(
+    dir: &impl std::os::fd::AsRawFd,
+    path: &std::ffi::CStr,
+    flags: libc::c_int,
+) -> std::io::Result<std::fs::File> {
+    use std::os::fd::FromRawFd;
+    /// The kernel's `struct open_how` (libc's is non-exhaustive): three u64s.
+    #[repr(C)]
+    struct OpenHow {
+        flags: u64,
+        mode: u64,
+        resolve: u64,
+    }
+    let how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: libc::RESOLVE_CACHED
+            | libc::RESOLVE_BENEATH
+            | libc::RESOLVE_NO_SYMLINKS
+            | libc::RESOLVE_NO_MAGICLINKS
+            | libc::RESOLVE_NO_XDEV,
+    };
+    // SAFETY: `path` is a NUL-terminated string and `how` a live `open_how` whose size
+    // we pass; the kernel reads both and writes nothing of ours.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dir.as_raw_fd(),
+            path.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: openat2 returned a new descriptor that nothing else owns.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd as libc::c_int) })
+}
+
+/// The lookup of a plain regular file, done on the worker when it cannot block:
+/// every path component is in the kernel's dentry cache, no symlink is on the way,
+/// no mount point is crossed (see [`openat2_cached`]), and the root is on a local
+/// file system ([`inline_root`]). Then the open (`O_NONBLOCK | O_NOFOLLOW`) and its
+/// `fstat` touch only in-memory kernel state, as io_uring's own nonblocking open
+/// assumes. The answer is the one [`lookup`] would give for such a path. `None`
+/// hands the request to the helper thread: anything else (a directory, a symlink, a
+/// name not cached, a hidden name, `gzip_static` siblings, any error).
+pub(super) fn lookup_cached(cfg: &Config, ask: &Ask) -> Option<Found> {
+    use std::os::unix::ffi::OsStrExt;
+    let root = cfg.inline_root.as_ref()?;
+    if !ask.accept.is_empty() {
+        return None; // precompressed siblings: the helper chooses among them
+    }
+    let decoded = decode_checked(&ask.path).ok()?;
+    let mut rel = PathBuf::new();
+    for c in Path::new(decoded.trim_start_matches('/')).components() {
+        match c {
+            Component::Normal(s) => rel.push(s),
+            Component::CurDir => {}
+            _ => return None,
+        }
+    }
+    if rel.as_os_str().is_empty() || (!cfg.allow_hidden && has_hidden(&rel)) {
+        return None;
+    }
+    let name = std::ffi::CString::new(rel.as_os_str().as_bytes()).ok()?;
+    let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOFOLLOW;
+    let file = openat2_cached(root, &name, flags).ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.file_type().is_file() {
+        return None; // a directory (redirect, index, listing) or a special file
+    }
+    ON_WORKER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Some(Found::File {
+        path: cfg.root.join(rel),
+        file,
+        meta,
+        encoding: None,
+    })
+}
