@@ -2,7 +2,8 @@
 //! defect 15, ARCHITECTURE.md decision 14): on the worker's helper thread, with the
 //! result handed back to the connection on its worker. Many concurrent requests are
 //! answered byte-exact; connections that vanish while their lookup is out leak no
-//! file descriptor; the lookups run on the helper thread.
+//! file descriptor; the lookups run on the helper thread. (With `inline_lookup` off:
+//! a cached plain file is otherwise opened on the worker, see fileserver_inline.rs.)
 
 mod support;
 
@@ -42,6 +43,19 @@ impl Drop for Tree {
     }
 }
 
+/// A server whose every lookup goes to the helper thread: these files are all in the
+/// dentry cache, so with `inline_lookup` on (the default) they would be opened on the
+/// worker (tests/fileserver_inline.rs covers that path).
+fn helper_only(
+    root: &Path,
+) -> impl Fn(&ringcore::ConnInfo) -> StaticFiles + Send + Sync + 'static {
+    StaticFiles::builder(root)
+        .limits(Limits::default())
+        .inline_lookup(false)
+        .factory()
+        .expect("root")
+}
+
 /// This process's descriptors open on a file under `root`.
 fn fds_under(root: &Path) -> usize {
     std::fs::read_dir("/proc/self/fd")
@@ -64,7 +78,7 @@ fn helper_threads() -> usize {
 fn concurrent_requests_are_looked_up_off_the_worker() {
     for_each_backend(|backend| {
         let tree = Tree::new(&format!("many-{backend}"));
-        let factory = StaticFiles::factory(&tree.root, Limits::default()).expect("root");
+        let factory = helper_only(&tree.root);
         let server = start_server(backend, |b| b.workers(1), factory);
         std::thread::scope(|s| {
             for t in 0..16 {
@@ -99,7 +113,7 @@ fn concurrent_requests_are_looked_up_off_the_worker() {
 fn connections_gone_during_their_lookup_leak_no_fd() {
     for_each_backend(|backend| {
         let tree = Tree::new(&format!("gone-{backend}"));
-        let factory = StaticFiles::factory(&tree.root, Limits::default()).expect("root");
+        let factory = helper_only(&tree.root);
         let server = start_server(backend, |b| b.workers(1), factory);
         // Each client asks for a file and resets at once: most are gone before their
         // lookup result comes back (or while their file is being sent); the opened
