@@ -98,15 +98,26 @@ fn inline_lookups_answer_as_the_helper_does() {
             );
             let total = (PLAIN.len() + OTHERS.len()) as u64;
             if inline {
-                assert_eq!(worker, PLAIN.len() as u64, "{backend}: plain files on the worker");
-                assert_eq!(helper, OTHERS.len() as u64, "{backend}: the rest on the helper");
+                assert_eq!(
+                    worker,
+                    PLAIN.len() as u64,
+                    "{backend}: plain files on the worker"
+                );
+                assert_eq!(
+                    helper,
+                    OTHERS.len() as u64,
+                    "{backend}: the rest on the helper"
+                );
             } else {
                 assert_eq!((worker, helper), (0, total), "{backend}: all on the helper");
             }
             server.wait_counters("the client gone", |c| c.open_conns == 0);
             assert_eq!(server.stop().panics, 0);
         }
-        assert_eq!(got[0], got[1], "{backend}: inline answers differ from the helper's");
+        assert_eq!(
+            got[0], got[1],
+            "{backend}: inline answers differ from the helper's"
+        );
         let status: Vec<u16> = got[1].iter().map(|a| a.0).collect();
         assert_eq!(
             status,
@@ -114,6 +125,9 @@ fn inline_lookups_answer_as_the_helper_does() {
             "{backend}"
         );
         assert_eq!(got[1][0].2, b"file a\n");
-        assert_eq!(got[1][4].2, b"file a\n", "{backend}: a symlink inside the root");
+        assert_eq!(
+            got[1][4].2, b"file a\n",
+            "{backend}: a symlink inside the root"
+        );
     });
 }

@@ -46,9 +46,7 @@ impl Drop for Tree {
 /// A server whose every lookup goes to the helper thread: these files are all in the
 /// dentry cache, so with `inline_lookup` on (the default) they would be opened on the
 /// worker (tests/fileserver_inline.rs covers that path).
-fn helper_only(
-    root: &Path,
-) -> impl Fn(&ringcore::ConnInfo) -> StaticFiles + Send + Sync + 'static {
+fn helper_only(root: &Path) -> impl Fn(&ringcore::ConnInfo) -> StaticFiles + Send + Sync + 'static {
     StaticFiles::builder(root)
         .limits(Limits::default())
         .inline_lookup(false)

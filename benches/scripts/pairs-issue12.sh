@@ -8,7 +8,7 @@
 #
 # Every line of OUT_DIR/summary.txt is one pair: the median ratio A/B of server
 # proc µs per request, its bootstrap 95 % interval and quartiles. Below 1: A is cheaper.
-# Takes about 25 minutes at 12 rounds; needs an otherwise idle machine.
+# Takes about 40 minutes at 12 rounds; needs an otherwise idle machine.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:?out dir}; rounds=${2:-12}
@@ -53,3 +53,7 @@ done
 pair --a ringcore-uring-ofc --b ringcore-uring "${FILE[@]}"
 pair --a ringcore-uring-ofc --b nginx "${FILE[@]}"
 pair --a ringcore-uring-ofc --b ringcore-epoll-ofc "${FILE[@]}"
+# File lookups on the worker (the default: openat2 with RESOLVE_CACHED) against every
+# lookup on the helper thread, on both backends; and the default against epoll and nginx.
+pair --a ringcore-uring --b ringcore-uring-helper "${FILE[@]}"
+pair --a ringcore-epoll --b ringcore-epoll-helper "${FILE[@]}"

@@ -156,7 +156,8 @@ impl StaticFilesBuilder {
     /// component of the request path is in the kernel's dentry cache, none is a
     /// symlink and no mount point is crossed, `openat2` with `RESOLVE_CACHED` opens
     /// the file right away, saving the hand-off to the worker's helper thread and
-    /// back (0.75 × the server CPU per 1 MiB file at 200 files/s; docs/fileserver.md).
+    /// back (0.84 × the server CPU per 1 MiB file at 200 files/s on io_uring, 0.81 × on
+    /// epoll; docs/benchmarks.md, "Side-by-side pairs").
     /// Anything else (a name not cached, a directory, a symlink, a hidden name,
     /// `gzip_static` siblings) still goes to the helper. Off by itself where the root
     /// is on a network or FUSE file system, or the kernel lacks `RESOLVE_CACHED`
