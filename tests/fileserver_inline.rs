@@ -5,7 +5,8 @@
 //! the helper alone gives (status, body, type), request for request, and the counts
 //! must show which path each took: the plain files on the worker, the rest (a
 //! symlink inside the root, as the last name or as a directory on the way, one
-//! leading out, `..`, a hidden name, a directory, a missing name) on the helper.
+//! leading out, `..`, a hidden name, a directory, a missing name, a file named as a
+//! directory: `a.txt/`, `a.txt/.`) on the helper.
 
 mod support;
 
@@ -60,6 +61,8 @@ const OTHERS: &[&str] = &[
     "/dir/",
     "/missing.txt",
     "/sub/missing/x",
+    "/a.txt/",
+    "/a.txt/.",
 ];
 
 /// Status, Content-Type and body of each request, in order, on one keep-alive client.
@@ -121,7 +124,7 @@ fn inline_lookups_answer_as_the_helper_does() {
         let status: Vec<u16> = got[1].iter().map(|a| a.0).collect();
         assert_eq!(
             status,
-            [200, 200, 200, 200, 200, 200, 403, 403, 404, 301, 200, 404, 404],
+            [200, 200, 200, 200, 200, 200, 403, 403, 404, 301, 200, 404, 404, 404, 404],
             "{backend}"
         );
         assert_eq!(got[1][0].2, b"file a\n");

@@ -412,14 +412,17 @@ fn openat2_cached(
 /// hands the request to the helper thread: anything else (a directory, a symlink, a
 /// name not cached, a hidden name, `gzip_static` siblings, any error).
 pub(super) fn lookup_cached(cfg: &Config, ask: &Ask) -> Option<Found> {
-    use std::os::unix::ffi::OsStrExt;
     let root = cfg.inline_root.as_ref()?;
     if !ask.accept.is_empty() {
         return None; // precompressed siblings: the helper chooses among them
     }
     let decoded = decode_checked(&ask.path).ok()?;
+    // The kernel walks the name as the request gave it (so `a.txt/` and `a.txt/.`
+    // fail with ENOTDIR, as the helper's canonicalisation does); `rel` is its
+    // normalised form, for the checks and the content type.
+    let given = decoded.trim_start_matches('/');
     let mut rel = PathBuf::new();
-    for c in Path::new(decoded.trim_start_matches('/')).components() {
+    for c in Path::new(given).components() {
         match c {
             Component::Normal(s) => rel.push(s),
             Component::CurDir => {}
@@ -429,7 +432,7 @@ pub(super) fn lookup_cached(cfg: &Config, ask: &Ask) -> Option<Found> {
     if rel.as_os_str().is_empty() || (!cfg.allow_hidden && has_hidden(&rel)) {
         return None;
     }
-    let name = std::ffi::CString::new(rel.as_os_str().as_bytes()).ok()?;
+    let name = std::ffi::CString::new(given.as_bytes()).ok()?;
     let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOFOLLOW;
     let file = openat2_cached(root, &name, flags).ok()?;
     let meta = file.metadata().ok()?;
