@@ -175,11 +175,7 @@ impl<F: Factory> Server<F> {
                     st.in_pipe += c.result as u64;
                     core.out.file_sent(c.result as u64);
                 } else if c.result == 0 {
-                    core.out.drop_head_file();
-                    core.fail(CloseReason::Error(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "file ended before the length given to send_file",
-                    )));
+                    file_ended_early(core);
                 } else if c.result != -libc::ECANCELED {
                     core.out.drop_head_file();
                     core.fail(CloseReason::Error(io::Error::from_raw_os_error(-c.result)));
@@ -214,19 +210,13 @@ impl<F: Factory> Server<F> {
                 core.deadline = self.ctx.now_ms() + core.idle_ms as u64;
             }
         } else if sendfile && c.result == 0 {
-            core.out.drop_head_file();
-            core.fail(CloseReason::Error(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "file ended before the length given to send_file",
-            )));
+            file_ended_early(core);
             return;
         } else if sendfile && c.result == -libc::EINVAL && core.out.head_file().is_some() {
             // This file or socket has no sendfile: the rest of the file goes by the
             // splice pair, from where it stopped (the next drive sees the pipe).
             tracing::debug!("ringcore: sendfile refused (EINVAL); splicing this file");
-            if let Some(p) = core.splice.take() {
-                self.ctx.give_pipe(io, p);
-            }
+            // The pipe-less state holds no fd: it is simply replaced.
             match self.ctx.take_pipe() {
                 Ok(p) => core.splice = Some(p),
                 Err(e) => core.fail(CloseReason::Error(io::Error::new(
@@ -263,4 +253,14 @@ impl<F: Factory> Server<F> {
             }
         }
     }
+}
+
+/// A file segment's source ended before the length promised to `send_file`: the
+/// segment is dropped and the connection fails (the peer was promised those bytes).
+fn file_ended_early(core: &mut ConnCore) {
+    core.out.drop_head_file();
+    core.fail(CloseReason::Error(io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "file ended before the length given to send_file",
+    )));
 }
